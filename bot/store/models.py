@@ -1,0 +1,171 @@
+"""SQLModel tables: customers and their channel identities, the transcript, the catalog,
+carts, orders, returns, the restock waitlist, FAQ entries and bot state."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+from uuid import uuid4
+
+from sqlalchemy import JSON, Column, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+ORDER_NUMBER_OFFSET = 1000
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def new_id() -> str:
+    return uuid4().hex
+
+
+class Customer(SQLModel, table=True):
+    id: str = Field(default_factory=new_id, primary_key=True)
+    display_name: str | None = None
+    language: str = "en"
+    email: str | None = None
+    phone: str | None = None
+    timezone: str | None = None
+    marketing_consent: bool | None = None
+    consent_updated_at: datetime | None = None
+    shipping_address: str | None = None
+    last_channel: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    last_active_at: datetime = Field(default_factory=utcnow)
+
+
+class ChannelIdentity(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("channel", "address"),)
+    id: int | None = Field(default=None, primary_key=True)
+    channel: str = Field(index=True)
+    address: str
+    customer_id: str = Field(foreign_key="customer.id", index=True)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class MessageRecord(SQLModel, table=True):
+    """One message of the transcript, inbound or outbound."""
+
+    __tablename__ = "message"
+    __table_args__ = (UniqueConstraint("channel", "provider_message_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    customer_id: str = Field(foreign_key="customer.id", index=True)
+    channel: str
+    direction: str  # "in" | "out"
+    text: str | None = Field(default=None, sa_column=Column(Text))
+    payload: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    provider_message_id: str | None = None
+    idempotency_key: str | None = Field(default=None, unique=True)
+    reply_to_id: int | None = Field(default=None, index=True)
+    status: str = "stored"
+    error_code: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Product(SQLModel, table=True):
+    sku: str = Field(primary_key=True)
+    name: str
+    name_zh: str | None = None
+    category: str = Field(index=True)
+    description: str = ""
+    description_zh: str | None = None
+    price_cents: int
+    tags: str = ""
+    colour_hex: str = "#888888"
+
+
+class Variant(SQLModel, table=True):
+    sku: str = Field(primary_key=True)
+    product_sku: str = Field(foreign_key="product.sku", index=True)
+    size: str
+    colour: str
+    stock: int = 0
+
+
+class RelatedProduct(SQLModel, table=True):
+    product_sku: str = Field(foreign_key="product.sku", primary_key=True)
+    related_sku: str = Field(foreign_key="product.sku", primary_key=True)
+
+
+class Cart(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    customer_id: str = Field(foreign_key="customer.id", index=True)
+    status: str = "open"  # open | checked_out
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class CartItem(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("cart_id", "variant_sku"),)
+    id: int | None = Field(default=None, primary_key=True)
+    cart_id: int = Field(foreign_key="cart.id", index=True)
+    variant_sku: str = Field(foreign_key="variant.sku")
+    quantity: int
+
+
+class Order(SQLModel, table=True):
+    __tablename__ = "shop_order"
+    id: int | None = Field(default=None, primary_key=True)
+    customer_id: str = Field(foreign_key="customer.id", index=True)
+    status: str = "pending_payment"  # pending_payment | paid | shipped | delivered | cancelled
+    total_cents: int = 0
+    shipping_address: str = ""
+    payment_ref: str | None = None
+    payment_url: str | None = None
+    carrier: str | None = None
+    tracking_number: str | None = None
+    tracking_url: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    shipped_at: datetime | None = None
+    delivered_at: datetime | None = None
+
+    @property
+    def number(self) -> int:
+        return ORDER_NUMBER_OFFSET + (self.id or 0)
+
+
+class OrderItem(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    order_id: int = Field(foreign_key="shop_order.id", index=True)
+    variant_sku: str
+    name: str
+    size: str
+    colour: str
+    quantity: int
+    unit_price_cents: int
+
+
+class ReturnRequest(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    reference: str = Field(unique=True)
+    order_id: int = Field(foreign_key="shop_order.id", index=True)
+    order_item_id: int = Field(foreign_key="orderitem.id")
+    reason: str
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class WaitlistEntry(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    customer_id: str = Field(foreign_key="customer.id", index=True)
+    variant_sku: str = Field(foreign_key="variant.sku", index=True)
+    created_at: datetime = Field(default_factory=utcnow)
+    notified_at: datetime | None = None
+
+
+class FaqEntry(SQLModel, table=True):
+    key: str = Field(primary_key=True)
+    question: str
+    question_zh: str | None = None
+    answer: str = Field(sa_column=Column(Text))
+    answer_zh: str | None = Field(default=None, sa_column=Column(Text))
+    examples: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+
+
+class StateRecord(SQLModel, table=True):
+    """A botbuilder state document, with the eTag that guards concurrent writes."""
+
+    __tablename__ = "bot_state"
+    key: str = Field(primary_key=True)
+    etag: str
+    data: str = Field(sa_column=Column(Text))
+    updated_at: datetime = Field(default_factory=utcnow)

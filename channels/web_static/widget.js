@@ -1,0 +1,288 @@
+/* Northwind Outfitters web chat widget: plain ES2020, no dependencies. */
+(() => {
+  "use strict";
+
+  const TOKEN_KEY = "shop_session";
+  const POLL_MS = 3000;
+
+  const list = document.getElementById("messages");
+  const form = document.getElementById("composer");
+  const input = document.getElementById("chat-input");
+
+  let token = null;
+  try { token = localStorage.getItem(TOKEN_KEY); } catch (_) { /* storage disabled */ }
+  let sessionPromise = null;   // de-duplicates concurrent session creation
+  let lastId = 0;              // highest message id seen, used as `after`
+  const rendered = new Set();  // message ids already on screen
+  const pendingTexts = [];     // texts sent from here, so echoed "in" messages are not shown twice
+  let sendChain = Promise.resolve();
+  let sending = 0;
+  let polling = false;
+  let resync = false;          // after a session change, re-read its history from after=0
+
+  class ApiError extends Error {
+    constructor(status, message) { super(message); this.status = status; }
+  }
+
+  const uuid = () => {
+    if (window.crypto && typeof crypto.randomUUID === "function") return crypto.randomUUID();
+    // Fallback for non-secure contexts (plain http on a LAN address).
+    const b = crypto.getRandomValues(new Uint8Array(16));
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    const h = Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+    return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+  };
+
+  const safeUrl = (u) => {
+    if (!u) return null;
+    try {
+      const url = new URL(u, location.href);
+      return url.protocol === "http:" || url.protocol === "https:" ? url.href : null;
+    } catch (_) { return null; }
+  };
+
+  // ---------- API ----------
+
+  const createSession = () => {
+    if (!sessionPromise) {
+      sessionPromise = (async () => {
+        const res = await fetch("/api/web/session", {
+          method: "POST",
+          headers: { "Content-Type": "application/json" },
+          body: "{}",
+        });
+        const data = await res.json().catch(() => ({}));
+        if (!res.ok || !data.token) throw new ApiError(res.status, data.error || "Could not start a chat session.");
+        token = data.token;
+        resync = true;
+        try { localStorage.setItem(TOKEN_KEY, token); } catch (_) { /* ignore */ }
+        return token;
+      })().finally(() => { sessionPromise = null; });
+    }
+    return sessionPromise;
+  };
+
+  const ensureToken = async () => token || createSession();
+
+  const api = async (method, path, body, retried = false) => {
+    const used = await ensureToken();
+    const opts = { method, headers: { Authorization: `Bearer ${used}` } };
+    if (body !== undefined) {
+      opts.headers["Content-Type"] = "application/json";
+      opts.body = JSON.stringify(body);
+    }
+    const res = await fetch(path, opts);
+    if (res.status === 401 && !retried) {
+      if (token === used) {       // another call may already have replaced it
+        token = null;
+        try { localStorage.removeItem(TOKEN_KEY); } catch (_) { /* ignore */ }
+      }
+      return api(method, path, body, true);
+    }
+    const data = await res.json().catch(() => ({}));
+    if (!res.ok) throw new ApiError(res.status, data.error || `Request failed (${res.status}).`);
+    return data;
+  };
+
+  // ---------- rendering ----------
+
+  const el = (tag, className, text) => {
+    const node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text != null) node.textContent = text;
+    return node;
+  };
+
+  const scrollDown = () => { list.scrollTop = list.scrollHeight; };
+
+  const append = (node) => {
+    const typing = list.querySelector(".typing");
+    if (typing) list.insertBefore(node, typing); else list.appendChild(node);
+    scrollDown();
+    return node;
+  };
+
+  const note = (text) => append(el("div", "msg system note", text));
+
+  const userBubble = (text) => {
+    const wrap = el("div", "msg user");
+    wrap.appendChild(el("div", "bubble", text));
+    return append(wrap);
+  };
+
+  const link = (title, href, className = "link") => {
+    const a = el("a", className, title || href);
+    a.href = href;
+    a.target = "_blank";
+    a.rel = "noopener";
+    return a;
+  };
+
+  // Choice and card buttons: send `value`, show `title`, then disable the message's buttons.
+  const actionButton = (btn, className, wrap) => {
+    const b = el("button", className, btn.title || btn.value);
+    b.type = "button";
+    b.addEventListener("click", () => {
+      wrap.querySelectorAll("button.choice, button.card-button").forEach((x) => { x.disabled = true; });
+      b.classList.add("selected");
+      send(String(btn.value ?? btn.title), btn.title || btn.value);
+    });
+    return b;
+  };
+
+  const renderMedia = (m) => {
+    const href = safeUrl(m.url);
+    if (!href) return null;
+    const type = m.content_type || "";
+    let node;
+    if (type.startsWith("image/")) { node = el("img", "media-image"); node.alt = ""; node.loading = "lazy"; }
+    else if (type.startsWith("audio/")) { node = el("audio"); node.controls = true; }
+    else if (type.startsWith("video/")) { node = el("video"); node.controls = true; }
+    else return link("Open attachment", href);
+    node.src = href;
+    return node;
+  };
+
+  const renderCard = (card, wrap) => {
+    const c = el("div", "card");
+    const img = safeUrl(card.image_url);
+    if (img) {
+      const i = el("img", "card-image");
+      i.src = img; i.alt = card.title || ""; i.loading = "lazy";
+      c.appendChild(i);
+    }
+    const body = el("div", "card-body");
+    const url = safeUrl(card.url);
+    const title = el("div", "card-title");
+    if (url) title.appendChild(link(card.title, url, "card-link")); else title.textContent = card.title || "";
+    body.appendChild(title);
+    if (card.subtitle) body.appendChild(el("div", "card-subtitle", card.subtitle));
+    c.appendChild(body);
+    if (card.buttons && card.buttons.length) {
+      const row = el("div", "card-buttons");
+      card.buttons.forEach((b) => row.appendChild(actionButton(b, "card-button", wrap)));
+      c.appendChild(row);
+    }
+    return c;
+  };
+
+  const render = (msg) => {
+    if (!msg || msg.id == null) return;
+    const id = Number(msg.id);
+    if (rendered.has(id)) return;
+    rendered.add(id);
+    if (id > lastId) lastId = id;
+
+    if (msg.direction === "in") {
+      const i = pendingTexts.indexOf(msg.text);
+      if (i !== -1) { pendingTexts.splice(i, 1); return; }  // already shown locally
+      userBubble(msg.text || "");
+      return;
+    }
+
+    const wrap = el("div", "msg bot");
+    wrap.dataset.id = String(id);
+    if (msg.text) wrap.appendChild(el("div", "bubble", msg.text));
+    (msg.media || []).forEach((m) => {
+      const node = renderMedia(m);
+      if (node) wrap.appendChild(node);
+    });
+    if (msg.cards && msg.cards.length) {
+      const row = el("div", "cards");
+      msg.cards.forEach((c) => row.appendChild(renderCard(c, wrap)));
+      wrap.appendChild(row);
+    }
+    if (msg.links && msg.links.length) {
+      const row = el("div", "links");
+      msg.links.forEach((l) => { const href = safeUrl(l.url); if (href) row.appendChild(link(l.title, href)); });
+      wrap.appendChild(row);
+    }
+    if (msg.choices && msg.choices.length) {
+      const row = el("div", "choices");
+      msg.choices.forEach((c) => row.appendChild(actionButton(c, "choice", wrap)));
+      wrap.appendChild(row);
+    }
+    append(wrap);
+  };
+
+  const renderAll = (data) => {
+    const msgs = (data && Array.isArray(data.messages)) ? data.messages.slice() : [];
+    msgs.sort((a, b) => Number(a.id) - Number(b.id)).forEach(render);
+  };
+
+  const setTyping = (on) => {
+    let t = list.querySelector(".typing");
+    if (on && !t) {
+      t = el("div", "typing");
+      t.setAttribute("aria-label", "Assistant is typing");
+      for (let i = 0; i < 3; i++) t.appendChild(el("span", "dot"));
+      list.appendChild(t);
+      scrollDown();
+    } else if (!on && t) {
+      t.remove();
+    }
+  };
+
+  // ---------- actions ----------
+
+  function send(value, shown) {
+    const text = String(value).trim();
+    if (!text) return;
+    userBubble(shown != null ? String(shown) : text);
+    pendingTexts.push(text);
+    if (pendingTexts.length > 20) pendingTexts.shift();
+    sending++;
+    setTyping(true);
+    const id = uuid();   // same id on retry so the server can de-duplicate
+    sendChain = sendChain.then(async () => {
+      try {
+        renderAll(await api("POST", "/api/web/messages", { id, text }));
+      } catch (err) {
+        note(err instanceof ApiError && err.status === 400
+          ? err.message
+          : "Sorry, the message could not be sent. Please try again.");
+      } finally {
+        sending--;
+        if (!sending) setTyping(false);
+      }
+    });
+  }
+
+  const poll = async () => {
+    if (!polling && !sending) {
+      polling = true;
+      try {
+        const after = resync ? 0 : lastId;
+        resync = false;
+        renderAll(await api("GET", `/api/web/messages?after=${encodeURIComponent(after)}`));
+      } catch (_) { /* transient; try again next tick */ }
+      polling = false;
+    }
+    setTimeout(poll, POLL_MS);
+  };
+
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    const text = input.value;
+    if (!text.trim()) return;
+    input.value = "";
+    send(text);
+    input.focus();
+  });
+
+  const init = async () => {
+    polling = true;
+    try {
+      await ensureToken();
+      resync = false;
+      renderAll(await api("GET", "/api/web/messages?after=0"));
+    } catch (_) {
+      note("Chat is unavailable right now. Retrying…");
+    }
+    polling = false;
+    setTimeout(poll, POLL_MS);
+  };
+
+  init();
+})();
