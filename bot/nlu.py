@@ -8,7 +8,7 @@ import re
 import unicodedata
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +64,7 @@ CATEGORY_WORDS = {
 EMAIL_RE = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 ORDER_RE = re.compile(r"(?:#\s*|\border\s*(?:number|no\.?|num|#)?\s*)(\d{3,8})\b|\b(\d{4,8})\b", re.I)
 SIZE_RE = re.compile(
-    r"\bsize\s*(\d{1,2}(?:\.5)?|xxl|xl|xs|s|m|l)\b|\b(?:in|an?)\s+(\d{1,2}(?:\.5)?|xxl|xl|xs|s|m|l)\b(?!\s*(?:pairs?|items?|of)\b)",
+    r"\bsize\s*(\d{1,2}(?:\.5)?|(?<=\s)(?:xxl|xl|xs|s|m|l))\b|\b(?:in|an?)\s+(\d{1,2}(?:\.5)?|xxl|xl|xs|s|m|l)\b(?!\s*(?:pairs?|items?|of)\b)",
     re.I,
 )
 INVISIBLE_RE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")
@@ -90,6 +90,7 @@ class Entities:
     category: str | None = None
     order_number: int | None = None
     email: str | None = None
+    faq: str | None = None  # the FAQ entry a policy question matched
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v is not None}
@@ -356,11 +357,16 @@ class Recognizer:
         if not any(ch.isalnum() for ch in clean):
             return Intent(FALLBACK, 0.0, entities, language=language)
         lowered = clean.lower()
-        ranked, nearest = self.classify(lowered, await self.encode(lowered), language)
+        vector = await self.encode(lowered)
+        ranked, nearest = self.classify(lowered, vector, language)
         name, score = ranked[0]
         candidates = tuple(ranked[:3])
         if score < self.threshold or (language == "en" and nearest < self.min_similarity):
             return Intent(FALLBACK, score, entities, candidates, language)
+        if name == "faq":
+            key, similarity = self.match_faq(vector)
+            if key and similarity >= self.min_similarity:
+                entities = replace(entities, faq=key)
         return Intent(name, score, entities, candidates, language)
 
 

@@ -1,0 +1,170 @@
+"""Command line: serve (default), chat, seed, nlu parse / nlu eval."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from pathlib import Path
+
+from bot.config import Settings
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per log line; extra fields are carried over."""
+
+    RESERVED = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
+
+    def format(self, record: logging.LogRecord) -> str:
+        data = {"level": record.levelname, "logger": record.name, "msg": record.getMessage()}
+        data.update({k: v for k, v in record.__dict__.items() if k not in self.RESERVED})
+        if record.exc_info:
+            data["exc"] = self.formatException(record.exc_info)
+        return json.dumps(data, default=str)
+
+
+def setup_logging(level: str) -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter())
+    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
+    for noisy in ("sentence_transformers", "transformers", "httpx", "aiohttp.access"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def serve(settings: Settings) -> None:
+    from aiohttp import web
+
+    from bot.server import create_app
+
+    app = create_app(settings)
+    logging.getLogger("app").info("serving", extra={"url": f"http://{settings.host}:{settings.port}/"})
+    web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None)
+
+
+async def chat(settings: Settings, address: str) -> None:
+    """Talk to the bot in the terminal, as the shopper with this web address."""
+    from uuid import uuid4
+
+    from bot.messages import InboundMessage, OutboundMessage
+    from bot.server import ENGINE, create_app
+
+    app = create_app(settings)
+    engine = app[ENGINE]
+    print("Type a message (Ctrl-D to quit). Choices can be answered by number.")
+    last_choices: list[str] = []
+    loop = asyncio.get_running_loop()
+    while True:
+        try:
+            line = await loop.run_in_executor(None, input, "you> ")
+        except EOFError:
+            break
+        text = line.strip()
+        if not text:
+            continue
+        if text.isdigit() and 0 < int(text) <= len(last_choices):
+            text = last_choices[int(text) - 1]
+        _, replies = await engine.handle(InboundMessage("web", address, uuid4().hex, text))
+        last_choices = []
+        for record in replies:
+            msg = OutboundMessage.from_dict(record.payload or {})
+            if msg.text:
+                print(f"bot> {msg.text}")
+            for card in msg.cards:
+                print(f"     [{card.title} — {card.subtitle}]")
+                for button in card.buttons:
+                    last_choices.append(button.value)
+                    print(f"       {len(last_choices)}. {button.title}")
+            for item in msg.links:
+                print(f"     {item.title}: {item.url}")
+            for choice in msg.choices:
+                last_choices.append(choice.value)
+                print(f"     {len(last_choices)}. {choice.title}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="app.py", description="Omnichannel retail messaging bot")
+    sub = parser.add_subparsers(dest="command")
+    sub.add_parser("serve", help="serve the bot (default)")
+    chat_cmd = sub.add_parser("chat", help="talk to the bot in the terminal")
+    chat_cmd.add_argument("--as", dest="address", default="demo-shopper",
+                          help="web address to chat as (default: the demo shopper, who has orders)")
+    sub.add_parser("seed", help="seed the demo data into an empty store")
+    nlu = sub.add_parser("nlu", help="intent recognition tools")
+    nlu_sub = nlu.add_subparsers(dest="nlu_command", required=True)
+    parse = nlu_sub.add_parser("parse", help="recognise one text")
+    parse.add_argument("text")
+    evaluate = nlu_sub.add_parser("eval", help="accuracy on a JSONL file of {text, intent, lang}")
+    evaluate.add_argument("file", type=Path)
+    evaluate.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args(argv)
+
+    settings = Settings()
+    setup_logging(settings.log_level)
+    if args.command in (None, "serve"):
+        serve(settings)
+    elif args.command == "chat":
+        asyncio.run(chat(settings, args.address))
+    elif args.command == "seed":
+        from bot.store.database import Database
+        from bot.store.seed import seed_demo
+
+        db = Database(settings.database_url)
+        db.create_schema()
+        print("seeded" if seed_demo(db) else "store already has a catalog; nothing done")
+    elif args.command == "nlu":
+        return asyncio.run(nlu_command(settings, args))
+    return 0
+
+
+async def nlu_command(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.nlu import evaluate
+    from bot.server import build_recognizer
+    from bot.store.database import Database
+    from bot.store.seed import seed_demo
+    from integrations.faq import StoreFaq
+
+    db = Database(settings.database_url)
+    db.create_schema()
+    seed_demo(db)
+    faq = StoreFaq(db)
+    recognizer = build_recognizer(settings, faq)
+    recognizer.set_faq(faq.phrasings())
+    if args.nlu_command == "parse":
+        from sqlmodel import select
+
+        from bot.nlu import CatalogTerm
+        from bot.store.models import Product, Variant
+
+        with db.session() as s:
+            products = s.exec(select(Product)).all()
+            colours = set(s.exec(select(Variant.colour).distinct()).all())
+        recognizer.set_catalog([CatalogTerm(p.sku, p.name, p.category, tuple(p.tags.split(","))) for p in products], colours)
+        print(json.dumps((await recognizer.recognize(args.text)).to_dict(), ensure_ascii=False))
+        return 0
+    if not args.file.exists():
+        print(f"no such file: {args.file}", file=sys.stderr)
+        return 2
+    try:
+        report = await evaluate(recognizer, args.file)
+    except ValueError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(report.to_dict(), ensure_ascii=False))
+        return 0
+    print(f"accuracy: {report.accuracy:.1%} on {report.total} utterances")
+    print("per language:")
+    for lang, row in report.per_language.items():
+        print(f"  {lang:8} {row['accuracy']:.1%}  ({row['count']})")
+    print("per intent:")
+    for intent, row in report.per_intent.items():
+        print(f"  {intent:18} {row['accuracy']:.1%}  ({row['count']})")
+    print("most frequent confusions (expected -> got):")
+    for expected, got, count in report.confusions:
+        print(f"  {expected} -> {got}: {count}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,52 @@
+"""What the engine tells dialogs about the current turn: who the shopper is and what they said."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from botbuilder.core import TurnContext
+
+from bot.nlu import Entities, Intent
+
+TURN_INFO_KEY = "shop.turn_info"
+
+
+@dataclass(frozen=True)
+class TurnInfo:
+    customer_id: str
+    language: str
+    shipping_address: str | None
+    intent: Intent
+
+
+def turn_info(context: TurnContext) -> TurnInfo:
+    return context.turn_state[TURN_INFO_KEY]
+
+
+def parse_command(text: str) -> Intent | None:
+    """A structured payload from a button: `/intent` or `/intent {"product": "SKU", ...}`."""
+    if not text.startswith("/") or len(text) > 500:
+        return None
+    name, _, rest = text[1:].partition(" ")
+    if not name.replace("_", "").isalpha():
+        return None
+    fields: dict = {}
+    if rest.strip():
+        try:
+            fields = json.loads(rest)
+        except ValueError:
+            return None
+        if not isinstance(fields, dict):
+            return None
+    known = {k: v for k, v in fields.items() if k in Entities.__dataclass_fields__}
+    try:
+        entities = Entities(**known)
+    except TypeError:
+        return None
+    return Intent(name, 1.0, entities)
+
+
+def command(intent: str, **entities: object) -> str:
+    """The payload string for a button that starts `intent` with these entities."""
+    fields = {k: v for k, v in entities.items() if v is not None}
+    return f"/{intent} {json.dumps(fields, separators=(',', ':'))}" if fields else f"/{intent}"

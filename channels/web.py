@@ -1,0 +1,67 @@
+"""The web chat channel: signed anonymous sessions and rendering for the widget."""
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+import time
+from typing import Any, ClassVar
+
+from bot.messages import OutboundMessage
+
+SESSION_TTL_SECONDS = 30 * 24 * 3600
+
+
+class WebChannel:
+    """Sessions are `id.issued.signature` tokens (HMAC-SHA256), so the server keeps no session table."""
+
+    name: ClassVar[str] = "web"
+
+    def __init__(self, secret: bytes, ttl_seconds: int = SESSION_TTL_SECONDS) -> None:
+        self._secret = secret
+        self._ttl = ttl_seconds
+
+    def _sign(self, payload: str) -> str:
+        digest = hmac.new(self._secret, payload.encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+    def new_session(self, now: float | None = None) -> tuple[str, str]:
+        """A fresh session id and its token."""
+        session_id = secrets.token_hex(16)
+        return session_id, self.token_for(session_id, now)
+
+    def token_for(self, session_id: str, now: float | None = None) -> str:
+        payload = f"{session_id}.{int(now if now is not None else time.time())}"
+        return f"{payload}.{self._sign(payload)}"
+
+    def verify(self, token: str | None, now: float | None = None) -> str | None:
+        """The session id of a valid, unexpired token, else None."""
+        if not token or len(token) > 200 or token.count(".") != 2:
+            return None
+        session_id, issued, signature = token.split(".")
+        if not hmac.compare_digest(self._sign(f"{session_id}.{issued}"), signature):
+            return None
+        if not issued.isdigit() or (now if now is not None else time.time()) - int(issued) > self._ttl:
+            return None
+        return session_id
+
+
+def render(message_id: int, direction: str, text: str | None, payload: dict[str, Any] | None) -> dict[str, Any]:
+    """One transcript entry as the widget's JSON."""
+    if direction == "out" and payload:
+        msg = OutboundMessage.from_dict(payload)
+        return {
+            "id": message_id,
+            "direction": "out",
+            "text": msg.text,
+            "choices": [{"title": c.title, "value": c.value} for c in msg.choices],
+            "cards": [
+                {"title": c.title, "subtitle": c.subtitle, "image_url": c.image_url, "url": c.url,
+                 "buttons": [{"title": b.title, "value": b.value} for b in c.buttons]}
+                for c in msg.cards
+            ],
+            "links": [{"title": link.title, "url": link.url} for link in msg.links],
+            "media": [{"url": m.url, "content_type": m.content_type} for m in msg.media],
+        }
+    return {"id": message_id, "direction": direction, "text": text, "choices": [], "cards": [], "links": [], "media": []}

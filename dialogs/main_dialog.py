@@ -1,0 +1,171 @@
+"""The root dialog: routes each new intent to its journey, answers small talk, lets the shopper
+change the subject mid-journey, and asks when it is unsure."""
+from __future__ import annotations
+
+from botbuilder.core import TurnContext
+from botbuilder.dialogs import ComponentDialog, DialogContext, DialogTurnResult, DialogTurnStatus
+from botbuilder.dialogs.prompts import Prompt
+
+from bot.messages import Choice, reply
+from bot.nlu import FALLBACK, Intent
+from bot.turn import command, turn_info
+from dialogs.add_to_cart_dialog import AddToCartDialog
+from dialogs.cancel_order_dialog import CancelOrderDialog
+from dialogs.cart_dialog import CartDialog
+from dialogs.checkout_dialog import CheckoutDialog
+from dialogs.faq_dialog import FaqDialog
+from dialogs.order_status_dialog import OrderStatusDialog
+from dialogs.return_dialog import ReturnDialog
+from dialogs.search_dialog import SearchDialog
+from dialogs.shop import ShopServices
+from dialogs.stock_dialog import StockDialog
+
+# Answers that belong to a question, never a change of subject.
+REPLY_INTENTS = {FALLBACK, "affirm", "deny", "greet", "thanks"}
+SWITCH_CONFIDENCE = 0.5
+LABELS = {
+    "product_search": "Browse products", "check_stock": "Check stock", "recommend": "Recommendations",
+    "add_to_cart": "Add to cart", "view_cart": "View my cart", "remove_from_cart": "Remove an item",
+    "checkout": "Checkout", "order_status": "Track an order", "cancel_order": "Cancel an order",
+    "return_item": "Return an item", "faq": "Shipping & returns info", "human_agent": "Contact support",
+}
+MENU = ["product_search", "view_cart", "order_status", "faq"]
+
+
+def menu(intents: list[str] = MENU) -> list[Choice]:
+    return [Choice(LABELS[i], command(i)) for i in intents if i in LABELS]
+
+
+class MainDialog(ComponentDialog):
+    """Stays at the root of every customer's dialog stack; journeys run as its children."""
+
+    def __init__(self, shop: ShopServices) -> None:
+        super().__init__(MainDialog.__name__)
+        self.shop = shop
+        for dialog in (
+            StockDialog(shop), SearchDialog(shop), AddToCartDialog(shop), CartDialog(shop),
+            CheckoutDialog(shop), OrderStatusDialog(shop), CancelOrderDialog(shop), ReturnDialog(shop),
+            FaqDialog(shop),
+        ):
+            self.add_dialog(dialog)
+
+    async def on_begin_dialog(self, inner_dc: DialogContext, options: object) -> DialogTurnResult:
+        return await self._route(inner_dc)
+
+    async def on_continue_dialog(self, inner_dc: DialogContext) -> DialogTurnResult:
+        intent = turn_info(inner_dc.context).intent
+        if inner_dc.active_dialog is not None and self._changes_subject(inner_dc, intent):
+            await inner_dc.cancel_all_dialogs()
+        if inner_dc.active_dialog is not None:
+            await inner_dc.continue_dialog()
+            return DialogTurnResult(DialogTurnStatus.Waiting)
+        return await self._route(inner_dc)
+
+    @staticmethod
+    def _changes_subject(inner_dc: DialogContext, intent: Intent) -> bool:
+        if intent.name in REPLY_INTENTS or intent.confidence < SWITCH_CONFIDENCE:
+            return False
+        text = (inner_dc.context.activity.text or "").strip().lower()
+        if text.startswith("/"):
+            return True
+        prompt = _active_prompt(inner_dc)
+        if prompt is None:
+            return True
+        choices = getattr(prompt.get("options"), "choices", None) or []
+        values = {str(getattr(c, "value", c)).lower() for c in choices}
+        if text in values or (text.isdigit() and 0 < int(text) <= len(values)):
+            return False
+        # A free-text prompt (an address) takes almost anything; only a clear request interrupts.
+        return bool(choices) or intent.confidence >= 0.8
+
+    async def _route(self, inner_dc: DialogContext) -> DialogTurnResult:
+        context = inner_dc.context
+        intent = turn_info(context).intent
+        e = intent.entities
+        options = {
+            "product": e.product, "category": e.category, "size": e.size, "colour": e.colour,
+            "quantity": e.quantity, "order_number": e.order_number, "faq": e.faq,
+            "text": context.activity.text or "",
+        }
+        if e.product:
+            await self.shop.remember_product(context, e.product)
+        journeys = {
+            "check_stock": (StockDialog, {}),
+            "product_search": (SearchDialog, {}),
+            "recommend": (SearchDialog, {"recommend": True}),
+            "add_to_cart": (AddToCartDialog, {}),
+            "view_cart": (CartDialog, {"mode": "view"}),
+            "remove_from_cart": (CartDialog, {"mode": "remove"}),
+            "change_quantity": (CartDialog, {"mode": "quantity"}),
+            "checkout": (CheckoutDialog, {}),
+            "order_status": (OrderStatusDialog, {}),
+            "cancel_order": (CancelOrderDialog, {}),
+            "return_item": (ReturnDialog, {}),
+            "faq": (FaqDialog, {}),
+        }
+        if intent.name in journeys:
+            dialog, extra = journeys[intent.name]
+            await inner_dc.begin_dialog(dialog.__name__, {**options, **extra})
+        else:
+            await self._small_talk(context, intent)
+        return DialogTurnResult(DialogTurnStatus.Waiting)
+
+    async def _small_talk(self, context: TurnContext, intent: Intent) -> None:
+        customer_id = context.activity.from_property.id
+        name = intent.name
+        if name == "greet":
+            await context.send_activity(
+                reply("Hi! I'm the Northwind Outfitters assistant. I can find products, check sizes and stock, "
+                      "manage your cart and track your orders. What are you looking for?", quick=menu())
+            )
+        elif name == "thanks":
+            await context.send_activity(reply("You're welcome! Anything else?"))
+        elif name == "goodbye":
+            await context.send_activity(reply("Bye for now! Your cart is saved for when you're back."))
+        elif name in ("affirm", "deny"):
+            await context.send_activity(reply("OK! What can I do for you?", quick=menu()))
+        elif name == "opt_out":
+            await self.shop.profiles.set_consent(customer_id, False)
+            await context.send_activity(
+                reply("You're unsubscribed from offers and reminders. Send START to subscribe again.")
+            )
+        elif name == "opt_in":
+            await self.shop.profiles.set_consent(customer_id, True)
+            await context.send_activity(
+                reply("You're subscribed to offers and reminders. Send STOP at any time to unsubscribe.")
+            )
+        elif name == "human_agent":
+            contact = self.shop.faq.answer("contact", turn_info(context).language)
+            await context.send_activity(reply(contact or "Our support team will be glad to help."))
+        elif name == "link_account":
+            await context.send_activity(
+                reply("Your cart and orders are kept with this chat. Linking another messaging app to it "
+                      "isn't available here.", quick=menu())
+            )
+        else:
+            await self._clarify(context, intent)
+
+    @staticmethod
+    async def _clarify(context: TurnContext, intent: Intent) -> None:
+        guesses = [name for name, score in intent.candidates if name in LABELS and score >= 0.1]
+        if guesses:
+            await context.send_activity(
+                reply("Sorry, I'm not sure I understood. Did you mean one of these?",
+                      quick=menu(guesses + [m for m in MENU if m not in guesses])[:4])
+            )
+        else:
+            await context.send_activity(
+                reply("Sorry, I didn't understand that. I can help with products, your cart and your orders.",
+                      quick=menu())
+            )
+
+
+def _active_prompt(inner_dc: DialogContext) -> dict | None:
+    """The state of the prompt waiting for an answer, however deep it is nested."""
+    dc: DialogContext | None = inner_dc
+    while dc is not None and dc.active_dialog is not None:
+        dialog = dc.find_dialog_sync(dc.active_dialog.id) if hasattr(dc, "find_dialog_sync") else None
+        if isinstance(dialog, Prompt):
+            return dc.active_dialog.state
+        dc = dc.child
+    return None

@@ -1,0 +1,74 @@
+"""Browsing: search the catalog, and recommendations with add-ons from related products."""
+from __future__ import annotations
+
+from botbuilder.dialogs import ComponentDialog, DialogTurnResult, WaterfallDialog, WaterfallStepContext
+
+from bot.messages import Choice, reply
+from bot.turn import command
+from dialogs.shop import ShopServices
+
+
+class SearchDialog(ComponentDialog):
+    """Options: text, category, colour, size, product, recommend (bool)."""
+
+    def __init__(self, shop: ShopServices) -> None:
+        super().__init__(SearchDialog.__name__)
+        self.shop = shop
+        self.add_dialog(WaterfallDialog("steps", [self.show_step]))
+        self.initial_dialog_id = "steps"
+
+    async def show_step(self, step: WaterfallStepContext) -> DialogTurnResult:
+        o = dict(step.options or {})
+        if o.get("recommend"):
+            return await self._recommend(step, o)
+        if o.get("product"):
+            product = await self.shop.catalog.product(o["product"])
+            if product:
+                await self.shop.remember_product(step.context, product.sku)
+                await step.context.send_activity(
+                    reply(f"{product.name}: {product.description}", cards=[self.shop.card(product)])
+                )
+                return await step.end_dialog()
+        query = "" if o.get("category") else o.get("text", "")
+        found = await self.shop.catalog.search(
+            query, category=o.get("category"), colour=o.get("colour"), size=o.get("size"), limit=5
+        )
+        if not found:
+            await step.context.send_activity(
+                reply(
+                    "I couldn't find anything like that. We have dresses, running shoes, socks, t-shirts, "
+                    "jeans, jackets, hoodies, hats and bags.",
+                    quick=[Choice("Dresses", command("product_search", category="dresses")),
+                           Choice("Running shoes", command("product_search", category="shoes"))],
+                )
+            )
+            return await step.end_dialog()
+        if len(found) == 1:
+            await self.shop.remember_product(step.context, found[0].sku)
+        what = " ".join(x for x in (o.get("colour"), o.get("category") or "items") if x)
+        size = f" in size {o['size']}" if o.get("size") else ""
+        await step.context.send_activity(
+            reply(f"Here are some {what}{size}:", cards=[self.shop.card(p, o.get("size")) for p in found])
+        )
+        return await step.end_dialog()
+
+    async def _recommend(self, step: WaterfallStepContext, o: dict) -> DialogTurnResult:
+        anchor = o.get("product") or await self.shop.last_product(step.context)
+        if not anchor:
+            cart = await self.shop.carts.get(step.context.activity.from_property.id)
+            anchor = cart.lines[-1].product_sku if cart.lines else None
+        if anchor and not o.get("category"):
+            base = await self.shop.catalog.product(anchor)
+            picks = await self.shop.catalog.related(anchor, limit=4)
+            if base and picks:
+                await step.context.send_activity(
+                    reply(f"These go well with the {base.name}:", cards=[self.shop.card(p) for p in picks])
+                )
+                return await step.end_dialog()
+        picks = await self.shop.catalog.search(
+            o.get("text", "") if not o.get("category") else "", category=o.get("category"), limit=4
+        )
+        await step.context.send_activity(
+            reply("Our picks for you:", cards=[self.shop.card(p) for p in picks if p.in_stock])
+        )
+        return await step.end_dialog()

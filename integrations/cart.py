@@ -1,0 +1,149 @@
+"""The shopper's cart: lines, quantities and totals, with stock respected."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from sqlmodel import Session, select
+
+from bot.store.database import Database
+from bot.store.models import Cart, CartItem, Product, Variant, utcnow
+
+
+class OutOfStock(Exception):
+    """Fewer items are in stock than asked for."""
+
+    def __init__(self, variant_sku: str, available: int) -> None:
+        super().__init__(f"{variant_sku}: only {available} in stock")
+        self.variant_sku = variant_sku
+        self.available = available
+
+
+@dataclass(frozen=True)
+class CartLine:
+    variant_sku: str
+    product_sku: str
+    name: str
+    size: str
+    colour: str
+    quantity: int
+    unit_price_cents: int
+
+    @property
+    def total_cents(self) -> int:
+        return self.quantity * self.unit_price_cents
+
+
+@dataclass(frozen=True)
+class CartView:
+    lines: tuple[CartLine, ...]
+
+    @property
+    def total_cents(self) -> int:
+        return sum(line.total_cents for line in self.lines)
+
+    @property
+    def item_count(self) -> int:
+        return sum(line.quantity for line in self.lines)
+
+
+class Carts(Protocol):
+    async def get(self, customer_id: str) -> CartView: ...
+    async def add(self, customer_id: str, variant_sku: str, quantity: int = 1) -> CartView: ...
+    async def set_quantity(self, customer_id: str, variant_sku: str, quantity: int) -> CartView: ...
+
+
+def open_cart(session: Session, customer_id: str, create: bool = True) -> Cart | None:
+    cart = session.exec(
+        select(Cart).where(Cart.customer_id == customer_id, Cart.status == "open").order_by(Cart.id)
+    ).first()
+    if cart is None and create:
+        cart = Cart(customer_id=customer_id)
+        session.add(cart)
+        session.flush()
+    return cart
+
+
+def cart_view(session: Session, cart: Cart | None) -> CartView:
+    if cart is None:
+        return CartView(())
+    rows = session.exec(
+        select(CartItem, Variant, Product)
+        .join(Variant, Variant.sku == CartItem.variant_sku)
+        .join(Product, Product.sku == Variant.product_sku)
+        .where(CartItem.cart_id == cart.id)
+        .order_by(CartItem.id)
+    ).all()
+    return CartView(
+        tuple(
+            CartLine(v.sku, p.sku, p.name, v.size, v.colour, item.quantity, p.price_cents)
+            for item, v, p in rows
+        )
+    )
+
+
+class StoreCarts:
+    """Carts kept in our own store; every change is one transaction."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def get(self, customer_id: str) -> CartView:
+        return await self._db.run(lambda s: cart_view(s, open_cart(s, customer_id, create=False)))
+
+    async def add(self, customer_id: str, variant_sku: str, quantity: int = 1) -> CartView:
+        """Add to the open cart.
+
+        Raises:
+            OutOfStock: the cart would hold more than is in stock.
+            KeyError: no such variant.
+        """
+
+        def add(session: Session) -> CartView:
+            variant = session.get(Variant, variant_sku, with_for_update=not self._db.is_sqlite)
+            if variant is None:
+                raise KeyError(variant_sku)
+            cart = open_cart(session, customer_id)
+            item = session.exec(
+                select(CartItem).where(CartItem.cart_id == cart.id, CartItem.variant_sku == variant_sku)
+            ).first()
+            wanted = quantity + (item.quantity if item else 0)
+            if wanted > variant.stock:
+                raise OutOfStock(variant_sku, variant.stock - (item.quantity if item else 0))
+            if item:
+                item.quantity = wanted
+            else:
+                session.add(CartItem(cart_id=cart.id, variant_sku=variant_sku, quantity=quantity))
+            cart.updated_at = utcnow()
+            session.flush()
+            return cart_view(session, cart)
+
+        return await self._db.run(add)
+
+    async def set_quantity(self, customer_id: str, variant_sku: str, quantity: int) -> CartView:
+        """Set a line's quantity; 0 removes the line.
+
+        Raises:
+            OutOfStock: more than is in stock.
+        """
+
+        def change(session: Session) -> CartView:
+            cart = open_cart(session, customer_id, create=False)
+            if cart is None:
+                return CartView(())
+            item = session.exec(
+                select(CartItem).where(CartItem.cart_id == cart.id, CartItem.variant_sku == variant_sku)
+            ).first()
+            if item is not None:
+                if quantity <= 0:
+                    session.delete(item)
+                else:
+                    variant = session.get(Variant, variant_sku)
+                    if variant is not None and quantity > variant.stock:
+                        raise OutOfStock(variant_sku, variant.stock)
+                    item.quantity = quantity
+                cart.updated_at = utcnow()
+                session.flush()
+            return cart_view(session, cart)
+
+        return await self._db.run(change)

@@ -1,0 +1,174 @@
+"""Catalog and inventory: products, variants, stock, related items and the restock waitlist."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from rapidfuzz import fuzz
+from sqlmodel import Session, select
+
+from bot.store.database import Database
+from bot.store.models import Product, RelatedProduct, Variant, WaitlistEntry
+
+
+@dataclass(frozen=True)
+class VariantView:
+    sku: str
+    size: str
+    colour: str
+    stock: int
+
+
+@dataclass(frozen=True)
+class ProductView:
+    sku: str
+    name: str
+    category: str
+    description: str
+    price_cents: int
+    tags: tuple[str, ...]
+    colour_hex: str
+    variants: tuple[VariantView, ...]
+
+    @property
+    def in_stock(self) -> bool:
+        return any(v.stock > 0 for v in self.variants)
+
+    def sizes(self, in_stock: bool = True, colour: str | None = None) -> list[str]:
+        seen: list[str] = []
+        for v in self.variants:
+            if (not in_stock or v.stock > 0) and (colour is None or v.colour == colour) and v.size not in seen:
+                seen.append(v.size)
+        return seen
+
+    def colours(self, size: str | None = None, in_stock: bool = True) -> list[str]:
+        seen: list[str] = []
+        for v in self.variants:
+            if (not in_stock or v.stock > 0) and (size is None or v.size == size) and v.colour not in seen:
+                seen.append(v.colour)
+        return seen
+
+    def variant(self, size: str | None, colour: str | None) -> VariantView | None:
+        for v in self.variants:
+            if (size is None or v.size == size) and (colour is None or v.colour == colour):
+                return v
+        return None
+
+    def has_size(self, size: str) -> bool:
+        return any(v.size == size for v in self.variants)
+
+
+class Catalog(Protocol):
+    """What dialogs may ask of the catalog."""
+
+    async def product(self, sku: str) -> ProductView | None: ...
+    async def search(
+        self, query: str = "", category: str | None = None, colour: str | None = None,
+        size: str | None = None, limit: int = 5,
+    ) -> list[ProductView]: ...
+    async def similar_in_stock(self, product: ProductView, size: str | None, limit: int = 3) -> list[ProductView]: ...
+    async def related(self, sku: str, limit: int = 3) -> list[ProductView]: ...
+    async def join_waitlist(self, customer_id: str, variant_skus: list[str]) -> int: ...
+
+
+SIZE_ORDER = {s: i for i, s in enumerate(["XXS", "XS", "S", "M", "L", "XL", "XXL", "OS"])}
+
+
+def size_key(size: str) -> tuple[int, float, str]:
+    """Sizes in the order a shopper reads them: 7 < 9 < 10, XS < S < M < L < XL."""
+    try:
+        return (0, float(size), size)
+    except ValueError:
+        return (1, SIZE_ORDER.get(size.upper(), 99), size)
+
+
+def _view(product: Product, variants: list[Variant]) -> ProductView:
+    variants = sorted(variants, key=lambda v: (size_key(v.size), v.colour))
+    return ProductView(
+        sku=product.sku,
+        name=product.name,
+        category=product.category,
+        description=product.description,
+        price_cents=product.price_cents,
+        tags=tuple(t for t in product.tags.split(",") if t),
+        colour_hex=product.colour_hex,
+        variants=tuple(VariantView(v.sku, v.size, v.colour, v.stock) for v in variants),
+    )
+
+
+class StoreCatalog:
+    """The catalog kept in our own store."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    @staticmethod
+    def _load(session: Session, skus: list[str] | None = None) -> list[ProductView]:
+        query = select(Product)
+        if skus is not None:
+            query = query.where(Product.sku.in_(skus))
+        products = session.exec(query.order_by(Product.sku)).all()
+        variants = session.exec(
+            select(Variant).where(Variant.product_sku.in_([p.sku for p in products])).order_by(Variant.sku)
+        ).all()
+        by_product: dict[str, list[Variant]] = {}
+        for v in variants:
+            by_product.setdefault(v.product_sku, []).append(v)
+        return [_view(p, by_product.get(p.sku, [])) for p in products]
+
+    async def all(self) -> list[ProductView]:
+        return await self._db.run(self._load)
+
+    async def product(self, sku: str) -> ProductView | None:
+        found = await self._db.run(lambda s: self._load(s, [sku]))
+        return found[0] if found else None
+
+    async def search(
+        self, query: str = "", category: str | None = None, colour: str | None = None,
+        size: str | None = None, limit: int = 5,
+    ) -> list[ProductView]:
+        products = await self.all()
+        query = query.lower()
+        scored: list[tuple[float, ProductView]] = []
+        for p in products:
+            if category and p.category != category:
+                continue
+            if colour and colour not in p.colours(size):
+                continue
+            if size and size not in p.sizes(colour=colour):
+                continue
+            text = " ".join((p.name, p.category, " ".join(p.tags), p.description)).lower()
+            score = fuzz.token_set_ratio(query, text) if query else 50.0
+            score += 20 if p.in_stock else 0
+            scored.append((score, p))
+        scored.sort(key=lambda sp: (-sp[0], sp[1].name))
+        return [p for _, p in scored[:limit]]
+
+    async def similar_in_stock(self, product: ProductView, size: str | None, limit: int = 3) -> list[ProductView]:
+        peers = await self.search(" ".join(product.tags), category=product.category, size=size, limit=limit + 1)
+        return [p for p in peers if p.sku != product.sku and p.in_stock][:limit]
+
+    async def related(self, sku: str, limit: int = 3) -> list[ProductView]:
+        def load(session: Session) -> list[ProductView]:
+            skus = session.exec(select(RelatedProduct.related_sku).where(RelatedProduct.product_sku == sku)).all()
+            return [p for p in self._load(session, list(skus)) if p.in_stock]
+
+        return (await self._db.run(load))[:limit]
+
+    async def join_waitlist(self, customer_id: str, variant_skus: list[str]) -> int:
+        def join(session: Session) -> int:
+            added = 0
+            for sku in variant_skus:
+                open_entry = session.exec(
+                    select(WaitlistEntry).where(
+                        WaitlistEntry.customer_id == customer_id,
+                        WaitlistEntry.variant_sku == sku,
+                        WaitlistEntry.notified_at.is_(None),
+                    )
+                ).first()
+                if open_entry is None:
+                    session.add(WaitlistEntry(customer_id=customer_id, variant_sku=sku))
+                    added += 1
+            return added
+
+        return await self._db.run(join)

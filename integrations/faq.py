@@ -1,0 +1,28 @@
+"""FAQ answers (shipping, returns, payment methods, store hours ...) from the store's entries."""
+from __future__ import annotations
+
+from sqlmodel import select
+
+from bot.store.database import Database
+from bot.store.models import FaqEntry
+
+
+class StoreFaq:
+    """The FAQ entries, read once at start-up; they change with a deploy, not per message."""
+
+    def __init__(self, db: Database) -> None:
+        with db.session() as session:
+            self._entries = {e.key: e for e in session.exec(select(FaqEntry).order_by(FaqEntry.key)).all()}
+
+    def answer(self, key: str, language: str) -> str | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        return entry.answer_zh if language.startswith("zh") and entry.answer_zh else entry.answer
+
+    def topics(self) -> list[tuple[str, str]]:
+        return [(k, e.question) for k, e in self._entries.items()]
+
+    def phrasings(self) -> dict[str, list[str]]:
+        """Each entry's question and paraphrases, for the recogniser."""
+        return {k: [e.question, *(e.examples or [])] for k, e in self._entries.items()}
