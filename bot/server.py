@@ -85,6 +85,7 @@ def create_app(settings: Settings, recognizer: Recognizer | None = None, seed: b
     if seed:
         seed_demo(db)
     faq = StoreFaq(db)
+    owns_recognizer = recognizer is None
     recognizer = recognizer or build_recognizer(settings, faq)
     with db.session() as session:
         products = session.exec(select(Product)).all()
@@ -127,7 +128,8 @@ def create_app(settings: Settings, recognizer: Recognizer | None = None, seed: b
             log.info("ran turns for stored messages left unprocessed", extra={"count": recovered})
 
     async def on_cleanup(app: web.Application) -> None:
-        recognizer.batcher.close()
+        if owns_recognizer:
+            recognizer.batcher.close()
         db.close()
 
     app.on_startup.append(on_startup)

@@ -162,10 +162,14 @@ class MainDialog(ComponentDialog):
 
 def _active_prompt(inner_dc: DialogContext) -> dict | None:
     """The state of the prompt waiting for an answer, however deep it is nested."""
-    dc: DialogContext | None = inner_dc
-    while dc is not None and dc.active_dialog is not None:
-        dialog = dc.find_dialog_sync(dc.active_dialog.id) if hasattr(dc, "find_dialog_sync") else None
+    dialogs, instance = inner_dc.dialogs, inner_dc.active_dialog
+    while instance is not None:
+        dialog = dialogs.find_dialog(instance.id)
         if isinstance(dialog, Prompt):
-            return dc.active_dialog.state
-        dc = dc.child
+            return instance.state
+        if not isinstance(dialog, ComponentDialog):
+            return None
+        stack = instance.state[ComponentDialog.persisted_dialog_state].dialog_stack
+        # ComponentDialog keeps its children in `_dialogs`; botbuilder offers no public accessor.
+        dialogs, instance = dialog._dialogs, (stack[0] if stack else None)
     return None
