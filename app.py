@@ -128,7 +128,7 @@ async def nlu_command(settings: Settings, args: argparse.Namespace) -> int:
     db.create_schema()
     seed_demo(db)
     faq = StoreFaq(db)
-    recognizer = build_recognizer(settings, faq)
+    recognizer = build_recognizer(settings)
     recognizer.set_faq(faq.phrasings())
     if args.nlu_command == "parse":
         from sqlmodel import select

@@ -35,7 +35,7 @@ KEYWORDS: dict[str, str] = {
     **dict.fromkeys(["hi", "hello", "hey", "hiya", "howdy"], "greet"),
     **dict.fromkeys(["bye", "goodbye", "cya"], "goodbye"),
     **dict.fromkeys(["thanks", "thx", "ty"], "thanks"),
-    **dict.fromkeys(["cart", "basket", "bag"], "view_cart"),
+    **dict.fromkeys(["cart", "basket"], "view_cart"),
     **dict.fromkeys(["checkout"], "checkout"),
     **dict.fromkeys(["agent", "human", "operator"], "human_agent"),
 }

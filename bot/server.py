@@ -67,13 +67,10 @@ def stored_secret(db: Database, name: str) -> bytes:
     return db.transaction(get_or_create).encode()
 
 
-def build_recognizer(settings: Settings, faq: StoreFaq | None = None) -> Recognizer:
-    """Load the model and fit the recogniser on the example utterances (and FAQ phrasings)."""
-    examples = load_examples()
-    if faq is not None:
-        examples["faq"] = examples.get("faq", []) + [t for items in faq.phrasings().values() for t in items]
+def build_recognizer(settings: Settings) -> Recognizer:
+    """Load the model and fit the recogniser on the example utterances."""
     return Recognizer(
-        load_model(settings.nlu_model), examples, settings.nlu_threshold, settings.nlu_min_similarity,
+        load_model(settings.nlu_model), load_examples(), settings.nlu_threshold, settings.nlu_min_similarity,
         settings.nlu_batch_window_ms, settings.nlu_batch_max,
     )
 
@@ -86,7 +83,7 @@ def create_app(settings: Settings, recognizer: Recognizer | None = None, seed: b
         seed_demo(db)
     faq = StoreFaq(db)
     owns_recognizer = recognizer is None
-    recognizer = recognizer or build_recognizer(settings, faq)
+    recognizer = recognizer or build_recognizer(settings)
     with db.session() as session:
         products = session.exec(select(Product)).all()
         colours = set(session.exec(select(Variant.colour).distinct()).all())

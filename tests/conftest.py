@@ -25,7 +25,7 @@ def recognizer(tmp_path_factory: pytest.TempPathFactory) -> Recognizer:
     db.create_schema()
     seed_demo(db)
     faq = StoreFaq(db)
-    recognizer = build_recognizer(Settings(_env_file=None), faq)
+    recognizer = build_recognizer(Settings(_env_file=None))
     recognizer.set_faq(faq.phrasings())
     db.close()
     return recognizer

@@ -34,8 +34,8 @@ def make_engine(url: str) -> Engine:
 
         return engine
     if parsed.drivername in ("postgresql", "postgres"):
-        url = str(parsed.set(drivername="postgresql+psycopg"))
-    return create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return create_engine(parsed, pool_size=10, max_overflow=10, pool_pre_ping=True)
 
 
 class Database:

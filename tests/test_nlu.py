@@ -1,0 +1,104 @@
+"""The recogniser with the real bundled model: accuracy on the shipped test set, entities,
+bad input, and shared batches."""
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.nlu import FALLBACK, Recognizer, evaluate
+
+TEST_SET = Path(__file__).parent / "data" / "nlu_test.jsonl"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+async def test_accuracy_on_the_shipped_test_set(recognizer: Recognizer):
+    report = await evaluate(recognizer, TEST_SET)
+    assert report.per_language["en"]["accuracy"] >= 0.92, report.to_dict()
+    assert report.per_language["zh-TW"]["accuracy"] >= 0.85, report.to_dict()
+    assert report.per_intent[FALLBACK]["accuracy"] >= 0.8, report.per_intent[FALLBACK]
+
+
+@pytest.mark.parametrize(
+    "text, intent, entities",
+    [
+        ("Do you have the runners in size 9?", "check_stock", {"size": "9", "category": "shoes"}),
+        ("is the midnight wrap dress available in other sizes?", "check_stock", {"product": "DRS-MIDNIGHT"}),
+        ("add two pairs of running socks", "add_to_cart", {"quantity": 2, "category": "socks"}),
+        ("add 2 aero runners size 10 in black", "add_to_cart",
+         {"quantity": 2, "size": "10", "colour": "black", "product": "RUN-AERO"}),
+        ("where is my order #1002?", "order_status", {"order_number": 1002}),
+        ("cancel order 1003 please", "cancel_order", {"order_number": 1003}),
+        ("show me gray hoodies in large", "product_search", {"colour": "grey", "size": "L", "category": "hoodies"}),
+        ("my email is ana.li+shop@example.com", None, {"email": "ana.li+shop@example.com"}),
+        ("how long does shipping take", "faq", {"faq": "shipping"}),
+        ("STOP", "opt_out", {}),
+    ],
+)
+async def test_intents_and_entities(recognizer: Recognizer, text, intent, entities):
+    result = await recognizer.recognize(text)
+    if intent:
+        assert result.name == intent, result
+    for key, value in entities.items():
+        assert getattr(result.entities, key) == value, (key, result.entities)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "   ", "😀🎉🔥", "\u200b\u200c\u200d", "a" * 10_000, "שלום עולם", "مرحبا", "hello 你好 мир",
+     "\u202eevil\u202c", "\x00\x01", "1234567890" * 50],
+)
+async def test_bad_input_never_raises(recognizer: Recognizer, text):
+    result = await recognizer.recognize(text)
+    assert result.name == FALLBACK or result.confidence >= recognizer.threshold
+
+
+async def test_out_of_scope_goes_to_fallback(recognizer: Recognizer):
+    for text in ("what's the weather tomorrow", "who won the football game last night"):
+        assert (await recognizer.recognize(text)).name == FALLBACK, text
+
+
+async def test_concurrent_texts_share_model_calls(recognizer: Recognizer):
+    calls = []
+    model = recognizer.batcher._model
+    original = model.encode
+
+    def counting(texts, **kwargs):  # counts calls into the real model, which still runs
+        calls.append(len(texts))
+        return original(texts, **kwargs)
+
+    model.encode = counting
+    try:
+        texts = [f"do you have the aero runner in size {n % 5 + 7}" for n in range(32)]
+        results = await asyncio.gather(*(recognizer.recognize(t) for t in texts))
+    finally:
+        model.encode = original
+    assert all(r.name == "check_stock" for r in results)
+    assert sum(calls) == 32 and len(calls) <= 4, calls
+
+
+def test_cli_parse_and_eval(tmp_path):
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    import os
+
+    env = {**os.environ, **env}
+    out = subprocess.run(
+        [sys.executable, "app.py", "nlu", "parse", "where is my order 1001"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    parsed = json.loads(out.stdout.strip().splitlines()[-1])
+    assert parsed["intent"] == "order_status" and parsed["entities"]["order_number"] == 1001
+    small = tmp_path / "small.jsonl"
+    small.write_text('{"text": "hello there", "intent": "greet"}\n{"text": "where is my parcel", "intent": "order_status", "lang": "en"}\n')
+    out = subprocess.run(
+        [sys.executable, "app.py", "nlu", "eval", str(small), "--json"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    assert 0 <= report["accuracy"] <= 1 and "greet" in report["per_intent"] and "en" in report["per_language"]
