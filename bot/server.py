@@ -107,7 +107,8 @@ def create_app(settings: Settings, recognizer: Recognizer | None = None, seed: b
 
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[error_middleware])
     app[SETTINGS], app[DB], app[ENGINE] = settings, db, engine
-    app[WEB] = WebChannel(stored_secret(db, "web-sessions"))
+    session_secret = settings.session_secret.get_secret_value() if settings.session_secret else ""
+    app[WEB] = WebChannel(session_secret.encode() or stored_secret(db, "web-sessions"))
     app[ORDERS], app[PAYMENTS], app[CATALOG] = orders, payments, catalog
     app.router.add_get("/", index)
     app.router.add_get("/healthz", healthz)

@@ -1,0 +1,36 @@
+"""Settings: `.env.example` stays in step with `Settings`, and values parse."""
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from bot.config import Settings, parse_duration
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_env_example_lists_every_setting():
+    names = {
+        line.split("=", 1)[0].strip().lower()
+        for line in (ROOT / ".env.example").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    assert names == set(Settings.model_fields)
+
+
+def test_env_example_loads_as_settings():
+    settings = Settings(_env_file=ROOT / ".env.example")
+    assert settings.port == 3978 and settings.reminder_delays == [timedelta(hours=1), timedelta(hours=24)]
+    assert settings.base_url == "http://127.0.0.1:3978"
+
+
+@pytest.mark.parametrize("text, seconds", [("30s", 30), ("90", 90), ("15m", 900), ("1h", 3600), ("2d", 172800)])
+def test_durations(text, seconds):
+    assert parse_duration(text) == timedelta(seconds=seconds)
+
+
+def test_bad_duration_is_refused():
+    with pytest.raises(ValueError):
+        Settings(_env_file=None, cart_reminder_delays="soon")
