@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from uuid import uuid4
@@ -24,7 +25,7 @@ from bot.messages import InboundMessage, OutboundMessage, to_outbound
 from bot.nlu import FALLBACK, Intent, Recognizer, detect_language, normalise
 from bot.store.database import Database
 from bot.store.models import Customer, MessageRecord, utcnow
-from bot.store.storage import ETagConflict
+from bot.store.storage import ETagConflict, SqlStorage
 from bot.turn import TURN_INFO_KEY, TurnInfo, parse_command
 
 log = logging.getLogger(__name__)
@@ -40,16 +41,6 @@ class CustomerConversationState(BotState):
 
     def get_storage_key(self, turn_context: TurnContext) -> str:
         return f"conversation/{turn_context.activity.conversation.id}"
-
-
-class CustomerUserState(BotState):
-    """User state keyed by customer."""
-
-    def __init__(self, storage) -> None:
-        super().__init__(storage, "CustomerUserState")
-
-    def get_storage_key(self, turn_context: TurnContext) -> str:
-        return f"user/{turn_context.activity.from_property.id}"
 
 
 class ShopAdapter(BotAdapter):
@@ -81,6 +72,8 @@ class Received:
 
     message_id: int
     customer_id: str
+    channel: str
+    text: str
     duplicate: bool
     processed: bool
 
@@ -113,6 +106,7 @@ class Engine:
         db: Database,
         recognizer: Recognizer,
         bot_turn: Callable[[TurnContext], Awaitable],
+        storage: SqlStorage,
         states: list[BotState],
         max_chars: int = 4000,
     ) -> None:
@@ -120,6 +114,7 @@ class Engine:
         self.recognizer = recognizer
         self.adapter = ShopAdapter()
         self._bot_turn = bot_turn
+        self._storage = storage
         self._states = states
         self._locks = CustomerLocks()
         self._max_chars = max_chars
@@ -136,7 +131,8 @@ class Engine:
                 )
             ).first()
             if existing is not None:
-                return Received(existing.id, existing.customer_id, True, existing.status == "processed")
+                return Received(existing.id, existing.customer_id, existing.channel, existing.text or "",
+                                True, existing.status == "processed")
             customer = identity.resolve(session, msg.channel, msg.address, msg.profile_name)
             media = [{"url": m.url, "content_type": m.content_type} for m in msg.media]
             record = MessageRecord(
@@ -150,7 +146,7 @@ class Engine:
             )
             session.add(record)
             session.flush()
-            return Received(record.id, customer.id, False, False)
+            return Received(record.id, customer.id, record.channel, record.text or "", False, False)
 
         for attempt in range(3):
             try:
@@ -160,51 +156,61 @@ class Engine:
                     raise
         raise AssertionError("unreachable")
 
-    async def run_turn(self, received: Received) -> list[MessageRecord]:
-        """Run the dialog turn for a stored message (once) and record its replies."""
+    async def run_turn(self, received: Received, reply_status: str = "pending") -> list[MessageRecord]:
+        """Run the dialog turn for a stored message (once) and record its replies.
+
+        `reply_status` is "delivered" when the caller hands the replies over itself (web chat).
+        """
         if received.duplicate:
             return await self.replies_to(received.message_id)
-        return await self._locks(received.customer_id, lambda: self._run_locked(received))
+        return await self._locks(received.customer_id, lambda: self._run_locked(received, reply_status))
 
-    async def handle(self, msg: InboundMessage) -> tuple[Received, list[MessageRecord]]:
+    async def handle(self, msg: InboundMessage, reply_status: str = "pending") -> tuple[Received, list[MessageRecord]]:
         received = await self.receive(msg)
-        return received, await self.run_turn(received)
+        return received, await self.run_turn(received, reply_status)
 
     async def replies_to(self, message_id: int) -> list[MessageRecord]:
-        return await self.db.run(
-            lambda s: list(
-                s.exec(
-                    select(MessageRecord).where(MessageRecord.reply_to_id == message_id).order_by(MessageRecord.id)
-                ).all()
-            )
+        return await self.db.run(lambda s: self._replies(s, message_id))
+
+    @staticmethod
+    def _replies(session: Session, message_id: int) -> list[MessageRecord]:
+        return list(
+            session.exec(
+                select(MessageRecord).where(MessageRecord.reply_to_id == message_id).order_by(MessageRecord.id)
+            ).all()
         )
 
-    async def _run_locked(self, received: Received) -> list[MessageRecord]:
-        record, customer = await self.db.run(
-            lambda s: (s.get(MessageRecord, received.message_id), s.get(Customer, received.customer_id))
-        )
-        if record.status == "processed":  # a retry that arrived while the first was running
-            return await self.replies_to(record.id)
-        text = normalise(record.text or "")
+    async def _run_locked(self, received: Received, reply_status: str) -> list[MessageRecord]:
+        text = normalise(received.text)
         intent = parse_command(text) or await self._recognize(text)
-        language = customer.language if intent.language == "en" and not text else intent.language
-        info = TurnInfo(customer.id, language, customer.shipping_address, intent)
-        replies: list[OutboundMessage] = []
         for attempt in range(MAX_TURN_ATTEMPTS):
-            context = TurnContext(self.adapter, self._activity(record, customer.id, text))
-            context.turn_state[TURN_INFO_KEY] = info
-            try:
+            context = TurnContext(self.adapter, self._activity(received, text))
+            keys = [state.get_storage_key(context) for state in self._states]
+
+            def load(session: Session):
+                status = session.exec(
+                    select(MessageRecord.status).where(MessageRecord.id == received.message_id)
+                ).one()
+                return status, session.get(Customer, received.customer_id), self._storage.read_sync(session, keys)
+
+            status, customer, docs = await self.db.run(load)
+            if status == "processed":  # a retry that arrived while the first was running
+                return await self.replies_to(received.message_id)
+            language = self._language(intent, text, customer.language)
+            context.turn_state[TURN_INFO_KEY] = TurnInfo(customer.id, language, customer.shipping_address, intent)
+            with self._storage.turn(docs, keys) as buffer:
                 await self.adapter.run_pipeline(context, self._turn)
+            replies = context.turn_state.get(REPLIES_KEY, [])
+            try:
+                return await self.db.run(
+                    lambda s: self._commit(s, received, buffer.pending, replies, language, reply_status)
+                )
             except ETagConflict:
                 log.warning("state changed under a turn; retrying", extra={"attempt": attempt + 1})
                 await asyncio.sleep(0.01 * (attempt + 1))
-                continue
-            replies = context.turn_state.get(REPLIES_KEY, [])
-            break
-        else:
-            log.error("turn gave up after repeated state conflicts")
-            replies = [OutboundMessage(text="Sorry, something went wrong on our side. Please try again.")]
-        return await self.db.run(lambda s: self._record_replies(s, record, replies, language))
+        log.error("turn gave up after repeated state conflicts")
+        sorry = [OutboundMessage(text="Sorry, something went wrong on our side. Please try again.")]
+        return await self.db.run(lambda s: self._commit(s, received, {}, sorry, None, reply_status))
 
     async def _turn(self, context: TurnContext) -> None:
         for state in self._states:
@@ -213,18 +219,26 @@ class Engine:
         for state in self._states:
             await state.save_changes(context)
 
+    @staticmethod
+    def _language(intent: Intent, text: str, current: str) -> str:
+        """Chinese text switches to zh-TW; English needs a few words, since "ok" says little."""
+        if intent.language != "en":
+            return intent.language
+        return "en" if len(re.findall(r"[A-Za-z]{2,}", text)) >= 3 else current
+
     async def _recognize(self, text: str) -> Intent:
         if not text.strip():
             return Intent(FALLBACK, 0.0, language=detect_language(text))
         return await self.recognizer.recognize(text)
 
     @staticmethod
-    def _activity(record: MessageRecord, customer_id: str, text: str) -> Activity:
+    def _activity(received: Received, text: str) -> Activity:
+        customer_id = received.customer_id
         return Activity(
             type=ActivityTypes.message,
-            id=str(record.id),
+            id=str(received.message_id),
             text=text,
-            channel_id=record.channel,
+            channel_id=received.channel,
             locale="en-US",
             from_property=ChannelAccount(id=customer_id),
             recipient=ChannelAccount(id="shop"),
@@ -232,28 +246,34 @@ class Engine:
             service_url="",
         )
 
-    @staticmethod
-    def _record_replies(
-        session: Session, record: MessageRecord, replies: list[OutboundMessage], language: str
+    def _commit(
+        self,
+        session: Session,
+        received: Received,
+        state_changes: dict,
+        replies: list[OutboundMessage],
+        language: str | None,
+        reply_status: str,
     ) -> list[MessageRecord]:
-        inbound = session.get(MessageRecord, record.id)
+        """The turn's results in one transaction: state, replies, and the inbound marked processed."""
+        inbound = session.get(MessageRecord, received.message_id)
         if inbound.status == "processed":
-            return list(
-                session.exec(select(MessageRecord).where(MessageRecord.reply_to_id == record.id)).all()
-            )
+            return self._replies(session, received.message_id)
+        self._storage.write_sync(session, state_changes)
         inbound.status = "processed"
-        identity.set_language(session, record.customer_id, language)
+        if language:
+            identity.set_language(session, received.customer_id, language)
         rows = []
         for index, reply in enumerate(replies):
             row = MessageRecord(
-                customer_id=record.customer_id,
-                channel=record.channel,
+                customer_id=received.customer_id,
+                channel=received.channel,
                 direction="out",
                 text=reply.text,
                 payload=reply.to_dict(),
-                idempotency_key=f"reply:{record.id}:{index}",
-                reply_to_id=record.id,
-                status="pending",
+                idempotency_key=f"reply:{received.message_id}:{index}",
+                reply_to_id=received.message_id,
+                status=reply_status,
             )
             session.add(row)
             rows.append(row)
@@ -265,12 +285,14 @@ class Engine:
         pending = await self.db.run(
             lambda s: list(
                 s.exec(
-                    select(MessageRecord.id, MessageRecord.customer_id).where(
+                    select(
+                        MessageRecord.id, MessageRecord.customer_id, MessageRecord.channel, MessageRecord.text
+                    ).where(
                         MessageRecord.direction == "in", MessageRecord.status == "stored"
                     )
                 ).all()
             )
         )
-        for message_id, customer_id in pending:
-            await self.run_turn(Received(message_id, customer_id, False, False))
+        for message_id, customer_id, channel, text in pending:
+            await self.run_turn(Received(message_id, customer_id, channel, text or "", False, False))
         return len(pending)

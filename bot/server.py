@@ -15,7 +15,7 @@ from sqlalchemy import text as sql_text
 from sqlmodel import Session, select
 
 from bot.config import Settings
-from bot.engine import CustomerConversationState, CustomerUserState, Engine
+from bot.engine import CustomerConversationState, Engine
 from bot.identity import StoreProfiles, identity_key
 from bot.messages import InboundMessage, OutboundMessage
 from bot.nlu import CatalogTerm, Recognizer, load_examples, load_model
@@ -93,7 +93,7 @@ def create_app(settings: Settings, recognizer: Recognizer | None = None, seed: b
     recognizer.set_faq(faq.phrasings())
 
     storage = SqlStorage(db)
-    conversation_state, user_state = CustomerConversationState(storage), CustomerUserState(storage)
+    conversation_state = CustomerConversationState(storage)
     catalog, orders = StoreCatalog(db), StoreOrders(db)
     payments = SandboxPayments(settings.base_url, stored_secret(db, "payments"))
     shop = ShopServices(
@@ -102,8 +102,8 @@ def create_app(settings: Settings, recognizer: Recognizer | None = None, seed: b
         media_base=settings.base_url,
     )
     bot = ShopBot(conversation_state, MainDialog(shop))
-    states: list[BotState] = [conversation_state, user_state]
-    engine = Engine(db, recognizer, bot.on_turn, states, settings.max_message_chars)
+    states: list[BotState] = [conversation_state]
+    engine = Engine(db, recognizer, bot.on_turn, storage, states, settings.max_message_chars)
 
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[error_middleware])
     app[SETTINGS], app[DB], app[ENGINE] = settings, db, engine
@@ -225,9 +225,9 @@ async def web_send(request: web.Request) -> web.Response:
         raise BadRequest(f"message is too long (at most {settings.max_message_chars} characters)")
     engine = request.app[ENGINE]
     received, replies = await engine.handle(
-        InboundMessage(channel="web", address=session_id, provider_message_id=message_id, text=text)
+        InboundMessage(channel="web", address=session_id, provider_message_id=message_id, text=text),
+        reply_status="delivered",
     )
-    await request.app[DB].run(lambda s: _mark_delivered(s, [r.id for r in replies]))
     return web.json_response(
         {"duplicate": received.duplicate,
          "messages": [web_channel.render(r.id, r.direction, r.text, r.payload) for r in replies]}

@@ -1,7 +1,10 @@
 """A botbuilder `Storage` on the SQL store, with eTag optimistic concurrency."""
 from __future__ import annotations
 
-from typing import Any
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any, Iterator
 from uuid import uuid4
 
 import jsonpickle
@@ -32,6 +35,18 @@ def _with_etag(value: Any, etag: str) -> Any:
     return value
 
 
+@dataclass
+class TurnBuffer:
+    """State documents read when a turn starts, and the writes to commit when it ends."""
+
+    loaded: dict[str, Any]
+    known: set[str]
+    pending: dict[str, Any] = field(default_factory=dict)
+
+
+_turn_buffer: ContextVar[TurnBuffer | None] = ContextVar("turn_buffer", default=None)
+
+
 class SqlStorage(Storage):
     """State documents in the `bot_state` table.
 
@@ -43,40 +58,30 @@ class SqlStorage(Storage):
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def read(self, keys: list[str]) -> dict[str, Any]:
-        keys = [k for k in keys if k]
-        if not keys:
-            return {}
+    @staticmethod
+    def read_sync(session: Session, keys: list[str]) -> dict[str, Any]:
+        rows = session.execute(select(StateRecord).where(StateRecord.key.in_(keys))).scalars()
+        return {row.key: _with_etag(jsonpickle.decode(row.data), row.etag) for row in rows}
 
-        def load(session: Session) -> dict[str, Any]:
-            rows = session.execute(select(StateRecord).where(StateRecord.key.in_(keys))).scalars()
-            return {row.key: _with_etag(jsonpickle.decode(row.data), row.etag) for row in rows}
-
-        return await self._db.run(load)
-
-    async def write(self, changes: dict[str, Any]) -> None:
-        if not changes:
-            return
-        encoded = {}
+    @staticmethod
+    def write_sync(session: Session, changes: dict[str, Any]) -> None:
+        """Write in the caller's transaction; raises `ETagConflict` on a stale eTag."""
         for key, value in changes.items():
             expected = _etag_of(value)
             new_etag = uuid4().hex
             copy = value.copy() if isinstance(value, dict) else value
             if isinstance(copy, dict):
                 copy.pop("e_tag", None)
-            encoded[key] = (expected, new_etag, jsonpickle.encode(copy, make_refs=False))
-
-        def save(session: Session) -> None:
-            for key, (expected, new_etag, data) in encoded.items():
-                if expected and expected != "*":
-                    result = session.execute(
-                        update(StateRecord)
-                        .where(StateRecord.key == key, StateRecord.etag == expected)
-                        .values(etag=new_etag, data=data, updated_at=utcnow())
-                    )
-                    if result.rowcount != 1:
-                        raise ETagConflict(key)
-                    continue
+            data = jsonpickle.encode(copy, make_refs=False)
+            if expected and expected != "*":
+                result = session.execute(
+                    update(StateRecord)
+                    .where(StateRecord.key == key, StateRecord.etag == expected)
+                    .values(etag=new_etag, data=data, updated_at=utcnow())
+                )
+                if result.rowcount != 1:
+                    raise ETagConflict(key)
+            else:
                 existing = session.get(StateRecord, key)
                 if existing is None:
                     session.add(StateRecord(key=key, etag=new_etag, data=data))
@@ -87,13 +92,38 @@ class SqlStorage(Storage):
                 elif expected == "*":
                     existing.etag, existing.data, existing.updated_at = new_etag, data, utcnow()
                 else:
-                    # A value without an eTag for a key that exists: it was read before the
-                    # document was created, so it is stale.
+                    # No eTag for a key that exists: it was read before the document was created.
                     raise ETagConflict(key)
+            _with_etag(value, new_etag)
 
-        await self._db.run(save)
-        for key, (_, new_etag, _) in encoded.items():
-            _with_etag(changes[key], new_etag)
+    @contextmanager
+    def turn(self, loaded: dict[str, Any], keys: list[str]) -> Iterator[TurnBuffer]:
+        """Within this block, reads of `keys` come from `loaded` and writes wait in the buffer,
+        to be committed with the turn's other results in one transaction."""
+        buffer = TurnBuffer(loaded, set(keys))
+        token = _turn_buffer.set(buffer)
+        try:
+            yield buffer
+        finally:
+            _turn_buffer.reset(token)
+
+    async def read(self, keys: list[str]) -> dict[str, Any]:
+        keys = [k for k in keys if k]
+        buffer = _turn_buffer.get()
+        if buffer is not None and set(keys) <= buffer.known:
+            return {k: buffer.pending.get(k, buffer.loaded.get(k)) for k in keys if k in buffer.pending or k in buffer.loaded}
+        if not keys:
+            return {}
+        return await self._db.run(lambda s: self.read_sync(s, keys))
+
+    async def write(self, changes: dict[str, Any]) -> None:
+        if not changes:
+            return
+        buffer = _turn_buffer.get()
+        if buffer is not None and set(changes) <= buffer.known:
+            buffer.pending.update(changes)
+            return
+        await self._db.run(lambda s: self.write_sync(s, changes))
 
     async def delete(self, keys: list[str]) -> None:
         keys = [k for k in keys if k]
