@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
 
 async def nlu_command(settings: Settings, args: argparse.Namespace) -> int:
     from bot.nlu import evaluate
-    from bot.server import build_recognizer
+    from bot.server import build_recognizer, teach_shop
     from bot.store.database import Database
     from bot.store.seed import seed_demo
     from integrations.faq import StoreFaq
@@ -127,19 +127,9 @@ async def nlu_command(settings: Settings, args: argparse.Namespace) -> int:
     db = Database(settings.database_url)
     db.create_schema()
     seed_demo(db)
-    faq = StoreFaq(db)
     recognizer = build_recognizer(settings)
-    recognizer.set_faq(faq.phrasings())
+    teach_shop(recognizer, db, StoreFaq(db))
     if args.nlu_command == "parse":
-        from sqlmodel import select
-
-        from bot.nlu import CatalogTerm
-        from bot.store.models import Product, Variant
-
-        with db.session() as s:
-            products = s.exec(select(Product)).all()
-            colours = set(s.exec(select(Variant.colour).distinct()).all())
-        recognizer.set_catalog([CatalogTerm(p.sku, p.name, p.category, tuple(p.tags.split(","))) for p in products], colours)
         print(json.dumps((await recognizer.recognize(args.text)).to_dict(), ensure_ascii=False))
         return 0
     if not args.file.exists():

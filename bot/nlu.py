@@ -10,11 +10,14 @@ from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 import yaml
 from rapidfuzz import fuzz, process
+
+R = TypeVar("R")
 
 INTENTS = (
     "greet", "goodbye", "thanks", "affirm", "deny", "product_search", "check_stock", "recommend",
@@ -203,24 +206,22 @@ class EntityExtractor:
         return None, category
 
 
-class EncodeBatcher:
-    """Collects texts for a few milliseconds and encodes them in one model call."""
+class Batcher(Generic[R]):
+    """Collects texts for a few milliseconds and processes them in one call on a worker thread.
 
-    def __init__(self, model: Any, window_ms: float = 4.0, max_batch: int = 64) -> None:
-        self._model = model
+    Concurrent free-text turns thus share one model call: throughput follows the model's
+    batched rate rather than its one-sentence rate.
+    """
+
+    def __init__(self, process: Callable[[list[str]], list[R]], window_ms: float = 4.0, max_batch: int = 64) -> None:
+        self._process = process
         self._window = window_ms / 1000
         self._max = max_batch
         self._pending: list[tuple[str, asyncio.Future]] = []
         self._running = False
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nlu")
 
-    def encode_now(self, texts: list[str]) -> np.ndarray:
-        return self._model.encode(
-            texts, batch_size=self._max, normalize_embeddings=True, convert_to_numpy=True,
-            show_progress_bar=False,
-        )
-
-    async def encode(self, text: str) -> np.ndarray:
+    async def submit(self, text: str) -> R:
         loop = asyncio.get_running_loop()
         future: asyncio.Future = loop.create_future()
         self._pending.append((text, future))
@@ -236,22 +237,30 @@ class EncodeBatcher:
             while self._pending:
                 batch, self._pending = self._pending[: self._max], self._pending[self._max :]
                 try:
-                    vectors = await loop.run_in_executor(
-                        self._executor, self.encode_now, [t for t, _ in batch]
-                    )
+                    results = await loop.run_in_executor(self._executor, self._process, [t for t, _ in batch])
                 except Exception as exc:  # the model failed: every waiter learns why
                     for _, fut in batch:
                         if not fut.done():
                             fut.set_exception(exc)
                     continue
-                for (_, fut), vec in zip(batch, vectors):
+                for (_, fut), result in zip(batch, results):
                     if not fut.done():
-                        fut.set_result(vec)
+                        fut.set_result(result)
         finally:
             self._running = False
 
     def close(self) -> None:
         self._executor.shutdown(wait=False)
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """What the models make of one text, before the language-dependent vote."""
+
+    vector: np.ndarray
+    by_meaning: np.ndarray
+    by_spelling: np.ndarray
+    nearest: float
 
 
 def load_model(path: str | None = None) -> Any:
@@ -293,7 +302,9 @@ class Recognizer:
 
         self.threshold = threshold
         self.min_similarity = min_similarity
-        self.batcher = EncodeBatcher(model, window_ms, max_batch)
+        self.model = model
+        self._max_batch = max_batch
+        self.batcher: Batcher[Analysis] = Batcher(self._analyse, window_ms, max_batch)
         examples = examples if examples is not None else load_examples()
         labels: list[str] = []
         texts: list[str] = []
@@ -303,7 +314,7 @@ class Recognizer:
                 texts.append(normalise(text).lower())
         if len(set(labels)) < 2:
             raise ValueError("the recogniser needs examples for at least two intents")
-        self._matrix = self.batcher.encode_now(texts)
+        self._matrix = self.encode_now(texts)
         self._by_meaning = LogisticRegression(C=20, max_iter=3000).fit(self._matrix, labels)
         self._by_spelling = make_pipeline(
             TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 4), sublinear_tf=True),
@@ -326,19 +337,27 @@ class Recognizer:
                 texts.append(normalise(text).lower())
         self._faq_keys = keys
         if texts:
-            self._faq_matrix = self.batcher.encode_now(texts)
+            self._faq_matrix = self.encode_now(texts)
 
-    async def encode(self, text: str) -> np.ndarray:
-        return await self.batcher.encode(normalise(text).lower()[:MAX_MODEL_CHARS])
+    def encode_now(self, texts: list[str]) -> np.ndarray:
+        return self.model.encode(
+            texts, batch_size=self._max_batch, normalize_embeddings=True, convert_to_numpy=True,
+            show_progress_bar=False,
+        )
 
-    def classify(self, text: str, vector: np.ndarray, language: str) -> tuple[list[tuple[str, float]], float]:
-        """Intents ranked by probability, and the similarity of the nearest example."""
-        meaning = self._by_meaning.predict_proba(vector.reshape(1, -1))[0]
-        spelling = self._by_spelling.predict_proba([text[:MAX_MODEL_CHARS]])[0]
+    def _analyse(self, texts: list[str]) -> list[Analysis]:
+        """Both classifiers over a whole batch at once (runs on the batcher's thread)."""
+        vectors = self.encode_now(texts)
+        meaning = self._by_meaning.predict_proba(vectors)
+        spelling = self._by_spelling.predict_proba(texts)
+        nearest = (vectors @ self._matrix.T).max(axis=1)
+        return [Analysis(vectors[i], meaning[i], spelling[i], float(nearest[i])) for i in range(len(texts))]
+
+    def vote(self, analysis: Analysis, language: str) -> list[tuple[str, float]]:
+        """Intents ranked by the classifiers' averaged probability."""
         weight = 0.5 if language == "en" else 0.15
-        probs = weight * meaning + (1 - weight) * spelling
-        ranked = sorted(zip(self._classes, probs.tolist()), key=lambda kv: -kv[1])
-        return ranked, float((self._matrix @ vector).max())
+        probs = weight * analysis.by_meaning + (1 - weight) * analysis.by_spelling
+        return sorted(zip(self._classes, probs.tolist()), key=lambda kv: -kv[1])
 
     def match_faq(self, vector: np.ndarray) -> tuple[str | None, float]:
         if not self._faq_keys:
@@ -356,15 +375,14 @@ class Recognizer:
             return Intent(KEYWORDS[bare], 1.0, entities, language=language)
         if not any(ch.isalnum() for ch in clean):
             return Intent(FALLBACK, 0.0, entities, language=language)
-        lowered = clean.lower()
-        vector = await self.encode(lowered)
-        ranked, nearest = self.classify(lowered, vector, language)
+        analysis = await self.batcher.submit(clean.lower()[:MAX_MODEL_CHARS])
+        ranked = self.vote(analysis, language)
         name, score = ranked[0]
         candidates = tuple(ranked[:3])
-        if score < self.threshold or (language == "en" and nearest < self.min_similarity):
+        if score < self.threshold or (language == "en" and analysis.nearest < self.min_similarity):
             return Intent(FALLBACK, score, entities, candidates, language)
         if name == "faq":
-            key, similarity = self.match_faq(vector)
+            key, similarity = self.match_faq(analysis.vector)
             if key and similarity >= self.min_similarity:
                 entities = replace(entities, faq=key)
         return Intent(name, score, entities, candidates, language)

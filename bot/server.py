@@ -75,6 +75,17 @@ def build_recognizer(settings: Settings) -> Recognizer:
     )
 
 
+def teach_shop(recognizer: Recognizer, db: Database, faq: StoreFaq) -> None:
+    """Give the recogniser this shop's product names, colours and FAQ phrasings."""
+    with db.session() as session:
+        products = session.exec(select(Product)).all()
+        colours = set(session.exec(select(Variant.colour).distinct()).all())
+    recognizer.set_catalog(
+        [CatalogTerm(p.sku, p.name, p.category, tuple(p.tags.split(","))) for p in products], colours
+    )
+    recognizer.set_faq(faq.phrasings())
+
+
 def create_app(settings: Settings, recognizer: Recognizer | None = None, seed: bool = True) -> web.Application:
     """Build the whole service. Pass a `recognizer` to share one loaded model between apps."""
     db = Database(settings.database_url)
@@ -84,13 +95,7 @@ def create_app(settings: Settings, recognizer: Recognizer | None = None, seed: b
     faq = StoreFaq(db)
     owns_recognizer = recognizer is None
     recognizer = recognizer or build_recognizer(settings)
-    with db.session() as session:
-        products = session.exec(select(Product)).all()
-        colours = set(session.exec(select(Variant.colour).distinct()).all())
-    recognizer.set_catalog(
-        [CatalogTerm(p.sku, p.name, p.category, tuple(p.tags.split(","))) for p in products], colours
-    )
-    recognizer.set_faq(faq.phrasings())
+    teach_shop(recognizer, db, faq)
 
     storage = SqlStorage(db)
     conversation_state = CustomerConversationState(storage)

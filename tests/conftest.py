@@ -9,7 +9,7 @@ from sqlmodel import SQLModel
 
 from bot.config import Settings
 from bot.nlu import Recognizer
-from bot.server import build_recognizer, create_app
+from bot.server import build_recognizer, create_app, teach_shop
 from bot.store.database import Database
 from bot.store.seed import seed_demo
 from integrations.faq import StoreFaq
@@ -24,9 +24,8 @@ def recognizer(tmp_path_factory: pytest.TempPathFactory) -> Recognizer:
     db = Database(f"sqlite:///{tmp_path_factory.mktemp('nlu') / 'faq.db'}")
     db.create_schema()
     seed_demo(db)
-    faq = StoreFaq(db)
     recognizer = build_recognizer(Settings(_env_file=None))
-    recognizer.set_faq(faq.phrasings())
+    teach_shop(recognizer, db, StoreFaq(db))
     db.close()
     return recognizer
 

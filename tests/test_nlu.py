@@ -64,7 +64,7 @@ async def test_out_of_scope_goes_to_fallback(recognizer: Recognizer):
 
 async def test_concurrent_texts_share_model_calls(recognizer: Recognizer):
     calls = []
-    model = recognizer.batcher._model
+    model = recognizer.model
     original = model.encode
 
     def counting(texts, **kwargs):  # counts calls into the real model, which still runs
