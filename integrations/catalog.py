@@ -1,6 +1,7 @@
 """Catalog and inventory: products, variants, stock, related items and the restock waitlist."""
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -97,10 +98,16 @@ def _view(product: Product, variants: list[Variant]) -> ProductView:
 
 
 class StoreCatalog:
-    """The catalog kept in our own store."""
+    """The catalog kept in our own store.
 
-    def __init__(self, db: Database) -> None:
+    Browsing reads the whole catalog, so it is cached for `cache_seconds`: a search may show
+    stock a moment old, while adding to the cart and checking out always check stock afresh.
+    """
+
+    def __init__(self, db: Database, cache_seconds: float = 2.0) -> None:
         self._db = db
+        self._cache_seconds = cache_seconds
+        self._cached: tuple[float, list[ProductView]] | None = None
 
     @staticmethod
     def _load(session: Session, skus: list[str] | None = None) -> list[ProductView]:
@@ -117,7 +124,10 @@ class StoreCatalog:
         return [_view(p, by_product.get(p.sku, [])) for p in products]
 
     async def all(self) -> list[ProductView]:
-        return await self._db.run(self._load)
+        now = time.monotonic()
+        if self._cached is None or now - self._cached[0] > self._cache_seconds:
+            self._cached = (now, await self._db.run(self._load))
+        return self._cached[1]
 
     async def product(self, sku: str) -> ProductView | None:
         found = await self._db.run(lambda s: self._load(s, [sku]))
