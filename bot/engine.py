@@ -6,7 +6,7 @@ import asyncio
 import logging
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from uuid import uuid4
 
 from botbuilder.core import BotAdapter, BotState, TurnContext
@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from bot import identity
-from bot.messages import InboundMessage, OutboundMessage, to_outbound
+from bot.messages import InboundMessage, OutboundMessage, numbered_options, to_outbound
 from bot.nlu import FALLBACK, Intent, Recognizer, detect_language, normalise
 from bot.store.database import Database
 from bot.store.models import Customer, MessageRecord, utcnow
@@ -73,6 +73,7 @@ class Received:
     message_id: int
     customer_id: str
     channel: str
+    address: str
     text: str
     duplicate: bool
     processed: bool
@@ -109,6 +110,7 @@ class Engine:
         storage: SqlStorage,
         states: list[BotState],
         max_chars: int = 4000,
+        numbered_channels: frozenset[str] = frozenset(),
     ) -> None:
         self.db = db
         self.recognizer = recognizer
@@ -118,6 +120,7 @@ class Engine:
         self._states = states
         self._locks = CustomerLocks()
         self._max_chars = max_chars
+        self._numbered = numbered_channels
 
     async def receive(self, msg: InboundMessage) -> Received:
         """Store an inbound message and resolve its customer; a provider retry is recognised."""
@@ -131,8 +134,8 @@ class Engine:
                 )
             ).first()
             if existing is not None:
-                return Received(existing.id, existing.customer_id, existing.channel, existing.text or "",
-                                True, existing.status == "processed")
+                return Received(existing.id, existing.customer_id, existing.channel, existing.address or msg.address,
+                                existing.text or "", True, existing.status == "processed")
             customer = identity.resolve(session, msg.channel, msg.address, msg.profile_name)
             media = [{"url": m.url, "content_type": m.content_type} for m in msg.media]
             record = MessageRecord(
@@ -142,11 +145,12 @@ class Engine:
                 text=msg.text[: self._max_chars],
                 payload={"media": media, **msg.extra} if (media or msg.extra) else None,
                 provider_message_id=msg.provider_message_id,
+                address=msg.address,
                 created_at=msg.received_at or utcnow(),
             )
             session.add(record)
             session.flush()
-            return Received(record.id, customer.id, record.channel, record.text or "", False, False)
+            return Received(record.id, customer.id, record.channel, msg.address, record.text or "", False, False)
 
         for attempt in range(3):
             try:
@@ -182,6 +186,8 @@ class Engine:
 
     async def _run_locked(self, received: Received, reply_status: str) -> list[MessageRecord]:
         text = normalise(received.text)
+        if received.channel in self._numbered and text.isdigit():
+            text = await self._numbered_choice(received, text)
         intent = parse_command(text) or await self._recognize(text)
         for attempt in range(MAX_TURN_ATTEMPTS):
             context = TurnContext(self.adapter, self._activity(received, text))
@@ -211,6 +217,32 @@ class Engine:
         log.error("turn gave up after repeated state conflicts")
         sorry = [OutboundMessage(text="Sorry, something went wrong on our side. Please try again.")]
         return await self.db.run(lambda s: self._commit(s, received, {}, sorry, None, reply_status))
+
+    async def _numbered_choice(self, received: Received, text: str) -> str:
+        """On channels that number the choices, "2" means the second option we last offered."""
+
+        def last_offer(session: Session) -> list[dict]:
+            last = session.exec(
+                select(MessageRecord)
+                .where(
+                    MessageRecord.customer_id == received.customer_id,
+                    MessageRecord.channel == received.channel,
+                    MessageRecord.direction == "out",
+                    MessageRecord.id < received.message_id,
+                )
+                .order_by(MessageRecord.id.desc())
+                .limit(1)
+            ).first()
+            if last is None:
+                return []
+            if last.reply_to_id is None:
+                return [last.payload or {}]
+            return [r.payload or {} for r in self._replies(session, last.reply_to_id)]
+
+        # The replies to one message are numbered as one list (see `option_offset`).
+        options = [o for p in await self.db.run(last_offer) for o in numbered_options(OutboundMessage.from_dict(p))]
+        index = int(text) - 1
+        return options[index].value if 0 <= index < len(options) else text
 
     async def _turn(self, context: TurnContext) -> None:
         for state in self._states:
@@ -264,10 +296,14 @@ class Engine:
         if language:
             identity.set_language(session, received.customer_id, language)
         rows = []
+        offset = 0
         for index, reply in enumerate(replies):
+            reply = replace(reply, option_offset=offset)
+            offset += len(numbered_options(reply))
             row = MessageRecord(
                 customer_id=received.customer_id,
                 channel=received.channel,
+                address=received.address,
                 direction="out",
                 text=reply.text,
                 payload=reply.to_dict(),
@@ -286,13 +322,14 @@ class Engine:
             lambda s: list(
                 s.exec(
                     select(
-                        MessageRecord.id, MessageRecord.customer_id, MessageRecord.channel, MessageRecord.text
+                        MessageRecord.id, MessageRecord.customer_id, MessageRecord.channel, MessageRecord.address,
+                        MessageRecord.text,
                     ).where(
                         MessageRecord.direction == "in", MessageRecord.status == "stored"
                     )
                 ).all()
             )
         )
-        for message_id, customer_id, channel, text in pending:
-            await self.run_turn(Received(message_id, customer_id, channel, text or "", False, False))
+        for message_id, customer_id, channel, address, text in pending:
+            await self.run_turn(Received(message_id, customer_id, channel, address or "", text or "", False, False))
         return len(pending)

@@ -62,6 +62,8 @@ class OutboundMessage:
     cards: tuple[ProductCard, ...] = ()
     media: tuple[Media, ...] = ()
     links: tuple[Link, ...] = ()
+    kind: str = "reply"  # reply | update | post_purchase: why the shop is writing
+    option_offset: int = 0  # where this message's options continue the numbering of its turn
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -77,6 +79,8 @@ class OutboundMessage:
             ),
             media=tuple(Media(**m) for m in data.get("media", ())),
             links=tuple(Link(**link) for link in data.get("links", ())),
+            kind=data.get("kind", "reply"),
+            option_offset=int(data.get("option_offset", 0)),
         )
 
 
@@ -101,9 +105,27 @@ class InboundMessage:
 
 
 @dataclass(frozen=True)
+class StatusUpdate:
+    """A provider's delivery report on a message we sent."""
+
+    channel: str
+    provider_message_id: str | None
+    status: str  # queued, sent, delivered, read, failed, undelivered ...
+    error_code: str | None = None
+    address: str | None = None
+    watermark_ms: int | None = None  # Messenger: everything sent before this time
+
+
+@dataclass(frozen=True)
 class SendReceipt:
     provider_message_id: str | None
     status: str = "sent"
+
+
+def numbered_options(msg: OutboundMessage) -> list[Choice]:
+    """The buttons of a message in the order channels without buttons number them:
+    each card's buttons, then the quick replies."""
+    return [b for card in msg.cards for b in card.buttons] + list(msg.choices)
 
 
 def choices(*items: tuple[str, str] | str) -> list[Choice]:

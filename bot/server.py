@@ -1,8 +1,11 @@
 """The aiohttp application: routes, middleware, start-up and shutdown."""
 from __future__ import annotations
 
+import asyncio
 import html
 import json
+import struct
+import zlib
 import logging
 import re
 import secrets
@@ -17,13 +20,17 @@ from sqlmodel import Session, select
 from bot.config import Settings
 from bot.engine import CustomerConversationState, Engine
 from bot.identity import StoreProfiles, identity_key
-from bot.messages import InboundMessage, OutboundMessage
+from bot.messages import InboundMessage, OutboundMessage, StatusUpdate
+from bot.outbox import Outbox, apply_status
 from bot.nlu import CatalogTerm, Recognizer, load_examples, load_model
 from bot.store.database import Database
 from bot.store.models import ChannelIdentity, Customer, MessageRecord, Order, Product, StateRecord, Variant
 from bot.store.seed import seed_demo
 from bot.store.storage import SqlStorage
 from channels import web as web_channel
+from channels.base import ChannelAdapter, RawRequest, enabled
+from channels.messenger import MessengerChannel
+from channels.twilio import TwilioChannel, sms_keyword
 from channels.web import WebChannel
 from dialogs.main_dialog import MainDialog
 from dialogs.shop import ShopServices
@@ -36,7 +43,8 @@ from integrations.payments import SandboxPayments
 
 log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).resolve().parent.parent / "channels" / "web_static"
-MAX_BODY_BYTES = 64 * 1024
+MAX_BODY_BYTES = 1024 * 1024  # Messenger batches can be large; a web chat message is far smaller
+WEB_BODY_BYTES = 64 * 1024
 MESSAGE_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -46,6 +54,9 @@ WEB = web.AppKey("web", WebChannel)
 ORDERS = web.AppKey("orders", StoreOrders)
 PAYMENTS = web.AppKey("payments", SandboxPayments)
 CATALOG = web.AppKey("catalog", StoreCatalog)
+CHANNELS = web.AppKey("channels", dict)
+OUTBOX = web.AppKey("outbox", Outbox)
+TASKS = web.AppKey("tasks", set)
 
 
 class BadRequest(web.HTTPBadRequest):
@@ -86,7 +97,12 @@ def teach_shop(recognizer: Recognizer, db: Database, faq: StoreFaq) -> None:
     recognizer.set_faq(faq.phrasings())
 
 
-def create_app(settings: Settings, recognizer: Recognizer | None = None, seed: bool = True) -> web.Application:
+def create_app(
+    settings: Settings,
+    recognizer: Recognizer | None = None,
+    seed: bool = True,
+    channels: dict[str, ChannelAdapter] | None = None,
+) -> web.Application:
     """Build the whole service. Pass a `recognizer` to share one loaded model between apps."""
     db = Database(settings.database_url)
     db.create_schema()
@@ -108,29 +124,47 @@ def create_app(settings: Settings, recognizer: Recognizer | None = None, seed: b
     )
     bot = ShopBot(conversation_state, MainDialog(shop))
     states: list[BotState] = [conversation_state]
-    engine = Engine(db, recognizer, bot.on_turn, storage, states, settings.max_message_chars)
+    channels = enabled(settings) if channels is None else channels
+    engine = Engine(
+        db, recognizer, bot.on_turn, storage, states, settings.max_message_chars,
+        frozenset(name for name, channel in channels.items() if channel.numbered_choices),
+    )
+    outbox = Outbox(db, channels)
 
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[error_middleware])
     app[SETTINGS], app[DB], app[ENGINE] = settings, db, engine
     session_secret = settings.session_secret.get_secret_value() if settings.session_secret else ""
     app[WEB] = WebChannel(session_secret.encode() or stored_secret(db, "web-sessions"))
     app[ORDERS], app[PAYMENTS], app[CATALOG] = orders, payments, catalog
+    app[CHANNELS], app[OUTBOX], app[TASKS] = channels, outbox, set()
     app.router.add_get("/", index)
     app.router.add_get("/healthz", healthz)
-    app.router.add_get("/static/products/{sku}.svg", product_image)
+    app.router.add_get("/static/products/{sku}.png", product_image)
     app.router.add_static("/static/", STATIC_DIR)
     app.router.add_post("/api/web/session", web_session)
     app.router.add_post("/api/web/messages", web_send)
     app.router.add_get("/api/web/messages", web_history)
     app.router.add_get("/pay/{reference}", pay_page)
     app.router.add_post("/pay/{reference}", pay_submit)
+    app.router.add_post("/webhooks/twilio/whatsapp", webhook)
+    app.router.add_post("/webhooks/twilio/sms", webhook)
+    app.router.add_post("/webhooks/twilio/status", twilio_status)
+    app.router.add_get("/webhooks/messenger", messenger_subscription)
+    app.router.add_post("/webhooks/messenger", webhook)
 
     async def on_startup(app: web.Application) -> None:
+        outbox.start()
         recovered = await engine.recover()
         if recovered:
             log.info("ran turns for stored messages left unprocessed", extra={"count": recovered})
+            outbox.notify()
 
     async def on_cleanup(app: web.Application) -> None:
+        if app[TASKS]:
+            await asyncio.gather(*app[TASKS], return_exceptions=True)
+        await outbox.stop()
+        for channel in channels.values():
+            await channel.close()
         if owns_recognizer:
             recognizer.batcher.close()
         db.close()
@@ -144,8 +178,8 @@ def create_app(settings: Settings, recognizer: Recognizer | None = None, seed: b
 async def error_middleware(request: web.Request, handler):
     try:
         return await handler(request)
-    except web.HTTPRequestEntityTooLarge:
-        return json_error(413, f"request body too large (limit {MAX_BODY_BYTES} bytes)")
+    except web.HTTPRequestEntityTooLarge as exc:
+        return json_error(413, exc.text or "request body too large")
     except web.HTTPException:
         raise
     except Exception:
@@ -170,6 +204,18 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok", "store": "ok"})
 
 
+def solid_png(hex_colour: str, width: int = 320, height: int = 240) -> bytes:
+    """A one-colour PNG: a product picture stand-in that every channel (WhatsApp too) accepts."""
+    r, g, b = (int(hex_colour[i:i + 2], 16) for i in (1, 3, 5))
+    row = b"\x00" + bytes((r, g, b)) * width
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(row * height)) + chunk(b"IEND", b"")
+
+
 async def product_image(request: web.Request) -> web.Response:
     """A drawn placeholder picture per product, so the demo works offline."""
     sku = request.match_info["sku"]
@@ -177,13 +223,7 @@ async def product_image(request: web.Request) -> web.Response:
     if product is None:
         raise web.HTTPNotFound()
     colour = product.colour_hex if re.fullmatch(r"#[0-9a-fA-F]{6}", product.colour_hex) else "#888888"
-    svg = (
-        '<svg xmlns="http://www.w3.org/2000/svg" width="320" height="240" viewBox="0 0 320 240">'
-        f'<rect width="320" height="240" fill="{colour}"/>'
-        '<text x="160" y="128" font-family="sans-serif" font-size="22" fill="#fff" text-anchor="middle">'
-        f"{html.escape(product.name)}</text></svg>"
-    )
-    return web.Response(text=svg, content_type="image/svg+xml", headers={"Cache-Control": "max-age=3600"})
+    return web.Response(body=solid_png(colour), content_type="image/png", headers={"Cache-Control": "max-age=3600"})
 
 
 def _session(request: web.Request) -> str:
@@ -203,6 +243,8 @@ async def web_session(request: web.Request) -> web.Response:
 
 
 async def _json_object(request: web.Request) -> dict[str, Any]:
+    if (request.content_length or 0) > WEB_BODY_BYTES:
+        raise web.HTTPRequestEntityTooLarge(WEB_BODY_BYTES, request.content_length)
     try:
         body = await request.json()
     except (ValueError, UnicodeDecodeError):
@@ -320,9 +362,10 @@ async def pay_submit(request: web.Request) -> web.Response:
             lambda s: _queue_notice(
                 s, customer_id, f"paid:{order.number}",
                 OutboundMessage(text=f"Payment received for order #{order.number} — thank you! "
-                                     "We'll let you know when it ships."),
+                                     "We'll let you know when it ships.", kind="post_purchase"),
             )
         )
+        request.app[OUTBOX].notify()
     body = "<h1>Payment received</h1><p>Thank you! You can close this page and go back to the chat.</p>"
     return web.Response(text=PAGE.format(title="Payment received", body=body), content_type="text/html")
 
@@ -332,9 +375,119 @@ def _queue_notice(session: Session, customer_id: str, key: str, message: Outboun
     if session.exec(select(MessageRecord.id).where(MessageRecord.idempotency_key == key)).first():
         return
     customer = session.get(Customer, customer_id)
+    channel = (customer.last_channel if customer else None) or "web"
+    address = session.exec(
+        select(MessageRecord.address)
+        .where(MessageRecord.customer_id == customer_id, MessageRecord.channel == channel,
+               MessageRecord.direction == "in")
+        .order_by(MessageRecord.id.desc())
+        .limit(1)
+    ).first()
     session.add(
         MessageRecord(
-            customer_id=customer_id, channel=(customer.last_channel if customer else None) or "web",
-            direction="out", text=message.text, payload=message.to_dict(), idempotency_key=key, status="pending",
+            customer_id=customer_id, channel=channel, address=address, direction="out", text=message.text,
+            payload=message.to_dict(), idempotency_key=key, status="pending",
         )
     )
+
+
+def raw_request(request: web.Request, body: bytes) -> RawRequest:
+    """The webhook as the provider signed it: our public URL (not the one behind a proxy)."""
+    settings = request.app[SETTINGS]
+    url = settings.base_url + request.rel_url.path_qs
+    return RawRequest(url, dict(request.headers), body, dict(request.query))
+
+
+WEBHOOK_CHANNEL = {
+    "/webhooks/twilio/whatsapp": "whatsapp",
+    "/webhooks/twilio/sms": "sms",
+    "/webhooks/messenger": "messenger",
+}
+TWIML_EMPTY = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
+
+
+async def webhook(request: web.Request) -> web.Response:
+    """Every provider webhook: verify (403), parse (400), store and dedupe, answer at once;
+    the turns run after the answer and their replies go out through the outbox."""
+    name = WEBHOOK_CHANNEL[request.path]
+    channel = request.app[CHANNELS].get(name)
+    if channel is None:
+        return json_error(404, f"the {name} channel is not configured")
+    req = raw_request(request, await request.read())
+    if not channel.verify(req):
+        log.warning("webhook signature refused", extra={"channel": name})
+        return json_error(403, "invalid signature")
+    try:
+        events = channel.parse(req)
+    except (ValueError, UnicodeDecodeError) as exc:
+        return json_error(400, f"malformed webhook: {exc}")
+    engine, db = request.app[ENGINE], request.app[DB]
+    statuses = [e for e in events if isinstance(e, StatusUpdate)]
+    if statuses:
+        await db.run(lambda s: [apply_status(s, u) for u in statuses])
+    for message in (e for e in events if isinstance(e, InboundMessage)):
+        received = await engine.receive(message)
+        if received.duplicate:
+            continue
+        if name == "sms" and (keyword := sms_keyword(message.text)):
+            if await db.run(lambda s: _apply_sms_keyword(s, received.message_id, received.customer_id, keyword)):
+                continue
+        _in_background(request.app, _turn_then_send(request.app, received))
+    if name == "messenger":
+        return web.Response(text="EVENT_RECEIVED")
+    return web.Response(text=TWIML_EMPTY, content_type="text/xml")
+
+
+def _apply_sms_keyword(session: Session, message_id: int, customer_id: str, keyword: str) -> bool:
+    """Carrier keywords change consent before any dialog sees them. Twilio itself answers STOP,
+    START and HELP on our number, so we add no second reply. Returns True if handled."""
+    customer = session.get(Customer, customer_id)
+    if keyword == "opt_in" and not customer.sms_opted_out and customer.marketing_consent is not False:
+        return False  # "yes" to one of our questions, not a re-subscription
+    if keyword == "opt_out":
+        customer.sms_opted_out, customer.marketing_consent = True, False
+    elif keyword == "opt_in":
+        customer.sms_opted_out, customer.marketing_consent = False, True
+    customer.consent_updated_at = utcnow()
+    session.get(MessageRecord, message_id).status = "processed"
+    return True
+
+
+async def _turn_then_send(app: web.Application, received) -> None:
+    try:
+        await app[ENGINE].run_turn(received)
+    except Exception:  # the message stays stored and unprocessed; the next start runs it
+        log.exception("turn failed", extra={"message": received.message_id})
+        return
+    app[OUTBOX].notify()
+
+
+def _in_background(app: web.Application, coro) -> None:
+    task = asyncio.get_running_loop().create_task(coro)
+    app[TASKS].add(task)
+    task.add_done_callback(app[TASKS].discard)
+
+
+async def twilio_status(request: web.Request) -> web.Response:
+    channels = [c for c in request.app[CHANNELS].values() if isinstance(c, TwilioChannel)]
+    if not channels:
+        return json_error(404, "no Twilio channel is configured")
+    req = raw_request(request, await request.read())
+    if not channels[0].verify(req):
+        return json_error(403, "invalid signature")
+    try:
+        update_ = TwilioChannel.parse_status(req)
+    except (ValueError, UnicodeDecodeError) as exc:
+        return json_error(400, f"malformed status callback: {exc}")
+    await request.app[DB].run(lambda s: apply_status(s, update_))
+    return web.Response(status=204)
+
+
+async def messenger_subscription(request: web.Request) -> web.Response:
+    channel = request.app[CHANNELS].get("messenger")
+    if not isinstance(channel, MessengerChannel):
+        return json_error(404, "the messenger channel is not configured")
+    challenge = channel.verify_subscription(dict(request.query))
+    if challenge is None:
+        return web.Response(status=403, text="verify token mismatch")
+    return web.Response(text=challenge)

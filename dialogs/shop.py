@@ -53,7 +53,7 @@ class ShopServices:
         return product_card(
             product.name,
             f"{money(product.price_cents)} · {stock_note}",
-            f"{self.media_base}/static/products/{product.sku}.svg",
+            f"{self.media_base}/static/products/{product.sku}.png",
             None,
             [
                 Choice("Add to cart", command("add_to_cart", product=product.sku, size=size)),

@@ -34,6 +34,7 @@ class Customer(SQLModel, table=True):
     timezone: str | None = None
     marketing_consent: bool | None = None
     consent_updated_at: datetime | None = None
+    sms_opted_out: bool = False  # replied STOP to our SMS sender: the carrier blocks our texts
     shipping_address: str | None = None
     last_channel: str | None = None
     created_at: datetime = Field(default_factory=utcnow)
@@ -60,11 +61,16 @@ class MessageRecord(SQLModel, table=True):
     direction: str  # "in" | "out"
     text: str | None = Field(default=None, sa_column=Column(Text))
     payload: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
-    provider_message_id: str | None = None
+    address: str | None = None  # the channel address an outbound message goes to
+    provider_message_id: str | None = Field(default=None, index=True)
     idempotency_key: str | None = Field(default=None, unique=True)
     reply_to_id: int | None = Field(default=None, index=True)
-    status: str = "stored"
+    # inbound: stored -> processed; outbound: pending -> sending -> sent/delivered/read, or failed
+    status: str = Field(default="stored", index=True)
     error_code: str | None = None
+    error_reason: str | None = None
+    attempts: int = 0
+    next_attempt_at: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)
 
 

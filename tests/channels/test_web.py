@@ -18,9 +18,9 @@ async def test_widget_page_and_health(client):
     assert (await client.get("/static/widget.js")).status == 200
     health = await client.get("/healthz")
     assert health.status == 200 and (await health.json())["store"] == "ok"
-    image = await client.get("/static/products/RUN-AERO.svg")
-    assert image.status == 200 and "Aero Runner" in await image.text()
-    assert (await client.get("/static/products/NOPE.svg")).status == 404
+    image = await client.get("/static/products/RUN-AERO.png")
+    assert image.status == 200 and (await image.read()).startswith(b"\x89PNG")
+    assert (await client.get("/static/products/NOPE.png")).status == 404
 
 
 async def test_forged_and_expired_sessions_are_refused(client, shopper):

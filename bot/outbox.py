@@ -1,0 +1,212 @@
+"""The outbox: every outbound message is a durable record; a dispatcher sends pending ones
+through their channel, retries transient failures with backoff and records permanent ones."""
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from datetime import datetime, timedelta
+
+from sqlalchemy import or_, update
+from sqlmodel import Session, select
+
+from bot.messages import ChannelAddress, OutboundMessage, StatusUpdate
+from bot.store.database import Database
+from bot.store.models import Customer, MessageRecord, as_utc, utcnow
+from channels.base import ChannelAdapter, SendError
+
+log = logging.getLogger(__name__)
+
+STATUS_RANK = {"pending": 0, "sending": 0, "accepted": 1, "scheduled": 1, "queued": 1, "sent": 2,
+               "delivered": 3, "read": 4, "undelivered": 5, "failed": 5, "canceled": 5}
+OUTSIDE_WINDOW_CODES = {"63016"}
+OPTED_OUT_CODES = {"21610"}
+
+
+class Outbox:
+    """Sends pending outbound records. Safe to run in several processes on PostgreSQL: claims
+    take row locks with SKIP LOCKED and a lease, so each record is sent by one dispatcher."""
+
+    def __init__(
+        self,
+        db: Database,
+        channels: dict[str, ChannelAdapter],
+        max_attempts: int = 8,
+        base_delay: float = 1.0,
+        max_delay: float = 60.0,
+        lease_seconds: float = 120.0,
+        batch: int = 100,
+    ) -> None:
+        self.db = db
+        self.channels = channels
+        self.max_attempts = max_attempts
+        self.base_delay = base_delay
+        self.max_delay = max_delay
+        self.lease = timedelta(seconds=lease_seconds)
+        self.batch = batch
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task | None = None
+
+    def notify(self) -> None:
+        """New records are waiting: look now rather than at the next poll."""
+        self._wake.set()
+
+    def start(self) -> None:
+        if self.channels and self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                sent = await self.dispatch_once()
+            except Exception:  # keep the dispatcher alive; the record stays and is retried
+                log.exception("outbox dispatch failed")
+                sent = 0
+            if sent:
+                continue
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=0.5)
+            except TimeoutError:
+                pass
+
+    def _claim(self, session: Session) -> list[MessageRecord]:
+        now = utcnow()
+        query = (
+            select(MessageRecord)
+            .where(
+                MessageRecord.direction == "out",
+                MessageRecord.channel.in_(list(self.channels)),
+                or_(
+                    MessageRecord.status == "pending",
+                    MessageRecord.status == "sending",  # a dispatcher died mid-send; its lease ran out
+                ),
+                or_(MessageRecord.next_attempt_at.is_(None), MessageRecord.next_attempt_at <= now),
+            )
+            .order_by(MessageRecord.id)
+            .limit(self.batch)
+        )
+        if not self.db.is_sqlite:
+            query = query.with_for_update(skip_locked=True)
+        rows = list(session.exec(query).all())
+        for row in rows:
+            row.status = "sending"
+            row.next_attempt_at = now + self.lease
+        return rows
+
+    async def dispatch_once(self) -> int:
+        """Send what is due; returns how many records were attempted."""
+        rows = await self.db.run(self._claim)
+        by_recipient: dict[tuple[str, str | None], list[MessageRecord]] = defaultdict(list)
+        for row in rows:
+            by_recipient[(row.channel, row.address)].append(row)
+        # One recipient's messages go in order; different recipients go at once.
+        await asyncio.gather(*(self._send_in_order(group) for group in by_recipient.values()))
+        return len(rows)
+
+    async def _send_in_order(self, rows: list[MessageRecord]) -> None:
+        for index, row in enumerate(rows):
+            retry_at = await self._send(row)
+            if retry_at is not None:  # keep the order: the rest wait for this one
+                ids = [r.id for r in rows[index + 1 :]]
+                if ids:
+                    await self.db.run(lambda s: s.execute(
+                        update(MessageRecord).where(MessageRecord.id.in_(ids))
+                        .values(status="pending", next_attempt_at=retry_at)
+                    ))
+                return
+
+    async def _send(self, row: MessageRecord) -> datetime | None:
+        channel = self.channels[row.channel]
+        if not row.address:
+            await self.db.run(lambda s: self._finish(s, row.id, "failed", None, "no_address", "no channel address"))
+            return None
+        try:
+            receipt = await channel.send(ChannelAddress(row.channel, row.address), OutboundMessage.from_dict(row.payload or {}))
+        except SendError as exc:
+            attempts = row.attempts + 1
+            if exc.permanent or attempts >= self.max_attempts:
+                log.warning("send failed", extra={"channel": row.channel, "message": row.id, "code": exc.code,
+                                                  "permanent": exc.permanent})
+                await self.db.run(lambda s: self._finish(s, row.id, "failed", None, exc.code, exc.reason, attempts))
+                return None
+            delay = exc.retry_after or min(self.max_delay, self.base_delay * 2 ** (attempts - 1))
+            retry_at = utcnow() + timedelta(seconds=delay)
+            log.info("send will be retried", extra={"channel": row.channel, "message": row.id, "code": exc.code,
+                                                    "attempt": attempts, "delay_s": delay})
+            await self.db.run(lambda s: self._retry(s, row.id, attempts, retry_at, exc))
+            return retry_at
+        await self.db.run(lambda s: self._finish(s, row.id, "sent", receipt.provider_message_id, None, None, row.attempts + 1))
+        return None
+
+    @staticmethod
+    def _retry(session: Session, message_id: int, attempts: int, retry_at: datetime, exc: SendError) -> None:
+        row = session.get(MessageRecord, message_id)
+        row.status, row.attempts, row.next_attempt_at = "pending", attempts, retry_at
+        row.error_code, row.error_reason = exc.code, exc.reason
+
+    @staticmethod
+    def _finish(session: Session, message_id: int, status: str, provider_id: str | None,
+                code: str | None, reason: str | None, attempts: int | None = None) -> None:
+        row = session.get(MessageRecord, message_id)
+        if STATUS_RANK.get(row.status, 0) > STATUS_RANK.get(status, 0):
+            status = row.status  # a delivery report overtook the send's own answer
+        row.status, row.next_attempt_at = status, None
+        if provider_id:
+            row.provider_message_id = provider_id
+        if attempts is not None:
+            row.attempts = attempts
+        if code or reason:
+            row.error_code, row.error_reason = code, reason
+        if code in OPTED_OUT_CODES:
+            customer = session.get(Customer, row.customer_id)
+            if customer is not None:
+                customer.sms_opted_out = True
+        if code in OUTSIDE_WINDOW_CODES:
+            row.error_reason = "outside_window"
+
+
+def apply_status(session: Session, update_: StatusUpdate) -> int:
+    """Record a delivery report on the outbound records it is about; never move a status back."""
+    if update_.provider_message_id:
+        rows = session.exec(
+            select(MessageRecord).where(
+                MessageRecord.channel == update_.channel,
+                MessageRecord.provider_message_id == update_.provider_message_id,
+                MessageRecord.direction == "out",
+            )
+        ).all()
+    elif update_.watermark_ms is not None and update_.address:
+        cutoff = datetime.fromtimestamp(update_.watermark_ms / 1000, tz=utcnow().tzinfo)
+        rows = [
+            r for r in session.exec(
+                select(MessageRecord).where(
+                    MessageRecord.channel == update_.channel, MessageRecord.address == update_.address,
+                    MessageRecord.direction == "out", MessageRecord.status.in_(["sent", "delivered"]),
+                )
+            ).all()
+            if as_utc(r.created_at) <= cutoff
+        ]
+    else:
+        return 0
+    for row in rows:
+        if STATUS_RANK.get(update_.status, 0) > STATUS_RANK.get(row.status, 0):
+            row.status = update_.status
+        if update_.error_code:
+            row.error_code = update_.error_code
+            if update_.error_code in OUTSIDE_WINDOW_CODES:
+                row.error_reason = "outside_window"
+            if update_.error_code in OPTED_OUT_CODES:
+                customer = session.get(Customer, row.customer_id)
+                if customer is not None:
+                    customer.sms_opted_out = True
+    return len(rows)

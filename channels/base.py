@@ -1,0 +1,64 @@
+"""The channel interface, the errors a send can end in, and the registry of enabled channels."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import ClassVar, Protocol
+
+from bot.config import Settings
+from bot.messages import ChannelAddress, InboundMessage, OutboundMessage, SendReceipt, StatusUpdate
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RawRequest:
+    """A webhook as it arrived: the public URL it was sent to, its headers and raw body."""
+
+    url: str
+    headers: dict[str, str]
+    body: bytes
+    query: dict[str, str] = field(default_factory=dict)
+
+
+class SendError(Exception):
+    """A send failed. `permanent` errors are recorded and never retried."""
+
+    def __init__(self, reason: str, code: str | None = None, permanent: bool = False, retry_after: float | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.code = code
+        self.permanent = permanent
+        self.retry_after = retry_after
+
+
+class ChannelAdapter(Protocol):
+    name: ClassVar[str]
+    numbered_choices: ClassVar[bool]  # choices are sent as a numbered list and answered by number
+
+    def verify(self, req: RawRequest) -> bool: ...
+    def parse(self, req: RawRequest) -> list[InboundMessage | StatusUpdate]: ...
+    async def send(self, to: ChannelAddress, msg: OutboundMessage) -> SendReceipt: ...
+    async def close(self) -> None: ...
+
+
+def enabled(settings: Settings) -> dict[str, ChannelAdapter]:
+    """The channels whose credentials are set; each one left out says so once."""
+    from channels.messenger import MessengerChannel
+    from channels.twilio import TwilioChannel
+
+    channels: dict[str, ChannelAdapter] = {}
+    twilio_ready = settings.twilio_account_sid and settings.twilio_auth_token
+    for name, sender in (("whatsapp", settings.twilio_whatsapp_from), ("sms", settings.twilio_sms_from)):
+        if twilio_ready and sender:
+            channels[name] = TwilioChannel(name, settings)
+        else:
+            missing = "TWILIO_ACCOUNT_SID/TWILIO_AUTH_TOKEN" if not twilio_ready else f"TWILIO_{name.upper()}_FROM"
+            log.info("channel off: credentials not set", extra={"channel": name, "missing": missing})
+    if settings.messenger_page_access_token and settings.messenger_app_secret and settings.messenger_verify_token:
+        channels["messenger"] = MessengerChannel(settings)
+    else:
+        log.info("channel off: credentials not set", extra={
+            "channel": "messenger",
+            "missing": "MESSENGER_PAGE_ACCESS_TOKEN/MESSENGER_APP_SECRET/MESSENGER_VERIFY_TOKEN"})
+    return channels

@@ -1,0 +1,197 @@
+"""Facebook Messenger: webhook verification and parsing, rendering and the Send API (aiohttp)."""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+from typing import Any, ClassVar
+
+import aiohttp
+
+from bot.config import Settings
+from bot.messages import ChannelAddress, InboundMessage, Media, OutboundMessage, SendReceipt, StatusUpdate
+from channels.base import RawRequest, SendError
+
+log = logging.getLogger(__name__)
+
+TEXT_LIMIT = 2000
+QUICK_REPLY_LIMIT = 13
+TITLE_LIMIT = 20
+CARD_LIMIT = 10
+CARD_TEXT_LIMIT = 80
+BUTTON_TEMPLATE_TEXT_LIMIT = 640
+PAYLOAD_LIMIT = 1000
+TRANSIENT_ERROR_CODES = {1, 2, 4, 17, 32, 613}  # temporary or rate limited: retry later
+MESSAGING_TYPE = {"reply": ("RESPONSE", None), "update": ("UPDATE", None),
+                  "post_purchase": ("MESSAGE_TAG", "POST_PURCHASE_UPDATE")}
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def render(msg: OutboundMessage) -> list[dict[str, Any]]:
+    """Send API `message` objects: text or a button template for links, a generic template
+    carousel for product cards; quick replies ride on the last one."""
+    messages: list[dict[str, Any]] = []
+    text = msg.text or ""
+    if msg.links:
+        messages.append({"attachment": {"type": "template", "payload": {
+            "template_type": "button",
+            "text": _cut(text or "Links", BUTTON_TEMPLATE_TEXT_LIMIT),
+            "buttons": [{"type": "web_url", "url": link.url, "title": _cut(link.title, TITLE_LIMIT)}
+                        for link in msg.links[:3]],
+        }}})
+    elif text:
+        messages.extend({"text": text[i:i + TEXT_LIMIT]} for i in range(0, len(text), TEXT_LIMIT))
+    if msg.cards:
+        messages.append({"attachment": {"type": "template", "payload": {
+            "template_type": "generic",
+            "elements": [
+                {
+                    "title": _cut(card.title, CARD_TEXT_LIMIT),
+                    "subtitle": _cut(card.subtitle, CARD_TEXT_LIMIT),
+                    **({"image_url": card.image_url} if card.image_url else {}),
+                    **({"buttons": [{"type": "postback", "title": _cut(b.title, TITLE_LIMIT),
+                                     "payload": b.value[:PAYLOAD_LIMIT]} for b in card.buttons[:3]]}
+                       if card.buttons else {}),
+                }
+                for card in msg.cards[:CARD_LIMIT]
+            ],
+        }}})
+    for item in msg.media:
+        kind = item.content_type.split("/")[0]
+        messages.append({"attachment": {"type": kind if kind in ("image", "audio", "video") else "file",
+                                        "payload": {"url": item.url, "is_reusable": True}}})
+    if msg.choices:
+        if not messages:
+            messages.append({"text": "Choose one:"})
+        messages[-1]["quick_replies"] = [
+            {"content_type": "text", "title": _cut(c.title, TITLE_LIMIT), "payload": c.value[:PAYLOAD_LIMIT]}
+            for c in msg.choices[:QUICK_REPLY_LIMIT]
+        ]
+    return messages
+
+
+def parse_events(body: bytes) -> list[InboundMessage | StatusUpdate]:
+    """Every event of every entry; a malformed event is skipped, the rest are kept.
+
+    Raises:
+        ValueError: the body is not a JSON page webhook.
+    """
+    data = json.loads(body)
+    if not isinstance(data, dict) or data.get("object") != "page" or not isinstance(data.get("entry"), list):
+        raise ValueError("expected {\"object\": \"page\", \"entry\": [...]}")
+    events: list[InboundMessage | StatusUpdate] = []
+    for entry in data["entry"]:
+        for event in (entry.get("messaging") or []) if isinstance(entry, dict) else []:
+            try:
+                parsed = _event(event)
+            except (KeyError, TypeError, ValueError, AttributeError):
+                log.warning("skipped a malformed Messenger event")
+                continue
+            if parsed is not None:
+                events.append(parsed)
+    return events
+
+
+def _event(event: dict[str, Any]) -> InboundMessage | StatusUpdate | None:
+    sender = str(event["sender"]["id"])
+    stamp = int(event.get("timestamp") or 0)
+    if "message" in event:
+        message = event["message"]
+        if message.get("is_echo"):
+            return None  # our own message, echoed back
+        media = tuple(
+            Media(a["payload"]["url"], f"{a.get('type', 'file')}/*")
+            for a in message.get("attachments") or [] if (a.get("payload") or {}).get("url")
+        )
+        text = (message.get("quick_reply") or {}).get("payload") or message.get("text") or ""
+        return InboundMessage("messenger", sender, str(message["mid"]), text, media)
+    if "postback" in event:
+        postback = event["postback"]
+        extra = {"ref": postback["referral"]["ref"]} if (postback.get("referral") or {}).get("ref") else {}
+        mid = postback.get("mid") or f"postback-{sender}-{stamp}"
+        return InboundMessage("messenger", sender, str(mid), str(postback.get("payload") or postback.get("title") or ""),
+                              extra=extra)
+    if "referral" in event:
+        return InboundMessage("messenger", sender, f"referral-{sender}-{stamp}", "",
+                              extra={"ref": str(event["referral"].get("ref") or "")})
+    if "delivery" in event:
+        return StatusUpdate("messenger", None, "delivered", address=sender, watermark_ms=int(event["delivery"]["watermark"]))
+    if "read" in event:
+        return StatusUpdate("messenger", None, "read", address=sender, watermark_ms=int(event["read"]["watermark"]))
+    return None  # optins and other event types we do not act on
+
+
+class MessengerChannel:
+    name: ClassVar[str] = "messenger"
+    numbered_choices: ClassVar[bool] = False
+
+    def __init__(self, settings: Settings, timeout_seconds: float = 10) -> None:
+        self._secret = settings.messenger_app_secret.get_secret_value().encode()
+        self._token = settings.messenger_page_access_token.get_secret_value()
+        self.verify_token = settings.messenger_verify_token.get_secret_value()
+        self._url = f"{settings.graph_api_base.rstrip('/')}/{settings.graph_api_version}/me/messages"
+        self._proof = hmac.new(self._secret, self._token.encode(), hashlib.sha256).hexdigest()
+        self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
+        self._session: aiohttp.ClientSession | None = None
+
+    def verify(self, req: RawRequest) -> bool:
+        header = req.headers.get("X-Hub-Signature-256", "")
+        if not header.startswith("sha256="):
+            return False
+        expected = hmac.new(self._secret, req.body, hashlib.sha256).hexdigest()
+        return hmac.compare_digest(expected, header.removeprefix("sha256="))
+
+    def verify_subscription(self, query: dict[str, str]) -> str | None:
+        """The challenge to echo when Meta's subscription check carries our verify token."""
+        if query.get("hub.mode") == "subscribe" and hmac.compare_digest(
+            query.get("hub.verify_token", "").encode(), self.verify_token.encode()
+        ):
+            return query.get("hub.challenge", "")
+        return None
+
+    def parse(self, req: RawRequest) -> list[InboundMessage | StatusUpdate]:
+        return parse_events(req.body)
+
+    async def _post(self, body: dict[str, Any]) -> dict[str, Any]:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=self._timeout)
+        params = {"access_token": self._token, "appsecret_proof": self._proof}
+        try:
+            async with self._session.post(self._url, params=params, json=body) as resp:
+                data = await resp.json(content_type=None) if resp.content_length != 0 else {}
+                status = resp.status
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise SendError(f"{type(exc).__name__}: {exc}"[:200], "network") from exc
+        except ValueError as exc:
+            raise SendError("invalid response from the Send API", "bad_response") from exc
+        if status == 200:
+            return data or {}
+        error = (data or {}).get("error", {}) if isinstance(data, dict) else {}
+        code = error.get("code")
+        transient = status == 429 or status >= 500 or code in TRANSIENT_ERROR_CODES
+        raise SendError(str(error.get("message") or f"HTTP {status}")[:200], str(code or status),
+                        permanent=not transient)
+
+    async def send(self, to: ChannelAddress, msg: OutboundMessage) -> SendReceipt:
+        """Raises: SendError; permanent when Meta refuses (blocked, window closed, bad token)."""
+        recipient = {"id": to.address}
+        messaging_type, tag = MESSAGING_TYPE.get(msg.kind, MESSAGING_TYPE["update"])
+        try:
+            await self._post({"recipient": recipient, "sender_action": "typing_on"})
+        except SendError as exc:  # typing is a courtesy; the message itself decides
+            log.info("typing indicator not sent", extra={"reason": exc.reason})
+        message_id = None
+        for message in render(msg):
+            body = {"recipient": recipient, "messaging_type": messaging_type, "message": message}
+            if tag:
+                body["tag"] = tag
+            message_id = (await self._post(body)).get("message_id")
+        return SendReceipt(message_id, "sent")
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()

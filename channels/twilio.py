@@ -1,0 +1,206 @@
+"""Twilio webhook verification, parsing and sending for WhatsApp and SMS."""
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from typing import ClassVar
+from urllib.parse import parse_qsl
+
+from twilio.base.exceptions import TwilioRestException
+from twilio.http.async_http_client import AsyncTwilioHttpClient
+from twilio.request_validator import RequestValidator
+from twilio.rest import Client
+
+from bot.config import Settings
+from bot.messages import (
+    ChannelAddress,
+    InboundMessage,
+    Media,
+    OutboundMessage,
+    SendReceipt,
+    StatusUpdate,
+    numbered_options,
+)
+from channels.base import RawRequest, SendError
+
+log = logging.getLogger(__name__)
+
+BODY_LIMIT = 1600  # Twilio refuses longer bodies
+MEDIA_LIMIT = 10
+# US carriers' and Twilio's single-word keywords (PLATFORMS.md §5); only the whole message counts.
+OPT_OUT_WORDS = {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"}
+OPT_IN_WORDS = {"START", "UNSTOP", "YES"}
+HELP_WORDS = {"HELP", "INFO"}
+GSM7 = set(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§"
+    "¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+GSM7_EXTENDED = set("^{}\\[~]|€\f")
+TRANSIENT_CODES = {20429, 21611, 30001}
+OPTED_OUT_CODE = 21610
+
+
+def sms_keyword(text: str) -> str | None:
+    """"opt_out", "opt_in" or "help" when the whole message is a carrier keyword."""
+    word = text.strip().upper()
+    if word in OPT_OUT_WORDS:
+        return "opt_out"
+    if word in OPT_IN_WORDS:
+        return "opt_in"
+    if word in HELP_WORDS:
+        return "help"
+    return None
+
+
+def sms_units(text: str) -> tuple[int, int]:
+    """(length in encoding units, units per 10-segment message) for GSM-7 or UCS-2 text."""
+    if all(c in GSM7 or c in GSM7_EXTENDED for c in text):
+        return sum(2 if c in GSM7_EXTENDED else 1 for c in text), 153 * 10
+    return sum(2 if ord(c) > 0xFFFF else 1 for c in text), 67 * 10
+
+
+def fits(text: str, limit: int = BODY_LIMIT) -> bool:
+    units, capacity = sms_units(text)
+    return len(text) <= limit and units <= capacity
+
+
+def split_text(text: str, limit: int = BODY_LIMIT) -> list[str]:
+    """Split at whitespace so that each part fits one message: `limit` characters and at most
+    ten segments in its encoding (one emoji makes a text UCS-2, with 67 characters a segment)."""
+    parts: list[str] = []
+    current = ""
+    for token in re.split(r"(\s+)", text):
+        candidate = current + token
+        if current.strip() and not fits(candidate, limit):
+            parts.append(current.rstrip())
+            current = token.lstrip()
+        else:
+            current = candidate
+        while not fits(current, limit):  # a single word longer than a message
+            cut = min(len(current), limit)
+            while not fits(current[:cut], limit):
+                cut -= 1
+            parts.append(current[:cut])
+            current = current[cut:]
+    if current.strip() or not parts:
+        parts.append(current.strip())
+    return parts
+
+
+@dataclass(frozen=True)
+class TwilioPart:
+    body: str
+    media_urls: tuple[str, ...] = ()
+
+
+def render(msg: OutboundMessage, channel: str) -> list[TwilioPart]:
+    """WhatsApp: a picture with caption per product card, numbered options; SMS: plain text.
+
+    Free-form WhatsApp buttons need pre-approved Content templates, so choices are a numbered
+    list on both channels; the shopper's "2" is mapped back to the choice before the dialog sees it.
+    """
+    options = numbered_options(msg)
+    number = iter(range(msg.option_offset + 1, msg.option_offset + len(options) + 1))
+    parts: list[TwilioPart] = []
+    lines: list[str] = [msg.text] if msg.text else []
+    for card in msg.cards[:10]:
+        card_lines = [f"*{card.title}*" if channel == "whatsapp" else card.title, card.subtitle]
+        card_lines += [f"{next(number)}. {b.title}" for b in card.buttons]
+        if channel == "whatsapp" and card.image_url:
+            if lines:
+                parts.append(TwilioPart("\n".join(lines)))
+                lines = []
+            parts.append(TwilioPart("\n".join(card_lines), (card.image_url,)))
+        else:
+            lines.append("\n".join(card_lines))
+    for item in msg.links:
+        lines.append(f"{item.title}: {item.url}")
+    if msg.choices:
+        lines.append("\n".join(f"{next(number)}. {c.title}" for c in msg.choices))
+    if options:
+        lines.append("Reply with a number.")
+    media = tuple(m.url for m in msg.media[:MEDIA_LIMIT])
+    if lines or media:
+        for i, chunk in enumerate(split_text("\n\n".join(lines))):
+            parts.append(TwilioPart(chunk, media if i == 0 else ()))
+    return parts
+
+
+class TwilioChannel:
+    """WhatsApp or SMS through Twilio; both share the account, validator and HTTP client."""
+
+    numbered_choices: ClassVar[bool] = True
+
+    def __init__(self, name: str, settings: Settings) -> None:
+        self.name = name
+        token = settings.twilio_auth_token.get_secret_value()
+        self._validator = RequestValidator(token)
+        self._sender = settings.twilio_whatsapp_from if name == "whatsapp" else settings.twilio_sms_from
+        self._status_callback = f"{settings.base_url}/webhooks/twilio/status"
+        self._http = AsyncTwilioHttpClient(timeout=10)
+        self._client = Client(settings.twilio_account_sid, token, http_client=self._http)
+        self._client.api.base_url = settings.twilio_api_base.rstrip("/")
+
+    def verify(self, req: RawRequest) -> bool:
+        signature = req.headers.get("X-Twilio-Signature", "")
+        if not signature:
+            return False
+        return self._validator.validate(req.url, dict(parse_qsl(req.body.decode("utf-8", "replace"), keep_blank_values=True)), signature)
+
+    def parse(self, req: RawRequest) -> list[InboundMessage | StatusUpdate]:
+        """Raises: ValueError for a form that is not a Twilio message for this channel."""
+        form = dict(parse_qsl(req.body.decode("utf-8"), keep_blank_values=True, strict_parsing=False))
+        sid, sender = form.get("MessageSid") or form.get("SmsSid"), form.get("From", "")
+        if not sid or not sender:
+            raise ValueError("MessageSid and From are required")
+        if sender.startswith("whatsapp:") != (self.name == "whatsapp"):
+            raise ValueError(f"From {('is not' if self.name == 'whatsapp' else 'is')} a WhatsApp address")
+        media = []
+        for i in range(min(int(form.get("NumMedia", "0") or 0), MEDIA_LIMIT)):
+            if url := form.get(f"MediaUrl{i}"):
+                media.append(Media(url, form.get(f"MediaContentType{i}", "application/octet-stream")))
+        extra = {k: form[k] for k in ("Latitude", "Longitude", "Address", "Label", "ButtonText") if form.get(k)}
+        text = form.get("ButtonPayload") or form.get("Body", "")
+        if not text and "Latitude" in extra:
+            text = f"my location: {extra.get('Address') or extra['Latitude'] + ',' + extra['Longitude']}"
+        return [InboundMessage(self.name, sender, sid, text, tuple(media), profile_name=form.get("ProfileName"), extra=extra)]
+
+    @staticmethod
+    def parse_status(req: RawRequest) -> StatusUpdate:
+        """Raises: ValueError when the callback lacks a message id or status."""
+        form = dict(parse_qsl(req.body.decode("utf-8"), keep_blank_values=True))
+        sid = form.get("MessageSid") or form.get("SmsSid")
+        status = form.get("MessageStatus") or form.get("SmsStatus")
+        if not sid or not status:
+            raise ValueError("MessageSid and MessageStatus are required")
+        channel = "whatsapp" if form.get("From", "").startswith("whatsapp:") or form.get("To", "").startswith("whatsapp:") else "sms"
+        return StatusUpdate(channel, sid, status.lower(), form.get("ErrorCode") or None, form.get("To"))
+
+    def verify_status(self, req: RawRequest) -> bool:
+        return self.verify(req)
+
+    async def send(self, to: ChannelAddress, msg: OutboundMessage) -> SendReceipt:
+        """Raises: SendError, permanent for refusals such as 21610 (opted out)."""
+        address = to.address
+        if self.name == "whatsapp" and not address.startswith("whatsapp:"):
+            address = f"whatsapp:{address}"
+        sid = None
+        for part in render(msg, self.name):
+            kwargs = {"to": address, "from_": self._sender, "status_callback": self._status_callback}
+            if part.body:
+                kwargs["body"] = part.body
+            if part.media_urls:
+                kwargs["media_url"] = list(part.media_urls)
+            try:
+                created = await self._client.messages.create_async(**kwargs)
+            except TwilioRestException as exc:
+                transient = exc.status == 429 or exc.status >= 500 or exc.code in TRANSIENT_CODES
+                raise SendError(str(exc.msg)[:200], str(exc.code or exc.status), permanent=not transient) from exc
+            except Exception as exc:  # timeouts, refused connections: try again later
+                raise SendError(f"{type(exc).__name__}: {exc}"[:200], "network") from exc
+            sid = created.sid
+        return SendReceipt(sid, "sent")
+
+    async def close(self) -> None:
+        await self._http.close()
