@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     quiet_hours: str = "21:00-08:00"
     cart_reminder_delays: str = "1h,24h"
     currency: str = "USD"
+    send_timeout_seconds: float = 10.0
+    outbox_retry_base_seconds: float = 1.0
+    outbox_max_attempts: int = 8
     max_message_chars: int = 4000
 
     @field_validator("cart_reminder_delays")

@@ -135,13 +135,13 @@ class Outbox:
         except SendError as exc:
             attempts = row.attempts + 1
             if exc.permanent or attempts >= self.max_attempts:
-                log.warning("send failed", extra={"channel": row.channel, "message": row.id, "code": exc.code,
+                log.warning("send failed", extra={"channel": row.channel, "record_id": row.id, "code": exc.code,
                                                   "permanent": exc.permanent})
                 await self.db.run(lambda s: self._finish(s, row.id, "failed", None, exc.code, exc.reason, attempts))
                 return None
             delay = exc.retry_after or min(self.max_delay, self.base_delay * 2 ** (attempts - 1))
             retry_at = utcnow() + timedelta(seconds=delay)
-            log.info("send will be retried", extra={"channel": row.channel, "message": row.id, "code": exc.code,
+            log.info("send will be retried", extra={"channel": row.channel, "record_id": row.id, "code": exc.code,
                                                     "attempt": attempts, "delay_s": delay})
             await self.db.run(lambda s: self._retry(s, row.id, attempts, retry_at, exc))
             return retry_at

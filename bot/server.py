@@ -24,7 +24,7 @@ from bot.messages import InboundMessage, OutboundMessage, StatusUpdate
 from bot.outbox import Outbox, apply_status
 from bot.nlu import CatalogTerm, Recognizer, load_examples, load_model
 from bot.store.database import Database
-from bot.store.models import ChannelIdentity, Customer, MessageRecord, Order, Product, StateRecord, Variant
+from bot.store.models import ChannelIdentity, Customer, MessageRecord, Order, Product, StateRecord, Variant, utcnow
 from bot.store.seed import seed_demo
 from bot.store.storage import SqlStorage
 from channels import web as web_channel
@@ -129,7 +129,7 @@ def create_app(
         db, recognizer, bot.on_turn, storage, states, settings.max_message_chars,
         frozenset(name for name, channel in channels.items() if channel.numbered_choices),
     )
-    outbox = Outbox(db, channels)
+    outbox = Outbox(db, channels, settings.outbox_max_attempts, settings.outbox_retry_base_seconds)
 
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[error_middleware])
     app[SETTINGS], app[DB], app[ENGINE] = settings, db, engine
@@ -457,7 +457,7 @@ async def _turn_then_send(app: web.Application, received) -> None:
     try:
         await app[ENGINE].run_turn(received)
     except Exception:  # the message stays stored and unprocessed; the next start runs it
-        log.exception("turn failed", extra={"message": received.message_id})
+        log.exception("turn failed", extra={"record_id": received.message_id})
         return
     app[OUTBOX].notify()
 

@@ -129,13 +129,13 @@ class MessengerChannel:
     name: ClassVar[str] = "messenger"
     numbered_choices: ClassVar[bool] = False
 
-    def __init__(self, settings: Settings, timeout_seconds: float = 10) -> None:
+    def __init__(self, settings: Settings) -> None:
         self._secret = settings.messenger_app_secret.get_secret_value().encode()
         self._token = settings.messenger_page_access_token.get_secret_value()
         self.verify_token = settings.messenger_verify_token.get_secret_value()
         self._url = f"{settings.graph_api_base.rstrip('/')}/{settings.graph_api_version}/me/messages"
         self._proof = hmac.new(self._secret, self._token.encode(), hashlib.sha256).hexdigest()
-        self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
+        self._timeout = aiohttp.ClientTimeout(total=settings.send_timeout_seconds)
         self._session: aiohttp.ClientSession | None = None
 
     def verify(self, req: RawRequest) -> bool:

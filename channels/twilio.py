@@ -1,6 +1,7 @@
 """Twilio webhook verification, parsing and sending for WhatsApp and SMS."""
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from dataclasses import dataclass
@@ -138,7 +139,9 @@ class TwilioChannel:
         self._validator = RequestValidator(token)
         self._sender = settings.twilio_whatsapp_from if name == "whatsapp" else settings.twilio_sms_from
         self._status_callback = f"{settings.base_url}/webhooks/twilio/status"
-        self._http = AsyncTwilioHttpClient(timeout=10)
+        # twilio-python's async client does not apply its own `timeout`; `send` enforces ours.
+        self._timeout = settings.send_timeout_seconds
+        self._http = AsyncTwilioHttpClient()
         self._client = Client(settings.twilio_account_sid, token, http_client=self._http)
         self._client.api.base_url = settings.twilio_api_base.rstrip("/")
 
@@ -193,7 +196,8 @@ class TwilioChannel:
             if part.media_urls:
                 kwargs["media_url"] = list(part.media_urls)
             try:
-                created = await self._client.messages.create_async(**kwargs)
+                async with asyncio.timeout(self._timeout):
+                    created = await self._client.messages.create_async(**kwargs)
             except TwilioRestException as exc:
                 transient = exc.status == 429 or exc.status >= 500 or exc.code in TRANSIENT_CODES
                 raise SendError(str(exc.msg)[:200], str(exc.code or exc.status), permanent=not transient) from exc

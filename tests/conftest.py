@@ -13,6 +13,7 @@ from bot.server import build_recognizer, create_app, teach_shop
 from bot.store.database import Database
 from bot.store.seed import seed_demo
 from integrations.faq import StoreFaq
+from tests.fakes.providers import FakeGraph, FakeTwilio
 from tests.fakes.web_shopper import WebShopper
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
@@ -54,3 +55,35 @@ async def client(aiohttp_client, settings: Settings, recognizer: Recognizer):
 @pytest.fixture
 async def shopper(client) -> WebShopper:
     return await WebShopper.start(client)
+
+
+@pytest.fixture
+async def fake_twilio():
+    fake = await FakeTwilio().start()
+    yield fake
+    await fake.close()
+
+
+@pytest.fixture
+async def fake_graph():
+    fake = await FakeGraph().start()
+    yield fake
+    await fake.close()
+
+
+@pytest.fixture
+def channel_settings(database_url: str, fake_twilio: FakeTwilio, fake_graph: FakeGraph) -> Settings:
+    return Settings(
+        _env_file=None, database_url=database_url, public_base_url="https://shop.example.com",
+        twilio_account_sid=FakeTwilio.account_sid, twilio_auth_token=FakeTwilio.auth_token,
+        twilio_whatsapp_from="whatsapp:+15550001111", twilio_sms_from="+15550001111",
+        twilio_api_base=fake_twilio.url, messenger_page_access_token=FakeGraph.page_token,
+        messenger_app_secret=FakeGraph.app_secret, messenger_verify_token=FakeGraph.verify_token,
+        graph_api_base=fake_graph.url, send_timeout_seconds=1.0, outbox_retry_base_seconds=0.05,
+        outbox_max_attempts=4,
+    )
+
+
+@pytest.fixture
+async def channel_client(aiohttp_client, channel_settings: Settings, recognizer: Recognizer):
+    return await aiohttp_client(create_app(channel_settings, recognizer))

@@ -1,0 +1,241 @@
+"""WhatsApp and SMS through Twilio, end to end: signed webhooks in, the fake Twilio API out."""
+from __future__ import annotations
+
+import re
+from urllib.parse import urlencode
+
+import pytest
+from sqlmodel import func, select
+
+from bot.messages import Choice, OutboundMessage, ProductCard
+from bot.server import DB
+from bot.store.models import Customer, MessageRecord
+from channels.twilio import render, sms_units, split_text
+from tests.fakes.phone import BASE, TwilioShopper
+from tests.fakes.providers import encode_form, twilio_form
+
+NUMBER = "+14155550123"
+
+
+async def count(client, *where) -> int:
+    return await client.app[DB].run(
+        lambda s: s.exec(select(func.count()).select_from(MessageRecord).where(*where)).one()
+    )
+
+
+async def test_whatsapp_whole_journey(channel_client, fake_twilio):
+    wa = TwilioShopper(channel_client, fake_twilio, "whatsapp", NUMBER)
+    out = await wa.say("Do you have the Trail Blazer Runner in size 9?")
+    assert "in stock" in out and "Reply with a number." in out
+    assert all(r["from"] == "whatsapp:+15550001111" for r in wa.mine())
+    assert wa.mine()[0]["status_callback"] == f"{BASE}/webhooks/twilio/status"
+    out = await wa.say("1")  # the first colour
+    assert "Added 1 × Trail Blazer Runner (9," in out
+    # product cards arrive as pictures with captions
+    assert any(r["media"] and r["media"][0].endswith(".png") for r in wa.mine())
+    out = await wa.say("checkout")
+    assert "shipping address" in out
+    out = await wa.say("10 Downing Street, London SW1A 2AA")
+    assert "Place the order?" in out
+    out = await wa.say("yes")
+    assert re.search(r"Order #\d+ is placed", out) and "Pay now: https://shop.example.com/pay/" in out
+
+
+async def test_sms_numbered_choices_and_same_customer_as_whatsapp(channel_client, fake_twilio):
+    wa = TwilioShopper(channel_client, fake_twilio, "whatsapp", NUMBER)
+    sms = TwilioShopper(channel_client, fake_twilio, "sms", NUMBER)
+    await wa.say('/add_to_cart {"product":"TEE-CLASSIC","size":"M","colour":"white"}')
+    out = await sms.say("view my cart")
+    assert "Classic" in out and "1. Checkout" in out and "Reply with a number." in out
+    out = await sms.say("3")  # "Remove an item": a one-line cart needs no question
+    assert "Removed" in out and "Your cart is empty" in out
+    customers = await channel_client.app[DB].run(lambda s: s.exec(select(func.count()).select_from(Customer)).one())
+    assert customers == 2  # the demo shopper and this one phone number
+
+
+async def test_bad_signatures_are_refused_and_nothing_is_stored(channel_client, fake_twilio):
+    wa = TwilioShopper(channel_client, fake_twilio, "whatsapp", NUMBER)
+    form = twilio_form("whatsapp", NUMBER, "hi")
+    assert (await wa.post(form, signature="")).status == 403
+    assert (await wa.post(form, signature="bm90IGEgc2lnbmF0dXJl")).status == 403
+    signed_elsewhere = fake_twilio.sign("https://evil.example.com" + wa.path, form)
+    assert (await wa.post(form, signature=signed_elsewhere)).status == 403
+    tampered = fake_twilio.sign(BASE + wa.path, form)
+    assert (await wa.post({**form, "Body": "changed"}, signature=tampered)).status == 403
+    assert await count(channel_client) == 0
+
+
+async def test_malformed_and_misrouted_webhooks(channel_client, fake_twilio):
+    sms = TwilioShopper(channel_client, fake_twilio, "sms", NUMBER)
+    no_sid = {"From": NUMBER, "Body": "hi"}
+    assert (await sms.post(no_sid)).status == 400
+    whatsapp_on_sms = twilio_form("whatsapp", NUMBER, "hi")
+    assert (await sms.post(whatsapp_on_sms)).status == 400
+    huge = await channel_client.post(sms.path, data=b"x" * (2 * 1024 * 1024),
+                                     headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert huge.status == 413
+    assert await count(channel_client) == 0
+
+
+async def test_unconfigured_channel_is_404(aiohttp_client, settings, recognizer, fake_twilio):
+    from bot.server import create_app
+
+    client = await aiohttp_client(create_app(settings, recognizer))  # no credentials at all
+    form = twilio_form("sms", NUMBER, "hi")
+    resp = await client.post("/webhooks/twilio/sms", data=encode_form(form),
+                             headers={"X-Twilio-Signature": "x", "Content-Type": "application/x-www-form-urlencoded"})
+    assert resp.status == 404 and "not configured" in (await resp.json())["error"]
+
+
+async def test_a_retried_message_sid_is_processed_once(channel_client, fake_twilio):
+    wa = TwilioShopper(channel_client, fake_twilio, "whatsapp", NUMBER)
+    await wa.say("hello", sid="SM-retry-1")
+    first = len(wa.mine())
+    assert first >= 1
+    await wa.say("hello", sid="SM-retry-1")
+    assert len(wa.mine()) == first
+    assert await count(channel_client, MessageRecord.direction == "in") == 1
+
+
+async def test_media_and_location_are_stored(channel_client, fake_twilio):
+    wa = TwilioShopper(channel_client, fake_twilio, "whatsapp", NUMBER)
+    form = twilio_form("whatsapp", NUMBER, "", NumMedia="1", MediaUrl0="https://api.twilio.com/media/ME1",
+                       MediaContentType0="image/jpeg")
+    assert (await wa.post(form)).status == 200
+    form = twilio_form("whatsapp", NUMBER, "", Latitude="51.5", Longitude="-0.12", Address="London")
+    assert (await wa.post(form)).status == 200
+    await wa.replies()
+    rows = await channel_client.app[DB].run(
+        lambda s: s.exec(select(MessageRecord).where(MessageRecord.direction == "in").order_by(MessageRecord.id)).all()
+    )
+    assert rows[0].payload["media"] == [{"url": "https://api.twilio.com/media/ME1", "content_type": "image/jpeg"}]
+    assert rows[1].payload["Latitude"] == "51.5" and "London" in rows[1].text
+
+
+async def test_sms_stop_and_start_change_consent_without_a_second_reply(channel_client, fake_twilio):
+    sms = TwilioShopper(channel_client, fake_twilio, "sms", NUMBER)
+    await sms.say("hello")
+    sent = len(sms.mine())
+    await sms.say("STOP")
+    assert len(sms.mine()) == sent  # Twilio already answers STOP
+    customer = await channel_client.app[DB].run(lambda s: s.exec(select(Customer).where(Customer.phone == NUMBER)).one())
+    assert customer.sms_opted_out and customer.marketing_consent is False
+    await sms.say("START")
+    customer = await channel_client.app[DB].run(lambda s: s.exec(select(Customer).where(Customer.phone == NUMBER)).one())
+    assert not customer.sms_opted_out and customer.marketing_consent is True
+    out = await sms.say("yes")  # not opted out: "yes" is an answer for the dialog
+    assert out
+
+
+async def test_whatsapp_stop_is_answered_by_the_bot(channel_client, fake_twilio):
+    wa = TwilioShopper(channel_client, fake_twilio, "whatsapp", NUMBER)
+    assert "unsubscribed" in await wa.say("STOP")
+
+
+async def test_status_callbacks_update_the_outbox_record(channel_client, fake_twilio):
+    wa = TwilioShopper(channel_client, fake_twilio, "whatsapp", NUMBER)
+    await wa.say("hello")
+    sid = wa.mine()[-1]["sid"]
+
+    async def callback(status: str, code: str | None = None) -> int:
+        form = {"MessageSid": sid, "MessageStatus": status, "From": "whatsapp:+15550001111", "To": "whatsapp:" + NUMBER}
+        if code:
+            form["ErrorCode"] = code
+        sig = fake_twilio.sign(BASE + "/webhooks/twilio/status", form)
+        resp = await channel_client.post("/webhooks/twilio/status", data=urlencode(form).encode(),
+                                         headers={"X-Twilio-Signature": sig,
+                                                  "Content-Type": "application/x-www-form-urlencoded"})
+        return resp.status
+
+    async def record() -> MessageRecord:
+        return await channel_client.app[DB].run(
+            lambda s: s.exec(select(MessageRecord).where(MessageRecord.provider_message_id == sid)).one()
+        )
+
+    assert await callback("delivered") == 204
+    assert (await record()).status == "delivered"
+    assert await callback("read") == 204
+    assert await callback("delivered") == 204  # late and out of order: no step back
+    assert (await record()).status == "read"
+    assert await callback("failed", "63016") == 204
+    row = await record()
+    assert row.status == "failed" and row.error_code == "63016" and row.error_reason == "outside_window"
+    form = {"MessageSid": sid, "MessageStatus": "delivered"}
+    bad = await channel_client.post("/webhooks/twilio/status", data=urlencode(form).encode(),
+                                    headers={"X-Twilio-Signature": "wrong",
+                                             "Content-Type": "application/x-www-form-urlencoded"})
+    assert bad.status == 403
+
+
+async def test_opted_out_recipient_is_recorded_and_not_retried(channel_client, fake_twilio):
+    sms = TwilioShopper(channel_client, fake_twilio, "sms", NUMBER)
+    fake_twilio.fail_next(1, 400, {"code": 21610, "message": "Attempt to send to unsubscribed recipient", "status": 400})
+    await sms.say("hello")
+    await fake_twilio.wait_for(1)
+    rows = await channel_client.app[DB].run(
+        lambda s: s.exec(select(MessageRecord).where(MessageRecord.direction == "out")).all()
+    )
+    assert rows[0].status == "failed" and rows[0].error_code == "21610" and rows[0].attempts == 1
+    customer = await channel_client.app[DB].run(lambda s: s.exec(select(Customer).where(Customer.phone == NUMBER)).one())
+    assert customer.sms_opted_out
+    assert len(fake_twilio.requests) == 1
+
+
+@pytest.mark.parametrize("status, code", [(500, 20500), (429, 20429), (503, 20503)])
+async def test_transient_errors_are_retried_and_sent_once(channel_client, fake_twilio, status, code):
+    wa = TwilioShopper(channel_client, fake_twilio, "whatsapp", NUMBER)
+    fake_twilio.fail_next(2, status, {"code": code, "message": "try later", "status": status})
+    assert (await wa.post(twilio_form("whatsapp", NUMBER, "hello"))).status == 200
+    await fake_twilio.wait_for(3)
+    row = await settled_reply(channel_client)
+    await wa.replies()
+    assert len(wa.mine()) == 1 and [r["failed"] for r in fake_twilio.requests] == [True, True, False]
+    assert row.status == "sent" and row.attempts == 3
+
+
+async def test_a_slow_provider_times_out_and_is_retried(channel_client, fake_twilio):
+    wa = TwilioShopper(channel_client, fake_twilio, "whatsapp", NUMBER)
+    fake_twilio.delay = 1.5  # longer than the 1 s send timeout
+    resp = await wa.post(twilio_form("whatsapp", NUMBER, "hello"))
+    assert resp.status == 200  # the webhook never waits for sending
+    await fake_twilio.wait_for(1)
+    fake_twilio.delay = 0
+    row = await settled_reply(channel_client, timeout=20)
+    assert row.attempts >= 2 and row.status == "sent"
+
+
+async def settled_reply(client, timeout: float = 10) -> MessageRecord:
+    """The one outbound record, once the outbox has finished with it."""
+    import asyncio
+
+    for _ in range(int(timeout / 0.05)):
+        rows = await client.app[DB].run(
+            lambda s: s.exec(select(MessageRecord).where(MessageRecord.direction == "out")).all()
+        )
+        if rows and rows[0].status in ("sent", "failed"):
+            return rows[0]
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"the reply was not settled: {rows}")
+
+
+def test_render_sms_numbers_cards_and_choices():
+    msg = OutboundMessage(
+        text="Pick one:",
+        cards=(ProductCard("Aero Runner", "$89.00", "https://x/a.png", None, (Choice("Add to cart", "/add"),)),),
+        choices=(Choice("View cart", "/view_cart"),),
+    )
+    (part,) = render(msg, "sms")
+    assert "1. Add to cart" in part.body and "2. View cart" in part.body and not part.media_urls
+    parts = render(msg, "whatsapp")
+    assert parts[1].media_urls == ("https://x/a.png",) and "*Aero Runner*" in parts[1].body
+    shifted = render(OutboundMessage(text="More", choices=(Choice("Yes", "Yes"),), option_offset=2), "sms")
+    assert "3. Yes" in shifted[0].body
+
+
+@pytest.mark.parametrize("text, parts", [("a" * 1600, 2), ("a" * 1530, 1), ("😀" * 700, 3), ("é " * 700, 1)])
+def test_long_text_is_split_on_segment_boundaries(text, parts):
+    chunks = split_text(text)
+    assert len(chunks) == parts
+    for chunk in chunks:
+        units, capacity = sms_units(chunk)
+        assert units <= capacity and len(chunk) <= 1600

@@ -1,0 +1,102 @@
+"""A shopper on WhatsApp, SMS or Messenger: sends signed webhooks, reads what the fakes got."""
+from __future__ import annotations
+
+from typing import Any
+from uuid import uuid4
+
+from tests.fakes.providers import FakeGraph, FakeTwilio, encode_form, messenger_body, twilio_form
+
+BASE = "https://shop.example.com"
+
+
+class TwilioShopper:
+    def __init__(self, client, fake: FakeTwilio, channel: str, number: str) -> None:
+        self.client, self.fake, self.channel, self.number = client, fake, channel, number
+        self.seen = 0
+
+    @property
+    def path(self) -> str:
+        return f"/webhooks/twilio/{self.channel}"
+
+    async def post(self, form: dict[str, str], signature: str | None = None):
+        body = encode_form(form)
+        sig = self.fake.sign(BASE + self.path, form) if signature is None else signature
+        return await self.client.post(
+            self.path, data=body,
+            headers={"Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": sig},
+        )
+
+    async def say(self, text: str, sid: str | None = None, settle: float = 0.3) -> str:
+        """Send a message and return the text of every reply the fake received for it."""
+        resp = await self.post(twilio_form(self.channel, self.number, text, sid))
+        assert resp.status == 200, await resp.text()
+        assert "<Response" in await resp.text()
+        return await self.replies(settle)
+
+    async def replies(self, settle: float = 0.3) -> str:
+        import asyncio
+
+        previous = -1
+        # wait until the fake stops receiving new messages for `settle` seconds
+        while previous != len(self.mine()):
+            previous = len(self.mine())
+            await asyncio.sleep(settle)
+        new = self.mine()[self.seen:]
+        self.seen = len(self.mine())
+        return "\n---\n".join(r["body"] or "" for r in new)
+
+    def mine(self) -> list[dict[str, Any]]:
+        to = ("whatsapp:" if self.channel == "whatsapp" else "") + self.number
+        return [r for r in self.fake.delivered() if r["to"] == to]
+
+
+class MessengerShopper:
+    def __init__(self, client, fake: FakeGraph, psid: str) -> None:
+        self.client, self.fake, self.psid = client, fake, psid
+        self.seen = 0
+
+    async def post_events(self, *events: dict[str, Any], signature: str | None = None, entries: int = 1):
+        body = messenger_body(*events, entries=entries)
+        sig = self.fake.sign(body) if signature is None else signature
+        return await self.client.post(
+            "/webhooks/messenger", data=body,
+            headers={"Content-Type": "application/json", "X-Hub-Signature-256": sig},
+        )
+
+    def text_event(self, text: str, mid: str | None = None, quick_reply: str | None = None) -> dict[str, Any]:
+        message: dict[str, Any] = {"mid": mid or "m_" + uuid4().hex, "text": text}
+        if quick_reply:
+            message["quick_reply"] = {"payload": quick_reply}
+        return {"sender": {"id": self.psid}, "recipient": {"id": "PAGE"}, "timestamp": 1764000000000,
+                "message": message}
+
+    async def say(self, text: str, quick_reply: str | None = None, settle: float = 0.3) -> list[dict[str, Any]]:
+        resp = await self.post_events(self.text_event(text, quick_reply=quick_reply))
+        assert resp.status == 200, await resp.text()
+        return await self.replies(settle)
+
+    async def replies(self, settle: float = 0.3) -> list[dict[str, Any]]:
+        import asyncio
+
+        previous = -1
+        while previous != len(self.mine()):
+            previous = len(self.mine())
+            await asyncio.sleep(settle)
+        new = self.mine()[self.seen:]
+        self.seen = len(self.mine())
+        return new
+
+    def mine(self) -> list[dict[str, Any]]:
+        return [m for m in self.fake.messages() if m["recipient"]["id"] == self.psid]
+
+    @staticmethod
+    def texts(messages: list[dict[str, Any]]) -> str:
+        out = []
+        for m in messages:
+            msg = m["message"]
+            out.append(msg.get("text") or msg.get("attachment", {}).get("payload", {}).get("text", ""))
+        return "\n".join(out)
+
+    @staticmethod
+    def quick_replies(messages: list[dict[str, Any]]) -> list[dict[str, str]]:
+        return [q for m in messages for q in m["message"].get("quick_replies", [])]

@@ -1,0 +1,153 @@
+"""Fake provider APIs as real aiohttp servers on loopback: they record what they receive and
+can be told to fail or be slow. The app reaches them through TWILIO_API_BASE / GRAPH_API_BASE."""
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode
+from uuid import uuid4
+
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from twilio.request_validator import RequestValidator
+
+
+@dataclass
+class Failure:
+    status: int
+    body: dict[str, Any]
+
+
+@dataclass
+class FakeProvider:
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
+    delay: float = 0.0
+    server: TestServer | None = None
+
+    def fail_next(self, count: int, status: int = 500, body: dict[str, Any] | None = None) -> None:
+        self.failures.extend(Failure(status, body or {"message": "fake failure"}) for _ in range(count))
+
+    @property
+    def url(self) -> str:
+        return str(self.server.make_url("")).rstrip("/")
+
+    async def start(self) -> FakeProvider:
+        app = web.Application()
+        self.routes(app)
+        self.server = TestServer(app, host="127.0.0.1")
+        await self.server.start_server()
+        return self
+
+    async def close(self) -> None:
+        await self.server.close()
+
+    async def _gate(self) -> web.Response | None:
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        if self.failures:
+            failure = self.failures.pop(0)
+            return web.json_response(failure.body, status=failure.status)
+        return None
+
+    def routes(self, app: web.Application) -> None:
+        raise NotImplementedError
+
+    async def wait_for(self, count: int, timeout: float = 15) -> list[dict[str, Any]]:
+        for _ in range(int(timeout / 0.02)):
+            if len(self.requests) >= count:
+                return self.requests
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"expected {count} requests, got {len(self.requests)}: {self.requests}")
+
+
+class FakeTwilio(FakeProvider):
+    """The Messages resource of Twilio's REST API."""
+
+    account_sid = "AC" + "1" * 32
+    auth_token = "test-auth-token"
+
+    def routes(self, app: web.Application) -> None:
+        app.router.add_post("/2010-04-01/Accounts/{sid}/Messages.json", self.create_message)
+
+    async def create_message(self, request: web.Request) -> web.Response:
+        expected = "Basic " + base64.b64encode(f"{self.account_sid}:{self.auth_token}".encode()).decode()
+        if request.headers.get("Authorization") != expected:
+            return web.json_response({"code": 20003, "message": "Authenticate", "status": 401}, status=401)
+        form = await request.post()
+        failure = await self._gate()
+        record = {"to": form.get("To"), "from": form.get("From"), "body": form.get("Body"),
+                  "media": form.getall("MediaUrl", []), "status_callback": form.get("StatusCallback"),
+                  "failed": failure is not None}
+        self.requests.append(record)
+        if failure is not None:
+            return failure
+        sid = "SM" + uuid4().hex
+        record["sid"] = sid
+        return web.json_response(
+            {"sid": sid, "status": "queued", "to": form.get("To"), "from": form.get("From"),
+             "body": form.get("Body"), "account_sid": self.account_sid},
+            status=201,
+        )
+
+    def delivered(self) -> list[dict[str, Any]]:
+        return [r for r in self.requests if not r["failed"]]
+
+    def sign(self, url: str, params: dict[str, str]) -> str:
+        return RequestValidator(self.auth_token).compute_signature(url, params)
+
+
+class FakeGraph(FakeProvider):
+    """The Messenger Send API of the Graph API."""
+
+    app_secret = "test-app-secret"
+    page_token = "test-page-token"
+    verify_token = "test-verify-token"
+
+    def routes(self, app: web.Application) -> None:
+        app.router.add_post("/{version}/me/messages", self.send)
+
+    async def send(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        failure = await self._gate()
+        self.requests.append({"query": dict(request.query), "json": body, "version": request.match_info["version"],
+                              "failed": failure is not None})
+        if failure is not None:
+            return failure
+        if request.query.get("access_token") != self.page_token:
+            return web.json_response({"error": {"message": "Invalid OAuth access token", "code": 190}}, status=400)
+        recipient = body["recipient"]["id"]
+        if "sender_action" in body:
+            return web.json_response({"recipient_id": recipient})
+        return web.json_response({"recipient_id": recipient, "message_id": "m_" + uuid4().hex})
+
+    def messages(self) -> list[dict[str, Any]]:
+        return [r["json"] for r in self.requests if "message" in r["json"] and not r["failed"]]
+
+    def sign(self, body: bytes) -> str:
+        return "sha256=" + hmac.new(self.app_secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def twilio_form(channel: str, number: str, text: str, sid: str | None = None, **extra: str) -> dict[str, str]:
+    prefix = "whatsapp:" if channel == "whatsapp" else ""
+    form = {"MessageSid": sid or "SM" + uuid4().hex, "AccountSid": FakeTwilio.account_sid,
+            "From": prefix + number, "To": prefix + "+15550001111", "Body": text, "NumMedia": "0"}
+    form.update(extra)
+    return form
+
+
+def messenger_body(*events: dict[str, Any], entries: int = 1) -> bytes:
+    per = max(1, len(events) // entries)
+    chunks = [events[i:i + per] for i in range(0, len(events), per)] or [()]
+    return json.dumps({"object": "page", "entry": [
+        {"id": "PAGE", "time": 1, "messaging": list(chunk)} for chunk in chunks
+    ]}).encode()
+
+
+def encode_form(form: dict[str, str]) -> bytes:
+    return urlencode(form).encode()
