@@ -80,11 +80,12 @@ class FakeTwilio(FakeProvider):
         if request.headers.get("Authorization") != expected:
             return web.json_response({"code": 20003, "message": "Authenticate", "status": 401}, status=401)
         form = await request.post()
-        failure = await self._gate()
         record = {"to": form.get("To"), "from": form.get("From"), "body": form.get("Body"),
                   "media": form.getall("MediaUrl", []), "status_callback": form.get("StatusCallback"),
-                  "failed": failure is not None}
+                  "failed": True}  # until it is answered: a caller that timed out got nothing
         self.requests.append(record)
+        failure = await self._gate()
+        record["failed"] = failure is not None
         if failure is not None:
             return failure
         sid = "SM" + uuid4().hex
@@ -114,9 +115,11 @@ class FakeGraph(FakeProvider):
 
     async def send(self, request: web.Request) -> web.Response:
         body = await request.json()
+        record = {"query": dict(request.query), "json": body, "version": request.match_info["version"],
+                  "failed": True}  # until it is answered
+        self.requests.append(record)
         failure = await self._gate()
-        self.requests.append({"query": dict(request.query), "json": body, "version": request.match_info["version"],
-                              "failed": failure is not None})
+        record["failed"] = failure is not None
         if failure is not None:
             return failure
         if request.query.get("access_token") != self.page_token:
