@@ -154,7 +154,7 @@ class Engine:
 
         for attempt in range(3):
             try:
-                return await self.db.run(store)
+                return await self.db.run(store, urgent=True)
             except IntegrityError:  # a concurrent first message created the same row
                 if attempt == 2:
                     raise

@@ -57,6 +57,9 @@ CATALOG = web.AppKey("catalog", StoreCatalog)
 CHANNELS = web.AppKey("channels", dict)
 OUTBOX = web.AppKey("outbox", Outbox)
 TASKS = web.AppKey("tasks", set)
+# Turns that run after a webhook's answer; a bound keeps the event loop free to answer webhooks.
+TURN_SLOTS = web.AppKey("turn_slots", asyncio.Semaphore)
+BACKGROUND_TURNS = 6
 
 
 class BadRequest(web.HTTPBadRequest):
@@ -137,6 +140,7 @@ def create_app(
     app[WEB] = WebChannel(session_secret.encode() or stored_secret(db, "web-sessions"))
     app[ORDERS], app[PAYMENTS], app[CATALOG] = orders, payments, catalog
     app[CHANNELS], app[OUTBOX], app[TASKS] = channels, outbox, set()
+    app[TURN_SLOTS] = asyncio.Semaphore(BACKGROUND_TURNS)
     app.router.add_get("/", index)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/static/products/{sku}.png", product_image)
@@ -455,7 +459,8 @@ def _apply_sms_keyword(session: Session, message_id: int, customer_id: str, keyw
 
 async def _turn_then_send(app: web.Application, received) -> None:
     try:
-        await app[ENGINE].run_turn(received)
+        async with app[TURN_SLOTS]:
+            await app[ENGINE].run_turn(received)
     except Exception:  # the message stays stored and unprocessed; the next start runs it
         log.exception("turn failed", extra={"record_id": received.message_id})
         return

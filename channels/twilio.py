@@ -141,9 +141,18 @@ class TwilioChannel:
         self._status_callback = f"{settings.base_url}/webhooks/twilio/status"
         # twilio-python's async client does not apply its own `timeout`; `send` enforces ours.
         self._timeout = settings.send_timeout_seconds
-        self._http = AsyncTwilioHttpClient()
-        self._client = Client(settings.twilio_account_sid, token, http_client=self._http)
-        self._client.api.base_url = settings.twilio_api_base.rstrip("/")
+        self._credentials = (settings.twilio_account_sid, token)
+        self._api_base = settings.twilio_api_base.rstrip("/")
+        self._http: AsyncTwilioHttpClient | None = None
+        self._client: Client | None = None
+
+    def _rest(self) -> Client:
+        """The REST client, made on first use: its HTTP session needs the running event loop."""
+        if self._client is None:
+            self._http = AsyncTwilioHttpClient()
+            self._client = Client(*self._credentials, http_client=self._http)
+            self._client.api.base_url = self._api_base
+        return self._client
 
     def verify(self, req: RawRequest) -> bool:
         signature = req.headers.get("X-Twilio-Signature", "")
@@ -197,7 +206,7 @@ class TwilioChannel:
                 kwargs["media_url"] = list(part.media_urls)
             try:
                 async with asyncio.timeout(self._timeout):
-                    created = await self._client.messages.create_async(**kwargs)
+                    created = await self._rest().messages.create_async(**kwargs)
             except TwilioRestException as exc:
                 transient = exc.status == 429 or exc.status >= 500 or exc.code in TRANSIENT_CODES
                 raise SendError(str(exc.msg)[:200], str(exc.code or exc.status), permanent=not transient) from exc
@@ -207,4 +216,5 @@ class TwilioChannel:
         return SendReceipt(sid, "sent")
 
     async def close(self) -> None:
-        await self._http.close()
+        if self._http is not None:
+            await self._http.close()

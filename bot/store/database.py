@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+import itertools
+import queue
+import threading
+from concurrent.futures import Executor, Future
 from pathlib import Path
 from typing import TypeVar
 
@@ -38,20 +41,54 @@ def make_engine(url: str) -> Engine:
     return create_engine(parsed, pool_size=10, max_overflow=10, pool_pre_ping=True)
 
 
+class PriorityExecutor(Executor):
+    """Worker threads that take urgent work first, then the rest in order of arrival."""
+
+    def __init__(self, workers: int, name: str) -> None:
+        self._queue: queue.PriorityQueue = queue.PriorityQueue()
+        self._order = itertools.count()
+        self._threads = [threading.Thread(target=self._work, name=f"{name}-{i}", daemon=True) for i in range(workers)]
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, fn, /, *args, priority: int = 1, **kwargs) -> Future:
+        future: Future = Future()
+        self._queue.put((priority, next(self._order), future, fn, args, kwargs))
+        return future
+
+    def _work(self) -> None:
+        while True:
+            _, _, future, fn, args, kwargs = self._queue.get()
+            if future is None:
+                return
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(fn(*args, **kwargs))
+            except BaseException as exc:  # handed to the waiting coroutine
+                future.set_exception(exc)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        for _ in self._threads:
+            self._queue.put((9, next(self._order), None, None, (), {}))
+        if wait:
+            for thread in self._threads:
+                thread.join()
+
+
 class Database:
-    """Owns the engine and a thread pool, so blocking SQL never runs on the event loop.
+    """Owns the engine and worker threads, so blocking SQL never runs on the event loop.
 
     SQLite gets one worker thread: it serialises writers anyway, and one thread avoids
-    "database is locked" retries. Other databases get a small pool.
+    "database is locked" retries. Other databases get a small pool. Storing an inbound message,
+    which a webhook waits for before it answers, goes ahead of dialog work.
     """
 
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
-        self._executor = ThreadPoolExecutor(
-            max_workers=1 if self.is_sqlite else 8, thread_name_prefix="db"
-        )
+        self._executor = PriorityExecutor(1 if self.is_sqlite else 8, "db")
 
     def create_schema(self) -> None:
         SQLModel.metadata.create_all(self.engine)
@@ -66,10 +103,10 @@ class Database:
             session.commit()
             return result
 
-    async def run(self, fn: Callable[[Session], T]) -> T:
+    async def run(self, fn: Callable[[Session], T], urgent: bool = False) -> T:
         """Run `fn` in one transaction on the database's worker threads."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self.transaction, fn)
+        future = self._executor.submit(self.transaction, fn, priority=0 if urgent else 1)
+        return await asyncio.wrap_future(future)
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)
