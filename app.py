@@ -28,7 +28,8 @@ def setup_logging(level: str) -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter())
     logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
-    for noisy in ("sentence_transformers", "transformers", "httpx", "aiohttp.access"):
+    # twilio logs whole API requests (phone numbers and bodies) at INFO.
+    for noisy in ("sentence_transformers", "transformers", "httpx", "aiohttp.access", "twilio"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

@@ -10,6 +10,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from twilio.request_validator import RequestValidator
+
+from tests.fakes.providers import encode_form, twilio_form
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRETS = {
@@ -20,7 +23,7 @@ SECRETS = {
 }
 
 
-def serve_once(tmp_path: Path, extra: dict[str, str]) -> str:
+def serve_once(tmp_path: Path, extra: dict[str, str], send_sms_from: str | None = None) -> str:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -40,6 +43,15 @@ def serve_once(tmp_path: Path, extra: dict[str, str]) -> str:
                 time.sleep(0.3)
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as resp:
             assert b"widget.js" in resp.read()
+        if send_sms_from:
+            url = f"http://127.0.0.1:{port}/webhooks/twilio/sms"
+            form = twilio_form("sms", send_sms_from, "hello")
+            signature = RequestValidator(SECRETS["TWILIO_AUTH_TOKEN"]).compute_signature(url, form)
+            request = urllib.request.Request(url, data=encode_form(form), headers={
+                "X-Twilio-Signature": signature, "Content-Type": "application/x-www-form-urlencoded"})
+            with urllib.request.urlopen(request, timeout=5) as resp:
+                assert resp.status == 200
+            time.sleep(3)  # the reply's send fails (nothing listens at TWILIO_API_BASE) and is logged
     finally:
         proc.terminate()
         out, _ = proc.communicate(timeout=30)
@@ -49,7 +61,14 @@ def serve_once(tmp_path: Path, extra: dict[str, str]) -> str:
 
 @pytest.mark.parametrize("configured", [True, False])
 def test_serve(tmp_path, configured):
-    out = serve_once(tmp_path, SECRETS if configured else {})
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{s.getsockname()[1]}"
+    extra = {**SECRETS, "TWILIO_API_BASE": closed, "LOG_LEVEL": "DEBUG"} if configured else {}
+    out = serve_once(tmp_path, extra, "+14155550123" if configured else None)
+    if configured:
+        assert "send will be retried" in out
+        assert "4155550123" not in out
     off = [line for line in out.splitlines() if "channel off" in line]
     assert len(off) == (0 if configured else 3), out
     for secret in ("twilio-secret-token-123", "page-secret-token-456", "app-secret-789", "verify-secret-000"):
