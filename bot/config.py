@@ -45,6 +45,7 @@ class Settings(BaseSettings):
     messenger_page_access_token: SecretStr | None = None
     messenger_app_secret: SecretStr | None = None
     messenger_verify_token: SecretStr | None = None
+    messenger_page_name: str | None = None
     graph_api_base: str = "https://graph.facebook.com"
     graph_api_version: str = DEFAULT_GRAPH_API_VERSION
 
@@ -61,6 +62,7 @@ class Settings(BaseSettings):
     send_timeout_seconds: float = 10.0
     outbox_retry_base_seconds: float = 1.0
     outbox_max_attempts: int = 8
+    link_ttl_minutes: int = 10
     max_message_chars: int = 4000
 
     @field_validator("cart_reminder_delays")

@@ -20,7 +20,7 @@ from botbuilder.schema import (
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from bot import identity
+from bot import identity, linking
 from bot.messages import InboundMessage, OutboundMessage, numbered_options, to_outbound
 from bot.nlu import FALLBACK, Intent, Recognizer, detect_language, normalise
 from bot.store.database import Database
@@ -77,6 +77,7 @@ class Received:
     text: str
     duplicate: bool
     processed: bool
+    ref: str | None = None  # a referral parameter (Messenger m.me links) that came with it
 
 
 class CustomerLocks:
@@ -97,6 +98,13 @@ class CustomerLocks:
                 del self._locks[customer_id]
             else:
                 self._locks[customer_id] = (lock, users - 1)
+
+    async def many(self, customer_ids: list[str], fn: Callable[[], Awaitable]):
+        """Hold several customers' locks, always taken in the same order."""
+        if not customer_ids:
+            return await fn()
+        first, *rest = sorted(set(customer_ids))
+        return await self(first, lambda: self.many(rest, fn))
 
 
 class Engine:
@@ -150,7 +158,8 @@ class Engine:
             )
             session.add(record)
             session.flush()
-            return Received(record.id, customer.id, record.channel, msg.address, record.text or "", False, False)
+            return Received(record.id, customer.id, record.channel, msg.address, record.text or "", False, False,
+                            msg.extra.get("ref"))
 
         for attempt in range(3):
             try:
@@ -167,7 +176,32 @@ class Engine:
         """
         if received.duplicate:
             return await self.replies_to(received.message_id)
+        attempt = linking.find_token(received.text, {"ref": received.ref} if received.ref else None)
+        if attempt is not None:
+            return await self._link(received, *attempt, reply_status)
         return await self._locks(received.customer_id, lambda: self._run_locked(received, reply_status))
+
+    async def _link(self, received: Received, kind: str, value: str, reply_status: str) -> list[MessageRecord]:
+        """A link token or code: join this address's customer with the one who asked for it.
+        Both customers' turn locks are held, so neither has a turn running meanwhile."""
+        owner = await self.db.run(lambda s: linking.token_owner(s, kind, value))
+        ids = [received.customer_id, owner or received.customer_id]
+
+        async def locked() -> list[MessageRecord]:
+            def link(session: Session):
+                inbound = session.get(MessageRecord, received.message_id)
+                if inbound.status == "processed":
+                    return None, self._replies(session, received.message_id)
+                result = linking.redeem(session, kind, value, received.channel, received.address,
+                                        received.customer_id)
+                kept = replace(received, customer_id=result.kept_id or received.customer_id)
+                reply = OutboundMessage(text=linking.result_text(session, result, kept.customer_id))
+                return kept, self._commit(session, kept, {}, [reply], None, reply_status)
+
+            _, rows = await self.db.run(link)
+            return rows
+
+        return await self._locks.many(ids, locked)
 
     async def handle(self, msg: InboundMessage, reply_status: str = "pending") -> tuple[Received, list[MessageRecord]]:
         received = await self.receive(msg)

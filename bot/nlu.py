@@ -22,7 +22,7 @@ R = TypeVar("R")
 INTENTS = (
     "greet", "goodbye", "thanks", "affirm", "deny", "product_search", "check_stock", "recommend",
     "add_to_cart", "view_cart", "remove_from_cart", "checkout", "order_status", "cancel_order",
-    "return_item", "faq", "human_agent", "opt_out", "opt_in", "link_account",
+    "return_item", "faq", "human_agent", "opt_out", "opt_in", "link_account", "privacy_info", "forget_me",
 )
 FALLBACK = "fallback"
 DATA_DIR = Path(__file__).parent / "nlu_data"

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import html
+from datetime import timedelta
 import json
 import struct
 import zlib
@@ -20,6 +21,7 @@ from sqlmodel import Session, select
 from bot.config import Settings
 from bot.engine import CustomerConversationState, Engine
 from bot.identity import StoreProfiles, identity_key
+from bot.linking import LinkTargets, ShopperAccounts
 from bot.messages import InboundMessage, OutboundMessage, StatusUpdate
 from bot.outbox import Outbox, apply_status
 from bot.nlu import CatalogTerm, Recognizer, load_examples, load_model
@@ -100,6 +102,16 @@ def teach_shop(recognizer: Recognizer, db: Database, faq: StoreFaq) -> None:
     recognizer.set_faq(faq.phrasings())
 
 
+def link_targets(settings: Settings, channels: dict[str, ChannelAdapter]) -> LinkTargets:
+    """Where shoppers can be sent to continue: the channels that are on, and the web chat."""
+    return LinkTargets(
+        settings.base_url,
+        whatsapp_from=settings.twilio_whatsapp_from if "whatsapp" in channels else None,
+        sms_from=settings.twilio_sms_from if "sms" in channels else None,
+        messenger_page=settings.messenger_page_name if "messenger" in channels else None,
+    )
+
+
 def create_app(
     settings: Settings,
     recognizer: Recognizer | None = None,
@@ -119,15 +131,16 @@ def create_app(
     storage = SqlStorage(db)
     conversation_state = CustomerConversationState(storage)
     catalog, orders = StoreCatalog(db), StoreOrders(db)
+    channels = enabled(settings) if channels is None else channels
     payments = SandboxPayments(settings.base_url, stored_secret(db, "payments"))
     shop = ShopServices(
         catalog=catalog, carts=StoreCarts(db), orders=orders, payments=payments, faq=faq,
-        profiles=StoreProfiles(db), memory=conversation_state.create_property("ShopMemory"),
+        profiles=StoreProfiles(db), accounts=ShopperAccounts(db, link_targets(settings, channels), timedelta(minutes=settings.link_ttl_minutes)),
+        memory=conversation_state.create_property("ShopMemory"),
         media_base=settings.base_url,
     )
     bot = ShopBot(conversation_state, MainDialog(shop))
     states: list[BotState] = [conversation_state]
-    channels = enabled(settings) if channels is None else channels
     engine = Engine(
         db, recognizer, bot.on_turn, storage, states, settings.max_message_chars,
         frozenset(name for name, channel in channels.items() if channel.numbered_choices),

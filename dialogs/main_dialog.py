@@ -9,6 +9,7 @@ from botbuilder.dialogs.prompts import Prompt
 from bot.messages import Choice, reply
 from bot.nlu import FALLBACK, Intent
 from bot.turn import command, turn_info
+from dialogs.account_dialog import LinkDialog, PrivacyDialog
 from dialogs.add_to_cart_dialog import AddToCartDialog
 from dialogs.cancel_order_dialog import CancelOrderDialog
 from dialogs.cart_dialog import CartDialog
@@ -45,7 +46,7 @@ class MainDialog(ComponentDialog):
         for dialog in (
             StockDialog(shop), SearchDialog(shop), AddToCartDialog(shop), CartDialog(shop),
             CheckoutDialog(shop), OrderStatusDialog(shop), CancelOrderDialog(shop), ReturnDialog(shop),
-            FaqDialog(shop),
+            FaqDialog(shop), LinkDialog(shop), PrivacyDialog(shop),
         ):
             self.add_dialog(dialog)
 
@@ -102,6 +103,9 @@ class MainDialog(ComponentDialog):
             "cancel_order": (CancelOrderDialog, {}),
             "return_item": (ReturnDialog, {}),
             "faq": (FaqDialog, {}),
+            "link_account": (LinkDialog, {}),
+            "privacy_info": (PrivacyDialog, {}),
+            "forget_me": (PrivacyDialog, {"forget": True}),
         }
         if intent.name in journeys:
             dialog, extra = journeys[intent.name]
@@ -137,11 +141,6 @@ class MainDialog(ComponentDialog):
         elif name == "human_agent":
             contact = self.shop.faq.answer("contact", turn_info(context).language)
             await context.send_activity(reply(contact or "Our support team will be glad to help."))
-        elif name == "link_account":
-            await context.send_activity(
-                reply("Your cart and orders are kept with this chat. Linking another messaging app to it "
-                      "isn't available here.", quick=menu())
-            )
         else:
             await self._clarify(context, intent)
 

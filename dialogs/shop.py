@@ -28,6 +28,13 @@ class Profiles(Protocol):
     async def set_consent(self, customer_id: str, consent: bool) -> None: ...
 
 
+class Accounts(Protocol):
+    def channels(self) -> list[str]: ...
+    async def offer(self, customer_id: str, channel: str): ...
+    async def describe(self, customer_id: str) -> dict: ...
+    async def forget(self, customer_id: str) -> dict[str, int]: ...
+
+
 @dataclass
 class ShopServices:
     catalog: Catalog
@@ -36,6 +43,7 @@ class ShopServices:
     payments: Payments
     faq: FaqAnswers
     profiles: Profiles
+    accounts: Accounts
     memory: StatePropertyAccessor
     media_base: str
 

@@ -35,6 +35,8 @@ class Customer(SQLModel, table=True):
     marketing_consent: bool | None = None
     consent_updated_at: datetime | None = None
     sms_opted_out: bool = False  # replied STOP to our SMS sender: the carrier blocks our texts
+    preferred_channel: str | None = None
+    erased_at: datetime | None = None  # the shopper asked to be forgotten
     shipping_address: str | None = None
     last_channel: str | None = None
     created_at: datetime = Field(default_factory=utcnow)
@@ -180,3 +182,35 @@ class StateRecord(SQLModel, table=True):
     etag: str
     data: str = Field(sa_column=Column(Text))
     updated_at: datetime = Field(default_factory=utcnow)
+
+
+class LinkToken(SQLModel, table=True):
+    """A short-lived, single-use invitation to continue the conversation on another channel."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    token: str = Field(unique=True)
+    code: str = Field(index=True)  # six digits, for when a link cannot be tapped
+    customer_id: str = Field(foreign_key="customer.id", index=True)
+    target_channel: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime
+    used_at: datetime | None = None
+
+
+class LinkAttempt(SQLModel, table=True):
+    """A wrong link code from an address; too many in a while and that address must wait."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel: str = Field(index=True)
+    address: str = Field(index=True)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class MergeRecord(SQLModel, table=True):
+    """Two customers found to be one shopper: what moved from `merged_id` into `kept_id`."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    kept_id: str = Field(index=True)
+    merged_id: str
+    summary: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    created_at: datetime = Field(default_factory=utcnow)
