@@ -323,10 +323,11 @@ class Engine:
     ) -> list[MessageRecord]:
         """The turn's results in one transaction: state, replies, and the inbound marked processed."""
         inbound = session.get(MessageRecord, received.message_id)
-        if inbound.status == "processed":
+        if inbound is not None and inbound.status == "processed":
             return self._replies(session, received.message_id)
         self._storage.write_sync(session, state_changes)
-        inbound.status = "processed"
+        if inbound is not None:  # None when the shopper's transcript was just erased
+            inbound.status = "processed"
         if language:
             identity.set_language(session, received.customer_id, language)
         rows = []

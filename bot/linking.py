@@ -283,8 +283,8 @@ def forget(session: Session, customer_id: str) -> dict[str, int]:
         session.execute(delete(Cart).where(Cart.id.in_(cart_ids)))
     counts["orders_anonymised"] = session.execute(
         update(Order).where(Order.customer_id == customer_id).values(shipping_address="")).rowcount
-    session.execute(delete(StateRecord).where(StateRecord.key.in_(
-        [f"conversation/{customer_id}", f"user/{customer_id}"])))
+    # The conversation state is not deleted here: the turn asking for this is still running and
+    # ends its dialog; `PrivacyDialog` clears what the conversation remembered.
     customer = session.get(Customer, customer_id)
     for name in ("display_name", "email", "phone", "shipping_address", "timezone", "preferred_channel",
                  "last_channel"):

@@ -59,6 +59,7 @@ CATALOG = web.AppKey("catalog", StoreCatalog)
 CHANNELS = web.AppKey("channels", dict)
 OUTBOX = web.AppKey("outbox", Outbox)
 TASKS = web.AppKey("tasks", set)
+ACCOUNTS = web.AppKey("accounts", ShopperAccounts)
 # Turns that run after a webhook's answer; a bound keeps the event loop free to answer webhooks.
 TURN_SLOTS = web.AppKey("turn_slots", asyncio.Semaphore)
 BACKGROUND_TURNS = 6
@@ -152,6 +153,7 @@ def create_app(
     session_secret = settings.session_secret.get_secret_value() if settings.session_secret else ""
     app[WEB] = WebChannel(session_secret.encode() or stored_secret(db, "web-sessions"))
     app[ORDERS], app[PAYMENTS], app[CATALOG] = orders, payments, catalog
+    app[ACCOUNTS] = shop.accounts
     app[CHANNELS], app[OUTBOX], app[TASKS] = channels, outbox, set()
     app[TURN_SLOTS] = asyncio.Semaphore(BACKGROUND_TURNS)
     app.router.add_get("/", index)
@@ -161,6 +163,8 @@ def create_app(
     app.router.add_post("/api/web/session", web_session)
     app.router.add_post("/api/web/messages", web_send)
     app.router.add_get("/api/web/messages", web_history)
+    app.router.add_get("/api/web/config", web_config)
+    app.router.add_post("/api/web/link", web_link)
     app.router.add_get("/pay/{reference}", pay_page)
     app.router.add_post("/pay/{reference}", pay_submit)
     app.router.add_post("/webhooks/twilio/whatsapp", webhook)
@@ -298,6 +302,35 @@ async def web_send(request: web.Request) -> web.Response:
     )
 
 
+async def _web_customer(request: web.Request, session_id: str) -> str:
+    """The customer behind a web session, created on first use."""
+    from bot import identity
+
+    def resolve(session: Session) -> str:
+        return identity.resolve(session, "web", session_id).id
+
+    return await request.app[DB].run(resolve)
+
+
+async def web_config(request: web.Request) -> web.Response:
+    _session(request)
+    channels = [c for c in request.app[ACCOUNTS].channels() if c != "web"]
+    return web.json_response({"link_channels": channels})
+
+
+async def web_link(request: web.Request) -> web.Response:
+    """The widget's "Continue on ..." buttons: a link and a code for another channel."""
+    session_id = _session(request)
+    body = await _json_object(request)
+    channel = body.get("channel")
+    available = [c for c in request.app[ACCOUNTS].channels() if c != "web"]
+    if set(body) - {"channel"} or channel not in available:
+        raise BadRequest(f"channel must be one of: {', '.join(available) or 'none configured'}")
+    customer_id = await _web_customer(request, session_id)
+    offer = await request.app[ACCOUNTS].offer(customer_id, channel)
+    return web.json_response({"channel": channel, "url": offer.url, "code": offer.code, "minutes": offer.minutes})
+
+
 def _mark_delivered(session: Session, ids: list[int]) -> None:
     for row in session.exec(select(MessageRecord).where(MessageRecord.id.in_(ids))).all():
         if row.status == "pending":
@@ -392,7 +425,7 @@ def _queue_notice(session: Session, customer_id: str, key: str, message: Outboun
     if session.exec(select(MessageRecord.id).where(MessageRecord.idempotency_key == key)).first():
         return
     customer = session.get(Customer, customer_id)
-    channel = (customer.last_channel if customer else None) or "web"
+    channel = (customer.preferred_channel or customer.last_channel if customer else None) or "web"
     address = session.exec(
         select(MessageRecord.address)
         .where(MessageRecord.customer_id == customer_id, MessageRecord.channel == channel,

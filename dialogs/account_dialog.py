@@ -95,6 +95,7 @@ class PrivacyDialog(ComponentDialog):
             await step.context.send_activity(reply("OK, nothing was deleted."))
             return await step.end_dialog()
         counts = await self.shop.accounts.forget(step.context.activity.from_property.id)
+        await self.shop.memory.delete(step.context)
         await step.context.send_activity(
             reply(f"Done: your details and {counts['messages']} messages are deleted. If you write again, "
                   "we start fresh.")

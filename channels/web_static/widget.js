@@ -8,6 +8,7 @@
   const list = document.getElementById("messages");
   const form = document.getElementById("composer");
   const input = document.getElementById("chat-input");
+  const continueBar = document.getElementById("continue-bar");
 
   let token = null;
   try { token = localStorage.getItem(TOKEN_KEY); } catch (_) { /* storage disabled */ }
@@ -19,6 +20,9 @@
   let sending = 0;
   let polling = false;
   let resync = false;          // after a session change, re-read its history from after=0
+  let configLoaded = false;    // GET /api/web/config answered (or is not available)
+  let linkPending = null;      // ?link=... value still to be sent, once history is loaded
+  try { linkPending = new URLSearchParams(location.search).get("link"); } catch (_) { /* ignore */ }
 
   class ApiError extends Error {
     constructor(status, message) { super(message); this.status = status; }
@@ -41,6 +45,20 @@
       return url.protocol === "http:" || url.protocol === "https:" ? url.href : null;
     } catch (_) { return null; }
   };
+
+  // Links for other apps may use their own schemes (sms: has no https form); never javascript: etc.
+  const APP_PROTOCOLS = ["http:", "https:", "sms:", "smsto:", "whatsapp:", "fb-messenger:"];
+  const safeAppUrl = (u) => {
+    if (!u) return null;
+    try {
+      const url = new URL(String(u), location.href);
+      return APP_PROTOCOLS.includes(url.protocol) ? url.href : null;
+    } catch (_) { return null; }
+  };
+
+  const CHANNEL_NAMES = { whatsapp: "WhatsApp", messenger: "Messenger", sms: "SMS" };
+  const channelName = (c) => CHANNEL_NAMES[c] || (String(c).charAt(0).toUpperCase() + String(c).slice(1));
+  const continueLabel = (c) => (c === "sms" ? "Continue by SMS" : `Continue on ${channelName(c)}`);
 
   // ---------- API ----------
 
@@ -224,6 +242,81 @@
     }
   };
 
+  // ---------- "Continue on ..." bar ----------
+
+  const linkNote = (data, channel) => {
+    const name = channelName(data.channel || channel);
+    const minutes = Number(data.minutes);
+    const valid = Number.isFinite(minutes) && minutes > 0
+      ? ` (valid ${minutes} ${minutes === 1 ? "minute" : "minutes"})` : "";
+    return append(el("div", "msg system link-note",
+      `Your code for ${name}: ${data.code}${valid}. Tap the link, or send the code there.`));
+  };
+
+  const continueOn = async (channel, button) => {
+    if (button.disabled) return;
+    button.disabled = true;
+    button.setAttribute("aria-busy", "true");
+    try {
+      const data = await api("POST", "/api/web/link", { channel });
+      const url = data.url != null ? safeAppUrl(data.url) : null;
+      if (url) window.open(url, "_blank", "noopener");
+      linkNote(data, channel);
+      if (url) {
+        // In case a popup blocker stopped window.open (e.g. Safari after an await): a link to tap.
+        const row = el("div", "link-open");
+        row.appendChild(link(`Open ${channelName(data.channel || channel)}`, url, "link"));
+        append(row);
+      }
+    } catch (err) {
+      note(err instanceof ApiError ? err.message : "Sorry, that did not work. Please try again.");
+    } finally {
+      button.disabled = false;
+      button.removeAttribute("aria-busy");
+    }
+  };
+
+  const renderContinueBar = (channels) => {
+    if (!continueBar) return;
+    continueBar.replaceChildren();
+    const seen = new Set();
+    (Array.isArray(channels) ? channels : []).forEach((c) => {
+      if (typeof c !== "string" || !c || c === "web" || seen.has(c)) return;
+      seen.add(c);
+      const b = el("button", "continue", continueLabel(c));
+      b.type = "button";
+      b.dataset.channel = c;
+      b.addEventListener("click", () => continueOn(c, b));
+      continueBar.appendChild(b);
+    });
+    continueBar.hidden = seen.size === 0;
+  };
+
+  const loadConfig = async () => {
+    if (configLoaded) return;
+    try {
+      const data = await api("GET", "/api/web/config");
+      configLoaded = true;
+      renderContinueBar(data.link_channels);
+    } catch (err) {
+      // 4xx: not offered here, keep the bar hidden; network/5xx: try again on a later poll.
+      if (err instanceof ApiError && err.status >= 400 && err.status < 500) configLoaded = true;
+    }
+  };
+
+  // Arriving through a link (/?link=...): send it as if typed, then drop it from the address bar.
+  const sendPendingLink = () => {
+    if (linkPending == null) return;
+    const value = linkPending.trim();
+    linkPending = null;
+    if (value) send(`Link code: ${value}`);
+    try {
+      const url = new URL(location.href);
+      url.searchParams.delete("link");
+      history.replaceState(history.state, "", url.pathname + url.search + url.hash);
+    } catch (_) { /* ignore */ }
+  };
+
   // ---------- actions ----------
 
   function send(value, shown) {
@@ -256,8 +349,10 @@
         const after = resync ? 0 : lastId;
         resync = false;
         renderAll(await api("GET", `/api/web/messages?after=${encodeURIComponent(after)}`));
+        sendPendingLink();     // only if init could not load the history
       } catch (_) { /* transient; try again next tick */ }
       polling = false;
+      if (!configLoaded) loadConfig();
     }
     setTimeout(poll, POLL_MS);
   };
@@ -275,8 +370,10 @@
     polling = true;
     try {
       await ensureToken();
+      loadConfig();            // in parallel with the history
       resync = false;
       renderAll(await api("GET", "/api/web/messages?after=0"));
+      sendPendingLink();
     } catch (_) {
       note("Chat is unavailable right now. Retrying…");
     }

@@ -1,12 +1,38 @@
 """A shopper on WhatsApp, SMS or Messenger: sends signed webhooks, reads what the fakes got."""
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 from uuid import uuid4
+
+from sqlmodel import func, or_, select
+
+from bot.server import DB
+from bot.store.models import MessageRecord
 
 from tests.fakes.providers import FakeGraph, FakeTwilio, encode_form, messenger_body, twilio_form
 
 BASE = "https://shop.example.com"
+
+
+async def wait_settled(client, address: str, quiet: float, timeout: float = 30) -> None:
+    """Wait until every message from `address` has had its turn and every reply to it has left
+    the outbox (sent, or failed for good), then `quiet` seconds more."""
+
+    def busy(session) -> int:
+        return session.exec(select(func.count()).select_from(MessageRecord).where(
+            MessageRecord.address == address,
+            or_((MessageRecord.direction == "in") & (MessageRecord.status == "stored"),
+                (MessageRecord.direction == "out") & MessageRecord.status.in_(["pending", "sending"])),
+        )).one()
+
+    for _ in range(int(timeout / 0.02)):
+        if not await client.app[DB].run(busy):
+            await asyncio.sleep(quiet)
+            if not await client.app[DB].run(busy):
+                return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"messages of {address} did not settle")
 
 
 class TwilioShopper:
@@ -26,21 +52,15 @@ class TwilioShopper:
             headers={"Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": sig},
         )
 
-    async def say(self, text: str, sid: str | None = None, settle: float = 0.3) -> str:
+    async def say(self, text: str, sid: str | None = None, settle: float = 0.05) -> str:
         """Send a message and return the text of every reply the fake received for it."""
         resp = await self.post(twilio_form(self.channel, self.number, text, sid))
         assert resp.status == 200, await resp.text()
         assert "<Response" in await resp.text()
         return await self.replies(settle)
 
-    async def replies(self, settle: float = 0.3) -> str:
-        import asyncio
-
-        previous = -1
-        # wait until the fake stops receiving new messages for `settle` seconds
-        while previous != len(self.mine()):
-            previous = len(self.mine())
-            await asyncio.sleep(settle)
+    async def replies(self, settle: float = 0.05) -> str:
+        await wait_settled(self.client, ("whatsapp:" if self.channel == "whatsapp" else "") + self.number, settle)
         new = self.mine()[self.seen:]
         self.seen = len(self.mine())
         return "\n---\n".join(r["body"] or "" for r in new)
@@ -70,18 +90,13 @@ class MessengerShopper:
         return {"sender": {"id": self.psid}, "recipient": {"id": "PAGE"}, "timestamp": 1764000000000,
                 "message": message}
 
-    async def say(self, text: str, quick_reply: str | None = None, settle: float = 0.3) -> list[dict[str, Any]]:
+    async def say(self, text: str, quick_reply: str | None = None, settle: float = 0.05) -> list[dict[str, Any]]:
         resp = await self.post_events(self.text_event(text, quick_reply=quick_reply))
         assert resp.status == 200, await resp.text()
         return await self.replies(settle)
 
-    async def replies(self, settle: float = 0.3) -> list[dict[str, Any]]:
-        import asyncio
-
-        previous = -1
-        while previous != len(self.mine()):
-            previous = len(self.mine())
-            await asyncio.sleep(settle)
+    async def replies(self, settle: float = 0.05) -> list[dict[str, Any]]:
+        await wait_settled(self.client, self.psid, settle)
         new = self.mine()[self.seen:]
         self.seen = len(self.mine())
         return new
