@@ -291,7 +291,7 @@ class Recognizer:
         self,
         model: Any,
         examples: dict[str, list[str]] | None = None,
-        threshold: float = 0.3,
+        threshold: float = 0.25,
         min_similarity: float = 0.4,
         window_ms: float = 4.0,
         max_batch: int = 64,
@@ -317,8 +317,8 @@ class Recognizer:
         self._matrix = self.encode_now(texts)
         self._by_meaning = LogisticRegression(C=20, max_iter=3000).fit(self._matrix, labels)
         self._by_spelling = make_pipeline(
-            TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 4), sublinear_tf=True),
-            LogisticRegression(C=20, max_iter=3000),
+            TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 3), sublinear_tf=True),
+            LogisticRegression(C=30, max_iter=3000),
         ).fit(texts, labels)
         self._classes = [str(c) for c in self._by_meaning.classes_]
         self.entities = EntityExtractor([], set())
