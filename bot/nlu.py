@@ -65,11 +65,21 @@ CATEGORY_WORDS = {
     "bag": "bags", "bags": "bags", "backpack": "bags", "tote": "bags",
 }
 EMAIL_RE = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
-ORDER_RE = re.compile(r"(?:#\s*|\border\s*(?:number|no\.?|num|#)?\s*)(\d{3,8})\b|\b(\d{4,8})\b", re.I)
+ORDER_RE = re.compile(r"(?:#\s*|\border\s*(?:number|no\.?|num|#)?\s*|訂單\s*(?:編號|號碼)?\s*)(\d{3,8})(?!\d)|(?<![\d.])(\d{4,8})(?![\d.])", re.I)
 SIZE_RE = re.compile(
     r"\bsize\s*(\d{1,2}(?:\.5)?|(?<=\s)(?:xxl|xl|xs|s|m|l))\b|\b(?:in|an?)\s+(\d{1,2}(?:\.5)?|xxl|xl|xs|s|m|l)\b(?!\s*(?:pairs?|items?|of)\b)",
     re.I,
 )
+# Traditional Chinese: "9號" (size 9), "中號" (M), "黑色" (black), "兩件" (two pieces).
+ZH_SIZE_WORDS = {"特小號": "XS", "加大號": "XL", "特大號": "XL", "小號": "S", "中號": "M", "大號": "L"}
+ZH_SIZE_RE = re.compile(r"(\d{1,2}(?:\.5)?)\s*號|尺寸\s*(\d{1,2}|xs|s|m|l|xl)", re.I)
+ZH_COLOURS = {"黑": "black", "白": "white", "紅": "red", "藍": "blue", "綠": "green", "灰": "grey", "米": "beige",
+              "粉": "pink", "海軍藍": "navy", "深藍": "navy", "卡其": "beige"}
+ZH_DIGITS = {"一": 1, "兩": 2, "二": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9, "十": 10}
+ZH_QUANTITY_RE = re.compile(r"(\d{1,2}|[一兩二三四五六七八九十])\s*(?:件|雙|個|條|頂|份|套)")
+ZH_CATEGORY_WORDS = {"洋裝": "dresses", "連身裙": "dresses", "跑鞋": "shoes", "鞋": "shoes", "襪": "socks",
+                     "t恤": "t-shirts", "上衣": "t-shirts", "牛仔褲": "jeans", "外套": "jackets", "夾克": "jackets",
+                     "帽t": "hoodies", "連帽": "hoodies", "帽": "hats", "包": "bags", "背包": "bags"}
 INVISIBLE_RE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")
 CJK_RE = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 
@@ -175,7 +185,26 @@ class EntityExtractor:
         email = m.group(0) if (m := EMAIL_RE.search(text)) else None
         quantity = self._quantity(low, size)
         product, category = self._product(low, words)
+        if CJK_RE.search(text):
+            size, colour, quantity, category = self._chinese(low, size, colour, quantity, category)
         return Entities(size, colour, quantity, product, category, order_number, email)
+
+    @staticmethod
+    def _chinese(low: str, size, colour, quantity, category):
+        if size is None:
+            if m := ZH_SIZE_RE.search(low):
+                size = (m.group(1) or m.group(2)).upper()
+            else:
+                size = next((code for word, code in ZH_SIZE_WORDS.items() if word in low), None)
+        if colour is None:
+            colour = next((c for word, c in sorted(ZH_COLOURS.items(), key=lambda kv: -len(kv[0]))
+                           if word + "色" in low or (len(word) > 1 and word in low)), None)
+        if quantity is None and (m := ZH_QUANTITY_RE.search(low)):
+            quantity = int(m.group(1)) if m.group(1).isdigit() else ZH_DIGITS[m.group(1)]
+        if category is None:
+            category = next((c for word, c in sorted(ZH_CATEGORY_WORDS.items(), key=lambda kv: -len(kv[0]))
+                             if word in low), None)
+        return size, colour, quantity, category
 
     @staticmethod
     def _quantity(low: str, size: str | None) -> int | None:

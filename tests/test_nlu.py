@@ -37,6 +37,9 @@ async def test_accuracy_on_the_shipped_test_set(recognizer: Recognizer):
         ("my email is ana.li+shop@example.com", None, {"email": "ana.li+shop@example.com"}),
         ("how long does shipping take", "faq", {"faq": "shipping"}),
         ("STOP", "opt_out", {}),
+        ("有沒有9號的黑色跑鞋？", "check_stock", {"size": "9", "colour": "black", "category": "shoes"}),
+        ("幫我把兩件中號的白色T恤加入購物車", "add_to_cart", {"quantity": 2, "size": "M", "colour": "white"}),
+        ("我的訂單1002到哪了", "order_status", {"order_number": 1002}),
     ],
 )
 async def test_intents_and_entities(recognizer: Recognizer, text, intent, entities):
