@@ -174,8 +174,9 @@ class Engine:
 
         `reply_status` is "delivered" when the caller hands the replies over itself (web chat).
         """
-        if received.duplicate:
+        if received.duplicate and received.processed:
             return await self.replies_to(received.message_id)
+        # A stored message whose turn failed runs again when the provider retries it.
         attempt = linking.find_token(received.text, {"ref": received.ref} if received.ref else None)
         if attempt is not None:
             return await self._link(received, *attempt, reply_status)
@@ -220,7 +221,7 @@ class Engine:
 
     async def _run_locked(self, received: Received, reply_status: str) -> list[MessageRecord]:
         text = normalise(received.text)
-        if received.channel in self._numbered and text.isdigit():
+        if received.channel in self._numbered and text.isascii() and text.isdecimal():
             text = await self._numbered_choice(received, text)
         intent = parse_command(text) or await self._recognize(text)
         for attempt in range(MAX_TURN_ATTEMPTS):
@@ -358,13 +359,31 @@ class Engine:
                 s.exec(
                     select(
                         MessageRecord.id, MessageRecord.customer_id, MessageRecord.channel, MessageRecord.address,
-                        MessageRecord.text,
+                        MessageRecord.text, MessageRecord.payload,
                     ).where(
                         MessageRecord.direction == "in", MessageRecord.status == "stored"
                     )
                 ).all()
             )
         )
-        for message_id, customer_id, channel, address, text in pending:
-            await self.run_turn(Received(message_id, customer_id, channel, address or "", text or "", False, False))
+        for message_id, customer_id, channel, address, text, payload in pending:
+            ref = (payload or {}).get("ref")
+            try:
+                await self.run_turn(Received(message_id, customer_id, channel, address or "", text or "", False,
+                                             False, ref))
+            except Exception:  # one bad message must not keep the service from starting
+                log.exception("stored message failed again", extra={"record_id": message_id})
+                await self.db.run(lambda s: self._count_failure(s, message_id))
         return len(pending)
+
+    @staticmethod
+    def _count_failure(session: Session, message_id: int) -> None:
+        """After `MAX_TURN_ATTEMPTS` failed turns a message is set aside as failed."""
+        record = session.get(MessageRecord, message_id)
+        if record is not None and record.status == "stored":
+            record.attempts += 1
+            if record.attempts >= MAX_TURN_ATTEMPTS:
+                record.status = "failed"
+
+    async def record_failure(self, received: Received) -> None:
+        await self.db.run(lambda s: self._count_failure(s, received.message_id))

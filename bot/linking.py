@@ -34,6 +34,7 @@ TOKEN_RE = re.compile(r"link[\s-]*code:?\s*([A-Za-z0-9_-]{16,40})", re.I)
 REF_PREFIX = "link-"
 CODE_RE = re.compile(r"^\s*(\d{6})\s*$")
 MAX_WRONG_CODES = 5
+MAX_WRONG_CODES_PER_CHANNEL = 200  # all addresses together: a wide guessing run stops codes a while
 WRONG_CODE_WINDOW = timedelta(minutes=10)
 CHANNEL_NAMES = {"whatsapp": "WhatsApp", "messenger": "Messenger", "sms": "SMS", "web": "web chat"}
 
@@ -115,12 +116,16 @@ def redeem(session: Session, kind: str, value: str, channel: str, address: str, 
     recent = session.exec(select(func.count()).select_from(LinkAttempt).where(
         LinkAttempt.channel == channel, LinkAttempt.address == address,
         LinkAttempt.created_at > now - WRONG_CODE_WINDOW)).one()
-    if recent >= MAX_WRONG_CODES:
+    everyone = session.exec(select(func.count()).select_from(LinkAttempt).where(
+        LinkAttempt.channel == channel, LinkAttempt.created_at > now - WRONG_CODE_WINDOW)).one()
+    if recent >= MAX_WRONG_CODES or (kind == "code" and everyone >= MAX_WRONG_CODES_PER_CHANNEL):
         return LinkResult("rate_limited")
     column = LinkToken.token if kind == "token" else LinkToken.code
     query = select(LinkToken).where(column == value).order_by(LinkToken.id.desc())
     link = session.exec(query).first()
-    if link is None:
+    # A code only works on the channel it was made for (never on the web chat, where a new
+    # session costs nothing), so it cannot be guessed from a stream of fresh sessions.
+    if link is None or (kind == "code" and (channel == "web" or link.target_channel != channel)):
         session.add(LinkAttempt(channel=channel, address=address))
         return LinkResult("invalid")
     if link.used_at is not None:

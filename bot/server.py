@@ -289,13 +289,20 @@ async def web_send(request: web.Request) -> web.Response:
         raise BadRequest("text must be a string")
     if not text.strip():
         raise BadRequest("message is empty")
+    if "\x00" in text or any(0xD800 <= ord(c) <= 0xDFFF for c in text):
+        raise BadRequest("text must be valid Unicode without NUL characters")
     if len(text) > settings.max_message_chars:
         raise BadRequest(f"message is too long (at most {settings.max_message_chars} characters)")
     engine = request.app[ENGINE]
-    received, replies = await engine.handle(
-        InboundMessage(channel="web", address=session_id, provider_message_id=message_id, text=text),
-        reply_status="delivered",
+    received = await engine.receive(
+        # Ids come from the browser: they are unique only within one session.
+        InboundMessage(channel="web", address=session_id, provider_message_id=f"{session_id}:{message_id}", text=text)
     )
+    try:
+        replies = await engine.run_turn(received, reply_status="delivered")
+    except Exception:
+        await engine.record_failure(received)  # the widget's retry with the same id runs it again
+        raise
     return web.json_response(
         {"duplicate": received.duplicate,
          "messages": [web_channel.render(r.id, r.direction, r.text, r.payload) for r in replies]}
@@ -444,7 +451,7 @@ def _queue_notice(session: Session, customer_id: str, key: str, message: Outboun
 def raw_request(request: web.Request, body: bytes) -> RawRequest:
     """The webhook as the provider signed it: our public URL (not the one behind a proxy)."""
     settings = request.app[SETTINGS]
-    url = settings.base_url + request.rel_url.path_qs
+    url = settings.base_url + request.rel_url.raw_path_qs  # as the provider signed it, still encoded
     return RawRequest(url, dict(request.headers), body, dict(request.query))
 
 
@@ -477,7 +484,7 @@ async def webhook(request: web.Request) -> web.Response:
         await db.run(lambda s: [apply_status(s, u) for u in statuses])
     for message in (e for e in events if isinstance(e, InboundMessage)):
         received = await engine.receive(message)
-        if received.duplicate:
+        if received.duplicate and received.processed:
             continue
         if name == "sms" and (keyword := sms_keyword(message.text)):
             if await db.run(lambda s: _apply_sms_keyword(s, received.message_id, received.customer_id, keyword)):
@@ -507,8 +514,9 @@ async def _turn_then_send(app: web.Application, received) -> None:
     try:
         async with app[TURN_SLOTS]:
             await app[ENGINE].run_turn(received)
-    except Exception:  # the message stays stored and unprocessed; the next start runs it
+    except Exception:  # the message stays stored: a provider retry or the next start runs it again
         log.exception("turn failed", extra={"record_id": received.message_id})
+        await app[ENGINE].record_failure(received)
         return
     app[OUTBOX].notify()
 

@@ -9,6 +9,7 @@ from botbuilder.core import TurnContext
 from bot.nlu import Entities, Intent
 
 TURN_INFO_KEY = "shop.turn_info"
+INT_FIELDS = {"quantity": (1, 20), "order_number": (1, 999_999_999)}
 
 
 @dataclass(frozen=True)
@@ -39,11 +40,14 @@ def parse_command(text: str) -> Intent | None:
         if not isinstance(fields, dict):
             return None
     known = {k: v for k, v in fields.items() if k in Entities.__dataclass_fields__}
-    try:
-        entities = Entities(**known)
-    except TypeError:
-        return None
-    return Intent(name, 1.0, entities)
+    for key, value in known.items():
+        if key in INT_FIELDS:
+            low, high = INT_FIELDS[key]
+            if type(value) is not int or not low <= value <= high:
+                return None
+        elif not isinstance(value, str) or len(value) > 100:
+            return None
+    return Intent(name, 1.0, Entities(**known))
 
 
 def command(intent: str, **entities: object) -> str:

@@ -143,7 +143,7 @@ class MessengerChannel:
         if not header.startswith("sha256="):
             return False
         expected = hmac.new(self._secret, req.body, hashlib.sha256).hexdigest()
-        return hmac.compare_digest(expected, header.removeprefix("sha256="))
+        return hmac.compare_digest(expected.encode(), header.removeprefix("sha256=").encode("utf-8", "replace"))
 
     def verify_subscription(self, query: dict[str, str]) -> str | None:
         """The challenge to echo when Meta's subscription check carries our verify token."""

@@ -40,7 +40,7 @@ class WebChannel:
         if not token or len(token) > 200 or token.count(".") != 2:
             return None
         session_id, issued, signature = token.split(".")
-        if not hmac.compare_digest(self._sign(f"{session_id}.{issued}"), signature):
+        if not hmac.compare_digest(self._sign(f"{session_id}.{issued}").encode(), signature.encode("utf-8", "replace")):
             return None
         if not issued.isdigit() or (now if now is not None else time.time()) - int(issued) > self._ttl:
             return None

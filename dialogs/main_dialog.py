@@ -74,7 +74,7 @@ class MainDialog(ComponentDialog):
             return True
         choices = getattr(prompt.get("options"), "choices", None) or []
         values = {str(getattr(c, "value", c)).lower() for c in choices}
-        if text in values or (text.isdigit() and 0 < int(text) <= len(values)):
+        if text in values or (text.isascii() and text.isdecimal() and 0 < int(text) <= len(values)):
             return False
         # A free-text prompt (an address) takes almost anything; only a clear request interrupts.
         return bool(choices) or intent.confidence >= 0.8

@@ -41,6 +41,9 @@ class StockDialog(ComponentDialog):
     async def answer_step(self, step: WaterfallStepContext) -> DialogTurnResult:
         step.values.update(dict(step.options or {}))
         found = await self._find(step)
+        if found is None:
+            await step.context.send_activity(reply("Sorry, I can't find that product any more."))
+            return await step.end_dialog()
         if isinstance(found, list):
             if not found:
                 await step.context.send_activity(

@@ -37,4 +37,4 @@ class SandboxPayments:
         return PaymentLink(reference, f"{self._base_url}/pay/{reference}?sig={self._sign(reference)}")
 
     def verify(self, reference: str, signature: str) -> bool:
-        return hmac.compare_digest(self._sign(reference), signature or "")
+        return hmac.compare_digest(self._sign(reference).encode(), (signature or "").encode("utf-8", "replace"))

@@ -68,6 +68,7 @@ async def test_bad_signature_and_bad_bodies(channel_client, fake_graph):
     fb = MessengerShopper(channel_client, fake_graph, PSID)
     assert (await fb.post_events(fb.text_event("hi"), signature="sha256=" + "0" * 64)).status == 403
     assert (await fb.post_events(fb.text_event("hi"), signature="")).status == 403
+    assert (await fb.post_events(fb.text_event("hi"), signature="sha256=é")).status == 403
     body = b"{not json"
     resp = await channel_client.post("/webhooks/messenger", data=body,
                                      headers={"X-Hub-Signature-256": fake_graph.sign(body)})

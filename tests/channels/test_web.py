@@ -112,3 +112,24 @@ async def test_unprocessed_inbound_is_run_at_start_up(settings, recognizer):
     async with TestClient(TestServer(app2)):
         replies = await app2[ENGINE].replies_to(received.message_id)
     assert replies and "Hi!" in replies[0].text
+
+
+async def test_the_same_id_from_two_sessions_is_two_messages(client):
+    alice, bob = await WebShopper.start(client), await WebShopper.start(client)
+    await alice.say("view my cart", message_id="msg-1")
+    replies = await bob.say("hello", message_id="msg-1")
+    assert "Hi!" in replies[0]["text"]
+
+
+async def test_forged_commands_and_odd_characters_are_harmless(client, shopper):
+    for text in ('/order_status {"order_number":"abc"}', '/order_status {"order_number":100000000000000000000000}',
+                 '/add_to_cart {"product":"TEE-CLASSIC","quantity":"x"}', '/check_stock {"product":"NOPE"}',
+                 '/add_to_cart {"product":{"a":1}}', "view cart", "፩"):
+        assert await shopper.say(text), text
+    for bad in ("hi \ud800", "nul \x00 byte"):
+        resp = await client.post("/api/web/messages", json={"id": uuid4().hex, "text": bad}, headers=shopper.headers)
+        assert resp.status == 400
+    resp = await client.post("/api/web/messages", json={"id": "x", "text": "hi"},
+                             headers={"Authorization": "Bearer a.1.é"})
+    assert resp.status == 401
+    assert (await client.get("/pay/pay_1_abc?sig=%C3%A9")).status == 403
