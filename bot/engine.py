@@ -81,16 +81,18 @@ class Received:
 
 
 class CustomerLocks:
-    """One asyncio lock per customer, dropped when nobody holds or waits for it."""
+    """One turn at a time per customer: an asyncio lock in this process (dropped when nobody
+    holds or waits for it) and, on PostgreSQL, an advisory lock across processes."""
 
-    def __init__(self) -> None:
+    def __init__(self, db: Database) -> None:
+        self._db = db
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
 
     async def __call__(self, customer_id: str, fn: Callable[[], Awaitable]):
         lock, users = self._locks.get(customer_id, (asyncio.Lock(), 0))
         self._locks[customer_id] = (lock, users + 1)
         try:
-            async with lock:
+            async with lock, self._db.exclusive(f"customer:{customer_id}"):
                 return await fn()
         finally:
             lock, users = self._locks[customer_id]
@@ -126,7 +128,7 @@ class Engine:
         self._bot_turn = bot_turn
         self._storage = storage
         self._states = states
-        self._locks = CustomerLocks()
+        self._locks = CustomerLocks(db)
         self._max_chars = max_chars
         self._numbered = numbered_channels
 

@@ -2,15 +2,17 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 import itertools
 import queue
 import threading
-from concurrent.futures import Executor, Future
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TypeVar
 
 from sqlalchemy import event
+from sqlalchemy import text as sql_text
 from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Session, SQLModel, create_engine
 
@@ -90,6 +92,30 @@ class Database:
         self.engine = make_engine(url)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         self._executor = PriorityExecutor(1 if self.is_sqlite else 8, "db")
+        self._lock_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="db-locks")
+        self._lock_connection = None
+
+    @asynccontextmanager
+    async def exclusive(self, key: str) -> AsyncIterator[None]:
+        """Hold a PostgreSQL advisory lock on `key`, so that processes sharing the database take
+        turns; on SQLite, which serves one process, the caller's in-process lock is enough."""
+        if self.is_sqlite:
+            yield
+            return
+        loop = asyncio.get_running_loop()
+        while not await loop.run_in_executor(self._lock_thread, self._advisory, "pg_try_advisory_lock", key):
+            await asyncio.sleep(0.02)
+        try:
+            yield
+        finally:
+            await loop.run_in_executor(self._lock_thread, self._advisory, "pg_advisory_unlock", key)
+
+    def _advisory(self, function: str, key: str) -> bool:
+        # One connection holds every lock of this process; session-level locks stay with it.
+        if self._lock_connection is None or self._lock_connection.closed:
+            self._lock_connection = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        return bool(self._lock_connection.execute(
+            sql_text(f"SELECT {function}(hashtextextended(:key, 0))"), {"key": key}).scalar())
 
     def create_schema(self) -> None:
         SQLModel.metadata.create_all(self.engine)
@@ -111,4 +137,7 @@ class Database:
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)
+        self._lock_thread.shutdown(wait=True)
+        if self._lock_connection is not None:
+            self._lock_connection.close()
         self.engine.dispose()
