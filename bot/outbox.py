@@ -131,7 +131,8 @@ class Outbox:
             await self.db.run(lambda s: self._finish(s, row.id, "failed", None, "no_address", "no channel address"))
             return None
         try:
-            receipt = await channel.send(ChannelAddress(row.channel, row.address), OutboundMessage.from_dict(row.payload or {}))
+            receipt = await channel.send(ChannelAddress(row.channel, row.address),
+                                         OutboundMessage.from_dict(row.payload or {}), resume_from=row.parts_sent)
         except SendError as exc:
             attempts = row.attempts + 1
             if exc.permanent or attempts >= self.max_attempts:
@@ -153,6 +154,7 @@ class Outbox:
         row = session.get(MessageRecord, message_id)
         row.status, row.attempts, row.next_attempt_at = "pending", attempts, retry_at
         row.error_code, row.error_reason = exc.code, exc.reason
+        row.parts_sent = max(row.parts_sent, exc.parts_sent)  # the retry resumes after them
 
     @staticmethod
     def _finish(session: Session, message_id: int, status: str, provider_id: str | None,

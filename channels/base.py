@@ -24,12 +24,14 @@ class RawRequest:
 class SendError(Exception):
     """A send failed. `permanent` errors are recorded and never retried."""
 
-    def __init__(self, reason: str, code: str | None = None, permanent: bool = False, retry_after: float | None = None):
+    def __init__(self, reason: str, code: str | None = None, permanent: bool = False,
+                 retry_after: float | None = None, parts_sent: int = 0):
         super().__init__(reason)
         self.reason = reason
         self.code = code
         self.permanent = permanent
         self.retry_after = retry_after
+        self.parts_sent = parts_sent  # provider messages of this one that did go out
 
 
 class ChannelAdapter(Protocol):
@@ -38,7 +40,8 @@ class ChannelAdapter(Protocol):
 
     def verify(self, req: RawRequest) -> bool: ...
     def parse(self, req: RawRequest) -> list[InboundMessage | StatusUpdate]: ...
-    async def send(self, to: ChannelAddress, msg: OutboundMessage) -> SendReceipt: ...
+    async def send(self, to: ChannelAddress, msg: OutboundMessage, resume_from: int = 0) -> SendReceipt:
+        """Send `msg`, skipping the first `resume_from` provider messages (sent by an earlier try)."""
     async def close(self) -> None: ...
 
 

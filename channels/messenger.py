@@ -176,7 +176,7 @@ class MessengerChannel:
         raise SendError(str(error.get("message") or f"HTTP {status}")[:200], str(code or status),
                         permanent=not transient)
 
-    async def send(self, to: ChannelAddress, msg: OutboundMessage) -> SendReceipt:
+    async def send(self, to: ChannelAddress, msg: OutboundMessage, resume_from: int = 0) -> SendReceipt:
         """Raises: SendError; permanent when Meta refuses (blocked, window closed, bad token)."""
         recipient = {"id": to.address}
         messaging_type, tag = MESSAGING_TYPE.get(msg.kind, MESSAGING_TYPE["update"])
@@ -185,11 +185,17 @@ class MessengerChannel:
         except SendError as exc:  # typing is a courtesy; the message itself decides
             log.info("typing indicator not sent", extra={"reason": exc.reason})
         message_id = None
-        for message in render(msg):
+        for index, message in enumerate(render(msg)):
+            if index < resume_from:
+                continue
             body = {"recipient": recipient, "messaging_type": messaging_type, "message": message}
             if tag:
                 body["tag"] = tag
-            message_id = (await self._post(body)).get("message_id")
+            try:
+                message_id = (await self._post(body)).get("message_id")
+            except SendError as exc:
+                exc.parts_sent = index
+                raise
         return SendReceipt(message_id, "sent")
 
     async def close(self) -> None:

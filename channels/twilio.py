@@ -192,13 +192,15 @@ class TwilioChannel:
     def verify_status(self, req: RawRequest) -> bool:
         return self.verify(req)
 
-    async def send(self, to: ChannelAddress, msg: OutboundMessage) -> SendReceipt:
+    async def send(self, to: ChannelAddress, msg: OutboundMessage, resume_from: int = 0) -> SendReceipt:
         """Raises: SendError, permanent for refusals such as 21610 (opted out)."""
         address = to.address
         if self.name == "whatsapp" and not address.startswith("whatsapp:"):
             address = f"whatsapp:{address}"
         sid = None
-        for part in render(msg, self.name):
+        for index, part in enumerate(render(msg, self.name)):
+            if index < resume_from:
+                continue
             kwargs = {"to": address, "from_": self._sender, "status_callback": self._status_callback}
             if part.body:
                 kwargs["body"] = part.body
@@ -209,9 +211,10 @@ class TwilioChannel:
                     created = await self._rest().messages.create_async(**kwargs)
             except TwilioRestException as exc:
                 transient = exc.status == 429 or exc.status >= 500 or exc.code in TRANSIENT_CODES
-                raise SendError(str(exc.msg)[:200], str(exc.code or exc.status), permanent=not transient) from exc
+                raise SendError(str(exc.msg)[:200], str(exc.code or exc.status), permanent=not transient,
+                                parts_sent=index) from exc
             except Exception as exc:  # timeouts, refused connections: try again later
-                raise SendError(f"{type(exc).__name__}: {exc}"[:200], "network") from exc
+                raise SendError(f"{type(exc).__name__}: {exc}"[:200], "network", parts_sent=index) from exc
             sid = created.sid
         return SendReceipt(sid, "sent")
 

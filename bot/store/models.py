@@ -72,6 +72,7 @@ class MessageRecord(SQLModel, table=True):
     error_code: str | None = None
     error_reason: str | None = None
     attempts: int = 0
+    parts_sent: int = 0  # a message the provider takes in several parts: how many went out
     next_attempt_at: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)
 

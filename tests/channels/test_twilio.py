@@ -239,3 +239,25 @@ def test_long_text_is_split_on_segment_boundaries(text, parts):
     for chunk in chunks:
         units, capacity = sms_units(chunk)
         assert units <= capacity and len(chunk) <= 1600
+
+
+async def test_a_retry_resumes_after_the_parts_already_sent(channel_client, fake_twilio):
+    wa = TwilioShopper(channel_client, fake_twilio, "whatsapp", NUMBER)
+    await wa.say("hi")  # the first reply goes out whole
+    fake_twilio.requests.clear()
+    wa.seen = 0
+
+    original = fake_twilio._gate
+    calls = {"n": 0}
+
+    async def fail_second_part():
+        calls["n"] += 1
+        if calls["n"] == 2:
+            fake_twilio.fail_next(1, 500, {"code": 20500, "message": "try later", "status": 500})
+        return await original()
+
+    fake_twilio._gate = fail_second_part
+    await wa.say("show me running shoes")
+    bodies = [r["body"] for r in wa.mine()]
+    assert len(bodies) == len(set(bodies)), bodies  # nothing sent twice
+    assert any("Here are some" in b for b in bodies)
