@@ -291,6 +291,8 @@ class Engine:
     @staticmethod
     def _language(intent: Intent, text: str, current: str) -> str:
         """Chinese text switches to zh-TW; English needs a few words, since "ok" says little."""
+        if text.startswith("/"):  # a button's payload says nothing of the shopper's language
+            return current
         if intent.language != "en":
             return intent.language
         return "en" if len(re.findall(r"[A-Za-z]{2,}", text)) >= 3 else current

@@ -8,13 +8,14 @@ from botbuilder.dialogs.prompts import PromptOptions
 
 from bot.messages import link, reply
 from dialogs.shop import ShopServices, choice_prompt, confirm_prompt, prompt_choices
+from dialogs.texts import TEXTS, text
 
 NAMES = {"whatsapp": "WhatsApp", "messenger": "Messenger", "sms": "SMS", "web": "Web chat"}
 MENTIONS = [
     ("whatsapp", r"whats\s*app|\bwa\b"),
-    ("messenger", r"messenger|facebook|\bfb\b"),
-    ("sms", r"\bsms\b|\btext\b|my phone|\bphone\b"),
-    ("web", r"\bweb\b|website|browser|computer|laptop"),
+    ("messenger", r"messenger|facebook|\bfb\b|臉書"),
+    ("sms", r"\bsms\b|\btext\b|my phone|\bphone\b|簡訊|手機"),
+    ("web", r"\bweb\b|website|browser|computer|laptop|網頁|網站|瀏覽器|電腦"),
 ]
 
 
@@ -23,6 +24,11 @@ def mentioned_channel(text: str, available: list[str]) -> str | None:
         if channel in available and re.search(pattern, text, re.I):
             return channel
     return None
+
+
+def channel_name(context, channel: str) -> str:
+    """A channel's name as the shopper reads it."""
+    return text(context, f"channel.{channel}") if f"channel.{channel}" in TEXTS else NAMES[channel]
 
 
 class LinkDialog(ComponentDialog):
@@ -43,18 +49,17 @@ class LinkDialog(ComponentDialog):
         step.values["available"] = available
         return await step.prompt(
             "choice",
-            PromptOptions(prompt=reply("Where would you like to continue?"),
-                          choices=prompt_choices([NAMES[c] for c in available])),
+            PromptOptions(prompt=reply(text(step.context, "link.where")),
+                          choices=prompt_choices([(channel_name(step.context, c), NAMES[c]) for c in available])),
         )
 
     async def offer_step(self, step: WaterfallStepContext) -> DialogTurnResult:
         channel = step.result if isinstance(step.result, str) else step.values["available"][step.result.index]
         offer = await self.shop.accounts.offer(step.context.activity.from_property.id, channel)
-        name = NAMES[channel]
-        text = (f"To continue on {name}, tap the link below and send the message it prepares, or send the code "
-                f"{offer.code} there. It works once, for {offer.minutes} minutes. Your cart and this "
-                "conversation come with you.")
-        await step.context.send_activity(reply(text, links=[link(f"Open {name}", offer.url)] if offer.url else None))
+        name = channel_name(step.context, channel)
+        message = text(step.context, "link.offer", name=name, code=offer.code, minutes=offer.minutes)
+        links = [link(text(step.context, "btn.open_channel", name=name), offer.url)] if offer.url else None
+        await step.context.send_activity(reply(message, links=links))
         return await step.end_dialog()
 
 
@@ -72,32 +77,34 @@ class PrivacyDialog(ComponentDialog):
         customer_id = step.context.activity.from_property.id
         if not (step.options or {}).get("forget"):
             data = await self.shop.accounts.describe(customer_id)
+            ctx = step.context
+
+            def known(prefix: str, value: str) -> str:
+                return text(ctx, f"{prefix}.{value}") if f"{prefix}.{value}" in TEXTS else value
+
             lines = [
-                "Here is what we keep about you:",
-                f"• Chats: {', '.join(data['channels']) or 'none'}",
-                f"• Language: {data['language']}",
-                f"• Shipping address: {data['shipping_address'] or 'none saved'}",
-                f"• Offers and reminders: {data['marketing']}",
-                f"• Messages: {data['messages']}, orders: {data['orders']}",
-                "Say “delete my data” if you want us to forget you.",
+                text(ctx, "privacy.header"),
+                text(ctx, "privacy.chats", channels=", ".join(data["channels"]) or text(ctx, "privacy.none")),
+                text(ctx, "privacy.language", language=known("privacy.language", data["language"])),
+                text(ctx, "privacy.address", address=data["shipping_address"] or text(ctx, "privacy.none_saved")),
+                text(ctx, "privacy.marketing", marketing=known("privacy.marketing", data["marketing"])),
+                text(ctx, "privacy.counts", messages=data["messages"], orders=data["orders"]),
+                text(ctx, "privacy.how_to_forget"),
             ]
             await step.context.send_activity(reply("\n".join(lines)))
             return await step.end_dialog()
         return await step.prompt(
             "confirm",
-            PromptOptions(prompt=reply(
-                "This deletes your chats, cart, saved address and contact details. Orders stay in our records "
-                "without your personal details. Delete everything?")),
+            PromptOptions(prompt=reply(text(step.context, "privacy.confirm"))),
         )
 
     async def erase_step(self, step: WaterfallStepContext) -> DialogTurnResult:
         if not step.result:
-            await step.context.send_activity(reply("OK, nothing was deleted."))
+            await step.context.send_activity(reply(text(step.context, "privacy.kept")))
             return await step.end_dialog()
         counts = await self.shop.accounts.forget(step.context.activity.from_property.id)
         await self.shop.memory.delete(step.context)
         await step.context.send_activity(
-            reply(f"Done: your details and {counts['messages']} messages are deleted. If you write again, "
-                  "we start fresh.")
+            reply(text(step.context, "privacy.erased", messages=counts["messages"]))
         )
         return await step.end_dialog()

@@ -8,12 +8,12 @@ from bot.messages import Choice, reply
 from bot.turn import command
 from dialogs.shop import (
     ShopServices,
-    cart_summary,
     choice_prompt,
     join_words,
     money,
     prompt_choices,
 )
+from dialogs.texts import colour_name, size_label, text
 from integrations.cart import OutOfStock
 from integrations.catalog import ProductView
 
@@ -51,14 +51,14 @@ class AddToCartDialog(ComponentDialog):
         )
         found = [p for p in found if p.in_stock]
         if not found:
-            await step.context.send_activity(reply("Which product would you like? Try “show me running shoes”."))
+            await step.context.send_activity(reply(text(step.context, "add.which_product")))
             return await step.end_dialog()
         step.values["candidates"] = [p.sku for p in found]
         return await step.prompt(
             "choice",
             PromptOptions(
-                prompt=reply("Which one would you like to add?", cards=[self.shop.card(p) for p in found]),
-                choices=prompt_choices([p.name for p in found]),
+                prompt=reply(text(step.context, "add.which_one"), cards=[self.shop.card(step.context, p) for p in found]),
+                choices=prompt_choices([(self.shop.name(step.context, p), p.name) for p in found]),
             ),
         )
 
@@ -67,8 +67,10 @@ class AddToCartDialog(ComponentDialog):
             step.values["product"] = step.values["candidates"][step.result.index]
         product = await self._product(step)
         if product is None:
-            await step.context.send_activity(reply("Sorry, I can't find that product any more."))
+            await step.context.send_activity(reply(text(step.context, "product_gone")))
             return await step.end_dialog()
+        ctx = step.context
+        name = self.shop.name(ctx, product)
         await self.shop.remember_product(step.context, product.sku)
         colour = step.values.get("colour")
         sizes = product.sizes(colour=colour if colour in product.colours() else None)
@@ -76,17 +78,19 @@ class AddToCartDialog(ComponentDialog):
         if not sizes:
             await step.context.send_activity(
                 reply(
-                    f"Sorry, the {product.name} is sold out right now.",
-                    quick=[Choice("Notify me", command("check_stock", product=product.sku))],
+                    text(ctx, "add.sold_out", name=name),
+                    quick=[Choice(text(ctx, "btn.notify_me"), command("check_stock", product=product.sku))],
                 )
             )
             return await step.end_dialog()
         if size and size not in sizes:
-            what = "doesn't come in" if not product.has_size(size) else "is sold out in"
+            key = "add.no_size" if not product.has_size(size) else "add.size_sold_out"
             await step.context.send_activity(
                 reply(
-                    f"The {product.name} {what} size {size}. In stock: {join_words(sizes)}.",
-                    quick=[Choice(f"Notify me about {size}", command("check_stock", product=product.sku, size=size))]
+                    text(ctx, key, name=name, size=size, size_label=size_label(ctx, size),
+                         sizes=join_words(sizes, ctx)),
+                    quick=[Choice(text(ctx, "btn.notify_size", size=size, size_label=size_label(ctx, size)),
+                                  command("check_stock", product=product.sku, size=size))]
                     if product.has_size(size)
                     else None,
                 )
@@ -97,15 +101,16 @@ class AddToCartDialog(ComponentDialog):
         return await step.prompt(
             "choice",
             PromptOptions(
-                prompt=reply(f"Which size of the {product.name}?"),
-                choices=prompt_choices(sizes + [NO_THANKS]),
+                prompt=reply(text(ctx, "add.which_size", name=name)),
+                choices=prompt_choices([(size_label(ctx, s), s) for s in sizes]
+                                       + [(text(ctx, "btn.no_thanks"), NO_THANKS)]),
             ),
         )
 
     async def colour_step(self, step: WaterfallStepContext) -> DialogTurnResult:
         size = step.result.value if hasattr(step.result, "value") else step.result
         if size == NO_THANKS:
-            await step.context.send_activity(reply("No problem. Anything else?"))
+            await step.context.send_activity(reply(text(step.context, "no_problem")))
             return await step.end_dialog()
         step.values["size"] = size
         product = await self._product(step)
@@ -116,17 +121,21 @@ class AddToCartDialog(ComponentDialog):
         return await step.prompt(
             "choice",
             PromptOptions(
-                prompt=reply(f"Size {size} is in stock in {join_words(colours)}. Which colour?"),
-                choices=prompt_choices(colours + [NO_THANKS]),
+                prompt=reply(text(step.context, "add.which_colour", size=size, size_label=size_label(step.context, size),
+                                  colours=join_words([colour_name(step.context, c) for c in colours], step.context))),
+                choices=prompt_choices([(colour_name(step.context, c), c) for c in colours]
+                                       + [(text(step.context, "btn.no_thanks"), NO_THANKS)]),
             ),
         )
 
     async def add_step(self, step: WaterfallStepContext) -> DialogTurnResult:
         colour = step.result.value if hasattr(step.result, "value") else step.result
         if colour == NO_THANKS:
-            await step.context.send_activity(reply("No problem. Anything else?"))
+            await step.context.send_activity(reply(text(step.context, "no_problem")))
             return await step.end_dialog()
         product = await self._product(step)
+        ctx = step.context
+        name = self.shop.name(ctx, product)
         variant = product.variant(step.values["size"], colour)
         quantity = max(1, min(int(step.values.get("quantity") or 1), 20))
         customer_id = step.context.activity.from_property.id
@@ -136,22 +145,23 @@ class AddToCartDialog(ComponentDialog):
             left = max(exc.available, 0)
             await step.context.send_activity(
                 reply(
-                    f"Sorry, only {left} more of the {product.name} in {variant.size}, {variant.colour} "
-                    "can go in your cart." if left else
-                    f"Sorry, you already have all we have of the {product.name} in {variant.size}, {variant.colour}."
+                    text(ctx, "add.only_left" if left else "add.all_taken", left=left, name=name,
+                         size=size_label(ctx, variant.size), colour=colour_name(ctx, variant.colour))
                 )
             )
             return await step.end_dialog()
         await step.context.send_activity(
             reply(
-                f"Added {quantity} × {product.name} ({variant.size}, {variant.colour}) for "
-                f"{money(product.price_cents * quantity)}.\n{cart_summary(cart)}",
-                quick=[Choice("Checkout", command("checkout")), Choice("View cart", command("view_cart"))],
+                text(ctx, "add.added", quantity=quantity, name=name, size=size_label(ctx, variant.size),
+                     colour=colour_name(ctx, variant.colour), price=money(product.price_cents * quantity),
+                     summary=await self.shop.cart_text(ctx, cart)),
+                quick=[Choice(text(ctx, "btn.checkout"), command("checkout")),
+                       Choice(text(ctx, "btn.view_cart"), command("view_cart"))],
             )
         )
         addons = [p for p in await self.shop.catalog.related(product.sku) if p.sku not in {l.product_sku for l in cart.lines}]
         if addons:
             await step.context.send_activity(
-                reply("Goes well with it:", cards=[self.shop.card(p) for p in addons])
+                reply(text(ctx, "add.goes_well"), cards=[self.shop.card(ctx, p) for p in addons])
             )
         return await step.end_dialog()

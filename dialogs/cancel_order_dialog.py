@@ -7,6 +7,7 @@ from botbuilder.dialogs.prompts import PromptOptions
 from bot.messages import reply
 from dialogs.order_status_dialog import chosen_order, order_title, pick_order
 from dialogs.shop import ShopServices, choice_prompt, confirm_prompt
+from dialogs.texts import text
 from integrations.orders import CANCELLABLE, OrderError
 
 
@@ -27,27 +28,29 @@ class CancelOrderDialog(ComponentDialog):
     async def confirm_step(self, step: WaterfallStepContext) -> DialogTurnResult:
         order = await chosen_order(step, self.shop)
         if order.status not in CANCELLABLE:
-            why = {"shipped": "it has already shipped; you can return it once it arrives",
-                   "delivered": "it was already delivered; you can start a return instead",
-                   "cancelled": "it is already cancelled"}.get(order.status, "of its status")
-            await step.context.send_activity(reply(f"Order #{order.number} can't be cancelled: {why}."))
+            reason = order.status if order.status in ("shipped", "delivered", "cancelled") else "other"
+            why = text(step.context, f"cancel.why.{reason}")
+            await step.context.send_activity(
+                reply(text(step.context, "cancel.not_possible", number=order.number, why=why))
+            )
             return await step.end_dialog()
         step.values["number"] = order.number
         return await step.prompt(
-            "confirm", PromptOptions(prompt=reply(f"Cancel order {order_title(order)}?"))
+            "confirm",
+            PromptOptions(prompt=reply(text(step.context, "cancel.confirm", title=order_title(order, step.context))))
         )
 
     async def cancel_step(self, step: WaterfallStepContext) -> DialogTurnResult:
         number = step.values["number"]
         if not step.result:
-            await step.context.send_activity(reply(f"OK, order #{number} stays as it is."))
+            await step.context.send_activity(reply(text(step.context, "cancel.kept", number=number)))
             return await step.end_dialog()
         try:
             order = await self.shop.orders.cancel(step.context.activity.from_property.id, number)
         except OrderError:
-            await step.context.send_activity(reply(f"Sorry, order #{number} can no longer be cancelled."))
+            await step.context.send_activity(reply(text(step.context, "cancel.too_late", number=number)))
             return await step.end_dialog()
         await step.context.send_activity(
-            reply(f"Order #{order.number} is cancelled. If you already paid, the refund reaches you in 3-5 business days.")
+            reply(text(step.context, "cancel.done", number=order.number))
         )
         return await step.end_dialog()

@@ -1,23 +1,28 @@
 """The cart: view it, change a quantity, remove an item."""
 from __future__ import annotations
 
+from botbuilder.core import TurnContext
 from botbuilder.dialogs import ComponentDialog, DialogTurnResult, WaterfallDialog, WaterfallStepContext
 from botbuilder.dialogs.prompts import NumberPrompt, PromptOptions
 
 from bot.messages import Choice, reply
 from bot.turn import command
 from dialogs.shop import ShopServices, cart_summary, choice_prompt, prompt_choices
+from dialogs.texts import colour_name, size_label, text
 from integrations.cart import CartView, OutOfStock
 
 
-def cart_reply(cart: CartView, prefix: str = ""):
+def cart_reply(cart: CartView, prefix: str = "", context: TurnContext | None = None,
+               names: dict[str, str] | None = None):
+    """The cart and what to do next, in the shopper's language when `context` is given."""
     quick = (
-        [Choice("Checkout", command("checkout")), Choice("Change quantity", command("change_quantity")),
-         Choice("Remove an item", command("remove_from_cart"))]
+        [Choice(text(context, "btn.checkout"), command("checkout")),
+         Choice(text(context, "btn.change_quantity"), command("change_quantity")),
+         Choice(text(context, "btn.remove_item"), command("remove_from_cart"))]
         if cart.lines
-        else [Choice("Browse products", command("product_search"))]
+        else [Choice(text(context, "btn.browse"), command("product_search"))]
     )
-    return reply(prefix + cart_summary(cart), quick=quick)
+    return reply(prefix + cart_summary(cart, context, names), quick=quick)
 
 
 class CartDialog(ComponentDialog):
@@ -39,20 +44,26 @@ class CartDialog(ComponentDialog):
     async def pick_line_step(self, step: WaterfallStepContext) -> DialogTurnResult:
         o = dict(step.options or {})
         step.values.update(o)
+        ctx = step.context
         cart = await self.shop.carts.get(step.context.activity.from_property.id)
+        names = await self.shop.line_names(ctx, [l.product_sku for l in cart.lines])
         if o.get("mode", "view") == "view" or not cart.lines:
-            await step.context.send_activity(cart_reply(cart))
+            await step.context.send_activity(cart_reply(cart, "", ctx, names))
             return await step.end_dialog()
         step.values["lines"] = [l.variant_sku for l in cart.lines]
         matches = [l for l in cart.lines if o.get("product") in (None, l.product_sku)]
         if len(matches) == 1:
             return await step.next(matches[0].variant_sku)
-        verb = "remove" if o["mode"] == "remove" else "change"
+        key = "cart.which_remove" if o["mode"] == "remove" else "cart.which_change"
         return await step.prompt(
             "choice",
             PromptOptions(
-                prompt=reply(f"Which item do you want to {verb}?"),
-                choices=prompt_choices([f"{l.name} ({l.size}, {l.colour})" for l in cart.lines]),
+                prompt=reply(text(ctx, key)),
+                choices=prompt_choices([
+                    text(ctx, "item_title", name=names.get(l.product_sku, l.name), size=size_label(ctx, l.size),
+                         colour=colour_name(ctx, l.colour))
+                    for l in cart.lines
+                ]),
             ),
         )
 
@@ -65,8 +76,8 @@ class CartDialog(ComponentDialog):
             return await step.next(step.values["quantity"])
         return await step.prompt(
             "number",
-            PromptOptions(prompt=reply("How many would you like? (0 removes it)"),
-                          retry_prompt=reply("Please send a number from 0 to 20.")),
+            PromptOptions(prompt=reply(text(step.context, "cart.how_many")),
+                          retry_prompt=reply(text(step.context, "cart.number_retry"))),
         )
 
     async def apply_step(self, step: WaterfallStepContext) -> DialogTurnResult:
@@ -74,9 +85,10 @@ class CartDialog(ComponentDialog):
         customer_id = step.context.activity.from_property.id
         try:
             cart = await self.shop.carts.set_quantity(customer_id, step.values["sku"], quantity)
-            prefix = "Removed. " if quantity == 0 else "Updated. "
+            prefix = text(step.context, "cart.removed" if quantity == 0 else "cart.updated")
         except OutOfStock as exc:
             cart = await self.shop.carts.get(customer_id)
-            prefix = f"Sorry, only {exc.available} in stock. "
-        await step.context.send_activity(cart_reply(cart, prefix))
+            prefix = text(step.context, "cart.only_in_stock", available=exc.available)
+        names = await self.shop.line_names(step.context, [l.product_sku for l in cart.lines])
+        await step.context.send_activity(cart_reply(cart, prefix, step.context, names))
         return await step.end_dialog()

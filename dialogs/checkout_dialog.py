@@ -8,7 +8,8 @@ from botbuilder.dialogs.prompts import PromptOptions, PromptValidatorContext, Te
 
 from bot.messages import Choice, link, reply
 from bot.turn import command, turn_info
-from dialogs.shop import ShopServices, cart_summary, confirm_prompt, money
+from dialogs.shop import ShopServices, confirm_prompt, money
+from dialogs.texts import text
 from integrations.cart import OutOfStock
 from integrations.orders import OrderError
 
@@ -38,15 +39,15 @@ class CheckoutDialog(ComponentDialog):
         cart = await self.shop.carts.get(step.context.activity.from_property.id)
         if not cart.lines:
             await step.context.send_activity(
-                reply("Your cart is empty, so there's nothing to check out yet.",
-                      quick=[Choice("Browse products", command("product_search"))])
+                reply(text(step.context, "checkout.empty_yet"),
+                      quick=[Choice(text(step.context, "btn.browse"), command("product_search"))])
             )
             return await step.end_dialog()
         saved = turn_info(step.context).shipping_address
         if saved:
             step.values["saved"] = saved
             return await step.prompt(
-                "confirm", PromptOptions(prompt=reply(f"Shall we ship to your saved address: {saved}?"))
+                "confirm", PromptOptions(prompt=reply(text(step.context, "checkout.saved_address", address=saved)))
             )
         return await step.next(False)
 
@@ -56,8 +57,8 @@ class CheckoutDialog(ComponentDialog):
         return await step.prompt(
             "address",
             PromptOptions(
-                prompt=reply("What's the shipping address? (street and number, city, postcode)"),
-                retry_prompt=reply("That doesn't look like an address. Please send street and number, city and postcode."),
+                prompt=reply(text(step.context, "checkout.ask_address")),
+                retry_prompt=reply(text(step.context, "checkout.bad_address")),
             ),
         )
 
@@ -67,31 +68,31 @@ class CheckoutDialog(ComponentDialog):
         return await step.prompt(
             "confirm",
             PromptOptions(
-                prompt=reply(f"{cart_summary(cart)}\nShipping to: {step.values['address']}\nPlace the order?")
+                prompt=reply(text(step.context, "checkout.confirm", summary=await self.shop.cart_text(step.context, cart),
+                                  address=step.values["address"]))
             ),
         )
 
     async def place_order_step(self, step: WaterfallStepContext) -> DialogTurnResult:
         if not step.result:
-            await step.context.send_activity(reply("OK, I haven't placed it. Your cart is saved."))
+            await step.context.send_activity(reply(text(step.context, "checkout.not_placed")))
             return await step.end_dialog()
         customer_id = step.context.activity.from_property.id
         try:
             order = await self.shop.orders.place(customer_id, step.values["address"], self.shop.payments.create_link)
         except OutOfStock:
             await step.context.send_activity(
-                reply("Sorry, an item in your cart just sold out. Please check your cart.",
-                      quick=[Choice("View cart", command("view_cart"))])
+                reply(text(step.context, "checkout.sold_out"),
+                      quick=[Choice(text(step.context, "btn.view_cart"), command("view_cart"))])
             )
             return await step.end_dialog()
         except OrderError:
-            await step.context.send_activity(reply("Your cart is empty, so there's nothing to check out."))
+            await step.context.send_activity(reply(text(step.context, "checkout.empty")))
             return await step.end_dialog()
         await step.context.send_activity(
             reply(
-                f"Order #{order.number} is placed: {money(order.total_cents)}. "
-                "Pay securely with the link below and we'll confirm here as soon as it's paid.",
-                links=[link("Pay now", order.payment_url)],
+                text(step.context, "checkout.placed", number=order.number, total=money(order.total_cents)),
+                links=[link(text(step.context, "btn.pay_now"), order.payment_url)],
             )
         )
         return await step.end_dialog()

@@ -4,8 +4,9 @@ from __future__ import annotations
 from botbuilder.dialogs import ComponentDialog, DialogTurnResult, WaterfallDialog, WaterfallStepContext
 
 from bot.messages import Choice, reply
-from bot.turn import command, turn_info
+from bot.turn import command
 from dialogs.shop import ShopServices
+from dialogs.texts import language, text
 
 
 class FaqDialog(ComponentDialog):
@@ -19,12 +20,12 @@ class FaqDialog(ComponentDialog):
 
     async def answer_step(self, step: WaterfallStepContext) -> DialogTurnResult:
         key = (step.options or {}).get("faq")
-        answer = self.shop.faq.answer(key, turn_info(step.context).language) if key else None
+        answer = self.shop.faq.answer(key, language(step.context)) if key else None
         if answer:
             await step.context.send_activity(reply(answer))
         else:
             await step.context.send_activity(
-                reply("I can answer questions about these topics:",
+                reply(text(step.context, "faq.topics"),
                       quick=[Choice(title, command("faq", faq=k)) for k, title in self.shop.faq.topics()][:8])
             )
         return await step.end_dialog()

@@ -20,21 +20,18 @@ from dialogs.return_dialog import ReturnDialog
 from dialogs.search_dialog import SearchDialog
 from dialogs.shop import ShopServices
 from dialogs.stock_dialog import StockDialog
+from dialogs.texts import MENU_LABELS, language, menu_label, settle_language, text, yes_no_zh
 
 # Answers that belong to a question, never a change of subject.
 REPLY_INTENTS = {FALLBACK, "affirm", "deny", "greet", "thanks"}
 SWITCH_CONFIDENCE = 0.5
-LABELS = {
-    "product_search": "Browse products", "check_stock": "Check stock", "recommend": "Recommendations",
-    "add_to_cart": "Add to cart", "view_cart": "View my cart", "remove_from_cart": "Remove an item",
-    "checkout": "Checkout", "order_status": "Track an order", "cancel_order": "Cancel an order",
-    "return_item": "Return an item", "faq": "Shipping & returns info", "human_agent": "Contact support",
-}
+LABELS = {intent: labels["en"] for intent, labels in MENU_LABELS.items()}  # English titles by intent
 MENU = ["product_search", "view_cart", "order_status", "faq"]
 
 
-def menu(intents: list[str] = MENU) -> list[Choice]:
-    return [Choice(LABELS[i], command(i)) for i in intents if i in LABELS]
+def menu(intents: list[str] = MENU, context: TurnContext | None = None) -> list[Choice]:
+    """Menu buttons, titled in the shopper's language when `context` is given."""
+    return [Choice(menu_label(context, i), command(i)) for i in intents if i in LABELS]
 
 
 class MainDialog(ComponentDialog):
@@ -51,9 +48,11 @@ class MainDialog(ComponentDialog):
             self.add_dialog(dialog)
 
     async def on_begin_dialog(self, inner_dc: DialogContext, options: object) -> DialogTurnResult:
+        await self._settle_language(inner_dc.context)
         return await self._route(inner_dc)
 
     async def on_continue_dialog(self, inner_dc: DialogContext) -> DialogTurnResult:
+        await self._settle_language(inner_dc.context)
         intent = turn_info(inner_dc.context).intent
         if inner_dc.active_dialog is not None and self._changes_subject(inner_dc, intent):
             await inner_dc.cancel_all_dialogs()
@@ -61,6 +60,11 @@ class MainDialog(ComponentDialog):
             await inner_dc.continue_dialog()
             return DialogTurnResult(DialogTurnStatus.Waiting)
         return await self._route(inner_dc)
+
+    async def _settle_language(self, context: TurnContext) -> None:
+        """This turn's reply language, remembered for the turns that don't show one (button taps)."""
+        memory = await self.shop.memory.get(context, dict)
+        memory["language"] = settle_language(context, memory.get("language"))
 
     @staticmethod
     def _changes_subject(inner_dc: DialogContext, intent: Intent) -> bool:
@@ -72,8 +76,14 @@ class MainDialog(ComponentDialog):
         prompt = _active_prompt(inner_dc)
         if prompt is None:
             return True
+        if yes_no_zh(text) is not None:  # 是/否 to a question
+            return False
         choices = getattr(prompt.get("options"), "choices", None) or []
         values = {str(getattr(c, "value", c)).lower() for c in choices}
+        # What a tap sends back is the button's title, which may be in the shopper's language.
+        for choice in choices:
+            action = getattr(choice, "action", None)
+            values |= {str(v).lower() for v in (getattr(action, "title", None), getattr(action, "value", None)) if v}
         if text in values or (text.isascii() and text.isdecimal() and 0 < int(text) <= len(values)):
             return False
         # A free-text prompt (an address) takes almost anything; only a clear request interrupts.
@@ -118,29 +128,22 @@ class MainDialog(ComponentDialog):
         customer_id = context.activity.from_property.id
         name = intent.name
         if name == "greet":
-            await context.send_activity(
-                reply("Hi! I'm the Northwind Outfitters assistant. I can find products, check sizes and stock, "
-                      "manage your cart and track your orders. What are you looking for?", quick=menu())
-            )
+            await context.send_activity(reply(text(context, "greet"), quick=menu(context=context)))
         elif name == "thanks":
-            await context.send_activity(reply("You're welcome! Anything else?"))
+            await context.send_activity(reply(text(context, "thanks")))
         elif name == "goodbye":
-            await context.send_activity(reply("Bye for now! Your cart is saved for when you're back."))
+            await context.send_activity(reply(text(context, "goodbye")))
         elif name in ("affirm", "deny"):
-            await context.send_activity(reply("OK! What can I do for you?", quick=menu()))
+            await context.send_activity(reply(text(context, "ok_menu"), quick=menu(context=context)))
         elif name == "opt_out":
             await self.shop.profiles.set_consent(customer_id, False)
-            await context.send_activity(
-                reply("You're unsubscribed from offers and reminders. Send START to subscribe again.")
-            )
+            await context.send_activity(reply(text(context, "opt_out")))
         elif name == "opt_in":
             await self.shop.profiles.set_consent(customer_id, True)
-            await context.send_activity(
-                reply("You're subscribed to offers and reminders. Send STOP at any time to unsubscribe.")
-            )
+            await context.send_activity(reply(text(context, "opt_in")))
         elif name == "human_agent":
-            contact = self.shop.faq.answer("contact", turn_info(context).language)
-            await context.send_activity(reply(contact or "Our support team will be glad to help."))
+            contact = self.shop.faq.answer("contact", language(context))
+            await context.send_activity(reply(contact or text(context, "support")))
         else:
             await self._clarify(context, intent)
 
@@ -149,14 +152,11 @@ class MainDialog(ComponentDialog):
         guesses = [name for name, score in intent.candidates if name in LABELS and score >= 0.1]
         if guesses:
             await context.send_activity(
-                reply("Sorry, I'm not sure I understood. Did you mean one of these?",
-                      quick=menu(guesses + [m for m in MENU if m not in guesses])[:4])
+                reply(text(context, "clarify_guess"),
+                      quick=menu(guesses + [m for m in MENU if m not in guesses], context)[:4])
             )
         else:
-            await context.send_activity(
-                reply("Sorry, I didn't understand that. I can help with products, your cart and your orders.",
-                      quick=menu())
-            )
+            await context.send_activity(reply(text(context, "clarify"), quick=menu(context=context)))
 
 
 def _active_prompt(inner_dc: DialogContext) -> dict | None:

@@ -1,62 +1,64 @@
 """Where is my order: status and tracking of the shopper's own orders."""
 from __future__ import annotations
 
+from botbuilder.core import TurnContext
 from botbuilder.dialogs import ComponentDialog, DialogTurnResult, WaterfallDialog, WaterfallStepContext
 from botbuilder.dialogs.prompts import PromptOptions
 
 from bot.messages import link, reply
 from dialogs.shop import ShopServices, choice_prompt, money, prompt_choices
+from dialogs.texts import TEXTS, is_zh, text
 from integrations.orders import OrderView
 
-STATUS_TEXT = {
-    "pending_payment": "is waiting for payment",
-    "paid": "is paid and being packed",
-    "shipped": "is on its way",
-    "delivered": "was delivered",
-    "cancelled": "was cancelled",
-}
+STATUSES = ("pending_payment", "paid", "shipped", "delivered", "cancelled")
+STATUS_TEXT = {status: TEXTS[f"order.status.{status}"]["en"] for status in STATUSES}  # English, by status
 
 
-def order_title(order: OrderView) -> str:
-    return f"#{order.number} ({order.created_at}, {money(order.total_cents)})"
+def order_title(order: OrderView, context: TurnContext | None = None) -> str:
+    return text(context, "order.title", number=order.number, created_at=order.created_at,
+                total=money(order.total_cents))
 
 
-def status_reply(order: OrderView):
-    items = ", ".join(f"{l.quantity} × {l.name}" for l in order.lines)
-    text = f"Order #{order.number} {STATUS_TEXT.get(order.status, order.status)}. Items: {items}."
+def status_reply(order: OrderView, context: TurnContext | None = None):
+    items = ("、" if is_zh(context) else ", ").join(
+        text(context, "order.item", quantity=l.quantity, name=l.name) for l in order.lines
+    )
+    status = text(context, f"order.status.{order.status}") if order.status in STATUSES else order.status
+    message = text(context, "order.status", number=order.number, status=status, items=items)
     links = []
     if order.status == "shipped" and order.tracking_number:
-        text += f"\nCarrier: {order.carrier}, tracking number {order.tracking_number}."
+        message += text(context, "order.tracking", carrier=order.carrier, tracking=order.tracking_number)
         if order.tracking_url:
-            links.append(link("Track parcel", order.tracking_url))
+            links.append(link(text(context, "btn.track_parcel"), order.tracking_url))
     if order.status == "pending_payment" and order.payment_url:
-        links.append(link("Pay now", order.payment_url))
-    return reply(text, links=links)
+        links.append(link(text(context, "btn.pay_now"), order.payment_url))
+    return reply(message, links=links)
 
 
 async def pick_order(step: WaterfallStepContext, shop: ShopServices, wanted, verb: str) -> DialogTurnResult:
-    """Prompt for one of the shopper's recent orders that `wanted(order)` accepts, or go on with it."""
+    """Prompt for one of the shopper's recent orders that `wanted(order)` accepts, or go on with it.
+
+    `verb` is "check", "cancel" or "return": it picks the question and the "none found" reply.
+    """
     customer_id = step.context.activity.from_property.id
     number = (step.options or {}).get("order_number")
     if number:
         order = await shop.orders.find(customer_id, int(number))
         if order is None:
-            await step.context.send_activity(
-                reply(f"I couldn't find order #{number} on your account. Please check the number.")
-            )
+            await step.context.send_activity(reply(text(step.context, "order.not_found", number=number)))
             return await step.end_dialog()
         return await step.next(order)
     orders = [o for o in await shop.orders.recent(customer_id, limit=5) if wanted(o)]
     if not orders:
-        await step.context.send_activity(reply(f"I can't find any order on your account that you can {verb}."))
+        await step.context.send_activity(reply(text(step.context, f"order.none.{verb}")))
         return await step.end_dialog()
     if len(orders) == 1:
         return await step.next(orders[0])
     step.values["orders"] = [o.number for o in orders]
     return await step.prompt(
         "choice",
-        PromptOptions(prompt=reply(f"Which order do you want to {verb}?"),
-                      choices=prompt_choices([order_title(o) for o in orders])),
+        PromptOptions(prompt=reply(text(step.context, f"order.which.{verb}")),
+                      choices=prompt_choices([order_title(o, step.context) for o in orders])),
     )
 
 
@@ -82,5 +84,5 @@ class OrderStatusDialog(ComponentDialog):
 
     async def show_step(self, step: WaterfallStepContext) -> DialogTurnResult:
         order = await chosen_order(step, self.shop)
-        await step.context.send_activity(status_reply(order))
+        await step.context.send_activity(status_reply(order, step.context))
         return await step.end_dialog()

@@ -7,9 +7,10 @@ from botbuilder.dialogs.prompts import PromptOptions
 from bot.messages import reply
 from dialogs.order_status_dialog import chosen_order, pick_order
 from dialogs.shop import ShopServices, choice_prompt, prompt_choices
+from dialogs.texts import colour_name, size_label, text
 from integrations.orders import OrderError
 
-REASONS = ["Doesn't fit", "Not as described", "Arrived damaged", "Changed my mind"]
+REASONS = ["Doesn't fit", "Not as described", "Arrived damaged", "Changed my mind"]  # the values kept
 
 
 class ReturnDialog(ComponentDialog):
@@ -25,14 +26,13 @@ class ReturnDialog(ComponentDialog):
         self.initial_dialog_id = "steps"
 
     async def pick_order_step(self, step: WaterfallStepContext) -> DialogTurnResult:
-        return await pick_order(step, self.shop, lambda o: o.returnable, "return items from")
+        return await pick_order(step, self.shop, lambda o: o.returnable, "return")
 
     async def pick_item_step(self, step: WaterfallStepContext) -> DialogTurnResult:
         order = await chosen_order(step, self.shop)
         if not order.returnable:
             await step.context.send_activity(
-                reply(f"Items from order #{order.number} can't be returned: returns open once an order is "
-                      "delivered, for 30 days.")
+                reply(text(step.context, "return.not_returnable", number=order.number))
             )
             return await step.end_dialog()
         step.values["number"] = order.number
@@ -42,15 +42,22 @@ class ReturnDialog(ComponentDialog):
             return await step.next(0)
         return await step.prompt(
             "choice",
-            PromptOptions(prompt=reply("Which item would you like to return?"),
-                          choices=prompt_choices([f"{l.name} ({l.size}, {l.colour})" for l in order.lines])),
+            PromptOptions(prompt=reply(text(step.context, "return.which_item")),
+                          choices=prompt_choices([
+                              text(step.context, "item_title", name=l.name, size=size_label(step.context, l.size),
+                                   colour=colour_name(step.context, l.colour))
+                              for l in order.lines
+                          ])),
         )
 
     async def reason_step(self, step: WaterfallStepContext) -> DialogTurnResult:
         step.values["line"] = step.result if isinstance(step.result, int) else step.result.index
         return await step.prompt(
             "choice",
-            PromptOptions(prompt=reply("What's the reason for the return?"), choices=prompt_choices(REASONS)),
+            PromptOptions(
+                prompt=reply(text(step.context, "return.reason")),
+                choices=prompt_choices([(text(step.context, f"return.reason.{r}"), r) for r in REASONS]),
+            ),
         )
 
     async def start_step(self, step: WaterfallStepContext) -> DialogTurnResult:
@@ -61,10 +68,9 @@ class ReturnDialog(ComponentDialog):
                 step.result.value,
             )
         except OrderError:
-            await step.context.send_activity(reply("Sorry, that item can't be returned any more."))
+            await step.context.send_activity(reply(text(step.context, "return.too_late")))
             return await step.end_dialog()
         await step.context.send_activity(
-            reply(f"Your return for the {step.values['names'][index]} is open. Reference: {reference}. "
-                  "Pack the item with the reference inside; the refund follows within 5 days of it reaching us.")
+            reply(text(step.context, "return.opened", name=step.values["names"][index], reference=reference))
         )
         return await step.end_dialog()

@@ -6,6 +6,7 @@ from botbuilder.dialogs import ComponentDialog, DialogTurnResult, WaterfallDialo
 from bot.messages import Choice, reply
 from bot.turn import command
 from dialogs.shop import ShopServices
+from dialogs.texts import category_name, colour_name, is_zh, size_label, text
 
 
 class SearchDialog(ComponentDialog):
@@ -19,6 +20,7 @@ class SearchDialog(ComponentDialog):
 
     async def show_step(self, step: WaterfallStepContext) -> DialogTurnResult:
         o = dict(step.options or {})
+        ctx = step.context
         if o.get("recommend"):
             return await self._recommend(step, o)
         if o.get("product"):
@@ -26,7 +28,9 @@ class SearchDialog(ComponentDialog):
             if product:
                 await self.shop.remember_product(step.context, product.sku)
                 await step.context.send_activity(
-                    reply(f"{product.name}: {product.description}", cards=[self.shop.card(product)])
+                    reply(text(ctx, "search.product", name=self.shop.name(ctx, product),
+                               description=self.shop.description(ctx, product)),
+                          cards=[self.shop.card(ctx, product)])
                 )
                 return await step.end_dialog()
         query = "" if o.get("category") else o.get("text", "")
@@ -36,19 +40,20 @@ class SearchDialog(ComponentDialog):
         if not found:
             await step.context.send_activity(
                 reply(
-                    "I couldn't find anything like that. We have dresses, running shoes, socks, t-shirts, "
-                    "jeans, jackets, hoodies, hats and bags.",
-                    quick=[Choice("Dresses", command("product_search", category="dresses")),
-                           Choice("Running shoes", command("product_search", category="shoes"))],
+                    text(ctx, "search.nothing"),
+                    quick=[Choice(text(ctx, "btn.dresses"), command("product_search", category="dresses")),
+                           Choice(text(ctx, "btn.running_shoes"), command("product_search", category="shoes"))],
                 )
             )
             return await step.end_dialog()
         if len(found) == 1:
             await self.shop.remember_product(step.context, found[0].sku)
-        what = " ".join(x for x in (o.get("colour"), o.get("category") or "items") if x)
-        size = f" in size {o['size']}" if o.get("size") else ""
+        category = category_name(ctx, o["category"]) if o.get("category") else text(ctx, "search.items")
+        what = ("" if is_zh(ctx) else " ").join(x for x in (colour_name(ctx, o.get("colour")), category) if x)
+        size = text(ctx, "search.in_size", size=o["size"], size_label=size_label(ctx, o["size"])) if o.get("size") else ""
         await step.context.send_activity(
-            reply(f"Here are some {what}{size}:", cards=[self.shop.card(p, o.get("size")) for p in found])
+            reply(text(ctx, "search.results", what=what, size=size),
+                  cards=[self.shop.card(ctx, p, o.get("size")) for p in found])
         )
         return await step.end_dialog()
 
@@ -62,13 +67,14 @@ class SearchDialog(ComponentDialog):
             picks = await self.shop.catalog.related(anchor, limit=4)
             if base and picks:
                 await step.context.send_activity(
-                    reply(f"These go well with the {base.name}:", cards=[self.shop.card(p) for p in picks])
+                    reply(text(step.context, "search.goes_with", name=self.shop.name(step.context, base)),
+                          cards=[self.shop.card(step.context, p) for p in picks])
                 )
                 return await step.end_dialog()
         picks = await self.shop.catalog.search(
             o.get("text", "") if not o.get("category") else "", category=o.get("category"), limit=4
         )
         await step.context.send_activity(
-            reply("Our picks for you:", cards=[self.shop.card(p) for p in picks if p.in_stock])
+            reply(text(step.context, "search.picks"), cards=[self.shop.card(step.context, p) for p in picks if p.in_stock])
         )
         return await step.end_dialog()

@@ -1,6 +1,7 @@
 """What every journey dialog is given: the shop's services and the phrasing they share."""
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -8,11 +9,12 @@ from typing import Protocol
 from botbuilder.core import StatePropertyAccessor, TurnContext
 from botbuilder.dialogs.choices import Choice as PromptChoice
 from botbuilder.dialogs.choices import ListStyle
-from botbuilder.dialogs.prompts import ChoicePrompt, ConfirmPrompt
-from botbuilder.schema import CardAction
+from botbuilder.dialogs.prompts import ChoicePrompt, ConfirmPrompt, PromptOptions, PromptRecognizerResult
+from botbuilder.schema import ActivityTypes, CardAction
 
 from bot.messages import Choice, ProductCard, product_card
 from bot.turn import command
+from dialogs.texts import colour_name, is_zh, join_list, size_label, text, yes_no_zh
 from integrations.cart import CartView, Carts
 from integrations.catalog import Catalog, ProductView
 from integrations.orders import Orders
@@ -55,20 +57,49 @@ class ShopServices:
         memory = await self.memory.get(context, dict)
         return memory.get("last_product")
 
-    def card(self, product: ProductView, size: str | None = None) -> ProductCard:
+    def name(self, context: TurnContext | None, product: ProductView) -> str:
+        """The product's name in the shopper's language."""
+        return product.name_zh if is_zh(context) and product.name_zh else product.name
+
+    def description(self, context: TurnContext | None, product: ProductView) -> str:
+        return product.description_zh if is_zh(context) and product.description_zh else product.description
+
+    async def line_names(self, context: TurnContext, skus: Sequence[str]) -> dict[str, str]:
+        """Product names by SKU in the shopper's language; empty for English (lines carry it)."""
+        if not is_zh(context):
+            return {}
+        names: dict[str, str] = {}
+        for sku in dict.fromkeys(skus):
+            product = await self.catalog.product(sku)
+            if product is not None and product.name_zh:
+                names[sku] = product.name_zh
+        return names
+
+    async def cart_text(self, context: TurnContext, cart: CartView) -> str:
+        """`cart_summary` in the shopper's language, with product names in it."""
+        names = await self.line_names(context, [line.product_sku for line in cart.lines])
+        return cart_summary(cart, context, names)
+
+    def card(self, context: TurnContext | None, product: ProductView, size: str | None = None) -> ProductCard:
         sizes = product.sizes()
-        stock_note = f"sizes {', '.join(sizes)}" if sizes else "sold out"
+        price = money(product.price_cents)
+        separator = "、" if is_zh(context) else ", "
+        subtitle = (
+            text(context, "card.sizes", price=price, sizes=separator.join(sizes))
+            if sizes
+            else text(context, "card.sold_out", price=price)
+        )
         return product_card(
-            product.name,
-            f"{money(product.price_cents)} · {stock_note}",
+            self.name(context, product),
+            subtitle,
             f"{self.media_base}/static/products/{product.sku}.png",
             None,
             [
-                Choice("Add to cart", command("add_to_cart", product=product.sku, size=size)),
-                Choice("Sizes & stock", command("check_stock", product=product.sku)),
+                Choice(text(context, "btn.add_to_cart"), command("add_to_cart", product=product.sku, size=size)),
+                Choice(text(context, "btn.sizes_stock"), command("check_stock", product=product.sku)),
             ]
             if product.in_stock
-            else [Choice("Notify me", command("check_stock", product=product.sku))],
+            else [Choice(text(context, "btn.notify_me"), command("check_stock", product=product.sku))],
         )
 
 
@@ -76,27 +107,41 @@ def money(cents: int) -> str:
     return f"${cents / 100:,.2f}"
 
 
-def join_words(items: Sequence[str]) -> str:
-    items = list(items)
-    if len(items) <= 1:
-        return "".join(items)
-    return ", ".join(items[:-1]) + " and " + items[-1]
+def join_words(items: Sequence[str], context: TurnContext | None = None) -> str:
+    """"a, b and c"; in Chinese for a Chinese-speaking shopper when `context` is given."""
+    return join_list(context, items)
 
 
-def cart_summary(cart: CartView) -> str:
+def cart_summary(cart: CartView, context: TurnContext | None = None, names: dict[str, str] | None = None) -> str:
+    """The cart as text; `names` (product SKU -> name) overrides the lines' own names."""
     if not cart.lines:
-        return "Your cart is empty."
+        return text(context, "cart.empty")
+    names = names or {}
     lines = [
-        f"{i}. {line.name} ({line.size}, {line.colour}) × {line.quantity} — {money(line.total_cents)}"
+        text(context, "cart.line", i=i, name=names.get(line.product_sku, line.name),
+             size=size_label(context, line.size), colour=colour_name(context, line.colour),
+             quantity=line.quantity, total=money(line.total_cents))
         for i, line in enumerate(cart.lines, 1)
     ]
     count = cart.item_count
-    return "Your cart:\n" + "\n".join(lines) + f"\nTotal: {money(cart.total_cents)} ({count} item{'s' * (count != 1)})"
+    total = text(context, "cart.total", total=money(cart.total_cents), count=count, s="s" * (count != 1))
+    return text(context, "cart.header") + "\n" + "\n".join(lines) + "\n" + total
 
 
-def prompt_choices(titles: Sequence[str]) -> list[PromptChoice]:
-    """Choices for a botbuilder ChoicePrompt; the title is also what comes back."""
-    return [PromptChoice(value=t, action=CardAction(type="imBack", title=t, value=t)) for t in titles]
+def prompt_choices(items: Sequence[str | tuple[str, str]]) -> list[PromptChoice]:
+    """Choices for a botbuilder ChoicePrompt from titles or `(title, value)` pairs.
+
+    The title is shown and is what a tap sends back; the prompt recognises it (and the value)
+    and returns the stable `value`, whatever the shopper's language.
+    """
+    result = []
+    for item in items:
+        title, value = (item, item) if isinstance(item, str) else item
+        # The engine NFKC-normalises what comes back (（，→ (,), so the tap sends that form.
+        sent = unicodedata.normalize("NFKC", title)
+        result.append(PromptChoice(value=value, action=CardAction(type="imBack", title=title, value=sent),
+                                   synonyms=[sent] if sent != title else None))
+    return result
 
 
 def choice_prompt(dialog_id: str) -> ChoicePrompt:
@@ -105,7 +150,36 @@ def choice_prompt(dialog_id: str) -> ChoicePrompt:
     return prompt
 
 
+class ShopConfirmPrompt(ConfirmPrompt):
+    """A yes/no prompt in the shopper's language.
+
+    botbuilder picks the yes/no words from `activity.locale`, which the engine always sets to
+    en-US; this one shows 是/否 to a Chinese-speaking shopper and understands Chinese yes and no
+    (and still English "yes"/"no") from anyone.
+    """
+
+    async def on_prompt(self, turn_context: TurnContext, state: dict, options: PromptOptions, is_retry: bool):
+        if not is_zh(turn_context):
+            return await super().on_prompt(turn_context, state, options, is_retry)
+        choices = [PromptChoice(text(turn_context, "btn.yes")), PromptChoice(text(turn_context, "btn.no"))]
+        base = options.retry_prompt if is_retry and options.retry_prompt is not None else options.prompt
+        defaults = self._default_choice_options[self._determine_culture(turn_context.activity)]
+        choice_options = self.choice_options if self.choice_options is not None else defaults[2]
+        prompt = self.append_choices(base, turn_context.activity.channel_id, choices, self.style, choice_options)
+        await turn_context.send_activity(prompt)
+
+    async def on_recognize(self, turn_context: TurnContext, state: dict, options: PromptOptions):
+        if turn_context.activity.type == ActivityTypes.message:
+            answer = yes_no_zh(turn_context.activity.text or "")
+            if answer is not None:
+                result = PromptRecognizerResult()
+                result.succeeded = True
+                result.value = answer
+                return result
+        return await super().on_recognize(turn_context, state, options)
+
+
 def confirm_prompt(dialog_id: str) -> ConfirmPrompt:
-    prompt = ConfirmPrompt(dialog_id)
+    prompt = ShopConfirmPrompt(dialog_id)
     prompt.style = ListStyle.suggested_action
     return prompt

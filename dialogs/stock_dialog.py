@@ -8,6 +8,7 @@ from botbuilder.dialogs.prompts import PromptOptions
 from bot.messages import reply
 from dialogs.add_to_cart_dialog import AddToCartDialog
 from dialogs.shop import ShopServices, choice_prompt, confirm_prompt, join_words, prompt_choices
+from dialogs.texts import colour_name, is_zh, size_label, text
 from integrations.catalog import ProductView
 
 NO_THANKS = "No thanks"
@@ -42,19 +43,19 @@ class StockDialog(ComponentDialog):
         step.values.update(dict(step.options or {}))
         found = await self._find(step)
         if found is None:
-            await step.context.send_activity(reply("Sorry, I can't find that product any more."))
+            await step.context.send_activity(reply(text(step.context, "product_gone")))
             return await step.end_dialog()
         if isinstance(found, list):
             if not found:
-                await step.context.send_activity(
-                    reply("I couldn't find that product. Try “show me dresses” or “running shoes”.")
-                )
+                await step.context.send_activity(reply(text(step.context, "stock.not_found")))
             else:
                 await step.context.send_activity(
-                    reply("Which one do you mean?", cards=[self.shop.card(p) for p in found])
+                    reply(text(step.context, "stock.which"), cards=[self.shop.card(step.context, p) for p in found])
                 )
             return await step.end_dialog()
         product = found
+        ctx = step.context
+        name = self.shop.name(ctx, product)
         step.values["product"] = product.sku
         await self.shop.remember_product(step.context, product.sku)
         size, colour = step.values.get("size"), step.values.get("colour")
@@ -62,7 +63,8 @@ class StockDialog(ComponentDialog):
             colour = step.values["colour"] = None
         if size and not product.has_size(size):
             await step.context.send_activity(
-                reply(f"The {product.name} doesn't come in size {size}. It comes in {join_words(product.sizes(in_stock=False))}.")
+                reply(text(ctx, "stock.no_such_size", name=name, size=size, size_label=size_label(ctx, size),
+                           sizes=join_words(product.sizes(in_stock=False), ctx)))
             )
             return await step.end_dialog()
         if size:
@@ -73,48 +75,60 @@ class StockDialog(ComponentDialog):
                     "choice",
                     PromptOptions(
                         prompt=reply(
-                            f"Yes! The {product.name} in size {size} is in stock in {join_words(shown)}. "
-                            "Add one to your cart?"
+                            text(ctx, "stock.size_in_stock", name=name, size=size, size_label=size_label(ctx, size),
+                                 colours=join_words([colour_name(ctx, c) for c in shown], ctx))
                         ),
-                        choices=prompt_choices([f"Add {c}" for c in shown] + [NO_THANKS]),
+                        choices=prompt_choices(
+                            [(text(ctx, "btn.add_colour", colour=colour_name(ctx, c)), f"Add {c}") for c in shown]
+                            + [(text(ctx, "btn.no_thanks"), NO_THANKS)]
+                        ),
                     ),
                 )
             return await self._sold_out(step, product, size, colour)
         sizes = product.sizes(colour=colour)
         if not sizes:
             return await self._sold_out(step, product, None, colour)
-        in_colour = f" in {colour}" if colour else ""
+        in_colour = text(ctx, "stock.in_colour", colour=colour_name(ctx, colour)) if colour else ""
         sold_out = [s for s in product.sizes(in_stock=False) if s not in sizes]
-        note = f" ({join_words(sold_out)} sold out)" if sold_out else ""
+        note = text(ctx, "stock.sold_out_note", sizes=join_words(sold_out, ctx)) if sold_out else ""
         return await step.prompt(
             "choice",
             PromptOptions(
                 prompt=reply(
-                    f"Yes, the {product.name}{in_colour} is in stock in "
-                    f"{'size' if len(sizes) == 1 else 'sizes'} {join_words(sizes)}{note}. Add one to your cart?"
+                    text(ctx, "stock.sizes_in_stock", name=name, in_colour=in_colour,
+                         size_word="size" if len(sizes) == 1 else "sizes", sizes=join_words(sizes, ctx), note=note)
                 ),
-                choices=prompt_choices([f"Size {s}" for s in sizes] + [NO_THANKS]),
+                choices=prompt_choices(
+                    [(text(ctx, "btn.size", size=s, size_label=size_label(ctx, s)), f"Size {s}") for s in sizes]
+                    + [(text(ctx, "btn.no_thanks"), NO_THANKS)]
+                ),
             ),
         )
 
     async def _sold_out(self, step: WaterfallStepContext, product: ProductView, size: str | None, colour: str | None):
-        what = " ".join(x for x in (f"size {size}" if size else "", colour or "") if x)
-        text = f"Sorry, the {product.name}{' in ' + what if what else ''} is sold out."
+        ctx = step.context
+        name = self.shop.name(ctx, product)
+        parts = [text(ctx, "stock.what_size", size=size, size_label=size_label(ctx, size)) if size else "",
+                 colour_name(ctx, colour)]
+        what = ("，" if is_zh(ctx) else " ").join(x for x in parts if x)
+        what = text(ctx, "stock.what", what=what) if what else ""
+        sorry = text(ctx, "stock.sold_out", name=name, what=what)
         similar = await self.shop.catalog.similar_in_stock(product, size)
         step.values["waitlist"] = [
             v.sku for v in product.variants
             if v.stock <= 0 and (size is None or v.size == size) and (colour is None or v.colour == colour)
         ]
         if similar:
+            these = (text(ctx, "stock.similar_size", size=size, size_label=size_label(ctx, size)) if size
+                     else text(ctx, "stock.similar"))
             await step.context.send_activity(
-                reply(text + f" These are in stock{' in size ' + size if size else ''}:",
-                      cards=[self.shop.card(p, size) for p in similar])
+                reply(sorry + these, cards=[self.shop.card(ctx, p, size) for p in similar])
             )
         else:
-            await step.context.send_activity(reply(text))
+            await step.context.send_activity(reply(sorry))
         return await step.prompt(
             "confirm",
-            PromptOptions(prompt=reply(f"Shall I message you when the {product.name}{' in ' + what if what else ''} is back in stock?")),
+            PromptOptions(prompt=reply(text(ctx, "stock.waitlist_ask", name=name, what=what))),
         )
 
     async def follow_up_step(self, step: WaterfallStepContext) -> DialogTurnResult:
@@ -122,13 +136,13 @@ class StockDialog(ComponentDialog):
             if step.result:
                 customer_id = step.context.activity.from_property.id
                 await self.shop.catalog.join_waitlist(customer_id, step.values["waitlist"])
-                await step.context.send_activity(reply("Done! I'll message you as soon as it's back."))
+                await step.context.send_activity(reply(text(step.context, "stock.waitlist_done")))
             else:
-                await step.context.send_activity(reply("OK, no alert. Anything else I can help with?"))
+                await step.context.send_activity(reply(text(step.context, "stock.waitlist_no")))
             return await step.end_dialog()
         chosen = step.result.value
         if chosen == NO_THANKS:
-            await step.context.send_activity(reply("No problem. Anything else?"))
+            await step.context.send_activity(reply(text(step.context, "no_problem")))
             return await step.end_dialog()
         options = {"product": step.values["product"], "size": step.values.get("size"),
                    "colour": step.values.get("colour"), "quantity": step.values.get("quantity")}

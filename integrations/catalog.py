@@ -30,6 +30,8 @@ class ProductView:
     tags: tuple[str, ...]
     colour_hex: str
     variants: tuple[VariantView, ...]
+    name_zh: str | None = None
+    description_zh: str | None = None
 
     @property
     def in_stock(self) -> bool:
@@ -94,6 +96,8 @@ def _view(product: Product, variants: list[Variant]) -> ProductView:
         tags=tuple(t for t in product.tags.split(",") if t),
         colour_hex=product.colour_hex,
         variants=tuple(VariantView(v.sku, v.size, v.colour, v.stock) for v in variants),
+        name_zh=product.name_zh,
+        description_zh=product.description_zh,
     )
 
 

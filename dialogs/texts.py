@@ -1,0 +1,445 @@
+"""Everything the dialogs say, in English and Traditional Chinese (Taiwan).
+
+`text(context, key, **values)` picks the shopper's language for the turn (as `settle_language`
+decided it, else `turn_info(context).language`) and fills the template with `str.format`; a
+language without a translation falls back to English. Button *values* (command payloads, prompt
+choice values) never come from here: only what is shown.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from botbuilder.core import TurnContext
+
+from bot.nlu import CJK_RE
+from bot.turn import TURN_INFO_KEY, parse_command
+
+EN = "en"
+ZH = "zh-TW"
+# The language the dialogs answer in this turn, when MainDialog settled it (see `settle_language`).
+LANGUAGE_KEY = "shop.language"
+
+# The main menu and "did you mean" buttons, by intent.
+MENU_LABELS: dict[str, dict[str, str]] = {
+    "product_search": {EN: "Browse products", ZH: "瀏覽商品"},
+    "check_stock": {EN: "Check stock", ZH: "查詢庫存"},
+    "recommend": {EN: "Recommendations", ZH: "為您推薦"},
+    "add_to_cart": {EN: "Add to cart", ZH: "加入購物車"},
+    "view_cart": {EN: "View my cart", ZH: "查看購物車"},
+    "remove_from_cart": {EN: "Remove an item", ZH: "移除商品"},
+    "checkout": {EN: "Checkout", ZH: "結帳"},
+    "order_status": {EN: "Track an order", ZH: "追蹤訂單"},
+    "cancel_order": {EN: "Cancel an order", ZH: "取消訂單"},
+    "return_item": {EN: "Return an item", ZH: "退貨"},
+    "faq": {EN: "Shipping & returns info", ZH: "運送與退貨資訊"},
+    "human_agent": {EN: "Contact support", ZH: "聯絡客服"},
+}
+
+TEXTS: dict[str, dict[str, str]] = {
+    # --- buttons and links shared by several dialogs
+    "btn.checkout": {EN: "Checkout", ZH: "結帳"},
+    "btn.view_cart": {EN: "View cart", ZH: "查看購物車"},
+    "btn.change_quantity": {EN: "Change quantity", ZH: "修改數量"},
+    "btn.remove_item": {EN: "Remove an item", ZH: "移除商品"},
+    "btn.browse": {EN: "Browse products", ZH: "瀏覽商品"},
+    "btn.add_to_cart": {EN: "Add to cart", ZH: "加入購物車"},
+    "btn.sizes_stock": {EN: "Sizes & stock", ZH: "尺寸與庫存"},
+    "btn.notify_me": {EN: "Notify me", ZH: "到貨通知我"},
+    "btn.notify_size": {EN: "Notify me about {size}", ZH: "{size_label}到貨通知我"},
+    "btn.pay_now": {EN: "Pay now", ZH: "立即付款"},
+    "btn.track_parcel": {EN: "Track parcel", ZH: "追蹤包裹"},
+    "btn.no_thanks": {EN: "No thanks", ZH: "不用了"},
+    "btn.add_colour": {EN: "Add {colour}", ZH: "加入{colour}"},
+    "btn.size": {EN: "Size {size}", ZH: "{size_label}"},
+    "btn.dresses": {EN: "Dresses", ZH: "洋裝"},
+    "btn.running_shoes": {EN: "Running shoes", ZH: "跑鞋"},
+    "btn.open_channel": {EN: "Open {name}", ZH: "開啟 {name}"},
+    "btn.yes": {EN: "Yes", ZH: "是"},
+    "btn.no": {EN: "No", ZH: "否"},
+    # --- small talk (main dialog)
+    "greet": {
+        EN: "Hi! I'm the Northwind Outfitters assistant. I can find products, check sizes and stock, "
+            "manage your cart and track your orders. What are you looking for?",
+        ZH: "您好！我是 Northwind Outfitters 的購物小幫手，可以幫您找商品、查詢尺寸和庫存、管理購物車，"
+            "以及追蹤訂單。請問您在找什麼呢？",
+    },
+    "thanks": {EN: "You're welcome! Anything else?", ZH: "不客氣！還有什麼需要幫忙的嗎？"},
+    "goodbye": {
+        EN: "Bye for now! Your cart is saved for when you're back.",
+        ZH: "再見！您的購物車會幫您保留，歡迎隨時回來。",
+    },
+    "ok_menu": {EN: "OK! What can I do for you?", ZH: "好的！有什麼可以為您服務的嗎？"},
+    "opt_out": {
+        EN: "You're unsubscribed from offers and reminders. Send START to subscribe again.",
+        ZH: "您已取消訂閱優惠和提醒訊息。如要重新訂閱，請傳送 START。",
+    },
+    "opt_in": {
+        EN: "You're subscribed to offers and reminders. Send STOP at any time to unsubscribe.",
+        ZH: "您已訂閱優惠和提醒訊息。隨時傳送 STOP 即可取消訂閱。",
+    },
+    "support": {EN: "Our support team will be glad to help.", ZH: "我們的客服團隊很樂意為您服務。"},
+    "clarify_guess": {
+        EN: "Sorry, I'm not sure I understood. Did you mean one of these?",
+        ZH: "抱歉，我不太確定您的意思。您是指下面其中一項嗎？",
+    },
+    "clarify": {
+        EN: "Sorry, I didn't understand that. I can help with products, your cart and your orders.",
+        ZH: "抱歉，我看不太懂。我可以協助您查詢商品、購物車和訂單。",
+    },
+    # --- product cards and the cart (shop.py)
+    "card.sizes": {EN: "{price} · sizes {sizes}", ZH: "{price} · 尺寸 {sizes}"},
+    "card.sold_out": {EN: "{price} · sold out", ZH: "{price} · 已售完"},
+    "cart.empty": {EN: "Your cart is empty.", ZH: "您的購物車是空的。"},
+    "cart.header": {EN: "Your cart:", ZH: "您的購物車："},
+    "cart.line": {
+        EN: "{i}. {name} ({size}, {colour}) × {quantity} — {total}",
+        ZH: "{i}. {name}（{size}，{colour}）× {quantity} — {total}",
+    },
+    "cart.total": {EN: "Total: {total} ({count} item{s})", ZH: "合計：{total}（共 {count} 件）"},
+    "item_title": {EN: "{name} ({size}, {colour})", ZH: "{name}（{size}，{colour}）"},
+    # --- stock
+    "product_gone": {EN: "Sorry, I can't find that product any more.", ZH: "抱歉，已經找不到這項商品了。"},
+    "stock.not_found": {
+        EN: "I couldn't find that product. Try “show me dresses” or “running shoes”.",
+        ZH: "找不到這項商品。可以試試「給我看洋裝」或「跑鞋」。",
+    },
+    "stock.which": {EN: "Which one do you mean?", ZH: "請問您指的是哪一款？"},
+    "stock.no_such_size": {
+        EN: "The {name} doesn't come in size {size}. It comes in {sizes}.",
+        ZH: "{name}沒有 {size_label}，現有的尺寸是 {sizes}。",
+    },
+    "stock.size_in_stock": {
+        EN: "Yes! The {name} in size {size} is in stock in {colours}. Add one to your cart?",
+        ZH: "有的！{name} {size_label}目前有{colours}的現貨。要加一件到購物車嗎？",
+    },
+    "stock.sizes_in_stock": {
+        EN: "Yes, the {name}{in_colour} is in stock in {size_word} {sizes}{note}. Add one to your cart?",
+        ZH: "有的，{name}{in_colour}目前有尺寸 {sizes} 的現貨{note}。要加一件到購物車嗎？",
+    },
+    "stock.in_colour": {EN: " in {colour}", ZH: "（{colour}）"},
+    "stock.sold_out_note": {EN: " ({sizes} sold out)", ZH: "（{sizes} 已售完）"},
+    "stock.what_size": {EN: "size {size}", ZH: "{size_label}"},
+    "stock.what": {EN: " in {what}", ZH: "（{what}）"},
+    "stock.sold_out": {EN: "Sorry, the {name}{what} is sold out.", ZH: "抱歉，{name}{what}已售完。"},
+    "stock.similar": {EN: " These are in stock:", ZH: "以下商品有現貨："},
+    "stock.similar_size": {EN: " These are in stock in size {size}:", ZH: "以下商品有 {size_label}的現貨："},
+    "stock.waitlist_ask": {
+        EN: "Shall I message you when the {name}{what} is back in stock?",
+        ZH: "{name}{what}補貨時要通知您嗎？",
+    },
+    "stock.waitlist_done": {EN: "Done! I'll message you as soon as it's back.", ZH: "好的！一補貨就會馬上通知您。"},
+    "stock.waitlist_no": {
+        EN: "OK, no alert. Anything else I can help with?",
+        ZH: "好的，不設到貨通知。還有什麼需要幫忙的嗎？",
+    },
+    "no_problem": {EN: "No problem. Anything else?", ZH: "沒問題。還需要什麼嗎？"},
+    # --- search and recommendations
+    "search.product": {EN: "{name}: {description}", ZH: "{name}：{description}"},
+    "search.nothing": {
+        EN: "I couldn't find anything like that. We have dresses, running shoes, socks, t-shirts, "
+            "jeans, jackets, hoodies, hats and bags.",
+        ZH: "找不到符合的商品。我們有洋裝、跑鞋、襪子、T恤、牛仔褲、外套、連帽上衣、帽子和包包。",
+    },
+    "search.items": {EN: "items", ZH: "商品"},
+    "search.in_size": {EN: " in size {size}", ZH: "（{size_label}）"},
+    "search.results": {EN: "Here are some {what}{size}:", ZH: "為您找到這些{what}{size}："},
+    "search.goes_with": {EN: "These go well with the {name}:", ZH: "這些和{name}很搭："},
+    "search.picks": {EN: "Our picks for you:", ZH: "為您精選："},
+    # --- adding to the cart
+    "add.which_product": {
+        EN: "Which product would you like? Try “show me running shoes”.",
+        ZH: "您想要哪一項商品？可以試試「給我看跑鞋」。",
+    },
+    "add.which_one": {EN: "Which one would you like to add?", ZH: "您想加入哪一款？"},
+    "add.sold_out": {EN: "Sorry, the {name} is sold out right now.", ZH: "抱歉，{name}目前已售完。"},
+    "add.no_size": {
+        EN: "The {name} doesn't come in size {size}. In stock: {sizes}.",
+        ZH: "{name}沒有 {size_label}。有現貨的尺寸：{sizes}。",
+    },
+    "add.size_sold_out": {
+        EN: "The {name} is sold out in size {size}. In stock: {sizes}.",
+        ZH: "{name} {size_label}已售完。有現貨的尺寸：{sizes}。",
+    },
+    "add.which_size": {EN: "Which size of the {name}?", ZH: "{name}要哪個尺寸？"},
+    "add.which_colour": {
+        EN: "Size {size} is in stock in {colours}. Which colour?",
+        ZH: "{size_label}有{colours}的現貨。要哪個顏色？",
+    },
+    "add.only_left": {
+        EN: "Sorry, only {left} more of the {name} in {size}, {colour} can go in your cart.",
+        ZH: "抱歉，{name}（{size}，{colour}）最多只能再加 {left} 件到購物車。",
+    },
+    "add.all_taken": {
+        EN: "Sorry, you already have all we have of the {name} in {size}, {colour}.",
+        ZH: "抱歉，{name}（{size}，{colour}）的庫存已經全部在您的購物車裡了。",
+    },
+    "add.added": {
+        EN: "Added {quantity} × {name} ({size}, {colour}) for {price}.\n{summary}",
+        ZH: "已加入 {quantity} × {name}（{size}，{colour}），共 {price}。\n{summary}",
+    },
+    "add.goes_well": {EN: "Goes well with it:", ZH: "搭配推薦："},
+    # --- the cart
+    "cart.which_remove": {EN: "Which item do you want to remove?", ZH: "要移除哪一項商品？"},
+    "cart.which_change": {EN: "Which item do you want to change?", ZH: "要修改哪一項商品的數量？"},
+    "cart.how_many": {EN: "How many would you like? (0 removes it)", ZH: "您要幾件？（輸入 0 即移除）"},
+    "cart.number_retry": {EN: "Please send a number from 0 to 20.", ZH: "請輸入 0 到 20 之間的數字。"},
+    "cart.removed": {EN: "Removed. ", ZH: "已移除。"},
+    "cart.updated": {EN: "Updated. ", ZH: "已更新。"},
+    "cart.only_in_stock": {EN: "Sorry, only {available} in stock. ", ZH: "抱歉，庫存只剩 {available} 件。"},
+    # --- checkout
+    "checkout.empty_yet": {
+        EN: "Your cart is empty, so there's nothing to check out yet.",
+        ZH: "您的購物車是空的，目前還沒有可以結帳的商品。",
+    },
+    "checkout.saved_address": {
+        EN: "Shall we ship to your saved address: {address}?",
+        ZH: "要寄送到您儲存的地址嗎：{address}？",
+    },
+    "checkout.ask_address": {
+        EN: "What's the shipping address? (street and number, city, postcode)",
+        ZH: "請提供收件地址（郵遞區號、縣市、路街和門牌號碼）。",
+    },
+    "checkout.bad_address": {
+        EN: "That doesn't look like an address. Please send street and number, city and postcode.",
+        ZH: "這看起來不像地址。請提供郵遞區號、縣市、路街和門牌號碼。",
+    },
+    "checkout.confirm": {
+        EN: "{summary}\nShipping to: {address}\nPlace the order?",
+        ZH: "{summary}\n寄送地址：{address}\n確定要下單嗎？",
+    },
+    "checkout.not_placed": {
+        EN: "OK, I haven't placed it. Your cart is saved.",
+        ZH: "好的，訂單尚未送出。您的購物車已幫您保留。",
+    },
+    "checkout.sold_out": {
+        EN: "Sorry, an item in your cart just sold out. Please check your cart.",
+        ZH: "抱歉，您購物車裡有商品剛剛售完，請查看購物車。",
+    },
+    "checkout.empty": {
+        EN: "Your cart is empty, so there's nothing to check out.",
+        ZH: "您的購物車是空的，沒有可以結帳的商品。",
+    },
+    "checkout.placed": {
+        EN: "Order #{number} is placed: {total}. "
+            "Pay securely with the link below and we'll confirm here as soon as it's paid.",
+        ZH: "訂單 #{number} 已成立，金額 {total}。請透過下方連結安全付款，付款完成後我們會在這裡通知您。",
+    },
+    # --- orders: status, cancel, return
+    "order.status.pending_payment": {EN: "is waiting for payment", ZH: "等待付款中"},
+    "order.status.paid": {EN: "is paid and being packed", ZH: "已付款，正在包裝"},
+    "order.status.shipped": {EN: "is on its way", ZH: "正在配送中"},
+    "order.status.delivered": {EN: "was delivered", ZH: "已送達"},
+    "order.status.cancelled": {EN: "was cancelled", ZH: "已取消"},
+    "order.title": {EN: "#{number} ({created_at}, {total})", ZH: "#{number}（{created_at}，{total}）"},
+    "order.item": {EN: "{quantity} × {name}", ZH: "{quantity} × {name}"},
+    "order.status": {EN: "Order #{number} {status}. Items: {items}.", ZH: "訂單 #{number} {status}。商品：{items}。"},
+    "order.tracking": {
+        EN: "\nCarrier: {carrier}, tracking number {tracking}.",
+        ZH: "\n物流業者：{carrier}，追蹤編號 {tracking}。",
+    },
+    "order.not_found": {
+        EN: "I couldn't find order #{number} on your account. Please check the number.",
+        ZH: "您的帳戶裡找不到訂單 #{number}，請確認訂單編號。",
+    },
+    "order.none.check": {
+        EN: "I can't find any order on your account that you can check.",
+        ZH: "您的帳戶裡找不到可以查詢的訂單。",
+    },
+    "order.none.cancel": {
+        EN: "I can't find any order on your account that you can cancel.",
+        ZH: "您的帳戶裡找不到可以取消的訂單。",
+    },
+    "order.none.return": {
+        EN: "I can't find any order on your account that you can return items from.",
+        ZH: "您的帳戶裡找不到可以退貨的訂單。",
+    },
+    "order.which.check": {EN: "Which order do you want to check?", ZH: "要查詢哪一筆訂單？"},
+    "order.which.cancel": {EN: "Which order do you want to cancel?", ZH: "要取消哪一筆訂單？"},
+    "order.which.return": {EN: "Which order do you want to return items from?", ZH: "要退哪一筆訂單的商品？"},
+    "cancel.why.shipped": {
+        EN: "it has already shipped; you can return it once it arrives",
+        ZH: "訂單已經出貨，到貨後可以申請退貨",
+    },
+    "cancel.why.delivered": {
+        EN: "it was already delivered; you can start a return instead",
+        ZH: "訂單已經送達，您可以改為申請退貨",
+    },
+    "cancel.why.cancelled": {EN: "it is already cancelled", ZH: "訂單已經取消了"},
+    "cancel.why.other": {EN: "of its status", ZH: "目前的訂單狀態無法取消"},
+    "cancel.not_possible": {EN: "Order #{number} can't be cancelled: {why}.", ZH: "訂單 #{number} 無法取消：{why}。"},
+    "cancel.confirm": {EN: "Cancel order {title}?", ZH: "要取消訂單 {title} 嗎？"},
+    "cancel.kept": {EN: "OK, order #{number} stays as it is.", ZH: "好的，訂單 #{number} 維持不變。"},
+    "cancel.too_late": {EN: "Sorry, order #{number} can no longer be cancelled.", ZH: "抱歉，訂單 #{number} 已經無法取消。"},
+    "cancel.done": {
+        EN: "Order #{number} is cancelled. If you already paid, the refund reaches you in 3-5 business days.",
+        ZH: "訂單 #{number} 已取消。如果您已付款，退款會在 3 到 5 個工作天內退回。",
+    },
+    "return.not_returnable": {
+        EN: "Items from order #{number} can't be returned: returns open once an order is delivered, for 30 days.",
+        ZH: "訂單 #{number} 的商品目前無法退貨：訂單送達後 30 天內才能申請退貨。",
+    },
+    "return.which_item": {EN: "Which item would you like to return?", ZH: "您要退哪一項商品？"},
+    "return.reason": {EN: "What's the reason for the return?", ZH: "請問退貨的原因是什麼？"},
+    "return.reason.Doesn't fit": {EN: "Doesn't fit", ZH: "尺寸不合"},
+    "return.reason.Not as described": {EN: "Not as described", ZH: "與商品描述不符"},
+    "return.reason.Arrived damaged": {EN: "Arrived damaged", ZH: "到貨時已損壞"},
+    "return.reason.Changed my mind": {EN: "Changed my mind", ZH: "我改變主意了"},
+    "return.too_late": {EN: "Sorry, that item can't be returned any more.", ZH: "抱歉，這項商品已經無法退貨。"},
+    "return.opened": {
+        EN: "Your return for the {name} is open. Reference: {reference}. "
+            "Pack the item with the reference inside; the refund follows within 5 days of it reaching us.",
+        ZH: "{name}的退貨申請已成立。退貨編號：{reference}。請把寫有退貨編號的紙條放進包裹一起寄回；"
+            "我們收到商品後 5 天內會為您退款。",
+    },
+    # --- account: other channels, privacy
+    "channel.web": {EN: "Web chat", ZH: "網頁聊天"},
+    "link.where": {EN: "Where would you like to continue?", ZH: "您想在哪裡繼續對話？"},
+    "link.offer": {
+        EN: "To continue on {name}, tap the link below and send the message it prepares, or send the code "
+            "{code} there. It works once, for {minutes} minutes. Your cart and this conversation come with you.",
+        ZH: "要在 {name} 繼續，請點下方連結並送出預先填好的訊息，或在 {name} 傳送代碼 {code}。"
+            "代碼只能使用一次，{minutes} 分鐘內有效。您的購物車和這段對話都會一起帶過去。",
+    },
+    "privacy.header": {EN: "Here is what we keep about you:", ZH: "以下是我們保存的您的資料："},
+    "privacy.chats": {EN: "• Chats: {channels}", ZH: "• 對話管道：{channels}"},
+    "privacy.language": {EN: "• Language: {language}", ZH: "• 語言：{language}"},
+    "privacy.address": {EN: "• Shipping address: {address}", ZH: "• 收件地址：{address}"},
+    "privacy.marketing": {EN: "• Offers and reminders: {marketing}", ZH: "• 優惠和提醒訊息：{marketing}"},
+    "privacy.counts": {EN: "• Messages: {messages}, orders: {orders}", ZH: "• 訊息：{messages} 則，訂單：{orders} 筆"},
+    "privacy.how_to_forget": {
+        EN: "Say “delete my data” if you want us to forget you.",
+        ZH: "如果想要我們刪除您的資料，請說「刪除我的資料」。",
+    },
+    "privacy.none": {EN: "none", ZH: "無"},
+    "privacy.none_saved": {EN: "none saved", ZH: "未儲存"},
+    "privacy.marketing.subscribed": {EN: "subscribed", ZH: "已訂閱"},
+    "privacy.marketing.unsubscribed": {EN: "unsubscribed", ZH: "已取消訂閱"},
+    "privacy.marketing.not asked": {EN: "not asked", ZH: "尚未詢問"},
+    "privacy.language.en": {EN: "en", ZH: "英文"},
+    "privacy.language.zh-TW": {EN: "zh-TW", ZH: "繁體中文"},
+    "privacy.confirm": {
+        EN: "This deletes your chats, cart, saved address and contact details. Orders stay in our records "
+            "without your personal details. Delete everything?",
+        ZH: "這會刪除您的對話、購物車、儲存的地址和聯絡資料。訂單會留在我們的紀錄中，但不含您的個人資料。"
+            "確定要全部刪除嗎？",
+    },
+    "privacy.kept": {EN: "OK, nothing was deleted.", ZH: "好的，沒有刪除任何資料。"},
+    "privacy.erased": {
+        EN: "Done: your details and {messages} messages are deleted. If you write again, we start fresh.",
+        ZH: "完成：您的資料和 {messages} 則訊息都已刪除。如果您再次來訊，我們會從頭開始。",
+    },
+    # --- FAQ
+    "faq.topics": {EN: "I can answer questions about these topics:", ZH: "我可以回答以下主題的問題："},
+}
+TEXTS.update({f"menu.{intent}": labels for intent, labels in MENU_LABELS.items()})
+
+COLOURS_ZH = {
+    "black": "黑色", "white": "白色", "blue": "藍色", "navy": "海軍藍", "grey": "灰色", "gray": "灰色",
+    "green": "綠色", "beige": "米色", "pink": "粉紅色", "red": "紅色", "brown": "棕色", "yellow": "黃色",
+    "purple": "紫色", "orange": "橘色",
+}
+CATEGORIES_ZH = {
+    "dresses": "洋裝", "shoes": "鞋款", "socks": "襪子", "t-shirts": "T恤", "jeans": "牛仔褲",
+    "jackets": "外套", "hoodies": "連帽上衣", "hats": "帽子", "bags": "包包",
+}
+
+# What a shopper may answer to a yes/no question in Chinese (punctuation stripped first).
+YES_ZH = frozenset({"是", "是的", "對", "對的", "好", "好的", "好啊", "要", "要的", "可以", "確定", "沒問題", "當然", "嗯"})
+NO_ZH = frozenset({"否", "不", "不是", "不要", "不用", "不用了", "不了", "算了", "先不要", "不必", "不好"})
+
+
+def language(context: TurnContext | None) -> str:
+    """The shopper's language this turn; English when nobody has said."""
+    if context is None:
+        return EN
+    chosen = context.turn_state.get(LANGUAGE_KEY)
+    if chosen is None:
+        info = context.turn_state.get(TURN_INFO_KEY)
+        chosen = info.language if info is not None else EN
+    return ZH if str(chosen).startswith("zh") else EN
+
+
+def settle_language(context: TurnContext, remembered: str | None) -> str:
+    """Decide this turn's language and note it on the turn; returns it, for remembering.
+
+    The engine's `turn_info(...).language` counts the English-looking words of a button's
+    command payload (`/add_to_cart {"product":...}`) as English, so a tap would switch a
+    Chinese-speaking shopper to English. A payload, or a text that says nothing about language
+    (a number, "ok"), keeps the language the shopper last wrote in; Chinese text or a few
+    English words decide it, as the engine does, except that English words beside Chinese ones
+    (a tapped "Trail Blazer Runner（9 號，黑色）") do not switch to English.
+    """
+    info = context.turn_state.get(TURN_INFO_KEY)
+    current = info.language if info is not None else EN
+    said = (context.activity.text or "").strip()
+    decisive = (
+        info is not None
+        and parse_command(said) is None
+        and (info.intent.language != EN
+             or (not CJK_RE.search(said) and len(re.findall(r"[A-Za-z]{2,}", said)) >= 3))
+    )
+    chosen = current if decisive or not remembered else remembered
+    context.turn_state[LANGUAGE_KEY] = chosen
+    return chosen
+
+
+def is_zh(context: TurnContext | None) -> bool:
+    return language(context) == ZH
+
+
+def text_in(lang: str, key: str, **values: object) -> str:
+    entry = TEXTS.get(key)
+    if entry is None:
+        raise KeyError(f"no text {key!r}")
+    template = entry.get(lang) or entry[EN]
+    return template.format(**values)
+
+
+def text(context: TurnContext | None, key: str, **values: object) -> str:
+    """The text for `key` in the shopper's language, filled with `values`."""
+    return text_in(language(context), key, **values)
+
+
+def menu_label(context: TurnContext | None, intent: str) -> str:
+    labels = MENU_LABELS[intent]
+    return labels.get(language(context)) or labels[EN]
+
+
+def colour_name(context: TurnContext | None, colour: str | None) -> str:
+    if not colour:
+        return ""
+    return COLOURS_ZH.get(colour.lower(), colour) if is_zh(context) else colour
+
+
+def category_name(context: TurnContext | None, category: str) -> str:
+    return CATEGORIES_ZH.get(category, category) if is_zh(context) else category
+
+
+def size_label(context: TurnContext | None, size: str | None) -> str:
+    """A size as a shopper in Taiwan reads it: 9 號, M 號; "OS" is one size."""
+    if not size:
+        return ""
+    if not is_zh(context):
+        return size
+    return "單一尺寸" if size.upper() == "OS" else f"{size} 號"
+
+
+def join_list(context: TurnContext | None, items: Sequence[str]) -> str:
+    """"a, b and c" in English, "a、b和c" in Chinese."""
+    items = list(items)
+    if len(items) <= 1:
+        return "".join(items)
+    if is_zh(context):
+        return "、".join(items[:-1]) + "和" + items[-1]
+    return ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def yes_no_zh(utterance: str) -> bool | None:
+    """True for a Chinese yes, False for a Chinese no, None otherwise."""
+    word = "".join(c for c in (utterance or "").strip() if c not in " 。！!？?～~，,.")
+    if word in YES_ZH:
+        return True
+    if word in NO_ZH:
+        return False
+    return None
