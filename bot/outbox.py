@@ -133,7 +133,8 @@ class Outbox:
         try:
             receipt = await channel.send(ChannelAddress(row.channel, row.address),
                                          OutboundMessage.from_dict(row.payload or {}), resume_from=row.parts_sent)
-        except SendError as exc:
+        except SendError as failure:
+            exc = failure  # the lambdas below run in the database thread, after this block
             attempts = row.attempts + 1
             if exc.permanent or attempts >= self.max_attempts:
                 log.warning("send failed", extra={"channel": row.channel, "record_id": row.id, "code": exc.code,

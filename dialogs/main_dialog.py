@@ -20,7 +20,7 @@ from dialogs.return_dialog import ReturnDialog
 from dialogs.search_dialog import SearchDialog
 from dialogs.shop import ShopServices
 from dialogs.stock_dialog import StockDialog
-from dialogs.texts import MENU_LABELS, language, menu_label, settle_language, text, yes_no_zh
+from dialogs.texts import MENU_LABELS, language, menu_label, text, yes_no_zh
 
 # Answers that belong to a question, never a change of subject.
 REPLY_INTENTS = {FALLBACK, "affirm", "deny", "greet", "thanks"}
@@ -48,11 +48,9 @@ class MainDialog(ComponentDialog):
             self.add_dialog(dialog)
 
     async def on_begin_dialog(self, inner_dc: DialogContext, options: object) -> DialogTurnResult:
-        await self._settle_language(inner_dc.context)
         return await self._route(inner_dc)
 
     async def on_continue_dialog(self, inner_dc: DialogContext) -> DialogTurnResult:
-        await self._settle_language(inner_dc.context)
         intent = turn_info(inner_dc.context).intent
         if inner_dc.active_dialog is not None and self._changes_subject(inner_dc, intent):
             await inner_dc.cancel_all_dialogs()
@@ -60,11 +58,6 @@ class MainDialog(ComponentDialog):
             await inner_dc.continue_dialog()
             return DialogTurnResult(DialogTurnStatus.Waiting)
         return await self._route(inner_dc)
-
-    async def _settle_language(self, context: TurnContext) -> None:
-        """This turn's reply language, remembered for the turns that don't show one (button taps)."""
-        memory = await self.shop.memory.get(context, dict)
-        memory["language"] = settle_language(context, memory.get("language"))
 
     @staticmethod
     def _changes_subject(inner_dc: DialogContext, intent: Intent) -> bool:

@@ -1,24 +1,20 @@
 """Everything the dialogs say, in English and Traditional Chinese (Taiwan).
 
-`text(context, key, **values)` picks the shopper's language for the turn (as `settle_language`
-decided it, else `turn_info(context).language`) and fills the template with `str.format`; a
+`text(context, key, **values)` picks the shopper's language for the turn
+(`turn_info(context).language`) and fills the template with `str.format`; a
 language without a translation falls back to English. Button *values* (command payloads, prompt
 choice values) never come from here: only what is shown.
 """
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
 from botbuilder.core import TurnContext
 
-from bot.nlu import CJK_RE
-from bot.turn import TURN_INFO_KEY, parse_command
+from bot.turn import TURN_INFO_KEY
 
 EN = "en"
 ZH = "zh-TW"
-# The language the dialogs answer in this turn, when MainDialog settled it (see `settle_language`).
-LANGUAGE_KEY = "shop.language"
 
 # The main menu and "did you mean" buttons, by intent.
 MENU_LABELS: dict[str, dict[str, str]] = {
@@ -353,35 +349,9 @@ def language(context: TurnContext | None) -> str:
     """The shopper's language this turn; English when nobody has said."""
     if context is None:
         return EN
-    chosen = context.turn_state.get(LANGUAGE_KEY)
-    if chosen is None:
-        info = context.turn_state.get(TURN_INFO_KEY)
-        chosen = info.language if info is not None else EN
-    return ZH if str(chosen).startswith("zh") else EN
-
-
-def settle_language(context: TurnContext, remembered: str | None) -> str:
-    """Decide this turn's language and note it on the turn; returns it, for remembering.
-
-    The engine's `turn_info(...).language` counts the English-looking words of a button's
-    command payload (`/add_to_cart {"product":...}`) as English, so a tap would switch a
-    Chinese-speaking shopper to English. A payload, or a text that says nothing about language
-    (a number, "ok"), keeps the language the shopper last wrote in; Chinese text or a few
-    English words decide it, as the engine does, except that English words beside Chinese ones
-    (a tapped "Trail Blazer Runner（9 號，黑色）") do not switch to English.
-    """
     info = context.turn_state.get(TURN_INFO_KEY)
-    current = info.language if info is not None else EN
-    said = (context.activity.text or "").strip()
-    decisive = (
-        info is not None
-        and parse_command(said) is None
-        and (info.intent.language != EN
-             or (not CJK_RE.search(said) and len(re.findall(r"[A-Za-z]{2,}", said)) >= 3))
-    )
-    chosen = current if decisive or not remembered else remembered
-    context.turn_state[LANGUAGE_KEY] = chosen
-    return chosen
+    chosen = info.language if info is not None else EN
+    return ZH if str(chosen).startswith("zh") else EN
 
 
 def is_zh(context: TurnContext | None) -> bool:
