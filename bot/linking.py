@@ -149,21 +149,41 @@ def token_owner(session: Session, kind: str, value: str) -> str | None:
     return session.exec(select(LinkToken.customer_id).where(column == value).order_by(LinkToken.id.desc())).first()
 
 
-def result_text(session: Session, result: LinkResult, customer_id: str) -> str:
-    """What the shopper is told after a link attempt."""
-    if result.status in ("linked", "same"):
-        items = session.exec(select(func.sum(CartItem.quantity)).join(Cart, Cart.id == CartItem.cart_id).where(
-            Cart.customer_id == customer_id, Cart.status == "open")).one() or 0
-        where = CHANNEL_NAMES.get(result.from_channel or "", "your other chat")
-        cart = f"Your cart has {items} item{'s' * (items != 1)}. " if items else ""
-        return (f"You're linked: this chat carries on from {where}. {cart}"
-                "Say “checkout” to finish your order, or ask me anything.")
-    return {
+RESULT_TEXTS = {
+    "en": {
         "expired": "That link has expired. Ask for a new one in the chat you came from.",
         "used": "That link was already used. Ask for a new one in the chat you came from.",
         "invalid": "That code isn't right. Check it and try again, or ask for a new one.",
         "rate_limited": "Too many wrong codes from this chat. Please wait 10 minutes and try again.",
-    }[result.status]
+        "linked": "You're linked: this chat carries on from {where}. {cart}"
+                  "Say “checkout” to finish your order, or ask me anything.",
+        "cart": "Your cart has {items} item{s}. ",
+    },
+    "zh-TW": {
+        "expired": "這個連結已過期，請在原本的對話中重新索取。",
+        "used": "這個連結已經用過了，請在原本的對話中重新索取。",
+        "invalid": "驗證碼不正確，請確認後再試一次，或重新索取。",
+        "rate_limited": "這個對話輸入錯誤的次數太多了，請 10 分鐘後再試。",
+        "linked": "已連結：這裡接續您在{where}的對話。{cart}輸入「結帳」即可完成訂單，或隨時問我任何問題。",
+        "cart": "您的購物車有 {items} 件商品。",
+    },
+}
+CHANNEL_NAMES_ZH = {"whatsapp": "WhatsApp", "messenger": "Messenger", "sms": "簡訊", "web": "網頁聊天"}
+
+
+def result_text(session: Session, result: LinkResult, customer_id: str) -> str:
+    """What the shopper is told after a link attempt, in their language."""
+    customer = session.get(Customer, customer_id)
+    zh = customer is not None and customer.language.startswith("zh")
+    texts = RESULT_TEXTS["zh-TW" if zh else "en"]
+    if result.status in ("linked", "same"):
+        items = session.exec(select(func.sum(CartItem.quantity)).join(Cart, Cart.id == CartItem.cart_id).where(
+            Cart.customer_id == customer_id, Cart.status == "open")).one() or 0
+        names = CHANNEL_NAMES_ZH if zh else CHANNEL_NAMES
+        where = names.get(result.from_channel or "", "另一個對話" if zh else "your other chat")
+        cart = texts["cart"].format(items=items, s="s" * (items != 1)) if items else ""
+        return texts["linked"].format(where=where, cart=cart)
+    return texts[result.status]
 
 
 def _has_dialog(session: Session, customer_id: str) -> bool:

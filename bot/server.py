@@ -418,13 +418,24 @@ async def pay_submit(request: web.Request) -> web.Response:
         await request.app[DB].run(
             lambda s: _queue_notice(
                 s, customer_id, f"paid:{order.number}",
-                OutboundMessage(text=f"Payment received for order #{order.number} — thank you! "
-                                     "We'll let you know when it ships.", kind="post_purchase"),
+                OutboundMessage(text=PAYMENT_NOTICE["zh-TW" if _speaks_chinese(s, customer_id) else "en"].format(
+                    number=order.number), kind="post_purchase"),
             )
         )
         request.app[OUTBOX].notify()
     body = "<h1>Payment received</h1><p>Thank you! You can close this page and go back to the chat.</p>"
     return web.Response(text=PAGE.format(title="Payment received", body=body), content_type="text/html")
+
+
+PAYMENT_NOTICE = {
+    "en": "Payment received for order #{number} — thank you! We'll let you know when it ships.",
+    "zh-TW": "已收到訂單 #{number} 的付款，謝謝您！出貨時會再通知您。",
+}
+
+
+def _speaks_chinese(session: Session, customer_id: str) -> bool:
+    customer = session.get(Customer, customer_id)
+    return customer is not None and customer.language.startswith("zh")
 
 
 def _queue_notice(session: Session, customer_id: str, key: str, message: OutboundMessage) -> None:

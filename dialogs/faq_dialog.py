@@ -26,6 +26,6 @@ class FaqDialog(ComponentDialog):
         else:
             await step.context.send_activity(
                 reply(text(step.context, "faq.topics"),
-                      quick=[Choice(title, command("faq", faq=k)) for k, title in self.shop.faq.topics()][:8])
+                      quick=[Choice(title, command("faq", faq=k)) for k, title in self.shop.faq.topics(language(step.context))][:8])
             )
         return await step.end_dialog()

@@ -20,8 +20,9 @@ class StoreFaq:
             return None
         return entry.answer_zh if language.startswith("zh") and entry.answer_zh else entry.answer
 
-    def topics(self) -> list[tuple[str, str]]:
-        return [(k, e.question) for k, e in self._entries.items()]
+    def topics(self, language: str = "en") -> list[tuple[str, str]]:
+        zh = language.startswith("zh")
+        return [(k, e.question_zh if zh and e.question_zh else e.question) for k, e in self._entries.items()]
 
     def phrasings(self) -> dict[str, list[str]]:
         """Each entry's question and paraphrases, for the recogniser."""

@@ -190,3 +190,18 @@ def test_chinese_yes_and_no():
     assert yes_no_zh("是") is True and yes_no_zh("好的！") is True
     assert yes_no_zh("否") is False and yes_no_zh("不用了。") is False
     assert yes_no_zh("是什麼") is None and yes_no_zh("yes") is None
+
+
+async def test_faq_topics_and_link_result_in_chinese(client):
+    from tests.fakes.web_shopper import WebShopper
+
+    web = await WebShopper.start(client)
+    await web.say('/faq')
+    assert web.buttons()  # English shopper: English topics
+    assert all(not any("\u4e00" <= ch <= "\u9fff" for ch in b) for b in web.buttons())
+    zh = await WebShopper.start(client)
+    await zh.say("你好")
+    await zh.say("/faq")
+    assert any(any("\u4e00" <= ch <= "\u9fff" for ch in b) for b in zh.buttons()), zh.buttons()
+    await zh.say("Link code: notarealtoken1234567")
+    assert "驗證碼不正確" in zh.texts()
