@@ -290,6 +290,7 @@ def describe(session: Session, customer_id: str) -> dict[str, Any]:
         "language": customer.language,
         "shipping_address": customer.shipping_address,
         "marketing": {True: "subscribed", False: "unsubscribed", None: "not asked"}[customer.marketing_consent],
+        "updates": customer.preferred_channel or customer.last_channel,
         "messages": messages,
         "orders": orders,
     }
@@ -335,6 +336,16 @@ class ShopperAccounts:
 
     async def describe(self, customer_id: str) -> dict[str, Any]:
         return await self._db.run(lambda s: describe(s, customer_id))
+
+    async def prefer_current(self, customer_id: str) -> str | None:
+        """Send this shopper's updates to the channel they are writing on now."""
+
+        def prefer(session: Session) -> str | None:
+            customer = session.get(Customer, customer_id)
+            customer.preferred_channel = customer.last_channel
+            return customer.preferred_channel
+
+        return await self._db.run(prefer)
 
     async def forget(self, customer_id: str) -> dict[str, int]:
         return await self._db.run(lambda s: forget(s, customer_id))

@@ -6,7 +6,8 @@ import re
 from botbuilder.dialogs import ComponentDialog, DialogTurnResult, WaterfallDialog, WaterfallStepContext
 from botbuilder.dialogs.prompts import PromptOptions
 
-from bot.messages import link, reply
+from bot.messages import Choice, link, reply
+from bot.turn import command
 from dialogs.shop import ShopServices, choice_prompt, confirm_prompt, prompt_choices
 from dialogs.texts import TEXTS, text
 
@@ -89,9 +90,11 @@ class PrivacyDialog(ComponentDialog):
                 text(ctx, "privacy.address", address=data["shipping_address"] or text(ctx, "privacy.none_saved")),
                 text(ctx, "privacy.marketing", marketing=known("privacy.marketing", data["marketing"])),
                 text(ctx, "privacy.counts", messages=data["messages"], orders=data["orders"]),
+                text(ctx, "privacy.updates", channel=NAMES.get(data["updates"] or "", data["updates"] or "-")),
                 text(ctx, "privacy.how_to_forget"),
             ]
-            await step.context.send_activity(reply("\n".join(lines)))
+            await step.context.send_activity(reply(
+                "\n".join(lines), quick=[Choice(text(ctx, "prefer.button"), command("prefer_channel"))]))
             return await step.end_dialog()
         return await step.prompt(
             "confirm",

@@ -134,6 +134,9 @@ class MainDialog(ComponentDialog):
         elif name == "opt_in":
             await self.shop.profiles.set_consent(customer_id, True)
             await context.send_activity(reply(text(context, "opt_in")))
+        elif name == "prefer_channel":
+            await self.shop.accounts.prefer_current(customer_id)
+            await context.send_activity(reply(text(context, "prefer.done")))
         elif name == "human_agent":
             contact = self.shop.faq.answer("contact", language(context))
             await context.send_activity(reply(contact or text(context, "support")))

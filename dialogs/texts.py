@@ -297,6 +297,10 @@ TEXTS: dict[str, dict[str, str]] = {
         ZH: "要在 {name} 繼續，請點下方連結並送出預先填好的訊息，或在 {name} 傳送代碼 {code}。"
             "代碼只能使用一次，{minutes} 分鐘內有效。您的購物車和這段對話都會一起帶過去。",
     },
+    "privacy.updates": {EN: "• Updates go to: {channel}", ZH: "• 通知會傳到：{channel}"},
+    "prefer.button": {EN: "Send updates here", ZH: "通知傳到這裡"},
+    "prefer.done": {EN: "Done: order updates and messages from us will come to this chat.",
+                    ZH: "好的：訂單通知和我們的訊息之後都會傳到這個對話。"},
     "privacy.header": {EN: "Here is what we keep about you:", ZH: "以下是我們保存的您的資料："},
     "privacy.chats": {EN: "• Chats: {channels}", ZH: "• 對話管道：{channels}"},
     "privacy.language": {EN: "• Language: {language}", ZH: "• 語言：{language}"},

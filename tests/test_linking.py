@@ -164,3 +164,19 @@ async def test_what_we_know_and_forget_me(channel_client, fake_twilio):
     assert customer.phone is None
     out = await wa.say("view my cart")  # a new customer now: nothing of the old one
     assert "Your cart is empty" in out
+
+
+async def test_a_shopper_chooses_where_updates_go(channel_client, fake_twilio):
+    web = await WebShopper.start(channel_client)
+    await web.say("hello")
+    offer = await (await channel_client.post("/api/web/link", json={"channel": "whatsapp"}, headers=web.headers)).json()
+    wa = TwilioShopper(channel_client, fake_twilio, "whatsapp", "+447700900128")
+    assert "You're linked" in await wa.say(offer["code"])
+    await web.say("what do you know about me")
+    assert "Updates go to: Web chat" in web.texts()
+    await web.tap("Send updates here")
+    assert "will come to this chat" in web.texts()
+    await wa.say("hi")  # WhatsApp is now the channel used last, but web chat was chosen
+    customer = await channel_client.app[DB].run(
+        lambda s: s.exec(select(Customer).where(Customer.id != "demo-shopper")).one())
+    assert customer.preferred_channel == "web" and customer.last_channel == "whatsapp"
