@@ -169,13 +169,19 @@ class Outbox:
         if attempts is not None:
             row.attempts = attempts
         if code or reason:
-            row.error_code, row.error_reason = code, reason
-        if code in OPTED_OUT_CODES:
-            customer = session.get(Customer, row.customer_id)
-            if customer is not None:
-                customer.sms_opted_out = True
-        if code in OUTSIDE_WINDOW_CODES:
-            row.error_reason = "outside_window"
+            row.error_reason = reason
+            record_error(session, row, code)
+
+
+def record_error(session: Session, row: MessageRecord, code: str | None) -> None:
+    """A provider's error code on an outbound record, with what it means for the shopper."""
+    row.error_code = code
+    if code in OUTSIDE_WINDOW_CODES:
+        row.error_reason = "outside_window"
+    if code in OPTED_OUT_CODES:
+        customer = session.get(Customer, row.customer_id)
+        if customer is not None:
+            customer.sms_opted_out = True
 
 
 def apply_status(session: Session, update_: StatusUpdate) -> int:
@@ -205,11 +211,5 @@ def apply_status(session: Session, update_: StatusUpdate) -> int:
         if STATUS_RANK.get(update_.status, 0) > STATUS_RANK.get(row.status, 0):
             row.status = update_.status
         if update_.error_code:
-            row.error_code = update_.error_code
-            if update_.error_code in OUTSIDE_WINDOW_CODES:
-                row.error_reason = "outside_window"
-            if update_.error_code in OPTED_OUT_CODES:
-                customer = session.get(Customer, row.customer_id)
-                if customer is not None:
-                    customer.sms_opted_out = True
+            record_error(session, row, update_.error_code)
     return len(rows)

@@ -20,6 +20,7 @@ from sqlmodel import Session, select
 
 from bot.config import Settings
 from bot.engine import CustomerConversationState, Engine
+from bot import identity
 from bot.identity import StoreProfiles, identity_key
 from bot.linking import LinkTargets, ShopperAccounts
 from bot.messages import InboundMessage, OutboundMessage, StatusUpdate
@@ -311,7 +312,6 @@ async def web_send(request: web.Request) -> web.Response:
 
 async def _web_customer(request: web.Request, session_id: str) -> str:
     """The customer behind a web session, created on first use."""
-    from bot import identity
 
     def resolve(session: Session) -> str:
         return identity.resolve(session, "web", session_id).id
