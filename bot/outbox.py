@@ -213,3 +213,30 @@ def apply_status(session: Session, update_: StatusUpdate) -> int:
         if update_.error_code:
             record_error(session, row, update_.error_code)
     return len(rows)
+
+
+def customer_address(session: Session, customer_id: str, channel: str) -> str | None:
+    """The address this customer last wrote to us from on `channel`."""
+    return session.exec(
+        select(MessageRecord.address)
+        .where(MessageRecord.customer_id == customer_id, MessageRecord.channel == channel,
+               MessageRecord.direction == "in")
+        .order_by(MessageRecord.id.desc())
+        .limit(1)
+    ).first()
+
+
+def queue_to_customer(session: Session, customer_id: str, key: str, message: OutboundMessage,
+                      channel: str | None = None) -> MessageRecord | None:
+    """A message the shop sends on its own, at most once per `key`: on `channel`, or else on the
+    shopper's chosen channel for updates, or else the one they last used. None if already queued."""
+    if session.exec(select(MessageRecord.id).where(MessageRecord.idempotency_key == key)).first():
+        return None
+    customer = session.get(Customer, customer_id)
+    channel = channel or (customer.preferred_channel or customer.last_channel if customer else None) or "web"
+    row = MessageRecord(
+        customer_id=customer_id, channel=channel, address=customer_address(session, customer_id, channel),
+        direction="out", text=message.text, payload=message.to_dict(), idempotency_key=key, status="pending",
+    )
+    session.add(row)
+    return row

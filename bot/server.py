@@ -24,7 +24,7 @@ from bot import identity
 from bot.identity import StoreProfiles, identity_key
 from bot.linking import LinkTargets, ShopperAccounts
 from bot.messages import InboundMessage, OutboundMessage, StatusUpdate
-from bot.outbox import Outbox, apply_status
+from bot.outbox import Outbox, apply_status, queue_to_customer
 from bot.nlu import CatalogTerm, Recognizer, load_examples, load_model
 from bot.store.database import Database
 from bot.store.models import ChannelIdentity, Customer, MessageRecord, Order, Product, StateRecord, Variant, utcnow
@@ -416,7 +416,7 @@ async def pay_submit(request: web.Request) -> web.Response:
     if result is not None:
         customer_id, order = result
         await request.app[DB].run(
-            lambda s: _queue_notice(
+            lambda s: queue_to_customer(
                 s, customer_id, f"paid:{order.number}",
                 OutboundMessage(text=PAYMENT_NOTICE["zh-TW" if _speaks_chinese(s, customer_id) else "en"].format(
                     number=order.number), kind="post_purchase"),
@@ -436,27 +436,6 @@ PAYMENT_NOTICE = {
 def _speaks_chinese(session: Session, customer_id: str) -> bool:
     customer = session.get(Customer, customer_id)
     return customer is not None and customer.language.startswith("zh")
-
-
-def _queue_notice(session: Session, customer_id: str, key: str, message: OutboundMessage) -> None:
-    """A message the shop sends on its own, on the shopper's most recent channel, at most once."""
-    if session.exec(select(MessageRecord.id).where(MessageRecord.idempotency_key == key)).first():
-        return
-    customer = session.get(Customer, customer_id)
-    channel = (customer.preferred_channel or customer.last_channel if customer else None) or "web"
-    address = session.exec(
-        select(MessageRecord.address)
-        .where(MessageRecord.customer_id == customer_id, MessageRecord.channel == channel,
-               MessageRecord.direction == "in")
-        .order_by(MessageRecord.id.desc())
-        .limit(1)
-    ).first()
-    session.add(
-        MessageRecord(
-            customer_id=customer_id, channel=channel, address=address, direction="out", text=message.text,
-            payload=message.to_dict(), idempotency_key=key, status="pending",
-        )
-    )
 
 
 def raw_request(request: web.Request, body: bytes) -> RawRequest:
