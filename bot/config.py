@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import time, timedelta
+from zoneinfo import ZoneInfo
 
 from pydantic import SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -21,6 +22,38 @@ def parse_duration(text: str) -> timedelta:
         raise ValueError(f"not a duration: {text!r}")
     value, unit = float(match.group(1)), match.group(2) or "s"
     return timedelta(seconds=value * {"s": 1, "m": 60, "h": 3600, "d": 86400}[unit])
+
+
+def parse_quiet_hours(text: str) -> tuple[time, time] | None:
+    """`21:00-08:00` -> (21:00, 08:00); empty -> None (no quiet hours)."""
+    if not text.strip():
+        return None
+    match = re.fullmatch(r"\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*", text)
+    if not match:
+        raise ValueError(f"quiet hours must look like 21:00-08:00, not {text!r}")
+    h1, m1, h2, m2 = map(int, match.groups())
+    return time(h1, m1), time(h2, m2)
+
+
+def parse_discount(text: str) -> tuple[str, int] | None:
+    """`COMEBACK10:10` -> ("COMEBACK10", 10 percent); empty -> None (no discount)."""
+    if not text.strip():
+        return None
+    match = re.fullmatch(r"\s*([A-Za-z0-9_-]{3,32})\s*:\s*(\d{1,2})\s*", text)
+    if not match or not 0 < int(match.group(2)) < 100:
+        raise ValueError(f"a discount looks like CODE:PERCENT (1-99), not {text!r}")
+    return match.group(1).upper(), int(match.group(2))
+
+
+def parse_rates(text: str) -> dict[str, float]:
+    """`whatsapp=10,sms=1` -> messages per second per channel; empty -> no limits."""
+    rates = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, _, value = part.partition("=")
+        if not value or float(value) <= 0:
+            raise ValueError(f"a rate looks like channel=messages_per_second, not {part!r}")
+        rates[name.strip()] = float(value)
+    return rates
 
 
 class Settings(BaseSettings):
@@ -58,10 +91,21 @@ class Settings(BaseSettings):
     default_timezone: str = "America/New_York"
     quiet_hours: str = "21:00-08:00"
     cart_reminder_delays: str = "1h,24h"
+    cart_reminder_discount: str = "COMEBACK10:10"
+    cart_scan_interval_seconds: float = 60.0
+    whatsapp_cart_template_sid: str | None = None
+    whatsapp_restock_template_sid: str | None = None
+    marketing_weekly_cap: int = 2
+    send_rate_limits: str = ""
+    scheduler_in_process: bool = True
+    scheduler_misfire_grace_seconds: int = 3600
+    campaign_batch_size: int = 500
+    conversion_window_days: int = 7
     currency: str = "USD"
     send_timeout_seconds: float = 10.0
     outbox_retry_base_seconds: float = 1.0
     outbox_max_attempts: int = 8
+    outbox_lease_seconds: float = 120.0
     link_ttl_minutes: int = 10
     max_message_chars: int = 4000
 
@@ -71,6 +115,42 @@ class Settings(BaseSettings):
         for part in value.split(","):
             parse_duration(part)
         return value
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _check_quiet_hours(cls, value: str) -> str:
+        parse_quiet_hours(value)
+        return value
+
+    @field_validator("default_timezone")
+    @classmethod
+    def _check_timezone(cls, value: str) -> str:
+        ZoneInfo(value)  # raises for an unknown zone
+        return value
+
+    @field_validator("cart_reminder_discount")
+    @classmethod
+    def _check_discount(cls, value: str) -> str:
+        parse_discount(value)
+        return value
+
+    @field_validator("send_rate_limits")
+    @classmethod
+    def _check_rates(cls, value: str) -> str:
+        parse_rates(value)
+        return value
+
+    @property
+    def discount(self) -> tuple[str, int] | None:
+        return parse_discount(self.cart_reminder_discount)
+
+    @property
+    def rate_limits(self) -> dict[str, float]:
+        return parse_rates(self.send_rate_limits)
+
+    @property
+    def quiet(self) -> tuple[time, time] | None:
+        return parse_quiet_hours(self.quiet_hours)
 
     @property
     def base_url(self) -> str:

@@ -52,11 +52,13 @@ def resolve(session: Session, channel: str, address: str, profile_name: str | No
     return customer
 
 
-def set_consent(session: Session, customer_id: str, consent: bool) -> None:
+def set_consent(session: Session, customer_id: str, consent: bool, source: str = "chat") -> None:
+    """Record a shopper's yes or no to marketing, with where and when they said it."""
     customer = session.get(Customer, customer_id)
     if customer is not None:
         customer.marketing_consent = consent
         customer.consent_updated_at = utcnow()
+        customer.consent_source = source
 
 
 def set_language(session: Session, customer_id: str, language: str) -> None:

@@ -54,6 +54,14 @@ class ProductCard:
 
 
 @dataclass(frozen=True)
+class Template:
+    """A pre-approved message template: a WhatsApp Content template (`HX…`) and its variables."""
+
+    content_sid: str
+    variables: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class OutboundMessage:
     """One reply, before a channel renders it."""
 
@@ -62,8 +70,9 @@ class OutboundMessage:
     cards: tuple[ProductCard, ...] = ()
     media: tuple[Media, ...] = ()
     links: tuple[Link, ...] = ()
-    kind: str = "reply"  # reply | update | post_purchase: why the shop is writing
+    kind: str = "reply"  # reply | update | post_purchase | marketing: why the shop is writing
     option_offset: int = 0  # where this message's options continue the numbering of its turn
+    template: Template | None = None  # an approved template, for channels that need one outside their window
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -81,6 +90,7 @@ class OutboundMessage:
             links=tuple(Link(**link) for link in data.get("links", ())),
             kind=data.get("kind", "reply"),
             option_offset=int(data.get("option_offset", 0)),
+            template=Template(**data["template"]) if data.get("template") else None,
         )
 
 

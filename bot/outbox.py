@@ -36,6 +36,7 @@ class Outbox:
         max_delay: float = 60.0,
         lease_seconds: float = 120.0,
         batch: int = 100,
+        rate_limits: dict[str, float] | None = None,
     ) -> None:
         self.db = db
         self.channels = channels
@@ -44,6 +45,7 @@ class Outbox:
         self.max_delay = max_delay
         self.lease = timedelta(seconds=lease_seconds)
         self.batch = batch
+        self.limiters = {name: Pacer(rate) for name, rate in (rate_limits or {}).items()}
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
 
@@ -79,7 +81,7 @@ class Outbox:
             except TimeoutError:
                 pass
 
-    def _claim(self, session: Session) -> list[MessageRecord]:
+    def _claim(self, session: Session) -> tuple[list[MessageRecord], set[int]]:
         now = utcnow()
         query = (
             select(MessageRecord)
@@ -98,24 +100,26 @@ class Outbox:
         if not self.db.is_sqlite:
             query = query.with_for_update(skip_locked=True)
         rows = list(session.exec(query).all())
+        # A record still "sending" here was claimed by a dispatcher that died mid-send.
+        in_doubt = {row.id for row in rows if row.status == "sending"}
         for row in rows:
             row.status = "sending"
             row.next_attempt_at = now + self.lease
-        return rows
+        return [row for row in rows if not _withdrawn(session, row)], in_doubt
 
     async def dispatch_once(self) -> int:
         """Send what is due; returns how many records were attempted."""
-        rows = await self.db.run(self._claim)
+        rows, in_doubt = await self.db.run(self._claim)
         by_recipient: dict[tuple[str, str | None], list[MessageRecord]] = defaultdict(list)
         for row in rows:
             by_recipient[(row.channel, row.address)].append(row)
         # One recipient's messages go in order; different recipients go at once.
-        await asyncio.gather(*(self._send_in_order(group) for group in by_recipient.values()))
+        await asyncio.gather(*(self._send_in_order(group, in_doubt) for group in by_recipient.values()))
         return len(rows)
 
-    async def _send_in_order(self, rows: list[MessageRecord]) -> None:
+    async def _send_in_order(self, rows: list[MessageRecord], in_doubt: set[int]) -> None:
         for index, row in enumerate(rows):
-            retry_at = await self._send(row)
+            retry_at = await self._send(row, row.id in in_doubt)
             if retry_at is not None:  # keep the order: the rest wait for this one
                 ids = [r.id for r in rows[index + 1 :]]
                 if ids:
@@ -125,14 +129,18 @@ class Outbox:
                     ))
                 return
 
-    async def _send(self, row: MessageRecord) -> datetime | None:
+    async def _send(self, row: MessageRecord, in_doubt: bool = False) -> datetime | None:
         channel = self.channels[row.channel]
         if not row.address:
             await self.db.run(lambda s: self._finish(s, row.id, "failed", None, "no_address", "no channel address"))
             return None
+        limiter = self.limiters.get(row.channel)
+        if limiter is not None:
+            await limiter.wait()
         try:
             receipt = await channel.send(ChannelAddress(row.channel, row.address),
-                                         OutboundMessage.from_dict(row.payload or {}), resume_from=row.parts_sent)
+                                         OutboundMessage.from_dict(row.payload or {}), resume_from=row.parts_sent,
+                                         in_doubt=in_doubt)
         except SendError as failure:
             exc = failure  # the lambdas below run in the database thread, after this block
             attempts = row.attempts + 1
@@ -171,6 +179,35 @@ class Outbox:
         if code or reason:
             row.error_reason = reason
             record_error(session, row, code)
+
+
+class Pacer:
+    """Spaces sends on one channel to at most `rate` per second (a provider's sender limit)."""
+
+    def __init__(self, rate: float) -> None:
+        self.interval = 1.0 / rate
+        self._next = 0.0
+
+    async def wait(self) -> None:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        at = max(now, self._next)
+        self._next = at + self.interval
+        if at > now:
+            await asyncio.sleep(at - now)
+
+
+def _withdrawn(session: Session, row: MessageRecord) -> bool:
+    """A message the shop started whose shopper opted out after it was queued: not sent."""
+    kind = (row.payload or {}).get("kind")
+    if row.reply_to_id is not None or kind not in ("marketing", "update"):
+        return False
+    customer = session.get(Customer, row.customer_id)
+    if customer is None or not (customer.marketing_consent is False
+                                or (row.channel == "sms" and customer.sms_opted_out)):
+        return False
+    row.status, row.error_reason, row.next_attempt_at = "skipped", "opted_out", None
+    return True
 
 
 def record_error(session: Session, row: MessageRecord, code: str | None) -> None:

@@ -24,7 +24,12 @@ from bot import identity
 from bot.identity import StoreProfiles, identity_key
 from bot.linking import LinkTargets, ShopperAccounts
 from bot.messages import InboundMessage, OutboundMessage, StatusUpdate
+from bot import campaign_api
+from bot.campaign_api import SCHEDULER
+from bot.campaigns import RunContext
 from bot.outbox import Outbox, apply_status, queue_to_customer
+from bot.policy import Policy
+from bot.scheduler import Proactive, ShopScheduler, reminder_settings
 from bot.nlu import CatalogTerm, Recognizer, load_examples, load_model
 from bot.store.database import Database
 from bot.store.models import ChannelIdentity, Customer, MessageRecord, Order, Product, StateRecord, Variant, utcnow
@@ -104,6 +109,14 @@ def teach_shop(recognizer: Recognizer, db: Database, faq: StoreFaq) -> None:
     recognizer.set_faq(faq.phrasings())
 
 
+def proactive(settings: Settings, db: Database, outbox: Outbox) -> Proactive:
+    """What scheduled jobs and campaigns need, wired to this store and outbox."""
+    policy = Policy(settings)
+    run_context = RunContext(policy, settings.base_url, stored_secret(db, "clicks"), settings.campaign_batch_size,
+                             outbox.notify)
+    return Proactive(db, settings, policy, run_context, reminder_settings(settings))
+
+
 def link_targets(settings: Settings, channels: dict[str, ChannelAdapter]) -> LinkTargets:
     """Where shoppers can be sent to continue: the channels that are on, and the web chat."""
     return LinkTargets(
@@ -147,7 +160,9 @@ def create_app(
         db, recognizer, bot.on_turn, storage, states, settings.max_message_chars,
         frozenset(name for name, channel in channels.items() if channel.numbered_choices),
     )
-    outbox = Outbox(db, channels, settings.outbox_max_attempts, settings.outbox_retry_base_seconds)
+    outbox = Outbox(db, channels, settings.outbox_max_attempts, settings.outbox_retry_base_seconds,
+                    lease_seconds=settings.outbox_lease_seconds, rate_limits=settings.rate_limits)
+    scheduler = ShopScheduler(proactive(settings, db, outbox), lead=settings.scheduler_in_process)
 
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[error_middleware])
     app[SETTINGS], app[DB], app[ENGINE] = settings, db, engine
@@ -173,9 +188,12 @@ def create_app(
     app.router.add_post("/webhooks/twilio/status", twilio_status)
     app.router.add_get("/webhooks/messenger", messenger_subscription)
     app.router.add_post("/webhooks/messenger", webhook)
+    app[SCHEDULER] = scheduler
+    campaign_api.add_routes(app)
 
     async def on_startup(app: web.Application) -> None:
         outbox.start()
+        await scheduler.start()
         recovered = await engine.recover()
         if recovered:
             log.info("ran turns for stored messages left unprocessed", extra={"count": recovered})
@@ -184,6 +202,7 @@ def create_app(
     async def on_cleanup(app: web.Application) -> None:
         if app[TASKS]:
             await asyncio.gather(*app[TASKS], return_exceptions=True)
+        await scheduler.stop()
         await outbox.stop()
         for channel in channels.values():
             await channel.close()
@@ -496,6 +515,7 @@ def _apply_sms_keyword(session: Session, message_id: int, customer_id: str, keyw
     elif keyword == "opt_in":
         customer.sms_opted_out, customer.marketing_consent = False, True
     customer.consent_updated_at = utcnow()
+    customer.consent_source = f"sms:{keyword}"
     session.get(MessageRecord, message_id).status = "processed"
     return True
 

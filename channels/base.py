@@ -40,8 +40,11 @@ class ChannelAdapter(Protocol):
 
     def verify(self, req: RawRequest) -> bool: ...
     def parse(self, req: RawRequest) -> list[InboundMessage | StatusUpdate]: ...
-    async def send(self, to: ChannelAddress, msg: OutboundMessage, resume_from: int = 0) -> SendReceipt:
-        """Send `msg`, skipping the first `resume_from` provider messages (sent by an earlier try)."""
+    async def send(self, to: ChannelAddress, msg: OutboundMessage, resume_from: int = 0,
+                   in_doubt: bool = False) -> SendReceipt:
+        """Send `msg`, skipping the first `resume_from` provider messages (sent by an earlier try).
+        `in_doubt`: an earlier try may have sent the next part unrecorded (it died mid-send);
+        a channel whose provider can list sent messages checks before sending it again."""
     async def close(self) -> None: ...
 
 

@@ -24,7 +24,9 @@ BUTTON_TEMPLATE_TEXT_LIMIT = 640
 PAYLOAD_LIMIT = 1000
 TRANSIENT_ERROR_CODES = {1, 2, 4, 17, 32, 613}  # temporary or rate limited: retry later
 MESSAGING_TYPE = {"reply": ("RESPONSE", None), "update": ("UPDATE", None),
-                  "post_purchase": ("MESSAGE_TAG", "POST_PURCHASE_UPDATE")}
+                  "post_purchase": ("MESSAGE_TAG", "POST_PURCHASE_UPDATE"),
+                  # Promotions may only go inside the 24-hour window; the policy gate sees to that.
+                  "marketing": ("UPDATE", None)}
 
 
 def _cut(text: str, limit: int) -> str:
@@ -176,7 +178,8 @@ class MessengerChannel:
         raise SendError(str(error.get("message") or f"HTTP {status}")[:200], str(code or status),
                         permanent=not transient)
 
-    async def send(self, to: ChannelAddress, msg: OutboundMessage, resume_from: int = 0) -> SendReceipt:
+    async def send(self, to: ChannelAddress, msg: OutboundMessage, resume_from: int = 0,
+                   in_doubt: bool = False) -> SendReceipt:
         """Raises: SendError; permanent when Meta refuses (blocked, window closed, bad token)."""
         recipient = {"id": to.address}
         messaging_type, tag = MESSAGING_TYPE.get(msg.kind, MESSAGING_TYPE["update"])

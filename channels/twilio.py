@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 from dataclasses import dataclass
@@ -192,16 +193,27 @@ class TwilioChannel:
     def verify_status(self, req: RawRequest) -> bool:
         return self.verify(req)
 
-    async def send(self, to: ChannelAddress, msg: OutboundMessage, resume_from: int = 0) -> SendReceipt:
+    async def send(self, to: ChannelAddress, msg: OutboundMessage, resume_from: int = 0,
+                   in_doubt: bool = False) -> SendReceipt:
         """Raises: SendError, permanent for refusals such as 21610 (opted out)."""
         address = to.address
         if self.name == "whatsapp" and not address.startswith("whatsapp:"):
             address = f"whatsapp:{address}"
         sid = None
-        for index, part in enumerate(render(msg, self.name)):
+        if msg.template is not None and self.name == "whatsapp":
+            # An approved template goes by its Content SID; body and media must be left out.
+            parts = [TwilioPart("")]
+            template = {"content_sid": msg.template.content_sid,
+                        "content_variables": json.dumps(msg.template.variables, ensure_ascii=False)}
+        else:
+            parts, template = render(msg, self.name), {}
+        for index, part in enumerate(parts):
             if index < resume_from:
                 continue
-            kwargs = {"to": address, "from_": self._sender, "status_callback": self._status_callback}
+            if in_doubt and index == resume_from and part.body and (found := await self._already_sent(address, part)):
+                sid = found  # the try that died had sent it: do not send it twice
+                continue
+            kwargs = {"to": address, "from_": self._sender, "status_callback": self._status_callback, **template}
             if part.body:
                 kwargs["body"] = part.body
             if part.media_urls:
@@ -217,6 +229,16 @@ class TwilioChannel:
                 raise SendError(f"{type(exc).__name__}: {exc}"[:200], "network", parts_sent=index) from exc
             sid = created.sid
         return SendReceipt(sid, "sent")
+
+    async def _already_sent(self, address: str, part: TwilioPart) -> str | None:
+        """The SID of a recent message from our sender to `address` with this body, if Twilio has one."""
+        try:
+            async with asyncio.timeout(self._timeout):
+                recent = await self._rest().messages.list_async(to=address, from_=self._sender, limit=50)
+        except Exception as exc:  # cannot tell: sending again is better than not at all
+            log.warning("could not check for an earlier send", extra={"error": type(exc).__name__})
+            return None
+        return next((m.sid for m in recent if m.body == part.body), None)
 
     async def close(self) -> None:
         if self._http is not None:

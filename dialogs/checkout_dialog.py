@@ -91,7 +91,9 @@ class CheckoutDialog(ComponentDialog):
             return await step.end_dialog()
         await step.context.send_activity(
             reply(
-                text(step.context, "checkout.placed", number=order.number, total=money(order.total_cents)),
+                text(step.context, "checkout.placed", number=order.number, total=money(order.total_cents))
+                + (" " + text(step.context, "checkout.discount", code=order.discount_code)
+                   if order.discount_code else ""),
                 links=[link(text(step.context, "btn.pay_now"), order.payment_url)],
             )
         )

@@ -221,6 +221,7 @@ TEXTS: dict[str, dict[str, str]] = {
             "Pay securely with the link below and we'll confirm here as soon as it's paid.",
         ZH: "訂單 #{number} 已成立，金額 {total}。請透過下方連結安全付款，付款完成後我們會在這裡通知您。",
     },
+    "checkout.discount": {EN: "Code {code} is applied.", ZH: "已套用優惠碼 {code}。"},
     # --- orders: status, cancel, return
     "order.status.pending_payment": {EN: "is waiting for payment", ZH: "等待付款中"},
     "order.status.paid": {EN: "is paid and being packed", ZH: "已付款，正在包裝"},

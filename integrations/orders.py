@@ -50,6 +50,7 @@ class OrderView:
     total_cents: int
     shipping_address: str
     payment_url: str | None
+    discount_code: str | None
     carrier: str | None
     tracking_number: str | None
     tracking_url: str | None
@@ -76,6 +77,7 @@ def _view(session: Session, order: Order) -> OrderView:
         status=order.status,
         total_cents=order.total_cents,
         shipping_address=order.shipping_address,
+        discount_code=order.discount_code,
         payment_url=order.payment_url,
         carrier=order.carrier,
         tracking_number=order.tracking_number,
@@ -113,7 +115,9 @@ class StoreOrders:
             view = cart_view(session, cart)
             if cart is None or not view.lines:
                 raise OrderError("empty_cart")
-            order = Order(customer_id=customer_id, shipping_address=address, total_cents=view.total_cents)
+            discount = view.total_cents * cart.discount_percent // 100 if cart.discount_code else 0
+            order = Order(customer_id=customer_id, shipping_address=address, total_cents=view.total_cents - discount,
+                          discount_code=cart.discount_code if discount else None, discount_cents=discount)
             session.add(order)
             session.flush()
             for line in view.lines:
@@ -130,7 +134,7 @@ class StoreOrders:
             link = payment_link_for(order.number, order.total_cents)
             order.payment_ref, order.payment_url = link.reference, link.url
             cart.status = "checked_out"
-            cart.updated_at = utcnow()
+            cart.updated_at = cart.checked_out_at = utcnow()
             customer = session.get(Customer, customer_id)
             if customer is not None:
                 customer.shipping_address = address

@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TypeVar
 
-from sqlalchemy import event
+from sqlalchemy import event, inspect
 from sqlalchemy import text as sql_text
 from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Session, SQLModel, create_engine
@@ -110,6 +110,10 @@ class Database:
         finally:
             await loop.run_in_executor(self._lock_thread, self._advisory, "pg_advisory_unlock", key)
 
+    def try_lock(self, key: str) -> bool:
+        """Take the PostgreSQL advisory lock `key` for the life of this process, if free."""
+        return self._lock_thread.submit(self._advisory, "pg_try_advisory_lock", key).result()
+
     def _advisory(self, function: str, key: str) -> bool:
         # One connection holds every lock of this process; session-level locks stay with it.
         if self._lock_connection is None or self._lock_connection.closed:
@@ -118,7 +122,17 @@ class Database:
             sql_text(f"SELECT {function}(hashtextextended(:key, 0))"), {"key": key}).scalar())
 
     def create_schema(self) -> None:
+        """Create missing tables, and add the columns a newer version brings to existing ones."""
         SQLModel.metadata.create_all(self.engine)
+        inspector = inspect(self.engine)
+        with self.engine.begin() as connection:
+            for table in SQLModel.metadata.sorted_tables:
+                present = {c["name"] for c in inspector.get_columns(table.name)}
+                for column in table.columns:
+                    if column.name not in present:
+                        connection.execute(sql_text(_add_column(self.engine, table.name, column)))
+                for index in table.indexes:
+                    index.create(connection, checkfirst=True)
 
     def session(self) -> Session:
         return Session(self.engine, expire_on_commit=False)
@@ -141,3 +155,14 @@ class Database:
         if self._lock_connection is not None:
             self._lock_connection.close()
         self.engine.dispose()
+
+
+def _add_column(engine, table: str, column) -> str:
+    kind = column.type.compile(dialect=engine.dialect)
+    default = column.default.arg if column.default is not None and column.default.is_scalar else None
+    if isinstance(default, bool):
+        default = "TRUE" if default else "FALSE"
+    elif isinstance(default, str):
+        default = "'" + default.replace("'", "''") + "'"
+    clause = f" DEFAULT {default}" if default is not None else ""
+    return f'ALTER TABLE "{table}" ADD COLUMN "{column.name}" {kind}{clause}'

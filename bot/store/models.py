@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 from typing import Any
 from uuid import uuid4
 
-from sqlalchemy import JSON, Column, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 ORDER_NUMBER_OFFSET = 1000
@@ -32,8 +32,9 @@ class Customer(SQLModel, table=True):
     email: str | None = None
     phone: str | None = None
     timezone: str | None = None
-    marketing_consent: bool | None = None
+    marketing_consent: bool | None = None  # None: never asked; marketing needs True on WhatsApp and SMS
     consent_updated_at: datetime | None = None
+    consent_source: str | None = None  # how consent was given or withdrawn: "sms:STOP", "whatsapp:chat" ...
     sms_opted_out: bool = False  # replied STOP to our SMS sender: the carrier blocks our texts
     preferred_channel: str | None = None
     erased_at: datetime | None = None  # the shopper asked to be forgotten
@@ -105,8 +106,11 @@ class RelatedProduct(SQLModel, table=True):
 class Cart(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     customer_id: str = Field(foreign_key="customer.id", index=True)
-    status: str = "open"  # open | checked_out
-    updated_at: datetime = Field(default_factory=utcnow)
+    status: str = Field(default="open", index=True)  # open | checked_out
+    updated_at: datetime = Field(default_factory=utcnow, index=True)
+    checked_out_at: datetime | None = None
+    discount_code: str | None = None  # offered by a reminder; the checkout applies it
+    discount_percent: int = 0
 
 
 class CartItem(SQLModel, table=True):
@@ -123,6 +127,8 @@ class Order(SQLModel, table=True):
     customer_id: str = Field(foreign_key="customer.id", index=True)
     status: str = "pending_payment"  # pending_payment | paid | shipped | delivered | cancelled
     total_cents: int = 0
+    discount_code: str | None = None
+    discount_cents: int = 0
     shipping_address: str = ""
     payment_ref: str | None = None
     payment_url: str | None = None
@@ -215,3 +221,42 @@ class MergeRecord(SQLModel, table=True):
     merged_id: str
     summary: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class Campaign(SQLModel, table=True):
+    """A marketer's proactive message: who gets it (segment), what it says (per locale and
+    per channel template), and when (once at `send_at`, or on a `cron` schedule)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str
+    status: str = "draft"  # draft | scheduled | running | paused | done | cancelled
+    segment: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    messages: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON))  # locale -> text
+    templates: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))  # channel -> template
+    send_at: datetime | None = None
+    cron: str | None = None
+    runs: int = 0  # how many runs have started; a recurring campaign's run number keys its messages
+    cursor: str | None = None  # the last customer id queued by the current run, to resume from
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class Dispatch(SQLModel, table=True):
+    """One proactive message to one shopper (a campaign run's, a cart reminder, a restock
+    notice): sent through the outbox, or skipped with the reason. Unique per `key`."""
+
+    __table_args__ = (Index("ix_dispatch_customer_created", "customer_id", "created_at"),
+                      Index("ix_dispatch_source", "source", "source_id"))
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(unique=True)
+    source: str  # campaign | cart_reminder | restock
+    source_id: int  # the campaign, cart or waitlist entry
+    step: int = 0  # campaign run number, or reminder 1 / 2
+    customer_id: str
+    channel: str | None = None
+    status: str = "queued"  # queued | skipped
+    reason: str | None = None  # why it was skipped
+    marketing: bool = True  # counts toward the frequency cap
+    message_id: int | None = None  # the outbox record
+    created_at: datetime = Field(default_factory=utcnow)
+    clicked_at: datetime | None = None

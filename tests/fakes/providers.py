@@ -74,14 +74,19 @@ class FakeTwilio(FakeProvider):
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/2010-04-01/Accounts/{sid}/Messages.json", self.create_message)
+        app.router.add_get("/2010-04-01/Accounts/{sid}/Messages.json", self.list_messages)
+
+    def _authorised(self, request: web.Request) -> bool:
+        expected = "Basic " + base64.b64encode(f"{self.account_sid}:{self.auth_token}".encode()).decode()
+        return request.headers.get("Authorization") == expected
 
     async def create_message(self, request: web.Request) -> web.Response:
-        expected = "Basic " + base64.b64encode(f"{self.account_sid}:{self.auth_token}".encode()).decode()
-        if request.headers.get("Authorization") != expected:
+        if not self._authorised(request):
             return web.json_response({"code": 20003, "message": "Authenticate", "status": 401}, status=401)
         form = await request.post()
         record = {"to": form.get("To"), "from": form.get("From"), "body": form.get("Body"),
                   "media": form.getall("MediaUrl", []), "status_callback": form.get("StatusCallback"),
+                  "content_sid": form.get("ContentSid"), "content_variables": form.get("ContentVariables"),
                   "failed": True}  # until it is answered: a caller that timed out got nothing
         self.requests.append(record)
         failure = await self._gate()
@@ -95,6 +100,22 @@ class FakeTwilio(FakeProvider):
              "body": form.get("Body"), "account_sid": self.account_sid},
             status=201,
         )
+
+    async def list_messages(self, request: web.Request) -> web.Response:
+        """Messages created, newest first, filtered by To and From, as Twilio pages them."""
+        if not self._authorised(request):
+            return web.json_response({"code": 20003, "message": "Authenticate", "status": 401}, status=401)
+        to, sender = request.query.get("To"), request.query.get("From")
+        size = int(request.query.get("PageSize", 50))
+        found = [r for r in reversed(self.requests) if r.get("sid") and (to is None or r["to"] == to)
+                 and (sender is None or r["from"] == sender)][:size]
+        uri = request.path
+        return web.json_response({
+            "messages": [{"sid": r["sid"], "to": r["to"], "from": r["from"], "body": r["body"],
+                          "status": "sent", "account_sid": self.account_sid} for r in found],
+            "first_page_uri": uri, "next_page_uri": None, "previous_page_uri": None,
+            "page": 0, "page_size": size, "uri": uri,
+        })
 
     def delivered(self) -> list[dict[str, Any]]:
         return [r for r in self.requests if not r["failed"]]

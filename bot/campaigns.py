@@ -1,0 +1,312 @@
+"""Marketer campaigns: who gets them (a segment), what they say (per locale, and per channel a
+template), when (once, or on a cron schedule); preview, runs that survive a crash, statistics."""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from apscheduler.triggers.cron import CronTrigger
+from sqlalchemy import and_, exists, func, or_
+from sqlmodel import Session, select
+
+from bot.messages import OutboundMessage, Template
+from bot.policy import MARKETING, Policy
+from bot.proactive import Planned, queue
+from bot.store.models import (
+    Campaign, Cart, CartItem, Customer, Dispatch, MessageRecord, Order, OrderItem, Product, Variant, as_utc, utcnow,
+)
+
+SEGMENT_KEYS = {"channel", "language", "has_open_cart", "bought_category", "last_active_before",
+                "last_active_after", "opted_in"}
+CHANNELS = {"whatsapp", "sms", "messenger", "web"}
+EDITABLE = {"draft", "scheduled", "paused"}
+TEMPLATE_SID = re.compile(r"^HX[0-9a-fA-F]{32}$")
+
+
+class CampaignError(ValueError):
+    """A campaign that cannot be saved or changed as asked; the message says why."""
+
+
+@dataclass(frozen=True)
+class CampaignSpec:
+    name: str
+    segment: dict[str, Any]
+    messages: dict[str, str]
+    templates: dict[str, Any]
+    send_at: datetime | None
+    cron: str | None
+
+
+def parse_spec(data: Any) -> CampaignSpec:
+    """Check a campaign as a marketer sent it (JSON or CLI).
+
+    Raises:
+        CampaignError: what is wrong, in words a marketer understands.
+    """
+    if not isinstance(data, dict):
+        raise CampaignError("a campaign is a JSON object")
+    unknown = set(data) - {"name", "segment", "messages", "templates", "send_at", "cron"}
+    if unknown:
+        raise CampaignError(f"unknown fields: {', '.join(sorted(unknown))}")
+    name = data.get("name")
+    if not isinstance(name, str) or not name.strip() or len(name) > 200:
+        raise CampaignError("name is required (at most 200 characters)")
+    segment = data.get("segment") or {}
+    check_segment(segment)
+    messages = data.get("messages")
+    if not isinstance(messages, dict) or not messages or not all(
+        isinstance(k, str) and isinstance(v, str) and v.strip() and len(v) <= 1600 for k, v in messages.items()
+    ):
+        raise CampaignError("messages maps a locale (en, zh-TW) to a non-empty text of at most 1600 characters")
+    templates = data.get("templates") or {}
+    if not isinstance(templates, dict) or set(templates) - {"whatsapp"}:
+        raise CampaignError("templates: only a WhatsApp Content template can be given, as templates.whatsapp")
+    if "whatsapp" in templates:
+        template = templates["whatsapp"]
+        if not isinstance(template, dict) or not TEMPLATE_SID.match(str(template.get("content_sid", ""))):
+            raise CampaignError("templates.whatsapp.content_sid must be a Content SID (HX and 32 hex digits)")
+        variables = template.get("variables") or {}
+        if not isinstance(variables, dict) or not all(isinstance(v, str) for v in variables.values()):
+            raise CampaignError("templates.whatsapp.variables maps numbers to texts")
+    send_at, cron = _when(data.get("send_at"), data.get("cron"))
+    return CampaignSpec(name.strip(), segment, messages, templates, send_at, cron)
+
+
+def _when(send_at: Any, cron: Any) -> tuple[datetime | None, str | None]:
+    if send_at is not None and cron is not None:
+        raise CampaignError("give send_at or cron, not both")
+    if cron is not None:
+        if not isinstance(cron, str):
+            raise CampaignError("cron is a crontab expression such as '0 10 * * MON'")
+        try:
+            CronTrigger.from_crontab(cron)
+        except ValueError as exc:
+            raise CampaignError(f"cron: {exc}") from None
+        return None, cron
+    if send_at is not None:
+        return parse_time(send_at, "send_at"), None
+    return None, None
+
+
+def parse_time(value: Any, name: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        raise CampaignError(f"{name} must be an ISO 8601 time, e.g. 2026-12-01T10:00:00Z") from None
+    return as_utc(moment)
+
+
+def check_segment(segment: Any) -> None:
+    if not isinstance(segment, dict):
+        raise CampaignError("segment is an object of filters")
+    unknown = set(segment) - SEGMENT_KEYS
+    if unknown:
+        raise CampaignError(f"unknown segment filters: {', '.join(sorted(unknown))} "
+                            f"(known: {', '.join(sorted(SEGMENT_KEYS))})")
+    channels = segment.get("channel")
+    if channels is not None and not set(_as_list(channels)) <= CHANNELS:
+        raise CampaignError(f"segment.channel: one or more of {', '.join(sorted(CHANNELS))}")
+    for key in ("has_open_cart", "opted_in"):
+        if key in segment and not isinstance(segment[key], bool):
+            raise CampaignError(f"segment.{key} is true or false")
+    for key in ("last_active_before", "last_active_after"):
+        if key in segment:
+            parse_time(segment[key], f"segment.{key}")
+
+
+def _as_list(value: Any) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def audience(segment: dict[str, Any]):
+    """The segment as a query of customer ids (streamed by the caller in id order)."""
+    query = select(Customer.id).where(Customer.erased_at.is_(None))
+    if "channel" in segment:
+        query = query.where(func.coalesce(Customer.preferred_channel, Customer.last_channel).in_(
+            _as_list(segment["channel"])))
+    if "language" in segment:
+        query = query.where(Customer.language.in_(_as_list(segment["language"])))
+    if "opted_in" in segment:
+        query = query.where(Customer.marketing_consent.is_(True) if segment["opted_in"]
+                            else or_(Customer.marketing_consent.is_(None), Customer.marketing_consent.is_(False)))
+    if "last_active_before" in segment:
+        query = query.where(Customer.last_active_at < parse_time(segment["last_active_before"], ""))
+    if "last_active_after" in segment:
+        query = query.where(Customer.last_active_at >= parse_time(segment["last_active_after"], ""))
+    if "has_open_cart" in segment:
+        open_cart = exists().where(Cart.customer_id == Customer.id, Cart.status == "open",
+                                   exists().where(CartItem.cart_id == Cart.id))
+        query = query.where(open_cart if segment["has_open_cart"] else ~open_cart)
+    if "bought_category" in segment:
+        query = query.where(exists().where(
+            Order.customer_id == Customer.id, Order.status != "cancelled", OrderItem.order_id == Order.id,
+            Variant.sku == OrderItem.variant_sku, Product.sku == Variant.product_sku,
+            Product.category.in_(_as_list(segment["bought_category"])),
+        ))
+    return query
+
+
+def render(campaign: Campaign, customer: Customer, link: str | None = None) -> tuple[OutboundMessage, OutboundMessage | None]:
+    """The message in the shopper's language (else English, else the first given), and the
+    WhatsApp template version when the campaign has one."""
+    texts = campaign.messages
+    body = texts.get(customer.language) or texts.get("en") or next(iter(texts.values()))
+    values = {"name": customer.display_name or "", "link": link or ""}
+    text = re.sub(r"\{(name|link)\}", lambda m: values[m.group(1)], body).strip()
+    message = OutboundMessage(text=text, kind="marketing")
+    template = None
+    if "whatsapp" in campaign.templates:
+        spec = campaign.templates["whatsapp"]
+        variables = {k: re.sub(r"\{(name|link)\}", lambda m: values[m.group(1)], v)
+                     for k, v in (spec.get("variables") or {}).items()}
+        template = OutboundMessage(text=text, kind="marketing", template=Template(spec["content_sid"], variables))
+    return message, template
+
+
+def click_link(base_url: str, secret: bytes, key: str) -> str:
+    """A link in a campaign message that records the click, then opens the shop."""
+    return f"{base_url}/r/{key}/{click_signature(secret, key)}"
+
+
+def click_signature(secret: bytes, key: str) -> str:
+    return hmac.new(secret, key.encode(), hashlib.sha256).hexdigest()[:16]
+
+
+def create(session: Session, spec: CampaignSpec) -> Campaign:
+    campaign = Campaign(name=spec.name, segment=spec.segment, messages=spec.messages, templates=spec.templates,
+                        send_at=spec.send_at, cron=spec.cron)
+    session.add(campaign)
+    session.flush()
+    return campaign
+
+
+def preview(session: Session, campaign: Campaign, sample_size: int = 1) -> dict[str, Any]:
+    """Audience size, its split by channel and language, and rendered samples."""
+    ids = audience(campaign.segment).subquery()
+    size = session.exec(select(func.count()).select_from(ids)).one()
+    channel = func.coalesce(Customer.preferred_channel, Customer.last_channel)
+    split = session.exec(
+        select(channel, Customer.language, func.count()).where(Customer.id.in_(select(ids.c.id)))
+        .group_by(channel, Customer.language)
+    ).all()
+    sample_ids = session.exec(audience(campaign.segment).order_by(Customer.id).limit(sample_size)).all()
+    samples = []
+    for customer in session.exec(select(Customer).where(Customer.id.in_(sample_ids))).all():
+        message, template = render(campaign, customer, "https://…")
+        samples.append({"language": customer.language, "channel": customer.preferred_channel or customer.last_channel,
+                        "text": message.text, "template": template.template.content_sid if template else None})
+    if not samples:  # an empty audience still shows what the message looks like
+        message, _ = render(campaign, Customer(display_name="Alex"), "https://…")
+        samples.append({"language": "en", "channel": None, "text": message.text, "template": None})
+    return {"audience": size, "by_channel_language": [
+        {"channel": c, "language": lang, "count": n} for c, lang, n in split], "samples": samples}
+
+
+def view(campaign: Campaign) -> dict[str, Any]:
+    return {
+        "id": campaign.id, "name": campaign.name, "status": campaign.status, "segment": campaign.segment,
+        "messages": campaign.messages, "templates": campaign.templates,
+        "send_at": as_utc(campaign.send_at).isoformat() if campaign.send_at else None, "cron": campaign.cron,
+        "runs": campaign.runs, "created_at": as_utc(campaign.created_at).isoformat(),
+    }
+
+
+@dataclass
+class RunContext:
+    """What a campaign run needs: the store, the gate, and how to build click links."""
+
+    policy: Policy
+    base_url: str
+    click_secret: bytes
+    batch_size: int = 500
+    on_batch: Callable[[], None] = lambda: None  # wake the outbox
+
+
+def start_run(session: Session, campaign_id: int, new_run: bool) -> tuple[int, str | None] | None:
+    """Mark the campaign running. Returns (run number, cursor to resume from) or None if the
+    campaign may not run now (paused, cancelled, done, or gone)."""
+    campaign = session.get(Campaign, campaign_id, with_for_update=session.bind.dialect.name != "sqlite")
+    if campaign is None or campaign.status in ("cancelled", "done", "paused", "draft"):
+        return None
+    if campaign.status == "running" or not new_run:
+        # Resuming after a crash or a pause, or a recurring fire while the last run still goes.
+        return campaign.runs, campaign.cursor
+    campaign.runs += 1
+    campaign.status, campaign.cursor, campaign.updated_at = "running", None, utcnow()
+    return campaign.runs, None
+
+
+def run_batch(session: Session, ctx: RunContext, campaign_id: int, run: int, cursor: str | None,
+              now: datetime) -> tuple[str | None, dict[str, int]] | None:
+    """Queue the next batch of one run. Returns (new cursor, counts); cursor None when the run
+    is finished. None if the campaign was paused or cancelled meanwhile."""
+    campaign = session.get(Campaign, campaign_id)
+    if campaign is None or campaign.status != "running":
+        return None
+    query = audience(campaign.segment).order_by(Customer.id).limit(ctx.batch_size)
+    if cursor:
+        query = query.where(Customer.id > cursor)
+    ids = list(session.exec(query).all())
+    customers = {c.id: c for c in session.exec(select(Customer).where(Customer.id.in_(ids))).all()}
+    plans = []
+    for customer_id in ids:
+        key = f"campaign:{campaign_id}:{run}:{customer_id}"
+        message, template = render(campaign, customers[customer_id],
+                                   click_link(ctx.base_url, ctx.click_secret, key))
+        plans.append(Planned(customer_id, message, template))
+    counts = queue(session, ctx.policy, "campaign", campaign_id, run, plans, MARKETING, now)
+    new_cursor = ids[-1] if len(ids) == ctx.batch_size else None
+    campaign.cursor = new_cursor
+    if new_cursor is None:
+        campaign.status = "scheduled" if campaign.cron else "done"
+        campaign.updated_at = utcnow()
+    return new_cursor, counts
+
+
+def stats(session: Session, campaign_id: int, conversion_window: timedelta) -> dict[str, Any]:
+    """Targeted, sent, delivered, read, failed, skipped by reason, clicked, converted."""
+    base = (Dispatch.source == "campaign", Dispatch.source_id == campaign_id)
+    skipped = dict(session.exec(
+        select(Dispatch.reason, func.count()).where(*base, Dispatch.status == "skipped").group_by(Dispatch.reason)
+    ).all())
+    status_counts = dict(session.exec(
+        select(MessageRecord.status, func.count())
+        .join(Dispatch, Dispatch.message_id == MessageRecord.id).where(*base)
+        .group_by(MessageRecord.status)
+    ).all())
+    targeted = session.exec(select(func.count()).where(*base)).one()
+    clicked = session.exec(select(func.count()).where(*base, Dispatch.clicked_at.is_not(None))).one()
+    converted = _converted(session, campaign_id, conversion_window)
+
+    def at_least(*statuses: str) -> int:
+        return sum(n for s, n in status_counts.items() if s in statuses)
+
+    return {
+        "targeted": targeted,
+        "queued": sum(status_counts.values()),
+        "waiting": at_least("pending", "sending"),
+        "sent": at_least("sent", "delivered", "read", "accepted", "queued", "scheduled"),
+        "delivered": at_least("delivered", "read"),
+        "read": at_least("read"),
+        "failed": at_least("failed", "undelivered", "canceled", "skipped"),
+        "skipped": skipped,
+        "clicked": clicked,
+        "converted": converted,
+    }
+
+
+def _converted(session: Session, campaign_id: int, window: timedelta) -> int:
+    """Recipients who ordered within `window` after their campaign message."""
+    rows = session.exec(
+        select(Dispatch.id, Dispatch.created_at, Order.created_at)
+        .join(Order, and_(Order.customer_id == Dispatch.customer_id, Order.status != "cancelled",
+                          Order.created_at >= Dispatch.created_at))
+        .where(Dispatch.source == "campaign", Dispatch.source_id == campaign_id, Dispatch.status == "queued")
+    ).all()
+    return len({dispatch_id for dispatch_id, sent_at, ordered_at in rows
+                if as_utc(ordered_at) - as_utc(sent_at) <= window})

@@ -1,0 +1,116 @@
+"""Messages the shop starts: each one to one shopper passes the policy gate and is then queued
+in the outbox, or recorded as skipped with the reason. A key per (source, shopper) makes
+queueing idempotent, so a crash and a re-run never send twice."""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from sqlalchemy import func
+from sqlmodel import Session, select
+
+from bot.identity import ADDRESS_SPACE
+from bot.messages import OutboundMessage
+from bot.policy import CAP_PERIOD, MARKETING, Policy, Recipient, Verdict
+from bot.store.models import ChannelIdentity, Customer, Dispatch, MessageRecord, as_utc
+
+
+@dataclass(frozen=True)
+class Planned:
+    """What to send one recipient; `template` is used where the window has closed."""
+
+    customer_id: str
+    message: OutboundMessage
+    template: OutboundMessage | None = None
+
+
+def recipients(session: Session, customer_ids: Sequence[str], now: datetime,
+               channel: str | None = None) -> dict[str, Recipient]:
+    """The gate's facts for these customers, read set-wise (a few queries per batch)."""
+    if not customer_ids:
+        return {}
+    customers = session.exec(select(Customer).where(Customer.id.in_(customer_ids))).all()
+    chosen = {c.id: channel or c.preferred_channel or c.last_channel for c in customers}
+    identities: dict[tuple[str, str], str] = {}
+    for row in session.exec(
+        select(ChannelIdentity.customer_id, ChannelIdentity.channel, ChannelIdentity.address)
+        .where(ChannelIdentity.customer_id.in_(customer_ids))
+    ).all():
+        identities[(row[0], row[1])] = row[2]
+    last_in: dict[tuple[str, str], datetime] = {
+        (row[0], row[1]): row[2]
+        for row in session.exec(
+            select(MessageRecord.customer_id, MessageRecord.channel, func.max(MessageRecord.created_at))
+            .where(MessageRecord.customer_id.in_(customer_ids), MessageRecord.direction == "in")
+            .group_by(MessageRecord.customer_id, MessageRecord.channel)
+        ).all()
+    }
+    recent = dict(
+        session.exec(
+            select(Dispatch.customer_id, func.count())
+            .where(Dispatch.customer_id.in_(customer_ids), Dispatch.marketing.is_(True),
+                   Dispatch.status == "queued", Dispatch.created_at > now - CAP_PERIOD)
+            .group_by(Dispatch.customer_id)
+        ).all()
+    )
+    result = {}
+    for c in customers:
+        name = chosen[c.id]
+        inbound = last_in.get((c.id, name)) if name else None
+        result[c.id] = Recipient(
+            customer_id=c.id, channel=name,
+            address=identities.get((c.id, ADDRESS_SPACE.get(name, name))) if name else None,
+            language=c.language, timezone=c.timezone, consent=c.marketing_consent,
+            sms_opted_out=c.sms_opted_out, erased=c.erased_at is not None,
+            last_inbound_at=_utc(inbound), recent_marketing=recent.get(c.id, 0),
+        )
+    return result
+
+
+def queue(session: Session, policy: Policy, source: str, source_id: int, step: int,
+          plans: Sequence[Planned], purpose: str, now: datetime,
+          channel: str | None = None, on_queued: Callable[[Dispatch], None] | None = None) -> dict[str, int]:
+    """Gate and queue one message per plan; plans whose key exists already are left alone.
+    Returns counts by outcome ("queued", or the skip reason)."""
+    keys = {p.customer_id: f"{source}:{source_id}:{step}:{p.customer_id}" for p in plans}
+    done = set(session.exec(select(Dispatch.key).where(Dispatch.key.in_(list(keys.values())))).all())
+    todo = [p for p in plans if keys[p.customer_id] not in done]
+    facts = recipients(session, [p.customer_id for p in todo], now, channel)
+    counts: dict[str, int] = {}
+    pairs = []
+    for plan in todo:
+        who = facts.get(plan.customer_id)
+        if who is None:
+            continue
+        verdict = policy.check(who, purpose, plan.template is not None, now)
+        dispatch = Dispatch(key=keys[plan.customer_id], source=source, source_id=source_id, step=step,
+                            customer_id=who.customer_id, channel=who.channel, marketing=purpose == MARKETING,
+                            status="queued" if verdict.send else "skipped", reason=verdict.reason, created_at=now)
+        session.add(dispatch)
+        outcome = "queued" if verdict.send else verdict.reason
+        counts[outcome] = counts.get(outcome, 0) + 1
+        if verdict.send:
+            message = _message(plan, verdict, purpose)
+            record = MessageRecord(
+                customer_id=who.customer_id, channel=who.channel, address=who.address, direction="out",
+                text=message.text, payload=message.to_dict(), idempotency_key=dispatch.key, status="pending",
+                next_attempt_at=verdict.not_before, created_at=now,
+            )
+            session.add(record)
+            pairs.append((dispatch, record))
+    session.flush()
+    for dispatch, record in pairs:
+        dispatch.message_id = record.id
+        if on_queued is not None:
+            on_queued(dispatch)
+    return counts
+
+
+def _message(plan: Planned, verdict: Verdict, purpose: str) -> OutboundMessage:
+    message = plan.template if verdict.use_template and plan.template is not None else plan.message
+    return replace(message, kind="marketing" if purpose == MARKETING else "update")
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    return as_utc(moment) if moment is not None else None

@@ -1,0 +1,168 @@
+"""Abandoned-cart reminders (at most two per cart, the second may carry a discount the checkout
+honours) and back-in-stock notices to the restock waitlist (once per entry)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import exists, func
+from sqlmodel import Session, select
+
+from bot.messages import Choice, OutboundMessage, Template
+from bot.policy import MARKETING, REQUESTED, Policy
+from bot.proactive import Planned, queue
+from bot.store.models import Cart, CartItem, Customer, Dispatch, Product, Variant, WaitlistEntry, as_utc
+from bot.turn import command
+
+# A cart older than its reminder time by more than this is left alone: nobody wants a first
+# reminder for a cart from last month (and the scan stays an index range).
+STALE_AFTER = timedelta(days=7)
+SCAN_LIMIT = 1000
+
+TEXTS = {
+    "en": {
+        "cart1": "You left {items} in your cart. Shall we finish your order?",
+        "cart2": "Your cart is still waiting: {items}. Here's {percent}% off with code {code} — it is "
+                 "applied when you check out.",
+        "checkout": "Check out",
+        "view_cart": "View cart",
+        "restock": "Good news: {name} ({size}, {colour}) is back in stock.",
+        "add": "Add to cart",
+    },
+    "zh-TW": {
+        "cart1": "您的購物車裡還有 {items}，要完成訂單嗎？",
+        "cart2": "您的購物車還在等您：{items}。使用優惠碼 {code} 享 {percent}% 折扣，結帳時自動套用。",
+        "checkout": "結帳",
+        "view_cart": "查看購物車",
+        "restock": "好消息：{name}（{size}，{colour}）已補貨。",
+        "add": "加入購物車",
+    },
+}
+
+
+def _texts(language: str) -> dict[str, str]:
+    return TEXTS["zh-TW"] if language.startswith("zh") else TEXTS["en"]
+
+
+@dataclass(frozen=True)
+class ReminderSettings:
+    delays: list[timedelta]
+    discount: tuple[str, int] | None
+    cart_template_sid: str | None = None
+    restock_template_sid: str | None = None
+
+
+def due_carts(session: Session, step: int, delay: timedelta, now: datetime, limit: int = SCAN_LIMIT) -> list[int]:
+    """Open, non-empty carts untouched for `delay` with no reminder `step` yet (and, for later
+    steps, the earlier one sent). An index range on (status, updated_at)."""
+    cutoff = now - delay
+    query = (
+        select(Cart.id)
+        .where(Cart.status == "open", Cart.updated_at <= cutoff, Cart.updated_at > cutoff - STALE_AFTER,
+               exists().where(CartItem.cart_id == Cart.id),
+               ~exists().where(Dispatch.source == "cart_reminder", Dispatch.source_id == Cart.id,
+                               Dispatch.step == step))
+        .order_by(Cart.updated_at)
+        .limit(limit)
+    )
+    if step > 1:
+        query = query.where(exists().where(Dispatch.source == "cart_reminder", Dispatch.source_id == Cart.id,
+                                           Dispatch.step == step - 1))
+    return list(session.exec(query).all())
+
+
+def remind_carts(session: Session, policy: Policy, settings: ReminderSettings, now: datetime) -> dict[str, int]:
+    """Queue the reminders that are due now. Returns counts by outcome."""
+    counts: dict[str, int] = {}
+    for step, delay in enumerate(settings.delays[:2], start=1):
+        ids = due_carts(session, step, delay, now)
+        if not ids:
+            continue
+        carts = session.exec(select(Cart).where(Cart.id.in_(ids))).all()
+        lines = session.exec(
+            select(CartItem.cart_id, CartItem.quantity, Product.name, Product.name_zh)
+            .join(Variant, Variant.sku == CartItem.variant_sku).join(Product, Product.sku == Variant.product_sku)
+            .where(CartItem.cart_id.in_(ids)).order_by(CartItem.id)
+        ).all()
+        languages = dict(session.exec(
+            select(Customer.id, Customer.language).where(Customer.id.in_([c.customer_id for c in carts]))
+        ).all())
+        discount = settings.discount if step == 2 else None
+        for cart in carts:
+            language = languages.get(cart.customer_id, "en")
+            items = _items([line for line in lines if line[0] == cart.id], language)
+            message = _cart_message(language, step, items, discount)
+            template = None
+            if settings.cart_template_sid:
+                template = OutboundMessage(text=message.text, template=Template(
+                    settings.cart_template_sid, {"1": items, "2": discount[0] if discount else ""}))
+
+            def offered(dispatch: Dispatch, cart: Cart = cart) -> None:
+                if discount:  # the checkout applies it; the reminder says so
+                    cart.discount_code, cart.discount_percent = discount
+            for outcome, n in queue(session, policy, "cart_reminder", cart.id, step,
+                                    [Planned(cart.customer_id, message, template)], MARKETING, now,
+                                    on_queued=offered).items():
+                counts[outcome] = counts.get(outcome, 0) + n
+    return counts
+
+
+def _items(lines, language: str) -> str:
+    names = [f"{q} × {(zh if language.startswith('zh') and zh else name)}" for _, q, name, zh in lines]
+    return ", ".join(names[:3]) + (" …" if len(names) > 3 else "")
+
+
+def _cart_message(language: str, step: int, items: str, discount: tuple[str, int] | None) -> OutboundMessage:
+    t = _texts(language)
+    if step == 2 and discount:
+        body = t["cart2"].format(items=items, code=discount[0], percent=discount[1])
+    else:
+        body = t["cart1"].format(items=items)
+    return OutboundMessage(text=body, choices=(Choice(t["checkout"], command("checkout")),
+                                               Choice(t["view_cart"], command("view_cart"))))
+
+
+def notify_restocked(session: Session, policy: Policy, settings: ReminderSettings, now: datetime) -> dict[str, int]:
+    """Tell everyone waiting for a variant that is in stock again, once; close their entries."""
+    rows = session.exec(
+        select(WaitlistEntry, Variant, Product)
+        .join(Variant, Variant.sku == WaitlistEntry.variant_sku).join(Product, Product.sku == Variant.product_sku)
+        .where(WaitlistEntry.notified_at.is_(None), Variant.stock > 0)
+        .order_by(WaitlistEntry.id).limit(SCAN_LIMIT)
+    ).all()
+    counts: dict[str, int] = {}
+    languages = dict(session.exec(
+        select(Customer.id, Customer.language).where(Customer.id.in_([e.customer_id for e, _, _ in rows]))
+    ).all()) if rows else {}
+    for entry, variant, product in rows:
+        language = languages.get(entry.customer_id, "en")
+        t = _texts(language)
+        name = product.name_zh if language.startswith("zh") and product.name_zh else product.name
+        message = OutboundMessage(
+            text=t["restock"].format(name=name, size=variant.size, colour=variant.colour),
+            choices=(Choice(t["add"], command("add_to_cart", product=product.sku, size=variant.size,
+                                              colour=variant.colour)),),
+        )
+        template = None
+        if settings.restock_template_sid:
+            template = OutboundMessage(text=message.text, template=Template(
+                settings.restock_template_sid, {"1": name, "2": f"{variant.size}, {variant.colour}"}))
+        for outcome, n in queue(session, policy, "restock", entry.id, 0, [Planned(entry.customer_id, message, template)],
+                                REQUESTED, now).items():
+            counts[outcome] = counts.get(outcome, 0) + n
+        entry.notified_at = now
+    return counts
+
+
+def recovery(session: Session) -> dict[str, float | int]:
+    """Cart recovery: reminded carts, and how many were checked out after a reminder."""
+    first = (
+        select(Dispatch.source_id, func.min(Dispatch.created_at).label("at"))
+        .where(Dispatch.source == "cart_reminder", Dispatch.status == "queued")
+        .group_by(Dispatch.source_id).subquery()
+    )
+    rows = session.exec(select(first.c.at, Cart.checked_out_at).join(Cart, Cart.id == first.c.source_id)).all()
+    reminded = len(rows)
+    recovered = sum(1 for at, done in rows if done is not None and as_utc(done) >= as_utc(at))
+    return {"carts_reminded": reminded, "carts_recovered": recovered,
+            "recovery_rate": round(recovered / reminded, 4) if reminded else 0.0}

@@ -1,0 +1,189 @@
+"""The scheduler: APScheduler with its jobs kept in the shop's database, so they survive
+restarts. One process leads (a PostgreSQL advisory lock; SQLite serves one process); the others
+only write jobs. Jobs missed during downtime run once (coalesce) if within the grace time."""
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from zoneinfo import ZoneInfo
+
+from apscheduler.jobstores.base import JobLookupError
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.date import DateTrigger
+from sqlalchemy import update
+from sqlmodel import Session, select
+
+from bot import campaigns
+from bot.campaigns import RunContext
+from bot.config import Settings
+from bot.policy import Policy
+from bot.reminders import ReminderSettings, notify_restocked, remind_carts
+from bot.store.database import Database
+from bot.store.models import Campaign, MessageRecord, as_utc, utcnow
+
+log = logging.getLogger(__name__)
+LEADER_KEY = "scheduler-leader"
+LEADER_RETRY_SECONDS = 5.0
+_current: ShopScheduler | None = None  # the jobs stored in the database name functions, not objects
+
+
+@dataclass
+class Proactive:
+    """What the jobs need: the store, the gate, and a way to wake the outbox."""
+
+    db: Database
+    settings: Settings
+    policy: Policy
+    run_context: RunContext
+    reminders: ReminderSettings
+
+
+class ShopScheduler:
+    def __init__(self, proactive: Proactive, lead: bool = True) -> None:
+        self.p = proactive
+        self.lead = lead
+        settings = proactive.settings
+        self.zone = ZoneInfo(settings.default_timezone)
+        self.scheduler = AsyncIOScheduler(
+            jobstores={"default": SQLAlchemyJobStore(engine=proactive.db.engine)},
+            job_defaults={"coalesce": True, "max_instances": 1,
+                          "misfire_grace_time": settings.scheduler_misfire_grace_seconds},
+            timezone=timezone.utc,
+        )
+        self._leader_task: asyncio.Task | None = None
+        self._runs: set[asyncio.Task] = set()
+        self.leading = False
+
+    async def start(self) -> None:
+        global _current
+        _current = self
+        self.scheduler.start(paused=True)  # writes jobs; runs them only once leading
+        self.scheduler.add_job(
+            "bot.scheduler:scan_job", "interval", seconds=self.p.settings.cart_scan_interval_seconds,
+            id="cart-and-restock-scan", replace_existing=True,
+        )
+        if self.lead:
+            self._leader_task = asyncio.get_running_loop().create_task(self._lead())
+
+    async def _lead(self) -> None:
+        db = self.p.db
+        while not db.is_sqlite and not await asyncio.get_running_loop().run_in_executor(
+            None, db.try_lock, LEADER_KEY
+        ):
+            await asyncio.sleep(LEADER_RETRY_SECONDS)
+        self.leading = True
+        log.info("scheduler is leading")
+        # A run cut short by a crash or a restart carries on where it stopped.
+        for campaign_id in await db.run(lambda s: list(
+            s.exec(select(Campaign.id).where(Campaign.status == "running")).all()
+        )):
+            self.spawn(self.run_campaign(campaign_id, new_run=False))
+        self.scheduler.resume()
+
+    def spawn(self, coro) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._runs.add(task)
+        task.add_done_callback(self._runs.discard)
+
+    async def stop(self) -> None:
+        global _current
+        if self._leader_task is not None:
+            self._leader_task.cancel()
+        for task in list(self._runs):
+            task.cancel()
+        await asyncio.gather(*self._runs, return_exceptions=True)
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        if _current is self:
+            _current = None
+
+    # --- campaigns
+
+    def schedule(self, campaign: Campaign) -> datetime | None:
+        """(Re)place the campaign's job; returns its next run time."""
+        if campaign.cron:
+            trigger = CronTrigger.from_crontab(campaign.cron, timezone=self.zone)
+        else:
+            trigger = DateTrigger(as_utc(campaign.send_at) if campaign.send_at else utcnow())
+        job = self.scheduler.add_job("bot.scheduler:campaign_job", trigger, args=[campaign.id],
+                                     id=f"campaign:{campaign.id}", replace_existing=True)
+        self.scheduler.wakeup()
+        return getattr(job, "next_run_time", None)
+
+    def unschedule(self, campaign_id: int) -> None:
+        try:
+            self.scheduler.remove_job(f"campaign:{campaign_id}")
+        except JobLookupError:
+            pass
+
+    def next_run(self, campaign_id: int) -> datetime | None:
+        job = self.scheduler.get_job(f"campaign:{campaign_id}")
+        return job.next_run_time if job is not None else None
+
+    async def run_campaign(self, campaign_id: int, new_run: bool = True) -> None:
+        """Queue one run in batches; stops early if the campaign is paused or cancelled."""
+        db, ctx = self.p.db, self.p.run_context
+        started = await db.run(lambda s: campaigns.start_run(s, campaign_id, new_run))
+        if started is None:
+            return
+        run, cursor = started
+        log.info("campaign run", extra={"campaign_id": campaign_id, "run": run, "resumed": cursor is not None})
+        while True:
+            result = await db.run(lambda s: campaigns.run_batch(s, ctx, campaign_id, run, cursor, utcnow()))
+            if result is None:
+                return
+            cursor, counts = result
+            ctx.on_batch()
+            if cursor is None:
+                log.info("campaign run queued", extra={"campaign_id": campaign_id, "run": run})
+                return
+
+    async def scan(self) -> dict[str, int]:
+        now = utcnow()
+        counts = await self.p.db.run(lambda s: remind_carts(s, self.p.policy, self.p.reminders, now))
+        restock = await self.p.db.run(lambda s: notify_restocked(s, self.p.policy, self.p.reminders, now))
+        for key, n in restock.items():
+            counts[key] = counts.get(key, 0) + n
+        if counts:
+            log.info("proactive scan", extra={"counts": counts})
+            self.p.run_context.on_batch()
+        return counts
+
+
+def hold(session: Session, campaign_id: int, held: bool) -> int:
+    """Pausing holds a campaign's messages not yet sent; resuming releases them."""
+    prefix = f"campaign:{campaign_id}:%"
+    before, after = ("pending", "held") if held else ("held", "pending")
+    return session.execute(
+        update(MessageRecord).where(MessageRecord.idempotency_key.like(prefix), MessageRecord.status == before)
+        .values(status=after)
+    ).rowcount
+
+
+def drop(session: Session, campaign_id: int) -> int:
+    """Cancelling drops a campaign's messages not yet sent."""
+    return session.execute(
+        update(MessageRecord).where(MessageRecord.idempotency_key.like(f"campaign:{campaign_id}:%"),
+                                    MessageRecord.status.in_(["pending", "held"]))
+        .values(status="canceled", error_reason="campaign_cancelled")
+    ).rowcount
+
+
+async def campaign_job(campaign_id: int) -> None:
+    if _current is not None:
+        await _current.run_campaign(campaign_id)
+
+
+async def scan_job() -> None:
+    if _current is not None:
+        await _current.scan()
+
+
+def reminder_settings(settings: Settings) -> ReminderSettings:
+    return ReminderSettings(settings.reminder_delays, settings.discount, settings.whatsapp_cart_template_sid,
+                            settings.whatsapp_restock_template_sid)
+
