@@ -67,7 +67,7 @@ def due_carts(session: Session, step: int, delay: timedelta, now: datetime, limi
     )
     if step > 1:
         query = query.where(exists().where(Dispatch.source == "cart_reminder", Dispatch.source_id == Cart.id,
-                                           Dispatch.step == step - 1))
+                                           Dispatch.step == step - 1, Dispatch.status == "queued"))
     return list(session.exec(query).all())
 
 

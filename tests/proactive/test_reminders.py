@@ -1,0 +1,104 @@
+"""Abandoned-cart reminders and back-in-stock notices, end to end through the fakes."""
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from sqlmodel import select
+
+from bot.server import DB, create_app
+from bot.store.models import Cart, Customer, Order, Variant
+from integrations.catalog import StoreCatalog
+from tests.fakes.phone import TwilioShopper
+from tests.proactive.test_campaigns import AUTH, changed, wait_until
+
+
+@pytest.fixture
+def reminder_settings(channel_settings):
+    return changed(channel_settings, admin_token="marketing-secret", quiet_hours="",
+                   cart_reminder_delays="1s,2s", cart_scan_interval_seconds=0.2)
+
+
+async def test_two_cart_reminders_then_the_checkout_honours_the_code(aiohttp_client, reminder_settings,
+                                                                      recognizer, fake_twilio):
+    client = await aiohttp_client(create_app(reminder_settings, recognizer))
+    wa = TwilioShopper(client, fake_twilio, "whatsapp", "+14155550201")
+    await wa.say("subscribe")
+    await wa.say("Do you have the Trail Blazer Runner in size 9?")
+    assert "Added 1 × Trail Blazer Runner" in await wa.say("1")
+
+    first = await wait_until(lambda: _reminders(wa, 1), timeout=10)
+    assert "You left 1 × Trail Blazer Runner in your cart" in first[0]["body"]
+    assert "1. Check out" in first[0]["body"]
+    second = await wait_until(lambda: _reminders(wa, 2), timeout=10)
+    assert "COMEBACK10" in second[1]["body"] and "10% off" in second[1]["body"]
+    await asyncio.sleep(1.5)  # at most two per cart
+    assert len(await _reminders(wa, 0) or []) == 2
+
+    wa.seen = len(wa.mine())
+    out = await wa.say("checkout")
+    if "shipping address" in out:
+        out = await wa.say("10 Downing Street, London SW1A 2AA")
+    out = await wa.say("yes")
+    assert "Code COMEBACK10 is applied." in out
+    order, cart = await client.app[DB].run(lambda s: (
+        s.exec(select(Order).order_by(Order.id.desc())).first(),
+        s.exec(select(Cart).order_by(Cart.id.desc())).first()))
+    assert order.discount_code == "COMEBACK10" and order.discount_cents > 0
+    assert order.total_cents + order.discount_cents == 10 * order.discount_cents  # 10% off
+    assert cart.status == "checked_out"
+    metrics = await (await client.get("/api/metrics", headers=AUTH)).json()
+    assert metrics["carts"] == {"carts_reminded": 1, "carts_recovered": 1, "recovery_rate": 1.0}
+
+
+async def _reminders(wa: TwilioShopper, at_least: int):
+    found = [r for r in wa.mine() if "in your cart" in (r["body"] or "") or "still waiting" in (r["body"] or "")]
+    return found if len(found) >= at_least else None
+
+
+async def test_no_reminder_for_an_emptied_cart_or_without_consent(aiohttp_client, reminder_settings, recognizer,
+                                                                   fake_twilio):
+    client = await aiohttp_client(create_app(reminder_settings, recognizer))
+    emptied = TwilioShopper(client, fake_twilio, "whatsapp", "+14155550202")
+    await emptied.say("subscribe")
+    await emptied.say("Do you have the Trail Blazer Runner in size 9?")
+    await emptied.say("1")
+    await emptied.say("remove it from my cart")
+    await emptied.say("1")
+    no_consent = TwilioShopper(client, fake_twilio, "sms", "+14155550203")
+    await no_consent.say("Do you have the Trail Blazer Runner in size 9?")
+    await no_consent.say("1")
+    await asyncio.sleep(3.5)
+    assert not await _reminders(emptied, 1)
+    assert not await _reminders(no_consent, 1)
+    metrics = await (await client.get("/api/metrics", headers=AUTH)).json()
+    assert metrics["proactive"].get("cart_reminder:skipped") == 1  # the SMS shopper, who never opted in
+
+
+async def test_back_in_stock_tells_the_waitlist_once(aiohttp_client, reminder_settings, recognizer, fake_twilio):
+    client = await aiohttp_client(create_app(reminder_settings, recognizer))
+    wa = TwilioShopper(client, fake_twilio, "whatsapp", "+14155550204")
+    await wa.say("hi")
+    db = client.app[DB]
+    variant = await db.run(lambda s: s.exec(select(Variant).where(Variant.stock == 0).order_by(Variant.sku)).first())
+    customer_id = await db.run(lambda s: s.exec(select(Customer.id).where(Customer.phone == "+14155550204")).one())
+    assert await StoreCatalog(db).join_waitlist(customer_id, [variant.sku]) == 1
+
+    resp = await client.put(f"/api/inventory/{variant.sku}", json={"stock": 4}, headers=AUTH)
+    assert resp.status == 200, await resp.text()
+    assert (await resp.json())["waitlist"] == {"queued": 1}
+    notice = await wa.replies()
+    assert "is back in stock" in notice and f"({variant.size}, {variant.colour})" in notice
+    assert "1. Add to cart" in notice
+    assert "Added 1 ×" in await wa.say("1")
+
+    # Sold out and back again: the entry is closed, nobody is told twice.
+    await client.put(f"/api/inventory/{variant.sku}", json={"stock": 0}, headers=AUTH)
+    again = await client.put(f"/api/inventory/{variant.sku}", json={"stock": 2}, headers=AUTH)
+    assert (await again.json())["waitlist"] == {}
+    await asyncio.sleep(0.5)
+    assert "back in stock" not in await wa.replies()
+
+    bad = await client.put(f"/api/inventory/{variant.sku}", json={"stock": -1}, headers=AUTH)
+    assert bad.status == 400
+    assert (await client.put("/api/inventory/NOPE", json={"stock": 1}, headers=AUTH)).status == 404
