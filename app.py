@@ -1,4 +1,4 @@
-"""Command line: serve (default), chat, seed, nlu parse / nlu eval."""
+"""Command line: serve (default), scheduler, campaign, chat, seed, nlu parse / nlu eval."""
 from __future__ import annotations
 
 import argparse
@@ -8,6 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
+from bot import campaign_cli
 from bot.config import Settings
 
 
@@ -29,7 +30,7 @@ def setup_logging(level: str) -> None:
     handler.setFormatter(JsonFormatter())
     logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
     # twilio logs whole API requests (phone numbers and bodies) at INFO.
-    for noisy in ("sentence_transformers", "transformers", "httpx", "aiohttp.access", "twilio"):
+    for noisy in ("sentence_transformers", "transformers", "httpx", "aiohttp.access", "twilio", "apscheduler"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
@@ -41,6 +42,37 @@ def serve(settings: Settings) -> None:
     app = create_app(settings)
     logging.getLogger("app").info("serving", extra={"url": f"http://{settings.host}:{settings.port}/"})
     web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None)
+
+
+async def scheduler_only(settings: Settings) -> None:
+    """Scheduled jobs, campaigns and the outbox without a web server; stops on SIGINT/SIGTERM."""
+    import signal
+
+    from bot.outbox import Outbox
+    from bot.scheduler import ShopScheduler
+    from bot.scheduler import proactive
+    from bot.store.database import Database
+    from channels.base import enabled
+
+    db = Database(settings.database_url)
+    db.create_schema()
+    channels = enabled(settings)
+    outbox = Outbox(db, channels, settings.outbox_max_attempts, settings.outbox_retry_base_seconds,
+                    lease_seconds=settings.outbox_lease_seconds, rate_limits=settings.rate_limits)
+    scheduler = ShopScheduler(proactive(settings, db, outbox))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    outbox.start()
+    await scheduler.start()
+    logging.getLogger("app").info("scheduler running")
+    await stop.wait()
+    await scheduler.stop()
+    await outbox.stop()
+    for channel in channels.values():
+        await channel.close()
+    db.close()
 
 
 async def chat(settings: Settings, address: str) -> None:
@@ -91,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     chat_cmd.add_argument("--as", dest="address", default="demo-shopper",
                           help="web address to chat as (default: the demo shopper, who has orders)")
     sub.add_parser("seed", help="seed the demo data into an empty store")
+    sub.add_parser("scheduler", help="run the scheduler and the outbox alone (for several web workers)")
+    campaign_cli.add_parser(sub)
     nlu = sub.add_parser("nlu", help="intent recognition tools")
     nlu_sub = nlu.add_subparsers(dest="nlu_command", required=True)
     parse = nlu_sub.add_parser("parse", help="recognise one text")
@@ -115,6 +149,10 @@ def main(argv: list[str] | None = None) -> int:
         print("seeded" if seed_demo(db) else "store already has a catalog; nothing done")
     elif args.command == "nlu":
         return asyncio.run(nlu_command(settings, args))
+    elif args.command == "scheduler":
+        asyncio.run(scheduler_only(settings))
+    elif args.command == "campaign":
+        return asyncio.run(campaign_cli.run(settings, args))
     return 0
 
 

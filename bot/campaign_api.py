@@ -194,7 +194,7 @@ async def apply_change(db: Database, scheduler: ShopScheduler, campaign_id: int,
                 raise CampaignError(f"a {status} campaign cannot be scheduled")
             if send_at is not None or cron is not None:
                 campaign.send_at, campaign.cron = send_at, cron
-            if send_at is None and cron is None and status == "draft":
+            if send_at is None and cron is None and status == "draft" and not campaign.cron:
                 campaign.send_at = campaign.send_at or utcnow()
             campaign.status = "running" if status == "paused" and campaign.cursor else "scheduled"
         elif action == "pause":
@@ -219,9 +219,7 @@ async def apply_change(db: Database, scheduler: ShopScheduler, campaign_id: int,
     if campaign.status == "scheduled":
         scheduler.schedule(campaign)
     elif campaign.status == "running":  # resumed mid-run: carry on from its cursor
-        scheduler.spawn(scheduler.run_campaign(campaign_id, new_run=False))
-    elif action == "pause" and campaign.cron:
-        scheduler.unschedule(campaign_id)
+        scheduler.resume_now(campaign_id)
     elif campaign.status in ("paused", "cancelled"):
         scheduler.unschedule(campaign_id)
     scheduler.p.run_context.on_batch()

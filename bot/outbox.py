@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, update
+from sqlalchemy import bindparam, case, or_, update
 from sqlmodel import Session, select
 
 from bot.messages import ChannelAddress, OutboundMessage, StatusUpdate
@@ -47,6 +48,9 @@ class Outbox:
         self.batch = batch
         self.limiters = {name: Pacer(rate) for name, rate in (rate_limits or {}).items()}
         self._wake = asyncio.Event()
+        self._outcomes: list[Callable[[Session], None]] = []
+        self._sent: list[dict] = []  # successful sends waiting to be recorded, in one statement
+        self._writing = asyncio.Lock()
         self._task: asyncio.Task | None = None
 
     def notify(self) -> None:
@@ -80,6 +84,26 @@ class Outbox:
                 await asyncio.wait_for(self._wake.wait(), timeout=0.5)
             except TimeoutError:
                 pass
+
+    async def _record(self, outcome: Callable[[Session], None] | None = None, sent: dict | None = None) -> None:
+        """Write a send's outcome; returns once it is committed. Outcomes that finish while a
+        write is under way share the next transaction, so a busy outbox writes in batches."""
+        if outcome is not None:
+            self._outcomes.append(outcome)
+        if sent is not None:
+            self._sent.append(sent)
+        async with self._writing:
+            if not self._outcomes and not self._sent:
+                return  # a write that held the lock meanwhile took ours along
+            outcomes, self._outcomes = self._outcomes, []
+            sent_rows, self._sent = self._sent, []
+
+            def write(session: Session) -> None:
+                self._finish_sent(session, sent_rows)
+                for apply in outcomes:
+                    apply(session)
+
+            await self.db.run(write)
 
     def _claim(self, session: Session) -> tuple[list[MessageRecord], set[int]]:
         now = utcnow()
@@ -132,7 +156,7 @@ class Outbox:
     async def _send(self, row: MessageRecord, in_doubt: bool = False) -> datetime | None:
         channel = self.channels[row.channel]
         if not row.address:
-            await self.db.run(lambda s: self._finish(s, row.id, "failed", None, "no_address", "no channel address"))
+            await self._record(lambda s: self._finish(s, row.id, "failed", None, "no_address", "no channel address"))
             return None
         limiter = self.limiters.get(row.channel)
         if limiter is not None:
@@ -147,16 +171,33 @@ class Outbox:
             if exc.permanent or attempts >= self.max_attempts:
                 log.warning("send failed", extra={"channel": row.channel, "record_id": row.id, "code": exc.code,
                                                   "permanent": exc.permanent})
-                await self.db.run(lambda s: self._finish(s, row.id, "failed", None, exc.code, exc.reason, attempts))
+                await self._record(lambda s: self._finish(s, row.id, "failed", None, exc.code, exc.reason, attempts))
                 return None
             delay = exc.retry_after or min(self.max_delay, self.base_delay * 2 ** (attempts - 1))
             retry_at = utcnow() + timedelta(seconds=delay)
             log.info("send will be retried", extra={"channel": row.channel, "record_id": row.id, "code": exc.code,
                                                     "attempt": attempts, "delay_s": delay})
-            await self.db.run(lambda s: self._retry(s, row.id, attempts, retry_at, exc))
+            await self._record(lambda s: self._retry(s, row.id, attempts, retry_at, exc))
             return retry_at
-        await self.db.run(lambda s: self._finish(s, row.id, "sent", receipt.provider_message_id, None, None, row.attempts + 1))
+        await self._record(sent={"b_id": row.id, "b_provider_id": receipt.provider_message_id,
+                                 "b_attempts": row.attempts + 1})
         return None
+
+    @staticmethod
+    def _finish_sent(session: Session, sent: list[dict]) -> None:
+        """Record successful sends in one statement; a status a delivery report already moved
+        further (delivered, read) is kept."""
+        if not sent:
+            return
+        table = MessageRecord.__table__
+        session.execute(
+            update(table).where(table.c.id == bindparam("b_id")).values(
+                status=case((table.c.status.in_(["pending", "sending"]), "sent"), else_=table.c.status),
+                provider_message_id=bindparam("b_provider_id"), attempts=bindparam("b_attempts"),
+                next_attempt_at=None,
+            ),
+            sent,
+        )
 
     @staticmethod
     def _retry(session: Session, message_id: int, attempts: int, retry_at: datetime, exc: SendError) -> None:

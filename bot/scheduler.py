@@ -19,10 +19,11 @@ from sqlmodel import Session, select
 
 from bot import campaigns
 from bot.campaigns import RunContext
+from bot.outbox import Outbox
 from bot.config import Settings
 from bot.policy import Policy
 from bot.reminders import ReminderSettings, notify_restocked, remind_carts
-from bot.store.database import Database
+from bot.store.database import Database, stored_secret
 from bot.store.models import Campaign, MessageRecord, as_utc, utcnow
 
 log = logging.getLogger(__name__)
@@ -62,10 +63,6 @@ class ShopScheduler:
         global _current
         _current = self
         self.scheduler.start(paused=True)  # writes jobs; runs them only once leading
-        self.scheduler.add_job(
-            "bot.scheduler:scan_job", "interval", seconds=self.p.settings.cart_scan_interval_seconds,
-            id="cart-and-restock-scan", replace_existing=True,
-        )
         if self.lead:
             self._leader_task = asyncio.get_running_loop().create_task(self._lead())
 
@@ -77,6 +74,10 @@ class ShopScheduler:
             await asyncio.sleep(LEADER_RETRY_SECONDS)
         self.leading = True
         log.info("scheduler is leading")
+        self.scheduler.add_job(
+            "bot.scheduler:scan_job", "interval", seconds=self.p.settings.cart_scan_interval_seconds,
+            id="cart-and-restock-scan", replace_existing=True,
+        )
         # A run cut short by a crash or a restart carries on where it stopped.
         for campaign_id in await db.run(lambda s: list(
             s.exec(select(Campaign.id).where(Campaign.status == "running")).all()
@@ -108,11 +109,18 @@ class ShopScheduler:
         if campaign.cron:
             trigger = CronTrigger.from_crontab(campaign.cron, timezone=self.zone)
         else:
-            trigger = DateTrigger(as_utc(campaign.send_at) if campaign.send_at else utcnow())
+            # A time already past (a paused campaign resumed late) means now, not a missed run.
+            trigger = DateTrigger(max(as_utc(campaign.send_at), utcnow()) if campaign.send_at else utcnow())
         job = self.scheduler.add_job("bot.scheduler:campaign_job", trigger, args=[campaign.id],
                                      id=f"campaign:{campaign.id}", replace_existing=True)
         self.scheduler.wakeup()
         return getattr(job, "next_run_time", None)
+
+    def resume_now(self, campaign_id: int) -> None:
+        """Carry on a run that was paused mid-way, in whichever process leads."""
+        self.scheduler.add_job("bot.scheduler:resume_job", DateTrigger(utcnow()), args=[campaign_id],
+                               id=f"campaign-resume:{campaign_id}", replace_existing=True)
+        self.scheduler.wakeup()
 
     def unschedule(self, campaign_id: int) -> None:
         try:
@@ -178,6 +186,11 @@ async def campaign_job(campaign_id: int) -> None:
         await _current.run_campaign(campaign_id)
 
 
+async def resume_job(campaign_id: int) -> None:
+    if _current is not None:
+        await _current.run_campaign(campaign_id, new_run=False)
+
+
 async def scan_job() -> None:
     if _current is not None:
         await _current.scan()
@@ -187,3 +200,10 @@ def reminder_settings(settings: Settings) -> ReminderSettings:
     return ReminderSettings(settings.reminder_delays, settings.discount, settings.whatsapp_cart_template_sid,
                             settings.whatsapp_restock_template_sid)
 
+
+def proactive(settings: Settings, db: Database, outbox: Outbox) -> Proactive:
+    """What scheduled jobs and campaigns need, wired to this store and outbox."""
+    policy = Policy(settings)
+    run_context = RunContext(policy, settings.base_url, stored_secret(db, "clicks"), settings.campaign_batch_size,
+                             outbox.notify)
+    return Proactive(db, settings, policy, run_context, reminder_settings(settings))

@@ -9,7 +9,6 @@ import struct
 import zlib
 import logging
 import re
-import secrets
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +25,11 @@ from bot.linking import LinkTargets, ShopperAccounts
 from bot.messages import InboundMessage, OutboundMessage, StatusUpdate
 from bot import campaign_api
 from bot.campaign_api import SCHEDULER
-from bot.campaigns import RunContext
 from bot.outbox import Outbox, apply_status, queue_to_customer
-from bot.policy import Policy
-from bot.scheduler import Proactive, ShopScheduler, reminder_settings
+from bot.scheduler import ShopScheduler, proactive
 from bot.nlu import CatalogTerm, Recognizer, load_examples, load_model
-from bot.store.database import Database
-from bot.store.models import ChannelIdentity, Customer, MessageRecord, Order, Product, StateRecord, Variant, utcnow
+from bot.store.database import Database, stored_secret
+from bot.store.models import ChannelIdentity, Customer, MessageRecord, Order, Product, Variant, utcnow
 from bot.store.seed import seed_demo
 from bot.store.storage import SqlStorage
 from channels import web as web_channel
@@ -76,20 +73,6 @@ class BadRequest(web.HTTPBadRequest):
         super().__init__(text=json.dumps({"error": message}), content_type="application/json")
 
 
-def stored_secret(db: Database, name: str) -> bytes:
-    """A random secret kept in the store, so signed links and sessions survive restarts."""
-    key = f"secret/{name}"
-
-    def get_or_create(session: Session) -> str:
-        row = session.get(StateRecord, key)
-        if row is None:
-            row = StateRecord(key=key, etag="secret", data=secrets.token_hex(32))
-            session.add(row)
-        return row.data
-
-    return db.transaction(get_or_create).encode()
-
-
 def build_recognizer(settings: Settings) -> Recognizer:
     """Load the model and fit the recogniser on the example utterances."""
     return Recognizer(
@@ -107,14 +90,6 @@ def teach_shop(recognizer: Recognizer, db: Database, faq: StoreFaq) -> None:
         [CatalogTerm(p.sku, p.name, p.category, tuple(p.tags.split(","))) for p in products], colours
     )
     recognizer.set_faq(faq.phrasings())
-
-
-def proactive(settings: Settings, db: Database, outbox: Outbox) -> Proactive:
-    """What scheduled jobs and campaigns need, wired to this store and outbox."""
-    policy = Policy(settings)
-    run_context = RunContext(policy, settings.base_url, stored_secret(db, "clicks"), settings.campaign_batch_size,
-                             outbox.notify)
-    return Proactive(db, settings, policy, run_context, reminder_settings(settings))
 
 
 def link_targets(settings: Settings, channels: dict[str, ChannelAdapter]) -> LinkTargets:

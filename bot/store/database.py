@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import queue
+import secrets
 import threading
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
@@ -17,6 +18,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Session, SQLModel, create_engine
 
 from bot.store import models  # noqa: F401  (registers the tables)
+from bot.store.models import StateRecord
 
 T = TypeVar("T")
 
@@ -166,3 +168,17 @@ def _add_column(engine, table: str, column) -> str:
         default = "'" + default.replace("'", "''") + "'"
     clause = f" DEFAULT {default}" if default is not None else ""
     return f'ALTER TABLE "{table}" ADD COLUMN "{column.name}" {kind}{clause}'
+
+
+def stored_secret(db: Database, name: str) -> bytes:
+    """A random secret kept in the store, so signed links and sessions survive restarts."""
+    key = f"secret/{name}"
+
+    def get_or_create(session: Session) -> str:
+        row = session.get(StateRecord, key)
+        if row is None:
+            row = StateRecord(key=key, etag="secret", data=secrets.token_hex(32))
+            session.add(row)
+        return row.data
+
+    return db.transaction(get_or_create).encode()

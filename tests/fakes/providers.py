@@ -7,6 +7,7 @@ import base64
 import hashlib
 import hmac
 import json
+import time
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
@@ -29,9 +30,15 @@ class FakeProvider:
     failures: list[Failure] = field(default_factory=list)
     delay: float = 0.0
     server: TestServer | None = None
+    down_until: float = 0.0  # an outage: every request is refused until this (monotonic) time
+    down_status: int = 503
 
     def fail_next(self, count: int, status: int = 500, body: dict[str, Any] | None = None) -> None:
         self.failures.extend(Failure(status, body or {"message": "fake failure"}) for _ in range(count))
+
+    def fail_for(self, seconds: float, status: int = 503) -> None:
+        """An outage: refuse every request for `seconds` from now."""
+        self.down_until, self.down_status = time.monotonic() + seconds, status
 
     @property
     def url(self) -> str:
@@ -50,6 +57,9 @@ class FakeProvider:
     async def _gate(self) -> web.Response | None:
         if self.delay:
             await asyncio.sleep(self.delay)
+        if time.monotonic() < self.down_until:
+            return web.json_response({"message": "Service Unavailable", "status": self.down_status},
+                                     status=self.down_status)
         if self.failures:
             failure = self.failures.pop(0)
             return web.json_response(failure.body, status=failure.status)
