@@ -276,7 +276,7 @@ def stats(session: Session, campaign_id: int, conversion_window: timedelta) -> d
     ).all())
     status_counts = dict(session.exec(
         select(MessageRecord.status, func.count())
-        .join(Dispatch, Dispatch.message_id == MessageRecord.id).where(*base)
+        .join(Dispatch, Dispatch.key == MessageRecord.idempotency_key).where(*base)
         .group_by(MessageRecord.status)
     ).all())
     targeted = session.exec(select(func.count()).where(*base)).one()

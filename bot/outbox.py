@@ -72,6 +72,7 @@ class Outbox:
 
     async def _run(self) -> None:
         while True:
+            self._wake.clear()  # before looking: a notify() from now on is not lost
             try:
                 sent = await self.dispatch_once()
             except Exception:  # keep the dispatcher alive; the record stays and is retried
@@ -79,7 +80,6 @@ class Outbox:
                 sent = 0
             if sent:
                 continue
-            self._wake.clear()
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=0.5)
             except TimeoutError:
@@ -129,7 +129,8 @@ class Outbox:
         for row in rows:
             row.status = "sending"
             row.next_attempt_at = now + self.lease
-        return [row for row in rows if not _withdrawn(session, row)], in_doubt
+        withdrawn = _withdrawn(session, rows)
+        return [row for row in rows if row.id not in withdrawn], in_doubt
 
     async def dispatch_once(self) -> int:
         """Send what is due; returns how many records were attempted."""
@@ -192,7 +193,8 @@ class Outbox:
         table = MessageRecord.__table__
         session.execute(
             update(table).where(table.c.id == bindparam("b_id")).values(
-                status=case((table.c.status.in_(["pending", "sending"]), "sent"), else_=table.c.status),
+                status=case((or_(table.c.status == "pending", table.c.status == "sending"), "sent"),
+                            else_=table.c.status),
                 provider_message_id=bindparam("b_provider_id"), attempts=bindparam("b_attempts"),
                 next_attempt_at=None,
             ),
@@ -238,17 +240,26 @@ class Pacer:
             await asyncio.sleep(at - now)
 
 
-def _withdrawn(session: Session, row: MessageRecord) -> bool:
-    """A message the shop started whose shopper opted out after it was queued: not sent."""
-    kind = (row.payload or {}).get("kind")
-    if row.reply_to_id is not None or kind not in ("marketing", "update"):
-        return False
-    customer = session.get(Customer, row.customer_id)
-    if customer is None or not (customer.marketing_consent is False
-                                or (row.channel == "sms" and customer.sms_opted_out)):
-        return False
-    row.status, row.error_reason, row.next_attempt_at = "skipped", "opted_out", None
-    return True
+def _withdrawn(session: Session, rows: list[MessageRecord]) -> set[int]:
+    """Messages the shop started whose shopper opted out after they were queued: not sent.
+    Returns their ids, marked skipped."""
+    started = [r for r in rows if r.reply_to_id is None and (r.payload or {}).get("kind") in ("marketing", "update")]
+    if not started:
+        return set()
+    refused = session.exec(
+        select(Customer.id, Customer.marketing_consent, Customer.sms_opted_out).where(
+            Customer.id.in_({r.customer_id for r in started}),
+            or_(Customer.marketing_consent.is_(False), Customer.sms_opted_out.is_(True)),
+        )
+    ).all()
+    no_marketing = {customer_id for customer_id, consent, _ in refused if consent is False}
+    no_sms = {customer_id for customer_id, _, opted_out in refused if opted_out}
+    withdrawn = set()
+    for row in started:
+        if row.customer_id in no_marketing or (row.channel == "sms" and row.customer_id in no_sms):
+            row.status, row.error_reason, row.next_attempt_at = "skipped", "opted_out", None
+            withdrawn.add(row.id)
+    return withdrawn
 
 
 def record_error(session: Session, row: MessageRecord, code: str | None) -> None:

@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from sqlalchemy import func
+from sqlalchemy import func, insert
 from sqlmodel import Session, select
 
 from bot.identity import ADDRESS_SPACE
@@ -70,7 +70,7 @@ def recipients(session: Session, customer_ids: Sequence[str], now: datetime,
 
 def queue(session: Session, policy: Policy, source: str, source_id: int, step: int,
           plans: Sequence[Planned], purpose: str, now: datetime,
-          channel: str | None = None, on_queued: Callable[[Dispatch], None] | None = None) -> dict[str, int]:
+          channel: str | None = None, on_queued: Callable[[str], None] | None = None) -> dict[str, int]:
     """Gate and queue one message per plan; plans whose key exists already are left alone.
     Returns counts by outcome ("queued", or the skip reason)."""
     keys = {p.customer_id: f"{source}:{source_id}:{step}:{p.customer_id}" for p in plans}
@@ -78,32 +78,33 @@ def queue(session: Session, policy: Policy, source: str, source_id: int, step: i
     todo = [p for p in plans if keys[p.customer_id] not in done]
     facts = recipients(session, [p.customer_id for p in todo], now, channel)
     counts: dict[str, int] = {}
-    pairs = []
+    dispatches, records = [], []
     for plan in todo:
         who = facts.get(plan.customer_id)
         if who is None:
             continue
         verdict = policy.check(who, purpose, plan.template is not None, now)
-        dispatch = Dispatch(key=keys[plan.customer_id], source=source, source_id=source_id, step=step,
-                            customer_id=who.customer_id, channel=who.channel, marketing=purpose == MARKETING,
-                            status="queued" if verdict.send else "skipped", reason=verdict.reason, created_at=now)
-        session.add(dispatch)
         outcome = "queued" if verdict.send else verdict.reason
         counts[outcome] = counts.get(outcome, 0) + 1
+        key = keys[plan.customer_id]
+        dispatches.append({"key": key, "source": source, "source_id": source_id, "step": step,
+                           "customer_id": who.customer_id, "channel": who.channel, "marketing": purpose == MARKETING,
+                           "status": "queued" if verdict.send else "skipped", "reason": verdict.reason,
+                           "created_at": now})
         if verdict.send:
             message = _message(plan, verdict, purpose)
-            record = MessageRecord(
-                customer_id=who.customer_id, channel=who.channel, address=who.address, direction="out",
-                text=message.text, payload=message.to_dict(), idempotency_key=dispatch.key, status="pending",
-                next_attempt_at=verdict.not_before, created_at=now,
-            )
-            session.add(record)
-            pairs.append((dispatch, record))
-    session.flush()
-    for dispatch, record in pairs:
-        dispatch.message_id = record.id
-        if on_queued is not None:
-            on_queued(dispatch)
+            # The outbox record shares the dispatch's key: that is what makes queueing idempotent.
+            records.append({"customer_id": who.customer_id, "channel": who.channel, "address": who.address,
+                            "direction": "out", "text": message.text, "payload": message.to_dict(),
+                            "idempotency_key": key, "status": "pending", "attempts": 0, "parts_sent": 0,
+                            "next_attempt_at": verdict.not_before, "created_at": now})
+            if on_queued is not None:
+                on_queued(plan.customer_id)
+    # Core inserts: a campaign queues hundreds of thousands of these.
+    if dispatches:
+        session.execute(insert(Dispatch.__table__), dispatches)
+    if records:
+        session.execute(insert(MessageRecord.__table__), records)
     return counts
 
 

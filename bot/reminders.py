@@ -97,7 +97,7 @@ def remind_carts(session: Session, policy: Policy, settings: ReminderSettings, n
                 template = OutboundMessage(text=message.text, template=Template(
                     settings.cart_template_sid, {"1": items, "2": discount[0] if discount else ""}))
 
-            def offered(dispatch: Dispatch, cart: Cart = cart) -> None:
+            def offered(customer_id: str, cart: Cart = cart) -> None:
                 if discount:  # the checkout applies it; the reminder says so
                     cart.discount_code, cart.discount_percent = discount
             for outcome, n in queue(session, policy, "cart_reminder", cart.id, step,

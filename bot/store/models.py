@@ -243,7 +243,8 @@ class Campaign(SQLModel, table=True):
 
 class Dispatch(SQLModel, table=True):
     """One proactive message to one shopper (a campaign run's, a cart reminder, a restock
-    notice): sent through the outbox, or skipped with the reason. Unique per `key`."""
+    notice): sent through the outbox, or skipped with the reason. Unique per `key`, which is also
+    the outbox record's idempotency key."""
 
     __table_args__ = (Index("ix_dispatch_customer_created", "customer_id", "created_at"),
                       Index("ix_dispatch_source", "source", "source_id"))
@@ -257,6 +258,5 @@ class Dispatch(SQLModel, table=True):
     status: str = "queued"  # queued | skipped
     reason: str | None = None  # why it was skipped
     marketing: bool = True  # counts toward the frequency cap
-    message_id: int | None = None  # the outbox record
     created_at: datetime = Field(default_factory=utcnow)
     clicked_at: datetime | None = None
