@@ -62,7 +62,7 @@ class OutboundMessage:
     cards: tuple[ProductCard, ...] = ()
     media: tuple[Media, ...] = ()
     links: tuple[Link, ...] = ()
-    kind: str = "reply"  # reply | update | post_purchase: why the shop is writing
+    kind: str = "reply"  # reply | update | post_purchase | human_agent (a person, after 24 h): why the shop is writing
     option_offset: int = 0  # where this message's options continue the numbering of its turn
 
     def to_dict(self) -> dict[str, Any]:
