@@ -526,19 +526,20 @@ class Handoffs:
             since = max(as_utc(ticket.awaiting_agent_since), as_utc(ticket.assigned_at or ticket.awaiting_agent_since))
             if now - since < self.agent_timeout:
                 continue
+            agent_id, agent_name = ticket.agent_id, ticket.agent_name  # the update below clears them
             changed = session.execute(
                 update(HandoffTicket)
                 .where(HandoffTicket.id == ticket.id, HandoffTicket.status == "assigned",
-                       HandoffTicket.agent_id.is_(None) if ticket.agent_id is None else HandoffTicket.agent_id == ticket.agent_id)
+                       HandoffTicket.agent_id.is_(None) if agent_id is None else HandoffTicket.agent_id == agent_id)
                 .values(status="queued", agent_id=None, agent_name=None, assigned_at=None)
             ).rowcount
             if changed != 1:
                 continue
-            if ticket.agent_id is not None:
-                session.execute(update(Agent).where(Agent.id == ticket.agent_id).values(available=False))
+            if agent_id is not None:
+                session.execute(update(Agent).where(Agent.id == agent_id).values(available=False))
             count = session.exec(select(func.count()).select_from(HandoffEvent).where(
                 HandoffEvent.ticket_id == ticket.id, HandoffEvent.kind == "requeued")).one()
-            _event(session, ticket.id, "requeued", "bot", None, {"from": ticket.agent_name})
+            _event(session, ticket.id, "requeued", "bot", None, {"from": agent_name})
             channel, kind = _conversation_channel(session, ticket.customer_id)
             queue_to_customer(session, ticket.customer_id, f"handoff:{ticket.id}:requeued:{count + 1}",
                               OutboundMessage(text=self.say(_language(session, ticket.customer_id), "handoff.requeued"),
