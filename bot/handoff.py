@@ -405,7 +405,7 @@ class Handoffs:
     def claim(self, session: Session, ticket_id: int, actor: Actor) -> HandoffTicket:
         """Raises: NotFound; Conflict if someone else has it, it is resolved, or the agent is full."""
         ticket = _ticket(session, ticket_id)
-        if ticket.status == "assigned" and ticket.agent_id == actor.agent_id and ticket.agent_name == actor.name:
+        if _holds(ticket, actor):
             return ticket  # already theirs
         if actor.agent_id is not None:
             agent = session.get(Agent, actor.agent_id)
@@ -413,6 +413,8 @@ class Handoffs:
                 raise Conflict(f"you already have {agent.capacity} open tickets (your capacity)")
         if not self._assign(session, ticket_id, actor, utcnow(), "claimed"):
             session.refresh(ticket)
+            if _holds(ticket, actor):
+                return ticket  # their own claim, sent twice at once
             if ticket.status == "resolved":
                 raise Conflict("this ticket is resolved")
             raise Conflict(f"this ticket was claimed by {ticket.agent_name}")
@@ -613,6 +615,10 @@ def _ticket(session: Session, ticket_id: int, lock: bool = False) -> HandoffTick
     if ticket is None:
         raise NotFound("no such ticket")
     return ticket
+
+
+def _holds(ticket: HandoffTicket, actor: Actor) -> bool:
+    return ticket.status == "assigned" and ticket.agent_id == actor.agent_id and ticket.agent_name == actor.name
 
 
 def _queue(session: Session) -> list[HandoffTicket]:
