@@ -297,14 +297,15 @@ class Handoffs:
         topic = trigger.topic
         if topic == "general":
             topic = next((self.rules.topics[i] for i in reversed(intents) if i in self.rules.topics), "general")
-        faq_key = self.rules.faq_for_topic.get(topic) if trigger.topic != "general" or not faq_key else faq_key
+        # A rule's topic decides the policy shown; otherwise the FAQ entry the shopper last asked about.
+        faq_key = (faq_key if trigger.topic == "general" else None) or self.rules.faq_for_topic.get(topic)
         now = utcnow()
         ticket = HandoffTicket(
             customer_id=customer_id, open_key=customer_id, priority=trigger.priority, topic=topic,
             language=language, trigger=trigger.reason, created_at=now, last_customer_activity_at=now,
             awaiting_agent_since=now,
         )
-        ticket.summary = build_summary(session, customer_id, trigger, intents, faq_key or self.rules.faq_for_topic.get(topic), language)
+        ticket.summary = build_summary(session, customer_id, trigger, intents, faq_key, language)
         session.add(ticket)
         session.flush()
         _event(session, ticket.id, "opened", "bot", None, {"trigger": trigger.reason, "topic": topic})
@@ -564,8 +565,8 @@ class Handoffs:
             if status == "open":
                 query = query.where(HandoffTicket.status.in_(OPEN))
             elif status == "mine":
-                query = query.where(HandoffTicket.status == "assigned", HandoffTicket.agent_name == actor.name,
-                                    HandoffTicket.agent_id.is_(None) if actor.is_admin else HandoffTicket.agent_id == actor.agent_id)
+                mine = HandoffTicket.agent_id.is_(None) if actor.is_admin else HandoffTicket.agent_id == actor.agent_id
+                query = query.where(HandoffTicket.status == "assigned", HandoffTicket.agent_name == actor.name, mine)
             else:
                 query = query.where(HandoffTicket.status == status)
             order = (HandoffTicket.priority.desc(), HandoffTicket.created_at) if status != "resolved" else (

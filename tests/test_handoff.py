@@ -14,7 +14,7 @@ from sqlmodel import select
 from bot.handoff import DAYS, Rules, StaffedHours, Trigger, load_rules, match
 from bot.nlu import FALLBACK, Entities, Intent
 from bot.server import DB, create_app
-from bot.store.models import Agent, CsatAnswer, HandoffTicket, MessageRecord, utcnow
+from bot.store.models import Agent, CsatAnswer, MessageRecord, utcnow
 from tests.fakes.phone import MessengerShopper, TwilioShopper
 from tests.fakes.web_shopper import WebShopper
 
@@ -315,3 +315,23 @@ def test_staffed_hours():
     assert StaffedHours.parse("", "UTC").is_open(saturday_evening)
     with pytest.raises(ValueError):
         StaffedHours.parse("weekdays 9-5", "UTC")
+
+
+async def test_linking_channels_mid_handoff_keeps_one_ticket(app_client, fake_twilio):
+    web = await WebShopper.start(app_client)
+    await web.say("I want to speak to a human")
+    wa = TwilioShopper(app_client, fake_twilio, "whatsapp", NUMBER)
+    await wa.say("agent")  # the same shopper, not yet known to be: a second ticket
+    first, second = sorted(t["id"] for t in await tickets(app_client))
+    await act(app_client, first, "claim")
+    resp = await app_client.post("/api/web/link", json={"channel": "whatsapp"}, headers=web.headers)
+    code = (await resp.json())["code"]
+    assert "linked" in await wa.say(code)  # the two customers become one
+    [still_open] = await tickets(app_client)
+    assert still_open["id"] == first and still_open["status"] == "assigned"
+    assert (await ticket(app_client, second))["status"] == "resolved"
+    assert await wa.say("so, about my parcel") == ""  # the person still has the conversation
+    detail = await ticket(app_client, first)
+    assert {e["channel"] for e in detail["transcript"] if e["author"] == "shopper"} == {"web", "whatsapp"}
+    await act(app_client, first, "reply", status=201, text="Found it!")
+    assert await wa.replies() == "Found it!"
