@@ -335,3 +335,26 @@ async def test_linking_channels_mid_handoff_keeps_one_ticket(app_client, fake_tw
     assert {e["channel"] for e in detail["transcript"] if e["author"] == "shopper"} == {"web", "whatsapp"}
     await act(app_client, first, "reply", status=201, text="Found it!")
     assert await wa.replies() == "Found it!"
+
+
+async def test_transfer_between_agents_and_back_to_the_queue(app_client, fake_twilio):
+    wa = TwilioShopper(app_client, fake_twilio, "whatsapp", NUMBER)
+    await wa.say("I need a human")
+    [opened] = await tickets(app_client)
+    (_, ann), (ben_id, ben) = await new_agent(app_client, "Ann"), await new_agent(app_client, "Ben")
+    await act(app_client, opened["id"], "claim", ann)
+    moved = await act(app_client, opened["id"], "transfer", ann, agent_id=ben_id)
+    assert moved["agent_name"] == "Ben" and moved["status"] == "assigned"
+    resp = await app_client.post(f"/api/handoffs/{opened['id']}/reply", headers=ann, json={"text": "hi"})
+    assert resp.status == 409 and "Ben" in (await resp.json())["error"]
+    back = await act(app_client, opened["id"], "transfer", ben, agent_id=None, topic="returns")
+    assert back["status"] == "queued" and back["agent_id"] is None and back["topic"] == "returns"
+    assert [e["kind"] for e in back["events"]] == ["opened", "claimed", "transfer", "transfer"]
+    # WhatsApp allows no free-form message 24 hours after the shopper's last one.
+    await act(app_client, opened["id"], "claim", ben)
+    await app_client.app[DB].run(lambda s: s.execute(update(MessageRecord).where(
+        MessageRecord.direction == "in").values(created_at=utcnow() - timedelta(hours=25))))
+    resp = await app_client.post(f"/api/handoffs/{opened['id']}/reply", headers=ben, json={"text": "late"})
+    assert resp.status == 409 and "24-hour" in (await resp.json())["error"]
+    resp = await app_client.post(f"/api/handoffs/{opened['id']}/reply", headers=ben, json={"text": " "})
+    assert resp.status == 400
