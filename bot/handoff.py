@@ -18,6 +18,7 @@ from sqlalchemy import func, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
+from bot.config import Settings
 from bot.linking import mask
 from bot.messages import Choice, OutboundMessage
 from bot.nlu import FALLBACK, Intent
@@ -247,7 +248,7 @@ class Handoffs:
         self.notify = notify  # wakes the outbox when messages were queued
 
     @classmethod
-    def from_settings(cls, db: Database, settings, say: Callable[..., str],
+    def from_settings(cls, db: Database, settings: Settings, say: Callable[..., str],
                       notify: Callable[[], None] = lambda: None) -> Handoffs:
         return cls(db, load_rules(settings.handoff_rules),
                    StaffedHours.parse(settings.handoff_hours, settings.default_timezone),
@@ -305,7 +306,7 @@ class Handoffs:
             language=language, trigger=trigger.reason, created_at=now, last_customer_activity_at=now,
             awaiting_agent_since=now,
         )
-        ticket.summary = build_summary(session, customer_id, trigger, intents, faq_key, language)
+        ticket.summary = build_summary(session, customer_id, replace(trigger, topic=topic), intents, faq_key, language)
         session.add(ticket)
         session.flush()
         _event(session, ticket.id, "opened", "bot", None, {"trigger": trigger.reason, "topic": topic})
