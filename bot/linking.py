@@ -18,6 +18,7 @@ from bot.store.models import (
     CartItem,
     ChannelIdentity,
     Customer,
+    HandoffEvent,
     HandoffTicket,
     LinkAttempt,
     LinkToken,
@@ -328,6 +329,12 @@ def forget(session: Session, customer_id: str) -> dict[str, int]:
         session.execute(delete(Cart).where(Cart.id.in_(cart_ids)))
     counts["orders_anonymised"] = session.execute(
         update(Order).where(Order.customer_id == customer_id).values(shipping_address="")).rowcount
+    # Handoff tickets stay for the service figures (times, ratings), without what was said.
+    ticket_ids = session.exec(select(HandoffTicket.id).where(HandoffTicket.customer_id == customer_id)).all()
+    if ticket_ids:
+        session.execute(update(HandoffTicket).where(HandoffTicket.id.in_(ticket_ids)).values(summary={}))
+        session.execute(update(HandoffEvent).where(HandoffEvent.ticket_id.in_(ticket_ids)).values(text=None))
+    counts["handoff_tickets_anonymised"] = len(ticket_ids)
     # The conversation state is not deleted here: the turn asking for this is still running and
     # ends its dialog; `PrivacyDialog` clears what the conversation remembered.
     customer = session.get(Customer, customer_id)

@@ -358,3 +358,21 @@ async def test_transfer_between_agents_and_back_to_the_queue(app_client, fake_tw
     assert resp.status == 409 and "24-hour" in (await resp.json())["error"]
     resp = await app_client.post(f"/api/handoffs/{opened['id']}/reply", headers=ben, json={"text": " "})
     assert resp.status == 400
+
+
+async def test_forget_me_after_a_handoff_keeps_only_the_figures(app_client, fake_twilio):
+    wa = TwilioShopper(app_client, fake_twilio, "whatsapp", NUMBER)
+    await wa.say("I want to talk to a real person about my address")
+    [opened] = await tickets(app_client)
+    await act(app_client, opened["id"], "claim")
+    await act(app_client, opened["id"], "reply", status=201, text="Your address is 1 Main St, right?")
+    await act(app_client, opened["id"], "note", status=201, text="lives at 1 Main St")
+    await act(app_client, opened["id"], "resolve")
+    await wa.say("5")
+    assert "Delete everything?" in await wa.say("delete my data")
+    assert "deleted" in await wa.say("yes")
+    detail = await ticket(app_client, opened["id"])
+    assert detail["summary"] == {}
+    assert [e["author"] for e in detail["transcript"]] == ["bot"]  # only the "deleted" confirmation
+    assert all(e["text"] is None for e in detail["events"]) and detail["csat"] == 5
+    assert "Main St" not in str(detail)
