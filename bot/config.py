@@ -109,6 +109,11 @@ class Settings(BaseSettings):
     link_ttl_minutes: int = 10
     max_message_chars: int = 4000
 
+    handoff_rules: str | None = None
+    handoff_hours: str = ""
+    handoff_agent_timeout: str = "5m"
+    handoff_check_seconds: float = 5.0
+
     @field_validator("cart_reminder_delays")
     @classmethod
     def _check_delays(cls, value: str) -> str:
@@ -152,6 +157,20 @@ class Settings(BaseSettings):
     def quiet(self) -> tuple[time, time] | None:
         return parse_quiet_hours(self.quiet_hours)
 
+    @field_validator("handoff_agent_timeout")
+    @classmethod
+    def _check_timeout(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+    @field_validator("handoff_hours")
+    @classmethod
+    def _check_hours(cls, value: str) -> str:
+        from bot.handoff import StaffedHours  # the parser lives with the rest of the handoff logic
+
+        StaffedHours.parse(value, "UTC")
+        return value
+
     @property
     def base_url(self) -> str:
         """The public URL of this service, without a trailing slash."""
@@ -160,3 +179,7 @@ class Settings(BaseSettings):
     @property
     def reminder_delays(self) -> list[timedelta]:
         return [parse_duration(part) for part in self.cart_reminder_delays.split(",") if part.strip()]
+
+    @property
+    def agent_timeout(self) -> timedelta:
+        return parse_duration(self.handoff_agent_timeout)

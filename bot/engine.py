@@ -7,6 +7,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
+from typing import Protocol
 from uuid import uuid4
 
 from botbuilder.core import BotAdapter, BotState, TurnContext
@@ -80,6 +81,11 @@ class Received:
     ref: str | None = None  # a referral parameter (Messenger m.me links) that came with it
 
 
+class HandoffGate(Protocol):
+    def intercept(self, session: Session, customer_id: str, text: str) -> list[OutboundMessage] | None:
+        """Replies instead of the bot's (empty while a person has the conversation), or None."""
+
+
 class CustomerLocks:
     """One turn at a time per customer: an asyncio lock in this process (dropped when nobody
     holds or waits for it) and, on PostgreSQL, an advisory lock across processes."""
@@ -121,6 +127,7 @@ class Engine:
         states: list[BotState],
         max_chars: int = 4000,
         numbered_channels: frozenset[str] = frozenset(),
+        handoff: HandoffGate | None = None,
     ) -> None:
         self.db = db
         self.recognizer = recognizer
@@ -131,6 +138,7 @@ class Engine:
         self._locks = CustomerLocks(db)
         self._max_chars = max_chars
         self._numbered = numbered_channels
+        self._handoff = handoff
 
     async def receive(self, msg: InboundMessage) -> Received:
         """Store an inbound message and resolve its customer; a provider retry is recognised."""
@@ -234,9 +242,17 @@ class Engine:
                 status = session.exec(
                     select(MessageRecord.status).where(MessageRecord.id == received.message_id)
                 ).one()
-                return status, session.get(Customer, received.customer_id), self._storage.read_sync(session, keys)
+                if status != "processed" and self._handoff is not None:
+                    # A person has the conversation (or this answers their rating question).
+                    instead = self._handoff.intercept(session, received.customer_id, text)
+                    if instead is not None:
+                        return status, None, None, self._commit(session, received, {}, instead, None, reply_status)
+                customer = session.get(Customer, received.customer_id)
+                return status, customer, self._storage.read_sync(session, keys), None
 
-            status, customer, docs = await self.db.run(load)
+            status, customer, docs, handed_off = await self.db.run(load)
+            if handed_off is not None:
+                return handed_off
             if status == "processed":  # a retry that arrived while the first was running
                 return await self.replies_to(received.message_id)
             language = self._language(intent, text, customer.language)

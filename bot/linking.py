@@ -18,6 +18,8 @@ from bot.store.models import (
     CartItem,
     ChannelIdentity,
     Customer,
+    HandoffEvent,
+    HandoffTicket,
     LinkAttempt,
     LinkToken,
     MergeRecord,
@@ -199,6 +201,23 @@ def _has_dialog(session: Session, customer_id: str) -> bool:
     return bool(getattr(inner, "dialog_stack", None))
 
 
+def _merge_tickets(session: Session, keep_id: str, drop_id: str) -> int:
+    """Handoff tickets follow the shopper. One open ticket per customer: if both had one, the
+    earlier stays open and the other is closed into it."""
+    open_ones = session.exec(select(HandoffTicket).where(HandoffTicket.open_key.in_([keep_id, drop_id]))
+                             .order_by(HandoffTicket.id)).all()
+    for extra in open_ones[1:]:
+        extra.status, extra.open_key, extra.resolved_at = "resolved", None, utcnow()
+        extra.summary = {**(extra.summary or {}), "merged_into": open_ones[0].id}
+    session.flush()
+    moved = session.execute(
+        update(HandoffTicket).where(HandoffTicket.customer_id == drop_id).values(customer_id=keep_id)).rowcount
+    if open_ones:
+        session.flush()
+        open_ones[0].open_key = keep_id
+    return moved
+
+
 def merge(session: Session, keep_id: str, drop_id: str, current_channel: str) -> MergeRecord:
     """Fold customer `drop_id` into `keep_id`, in the caller's transaction."""
     keep, drop = session.get(Customer, keep_id), session.get(Customer, drop_id)
@@ -233,6 +252,7 @@ def merge(session: Session, keep_id: str, drop_id: str, current_channel: str) ->
             session.delete(drop_state)
             summary["dialog_state"] = "kept"
     session.execute(update(Cart).where(Cart.customer_id == drop_id).values(customer_id=keep_id))
+    summary["handoff_tickets"] = _merge_tickets(session, keep_id, drop_id)
     session.flush()
     session.delete(drop)
     record = MergeRecord(kept_id=keep_id, merged_id=drop_id, summary=summary)
@@ -309,6 +329,12 @@ def forget(session: Session, customer_id: str) -> dict[str, int]:
         session.execute(delete(Cart).where(Cart.id.in_(cart_ids)))
     counts["orders_anonymised"] = session.execute(
         update(Order).where(Order.customer_id == customer_id).values(shipping_address="")).rowcount
+    # Handoff tickets stay for the service figures (times, ratings), without what was said.
+    ticket_ids = session.exec(select(HandoffTicket.id).where(HandoffTicket.customer_id == customer_id)).all()
+    if ticket_ids:
+        session.execute(update(HandoffTicket).where(HandoffTicket.id.in_(ticket_ids)).values(summary={}))
+        session.execute(update(HandoffEvent).where(HandoffEvent.ticket_id.in_(ticket_ids)).values(text=None))
+    counts["handoff_tickets_anonymised"] = len(ticket_ids)
     # The conversation state is not deleted here: the turn asking for this is still running and
     # ends its dialog; `PrivacyDialog` clears what the conversation remembered.
     customer = session.get(Customer, customer_id)

@@ -70,7 +70,7 @@ class OutboundMessage:
     cards: tuple[ProductCard, ...] = ()
     media: tuple[Media, ...] = ()
     links: tuple[Link, ...] = ()
-    kind: str = "reply"  # reply | update | post_purchase | marketing: why the shop is writing
+    kind: str = "reply"  # reply | update | post_purchase | marketing | human_agent: why the shop is writing
     option_offset: int = 0  # where this message's options continue the numbering of its turn
     template: Template | None = None  # an approved template, for channels that need one outside their window
 

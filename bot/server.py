@@ -19,6 +19,8 @@ from sqlmodel import Session, select
 
 from bot.config import Settings
 from bot.engine import CustomerConversationState, Engine
+from bot import handoff_api
+from bot.handoff import Handoffs
 from bot import identity
 from bot.identity import StoreProfiles, identity_key
 from bot.linking import LinkTargets, ShopperAccounts
@@ -40,6 +42,7 @@ from channels.web import WebChannel
 from dialogs.main_dialog import MainDialog
 from dialogs.shop import ShopServices
 from dialogs.shop_bot import ShopBot
+from dialogs.texts import text_in
 from integrations.cart import StoreCarts
 from integrations.catalog import StoreCatalog
 from integrations.faq import StoreFaq
@@ -123,21 +126,22 @@ def create_app(
     catalog, orders = StoreCatalog(db), StoreOrders(db)
     channels = enabled(settings) if channels is None else channels
     payments = SandboxPayments(settings.base_url, stored_secret(db, "payments"))
+    outbox = Outbox(db, channels, settings.outbox_max_attempts, settings.outbox_retry_base_seconds,
+                    lease_seconds=settings.outbox_lease_seconds, rate_limits=settings.rate_limits)
+    scheduler = ShopScheduler(proactive(settings, db, outbox), lead=settings.scheduler_in_process)
+    handoffs = Handoffs.from_settings(db, settings, text_in, outbox.notify)
     shop = ShopServices(
         catalog=catalog, carts=StoreCarts(db), orders=orders, payments=payments, faq=faq,
         profiles=StoreProfiles(db), accounts=ShopperAccounts(db, link_targets(settings, channels), timedelta(minutes=settings.link_ttl_minutes)),
         memory=conversation_state.create_property("ShopMemory"),
-        media_base=settings.base_url,
+        media_base=settings.base_url, handoff=handoffs,
     )
     bot = ShopBot(conversation_state, MainDialog(shop))
     states: list[BotState] = [conversation_state]
     engine = Engine(
         db, recognizer, bot.on_turn, storage, states, settings.max_message_chars,
-        frozenset(name for name, channel in channels.items() if channel.numbered_choices),
+        frozenset(name for name, channel in channels.items() if channel.numbered_choices), handoffs,
     )
-    outbox = Outbox(db, channels, settings.outbox_max_attempts, settings.outbox_retry_base_seconds,
-                    lease_seconds=settings.outbox_lease_seconds, rate_limits=settings.rate_limits)
-    scheduler = ShopScheduler(proactive(settings, db, outbox), lead=settings.scheduler_in_process)
 
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[error_middleware])
     app[SETTINGS], app[DB], app[ENGINE] = settings, db, engine
@@ -165,6 +169,7 @@ def create_app(
     app.router.add_post("/webhooks/messenger", webhook)
     app[SCHEDULER] = scheduler
     campaign_api.add_routes(app)
+    handoff_api.add_routes(app, handoffs, settings)
 
     async def on_startup(app: web.Application) -> None:
         outbox.start()

@@ -23,10 +23,13 @@ CARD_TEXT_LIMIT = 80
 BUTTON_TEMPLATE_TEXT_LIMIT = 640
 PAYLOAD_LIMIT = 1000
 TRANSIENT_ERROR_CODES = {1, 2, 4, 17, 32, 613}  # temporary or rate limited: retry later
+# A person's reply after the 24 h window carries HUMAN_AGENT (allowed up to 7 days; the shop
+# decides which kind applies, see bot/handoff.py).
 MESSAGING_TYPE = {"reply": ("RESPONSE", None), "update": ("UPDATE", None),
                   "post_purchase": ("MESSAGE_TAG", "POST_PURCHASE_UPDATE"),
                   # Promotions may only go inside the 24-hour window; the policy gate sees to that.
-                  "marketing": ("UPDATE", None)}
+                  "marketing": ("UPDATE", None),
+                  "human_agent": ("MESSAGE_TAG", "HUMAN_AGENT")}
 
 
 def _cut(text: str, limit: int) -> str:

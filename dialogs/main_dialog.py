@@ -7,7 +7,7 @@ from botbuilder.dialogs import ComponentDialog, DialogContext, DialogTurnResult,
 from botbuilder.dialogs.prompts import Prompt
 
 from bot.messages import Choice, reply
-from bot.nlu import FALLBACK, Intent
+from bot.nlu import FALLBACK, Intent, normalise
 from bot.turn import command, turn_info
 from dialogs.account_dialog import LinkDialog, PrivacyDialog
 from dialogs.add_to_cart_dialog import AddToCartDialog
@@ -24,6 +24,8 @@ from dialogs.texts import MENU_LABELS, language, menu_label, text, yes_no_zh
 
 # Answers that belong to a question, never a change of subject.
 REPLY_INTENTS = {FALLBACK, "affirm", "deny", "greet", "thanks"}
+# Intents that say nothing about what the shopper wants help with (left out of a handoff summary).
+CHATTER = REPLY_INTENTS | {"goodbye", "human_agent"}
 SWITCH_CONFIDENCE = 0.5
 LABELS = {intent: labels["en"] for intent, labels in MENU_LABELS.items()}  # English titles by intent
 MENU = ["product_search", "view_cart", "order_status", "faq"]
@@ -48,9 +50,13 @@ class MainDialog(ComponentDialog):
             self.add_dialog(dialog)
 
     async def on_begin_dialog(self, inner_dc: DialogContext, options: object) -> DialogTurnResult:
+        if await self._hand_over(inner_dc):
+            return DialogTurnResult(DialogTurnStatus.Waiting)
         return await self._route(inner_dc)
 
     async def on_continue_dialog(self, inner_dc: DialogContext) -> DialogTurnResult:
+        if await self._hand_over(inner_dc):
+            return DialogTurnResult(DialogTurnStatus.Waiting)
         intent = turn_info(inner_dc.context).intent
         if inner_dc.active_dialog is not None and self._changes_subject(inner_dc, intent):
             await inner_dc.cancel_all_dialogs()
@@ -58,6 +64,44 @@ class MainDialog(ComponentDialog):
             await inner_dc.continue_dialog()
             return DialogTurnResult(DialogTurnStatus.Waiting)
         return await self._route(inner_dc)
+
+    async def _hand_over(self, inner_dc: DialogContext) -> bool:
+        """Hand the conversation to a person when the shopper asks, a retailer's rule applies,
+        the shopper is frustrated or the bot was unsure twice in a row. True if it did."""
+        handoff = self.shop.handoff
+        if handoff is None:
+            return False
+        context = inner_dc.context
+        info = turn_info(context)
+        intent = info.intent
+        said = normalise(context.activity.text or "").strip().lower()
+        memory = await self.shop.memory.get(context, dict)
+        seen = memory.setdefault("handoff", {"fallbacks": 0, "last": "", "repeats": 0, "intents": []})
+        # The same words again and again, not a "yes" to several questions or a tapped button.
+        if len(said) >= 4 and not said.startswith("/") and intent.name not in REPLY_INTENTS - {FALLBACK}:
+            seen["repeats"] = seen["repeats"] + 1 if said == seen["last"] else 1
+            seen["last"] = said
+        if intent.name != FALLBACK:
+            seen["fallbacks"] = 0
+        elif inner_dc.active_dialog is None:  # an answer to a question is not the bot being unsure
+            seen["fallbacks"] += 1
+        if intent.name not in CHATTER:
+            seen["intents"] = (seen["intents"] + [intent.name])[-5:]
+        if intent.entities.faq:
+            seen["faq"] = intent.entities.faq
+        trigger = await handoff.triggered(info.customer_id, context.activity.text or "", intent,
+                                          seen["fallbacks"], seen["repeats"])
+        if trigger is None:
+            return False
+        opened = await handoff.open(info.customer_id, trigger, language(context), list(seen["intents"]),
+                                    seen.get("faq"))
+        memory["handoff"] = {"fallbacks": 0, "last": "", "repeats": 0, "intents": []}
+        await inner_dc.cancel_all_dialogs()
+        if opened.staffed:
+            await context.send_activity(reply(text(context, "handoff.queued")))
+        else:
+            await context.send_activity(reply(text(context, "handoff.offline", opens=opened.opens)))
+        return True
 
     @staticmethod
     def _changes_subject(inner_dc: DialogContext, intent: Intent) -> bool:

@@ -38,6 +38,13 @@ class Accounts(Protocol):
     async def prefer_current(self, customer_id: str) -> str | None: ...
 
 
+class Escalations(Protocol):
+    """Handing a conversation to a person (bot/handoff.py)."""
+
+    async def triggered(self, customer_id: str, text: str, intent, fallbacks: int, repeats: int): ...
+    async def open(self, customer_id: str, trigger, language: str, intents: list[str], faq_key: str | None = None): ...
+
+
 @dataclass
 class ShopServices:
     catalog: Catalog
@@ -49,6 +56,7 @@ class ShopServices:
     accounts: Accounts
     memory: StatePropertyAccessor
     media_base: str
+    handoff: Escalations | None = None  # None: the bot gives the contact details instead
 
     async def remember_product(self, context: TurnContext, sku: str) -> None:
         memory = await self.memory.get(context, dict)

@@ -75,6 +75,34 @@ TEXTS: dict[str, dict[str, str]] = {
         ZH: "您已訂閱優惠和提醒訊息。隨時傳送 STOP 即可取消訂閱。",
     },
     "support": {EN: "Our support team will be glad to help.", ZH: "我們的客服團隊很樂意為您服務。"},
+    # --- human handoff
+    "handoff.queued": {
+        EN: "I'm passing you to a member of our team. They'll see our conversation so far, so there's no need "
+            "to repeat yourself. Someone will reply right here shortly.",
+        ZH: "我幫您轉接給我們的專人。對方會看到我們目前的對話內容，您不需要再說明一次，請稍候，專人很快就會在這裡回覆您。",
+    },
+    "handoff.offline": {
+        EN: "Our team is offline right now. I've passed your request on, and someone will reply right here "
+            "from {opens}. There's no need to repeat yourself.",
+        ZH: "目前客服人員不在線上。我已經幫您轉達需求，專人會在{opens}起於這裡回覆您，您不需要再說明一次。",
+    },
+    "handoff.requeued": {
+        EN: "Sorry for the wait. The next available member of our team will pick up your conversation; "
+            "they'll see everything you've written.",
+        ZH: "抱歉讓您久等了。下一位有空的專人會接手您的對話，並且會看到您先前的所有訊息。",
+    },
+    "handoff.resolved": {
+        EN: "Our team has marked your request as solved, and I'm back to help. Is there anything else I can do for you?",
+        ZH: "客服人員已將您的問題標示為已解決，接下來由我繼續為您服務。還有什麼需要幫忙的嗎？",
+    },
+    "handoff.csat": {
+        EN: "How did we do? Tap 1 to 5 stars (5 = great).",
+        ZH: "您對這次的服務滿意嗎？請選擇 1 到 5 顆星（5 = 非常滿意）。",
+    },
+    "handoff.csat_thanks": {
+        EN: "Thank you for your feedback! Anything else I can help with?",
+        ZH: "謝謝您的回饋！還有什麼需要幫忙的嗎？",
+    },
     "clarify_guess": {
         EN: "Sorry, I'm not sure I understood. Did you mean one of these?",
         ZH: "抱歉，我不太確定您的意思。您是指下面其中一項嗎？",

@@ -1,5 +1,5 @@
 """SQLModel tables: customers and their channel identities, the transcript, the catalog,
-carts, orders, returns, the restock waitlist, FAQ entries and bot state."""
+carts, orders, returns, the restock waitlist, FAQ entries, bot state and human handoff."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
@@ -260,3 +260,67 @@ class Dispatch(SQLModel, table=True):
     marketing: bool = True  # counts toward the frequency cap
     created_at: datetime = Field(default_factory=utcnow)
     clicked_at: datetime | None = None
+
+
+class HandoffTicket(SQLModel, table=True):
+    """A conversation handed to a person: queued -> assigned -> resolved (and back to queued
+    when the agent goes silent or transfers it to the queue)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    customer_id: str = Field(foreign_key="customer.id", index=True)
+    # The customer id while the ticket is open, None once resolved: one open ticket per customer.
+    open_key: str | None = Field(default=None, unique=True)
+    status: str = Field(default="queued", index=True)  # queued | assigned | resolved
+    priority: int = 0  # higher first
+    topic: str = "general"
+    language: str = "en"
+    trigger: str = "asked"  # asked | fallback | rule:<name> | frustration
+    summary: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    agent_id: int | None = Field(default=None, foreign_key="agent.id", index=True)
+    agent_name: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    assigned_at: datetime | None = None
+    last_agent_activity_at: datetime | None = None
+    last_customer_activity_at: datetime | None = None
+    awaiting_agent_since: datetime | None = None  # the shopper wrote and no person answered yet
+    resolved_at: datetime | None = None
+    agent_replies: int = 0
+    csat_pending: bool = False  # the satisfaction question is out and not answered yet
+
+
+class HandoffEvent(SQLModel, table=True):
+    """What happened to a ticket: opened, claimed, reply, note, transfer, requeued, resolved."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="handoffticket.id", index=True)
+    kind: str
+    actor: str  # "bot", "admin" or the agent's name
+    text: str | None = Field(default=None, sa_column=Column(Text))
+    data: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Agent(SQLModel, table=True):
+    """A person who answers handed-off conversations; the token is stored only as a hash."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str
+    token_hash: str = Field(unique=True)
+    languages: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+    topics: list[str] = Field(default_factory=list, sa_column=Column(JSON))  # empty = any topic
+    capacity: int = 3  # open tickets at once
+    active: bool = True
+    available: bool = False  # takes new tickets; set from the agent page
+    last_seen_at: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class CsatAnswer(SQLModel, table=True):
+    """A shopper's 1-5 answer to "how did we do?" after a handoff."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="handoffticket.id", unique=True)
+    customer_id: str = Field(index=True)
+    agent_id: int | None = None
+    score: int
+    created_at: datetime = Field(default_factory=utcnow)
