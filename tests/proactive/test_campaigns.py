@@ -4,14 +4,16 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import timedelta
+from urllib.parse import urlencode
 
 import pytest
 from sqlmodel import select
 
 from bot.config import Settings
+from bot.campaign_api import SCHEDULER
 from bot.server import DB, OUTBOX, create_app
 from bot.store.models import Campaign, Customer, Dispatch, MessageRecord, utcnow
-from tests.fakes.phone import MessengerShopper, TwilioShopper
+from tests.fakes.phone import BASE, MessengerShopper, TwilioShopper
 
 TOKEN = "marketing-secret"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -90,6 +92,26 @@ async def test_campaign_reaches_opted_in_shoppers_and_skips_the_rest_with_reason
     forged = await app_client.get(link.removeprefix("https://shop.example.com")[:-1] + "0", allow_redirects=False)
     assert forged.status == 404 or link.endswith("0")
     assert (await campaign_stats(app_client, campaign["id"]))["clicked"] == 1
+
+    # delivery reports roll up into the campaign's stats
+    for status in ("delivered", "read"):
+        form = {"MessageSid": wa_got[0]["sid"], "MessageStatus": status, "To": wa_got[0]["to"],
+                "From": wa_got[0]["from"]}
+        resp = await app_client.post("/webhooks/twilio/status", data=urlencode(form).encode(), headers={
+            "X-Twilio-Signature": fake_twilio.sign(BASE + "/webhooks/twilio/status", form),
+            "Content-Type": "application/x-www-form-urlencoded"})
+        assert resp.status == 204
+    stats = await campaign_stats(app_client, campaign["id"])
+    assert (stats["sent"], stats["delivered"], stats["read"]) == (2, 1, 1)
+
+    # an order placed after the message counts as a conversion
+    await wa.say("Do you have the Trail Blazer Runner in size 9?")
+    await wa.say("1")
+    out = await wa.say("checkout")
+    if "shipping address" in out:
+        await wa.say("10 Downing Street, London SW1A 2AA")
+    assert "is placed" in await wa.say("yes")
+    assert (await campaign_stats(app_client, campaign["id"]))["converted"] == 1
 
     # scheduling again the same run is refused: a done campaign stays done
     again = await app_client.post(f"/api/campaigns/{campaign['id']}/schedule", headers=AUTH)
@@ -239,3 +261,32 @@ async def test_a_scheduled_campaign_survives_a_restart(aiohttp_client, marketing
     customers = await second.app[DB].run(lambda s: len(s.exec(select(Customer)).all()))
     assert customers >= 2
     assert await second.app[DB].run(lambda s: s.get(Campaign, campaign["id"]).runs) == 1
+
+
+async def test_runs_missed_while_down_are_caught_up_once(aiohttp_client, marketing_settings, recognizer, fake_twilio):
+    first = await aiohttp_client(create_app(marketing_settings, recognizer))
+    wa = TwilioShopper(first, fake_twilio, "whatsapp", "+14155550107")
+    await wa.say("subscribe")
+    spec = {"name": "Every minute", "segment": {"channel": "whatsapp"}, "messages": {"en": "Minute deal"},
+            "cron": "* * * * *"}
+    campaign = await (await first.post("/api/campaigns", json=spec, headers=AUTH)).json()
+    await first.post(f"/api/campaigns/{campaign['id']}/schedule", headers=AUTH)
+    # The service was down for ten minutes: ten fire times of this job went by.
+    scheduler = first.app[SCHEDULER].scheduler
+    scheduler.pause()
+    scheduler.modify_job(f"campaign:{campaign['id']}", next_run_time=utcnow() - timedelta(minutes=10))
+    await first.close()
+
+    second = await aiohttp_client(create_app(marketing_settings, recognizer, seed=False))
+    stats = await wait_until(lambda: _ran(second, campaign["id"]), timeout=15)
+    await asyncio.sleep(1.0)
+    assert await second.app[DB].run(lambda s: s.get(Campaign, campaign["id"]).runs) == 1  # once, not ten times
+    assert stats["sent"] == 1
+    assert len([r for r in fake_twilio.delivered() if r["body"] == "Minute deal"]) == 1
+    assert second.app[SCHEDULER].next_run(campaign["id"]) > utcnow()  # and it keeps its schedule
+
+
+async def _ran(client, campaign_id):
+    resp = await client.get(f"/api/campaigns/{campaign_id}", headers=AUTH)
+    body = await resp.json()
+    return body["stats"] if body["runs"] >= 1 and body["stats"]["waiting"] == 0 and body["stats"]["sent"] else None
