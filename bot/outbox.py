@@ -144,7 +144,7 @@ class Outbox:
 
     async def _send_in_order(self, rows: list[MessageRecord], in_doubt: set[int]) -> None:
         for index, row in enumerate(rows):
-            retry_at = await self._send(row, row.id in in_doubt)
+            retry_at = await self._send(row, as_utc(row.created_at) if row.id in in_doubt else None)
             if retry_at is not None:  # keep the order: the rest wait for this one
                 ids = [r.id for r in rows[index + 1 :]]
                 if ids:
@@ -154,7 +154,7 @@ class Outbox:
                     ))
                 return
 
-    async def _send(self, row: MessageRecord, in_doubt: bool = False) -> datetime | None:
+    async def _send(self, row: MessageRecord, in_doubt: datetime | None = None) -> datetime | None:
         channel = self.channels[row.channel]
         if not row.address:
             await self._record(lambda s: self._finish(s, row.id, "failed", None, "no_address", "no channel address"))

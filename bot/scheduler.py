@@ -23,7 +23,7 @@ from bot.outbox import Outbox
 from bot.config import Settings
 from bot.policy import Policy
 from bot.reminders import ReminderSettings, notify_restocked, remind_carts
-from bot.store.database import Database, stored_secret
+from bot.store.database import Database, make_engine, stored_secret
 from bot.store.models import Campaign, MessageRecord, as_utc, utcnow
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,8 @@ class ShopScheduler:
         settings = proactive.settings
         self.zone = ZoneInfo(settings.default_timezone)
         self.scheduler = AsyncIOScheduler(
-            jobstores={"default": SQLAlchemyJobStore(engine=proactive.db.engine)},
+            # Its own engine: the job store disposes of it when the scheduler shuts down.
+            jobstores={"default": SQLAlchemyJobStore(engine=make_engine(proactive.db.url))},
             job_defaults={"coalesce": True, "max_instances": 1,
                           "misfire_grace_time": settings.scheduler_misfire_grace_seconds},
             timezone=timezone.utc,

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import ClassVar, Protocol
 
 from bot.config import Settings
@@ -41,10 +42,10 @@ class ChannelAdapter(Protocol):
     def verify(self, req: RawRequest) -> bool: ...
     def parse(self, req: RawRequest) -> list[InboundMessage | StatusUpdate]: ...
     async def send(self, to: ChannelAddress, msg: OutboundMessage, resume_from: int = 0,
-                   in_doubt: bool = False) -> SendReceipt:
+                   in_doubt: datetime | None = None) -> SendReceipt:
         """Send `msg`, skipping the first `resume_from` provider messages (sent by an earlier try).
-        `in_doubt`: an earlier try may have sent the next part unrecorded (it died mid-send);
-        a channel whose provider can list sent messages checks before sending it again."""
+        `in_doubt`: an earlier try, after this time, may have sent the next part unrecorded (it
+        died mid-send); a channel whose provider can list sent messages checks before sending it again."""
     async def close(self) -> None: ...
 
 

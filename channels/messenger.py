@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from datetime import datetime
 import logging
 from typing import Any, ClassVar
 
@@ -182,7 +183,7 @@ class MessengerChannel:
                         permanent=not transient)
 
     async def send(self, to: ChannelAddress, msg: OutboundMessage, resume_from: int = 0,
-                   in_doubt: bool = False) -> SendReceipt:
+                   in_doubt: datetime | None = None) -> SendReceipt:
         """Raises: SendError; permanent when Meta refuses (blocked, window closed, bad token)."""
         recipient = {"id": to.address}
         messaging_type, tag = MESSAGING_TYPE.get(msg.kind, MESSAGING_TYPE["update"])

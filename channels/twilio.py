@@ -6,6 +6,7 @@ import json
 import logging
 import re
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import ClassVar
 from urllib.parse import parse_qsl
 
@@ -194,7 +195,7 @@ class TwilioChannel:
         return self.verify(req)
 
     async def send(self, to: ChannelAddress, msg: OutboundMessage, resume_from: int = 0,
-                   in_doubt: bool = False) -> SendReceipt:
+                   in_doubt: datetime | None = None) -> SendReceipt:
         """Raises: SendError, permanent for refusals such as 21610 (opted out)."""
         address = to.address
         if self.name == "whatsapp" and not address.startswith("whatsapp:"):
@@ -210,7 +211,8 @@ class TwilioChannel:
         for index, part in enumerate(parts):
             if index < resume_from:
                 continue
-            if in_doubt and index == resume_from and part.body and (found := await self._already_sent(address, part)):
+            if (in_doubt and index == resume_from and part.body
+                    and (found := await self._already_sent(address, part, in_doubt))):
                 sid = found  # the try that died had sent it: do not send it twice
                 continue
             kwargs = {"to": address, "from_": self._sender, "status_callback": self._status_callback, **template}
@@ -230,15 +232,18 @@ class TwilioChannel:
             sid = created.sid
         return SendReceipt(sid, "sent")
 
-    async def _already_sent(self, address: str, part: TwilioPart) -> str | None:
-        """The SID of a recent message from our sender to `address` with this body, if Twilio has one."""
+    async def _already_sent(self, address: str, part: TwilioPart, since: datetime) -> str | None:
+        """The SID of a message from our sender to `address` with this body created after `since`
+        (less a minute, for clock skew), if Twilio has one."""
         try:
             async with asyncio.timeout(self._timeout):
                 recent = await self._rest().messages.list_async(to=address, from_=self._sender, limit=50)
         except Exception as exc:  # cannot tell: sending again is better than not at all
             log.warning("could not check for an earlier send", extra={"error": type(exc).__name__})
             return None
-        return next((m.sid for m in recent if m.body == part.body), None)
+        earliest = since - timedelta(minutes=1)
+        return next((m.sid for m in recent if m.body == part.body and m.date_created and m.date_created >= earliest),
+                    None)
 
     async def close(self) -> None:
         if self._http is not None:

@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
+from playwright.async_api import async_playwright
+from sqlalchemy import text
 from sqlmodel import SQLModel
 
 from bot.config import Settings
@@ -17,6 +20,11 @@ from tests.fakes.providers import FakeGraph, FakeTwilio
 from tests.fakes.web_shopper import WebShopper
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM_FLAGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+    "--disable-sync", "--no-first-run",
+]
 
 
 @pytest.fixture(scope="session")
@@ -37,6 +45,8 @@ def database_url(tmp_path: Path) -> str:
     if TEST_DATABASE_URL:
         db = Database(TEST_DATABASE_URL)
         SQLModel.metadata.drop_all(db.engine)
+        with db.engine.begin() as connection:  # the scheduler's job store too
+            connection.execute(text("DROP TABLE IF EXISTS apscheduler_jobs"))
         db.close()
         return TEST_DATABASE_URL
     return f"sqlite:///{tmp_path / 'shop.db'}"
@@ -87,3 +97,13 @@ def channel_settings(database_url: str, fake_twilio: FakeTwilio, fake_graph: Fak
 @pytest.fixture
 async def channel_client(aiohttp_client, channel_settings: Settings, recognizer: Recognizer):
     return await aiohttp_client(create_app(channel_settings, recognizer))
+
+
+@pytest.fixture
+async def browser():
+    """Debian's headless Chromium, driven by Playwright (which cannot download browsers here)."""
+    assert CHROMIUM, "Chromium is required: apt-get install chromium (see .ci/run)"
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
+        yield browser
+        await browser.close()

@@ -155,6 +155,8 @@ class Database:
         self._executor.shutdown(wait=True)
         self._lock_thread.shutdown(wait=True)
         if self._lock_connection is not None:
+            # Really close it (not back to a pool): its session-level advisory locks go with it.
+            self._lock_connection.invalidate()
             self._lock_connection.close()
         self.engine.dispose()
 

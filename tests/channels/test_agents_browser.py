@@ -5,7 +5,6 @@ from __future__ import annotations
 from pydantic import SecretStr
 
 from bot.server import create_app
-from tests.channels.test_web_browser import browser  # noqa: F401  (the Chromium fixture)
 from tests.fakes.phone import TwilioShopper
 
 ADMIN_TOKEN = "admin-secret-for-browser"
@@ -13,7 +12,7 @@ NUMBER = "+14155550199"
 
 
 async def test_agent_claims_a_whatsapp_ticket_and_replies(aiohttp_server, aiohttp_client, channel_settings, recognizer,
-                                                          fake_twilio, browser):  # noqa: F811
+                                                          fake_twilio, browser):
     settings = channel_settings.model_copy(update={"admin_token": SecretStr(ADMIN_TOKEN)})
     server = await aiohttp_server(create_app(settings, recognizer))
     client = await aiohttp_client(server)

@@ -1,27 +1,7 @@
 """The chat widget in headless Chromium: type, read the answer, tap a choice, see the cart change."""
 from __future__ import annotations
 
-import shutil
-
-import pytest
-from playwright.async_api import async_playwright
-
 from bot.server import create_app
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-FLAGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync", "--no-first-run",
-]
-
-
-@pytest.fixture
-async def browser():
-    assert CHROMIUM, "Chromium is required: apt-get install chromium (see .ci/run)"
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
-        yield browser
-        await browser.close()
 
 
 async def test_widget_conversation_and_cart(aiohttp_server, settings, recognizer, browser):

@@ -8,6 +8,8 @@ import hashlib
 import hmac
 import json
 import time
+from datetime import datetime, timezone
+from email.utils import format_datetime
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
@@ -104,7 +106,7 @@ class FakeTwilio(FakeProvider):
         if failure is not None:
             return failure
         sid = "SM" + uuid4().hex
-        record["sid"] = sid
+        record["sid"], record["created"] = sid, datetime.now(timezone.utc)
         return web.json_response(
             {"sid": sid, "status": "queued", "to": form.get("To"), "from": form.get("From"),
              "body": form.get("Body"), "account_sid": self.account_sid},
@@ -122,7 +124,8 @@ class FakeTwilio(FakeProvider):
         uri = request.path
         return web.json_response({
             "messages": [{"sid": r["sid"], "to": r["to"], "from": r["from"], "body": r["body"],
-                          "status": "sent", "account_sid": self.account_sid} for r in found],
+                          "status": "sent", "account_sid": self.account_sid,
+                          "date_created": format_datetime(r["created"])} for r in found],
             "first_page_uri": uri, "next_page_uri": None, "previous_page_uri": None,
             "page": 0, "page_size": size, "uri": uri,
         })

@@ -3,31 +3,14 @@ create and schedule it, watch it reach a WhatsApp shopper who subscribed; then s
 resume and cancel a weekly one from the list."""
 from __future__ import annotations
 
-import shutil
-
-import pytest
-from playwright.async_api import async_playwright, expect
+from playwright.async_api import expect
 
 from bot.server import create_app
 from tests.fakes.phone import TwilioShopper
 from tests.proactive.test_campaigns import AUTH, HX, TOKEN, changed
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-FLAGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync", "--no-first-run",
-]
 NUMBER = "+14155550177"
 TEXT = "Spring sale: 20% off all boots this week."
-
-
-@pytest.fixture
-async def browser():
-    assert CHROMIUM, "Chromium is required: apt-get install chromium (see .ci/run)"
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
-        yield browser
-        await browser.close()
 
 
 async def test_marketer_previews_creates_and_schedules_a_campaign(aiohttp_server, aiohttp_client, channel_settings,
