@@ -247,36 +247,38 @@ class Batcher(Generic[R]):
         self._window = window_ms / 1000
         self._max = max_batch
         self._pending: list[tuple[str, asyncio.Future]] = []
-        self._running = False
+        self._drainer: asyncio.Task | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nlu")
 
     async def submit(self, text: str) -> R:
         loop = asyncio.get_running_loop()
         future: asyncio.Future = loop.create_future()
         self._pending.append((text, future))
-        if not self._running:
-            self._running = True
-            loop.create_task(self._drain())
+        drainer = self._drainer
+        # A drainer of another event loop (one that has closed meanwhile) will never run again.
+        if drainer is None or drainer.done() or drainer.get_loop() is not loop:
+            self._drainer = loop.create_task(self._drain())
         return await future
 
     async def _drain(self) -> None:
         loop = asyncio.get_running_loop()
-        try:
-            await asyncio.sleep(self._window)
-            while self._pending:
-                batch, self._pending = self._pending[: self._max], self._pending[self._max :]
-                try:
-                    results = await loop.run_in_executor(self._executor, self._process, [t for t, _ in batch])
-                except Exception as exc:  # the model failed: every waiter learns why
-                    for _, fut in batch:
-                        if not fut.done():
-                            fut.set_exception(exc)
-                    continue
-                for (_, fut), result in zip(batch, results):
+        await asyncio.sleep(self._window)
+        while True:
+            # Waiters of a closed event loop are gone; nobody can be answered there.
+            self._pending = [(t, f) for t, f in self._pending if f.get_loop() is loop and not f.done()]
+            if not self._pending:
+                return
+            batch, self._pending = self._pending[: self._max], self._pending[self._max :]
+            try:
+                results = await loop.run_in_executor(self._executor, self._process, [t for t, _ in batch])
+            except Exception as exc:  # the model failed: every waiter learns why
+                for _, fut in batch:
                     if not fut.done():
-                        fut.set_result(result)
-        finally:
-            self._running = False
+                        fut.set_exception(exc)
+                continue
+            for (_, fut), result in zip(batch, results):
+                if not fut.done():
+                    fut.set_result(result)
 
     def close(self) -> None:
         self._executor.shutdown(wait=False)

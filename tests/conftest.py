@@ -107,3 +107,4 @@ async def browser():
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
         yield browser
         await browser.close()
+
