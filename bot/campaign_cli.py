@@ -1,5 +1,5 @@
 """`python app.py campaign ...`: the marketer API's operations from the terminal. Changes go to
-the store and its job store; the leading scheduler picks them up at its next wake-up."""
+the store and its job store; the leading scheduler sees them within seconds."""
 from __future__ import annotations
 
 import argparse

@@ -29,6 +29,7 @@ from bot.store.models import Campaign, MessageRecord, as_utc, utcnow
 log = logging.getLogger(__name__)
 LEADER_KEY = "scheduler-leader"
 LEADER_RETRY_SECONDS = 5.0
+JOB_POLL_SECONDS = 2.0
 _current: ShopScheduler | None = None  # the jobs stored in the database name functions, not objects
 
 
@@ -85,6 +86,9 @@ class ShopScheduler:
         )):
             self.spawn(self.run_campaign(campaign_id, new_run=False))
         self.scheduler.resume()
+        while True:  # jobs written by other processes (the CLI, web workers) are seen within seconds
+            await asyncio.sleep(JOB_POLL_SECONDS)
+            self.scheduler.wakeup()
 
     def spawn(self, coro) -> None:
         task = asyncio.get_running_loop().create_task(coro)
