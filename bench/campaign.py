@@ -10,6 +10,7 @@ achieved rate is printed. With a PostgreSQL URL, the abandoned-cart scan is time
 --carts carts.
 
     python bench/campaign.py [--recipients 100000] [--pg postgresql://...] [--rate 200] [--carts 1000000]
+                             [--skip-campaign]
 """
 from __future__ import annotations
 
@@ -129,6 +130,7 @@ async def run_campaign(url: str, fake: CountingTwilio, recipients: int, **extra:
         child.send_signal(signal.SIGTERM)
         _, status, usage = os.wait4(child.pid, 0)
     return {"rate": recipients / elapsed, "seconds": elapsed, "rss_mb": usage.ru_maxrss / 1024,
+            "pace": (fake.count - 1) / (fake.last - fake.first) if fake.last > fake.first else 0.0,
             "unique": len(fake.recipients), "received": fake.count}
 
 
@@ -189,11 +191,12 @@ async def main() -> None:
     parser.add_argument("--pg", default=os.environ.get("TEST_DATABASE_URL"), help="a PostgreSQL URL (emptied!)")
     parser.add_argument("--rate", type=float, default=200.0, help="messages/s for the rate-limited run")
     parser.add_argument("--carts", type=int, default=1_000_000)
+    parser.add_argument("--skip-campaign", action="store_true", help="only the rate-limited run and the cart scan")
     args = parser.parse_args()
     fake = await CountingTwilio().start()
     stores = [("SQLite", f"sqlite:///{tempfile.mkdtemp()}/bench.db")] + ([("PostgreSQL", args.pg)] if args.pg else [])
     print(f"campaign to {args.recipients:,} SMS recipients, fake Twilio on loopback, no rate limit")
-    for name, url in stores:
+    for name, url in [] if args.skip_campaign else stores:
         db = fresh_store(url)
         add_shoppers(db, args.recipients)
         db.close()
@@ -209,8 +212,9 @@ async def main() -> None:
         add_shoppers(db, n)
         db.close()
         result = await run_campaign(url, fake, n, SEND_RATE_LIMITS=f"sms={args.rate:g}")
-        print(f"rate limit sms={args.rate:g}/s over {n:,} messages: achieved {result['rate']:.1f}/s "
-              f"({result['rate'] / args.rate - 1:+.1%})")
+        print(f"rate limit sms={args.rate:g}/s over {n:,} messages: sent at {result['pace']:.1f}/s from the first "
+              f"to the last ({result['pace'] / args.rate - 1:+.1%}); {result['rate']:.1f}/s counting from the "
+              f"schedule command (scheduler pick-up and queueing included)")
     if args.pg and args.carts:
         first, second, found = cart_scan(args.pg, args.carts)
         print(f"abandoned-cart scan over {args.carts:,} carts (PostgreSQL): first-reminder query {first * 1000:.0f} ms, "
