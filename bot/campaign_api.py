@@ -147,7 +147,7 @@ async def schedule_campaign(request: web.Request) -> web.Response:
     if not isinstance(body, dict) or set(body) - {"send_at", "cron"}:
         return _error(400, "give send_at or cron, or nothing to send now")
     try:
-        send_at, cron = campaigns._when(body.get("send_at"), body.get("cron"))
+        send_at, cron = campaigns.parse_when(body.get("send_at"), body.get("cron"))
     except CampaignError as exc:
         return _error(400, str(exc))
     return await change(db, scheduler, campaign_id, "schedule", send_at, cron)

@@ -87,7 +87,7 @@ async def _run(settings: Settings, db: Database, scheduler: ShopScheduler, args:
         send_at = campaigns.parse_time(args.at, "--at") if getattr(args, "at", None) else None
         cron = getattr(args, "cron", None)
         if cron:
-            campaigns._when(None, cron)
+            campaigns.parse_when(None, cron)
         _print(await apply_change(db, scheduler, args.id, op, send_at, cron))
     return 0
 

@@ -73,11 +73,16 @@ def parse_spec(data: Any) -> CampaignSpec:
         variables = template.get("variables") or {}
         if not isinstance(variables, dict) or not all(isinstance(v, str) for v in variables.values()):
             raise CampaignError("templates.whatsapp.variables maps numbers to texts")
-    send_at, cron = _when(data.get("send_at"), data.get("cron"))
+    send_at, cron = parse_when(data.get("send_at"), data.get("cron"))
     return CampaignSpec(name.strip(), segment, messages, templates, send_at, cron)
 
 
-def _when(send_at: Any, cron: Any) -> tuple[datetime | None, str | None]:
+def parse_when(send_at: Any, cron: Any) -> tuple[datetime | None, str | None]:
+    """When a campaign goes: (send_at, None), (None, cron) or (None, None) for now.
+
+    Raises:
+        CampaignError: both given, or either malformed.
+    """
     if send_at is not None and cron is not None:
         raise CampaignError("give send_at or cron, not both")
     if cron is not None:
