@@ -18,6 +18,8 @@ from botbuilder.schema import (
     ConversationAccount,
     ResourceResponse,
 )
+from sqlalchemy import bindparam, insert, update
+from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
@@ -30,6 +32,28 @@ from bot.store.storage import ETagConflict, SqlStorage
 from bot.turn import TURN_INFO_KEY, TurnInfo, parse_command
 
 log = logging.getLogger(__name__)
+
+# The statements every turn runs, built once (see `identity.resolve_id`).
+_MESSAGE = MessageRecord.__table__
+_FIND_INBOUND = sa_select(
+    _MESSAGE.c.id, _MESSAGE.c.customer_id, _MESSAGE.c.channel, _MESSAGE.c.address, _MESSAGE.c.text,
+    _MESSAGE.c.status,
+).where(
+    _MESSAGE.c.channel == bindparam("channel_"), _MESSAGE.c.provider_message_id == bindparam("provider_id"),
+    _MESSAGE.c.direction == "in",
+)
+_INSERT_MESSAGE = insert(_MESSAGE).returning(_MESSAGE.c.id)
+_MESSAGE_DEFAULTS = {
+    "text": None, "payload": None, "address": None, "provider_message_id": None, "idempotency_key": None,
+    "reply_to_id": None, "status": "stored", "error_code": None, "error_reason": None, "attempts": 0,
+    "parts_sent": 0, "next_attempt_at": None,
+}
+_STATUS = sa_select(_MESSAGE.c.status).where(_MESSAGE.c.id == bindparam("message"))
+_MARK_PROCESSED = update(_MESSAGE).where(
+    _MESSAGE.c.id == bindparam("message"), _MESSAGE.c.status != "processed").values(status="processed")
+_CUSTOMER = Customer.__table__
+_CUSTOMER_FACTS = sa_select(_CUSTOMER.c.id, _CUSTOMER.c.language, _CUSTOMER.c.shipping_address).where(
+    _CUSTOMER.c.id == bindparam("customer"))
 REPLIES_KEY = "shop.replies"
 MAX_TURN_ATTEMPTS = 4
 
@@ -144,31 +168,29 @@ class Engine:
         """Store an inbound message and resolve its customer; a provider retry is recognised."""
 
         def store(session: Session) -> Received:
-            existing = session.exec(
-                select(MessageRecord).where(
-                    MessageRecord.channel == msg.channel,
-                    MessageRecord.provider_message_id == msg.provider_message_id,
-                    MessageRecord.direction == "in",
-                )
+            connection = session.connection()
+            existing = connection.execute(
+                _FIND_INBOUND, {"channel_": msg.channel, "provider_id": msg.provider_message_id}
             ).first()
             if existing is not None:
                 return Received(existing.id, existing.customer_id, existing.channel, existing.address or msg.address,
                                 existing.text or "", True, existing.status == "processed")
-            customer = identity.resolve(session, msg.channel, msg.address, msg.profile_name)
+            customer_id = identity.resolve_id(session, msg.channel, msg.address, msg.profile_name)
             media = [{"url": m.url, "content_type": m.content_type} for m in msg.media]
-            record = MessageRecord(
-                customer_id=customer.id,
-                channel=msg.channel,
-                direction="in",
-                text=msg.text[: self._max_chars],
-                payload={"media": media, **msg.extra} if (media or msg.extra) else None,
-                provider_message_id=msg.provider_message_id,
-                address=msg.address,
-                created_at=msg.received_at or utcnow(),
-            )
-            session.add(record)
-            session.flush()
-            return Received(record.id, customer.id, record.channel, msg.address, record.text or "", False, False,
+            payload = {"media": media, **msg.extra} if (media or msg.extra) else None
+            text = msg.text[: self._max_chars]
+            message_id = connection.execute(_INSERT_MESSAGE, {
+                **_MESSAGE_DEFAULTS,
+                "customer_id": customer_id,
+                "channel": msg.channel,
+                "direction": "in",
+                "text": text,
+                "payload": payload,
+                "provider_message_id": msg.provider_message_id,
+                "address": msg.address,
+                "created_at": msg.received_at or utcnow(),
+            }).scalar_one()
+            return Received(message_id, customer_id, msg.channel, msg.address, text, False, False,
                             msg.extra.get("ref"))
 
         for attempt in range(3):
@@ -239,15 +261,14 @@ class Engine:
             keys = [state.get_storage_key(context) for state in self._states]
 
             def load(session: Session):
-                status = session.exec(
-                    select(MessageRecord.status).where(MessageRecord.id == received.message_id)
-                ).one()
+                connection = session.connection()
+                status = connection.execute(_STATUS, {"message": received.message_id}).scalar_one()
                 if status != "processed" and self._handoff is not None:
                     # A person has the conversation (or this answers their rating question).
                     instead = self._handoff.intercept(session, received.customer_id, text)
                     if instead is not None:
                         return status, None, None, self._commit(session, received, {}, instead, None, reply_status)
-                customer = session.get(Customer, received.customer_id)
+                customer = connection.execute(_CUSTOMER_FACTS, {"customer": received.customer_id}).one()
                 return status, customer, self._storage.read_sync(session, keys), None
 
             status, customer, docs, handed_off = await self.db.run(load)
@@ -345,12 +366,12 @@ class Engine:
         reply_status: str,
     ) -> list[MessageRecord]:
         """The turn's results in one transaction: state, replies, and the inbound marked processed."""
-        inbound = session.get(MessageRecord, received.message_id)
-        if inbound is not None and inbound.status == "processed":
-            return self._replies(session, received.message_id)
+        connection = session.connection()
+        marked = connection.execute(_MARK_PROCESSED, {"message": received.message_id}).rowcount
+        if not marked and connection.execute(_STATUS, {"message": received.message_id}).first() is not None:
+            return self._replies(session, received.message_id)  # a concurrent retry ran it already
+        # (Neither marked nor found: the shopper's transcript was just erased; the replies stand.)
         self._storage.write_sync(session, state_changes)
-        if inbound is not None:  # None when the shopper's transcript was just erased
-            inbound.status = "processed"
         if language:
             identity.set_language(session, received.customer_id, language)
         rows = []
@@ -358,20 +379,21 @@ class Engine:
         for index, reply in enumerate(replies):
             reply = replace(reply, option_offset=offset)
             offset += len(numbered_options(reply))
-            row = MessageRecord(
-                customer_id=received.customer_id,
-                channel=received.channel,
-                address=received.address,
-                direction="out",
-                text=reply.text,
-                payload=reply.to_dict(),
-                idempotency_key=f"reply:{received.message_id}:{index}",
-                reply_to_id=received.message_id,
-                status=reply_status,
-            )
-            session.add(row)
+            values = {
+                **_MESSAGE_DEFAULTS,
+                "customer_id": received.customer_id,
+                "channel": received.channel,
+                "address": received.address,
+                "direction": "out",
+                "text": reply.text,
+                "payload": reply.to_dict(),
+                "idempotency_key": f"reply:{received.message_id}:{index}",
+                "reply_to_id": received.message_id,
+                "status": reply_status,
+                "created_at": utcnow(),
+            }
+            row = MessageRecord(id=connection.execute(_INSERT_MESSAGE, values).scalar_one(), **values)
             rows.append(row)
-        session.flush()
         return rows
 
     async def recover(self) -> int:

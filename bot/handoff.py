@@ -14,7 +14,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import yaml
-from sqlalchemy import func, or_, update
+from sqlalchemy import bindparam, func, or_, update
+from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
@@ -28,6 +29,11 @@ from bot.store.models import (
     ORDER_NUMBER_OFFSET, Agent, Cart, CartItem, ChannelIdentity, CsatAnswer, Customer, FaqEntry, HandoffEvent,
     HandoffTicket, MessageRecord, Order, Product, Variant, as_utc, utcnow,
 )
+
+_TICKET = HandoffTicket.__table__
+_ANY_TICKET = sa_select(_TICKET.c.id).where(
+    _TICKET.c.customer_id == bindparam("customer"), or_(_TICKET.c.open_key.is_not(None), _TICKET.c.csat_pending)
+).limit(1)
 
 log = logging.getLogger(__name__)
 
@@ -319,6 +325,8 @@ class Handoffs:
         """The engine asks this before each turn. While a ticket is open the bot stays silent
         (an empty list); the answer to the satisfaction question is recorded and thanked for;
         None lets the bot answer as usual."""
+        if session.connection().execute(_ANY_TICKET, {"customer": customer_id}).first() is None:
+            return None  # the usual case, answered by one prepared statement
         ticket = session.exec(
             select(HandoffTicket)
             .where(HandoffTicket.customer_id == customer_id,

@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from sqlalchemy import bindparam, func
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, select
 
 from bot.store.database import Database
@@ -82,6 +84,20 @@ def cart_view(session: Session, cart: Cart | None) -> CartView:
     )
 
 
+_CART, _ITEM = Cart.__table__, CartItem.__table__
+_VARIANT, _PRODUCT = Variant.__table__, Product.__table__
+# What `cart_view(open_cart(...))` reads, in one prepared statement: every "view cart" runs it.
+_OPEN_CART_LINES = (
+    sa_select(_VARIANT.c.sku, _PRODUCT.c.sku, _PRODUCT.c.name, _VARIANT.c.size, _VARIANT.c.colour,
+              _ITEM.c.quantity, _PRODUCT.c.price_cents)
+    .select_from(_ITEM.join(_VARIANT, _VARIANT.c.sku == _ITEM.c.variant_sku)
+                 .join(_PRODUCT, _PRODUCT.c.sku == _VARIANT.c.product_sku))
+    .where(_ITEM.c.cart_id == sa_select(func.min(_CART.c.id)).where(
+        _CART.c.customer_id == bindparam("customer"), _CART.c.status == "open").scalar_subquery())
+    .order_by(_ITEM.c.id)
+)
+
+
 class StoreCarts:
     """Carts kept in our own store; every change is one transaction."""
 
@@ -89,7 +105,11 @@ class StoreCarts:
         self._db = db
 
     async def get(self, customer_id: str) -> CartView:
-        return await self._db.run(lambda s: cart_view(s, open_cart(s, customer_id, create=False)))
+        def read(session: Session) -> CartView:
+            rows = session.connection().execute(_OPEN_CART_LINES, {"customer": customer_id})
+            return CartView(tuple(CartLine(*row) for row in rows))
+
+        return await self._db.run(read)
 
     async def add(self, customer_id: str, variant_sku: str, quantity: int = 1) -> CartView:
         """Add to the open cart.

@@ -9,7 +9,7 @@ from uuid import uuid4
 
 import jsonpickle
 from botbuilder.core import Storage, StoreItem
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
@@ -44,6 +44,15 @@ class TurnBuffer:
     pending: dict[str, Any] = field(default_factory=dict)
 
 
+_STATE = StateRecord.__table__
+_READ = select(_STATE.c.key, _STATE.c.etag, _STATE.c.data).where(_STATE.c.key.in_(bindparam("keys", expanding=True)))
+_EXISTS = select(_STATE.c.key).where(_STATE.c.key == bindparam("key_"))
+_CREATE = insert(_STATE).values(key=bindparam("key_"), etag=bindparam("etag_"), data=bindparam("data_"),
+                                updated_at=bindparam("now"))
+_REPLACE = update(_STATE).where(_STATE.c.key == bindparam("key_")).values(
+    etag=bindparam("etag_"), data=bindparam("data_"), updated_at=bindparam("now"))
+_REPLACE_IF = _REPLACE.where(_STATE.c.etag == bindparam("expected"))
+
 _turn_buffer: ContextVar[TurnBuffer | None] = ContextVar("turn_buffer", default=None)
 
 
@@ -60,12 +69,13 @@ class SqlStorage(Storage):
 
     @staticmethod
     def read_sync(session: Session, keys: list[str]) -> dict[str, Any]:
-        rows = session.execute(select(StateRecord).where(StateRecord.key.in_(keys))).scalars()
-        return {row.key: _with_etag(jsonpickle.decode(row.data), row.etag) for row in rows}
+        rows = session.connection().execute(_READ, {"keys": keys})
+        return {key: _with_etag(jsonpickle.decode(data), etag) for key, etag, data in rows}
 
     @staticmethod
     def write_sync(session: Session, changes: dict[str, Any]) -> None:
         """Write in the caller's transaction; raises `ETagConflict` on a stale eTag."""
+        connection = session.connection()
         for key, value in changes.items():
             expected = _etag_of(value)
             new_etag = uuid4().hex
@@ -73,27 +83,20 @@ class SqlStorage(Storage):
             if isinstance(copy, dict):
                 copy.pop("e_tag", None)
             data = jsonpickle.encode(copy, make_refs=False)
+            values = {"key_": key, "etag_": new_etag, "data_": data, "now": utcnow()}
             if expected and expected != "*":
-                result = session.execute(
-                    update(StateRecord)
-                    .where(StateRecord.key == key, StateRecord.etag == expected)
-                    .values(etag=new_etag, data=data, updated_at=utcnow())
-                )
-                if result.rowcount != 1:
+                if connection.execute(_REPLACE_IF, {**values, "expected": expected}).rowcount != 1:
                     raise ETagConflict(key)
+            elif connection.execute(_EXISTS, {"key_": key}).first() is None:
+                try:
+                    connection.execute(_CREATE, values)
+                except IntegrityError as exc:  # created by a concurrent writer
+                    raise ETagConflict(key) from exc
+            elif expected == "*":
+                connection.execute(_REPLACE, values)
             else:
-                existing = session.get(StateRecord, key)
-                if existing is None:
-                    session.add(StateRecord(key=key, etag=new_etag, data=data))
-                    try:
-                        session.flush()
-                    except IntegrityError as exc:  # created by a concurrent writer
-                        raise ETagConflict(key) from exc
-                elif expected == "*":
-                    existing.etag, existing.data, existing.updated_at = new_etag, data, utcnow()
-                else:
-                    # No eTag for a key that exists: it was read before the document was created.
-                    raise ETagConflict(key)
+                # No eTag for a key that exists: it was read before the document was created.
+                raise ETagConflict(key)
             _with_etag(value, new_etag)
 
     @contextmanager

@@ -39,6 +39,8 @@ async def test_agent_claims_a_whatsapp_ticket_and_replies(aiohttp_server, aiohtt
     await page.wait_for_function("document.getElementById('ticket-status').textContent.includes('assigned (Dana)')")
     await page.fill("#reply-text", "Hi, Dana here. Your parcel is on its way.")
     await page.click("#send-reply")
+    # The console clears the box once the server has taken the reply (and queued it).
+    await page.wait_for_function("document.getElementById('reply-text').value === ''")
     assert await wa.replies() == "Hi, Dana here. Your parcel is on its way."
     # The shopper's answer shows up in the console by itself (it polls).
     assert await wa.say("Great, thank you!") == ""
