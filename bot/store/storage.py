@@ -35,13 +35,27 @@ def _with_etag(value: Any, etag: str) -> Any:
     return value
 
 
+def encode_document(value: Any) -> str:
+    """A state document as stored (its eTag is kept in its own column)."""
+    copy = value.copy() if isinstance(value, dict) else value
+    if isinstance(copy, dict):
+        copy.pop("e_tag", None)
+    return jsonpickle.encode(copy, make_refs=False)
+
+
 @dataclass
 class TurnBuffer:
-    """State documents read when a turn starts, and the writes to commit when it ends."""
+    """State documents read when a turn starts, and the writes to commit when it ends.
+
+    `stored` keeps each document's text as read, so a state can tell whether it changed by
+    encoding itself once, and `encoded` keeps that encoding for the write.
+    """
 
     loaded: dict[str, Any]
     known: set[str]
+    stored: dict[str, str] = field(default_factory=dict)
     pending: dict[str, Any] = field(default_factory=dict)
+    encoded: dict[str, str] = field(default_factory=dict)
 
 
 _STATE = StateRecord.__table__
@@ -68,21 +82,24 @@ class SqlStorage(Storage):
         self._db = db
 
     @staticmethod
-    def read_sync(session: Session, keys: list[str]) -> dict[str, Any]:
-        rows = session.connection().execute(_READ, {"keys": keys})
-        return {key: _with_etag(jsonpickle.decode(data), etag) for key, etag, data in rows}
+    def read_sync(session: Session, keys: list[str], stored: dict[str, str] | None = None) -> dict[str, Any]:
+        """The documents under `keys`; `stored`, if given, receives their text as stored."""
+        documents = {}
+        for key, etag, data in session.connection().execute(_READ, {"keys": keys}):
+            documents[key] = _with_etag(jsonpickle.decode(data), etag)
+            if stored is not None:
+                stored[key] = data
+        return documents
 
     @staticmethod
-    def write_sync(session: Session, changes: dict[str, Any]) -> None:
-        """Write in the caller's transaction; raises `ETagConflict` on a stale eTag."""
+    def write_sync(session: Session, changes: dict[str, Any], encoded: dict[str, str] | None = None) -> None:
+        """Write in the caller's transaction; raises `ETagConflict` on a stale eTag. `encoded`
+        may hold documents already encoded (see `encode_document`)."""
         connection = session.connection()
         for key, value in changes.items():
             expected = _etag_of(value)
             new_etag = uuid4().hex
-            copy = value.copy() if isinstance(value, dict) else value
-            if isinstance(copy, dict):
-                copy.pop("e_tag", None)
-            data = jsonpickle.encode(copy, make_refs=False)
+            data = (encoded or {}).get(key) or encode_document(value)
             values = {"key_": key, "etag_": new_etag, "data_": data, "now": utcnow()}
             if expected and expected != "*":
                 if connection.execute(_REPLACE_IF, {**values, "expected": expected}).rowcount != 1:
@@ -100,10 +117,11 @@ class SqlStorage(Storage):
             _with_etag(value, new_etag)
 
     @contextmanager
-    def turn(self, loaded: dict[str, Any], keys: list[str]) -> Iterator[TurnBuffer]:
+    def turn(self, loaded: dict[str, Any], keys: list[str], stored: dict[str, str] | None = None
+             ) -> Iterator[TurnBuffer]:
         """Within this block, reads of `keys` come from `loaded` and writes wait in the buffer,
         to be committed with the turn's other results in one transaction."""
-        buffer = TurnBuffer(loaded, set(keys))
+        buffer = TurnBuffer(loaded, set(keys), stored or {})
         token = _turn_buffer.set(buffer)
         try:
             yield buffer
@@ -125,8 +143,25 @@ class SqlStorage(Storage):
         buffer = _turn_buffer.get()
         if buffer is not None and set(changes) <= buffer.known:
             buffer.pending.update(changes)
+            for key in changes:
+                buffer.encoded.pop(key, None)
             return
         await self._db.run(lambda s: self.write_sync(s, changes))
+
+    def stored_text(self, key: str) -> str | None:
+        """The document under `key` as the current turn read it (None outside a turn, or if
+        there was none)."""
+        buffer = _turn_buffer.get()
+        return buffer.stored.get(key) if buffer is not None else None
+
+    async def write_encoded(self, key: str, value: Any, encoded: str) -> None:
+        """`write` of one document the caller has encoded already."""
+        buffer = _turn_buffer.get()
+        if buffer is not None and key in buffer.known:
+            buffer.pending[key] = value
+            buffer.encoded[key] = encoded
+            return
+        await self._db.run(lambda s: self.write_sync(s, {key: value}, {key: encoded}))
 
     async def delete(self, keys: list[str]) -> None:
         keys = [k for k in keys if k]
