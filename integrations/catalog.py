@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from rapidfuzz import fuzz
+from sqlalchemy import bindparam
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, select
 
 from bot.store.database import Database
@@ -85,7 +87,16 @@ def size_key(size: str) -> tuple[int, float, str]:
         return (1, SIZE_ORDER.get(size.upper(), 99), size)
 
 
+_PRODUCT, _VARIANT = Product.__table__, Variant.__table__
+# Prepared once: stock checks read a product afresh on every turn that asks about one.
+_ALL_PRODUCTS = sa_select(_PRODUCT).order_by(_PRODUCT.c.sku)
+_ALL_VARIANTS = sa_select(_VARIANT).order_by(_VARIANT.c.sku)
+_PRODUCTS = _ALL_PRODUCTS.where(_PRODUCT.c.sku.in_(bindparam("skus", expanding=True)))
+_VARIANTS = _ALL_VARIANTS.where(_VARIANT.c.product_sku.in_(bindparam("skus", expanding=True)))
+
+
 def _view(product: Product, variants: list[Variant]) -> ProductView:
+    """A product (a model or a row with the same columns) and its variants as dialogs see it."""
     variants = sorted(variants, key=lambda v: (size_key(v.size), v.colour))
     return ProductView(
         sku=product.sku,
@@ -115,14 +126,14 @@ class StoreCatalog:
 
     @staticmethod
     def _load(session: Session, skus: list[str] | None = None) -> list[ProductView]:
-        query = select(Product)
-        if skus is not None:
-            query = query.where(Product.sku.in_(skus))
-        products = session.exec(query.order_by(Product.sku)).all()
-        variants = session.exec(
-            select(Variant).where(Variant.product_sku.in_([p.sku for p in products])).order_by(Variant.sku)
-        ).all()
-        by_product: dict[str, list[Variant]] = {}
+        connection = session.connection()
+        if skus is None:
+            products = connection.execute(_ALL_PRODUCTS).all()
+            variants = connection.execute(_ALL_VARIANTS).all()
+        else:
+            products = connection.execute(_PRODUCTS, {"skus": skus}).all()
+            variants = connection.execute(_VARIANTS, {"skus": skus}).all()
+        by_product: dict[str, list] = {}
         for v in variants:
             by_product.setdefault(v.product_sku, []).append(v)
         return [_view(p, by_product.get(p.sku, [])) for p in products]
