@@ -294,9 +294,15 @@ class Analysis:
     nearest: float
 
 
-def load_model(path: str | None = None) -> Any:
-    """Load the sentence-transformers model from a directory, by default the bundled one."""
+def load_model(path: str | None = None, threads: int | None = None) -> Any:
+    """Load the sentence-transformers model from a directory, by default the bundled one;
+    `threads` caps the threads it computes with (for the whole process)."""
     import os
+
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

@@ -82,7 +82,7 @@ class BadRequest(web.HTTPBadRequest):
 def build_recognizer(settings: Settings) -> Recognizer:
     """Load the model and fit the recogniser on the example utterances."""
     return Recognizer(
-        load_model(settings.nlu_model), load_examples(), settings.nlu_threshold, settings.nlu_min_similarity,
+        load_model(settings.nlu_model, settings.nlu_threads), load_examples(), settings.nlu_threshold, settings.nlu_min_similarity,
         settings.nlu_batch_window_ms, settings.nlu_batch_max,
     )
 
