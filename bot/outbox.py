@@ -8,7 +8,8 @@ from collections import defaultdict
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, case, or_, update
+from sqlalchemy import Row, bindparam, case, or_, update
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, select
 
 from bot.messages import ChannelAddress, OutboundMessage, StatusUpdate
@@ -22,6 +23,20 @@ STATUS_RANK = {"pending": 0, "sending": 0, "accepted": 1, "scheduled": 1, "queue
                "delivered": 3, "read": 4, "undelivered": 5, "failed": 5, "canceled": 5}
 OUTSIDE_WINDOW_CODES = {"63016"}
 OPTED_OUT_CODES = {"21610"}
+
+
+_MESSAGE, _CUSTOMER = MessageRecord.__table__, Customer.__table__
+# The columns a send needs of a claimed record.
+_CLAIMED = ("id", "customer_id", "channel", "address", "payload", "status", "attempts", "parts_sent", "reply_to_id",
+            "created_at")
+_LEASE = update(_MESSAGE).where(_MESSAGE.c.id.in_(bindparam("ids", expanding=True))).values(
+    status="sending", next_attempt_at=bindparam("until"))
+_SKIP_OPTED_OUT = update(_MESSAGE).where(_MESSAGE.c.id.in_(bindparam("ids", expanding=True))).values(
+    status="skipped", error_reason="opted_out", next_attempt_at=None)
+_REFUSED = sa_select(_CUSTOMER.c.id, _CUSTOMER.c.marketing_consent, _CUSTOMER.c.sms_opted_out).where(
+    _CUSTOMER.c.id.in_(bindparam("ids", expanding=True)),
+    or_(_CUSTOMER.c.marketing_consent.is_(False), _CUSTOMER.c.sms_opted_out.is_(True)),
+)
 
 
 class Outbox:
@@ -52,6 +67,21 @@ class Outbox:
         self._sent: list[dict] = []  # successful sends waiting to be recorded, in one statement
         self._writing = asyncio.Lock()
         self._task: asyncio.Task | None = None
+        # What is due on our channels, oldest first (prepared once: the dispatcher polls it).
+        self._due = (
+            sa_select(*(_MESSAGE.c[name] for name in _CLAIMED))
+            .where(
+                _MESSAGE.c.direction == "out",
+                _MESSAGE.c.channel.in_(list(self.channels)),
+                # "sending": a dispatcher died mid-send and its lease ran out
+                _MESSAGE.c.status.in_(["pending", "sending"]),
+                or_(_MESSAGE.c.next_attempt_at.is_(None), _MESSAGE.c.next_attempt_at <= bindparam("now")),
+            )
+            .order_by(_MESSAGE.c.id)
+            .limit(self.batch)
+        )
+        if not self.db.is_sqlite:
+            self._due = self._due.with_for_update(skip_locked=True)
 
     def notify(self) -> None:
         """New records are waiting: look now rather than at the next poll."""
@@ -105,44 +135,28 @@ class Outbox:
 
             await self.db.run(write)
 
-    def _claim(self, session: Session) -> tuple[list[MessageRecord], set[int]]:
+    def _claim(self, session: Session) -> tuple[list[Row], set[int]]:
         now = utcnow()
-        query = (
-            select(MessageRecord)
-            .where(
-                MessageRecord.direction == "out",
-                MessageRecord.channel.in_(list(self.channels)),
-                or_(
-                    MessageRecord.status == "pending",
-                    MessageRecord.status == "sending",  # a dispatcher died mid-send; its lease ran out
-                ),
-                or_(MessageRecord.next_attempt_at.is_(None), MessageRecord.next_attempt_at <= now),
-            )
-            .order_by(MessageRecord.id)
-            .limit(self.batch)
-        )
-        if not self.db.is_sqlite:
-            query = query.with_for_update(skip_locked=True)
-        rows = list(session.exec(query).all())
+        connection = session.connection()
+        rows = connection.execute(self._due, {"now": now}).all()
         # A record still "sending" here was claimed by a dispatcher that died mid-send.
         in_doubt = {row.id for row in rows if row.status == "sending"}
-        for row in rows:
-            row.status = "sending"
-            row.next_attempt_at = now + self.lease
+        if rows:
+            connection.execute(_LEASE, {"ids": [row.id for row in rows], "until": now + self.lease})
         withdrawn = _withdrawn(session, rows)
         return [row for row in rows if row.id not in withdrawn], in_doubt
 
     async def dispatch_once(self) -> int:
         """Send what is due; returns how many records were attempted."""
         rows, in_doubt = await self.db.run(self._claim)
-        by_recipient: dict[tuple[str, str | None], list[MessageRecord]] = defaultdict(list)
+        by_recipient: dict[tuple[str, str | None], list[Row]] = defaultdict(list)
         for row in rows:
             by_recipient[(row.channel, row.address)].append(row)
         # One recipient's messages go in order; different recipients go at once.
         await asyncio.gather(*(self._send_in_order(group, in_doubt) for group in by_recipient.values()))
         return len(rows)
 
-    async def _send_in_order(self, rows: list[MessageRecord], in_doubt: set[int]) -> None:
+    async def _send_in_order(self, rows: list[Row], in_doubt: set[int]) -> None:
         for index, row in enumerate(rows):
             retry_at = await self._send(row, as_utc(row.created_at) if row.id in in_doubt else None)
             if retry_at is not None:  # keep the order: the rest wait for this one
@@ -154,7 +168,7 @@ class Outbox:
                     ))
                 return
 
-    async def _send(self, row: MessageRecord, in_doubt: datetime | None = None) -> datetime | None:
+    async def _send(self, row: Row, in_doubt: datetime | None = None) -> datetime | None:
         channel = self.channels[row.channel]
         if not row.address:
             await self._record(lambda s: self._finish(s, row.id, "failed", None, "no_address", "no channel address"))
@@ -240,25 +254,20 @@ class Pacer:
             await asyncio.sleep(at - now)
 
 
-def _withdrawn(session: Session, rows: list[MessageRecord]) -> set[int]:
+def _withdrawn(session: Session, rows: list[Row]) -> set[int]:
     """Messages the shop started whose shopper opted out after they were queued: not sent.
     Returns their ids, marked skipped."""
     started = [r for r in rows if r.reply_to_id is None and (r.payload or {}).get("kind") in ("marketing", "update")]
     if not started:
         return set()
-    refused = session.exec(
-        select(Customer.id, Customer.marketing_consent, Customer.sms_opted_out).where(
-            Customer.id.in_({r.customer_id for r in started}),
-            or_(Customer.marketing_consent.is_(False), Customer.sms_opted_out.is_(True)),
-        )
-    ).all()
+    connection = session.connection()
+    refused = connection.execute(_REFUSED, {"ids": list({r.customer_id for r in started})}).all()
     no_marketing = {customer_id for customer_id, consent, _ in refused if consent is False}
     no_sms = {customer_id for customer_id, _, opted_out in refused if opted_out}
-    withdrawn = set()
-    for row in started:
-        if row.customer_id in no_marketing or (row.channel == "sms" and row.customer_id in no_sms):
-            row.status, row.error_reason, row.next_attempt_at = "skipped", "opted_out", None
-            withdrawn.add(row.id)
+    withdrawn = {row.id for row in started
+                 if row.customer_id in no_marketing or (row.channel == "sms" and row.customer_id in no_sms)}
+    if withdrawn:
+        connection.execute(_SKIP_OPTED_OUT, {"ids": list(withdrawn)})
     return withdrawn
 
 
