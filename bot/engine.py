@@ -288,7 +288,7 @@ class Engine:
         text = normalise(received.text)
         if received.channel in self._numbered and text.isascii() and text.isdecimal():
             text = await self._numbered_choice(received, text)
-        intent = parse_command(text) or await self._recognize(text)
+        intent = parse_command(text)
         for attempt in range(MAX_TURN_ATTEMPTS):
             context = TurnContext(self.adapter, self._activity(received, text))
             keys = [state.get_storage_key(context) for state in self._states]
@@ -310,6 +310,8 @@ class Engine:
                 return handed_off
             if status == "processed":  # a retry that arrived while the first was running
                 return await self.replies_to(received.message_id)
+            if intent is None:  # after the handoff check: a message for a person needs no model
+                intent = await self._recognize(text)
             language = self._language(intent, text, customer.language)
             context.turn_state[TURN_INFO_KEY] = TurnInfo(customer.id, language, customer.shipping_address, intent)
             with self._storage.turn(docs, keys, stored) as buffer:

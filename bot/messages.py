@@ -75,7 +75,17 @@ class OutboundMessage:
     template: Template | None = None  # an approved template, for channels that need one outside their window
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # The same as `asdict(self)`, without its deep walk over fields that are plain values.
+        return {
+            "text": self.text,
+            "choices": tuple(asdict(c) for c in self.choices),
+            "cards": tuple(asdict(c) for c in self.cards),
+            "media": tuple(asdict(m) for m in self.media),
+            "links": tuple(asdict(link) for link in self.links),
+            "kind": self.kind,
+            "option_offset": self.option_offset,
+            "template": asdict(self.template) if self.template is not None else None,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> OutboundMessage:

@@ -71,6 +71,8 @@ def fits(text: str, limit: int = BODY_LIMIT) -> bool:
 def split_text(text: str, limit: int = BODY_LIMIT) -> list[str]:
     """Split at whitespace so that each part fits one message: `limit` characters and at most
     ten segments in its encoding (one emoji makes a text UCS-2, with 67 characters a segment)."""
+    if fits(text, limit):  # the usual case, without measuring it word by word
+        return [text.strip()]
     parts: list[str] = []
     current = ""
     for token in re.split(r"(\s+)", text):
