@@ -51,7 +51,7 @@ class Outbox:
         base_delay: float = 1.0,
         max_delay: float = 60.0,
         lease_seconds: float = 120.0,
-        batch: int = 100,
+        batch: int = 1000,
         rate_limits: dict[str, float] | None = None,
     ) -> None:
         self.db = db
@@ -60,8 +60,12 @@ class Outbox:
         self.base_delay = base_delay
         self.max_delay = max_delay
         self.lease = timedelta(seconds=lease_seconds)
-        self.batch = batch
         self.limiters = {name: Pacer(rate) for name, rate in (rate_limits or {}).items()}
+        # A claim is sent in full before the next one: the bigger it is, the less the connections
+        # idle at its tail (bench/campaign.py: 100 -> 1000 took a campaign from 1,213 to 1,743
+        # msg/s). A rate-limited channel must still send all it claimed well within the lease.
+        slowest = min((rate for rate in (rate_limits or {}).values()), default=None)
+        self.batch = batch if slowest is None else max(1, min(batch, int(slowest * lease_seconds / 4)))
         self._wake = asyncio.Event()
         self._outcomes: list[Callable[[Session], None]] = []
         self._sent: list[dict] = []  # successful sends waiting to be recorded, in one statement
