@@ -1,4 +1,4 @@
-"""Command line: serve (default), scheduler, campaign, chat, seed, nlu parse / nlu eval."""
+"""Command line: serve (default), scheduler, campaign, agent, chat, seed, nlu parse / nlu eval."""
 from __future__ import annotations
 
 import argparse
@@ -8,7 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
-from bot import campaign_cli
+from bot import agent_cli, campaign_cli
 from bot.config import Settings
 
 
@@ -125,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("seed", help="seed the demo data into an empty store")
     sub.add_parser("scheduler", help="run the scheduler and the outbox alone (for several web workers)")
     campaign_cli.add_parser(sub)
+    agent_cli.add_parser(sub)
     nlu = sub.add_parser("nlu", help="intent recognition tools")
     nlu_sub = nlu.add_subparsers(dest="nlu_command", required=True)
     parse = nlu_sub.add_parser("parse", help="recognise one text")
@@ -153,6 +154,8 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(scheduler_only(settings))
     elif args.command == "campaign":
         return asyncio.run(campaign_cli.run(settings, args))
+    elif args.command == "agent":
+        return agent_cli.run(settings, args)
     return 0
 
 

@@ -757,6 +757,18 @@ def ticket_view(ticket: HandoffTicket) -> dict[str, Any]:
     }
 
 
+def agent_problem(name: Any, languages: Any, topics: Any, capacity: Any) -> str | None:
+    """What is wrong with a new agent's details (from the API or the command line), or None."""
+    if not isinstance(name, str) or not name.strip() or len(name) > 80 or name.strip().lower() == "admin":
+        return "name must be 1-80 characters (and not 'admin')"
+    if type(capacity) is not int or not 1 <= capacity <= 50:
+        return "capacity must be a whole number from 1 to 50"
+    for value in (languages, topics):
+        if not isinstance(value, list) or not all(isinstance(v, str) and 0 < len(v) <= 40 for v in value):
+            return "languages and topics must be lists of short strings"
+    return None
+
+
 def agent_view(agent: Agent, load: int) -> dict[str, Any]:
     return {"id": agent.id, "name": agent.name, "languages": agent.languages, "topics": agent.topics,
             "capacity": agent.capacity, "active": agent.active, "available": agent.available,

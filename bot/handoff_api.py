@@ -14,7 +14,7 @@ from aiohttp import web
 
 from bot.admin import bearer, is_admin
 from bot.config import Settings
-from bot.handoff import Actor, HandoffError, Handoffs
+from bot.handoff import Actor, HandoffError, Handoffs, agent_problem
 
 log = logging.getLogger(__name__)
 
@@ -140,13 +140,9 @@ async def create_agent(request: web.Request) -> web.Response:
     body = await _body(request, {"name", "languages", "topics", "capacity"})
     name, capacity = body.get("name"), body.get("capacity", 3)
     languages, topics = body.get("languages", []), body.get("topics", [])
-    if not isinstance(name, str) or not name.strip() or len(name) > 80 or name.strip().lower() == "admin":
-        raise _error(400, "name must be 1-80 characters (and not 'admin')")
-    if type(capacity) is not int or not 1 <= capacity <= 50:
-        raise _error(400, "capacity must be a whole number from 1 to 50")
-    for value in (languages, topics):
-        if not isinstance(value, list) or not all(isinstance(v, str) and 0 < len(v) <= 40 for v in value):
-            raise _error(400, "languages and topics must be lists of short strings")
+    problem = agent_problem(name, languages, topics, capacity)
+    if problem:
+        raise _error(400, problem)
     handoffs = request.app[HANDOFFS]
     agent, token = await handoffs.db.run(
         lambda s: handoffs.create_agent(s, name.strip(), languages, topics, capacity))

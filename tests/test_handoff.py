@@ -376,3 +376,35 @@ async def test_forget_me_after_a_handoff_keeps_only_the_figures(app_client, fake
     assert [e["author"] for e in detail["transcript"]] == ["bot"]  # only the "deleted" confirmation
     assert all(e["text"] is None for e in detail["events"]) and detail["csat"] == 5
     assert "Main St" not in str(detail)
+
+
+async def test_agents_created_on_the_command_line_sign_in_to_the_console(database_url, aiohttp_client, settings,
+                                                                        recognizer):
+    """`python app.py agent add` prints a token once; that token signs in; bad details are refused."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "DATABASE_URL": database_url, "LOG_LEVEL": "WARNING"}
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "app.py", "agent", *args], cwd=root, env=env, capture_output=True,
+                              text=True, timeout=120)
+
+    added = cli("add", "Mei Chen", "--languages", "zh-TW,en", "--topics", "returns", "--capacity", "4")
+    assert added.returncode == 0, added.stderr
+    token = added.stdout.strip().splitlines()[-1]
+    refused = cli("add", "Someone", "--capacity", "0")
+    assert refused.returncode == 2 and "capacity" in refused.stderr
+    listed = cli("list")
+    assert "Mei Chen" in listed.stdout and token not in listed.stdout  # the token is shown once only
+
+    client = await aiohttp_client(create_app(settings, recognizer))
+    me = await client.get("/api/handoffs/me", headers={"Authorization": f"Bearer {token}"})
+    assert me.status == 200, await me.text()
+    body = await me.json()
+    assert body["name"] == "Mei Chen"
+    wrong = await client.get("/api/handoffs/me", headers={"Authorization": "Bearer not-the-token"})
+    assert wrong.status in (401, 403)
