@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import logging
 import sys
@@ -34,12 +35,20 @@ def setup_logging(level: str) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+def settle_heap() -> None:
+    """Exempt what start-up built (the model, the catalog, the app) from garbage collection: a
+    full collection over it takes about 0.3 s, and it would stall every request in flight."""
+    gc.collect()
+    gc.freeze()
+
+
 def serve(settings: Settings) -> None:
     from aiohttp import web
 
     from bot.server import create_app
 
     app = create_app(settings)
+    settle_heap()
     logging.getLogger("app").info("serving", extra={"url": f"http://{settings.host}:{settings.port}/"})
     web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None)
 
@@ -64,6 +73,7 @@ async def scheduler_only(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    settle_heap()
     outbox.start()
     await scheduler.start()
     logging.getLogger("app").info("scheduler running")
