@@ -261,3 +261,21 @@ async def test_a_retry_resumes_after_the_parts_already_sent(channel_client, fake
     bodies = [r["body"] for r in wa.mine()]
     assert len(bodies) == len(set(bodies)), bodies  # nothing sent twice
     assert any("Here are some" in b for b in bodies)
+
+
+async def test_a_send_whose_answer_was_lost_is_not_sent_again(channel_client, fake_twilio):
+    """Twilio took the message but its answer came after our timeout: the retry asks Twilio
+    first, finds it, and the shopper gets the text once."""
+    sms = TwilioShopper(channel_client, fake_twilio, "sms", NUMBER)
+    fake_twilio.lose_answers(1, delay=3.0)  # longer than the channel settings' 1 s send timeout
+    assert await sms.say("hi")
+    bodies = [r["body"] for r in sms.mine()]
+    assert len(bodies) == 1, bodies
+
+    def reply(session):
+        return session.exec(select(MessageRecord).where(
+            MessageRecord.direction == "out", MessageRecord.address == NUMBER)).one()
+
+    record = await channel_client.app[DB].run(reply)
+    assert record.status == "sent" and record.attempts == 2
+    assert record.provider_message_id == sms.mine()[0]["sid"]

@@ -35,6 +35,14 @@ class FakeProvider:
     down_until: float = 0.0  # an outage: every request is refused until this (monotonic) time
     down_status: int = 503
 
+    lost_answers: int = 0  # the next creates are taken, but answered only after `lost_answer_delay`
+    lost_answer_delay: float = 0.0
+
+    def lose_answers(self, count: int, delay: float) -> None:
+        """Take the next `count` messages and answer each only after `delay` seconds: a caller
+        that gives up sooner cannot tell whether they were sent."""
+        self.lost_answers, self.lost_answer_delay = count, delay
+
     def fail_next(self, count: int, status: int = 500, body: dict[str, Any] | None = None) -> None:
         self.failures.extend(Failure(status, body or {"message": "fake failure"}) for _ in range(count))
 
@@ -107,6 +115,9 @@ class FakeTwilio(FakeProvider):
             return failure
         sid = "SM" + uuid4().hex
         record["sid"], record["created"] = sid, datetime.now(timezone.utc)
+        if self.lost_answers:
+            self.lost_answers -= 1
+            await asyncio.sleep(self.lost_answer_delay)
         return web.json_response(
             {"sid": sid, "status": "queued", "to": form.get("To"), "from": form.get("From"),
              "body": form.get("Body"), "account_sid": self.account_sid},
