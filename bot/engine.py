@@ -234,10 +234,13 @@ class Engine:
                     raise
         raise AssertionError("unreachable")
 
-    async def run_turn(self, received: Received, reply_status: str = "pending") -> list[MessageRecord]:
+    async def run_turn(self, received: Received, reply_status: str = "pending",
+                       slots: asyncio.Semaphore | None = None) -> list[MessageRecord]:
         """Run the dialog turn for a stored message (once) and record its replies.
 
         `reply_status` is "delivered" when the caller hands the replies over itself (web chat).
+        `slots` bounds how many turns run at once; a turn takes a slot only once it holds its
+        customer's lock, so a shopper's messages waiting for each other hold no slot.
         """
         if received.duplicate and received.processed:
             return await self.replies_to(received.message_id)
@@ -245,7 +248,14 @@ class Engine:
         attempt = linking.find_token(received.text, {"ref": received.ref} if received.ref else None)
         if attempt is not None:
             return await self._link(received, *attempt, reply_status)
-        return await self._locks(received.customer_id, lambda: self._run_locked(received, reply_status))
+        if slots is None:
+            return await self._locks(received.customer_id, lambda: self._run_locked(received, reply_status))
+
+        async def in_a_slot() -> list[MessageRecord]:
+            async with slots:
+                return await self._run_locked(received, reply_status)
+
+        return await self._locks(received.customer_id, in_a_slot)
 
     async def _link(self, received: Received, kind: str, value: str, reply_status: str) -> list[MessageRecord]:
         """A link token or code: join this address's customer with the one who asked for it.

@@ -505,8 +505,7 @@ def _apply_sms_keyword(session: Session, message_id: int, customer_id: str, keyw
 
 async def _turn_then_send(app: web.Application, received) -> None:
     try:
-        async with app[TURN_SLOTS]:
-            await app[ENGINE].run_turn(received)
+        await app[ENGINE].run_turn(received, slots=app[TURN_SLOTS])
     except Exception:  # the message stays stored: a provider retry or the next start runs it again
         log.exception("turn failed", extra={"record_id": received.message_id})
         await app[ENGINE].record_failure(received)
