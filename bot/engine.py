@@ -44,10 +44,10 @@ _FIND_INBOUND = sa_select(
     _MESSAGE.c.direction == "in",
 )
 _INSERT_MESSAGE = insert(_MESSAGE).returning(_MESSAGE.c.id)
+# The model's defaults, for the columns an insert does not set itself (a Core insert fills none).
 _MESSAGE_DEFAULTS = {
-    "text": None, "payload": None, "address": None, "provider_message_id": None, "idempotency_key": None,
-    "reply_to_id": None, "status": "stored", "error_code": None, "error_reason": None, "attempts": 0,
-    "parts_sent": 0, "next_attempt_at": None,
+    c.name: c.default.arg if c.default is not None and c.default.is_scalar else None
+    for c in _MESSAGE.columns if c.name not in ("id", "customer_id", "channel", "direction", "created_at")
 }
 _STATUS = sa_select(_MESSAGE.c.status).where(_MESSAGE.c.id == bindparam("message"))
 _MARK_PROCESSED = update(_MESSAGE).where(
