@@ -18,6 +18,7 @@ from sqlmodel import Session, select
 from bot.messages import OutboundMessage, Template
 from bot.policy import MARKETING, Policy
 from bot.proactive import Planned, queue
+from bot.store.database import among
 from bot.store.models import (
     Campaign, Cart, CartItem, Customer, Dispatch, MessageRecord, Order, OrderItem, Product, Variant, as_utc, utcnow,
 )
@@ -260,7 +261,7 @@ def run_batch(session: Session, ctx: RunContext, campaign_id: int, run: int, cur
     ids = list(session.exec(query).all())
     table = Customer.__table__  # rows, not models: a batch is hundreds of shoppers
     customers = {c.id: c for c in session.connection().execute(
-        sa_select(table.c.id, table.c.language, table.c.display_name).where(table.c.id.in_(ids)))}
+        sa_select(table.c.id, table.c.language, table.c.display_name).where(among(session, table.c.id, ids)))}
     plans = []
     for customer_id in ids:
         key = f"campaign:{campaign_id}:{run}:{customer_id}"

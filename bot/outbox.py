@@ -13,7 +13,7 @@ from sqlalchemy import select as sa_select
 from sqlmodel import Session, select
 
 from bot.messages import ChannelAddress, OutboundMessage, StatusUpdate
-from bot.store.database import Database
+from bot.store.database import Database, among, one_of
 from bot.store.models import Customer, MessageRecord, as_utc, utcnow
 from channels.base import ChannelAdapter, SendError
 
@@ -35,14 +35,6 @@ SEND_CONCURRENCY = 100
 # A try that failed this way may have reached the provider (a timeout after the request went
 # out): the next try first asks the provider whether it arrived.
 AMBIGUOUS_CODES = {"network"}
-_LEASE = update(_MESSAGE).where(_MESSAGE.c.id.in_(bindparam("ids", expanding=True))).values(
-    status="sending", next_attempt_at=bindparam("until"))
-_SKIP_OPTED_OUT = update(_MESSAGE).where(_MESSAGE.c.id.in_(bindparam("ids", expanding=True))).values(
-    status="skipped", error_reason="opted_out", next_attempt_at=None)
-_REFUSED = sa_select(_CUSTOMER.c.id, _CUSTOMER.c.marketing_consent, _CUSTOMER.c.sms_opted_out).where(
-    _CUSTOMER.c.id.in_(bindparam("ids", expanding=True)),
-    or_(_CUSTOMER.c.marketing_consent.is_(False), _CUSTOMER.c.sms_opted_out.is_(True)),
-)
 
 
 class Outbox:
@@ -93,8 +85,17 @@ class Outbox:
             .order_by(_MESSAGE.c.id)
             .limit(self.batch)
         )
-        if not self.db.is_sqlite:
+        postgres = not self.db.is_sqlite
+        if postgres:
             self._due = self._due.with_for_update(skip_locked=True)
+        self._lease = update(_MESSAGE).where(one_of(_MESSAGE.c.id, "ids", postgres)).values(
+            status="sending", next_attempt_at=bindparam("until"))
+        self._skip_opted_out = update(_MESSAGE).where(one_of(_MESSAGE.c.id, "ids", postgres)).values(
+            status="skipped", error_reason="opted_out", next_attempt_at=None)
+        self._refused = sa_select(_CUSTOMER.c.id, _CUSTOMER.c.marketing_consent, _CUSTOMER.c.sms_opted_out).where(
+            one_of(_CUSTOMER.c.id, "ids", postgres),
+            or_(_CUSTOMER.c.marketing_consent.is_(False), _CUSTOMER.c.sms_opted_out.is_(True)),
+        )
 
     def notify(self) -> None:
         """New records are waiting: look now rather than at the next poll."""
@@ -155,8 +156,8 @@ class Outbox:
         # A record still "sending" here was claimed by a dispatcher that died mid-send.
         in_doubt = {row.id for row in rows if row.status == "sending" or row.error_code in AMBIGUOUS_CODES}
         if rows:
-            connection.execute(_LEASE, {"ids": [row.id for row in rows], "until": now + self.lease})
-        withdrawn = _withdrawn(session, rows)
+            connection.execute(self._lease, {"ids": [row.id for row in rows], "until": now + self.lease})
+        withdrawn = self._withdrawn(session, rows)
         return [row for row in rows if row.id not in withdrawn], in_doubt
 
     async def dispatch_once(self) -> int:
@@ -176,7 +177,7 @@ class Outbox:
                 ids = [r.id for r in rows[index + 1 :]]
                 if ids:
                     await self.db.run(lambda s: s.execute(
-                        update(MessageRecord).where(MessageRecord.id.in_(ids))
+                        update(MessageRecord).where(among(s, MessageRecord.id, ids))
                         .values(status="pending", next_attempt_at=retry_at)
                     ))
                 return
@@ -252,6 +253,23 @@ class Outbox:
             record_error(session, row, code)
 
 
+    def _withdrawn(self, session: Session, rows: list[Row]) -> set[int]:
+        """Messages the shop started whose shopper opted out after they were queued: not sent.
+        Returns their ids, marked skipped."""
+        started = [r for r in rows if r.reply_to_id is None and (r.payload or {}).get("kind") in ("marketing", "update")]
+        if not started:
+            return set()
+        connection = session.connection()
+        refused = connection.execute(self._refused, {"ids": list({r.customer_id for r in started})}).all()
+        no_marketing = {customer_id for customer_id, consent, _ in refused if consent is False}
+        no_sms = {customer_id for customer_id, _, opted_out in refused if opted_out}
+        withdrawn = {row.id for row in started
+                     if row.customer_id in no_marketing or (row.channel == "sms" and row.customer_id in no_sms)}
+        if withdrawn:
+            connection.execute(self._skip_opted_out, {"ids": list(withdrawn)})
+        return withdrawn
+
+
 class Pacer:
     """Spaces sends on one channel to at most `rate` per second (a provider's sender limit)."""
 
@@ -266,23 +284,6 @@ class Pacer:
         self._next = at + self.interval
         if at > now:
             await asyncio.sleep(at - now)
-
-
-def _withdrawn(session: Session, rows: list[Row]) -> set[int]:
-    """Messages the shop started whose shopper opted out after they were queued: not sent.
-    Returns their ids, marked skipped."""
-    started = [r for r in rows if r.reply_to_id is None and (r.payload or {}).get("kind") in ("marketing", "update")]
-    if not started:
-        return set()
-    connection = session.connection()
-    refused = connection.execute(_REFUSED, {"ids": list({r.customer_id for r in started})}).all()
-    no_marketing = {customer_id for customer_id, consent, _ in refused if consent is False}
-    no_sms = {customer_id for customer_id, _, opted_out in refused if opted_out}
-    withdrawn = {row.id for row in started
-                 if row.customer_id in no_marketing or (row.channel == "sms" and row.customer_id in no_sms)}
-    if withdrawn:
-        connection.execute(_SKIP_OPTED_OUT, {"ids": list(withdrawn)})
-    return withdrawn
 
 
 def record_error(session: Session, row: MessageRecord, code: str | None) -> None:

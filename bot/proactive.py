@@ -7,13 +7,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from sqlalchemy import func, insert
+from sqlalchemy import func
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, select
 
 from bot.identity import ADDRESS_SPACE
 from bot.messages import OutboundMessage
 from bot.policy import CAP_PERIOD, MARKETING, Policy, Recipient, Verdict
+from bot.store.database import among, insert_many
 from bot.store.models import ChannelIdentity, Customer, Dispatch, MessageRecord, as_utc
 
 
@@ -35,26 +36,26 @@ def recipients(session: Session, customer_ids: Sequence[str], now: datetime,
     customers = session.connection().execute(sa_select(
         table.c.id, table.c.preferred_channel, table.c.last_channel, table.c.language, table.c.timezone,
         table.c.marketing_consent, table.c.sms_opted_out, table.c.erased_at,
-    ).where(table.c.id.in_(customer_ids))).all()
+    ).where(among(session, table.c.id, customer_ids))).all()
     chosen = {c.id: channel or c.preferred_channel or c.last_channel for c in customers}
     identities: dict[tuple[str, str], str] = {}
     for row in session.exec(
         select(ChannelIdentity.customer_id, ChannelIdentity.channel, ChannelIdentity.address)
-        .where(ChannelIdentity.customer_id.in_(customer_ids))
+        .where(among(session, ChannelIdentity.customer_id, customer_ids))
     ).all():
         identities[(row[0], row[1])] = row[2]
     last_in: dict[tuple[str, str], datetime] = {
         (row[0], row[1]): row[2]
         for row in session.exec(
             select(MessageRecord.customer_id, MessageRecord.channel, func.max(MessageRecord.created_at))
-            .where(MessageRecord.customer_id.in_(customer_ids), MessageRecord.direction == "in")
+            .where(among(session, MessageRecord.customer_id, customer_ids), MessageRecord.direction == "in")
             .group_by(MessageRecord.customer_id, MessageRecord.channel)
         ).all()
     }
     recent = dict(
         session.exec(
             select(Dispatch.customer_id, func.count())
-            .where(Dispatch.customer_id.in_(customer_ids), Dispatch.marketing.is_(True),
+            .where(among(session, Dispatch.customer_id, customer_ids), Dispatch.marketing.is_(True),
                    Dispatch.status == "queued", Dispatch.created_at > now - CAP_PERIOD)
             .group_by(Dispatch.customer_id)
         ).all()
@@ -79,7 +80,7 @@ def queue(session: Session, policy: Policy, source: str, source_id: int, step: i
     """Gate and queue one message per plan; plans whose key exists already are left alone.
     Returns counts by outcome ("queued", or the skip reason)."""
     keys = {p.customer_id: f"{source}:{source_id}:{step}:{p.customer_id}" for p in plans}
-    done = set(session.exec(select(Dispatch.key).where(Dispatch.key.in_(list(keys.values())))).all())
+    done = set(session.exec(select(Dispatch.key).where(among(session, Dispatch.key, keys.values()))).all())
     todo = [p for p in plans if keys[p.customer_id] not in done]
     facts = recipients(session, [p.customer_id for p in todo], now, channel)
     counts: dict[str, int] = {}
@@ -105,11 +106,9 @@ def queue(session: Session, policy: Policy, source: str, source_id: int, step: i
                             "next_attempt_at": verdict.not_before, "created_at": now})
             if on_queued is not None:
                 on_queued(plan.customer_id)
-    # Core inserts: a campaign queues hundreds of thousands of these.
-    if dispatches:
-        session.execute(insert(Dispatch.__table__), dispatches)
-    if records:
-        session.execute(insert(MessageRecord.__table__), records)
+    # Bulk inserts: a campaign queues hundreds of thousands of these.
+    insert_many(session, Dispatch.__table__, dispatches)
+    insert_many(session, MessageRecord.__table__, records)
     return counts
 
 

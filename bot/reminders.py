@@ -11,6 +11,7 @@ from sqlmodel import Session, select
 from bot.messages import Choice, OutboundMessage, Template
 from bot.policy import MARKETING, REQUESTED, Policy
 from bot.proactive import Planned, queue
+from bot.store.database import among
 from bot.store.models import Cart, CartItem, Customer, Dispatch, Product, Variant, WaitlistEntry, as_utc
 from bot.turn import command
 
@@ -78,14 +79,14 @@ def remind_carts(session: Session, policy: Policy, settings: ReminderSettings, n
         ids = due_carts(session, step, delay, now)
         if not ids:
             continue
-        carts = session.exec(select(Cart).where(Cart.id.in_(ids))).all()
+        carts = session.exec(select(Cart).where(among(session, Cart.id, ids))).all()
         lines = session.exec(
             select(CartItem.cart_id, CartItem.quantity, Product.name, Product.name_zh)
             .join(Variant, Variant.sku == CartItem.variant_sku).join(Product, Product.sku == Variant.product_sku)
-            .where(CartItem.cart_id.in_(ids)).order_by(CartItem.id)
+            .where(among(session, CartItem.cart_id, ids)).order_by(CartItem.id)
         ).all()
         languages = dict(session.exec(
-            select(Customer.id, Customer.language).where(Customer.id.in_([c.customer_id for c in carts]))
+            select(Customer.id, Customer.language).where(among(session, Customer.id, {c.customer_id for c in carts}))
         ).all())
         discount = settings.discount if step == 2 else None
         for cart in carts:
@@ -132,7 +133,7 @@ def notify_restocked(session: Session, policy: Policy, settings: ReminderSetting
     ).all()
     counts: dict[str, int] = {}
     languages = dict(session.exec(
-        select(Customer.id, Customer.language).where(Customer.id.in_([e.customer_id for e, _, _ in rows]))
+        select(Customer.id, Customer.language).where(among(session, Customer.id, {e.customer_id for e, _, _ in rows}))
     ).all()) if rows else {}
     for entry, variant, product in rows:
         language = languages.get(entry.customer_id, "en")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import queue
 import secrets
 import threading
@@ -12,8 +13,9 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TypeVar
 
-from sqlalchemy import event, inspect
+from sqlalchemy import JSON, ColumnElement, Table, any_, bindparam, event, insert, inspect
 from sqlalchemy import text as sql_text
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Session, SQLModel, create_engine
 
@@ -44,6 +46,42 @@ def make_engine(url: str) -> Engine:
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     return create_engine(parsed, pool_size=10, max_overflow=10, pool_pre_ping=True, hide_parameters=True)
+
+
+def one_of(column, name: str, postgres: bool) -> ColumnElement[bool]:
+    """`column IN (:name)` for a prepared statement, the list given at execution. On PostgreSQL it
+    is `column = ANY(:name)`, one array parameter: psycopg caches the parsing of short statements
+    only, and an IN list of a campaign batch made every execution parse hundreds of placeholders."""
+    if postgres:
+        return column == any_(bindparam(name, type_=ARRAY(column.type)))
+    return column.in_(bindparam(name, expanding=True))
+
+
+def among(session: Session, column, values) -> ColumnElement[bool]:
+    """`column IN values`, the values bound now (an array parameter on PostgreSQL, as above)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
+    return column.in_(list(values))
+
+
+def insert_many(session: Session, table: Table, rows: list[dict]) -> None:
+    """Insert rows that all have the same keys. On PostgreSQL through COPY, in the session's
+    transaction: psycopg's executemany steps through each row in Python, and a campaign batch
+    is hundreds of rows."""
+    if not rows:
+        return
+    if session.get_bind().dialect.name != "postgresql":
+        session.execute(insert(table), rows)
+        return
+    names = list(rows[0])
+    as_json = [isinstance(table.c[name].type, JSON) for name in names]
+    quote = session.get_bind().dialect.identifier_preparer.quote
+    statement = f"COPY {quote(table.name)} ({', '.join(quote(name) for name in names)}) FROM STDIN"
+    driver = session.connection().connection.driver_connection
+    with driver.cursor() as cursor, cursor.copy(statement) as copy:
+        for row in rows:
+            copy.write_row([json.dumps(row[name]) if encode and row[name] is not None else row[name]
+                            for name, encode in zip(names, as_json)])
 
 
 class PriorityExecutor(Executor):
