@@ -1,4 +1,4 @@
-"""Command line: serve (default), scheduler, campaign, agent, chat, seed, nlu parse / nlu eval."""
+"""Command line: serve (default), scheduler, outbox, campaign, agent, chat, seed, nlu parse / nlu eval."""
 from __future__ import annotations
 
 import argparse
@@ -55,34 +55,74 @@ def serve(settings: Settings) -> None:
 
 async def scheduler_only(settings: Settings) -> None:
     """Scheduled jobs, campaigns and the outbox without a web server; stops on SIGINT/SIGTERM."""
-    import signal
-
-    from bot.outbox import Outbox
-    from bot.scheduler import ShopScheduler
-    from bot.scheduler import proactive
+    from bot.dispatchers import DispatcherProcesses, dispatcher_count, make_outbox
+    from bot.scheduler import ShopScheduler, proactive
     from bot.store.database import Database
     from channels.base import enabled
 
     db = Database(settings.database_url)
     db.create_schema()
     channels = enabled(settings)
-    outbox = Outbox(db, channels, settings.outbox_max_attempts, settings.outbox_retry_base_seconds,
-                    lease_seconds=settings.outbox_lease_seconds, rate_limits=settings.rate_limits)
+    dispatchers = dispatcher_count(settings, db)
+    outbox = make_outbox(settings, db, channels, dispatchers)
+    extra = DispatcherProcesses(dispatchers - 1)
     scheduler = ShopScheduler(proactive(settings, db, outbox))
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    stop = stop_on_signals()
     settle_heap()
     outbox.start()
+    extra.start()
     await scheduler.start()
-    logging.getLogger("app").info("scheduler running")
+    logging.getLogger("app").info("scheduler running", extra={"dispatchers": dispatchers})
     await stop.wait()
     await scheduler.stop()
+    await extra.stop()
     await outbox.stop()
     for channel in channels.values():
         await channel.close()
     db.close()
+    logging.getLogger("app").info("outbox dispatcher stopped", extra={"sent": outbox.sent})
+
+
+async def outbox_only(settings: Settings) -> None:
+    """One outbox dispatcher and nothing else (PostgreSQL); stops on SIGINT/SIGTERM, or when the
+    scheduler process that started it is gone."""
+    from bot.dispatchers import make_outbox, watch_parent
+    from bot.store.database import Database
+    from channels.base import enabled
+
+    db = Database(settings.database_url)
+    if db.is_sqlite:
+        print("python app.py outbox needs PostgreSQL: SQLite serves one process, whose own dispatcher sends",
+              file=sys.stderr)
+        db.close()
+        raise SystemExit(2)
+    db.create_schema()
+    channels = enabled(settings)
+    outbox = make_outbox(settings, db, channels, settings.outbox_workers)
+    stop = stop_on_signals()
+    watcher = asyncio.get_running_loop().create_task(watch_parent(stop))
+    settle_heap()
+    outbox.start()
+    log = logging.getLogger("app")
+    log.info("outbox dispatcher running", extra={"channels": sorted(channels)})
+    await stop.wait()
+    watcher.cancel()
+    await outbox.stop()
+    for channel in channels.values():
+        await channel.close()
+    db.close()
+    log.info("outbox dispatcher stopped", extra={"sent": outbox.sent})
+
+
+def stop_on_signals() -> asyncio.Event:
+    """An event set on SIGINT or SIGTERM."""
+    import signal
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
 
 
 async def chat(settings: Settings, address: str) -> None:
@@ -134,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
                           help="web address to chat as (default: the demo shopper, who has orders)")
     sub.add_parser("seed", help="seed the demo data into an empty store")
     sub.add_parser("scheduler", help="run the scheduler and the outbox alone (for several web workers)")
+    sub.add_parser("outbox", help="run one more outbox dispatcher (PostgreSQL; see OUTBOX_WORKERS)")
     campaign_cli.add_parser(sub)
     agent_cli.add_parser(sub)
     nlu = sub.add_parser("nlu", help="intent recognition tools")
@@ -162,6 +203,8 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(nlu_command(settings, args))
     elif args.command == "scheduler":
         asyncio.run(scheduler_only(settings))
+    elif args.command == "outbox":
+        asyncio.run(outbox_only(settings))
     elif args.command == "campaign":
         return asyncio.run(campaign_cli.run(settings, args))
     elif args.command == "agent":

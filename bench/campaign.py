@@ -6,11 +6,12 @@ process; the campaign is created and scheduled with `python app.py campaign ...`
 from scheduling to the fake receiving the last message, and reads the child's peak RSS. Beside
 it, a bare aiohttp client sends the same number of requests to the same fake (100 at a time):
 the ceiling. With --rate R, a second, smaller campaign runs with SEND_RATE_LIMITS=sms=R and the
-achieved rate is printed. With a PostgreSQL URL, the abandoned-cart scan is timed over
---carts carts.
+achieved rate is printed. With a PostgreSQL URL, the campaign runs once per --workers value
+(OUTBOX_WORKERS: the scheduler process starts that many dispatchers, itself included; peak RSS is
+that of the largest process), and the abandoned-cart scan is timed over --carts carts.
 
     python bench/campaign.py [--recipients 100000] [--pg postgresql://...] [--rate 200] [--carts 1000000]
-                             [--skip-campaign]
+                             [--skip-campaign] [--workers 1,2]
 """
 from __future__ import annotations
 
@@ -192,29 +193,38 @@ async def main() -> None:
     parser.add_argument("--rate", type=float, default=200.0, help="messages/s for the rate-limited run")
     parser.add_argument("--carts", type=int, default=1_000_000)
     parser.add_argument("--skip-campaign", action="store_true", help="only the rate-limited run and the cart scan")
+    parser.add_argument("--workers", default="1,2",
+                        help="OUTBOX_WORKERS values to run on PostgreSQL, comma-separated (SQLite always runs 1)")
     args = parser.parse_args()
     fake = await CountingTwilio().start()
-    stores = [("SQLite", f"sqlite:///{tempfile.mkdtemp()}/bench.db")] + ([("PostgreSQL", args.pg)] if args.pg else [])
+    workers = [int(n) for n in args.workers.split(",")]
+    stores = [("SQLite", f"sqlite:///{tempfile.mkdtemp()}/bench.db", 1)]
+    stores += [("PostgreSQL", args.pg, n) for n in workers] if args.pg else []
     print(f"campaign to {args.recipients:,} SMS recipients, fake Twilio on loopback, no rate limit")
-    for name, url in [] if args.skip_campaign else stores:
+    for name, url, dispatchers in [] if args.skip_campaign else stores:
         db = fresh_store(url)
         add_shoppers(db, args.recipients)
         db.close()
-        result = await run_campaign(url, fake, args.recipients)
+        result = await run_campaign(url, fake, args.recipients, OUTBOX_WORKERS=str(dispatchers))
         top = await ceiling(fake, args.recipients)
-        print(f"  {name:10s} {result['rate']:8,.0f} msg/s ({result['seconds']:.1f} s), bare aiohttp client "
+        label = f"{name} x{dispatchers}"
+        print(f"  {label:13s} {result['rate']:8,.0f} msg/s ({result['seconds']:.1f} s), bare aiohttp client "
               f"{top:8,.0f} req/s -> {result['rate'] / top:5.1%} of the ceiling; peak RSS {result['rss_mb']:.0f} MB; "
               f"{result['unique']:,} distinct recipients of {result['received']:,} messages")
     if args.rate:
         n = int(args.rate * 10)
-        url = f"sqlite:///{tempfile.mkdtemp()}/rate.db"
-        db = fresh_store(url)
-        add_shoppers(db, n)
-        db.close()
-        result = await run_campaign(url, fake, n, SEND_RATE_LIMITS=f"sms={args.rate:g}")
-        print(f"rate limit sms={args.rate:g}/s over {n:,} messages: sent at {result['pace']:.1f}/s from the first "
-              f"to the last ({result['pace'] / args.rate - 1:+.1%}); {result['rate']:.1f}/s counting from the "
-              f"schedule command (scheduler pick-up and queueing included)")
+        runs = [("SQLite", f"sqlite:///{tempfile.mkdtemp()}/rate.db", 1)]
+        runs += [("PostgreSQL", args.pg, max(workers))] if args.pg else []
+        for name, url, dispatchers in runs:
+            db = fresh_store(url)
+            add_shoppers(db, n)
+            db.close()
+            result = await run_campaign(url, fake, n, SEND_RATE_LIMITS=f"sms={args.rate:g}",
+                                        OUTBOX_WORKERS=str(dispatchers))
+            print(f"rate limit sms={args.rate:g}/s over {n:,} messages, {name} x{dispatchers}: sent at "
+                  f"{result['pace']:.1f}/s from the first to the last ({result['pace'] / args.rate - 1:+.1%}); "
+                  f"{result['rate']:.1f}/s counting from the schedule command (scheduler pick-up and queueing "
+                  f"included)")
     if args.pg and args.carts:
         first, second, found = cart_scan(args.pg, args.carts)
         print(f"abandoned-cart scan over {args.carts:,} carts (PostgreSQL): first-reminder query {first * 1000:.0f} ms, "

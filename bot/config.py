@@ -5,7 +5,7 @@ import re
 from datetime import time, timedelta
 from zoneinfo import ZoneInfo
 
-from pydantic import SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_GRAPH_API_VERSION = "v23.0"
@@ -107,6 +107,7 @@ class Settings(BaseSettings):
     outbox_retry_base_seconds: float = 1.0
     outbox_max_attempts: int = 8
     outbox_lease_seconds: float = 120.0
+    outbox_workers: int = Field(default=1, ge=1)
     link_ttl_minutes: int = 10
     max_message_chars: int = 4000
 

@@ -72,6 +72,7 @@ class Outbox:
         self._writing = asyncio.Lock()
         self._task: asyncio.Task | None = None
         self._slots = asyncio.Semaphore(SEND_CONCURRENCY)
+        self.sent = 0  # messages this dispatcher got a provider to take
         # What is due on our channels, oldest first (prepared once: the dispatcher polls it).
         self._due = (
             sa_select(*(_MESSAGE.c[name] for name in _CLAIMED))
@@ -209,6 +210,7 @@ class Outbox:
                                                     "attempt": attempts, "delay_s": delay})
             await self._record(lambda s: self._retry(s, row.id, attempts, retry_at, exc))
             return retry_at
+        self.sent += 1
         await self._record(sent={"b_id": row.id, "b_provider_id": receipt.provider_message_id,
                                  "b_attempts": row.attempts + 1})
         return None

@@ -27,6 +27,7 @@ from bot.linking import LinkTargets, ShopperAccounts
 from bot.messages import InboundMessage, OutboundMessage, StatusUpdate
 from bot import campaign_api
 from bot.campaign_api import SCHEDULER
+from bot.dispatchers import DispatcherProcesses, dispatcher_count, make_outbox
 from bot.outbox import Outbox, apply_status, queue_to_customer
 from bot.scheduler import ShopScheduler, proactive
 from bot.nlu import CatalogTerm, Recognizer, load_examples, load_model
@@ -129,8 +130,10 @@ def create_app(
     catalog, orders = StoreCatalog(db), StoreOrders(db)
     channels = enabled(settings) if channels is None else channels
     payments = SandboxPayments(settings.base_url, stored_secret(db, "payments"))
-    outbox = Outbox(db, channels, settings.outbox_max_attempts, settings.outbox_retry_base_seconds,
-                    lease_seconds=settings.outbox_lease_seconds, rate_limits=settings.rate_limits)
+    # The process that runs the scheduler also starts the extra dispatchers of OUTBOX_WORKERS.
+    dispatchers = dispatcher_count(settings, db) if settings.scheduler_in_process else 1
+    outbox = make_outbox(settings, db, channels, dispatchers)
+    extra_dispatchers = DispatcherProcesses(dispatchers - 1)
     scheduler = ShopScheduler(proactive(settings, db, outbox), lead=settings.scheduler_in_process)
     handoffs = Handoffs.from_settings(db, settings, text_in, outbox.notify)
     shop = ShopServices(
@@ -176,6 +179,7 @@ def create_app(
 
     async def on_startup(app: web.Application) -> None:
         outbox.start()
+        extra_dispatchers.start()
         await scheduler.start()
         recovered = await engine.recover()
         if recovered:
@@ -186,6 +190,7 @@ def create_app(
         if app[TASKS]:
             await asyncio.gather(*app[TASKS], return_exceptions=True)
         await scheduler.stop()
+        await extra_dispatchers.stop()
         await outbox.stop()
         for channel in channels.values():
             await channel.close()
