@@ -74,6 +74,11 @@ class Outbox:
         self._slots = asyncio.Semaphore(SEND_CONCURRENCY)
         self.sent = 0  # messages this dispatcher got a provider to take
         # What is due on our channels, oldest first (prepared once: the dispatcher polls it).
+        # A message waits while another one to the same address is being sent by another
+        # dispatcher, so that a shopper's messages arrive in order whichever process sends them.
+        busy = _MESSAGE.alias("busy")
+        in_flight = sa_select(busy.c.address).where(
+            busy.c.status == "sending", busy.c.next_attempt_at > bindparam("now"), busy.c.address.is_not(None))
         self._due = (
             sa_select(*(_MESSAGE.c[name] for name in _CLAIMED))
             .where(
@@ -82,6 +87,7 @@ class Outbox:
                 # "sending": a dispatcher died mid-send and its lease ran out
                 _MESSAGE.c.status.in_(["pending", "sending"]),
                 or_(_MESSAGE.c.next_attempt_at.is_(None), _MESSAGE.c.next_attempt_at <= bindparam("now")),
+                or_(_MESSAGE.c.address.is_(None), _MESSAGE.c.address.not_in(in_flight.scalar_subquery())),
             )
             .order_by(_MESSAGE.c.id)
             .limit(self.batch)

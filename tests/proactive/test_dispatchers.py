@@ -14,9 +14,15 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from sqlalchemy import update
 
 from bot import campaigns
+from bot.config import Settings
+from bot.messages import OutboundMessage
+from bot.outbox import Outbox, queue_to_customer
 from bot.store.database import Database
+from bot.store.models import MessageRecord
+from channels.base import enabled
 from tests.conftest import TEST_DATABASE_URL
 from tests.fakes.providers import FakeTwilio
 from tests.proactive.test_campaign_crash import add_sms_shoppers
@@ -157,3 +163,35 @@ async def test_a_killed_dispatcher_is_replaced_and_none_outlives_the_scheduler(d
         await wait_until(lambda: _true(not alive(replacement)), timeout=15)
     finally:
         scheduler.stop()
+
+
+async def test_a_shoppers_messages_keep_their_order_across_dispatchers(database_url, fake_twilio):
+    """While one dispatcher sends a shopper's first message, another does not send their second."""
+    settings = Settings(_env_file=None, database_url=database_url, twilio_account_sid=fake_twilio.account_sid,
+                        twilio_auth_token=fake_twilio.auth_token, twilio_sms_from="+15550001111",
+                        twilio_api_base=fake_twilio.url)
+    db = Database(database_url)
+    db.create_schema()
+    alice, bob = add_sms_shoppers(db, 2, "+1646")
+    for key, customer, text in (("a1", "crash0000000", "first"), ("a2", "crash0000000", "second"),
+                                ("b1", "crash0000001", "other shopper")):
+        db.transaction(lambda s, key=key, customer=customer, text=text: queue_to_customer(
+            s, customer, key, OutboundMessage(text=text, kind="update"), channel="sms"))
+    for customer, number in (("crash0000000", alice), ("crash0000001", bob)):
+        db.transaction(lambda s, customer=customer, number=number: s.execute(
+            update(MessageRecord).where(MessageRecord.customer_id == customer).values(address=number)))
+    first, second = (Outbox(db, enabled(settings), batch=1) for _ in range(2))  # one message per claim
+    fake_twilio.delay = 0.5
+    try:
+        sending = asyncio.create_task(first.dispatch_once())  # takes "first" and is busy with it
+        await wait_until(lambda: _true(fake_twilio.requests), timeout=10)
+        assert await second.dispatch_once() == 1
+        assert {r["body"] for r in fake_twilio.requests} == {"first", "other shopper"}  # "second" waited
+        assert await sending == 1
+        assert await second.dispatch_once() == 1  # now "second" goes
+    finally:
+        for outbox in (first, second):
+            for channel in outbox.channels.values():
+                await channel.close()
+        db.close()
+    assert [r["body"] for r in fake_twilio.delivered() if r["to"] == alice] == ["first", "second"]
