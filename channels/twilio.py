@@ -2,16 +2,19 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import ClassVar
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
+import aiohttp
 from twilio.base.exceptions import TwilioRestException
-from twilio.http.async_http_client import AsyncTwilioHttpClient
+from twilio.http import AsyncHttpClient
+from twilio.http.response import Response
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
@@ -132,18 +135,37 @@ def render(msg: OutboundMessage, channel: str) -> list[TwilioPart]:
     return parts
 
 
-class QuietTwilioHttpClient(AsyncTwilioHttpClient):
-    """twilio-python's async HTTP client, without building its request and response log lines
-    when its logger would drop them (it formats them for every request: a few percent of a large
-    campaign's time). Those lines carry phone numbers and bodies, so they stay off by default."""
+class TwilioHttpClient(AsyncHttpClient):
+    """The HTTP client twilio-python's REST client sends through (its interface for custom
+    clients). Its own `AsyncTwilioHttpClient` turns every form into aiohttp's FormData, builds
+    the Basic credentials and log lines anew and keeps a copy of each request: about a sixth of
+    the CPU a send costs, which a large campaign spends 100,000 times. This one encodes the form
+    once and reuses the credentials; it logs nothing (requests carry phone numbers and bodies)."""
 
-    def log_request(self, kwargs: dict) -> None:
-        if self.logger.isEnabledFor(logging.INFO):
-            super().log_request(kwargs)
+    def __init__(self) -> None:
+        super().__init__(log, True)
+        self._session = aiohttp.ClientSession()  # 100 pooled connections, aiohttp's default
+        self._credentials: dict[tuple[str, str], str] = {}
 
-    def log_response(self, status_code: int, response) -> None:
-        if self.logger.isEnabledFor(logging.INFO):
-            super().log_response(status_code, response)
+    async def request(self, method: str, url: str, params: dict | None = None, data: dict | None = None,
+                      headers: dict | None = None, auth: tuple[str, str] | None = None,
+                      timeout: float | None = None, allow_redirects: bool = False) -> Response:
+        headers = dict(headers or {})
+        if auth is not None:
+            if (credentials := self._credentials.get(auth)) is None:
+                credentials = "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+                self._credentials[auth] = credentials
+            headers["Authorization"] = credentials
+        body = None
+        if data:
+            body = urlencode(data, doseq=True).encode()  # a list (MediaUrl) becomes repeated fields
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        async with self._session.request(method, url, params=params, data=body, headers=headers,
+                                         allow_redirects=allow_redirects) as response:
+            return Response(response.status, await response.text(), response.headers)
+
+    async def close(self) -> None:
+        await self._session.close()
 
 
 class TwilioChannel:
@@ -157,17 +179,17 @@ class TwilioChannel:
         self._validator = RequestValidator(token)
         self._sender = settings.twilio_whatsapp_from if name == "whatsapp" else settings.twilio_sms_from
         self._status_callback = f"{settings.base_url}/webhooks/twilio/status"
-        # twilio-python's async client does not apply its own `timeout`; `send` enforces ours.
+        # Each request to Twilio is bounded by SEND_TIMEOUT_SECONDS (`send` and `_already_sent`).
         self._timeout = settings.send_timeout_seconds
         self._credentials = (settings.twilio_account_sid, token)
         self._api_base = settings.twilio_api_base.rstrip("/")
-        self._http: QuietTwilioHttpClient | None = None
+        self._http: TwilioHttpClient | None = None
         self._client: Client | None = None
 
     def _rest(self) -> Client:
         """The REST client, made on first use: its HTTP session needs the running event loop."""
         if self._client is None:
-            self._http = QuietTwilioHttpClient()
+            self._http = TwilioHttpClient()
             self._client = Client(*self._credentials, http_client=self._http)
             self._client.api.base_url = self._api_base
         return self._client
