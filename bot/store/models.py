@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 from typing import Any
 from uuid import uuid4
 
-from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 ORDER_NUMBER_OFFSET = 1000
@@ -53,11 +53,18 @@ class ChannelIdentity(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
 
 
+_DUE = "status IN ('pending', 'sending')"
+
+
 class MessageRecord(SQLModel, table=True):
     """One message of the transcript, inbound or outbound."""
 
     __tablename__ = "message"
-    __table_args__ = (UniqueConstraint("channel", "provider_message_id"),)
+    __table_args__ = (
+        UniqueConstraint("channel", "provider_message_id"),
+        # The outbox's claim: only what waits to be sent, in order, however long the transcript.
+        Index("ix_message_due", "channel", "id", sqlite_where=text(_DUE), postgresql_where=text(_DUE)),
+    )
     id: int | None = Field(default=None, primary_key=True)
     customer_id: str = Field(foreign_key="customer.id", index=True)
     channel: str
