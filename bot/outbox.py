@@ -260,7 +260,6 @@ class Outbox:
             row.error_reason = reason
             record_error(session, row, code)
 
-
     def _withdrawn(self, session: Session, rows: list[Row]) -> set[int]:
         """Messages the shop started whose shopper opted out after they were queued: not sent.
         Returns their ids, marked skipped."""

@@ -195,3 +195,11 @@ async def test_a_shoppers_messages_keep_their_order_across_dispatchers(database_
                 await channel.close()
         db.close()
     assert [r["body"] for r in fake_twilio.delivered() if r["to"] == alice] == ["first", "second"]
+
+
+def test_an_extra_dispatcher_on_sqlite_is_refused_with_the_reason(tmp_path):
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'shop.db'}"}
+    done = subprocess.run([sys.executable, "app.py", "outbox"], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 2
+    assert "needs PostgreSQL" in done.stderr
