@@ -76,11 +76,7 @@ async def scheduler_only(settings: Settings) -> None:
     await stop.wait()
     await scheduler.stop()
     await extra.stop()
-    await outbox.stop()
-    for channel in channels.values():
-        await channel.close()
-    db.close()
-    logging.getLogger("app").info("outbox dispatcher stopped", extra={"sent": outbox.sent})
+    await close_dispatcher(outbox, db)
 
 
 async def outbox_only(settings: Settings) -> None:
@@ -103,15 +99,19 @@ async def outbox_only(settings: Settings) -> None:
     watcher = asyncio.get_running_loop().create_task(watch_parent(stop))
     settle_heap()
     outbox.start()
-    log = logging.getLogger("app")
-    log.info("outbox dispatcher running", extra={"channels": sorted(channels)})
+    logging.getLogger("app").info("outbox dispatcher running", extra={"channels": sorted(channels)})
     await stop.wait()
     watcher.cancel()
+    await close_dispatcher(outbox, db)
+
+
+async def close_dispatcher(outbox, db) -> None:
+    """Stop the outbox, close its channels and the store, and say how much it sent."""
     await outbox.stop()
-    for channel in channels.values():
+    for channel in outbox.channels.values():
         await channel.close()
     db.close()
-    log.info("outbox dispatcher stopped", extra={"sent": outbox.sent})
+    logging.getLogger("app").info("outbox dispatcher stopped", extra={"sent": outbox.sent})
 
 
 def stop_on_signals() -> asyncio.Event:

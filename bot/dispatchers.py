@@ -58,10 +58,6 @@ class DispatcherProcesses:
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._keep(slot)) for slot in range(self.count)]
 
-    @property
-    def pids(self) -> list[int]:
-        return [proc.pid for proc in self._procs.values() if proc.returncode is None]
-
     async def _keep(self, slot: int) -> None:
         while not self._stopping:
             # The child learns its parent's pid from the environment: it exits if this process dies.
