@@ -53,8 +53,10 @@ _STATUS = sa_select(_MESSAGE.c.status).where(_MESSAGE.c.id == bindparam("message
 _MARK_PROCESSED = update(_MESSAGE).where(
     _MESSAGE.c.id == bindparam("message"), _MESSAGE.c.status != "processed").values(status="processed")
 _CUSTOMER = Customer.__table__
-_CUSTOMER_FACTS = sa_select(_CUSTOMER.c.id, _CUSTOMER.c.language, _CUSTOMER.c.shipping_address).where(
+_CUSTOMER_FACTS = sa_select(_CUSTOMER.c.id, _CUSTOMER.c.language, _CUSTOMER.c.shipping_address,
+                            _CUSTOMER.c.display_name).where(
     _CUSTOMER.c.id == bindparam("customer"))
+_LANGUAGE = sa_select(_CUSTOMER.c.language).where(_CUSTOMER.c.id == bindparam("customer"))
 REPLIES_KEY = "shop.replies"
 MAX_TURN_ATTEMPTS = 4
 
@@ -323,7 +325,8 @@ class Engine:
             if intent is None:  # after the handoff check: a message for a person needs no model
                 intent = await self._recognize(text)
             language = self._language(intent, text, customer.language)
-            context.turn_state[TURN_INFO_KEY] = TurnInfo(customer.id, language, customer.shipping_address, intent)
+            context.turn_state[TURN_INFO_KEY] = TurnInfo(customer.id, language, customer.shipping_address, intent,
+                                                         customer.display_name)
             with self._storage.turn(docs, keys, stored) as buffer:
                 await self.adapter.run_pipeline(context, self._turn)
             replies = context.turn_state.get(REPLIES_KEY, [])
@@ -422,10 +425,12 @@ class Engine:
         self._storage.write_sync(session, state_changes, encoded_states)
         if language:
             identity.set_language(session, received.customer_id, language)
+        else:  # a reply from outside the dialogs (linking, a handoff): in the language the shopper has
+            language = connection.execute(_LANGUAGE, {"customer": received.customer_id}).scalar() or "en"
         rows = []
         offset = 0
         for index, reply in enumerate(replies):
-            reply = replace(reply, option_offset=offset)
+            reply = replace(reply, option_offset=offset, language=language)
             offset += len(numbered_options(reply))
             values = {
                 **_MESSAGE_DEFAULTS,

@@ -73,6 +73,7 @@ class OutboundMessage:
     kind: str = "reply"  # reply | update | post_purchase | marketing | human_agent: why the shop is writing
     option_offset: int = 0  # where this message's options continue the numbering of its turn
     template: Template | None = None  # an approved template, for channels that need one outside their window
+    language: str = "en"  # the shopper's language: a channel's own words around the message follow it
 
     def to_dict(self) -> dict[str, Any]:
         # The same as `asdict(self)`, without its deep walk over fields that are plain values.
@@ -85,6 +86,7 @@ class OutboundMessage:
             "kind": self.kind,
             "option_offset": self.option_offset,
             "template": asdict(self.template) if self.template is not None else None,
+            "language": self.language,
         }
 
     @classmethod
@@ -101,6 +103,7 @@ class OutboundMessage:
             kind=data.get("kind", "reply"),
             option_offset=int(data.get("option_offset", 0)),
             template=Template(**data["template"]) if data.get("template") else None,
+            language=str(data.get("language") or "en"),
         )
 
 

@@ -6,6 +6,7 @@ import asyncio
 import json
 import re
 import unicodedata
+from difflib import SequenceMatcher
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -15,7 +16,7 @@ from typing import Any, Generic, TypeVar
 
 import numpy as np
 import yaml
-from rapidfuzz import fuzz, process
+from rapidfuzz import fuzz
 
 R = TypeVar("R")
 
@@ -23,6 +24,7 @@ INTENTS = (
     "greet", "goodbye", "thanks", "affirm", "deny", "product_search", "check_stock", "recommend",
     "add_to_cart", "view_cart", "remove_from_cart", "checkout", "order_status", "cancel_order",
     "return_item", "faq", "human_agent", "opt_out", "opt_in", "link_account", "privacy_info", "forget_me",
+    "change_quantity", "restart",
 )
 FALLBACK = "fallback"
 DATA_DIR = Path(__file__).parent / "nlu_data"
@@ -80,6 +82,44 @@ ZH_QUANTITY_RE = re.compile(r"(\d{1,2}|[一兩二三四五六七八九十])\s*(?
 ZH_CATEGORY_WORDS = {"洋裝": "dresses", "連身裙": "dresses", "跑鞋": "shoes", "鞋": "shoes", "襪": "socks",
                      "t恤": "t-shirts", "上衣": "t-shirts", "牛仔褲": "jeans", "外套": "jackets", "夾克": "jackets",
                      "帽t": "hoodies", "連帽": "hoodies", "帽": "hats", "包": "bags", "背包": "bags"}
+MAX_QUANTITY = 999
+# Questions in one message: split at question marks, and at "and" before a new question.
+QUESTION_SPLIT_RE = re.compile(
+    r"[?？;；。]+|,?\s+(?:and|also|plus)\s+(?=(?:can|do|does|is|are|will|how|what|when|where|which|could|would)\b)",
+    re.I)
+FAQ_CLAUSE_SIMILARITY = 0.55  # a clause the classifiers do not see as a question must match an FAQ this well
+ZH_FAQ_SIMILARITY = 0.2  # cosine of character n-grams: lower than of meanings for the same closeness
+# "change quantity to 2", "make it 3", "set it to 4", "I'll take 2 instead", "just 1"
+CHANGE_TO_RE = re.compile(
+    r"\b(?:make (?:it|that|them)|change (?:it |that |the quantity |quantity |the amount )?to|"
+    r"set (?:it |that |the quantity |quantity )?to|(?:quantity|qty|amount) (?:to |of )?|just|only)\s*(\d{1,3})\b"
+    r"|\b(\d{1,3})\s+instead\b")
+ZH_CHANGE_RE = re.compile(r"(?:改成|改為|換成|只要|數量改?成?)\s*(\d{1,3}|[一兩二三四五六七八九十])")
+ORDINALS = {"first": 1, "1st": 1, "second": 2, "2nd": 2, "third": 3, "3rd": 3, "fourth": 4, "4th": 4,
+            "fifth": 5, "5th": 5, "last": -1}
+ORDINAL_RE = re.compile(
+    r"\b(first|second|third|fourth|fifth|last|1st|2nd|3rd|4th|5th)\b(?!\s+(?:time|order|class)\b)"
+    r"|\b(?:number|option|item|no\.?)\s*([1-9])\b")
+ZH_ORDINAL_RE = re.compile(r"第\s*([一二兩三四五1-5])\s*(?:個|件|雙|款|項|頂|條|組|個)?|最後一(?:個|件|雙|款|項)()")
+DEICTIC_RE = re.compile(r"\b(?:this|that|these|those)\b(?!\s+(?:is|was|are|were|will|would|much|many)\b)"
+                        r"|\b(?:it|them|one)\b(?=\s+(?:in|size|with)\b)|\b(?:add|get|buy|take) (?:it|them|one)\b")
+ZH_DEICTIC_RE = re.compile(r"[這那](?:件|雙|個|款|頂|條|組|只|套)|它")
+ARTICLES = {"a", "an", "the", "any", "some", "your", "you", "guys", "u"}
+NAME_FILLER = {"a", "an", "the", "of", "in", "and", "with", "for", "my", "to", "3-pack", "pack", "s"}
+# Words of shop talk that an item question may use without naming a product ("do you have free shipping?").
+SHOP_WORDS = {"size", "sizes", "stock", "colour", "colours", "color", "colors", "shipping", "delivery", "sale",
+              "sales", "deal", "deals", "discount", "discounts", "offers", "offer", "coupon", "coupons", "code",
+              "codes", "gift", "card", "cards", "voucher", "vouchers", "returns", "refund", "refunds", "it", "them",
+              "this", "that", "these", "those", "one", "ones", "anything", "something", "stuff", "clothes",
+              "clothing", "apparel", "shop", "store", "stores", "hours", "option", "options", "payment", "paypal",
+              "more", "other", "new", "arrivals", "items", "products", "kids", "men", "women", "mens", "womens"}
+ZH_SHOP_WORDS = ("尺寸", "庫存", "現貨", "運費", "免運", "優惠", "折扣", "禮物卡", "禮券", "退貨", "退款", "門市",
+                 "這", "那", "它", "衣服", "商品", "東西")
+SELL_RE = re.compile(
+    r"\b(?:do|does|did|don't|can|could) (?:you|u|ya|your (?:shop|store))(?: guys)? "
+    r"(?:sell|have|carry|stock|offer|make|got)\s+(.+)$"
+    r"|\b(?:i'?m|i am) looking for (?:an? |some )(.+)$")
+ZH_SELL_RE = re.compile(r"(?:有沒有賣|有賣|有在賣|賣不賣|是否有賣)(.+?)(?:嗎|呢|\?|？|$)")
 INVISIBLE_RE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")
 CJK_RE = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 
@@ -92,6 +132,7 @@ class CatalogTerm:
     name: str
     category: str
     tags: tuple[str, ...] = ()
+    name_zh: str | None = None
 
 
 @dataclass(frozen=True)
@@ -104,9 +145,14 @@ class Entities:
     order_number: int | None = None
     email: str | None = None
     faq: str | None = None  # the FAQ entry a policy question matched
+    ordinal: int | None = None  # "the second one": 2; "the last one": -1 (of the items shown last)
+    deictic: bool | None = None  # "this", "these", "it", "這件": the product the shopper is looking at
+    unknown_item: str | None = None  # "do you sell surfboards?": something the shop does not carry
+    faqs: tuple[str, ...] = ()  # every FAQ entry a message of several questions asks about, in order
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if v is not None}
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()
+                if v is not None and v != ()}
 
 
 @dataclass(frozen=True)
@@ -157,12 +203,23 @@ def load_examples(directory: Path = DATA_DIR) -> dict[str, list[str]]:
 
 
 class EntityExtractor:
-    """Rule and fuzzy-match entities: sizes, colours, quantities, products, orders, emails."""
+    """Rule and fuzzy-match entities: sizes, colours, quantities, products, orders, emails, and
+    references to what the shopper was shown (ordinals, "this one")."""
 
-    def __init__(self, catalog: list[CatalogTerm], colours: set[str]) -> None:
+    def __init__(self, catalog: list[CatalogTerm], colours: set[str], known_words: set[str] | None = None) -> None:
         self._catalog = catalog
         self._colours = colours | set(COLOUR_SYNONYMS)
         self._names = {t.sku: t.name.lower() for t in catalog}
+        self._by_sku = {t.sku: t for t in catalog}
+        tokens = {t.sku: [w for w in _words(t.name.lower()) if w not in NAME_FILLER] for t in catalog}
+        counts = Counter(w for words in tokens.values() for w in set(words))
+        # A name word no other product has ("aero", "cloudstep", "midnight") names the product alone.
+        generic = set(CATEGORY_WORDS) | {w for w, n in counts.items() if n > 1}
+        self._tokens = {sku: [(w, w not in generic and len(w) >= 4) for w in words] for sku, words in tokens.items()}
+        self._zh_cores = {t.sku: core for t in catalog if (core := _zh_core(t.name_zh or ""))}
+        tags = {w for t in catalog for tag in t.tags for w in _words(tag.lower())}
+        self._vocabulary = (set(CATEGORY_WORDS) | tags | set(counts) | self._colours | SHOP_WORDS
+                            | {w for w in (known_words or ())})
 
     def extract(self, text: str) -> Entities:
         low = text.lower()
@@ -183,11 +240,21 @@ class EntityExtractor:
                 order_number = int(digits)
                 break
         email = m.group(0) if (m := EMAIL_RE.search(text)) else None
-        quantity = self._quantity(low, size)
+        ordinal, deictic, spoken = _reference(low)
+        # "the second one", "第二個": the number picks an item, it is not a quantity.
+        counted = low.replace(spoken, " ") if spoken else low
+        quantity = self._quantity(counted, size)
         product, category = self._product(low, words)
-        if CJK_RE.search(text):
-            size, colour, quantity, category = self._chinese(low, size, colour, quantity, category)
-        return Entities(size, colour, quantity, product, category, order_number, email)
+        cjk = bool(CJK_RE.search(text))
+        if cjk:
+            size, colour, quantity, category = self._chinese(counted, size, colour, quantity, category)
+            if product is None:
+                product = self._chinese_product(low, category)
+        if product is not None and category is None:
+            category = self._by_sku[product].category
+        unknown = None if (product or category) else self._unknown_item(low, cjk)
+        return Entities(size, colour, quantity, product, category, order_number, email,
+                        ordinal=ordinal, deictic=deictic or None, unknown_item=unknown)
 
     @staticmethod
     def _chinese(low: str, size, colour, quantity, category):
@@ -201,6 +268,8 @@ class EntityExtractor:
                            if word + "色" in low or (len(word) > 1 and word in low)), None)
         if quantity is None and (m := ZH_QUANTITY_RE.search(low)):
             quantity = int(m.group(1)) if m.group(1).isdigit() else ZH_DIGITS[m.group(1)]
+        if quantity is None and (m := ZH_CHANGE_RE.search(low)):
+            quantity = int(m.group(1)) if m.group(1).isdigit() else ZH_DIGITS[m.group(1)]
         if category is None:
             category = next((c for word, c in sorted(ZH_CATEGORY_WORDS.items(), key=lambda kv: -len(kv[0]))
                              if word in low), None)
@@ -208,10 +277,13 @@ class EntityExtractor:
 
     @staticmethod
     def _quantity(low: str, size: str | None) -> int | None:
-        m = re.search(r"(?<!size )(?<!#)\b(\d{1,2})\s*(?:x\b|pairs?\b|of\b|items?\b|more\b|[a-z])", low)
+        if m := CHANGE_TO_RE.search(low):  # "change quantity to 2", "make it 3", "2 instead"
+            value = int(m.group(1) or m.group(2))
+            return value if 0 < value <= MAX_QUANTITY else None
+        m = re.search(r"(?<!size )(?<!#)\b(\d{1,3})\s*(?:x\b|pairs?\b|of\b|items?\b|more\b|[a-z])", low)
         if m and m.group(1) != (size or "").lower():
             value = int(m.group(1))
-            if 0 < value <= 20 and not re.search(rf"(?:size|in|order|#)\s*{m.group(1)}\b", low):
+            if 0 < value <= MAX_QUANTITY and not re.search(rf"(?:size|in|order|#)\s*{m.group(1)}\b", low):
                 return value
         for phrase, value in sorted(NUMBER_WORDS.items(), key=lambda p: -len(p[0])):
             if len(phrase) > 2 and re.search(rf"\b{phrase}\b", low):
@@ -219,20 +291,105 @@ class EntityExtractor:
         return None
 
     def _product(self, low: str, words: list[str]) -> tuple[str | None, str | None]:
+        """The product whose name the text spells, in full or by its distinctive words ("the
+        swift stride", "ribbed beanie", "classic tees"); None when two fit equally."""
         category = next((CATEGORY_WORDS[w] for w in words if w in CATEGORY_WORDS), None)
-        if not self._names or len(low) > 300:
+        if not self._tokens or len(low) > 300:
             return None, category
-        best = process.extractOne(low, self._names, scorer=fuzz.partial_ratio, score_cutoff=84)
-        if best:
-            name = best[0]
-            # partial_ratio alone matches a short name inside any long text; ask for most words.
-            name_words = name.split()
-            hits = sum(1 for w in name_words if any(fuzz.ratio(w, x) >= 80 for x in words))
-            if hits >= max(1, len(name_words) - 1) and (hits >= 2 or len(name_words) == 1):
-                sku = best[2]
-                term = next(t for t in self._catalog if t.sku == sku)
-                return sku, category or term.category
-        return None, category
+        said = [w for w in words if w not in NAME_FILLER]
+        scored = []
+        for sku, tokens in self._tokens.items():
+            hits = [(w, distinctive) for w, distinctive in tokens if any(_same_word(w, x) for x in said)]
+            if not hits:
+                continue
+            whole = len(hits) == len(tokens)
+            if not (whole or len(hits) >= 2 or any(d for _, d in hits)):
+                continue
+            term = self._by_sku[sku]
+            if category is not None and term.category != category and len(hits) < len(tokens):
+                continue  # "classic tees" is no classic shoe
+            scored.append((len(hits) / len(tokens), len(hits), sku))
+        if not scored:
+            return None, category
+        scored.sort(reverse=True)
+        if len(scored) > 1 and scored[0][:2] == scored[1][:2]:
+            return None, category
+        sku = scored[0][2]
+        return sku, category or self._by_sku[sku].category
+
+    def _chinese_product(self, low: str, category: str | None) -> str | None:
+        """A product by its Chinese name, whole or its distinctive part ("午夜裹身", "美麗諾")."""
+        compact = re.sub(r"\s+", "", low)
+        found = []
+        for sku, core in self._zh_cores.items():
+            if category is not None and self._by_sku[sku].category != category:
+                continue
+            match = SequenceMatcher(None, core, compact, autojunk=False).find_longest_match(0, len(core), 0, len(compact))
+            if match.size >= 2 and match.size * 2 >= len(core):
+                found.append((match.size / len(core), match.size, sku))
+        if not found:
+            return None
+        found.sort(reverse=True)
+        if len(found) > 1 and found[0][:2] == found[1][:2]:
+            return None
+        return found[0][2]
+
+    def _unknown_item(self, low: str, cjk: bool) -> str | None:
+        """What "do you sell X?" asks about, when X is nothing the shop knows of."""
+        m = (ZH_SELL_RE if cjk else SELL_RE).search(low)
+        if not m:
+            return None
+        item = (m.group(1) or (m.group(2) if m.re is SELL_RE else None) or "").strip(" ?？!！.。,，")
+        if not item or len(item) > 40:
+            return None
+        if cjk:
+            known = (any(w in item for w in ZH_CATEGORY_WORDS) or any(w in item for w in ZH_COLOURS)
+                     or any(w in item for w in ZH_SHOP_WORDS) or self._chinese_product(item, None) is not None)
+            return None if known else item
+        words = [w for w in _words(item) if w not in NAME_FILLER and w not in ARTICLES]
+        if not words or len(words) > 4:
+            return None
+        if any(w in self._vocabulary or w.rstrip("s") in self._vocabulary or w.isdigit() for w in words):
+            return None
+        return " ".join(_words(item))
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9']+", text)
+
+
+def _same_word(name_word: str, said: str) -> bool:
+    """A name's word as a shopper writes it: plurals, a slip of a letter ("tees", "runers")."""
+    if name_word == said or name_word + "s" == said or name_word + "es" == said:
+        return True
+    # A slip keeps the first letter and most of the word; short words are too alike ("sell", "shell").
+    return (len(name_word) >= 5 and len(said) >= 5 and name_word[0] == said[0]
+            and fuzz.ratio(name_word, said) >= 85)
+
+
+def _zh_core(name_zh: str) -> str:
+    """The Chinese part of a product's name without its category word: 午夜裹身洋裝 -> 午夜裹身."""
+    cjk = "".join(CJK_RE.findall(name_zh))
+    for word in sorted(ZH_CATEGORY_WORDS, key=len, reverse=True):
+        if cjk.endswith(word) and len(cjk) > len(word) + 1:
+            return cjk[: -len(word)]
+    return cjk if len(cjk) >= 2 else ""
+
+
+def _reference(low: str) -> tuple[int | None, bool, str]:
+    """An ordinal ("the second one", "第二個"), whether the text points at something ("this"),
+    and the words that said the ordinal."""
+    ordinal, spoken = None, ""
+    if m := ORDINAL_RE.search(low):
+        word = m.group(1) or m.group(2)
+        ordinal = ORDINALS.get(word) or (int(word) if word.isdigit() else None)
+        spoken = m.group(0) + (" one" if low[m.end():].startswith(" one") else "")
+    elif m := ZH_ORDINAL_RE.search(low):
+        digit = m.group(1)
+        ordinal = -1 if digit is None else (int(digit) if digit.isdigit() else ZH_DIGITS.get(digit))
+        spoken = m.group(0)
+    deictic = bool(DEICTIC_RE.search(low) or ZH_DEICTIC_RE.search(low))
+    return ordinal, deictic, spoken
 
 
 class Batcher(Generic[R]):
@@ -358,15 +515,22 @@ class Recognizer:
             LogisticRegression(C=30, max_iter=3000),
         ).fit(texts, labels)
         self._classes = [str(c) for c in self._by_meaning.classes_]
+        self._catalog: tuple[list[CatalogTerm], set[str]] = ([], set())
+        self._faq_words: set[str] = set()
         self.entities = EntityExtractor([], set())
         self._faq_keys: list[str] = []
         self._faq_matrix = np.zeros((0, self._matrix.shape[1]))
+        self._faq_spelling: Any = None  # character n-grams of the FAQ phrasings (Chinese)
+        self._faq_spelling_matrix: Any = None
 
     def set_catalog(self, catalog: list[CatalogTerm], colours: set[str]) -> None:
-        self.entities = EntityExtractor(catalog, colours)
+        self._catalog = (catalog, colours)
+        self.entities = EntityExtractor(catalog, colours, self._faq_words)
 
     def set_faq(self, entries: dict[str, list[str]]) -> None:
         """FAQ entry key -> its question and paraphrases, for `match_faq`."""
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
         keys, texts = [], []
         for key, items in entries.items():
             for text in items:
@@ -375,6 +539,11 @@ class Recognizer:
         self._faq_keys = keys
         if texts:
             self._faq_matrix = self.encode_now(texts)
+            self._faq_spelling = TfidfVectorizer(analyzer="char", ngram_range=(1, 2), sublinear_tf=True)
+            self._faq_spelling_matrix = self._faq_spelling.fit_transform(texts)
+        # What FAQ questions talk about is shop talk, not an item the shop lacks ("gift cards").
+        self._faq_words = {w for text in texts for w in _words(text) if len(w) > 3}
+        self.set_catalog(*self._catalog)
 
     def encode_now(self, texts: list[str]) -> np.ndarray:
         return self.model.encode(
@@ -396,12 +565,34 @@ class Recognizer:
         probs = weight * analysis.by_meaning + (1 - weight) * analysis.by_spelling
         return sorted(zip(self._classes, probs.tolist()), key=lambda kv: -kv[1])
 
-    def match_faq(self, vector: np.ndarray) -> tuple[str | None, float]:
+    def match_faq(self, vector: np.ndarray, text: str = "", language: str = "en") -> tuple[str | None, float]:
+        """The FAQ entry closest to a question: by meaning in English; by characters in Chinese,
+        which the bundled English model does not read."""
         if not self._faq_keys:
             return None, 0.0
-        sims = self._faq_matrix @ vector
+        if language != "en" and self._faq_spelling is not None and text:
+            sims = (self._faq_spelling_matrix @ self._faq_spelling.transform([text.lower()]).T).toarray().ravel()
+        else:
+            sims = self._faq_matrix @ vector
         best = int(np.argmax(sims))
         return self._faq_keys[best], float(sims[best])
+
+    async def _faq_questions(self, clean: str, language: str) -> tuple[str, ...]:
+        """Every FAQ entry a message of several questions asks about ("is shipping free? and can
+        I return it?"), in the order asked; empty for a single question."""
+        clauses = [c.strip() for c in QUESTION_SPLIT_RE.split(clean) if c and c.strip()]
+        clauses = [c for c in clauses if len(_words(c.lower())) >= 2 or (CJK_RE.search(c) and len(c) >= 3)]
+        if len(clauses) < 2:
+            return ()
+        analyses = await asyncio.gather(*(self.batcher.submit(c.lower()[:MAX_MODEL_CHARS]) for c in clauses))
+        keys: list[str] = []
+        for clause, analysis in zip(clauses, analyses):
+            top = self.vote(analysis, language)[0][0]
+            key, similarity = self.match_faq(analysis.vector, clause, language)
+            wanted = self.min_similarity if top in ("faq", "return_item") else FAQ_CLAUSE_SIMILARITY
+            if key and similarity >= wanted and key not in keys:
+                keys.append(key)
+        return tuple(keys) if len(keys) >= 2 else ()
 
     async def recognize(self, text: str) -> Intent:
         clean = normalise(text)
@@ -419,9 +610,10 @@ class Recognizer:
         if score < self.threshold or (language == "en" and analysis.nearest < self.min_similarity):
             return Intent(FALLBACK, score, entities, candidates, language)
         if name == "faq":
-            key, similarity = self.match_faq(analysis.vector)
-            if key and similarity >= self.min_similarity:
-                entities = replace(entities, faq=key)
+            key, similarity = self.match_faq(analysis.vector, clean, language)
+            wanted = self.min_similarity if language == "en" else ZH_FAQ_SIMILARITY
+            if key and similarity >= wanted and not entities.unknown_item:
+                entities = replace(entities, faq=key, faqs=await self._faq_questions(clean, language))
         return Intent(name, score, entities, candidates, language)
 
 

@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import Row, bindparam, case, or_, update
@@ -354,6 +355,8 @@ def queue_to_customer(session: Session, customer_id: str, key: str, message: Out
         return None
     customer = session.get(Customer, customer_id)
     channel = channel or (customer.preferred_channel or customer.last_channel if customer else None) or "web"
+    if customer is not None:
+        message = replace(message, language=customer.language)
     row = MessageRecord(
         customer_id=customer_id, channel=channel, address=customer_address(session, customer_id, channel),
         direction="out", text=message.text, payload=message.to_dict(), idempotency_key=key, status="pending",

@@ -98,7 +98,7 @@ def queue(session: Session, policy: Policy, source: str, source_id: int, step: i
                            "status": "queued" if verdict.send else "skipped", "reason": verdict.reason,
                            "created_at": now})
         if verdict.send:
-            message = _message(plan, verdict, purpose)
+            message = replace(_message(plan, verdict, purpose), language=who.language)
             # The outbox record shares the dispatch's key: that is what makes queueing idempotent.
             records.append({"customer_id": who.customer_id, "channel": who.channel, "address": who.address,
                             "direction": "out", "text": message.text, "payload": message.to_dict(),

@@ -94,7 +94,7 @@ def teach_shop(recognizer: Recognizer, db: Database, faq: StoreFaq) -> None:
         products = session.exec(select(Product)).all()
         colours = set(session.exec(select(Variant.colour).distinct()).all())
     recognizer.set_catalog(
-        [CatalogTerm(p.sku, p.name, p.category, tuple(p.tags.split(","))) for p in products], colours
+        [CatalogTerm(p.sku, p.name, p.category, tuple(p.tags.split(",")), p.name_zh) for p in products], colours
     )
     recognizer.set_faq(faq.phrasings())
 

@@ -18,6 +18,7 @@ class TurnInfo:
     language: str
     shipping_address: str | None
     intent: Intent
+    display_name: str | None = None
 
 
 def turn_info(context: TurnContext) -> TurnInfo:

@@ -9,6 +9,7 @@ from bot.turn import command
 from dialogs.shop import (
     ShopServices,
     choice_prompt,
+    confirm_prompt,
     join_words,
     money,
     prompt_choices,
@@ -18,6 +19,7 @@ from integrations.cart import OutOfStock
 from integrations.catalog import ProductView
 
 NO_THANKS = "No thanks"
+MAX_PER_ADD = 20  # more of one item at once is a wholesale order, for a person
 
 
 class AddToCartDialog(ComponentDialog):
@@ -27,10 +29,11 @@ class AddToCartDialog(ComponentDialog):
         super().__init__(AddToCartDialog.__name__)
         self.shop = shop
         self.add_dialog(choice_prompt("choice"))
+        self.add_dialog(confirm_prompt("confirm"))
         self.add_dialog(
             WaterfallDialog(
                 "steps",
-                [self.product_step, self.size_step, self.colour_step, self.add_step],
+                [self.product_step, self.size_step, self.colour_step, self.add_step, self.what_is_left_step],
             )
         )
         self.initial_dialog_id = "steps"
@@ -42,7 +45,7 @@ class AddToCartDialog(ComponentDialog):
     async def product_step(self, step: WaterfallStepContext) -> DialogTurnResult:
         options = dict(step.options or {})
         step.values.update(options)
-        sku = options.get("product") or await self.shop.last_product(step.context)
+        sku = options.get("product") or await self.shop.last_product(step.context, options.get("category"))
         if sku:
             step.values["product"] = sku
             return await step.next(None)
@@ -54,6 +57,7 @@ class AddToCartDialog(ComponentDialog):
             await step.context.send_activity(reply(text(step.context, "add.which_product")))
             return await step.end_dialog()
         step.values["candidates"] = [p.sku for p in found]
+        await self.shop.remember_shown(step.context, found, "add_to_cart")
         return await step.prompt(
             "choice",
             PromptOptions(
@@ -71,7 +75,7 @@ class AddToCartDialog(ComponentDialog):
             return await step.end_dialog()
         ctx = step.context
         name = self.shop.name(ctx, product)
-        await self.shop.remember_product(step.context, product.sku)
+        await self.shop.remember_product(step.context, product.sku, product.category)
         colour = step.values.get("colour")
         sizes = product.sizes(colour=colour if colour in product.colours() else None)
         size = step.values.get("size")
@@ -137,19 +141,48 @@ class AddToCartDialog(ComponentDialog):
         ctx = step.context
         name = self.shop.name(ctx, product)
         variant = product.variant(step.values["size"], colour)
-        quantity = max(1, min(int(step.values.get("quantity") or 1), 20))
+        wanted = max(1, int(step.values.get("quantity") or 1))
+        if wanted > MAX_PER_ADD:
+            await step.context.send_activity(reply(text(ctx, "add.too_many", most=MAX_PER_ADD)))
+            return await step.end_dialog()
         customer_id = step.context.activity.from_property.id
         try:
-            cart = await self.shop.carts.add(customer_id, variant.sku, quantity)
+            cart = await self.shop.carts.add(customer_id, variant.sku, wanted)
         except OutOfStock as exc:
             left = max(exc.available, 0)
-            await step.context.send_activity(
-                reply(
-                    text(ctx, "add.only_left" if left else "add.all_taken", left=left, name=name,
-                         size=size_label(ctx, variant.size), colour=colour_name(ctx, variant.colour))
-                )
-            )
+            words = {"left": left, "wanted": wanted, "name": name, "size": size_label(ctx, variant.size),
+                     "colour": colour_name(ctx, variant.colour)}
+            if not left:
+                await step.context.send_activity(reply(text(ctx, "add.all_taken", **words)))
+                return await step.end_dialog()
+            step.values["partial"] = {"variant": variant.sku, "left": left}
+            return await step.prompt("confirm", PromptOptions(prompt=reply(text(ctx, "add.only_left_ask", **words))))
+        return await self._added(step, product, variant, wanted, cart)
+
+    async def what_is_left_step(self, step: WaterfallStepContext) -> DialogTurnResult:
+        """"Only 4 left: add 4?" answered."""
+        partial = step.values.get("partial")
+        if not step.result or not partial:
+            await step.context.send_activity(reply(text(step.context, "no_problem")))
             return await step.end_dialog()
+        product = await self._product(step)
+        variant = next((v for v in product.variants if v.sku == partial["variant"]), None) if product else None
+        if variant is None:
+            await step.context.send_activity(reply(text(step.context, "product_gone")))
+            return await step.end_dialog()
+        try:
+            cart = await self.shop.carts.add(step.context.activity.from_property.id, variant.sku, partial["left"])
+        except OutOfStock:  # someone else was quicker
+            await step.context.send_activity(reply(text(
+                step.context, "add.all_taken", name=self.shop.name(step.context, product),
+                size=size_label(step.context, variant.size), colour=colour_name(step.context, variant.colour))))
+            return await step.end_dialog()
+        return await self._added(step, product, variant, partial["left"], cart)
+
+    async def _added(self, step: WaterfallStepContext, product: ProductView, variant, quantity: int,
+                     cart) -> DialogTurnResult:
+        ctx = step.context
+        name = self.shop.name(ctx, product)
         await step.context.send_activity(
             reply(
                 text(ctx, "add.added", quantity=quantity, name=name, size=size_label(ctx, variant.size),
@@ -161,6 +194,7 @@ class AddToCartDialog(ComponentDialog):
         )
         addons = [p for p in await self.shop.catalog.related(product.sku) if p.sku not in {l.product_sku for l in cart.lines}]
         if addons:
+            await self.shop.remember_shown(ctx, addons, "check_stock", focus=False)
             await step.context.send_activity(
                 reply(text(ctx, "add.goes_well"), cards=[self.shop.card(ctx, p) for p in addons])
             )

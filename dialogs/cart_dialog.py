@@ -51,7 +51,8 @@ class CartDialog(ComponentDialog):
             await step.context.send_activity(cart_reply(cart, "", ctx, names))
             return await step.end_dialog()
         step.values["lines"] = [l.variant_sku for l in cart.lines]
-        matches = [l for l in cart.lines if o.get("product") in (None, l.product_sku)]
+        step.values["quantities"] = {l.variant_sku: l.quantity for l in cart.lines}
+        matches = await self._matching(cart, o)
         if len(matches) == 1:
             return await step.next(matches[0].variant_sku)
         key = "cart.which_remove" if o["mode"] == "remove" else "cart.which_change"
@@ -67,11 +68,25 @@ class CartDialog(ComponentDialog):
             ),
         )
 
+    async def _matching(self, cart: CartView, options: dict) -> list:
+        """The cart lines a request names: by product, else by kind ("remove the socks")."""
+        if options.get("product"):
+            return [l for l in cart.lines if l.product_sku == options["product"]]
+        if options.get("category"):
+            kinds = {l.product_sku: getattr(await self.shop.catalog.product(l.product_sku), "category", None)
+                     for l in cart.lines}
+            named = [l for l in cart.lines if kinds[l.product_sku] == options["category"]]
+            if named:
+                return named
+        return list(cart.lines)
+
     async def quantity_step(self, step: WaterfallStepContext) -> DialogTurnResult:
         sku = step.result if isinstance(step.result, str) else step.values["lines"][step.result.index]
         step.values["sku"] = sku
         if step.values["mode"] == "remove":
-            return await step.next(0)
+            # "remove one of the tees" takes one off; "remove the tees" takes the line away.
+            have, fewer = step.values.get("quantities", {}).get(sku, 0), step.values.get("quantity") or 0
+            return await step.next(have - fewer if 0 < fewer < have else 0)
         if step.values.get("quantity"):
             return await step.next(step.values["quantity"])
         return await step.prompt(

@@ -19,10 +19,12 @@ class FaqDialog(ComponentDialog):
         self.initial_dialog_id = "steps"
 
     async def answer_step(self, step: WaterfallStepContext) -> DialogTurnResult:
-        key = (step.options or {}).get("faq")
-        answer = self.shop.faq.answer(key, language(step.context)) if key else None
-        if answer:
-            await step.context.send_activity(reply(answer))
+        options = step.options or {}
+        # A message of several questions gets every answer, in the order asked.
+        keys = options.get("faqs") or ([options["faq"]] if options.get("faq") else [])
+        answers = [a for a in (self.shop.faq.answer(k, language(step.context)) for k in keys) if a]
+        if answers:
+            await step.context.send_activity(reply("\n\n".join(answers)))
         else:
             await step.context.send_activity(
                 reply(text(step.context, "faq.topics"),

@@ -2,17 +2,20 @@
 change the subject mid-journey, and asks when it is unsure."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 from botbuilder.core import TurnContext
 from botbuilder.dialogs import ComponentDialog, DialogContext, DialogTurnResult, DialogTurnStatus
 from botbuilder.dialogs.prompts import Prompt
 
 from bot.messages import Choice, reply
 from bot.nlu import FALLBACK, Intent, normalise
-from bot.turn import command, turn_info
+from bot.turn import TURN_INFO_KEY, command, turn_info
 from dialogs.account_dialog import LinkDialog, PrivacyDialog
 from dialogs.add_to_cart_dialog import AddToCartDialog
 from dialogs.cancel_order_dialog import CancelOrderDialog
 from dialogs.cart_dialog import CartDialog
+from dialogs.consent_dialog import ConsentDialog
 from dialogs.checkout_dialog import CheckoutDialog
 from dialogs.faq_dialog import FaqDialog
 from dialogs.order_status_dialog import OrderStatusDialog
@@ -25,8 +28,11 @@ from dialogs.texts import MENU_LABELS, language, menu_label, text, yes_no_zh
 # Answers that belong to a question, never a change of subject.
 REPLY_INTENTS = {FALLBACK, "affirm", "deny", "greet", "thanks"}
 # Intents that say nothing about what the shopper wants help with (left out of a handoff summary).
-CHATTER = REPLY_INTENTS | {"goodbye", "human_agent"}
+CHATTER = REPLY_INTENTS | {"goodbye", "human_agent", "restart"}
 SWITCH_CONFIDENCE = 0.5
+# Intents about a product, which "this", "the second one" or "in black" can complete.
+PRODUCT_INTENTS = {"check_stock", "add_to_cart", "product_search", "recommend"}
+CANDIDATES_KEY = "shop.candidates"  # products a follow-up narrows down, for this turn's journey
 LABELS = {intent: labels["en"] for intent, labels in MENU_LABELS.items()}  # English titles by intent
 MENU = ["product_search", "view_cart", "order_status", "faq"]
 
@@ -45,16 +51,19 @@ class MainDialog(ComponentDialog):
         for dialog in (
             StockDialog(shop), SearchDialog(shop), AddToCartDialog(shop), CartDialog(shop),
             CheckoutDialog(shop), OrderStatusDialog(shop), CancelOrderDialog(shop), ReturnDialog(shop),
-            FaqDialog(shop), LinkDialog(shop), PrivacyDialog(shop),
+            FaqDialog(shop), LinkDialog(shop), PrivacyDialog(shop), ConsentDialog(shop),
         ):
             self.add_dialog(dialog)
 
     async def on_begin_dialog(self, inner_dc: DialogContext, options: object) -> DialogTurnResult:
+        await self._resolve(inner_dc)
         if await self._hand_over(inner_dc):
             return DialogTurnResult(DialogTurnStatus.Waiting)
         return await self._route(inner_dc)
 
     async def on_continue_dialog(self, inner_dc: DialogContext) -> DialogTurnResult:
+        if _active_prompt(inner_dc) is None:  # an answer to a question is the question's to read
+            await self._resolve(inner_dc)
         if await self._hand_over(inner_dc):
             return DialogTurnResult(DialogTurnStatus.Waiting)
         intent = turn_info(inner_dc.context).intent
@@ -103,6 +112,51 @@ class MainDialog(ComponentDialog):
             await context.send_activity(reply(text(context, "handoff.offline", opens=opened.opens)))
         return True
 
+    async def _resolve(self, inner_dc: DialogContext) -> None:
+        """Complete a message that refers to what the shopper was shown: "the second one" (the
+        last list), "this dress" (the dress looked at last), "in black" or "size 9 please" (the
+        product in focus, or the list shown last, narrowed down). The turn's intent is replaced."""
+        context = inner_dc.context
+        info = turn_info(context)
+        intent = info.intent
+        e = intent.entities
+        said = (context.activity.text or "").strip()
+        if said.startswith("/") or e.product:
+            if e.product and intent.name == FALLBACK:  # a product named and nothing else said
+                name = "check_stock" if (e.size or e.colour) else "product_search"
+                self._replace(context, replace(intent, name=name, confidence=SWITCH_CONFIDENCE))
+            return
+        focus, shown, shown_for = await self.shop.references(context)
+        acting = intent.name in PRODUCT_INTENTS and intent.confidence >= SWITCH_CONFIDENCE
+        if e.ordinal is not None and shown:
+            index = e.ordinal - 1 if e.ordinal > 0 else len(shown) - 1
+            if 0 <= index < len(shown):
+                name = intent.name if acting else (shown_for or "check_stock")
+                self._replace(context, replace(intent, name=name, confidence=max(intent.confidence, SWITCH_CONFIDENCE),
+                                               entities=replace(e, product=shown[index], ordinal=None)))
+            return
+        if intent.name not in PRODUCT_INTENTS | {FALLBACK}:
+            return
+        short = len(said.split()) <= 5 or (len(said) <= 12 and not said.isascii())
+        follow_up = bool(e.size or e.colour) and short
+        if not (follow_up or e.deictic):
+            return
+        name = intent.name if acting and intent.name != "product_search" else "check_stock"
+        if intent.name == "product_search" and not follow_up:
+            name = "product_search"
+        if follow_up and not e.deictic and focus == "list" and shown and e.category is None:
+            context.turn_state[CANDIDATES_KEY] = shown
+            self._replace(context, replace(intent, name=name, confidence=max(intent.confidence, SWITCH_CONFIDENCE)))
+            return
+        product = await self.shop.last_product(context, e.category)
+        if product is not None:
+            self._replace(context, replace(intent, name=name, confidence=max(intent.confidence, SWITCH_CONFIDENCE),
+                                           entities=replace(e, product=product)))
+
+    @staticmethod
+    def _replace(context: TurnContext, intent: Intent) -> None:
+        context.turn_state[TURN_INFO_KEY] = replace(turn_info(context), intent=intent)
+
     @staticmethod
     def _changes_subject(inner_dc: DialogContext, intent: Intent) -> bool:
         if intent.name in REPLY_INTENTS or intent.confidence < SWITCH_CONFIDENCE:
@@ -127,16 +181,22 @@ class MainDialog(ComponentDialog):
         return bool(choices) or intent.confidence >= 0.8
 
     async def _route(self, inner_dc: DialogContext) -> DialogTurnResult:
+        await self._resolve(inner_dc)
         context = inner_dc.context
         intent = turn_info(context).intent
         e = intent.entities
         options = {
             "product": e.product, "category": e.category, "size": e.size, "colour": e.colour,
-            "quantity": e.quantity, "order_number": e.order_number, "faq": e.faq,
+            "quantity": e.quantity, "order_number": e.order_number, "faq": e.faq, "faqs": list(e.faqs),
             "text": context.activity.text or "",
         }
+        if context.turn_state.get(CANDIDATES_KEY):
+            options["candidates"] = context.turn_state[CANDIDATES_KEY]
+        if e.unknown_item and not e.product and intent.name in PRODUCT_INTENTS | {FALLBACK, "faq"}:
+            await context.send_activity(reply(text(context, "not_sold", item=e.unknown_item), quick=menu(context=context)))
+            return DialogTurnResult(DialogTurnStatus.Waiting)
         if e.product:
-            await self.shop.remember_product(context, e.product)
+            await self.shop.remember_product(context, e.product, e.category)
         journeys = {
             "check_stock": (StockDialog, {}),
             "product_search": (SearchDialog, {}),
@@ -153,6 +213,7 @@ class MainDialog(ComponentDialog):
             "link_account": (LinkDialog, {}),
             "privacy_info": (PrivacyDialog, {}),
             "forget_me": (PrivacyDialog, {"forget": True}),
+            "opt_in": (ConsentDialog, {}),
         }
         if intent.name in journeys:
             dialog, extra = journeys[intent.name]
@@ -164,8 +225,10 @@ class MainDialog(ComponentDialog):
     async def _small_talk(self, context: TurnContext, intent: Intent) -> None:
         customer_id = context.activity.from_property.id
         name = intent.name
-        if name == "greet":
-            await context.send_activity(reply(text(context, "greet"), quick=menu(context=context)))
+        if name in ("greet", "restart"):
+            display = turn_info(context).display_name
+            greeting = text(context, "greet.name", name=display) if display else text(context, "greet")
+            await context.send_activity(reply(greeting, quick=menu(context=context)))
         elif name == "thanks":
             await context.send_activity(reply(text(context, "thanks")))
         elif name == "goodbye":
@@ -175,9 +238,6 @@ class MainDialog(ComponentDialog):
         elif name == "opt_out":
             await self.shop.profiles.set_consent(customer_id, False)
             await context.send_activity(reply(text(context, "opt_out")))
-        elif name == "opt_in":
-            await self.shop.profiles.set_consent(customer_id, True)
-            await context.send_activity(reply(text(context, "opt_in")))
         elif name == "prefer_channel":
             await self.shop.accounts.prefer_current(customer_id)
             await context.send_activity(reply(text(context, "prefer.done")))

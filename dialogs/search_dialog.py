@@ -26,7 +26,7 @@ class SearchDialog(ComponentDialog):
         if o.get("product"):
             product = await self.shop.catalog.product(o["product"])
             if product:
-                await self.shop.remember_product(step.context, product.sku)
+                await self.shop.remember_product(step.context, product.sku, product.category)
                 await step.context.send_activity(
                     reply(text(ctx, "search.product", name=self.shop.name(ctx, product),
                                description=self.shop.description(ctx, product)),
@@ -46,8 +46,7 @@ class SearchDialog(ComponentDialog):
                 )
             )
             return await step.end_dialog()
-        if len(found) == 1:
-            await self.shop.remember_product(step.context, found[0].sku)
+        await self.shop.remember_shown(step.context, found, "check_stock")
         category = category_name(ctx, o["category"]) if o.get("category") else text(ctx, "search.items")
         what = ("" if is_zh(ctx) else " ").join(x for x in (colour_name(ctx, o.get("colour")), category) if x)
         size = text(ctx, "search.in_size", size=o["size"], size_label=size_label(ctx, o["size"])) if o.get("size") else ""
@@ -66,6 +65,7 @@ class SearchDialog(ComponentDialog):
             base = await self.shop.catalog.product(anchor)
             picks = await self.shop.catalog.related(anchor, limit=4)
             if base and picks:
+                await self.shop.remember_shown(step.context, picks, "check_stock", focus=False)
                 await step.context.send_activity(
                     reply(text(step.context, "search.goes_with", name=self.shop.name(step.context, base)),
                           cards=[self.shop.card(step.context, p) for p in picks])
@@ -74,7 +74,9 @@ class SearchDialog(ComponentDialog):
         picks = await self.shop.catalog.search(
             o.get("text", "") if not o.get("category") else "", category=o.get("category"), limit=4
         )
+        picks = [p for p in picks if p.in_stock]
+        await self.shop.remember_shown(step.context, picks, "check_stock")
         await step.context.send_activity(
-            reply(text(step.context, "search.picks"), cards=[self.shop.card(step.context, p) for p in picks if p.in_stock])
+            reply(text(step.context, "search.picks"), cards=[self.shop.card(step.context, p) for p in picks])
         )
         return await step.end_dialog()

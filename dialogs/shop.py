@@ -21,6 +21,9 @@ from integrations.orders import Orders
 from integrations.payments import Payments
 
 
+RECENT_PRODUCTS = 5
+
+
 class FaqAnswers(Protocol):
     def answer(self, key: str, language: str) -> str | None: ...
     def topics(self, language: str = "en") -> list[tuple[str, str]]: ...
@@ -58,13 +61,41 @@ class ShopServices:
     media_base: str
     handoff: Escalations | None = None  # None: the bot gives the contact details instead
 
-    async def remember_product(self, context: TurnContext, sku: str) -> None:
+    async def remember_product(self, context: TurnContext, sku: str, category: str | None = None) -> None:
+        """The product the shopper is looking at now: what "this" and "in black" refer to."""
         memory = await self.memory.get(context, dict)
         memory["last_product"] = sku
+        memory["focus"] = "product"
+        recent = [entry for entry in memory.get("recent", []) if entry[0] != sku]
+        memory["recent"] = ([[sku, category]] + recent)[:RECENT_PRODUCTS]
 
-    async def last_product(self, context: TurnContext) -> str | None:
+    async def remember_shown(self, context: TurnContext, products: Sequence[ProductView], intent: str,
+                             focus: bool = True) -> None:
+        """A list of products just shown: what "the second one" refers to, and (with `focus`) what
+        a follow-up such as "in black" narrows down. A list of one is that product."""
+        if len(products) == 1 and focus:
+            await self.remember_product(context, products[0].sku, products[0].category)
+            return
+        if not products:
+            return
         memory = await self.memory.get(context, dict)
-        return memory.get("last_product")
+        memory["shown"] = {"skus": [p.sku for p in products], "for": intent}
+        if focus:
+            memory["focus"] = "list"
+
+    async def last_product(self, context: TurnContext, category: str | None = None) -> str | None:
+        """The product the shopper looked at last, or the last one of `category` when they name
+        a kind ("this dress" after a pair of shoes and the dress)."""
+        memory = await self.memory.get(context, dict)
+        if category is None:
+            return memory.get("last_product")
+        return next((sku for sku, kind in memory.get("recent", []) if kind == category), None)
+
+    async def references(self, context: TurnContext) -> tuple[str | None, list[str], str | None]:
+        """(what was shown last: "product" or "list", the list's SKUs, the intent it answered)."""
+        memory = await self.memory.get(context, dict)
+        shown = memory.get("shown") or {}
+        return memory.get("focus"), list(shown.get("skus", [])), shown.get("for")
 
     def name(self, context: TurnContext | None, product: ProductView) -> str:
         """The product's name in the shopper's language."""

@@ -30,10 +30,15 @@ class StockDialog(ComponentDialog):
         options = step.values
         if options.get("product"):
             return await self.shop.catalog.product(options["product"])
-        last = await self.shop.last_product(step.context)
+        if options.get("candidates"):  # a follow-up narrowing the list shown last ("in black")
+            found = [p for p in [await self.shop.catalog.product(sku) for sku in options["candidates"]] if p]
+            fits = [p for p in found if (not options.get("size") or p.has_size(options["size"]))
+                    and (not options.get("colour") or options["colour"] in p.colours(in_stock=False))]
+            return fits[0] if len(fits) == 1 else (fits or found)
+        last = await self.shop.last_product(step.context, options.get("category"))
         if last:
             product = await self.shop.catalog.product(last)
-            if product and options.get("category") in (None, product.category):
+            if product:
                 return product
         return await self.shop.catalog.search(
             options.get("text", ""), category=options.get("category"), limit=3
@@ -49,6 +54,7 @@ class StockDialog(ComponentDialog):
             if not found:
                 await step.context.send_activity(reply(text(step.context, "stock.not_found")))
             else:
+                await self.shop.remember_shown(step.context, found, "check_stock")
                 await step.context.send_activity(
                     reply(text(step.context, "stock.which"), cards=[self.shop.card(step.context, p) for p in found])
                 )
@@ -57,7 +63,7 @@ class StockDialog(ComponentDialog):
         ctx = step.context
         name = self.shop.name(ctx, product)
         step.values["product"] = product.sku
-        await self.shop.remember_product(step.context, product.sku)
+        await self.shop.remember_product(step.context, product.sku, product.category)
         size, colour = step.values.get("size"), step.values.get("colour")
         if colour and colour not in product.colours(in_stock=False):
             colour = step.values["colour"] = None
@@ -119,6 +125,7 @@ class StockDialog(ComponentDialog):
             if v.stock <= 0 and (size is None or v.size == size) and (colour is None or v.colour == colour)
         ]
         if similar:
+            await self.shop.remember_shown(ctx, similar, "check_stock", focus=False)
             these = (text(ctx, "stock.similar_size", size=size, size_label=size_label(ctx, size)) if size
                      else text(ctx, "stock.similar"))
             await step.context.send_activity(

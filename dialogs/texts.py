@@ -75,6 +75,23 @@ TEXTS: dict[str, dict[str, str]] = {
         ZH: "您已訂閱優惠和提醒訊息。隨時傳送 STOP 即可取消訂閱。",
     },
     "support": {EN: "Our support team will be glad to help.", ZH: "我們的客服團隊很樂意為您服務。"},
+    "consent.ask": {
+        EN: "Would you like to get our offers and reminders in this chat? You can stop them at any time "
+            "by sending STOP.",
+        ZH: "您想在這個對話中收到我們的優惠和提醒訊息嗎？隨時傳送 STOP 即可停止。",
+    },
+    "consent.declined": {EN: "OK, no offers. Anything else I can help with?",
+                         ZH: "好的，不會傳送優惠訊息。還有什麼需要幫忙的嗎？"},
+    "greet.name": {
+        EN: "Hi {name}, welcome back! I can find products, check sizes and stock, manage your cart and "
+            "track your orders. What are you looking for today?",
+        ZH: "{name}您好，歡迎回來！我可以幫您找商品、查詢尺寸和庫存、管理購物車，以及追蹤訂單。今天想找什麼呢？",
+    },
+    "not_sold": {
+        EN: "Sorry, we don't sell {item}. We have dresses, running shoes, socks, t-shirts, jeans, jackets, "
+            "hoodies, hats and bags.",
+        ZH: "抱歉，我們沒有販售{item}。我們有洋裝、跑鞋、襪子、T恤、牛仔褲、外套、連帽上衣、帽子和包包。",
+    },
     # --- human handoff
     "handoff.queued": {
         EN: "I'm passing you to a member of our team. They'll see our conversation so far, so there's no need "
@@ -193,6 +210,15 @@ TEXTS: dict[str, dict[str, str]] = {
     "add.only_left": {
         EN: "Sorry, only {left} more of the {name} in {size}, {colour} can go in your cart.",
         ZH: "抱歉，{name}（{size}，{colour}）最多只能再加 {left} 件到購物車。",
+    },
+    "add.only_left_ask": {
+        EN: "Sorry, only {left} more of the {name} in {size}, {colour} can go in your cart (you asked for "
+            "{wanted}). Add {left}?",
+        ZH: "抱歉，{name}（{size}，{colour}）最多只能再加 {left} 件到購物車（您要 {wanted} 件）。要加入 {left} 件嗎？",
+    },
+    "add.too_many": {
+        EN: "You can add at most {most} of one item at a time. For a larger order, ask for a person.",
+        ZH: "同一項商品一次最多只能加入 {most} 件。如需大量訂購，請聯絡專人。",
     },
     "add.all_taken": {
         EN: "Sorry, you already have all we have of the {name} in {size}, {colour}.",

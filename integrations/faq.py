@@ -26,4 +26,5 @@ class StoreFaq:
 
     def phrasings(self) -> dict[str, list[str]]:
         """Each entry's question and paraphrases, for the recogniser."""
-        return {k: [e.question, *(e.examples or [])] for k, e in self._entries.items()}
+        return {k: [e.question, *([e.question_zh] if e.question_zh else []), *(e.examples or [])]
+                for k, e in self._entries.items()}

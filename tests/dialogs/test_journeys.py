@@ -185,8 +185,14 @@ async def test_opt_out_and_in(shopper, client):
     assert "unsubscribed" in shopper.texts()
     consents = await client.app[DB].run(lambda s: [c.marketing_consent for c in s.exec(select(Customer)).all()])
     assert False in consents
-    await shopper.say("START")
+    await shopper.say("START")  # a subscription is confirmed before it counts
+    assert "Would you like to get our offers" in shopper.texts()
+    consents = await client.app[DB].run(lambda s: [c.marketing_consent for c in s.exec(select(Customer)).all()])
+    assert True not in consents
+    await shopper.tap("Yes")
     assert "subscribed" in shopper.texts()
+    consents = await client.app[DB].run(lambda s: [c.marketing_consent for c in s.exec(select(Customer)).all()])
+    assert True in consents
 
 
 async def test_sold_out_variant_cannot_be_over_added(shopper, client):
