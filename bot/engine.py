@@ -7,6 +7,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from typing import Protocol
 from uuid import uuid4
 
@@ -28,7 +29,7 @@ from bot import identity, linking
 from bot.messages import InboundMessage, OutboundMessage, numbered_options, to_outbound
 from bot.nlu import CJK_RE, FALLBACK, Intent, Recognizer, detect_language, normalise
 from bot.store.database import Database
-from bot.store.models import Customer, MessageRecord, utcnow
+from bot.store.models import Customer, MessageRecord, as_utc, utcnow
 from bot.store.storage import ETagConflict, SqlStorage, encode_document
 from bot.turn import TURN_INFO_KEY, TurnInfo, parse_command
 
@@ -54,10 +55,11 @@ _MARK_PROCESSED = update(_MESSAGE).where(
     _MESSAGE.c.id == bindparam("message"), _MESSAGE.c.status != "processed").values(status="processed")
 _CUSTOMER = Customer.__table__
 _CUSTOMER_FACTS = sa_select(_CUSTOMER.c.id, _CUSTOMER.c.language, _CUSTOMER.c.shipping_address,
-                            _CUSTOMER.c.display_name).where(
+                            _CUSTOMER.c.display_name, _CUSTOMER.c.created_at).where(
     _CUSTOMER.c.id == bindparam("customer"))
 _LANGUAGE = sa_select(_CUSTOMER.c.language).where(_CUSTOMER.c.id == bindparam("customer"))
 REPLIES_KEY = "shop.replies"
+RETURNING_AFTER = timedelta(hours=1)  # a shopper first seen longer ago than this is welcomed back
 MAX_TURN_ATTEMPTS = 4
 
 
@@ -325,8 +327,9 @@ class Engine:
             if intent is None:  # after the handoff check: a message for a person needs no model
                 intent = await self._recognize(text)
             language = self._language(intent, text, customer.language)
+            returning = utcnow() - as_utc(customer.created_at) > RETURNING_AFTER
             context.turn_state[TURN_INFO_KEY] = TurnInfo(customer.id, language, customer.shipping_address, intent,
-                                                         customer.display_name)
+                                                         customer.display_name, returning)
             with self._storage.turn(docs, keys, stored) as buffer:
                 await self.adapter.run_pipeline(context, self._turn)
             replies = context.turn_state.get(REPLIES_KEY, [])

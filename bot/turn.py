@@ -19,6 +19,7 @@ class TurnInfo:
     shipping_address: str | None
     intent: Intent
     display_name: str | None = None
+    returning: bool = False  # wrote to us before today's conversation
 
 
 def turn_info(context: TurnContext) -> TurnInfo:

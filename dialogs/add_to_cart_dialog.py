@@ -142,14 +142,14 @@ class AddToCartDialog(ComponentDialog):
         name = self.shop.name(ctx, product)
         variant = product.variant(step.values["size"], colour)
         wanted = max(1, int(step.values.get("quantity") or 1))
-        if wanted > MAX_PER_ADD:
+        if wanted > MAX_PER_ADD and variant.stock >= wanted:
             await step.context.send_activity(reply(text(ctx, "add.too_many", most=MAX_PER_ADD)))
             return await step.end_dialog()
         customer_id = step.context.activity.from_property.id
         try:
             cart = await self.shop.carts.add(customer_id, variant.sku, wanted)
         except OutOfStock as exc:
-            left = max(exc.available, 0)
+            left = min(max(exc.available, 0), MAX_PER_ADD)
             words = {"left": left, "wanted": wanted, "name": name, "size": size_label(ctx, variant.size),
                      "colour": colour_name(ctx, variant.colour)}
             if not left:

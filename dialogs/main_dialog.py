@@ -6,7 +6,7 @@ from dataclasses import replace
 
 from botbuilder.core import TurnContext
 from botbuilder.dialogs import ComponentDialog, DialogContext, DialogTurnResult, DialogTurnStatus
-from botbuilder.dialogs.prompts import Prompt
+from botbuilder.dialogs.prompts import ConfirmPrompt, Prompt
 
 from bot.messages import Choice, reply
 from bot.nlu import FALLBACK, Intent, normalise
@@ -62,7 +62,10 @@ class MainDialog(ComponentDialog):
         return await self._route(inner_dc)
 
     async def on_continue_dialog(self, inner_dc: DialogContext) -> DialogTurnResult:
-        if _active_prompt(inner_dc) is None:  # an answer to a question is the question's to read
+        prompt = _active_prompt(inner_dc)
+        # An answer to a question is the question's to read, except "the second one" when the
+        # question does not list the products shown last (it asks a size, or yes or no).
+        if prompt is None or await self._counts_shown_list(inner_dc, prompt):
             await self._resolve(inner_dc)
         if await self._hand_over(inner_dc):
             return DialogTurnResult(DialogTurnStatus.Waiting)
@@ -153,6 +156,13 @@ class MainDialog(ComponentDialog):
             self._replace(context, replace(intent, name=name, confidence=max(intent.confidence, SWITCH_CONFIDENCE),
                                            entities=replace(e, product=product)))
 
+    async def _counts_shown_list(self, inner_dc: DialogContext, prompt: dict) -> bool:
+        if turn_info(inner_dc.context).intent.entities.ordinal is None:
+            return False
+        _, shown, _ = await self.shop.references(inner_dc.context)
+        choices = getattr(prompt.get("options"), "choices", None) or []
+        return bool(shown) and len(choices) != len(shown)
+
     @staticmethod
     def _replace(context: TurnContext, intent: Intent) -> None:
         context.turn_state[TURN_INFO_KEY] = replace(turn_info(context), intent=intent)
@@ -177,8 +187,10 @@ class MainDialog(ComponentDialog):
             values |= {str(v).lower() for v in (getattr(action, "title", None), getattr(action, "value", None)) if v}
         if text in values or (text.isascii() and text.isdecimal() and 0 < int(text) <= len(values)):
             return False
-        # A free-text prompt (an address) takes almost anything; only a clear request interrupts.
-        return bool(choices) or intent.confidence >= 0.8
+        # A yes/no question is answered yes or no (its prompt knows the words); anything else a
+        # shopper asks for clearly is a new subject. A free-text prompt (an address) takes almost
+        # anything; only a clear request interrupts it.
+        return bool(choices) or prompt.get("confirm", False) or intent.confidence >= 0.8
 
     async def _route(self, inner_dc: DialogContext) -> DialogTurnResult:
         await self._resolve(inner_dc)
@@ -226,8 +238,9 @@ class MainDialog(ComponentDialog):
         customer_id = context.activity.from_property.id
         name = intent.name
         if name in ("greet", "restart"):
-            display = turn_info(context).display_name
-            greeting = text(context, "greet.name", name=display) if display else text(context, "greet")
+            info = turn_info(context)
+            key = "greet.name" if info.returning else "greet.first_name"
+            greeting = text(context, key, name=info.display_name) if info.display_name else text(context, "greet")
             await context.send_activity(reply(greeting, quick=menu(context=context)))
         elif name == "thanks":
             await context.send_activity(reply(text(context, "thanks")))
@@ -265,7 +278,7 @@ def _active_prompt(inner_dc: DialogContext) -> dict | None:
     while instance is not None:
         dialog = dialogs.find_dialog(instance.id)
         if isinstance(dialog, Prompt):
-            return instance.state
+            return {**instance.state, "confirm": isinstance(dialog, ConfirmPrompt)}
         if not isinstance(dialog, ComponentDialog):
             return None
         stack = instance.state[ComponentDialog.persisted_dialog_state].dialog_stack

@@ -55,8 +55,14 @@ class StockDialog(ComponentDialog):
                 await step.context.send_activity(reply(text(step.context, "stock.not_found")))
             else:
                 await self.shop.remember_shown(step.context, found, "check_stock")
+                ctx, asked = step.context, step.values
+                narrowed = [colour_name(ctx, asked.get("colour")),
+                            text(ctx, "stock.what_size", size=asked["size"], size_label=size_label(ctx, asked["size"]))
+                            if asked.get("size") else ""]
+                which = (text(ctx, "stock.which_in", what=("，" if is_zh(ctx) else " ").join(w for w in narrowed if w))
+                         if asked.get("candidates") and any(narrowed) else text(ctx, "stock.which"))
                 await step.context.send_activity(
-                    reply(text(step.context, "stock.which"), cards=[self.shop.card(step.context, p) for p in found])
+                    reply(which, cards=[self.shop.card(step.context, p, asked.get("size")) for p in found])
                 )
             return await step.end_dialog()
         product = found

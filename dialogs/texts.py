@@ -82,6 +82,12 @@ TEXTS: dict[str, dict[str, str]] = {
     },
     "consent.declined": {EN: "OK, no offers. Anything else I can help with?",
                          ZH: "好的，不會傳送優惠訊息。還有什麼需要幫忙的嗎？"},
+    "greet.first_name": {
+        EN: "Hi {name}! I'm the Northwind Outfitters assistant. I can find products, check sizes and stock, "
+            "manage your cart and track your orders. What are you looking for?",
+        ZH: "{name}您好！我是 Northwind Outfitters 的購物小幫手，可以幫您找商品、查詢尺寸和庫存、管理購物車，"
+            "以及追蹤訂單。請問您在找什麼呢？",
+    },
     "greet.name": {
         EN: "Hi {name}, welcome back! I can find products, check sizes and stock, manage your cart and "
             "track your orders. What are you looking for today?",
@@ -146,6 +152,7 @@ TEXTS: dict[str, dict[str, str]] = {
         ZH: "找不到這項商品。可以試試「給我看洋裝」或「跑鞋」。",
     },
     "stock.which": {EN: "Which one do you mean?", ZH: "請問您指的是哪一款？"},
+    "stock.which_in": {EN: "These come in {what}. Which one would you like?", ZH: "這些有{what}。您想要哪一款？"},
     "stock.no_such_size": {
         EN: "The {name} doesn't come in size {size}. It comes in {sizes}.",
         ZH: "{name}沒有 {size_label}，現有的尺寸是 {sizes}。",

@@ -1,6 +1,7 @@
 """Catalog and inventory: products, variants, stock, related items and the restock waitlist."""
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 from typing import Protocol
@@ -76,6 +77,8 @@ class Catalog(Protocol):
     async def join_waitlist(self, customer_id: str, variant_skus: list[str]) -> int: ...
 
 
+QUERY_FILLER = {"do", "you", "have", "the", "these", "those", "this", "that", "in", "size", "any", "some", "show",
+                "me", "please", "are", "is", "there", "what", "which", "for", "with", "and", "a", "an", "of", "my"}
 SIZE_ORDER = {s: i for i, s in enumerate(["XXS", "XS", "S", "M", "L", "XL", "XXL", "OS"])}
 
 
@@ -154,6 +157,7 @@ class StoreCatalog:
     ) -> list[ProductView]:
         products = await self.all()
         query = query.lower()
+        asked = {w.rstrip("s") for w in re.findall(r"[a-z][a-z-]+", query) if w not in QUERY_FILLER}
         scored: list[tuple[float, ProductView]] = []
         for p in products:
             if category and p.category != category:
@@ -164,6 +168,10 @@ class StoreCatalog:
                 continue
             text = " ".join((p.name, p.category, " ".join(p.tags), p.description)).lower()
             score = fuzz.token_set_ratio(query, text) if query else 50.0
+            # A word the shopper used that names the product or one of its tags ("sneakers") counts
+            # far more than fuzzy likeness of the whole sentence.
+            own = {w.rstrip("s") for w in re.findall(r"[a-z][a-z-]+", " ".join((p.name, " ".join(p.tags))).lower())}
+            score += 30 * len(asked & own)
             score += 20 if p.in_stock else 0
             scored.append((score, p))
         scored.sort(key=lambda sp: (-sp[0], sp[1].name))
