@@ -6,6 +6,7 @@ import hmac
 import json
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlencode
 from typing import Any
 
 from aiohttp import web
@@ -107,7 +108,8 @@ async def preview_draft(request: web.Request) -> web.Response:
     except CampaignError as exc:
         return _error(400, str(exc))
     draft = Campaign(name=spec.name, segment=spec.segment, messages=spec.messages, templates=spec.templates)
-    return web.json_response(await db.run(lambda s: campaigns.preview(s, draft, 3)))
+    policy = request.app[SCHEDULER].p.policy
+    return web.json_response(await db.run(lambda s: campaigns.preview(s, draft, policy, utcnow(), 3)))
 
 
 async def get_campaign(request: web.Request) -> web.Response:
@@ -128,12 +130,13 @@ async def get_campaign(request: web.Request) -> web.Response:
 
 
 async def preview_campaign(request: web.Request) -> web.Response:
-    _, db, _ = _deps(request)
+    _, db, scheduler = _deps(request)
+    policy = scheduler.p.policy
     campaign_id = _id(request)
 
     def load(session: Session):
         campaign = session.get(Campaign, campaign_id)
-        return None if campaign is None else campaigns.preview(session, campaign, 3)
+        return None if campaign is None else campaigns.preview(session, campaign, policy, utcnow(), 3)
 
     result = await db.run(load)
     return web.json_response(result) if result is not None else _error(404, "no such campaign")
@@ -278,13 +281,25 @@ async def click(request: web.Request) -> web.Response:
     if not hmac.compare_digest(campaigns.click_signature(secret, key), signature):
         raise web.HTTPNotFound()
 
-    def record(session: Session) -> None:
+    def record(session: Session) -> str:
         dispatch = session.exec(select(Dispatch).where(Dispatch.key == key)).first()
-        if dispatch is not None and dispatch.clicked_at is None:
+        if dispatch is None:
+            return "/"
+        if dispatch.clicked_at is None:
             dispatch.clicked_at = utcnow()
+        campaign = session.get(Campaign, dispatch.source_id) if dispatch.source == "campaign" else None
+        return landing(campaign.link if campaign is not None else None)
 
-    await request.app[DB].run(record)
-    raise web.HTTPFound("/")
+    raise web.HTTPFound(await request.app[DB].run(record))
+
+
+def landing(link: dict[str, str] | None) -> str:
+    """Where a campaign link opens: the product in the shop's chat, the marketer's page, or home."""
+    if link and link.get("product"):
+        return "/?" + urlencode({"product": link["product"]})
+    if link and link.get("url"):
+        return link["url"]
+    return "/"
 
 
 async def admin_page(request: web.Request) -> web.FileResponse:

@@ -17,7 +17,7 @@ from bot.config import Settings
 from bot.outbox import Outbox
 from bot.scheduler import ShopScheduler
 from bot.store.database import Database
-from bot.store.models import Campaign
+from bot.store.models import Campaign, utcnow
 
 
 def add_parser(sub) -> None:
@@ -80,7 +80,7 @@ async def _run(settings: Settings, db: Database, scheduler: ShopScheduler, args:
             if campaign is None:
                 raise LookupError(args.id)
             if op == "preview":
-                return campaigns.preview(session, campaign, 3)
+                return campaigns.preview(session, campaign, scheduler.p.policy, utcnow(), 3)
             return campaigns.stats(session, args.id, window)
         _print(await db.run(load))
     else:

@@ -17,7 +17,7 @@ from sqlmodel import Session, select
 
 from bot.messages import OutboundMessage, Template
 from bot.policy import MARKETING, Policy
-from bot.proactive import Planned, queue
+from bot.proactive import Planned, queue, recipients
 from bot.store.database import among
 from bot.store.models import (
     Campaign, Cart, CartItem, Customer, Dispatch, MessageRecord, Order, OrderItem, Product, Variant, as_utc, utcnow,
@@ -28,6 +28,7 @@ SEGMENT_KEYS = {"channel", "language", "has_open_cart", "bought_category", "last
 CHANNELS = {"whatsapp", "sms", "messenger", "web"}
 EDITABLE = {"draft", "scheduled", "paused"}
 TEMPLATE_SID = re.compile(r"^HX[0-9a-fA-F]{32}$")
+PRODUCT_SKU = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
 
 
 class CampaignError(ValueError):
@@ -42,6 +43,7 @@ class CampaignSpec:
     templates: dict[str, Any]
     send_at: datetime | None
     cron: str | None
+    link: dict[str, str] | None = None
 
 
 def parse_spec(data: Any) -> CampaignSpec:
@@ -52,7 +54,7 @@ def parse_spec(data: Any) -> CampaignSpec:
     """
     if not isinstance(data, dict):
         raise CampaignError("a campaign is a JSON object")
-    unknown = set(data) - {"name", "segment", "messages", "templates", "send_at", "cron"}
+    unknown = set(data) - {"name", "segment", "messages", "templates", "send_at", "cron", "link"}
     if unknown:
         raise CampaignError(f"unknown fields: {', '.join(sorted(unknown))}")
     name = data.get("name")
@@ -76,7 +78,25 @@ def parse_spec(data: Any) -> CampaignSpec:
         if not isinstance(variables, dict) or not all(isinstance(v, str) for v in variables.values()):
             raise CampaignError("templates.whatsapp.variables maps numbers to texts")
     send_at, cron = parse_when(data.get("send_at"), data.get("cron"))
-    return CampaignSpec(name.strip(), segment, messages, templates, send_at, cron)
+    return CampaignSpec(name.strip(), segment, messages, templates, send_at, cron, parse_link(data.get("link")))
+
+
+def parse_link(link: Any) -> dict[str, str] | None:
+    """Where a campaign's {link} leads: `{"product": SKU}` (the product in the shop's chat) or
+    `{"url": "https://..."}`; none = the shop's home page.
+
+    Raises:
+        CampaignError: anything else.
+    """
+    if link is None:
+        return None
+    if isinstance(link, dict) and set(link) == {"product"} and isinstance(link["product"], str) \
+            and PRODUCT_SKU.match(link["product"]):
+        return {"product": link["product"]}
+    if isinstance(link, dict) and set(link) == {"url"} and isinstance(link["url"], str) \
+            and re.match(r"^https?://[^\s]{3,500}$", link["url"]):
+        return {"url": link["url"]}
+    raise CampaignError('link is {"product": "SKU"} or {"url": "https://..."}')
 
 
 def parse_when(send_at: Any, cron: Any) -> tuple[datetime | None, str | None]:
@@ -164,15 +184,24 @@ def render(campaign: Campaign, customer: Customer, link: str | None = None) -> t
     texts = campaign.messages
     body = texts.get(customer.language) or texts.get("en") or next(iter(texts.values()))
     values = {"name": customer.display_name or "", "link": link or ""}
-    text = re.sub(r"\{(name|link)\}", lambda m: values[m.group(1)], body).strip()
+    text = fill(body, values)
     message = OutboundMessage(text=text, kind="marketing")
     template = None
     if "whatsapp" in campaign.templates:
         spec = campaign.templates["whatsapp"]
-        variables = {k: re.sub(r"\{(name|link)\}", lambda m: values[m.group(1)], v)
-                     for k, v in (spec.get("variables") or {}).items()}
+        variables = {k: fill(v, values) for k, v in (spec.get("variables") or {}).items()}
         template = OutboundMessage(text=text, kind="marketing", template=Template(spec["content_sid"], variables))
     return message, template
+
+
+def fill(body: str, values: dict[str, str]) -> str:
+    """The text with {name} and {link} filled in; a shopper without a name reads "Hi, ..." rather
+    than "Hi , ..." (the placeholder goes with the space before it, and a comma left leading)."""
+    for key, value in values.items():
+        if not value:
+            body = re.sub(r"[ \t]*\{" + key + r"\}", "", body)
+    text = re.sub(r"\{(name|link)\}", lambda m: values[m.group(1)], body)
+    return re.sub(r"^[\s,;:]+", "", text).strip()
 
 
 def click_link(base_url: str, secret: bytes, key: str) -> str:
@@ -186,32 +215,52 @@ def click_signature(secret: bytes, key: str) -> str:
 
 def create(session: Session, spec: CampaignSpec) -> Campaign:
     campaign = Campaign(name=spec.name, segment=spec.segment, messages=spec.messages, templates=spec.templates,
-                        send_at=spec.send_at, cron=spec.cron)
+                        send_at=spec.send_at, cron=spec.cron, link=spec.link)
     session.add(campaign)
     session.flush()
     return campaign
 
 
-def preview(session: Session, campaign: Campaign, sample_size: int = 1) -> dict[str, Any]:
-    """Audience size, its split by channel and language, and rendered samples."""
-    ids = audience(campaign.segment).subquery()
-    size = session.exec(select(func.count()).select_from(ids)).one()
-    channel = func.coalesce(Customer.preferred_channel, Customer.last_channel)
-    split = session.exec(
-        select(channel, Customer.language, func.count()).where(Customer.id.in_(select(ids.c.id)))
-        .group_by(channel, Customer.language)
-    ).all()
-    sample_ids = session.exec(audience(campaign.segment).order_by(Customer.id).limit(sample_size)).all()
+PREVIEW_BATCH = 1000
+
+
+def preview(session: Session, campaign: Campaign, policy: Policy, now: datetime,
+            sample_size: int = 1) -> dict[str, Any]:
+    """Who would really get the campaign now: the segment's size, how many the policy gate lets
+    through and why it would skip the others (consent, window, cap...), the split of those who
+    get it by channel and language, and rendered samples."""
+    has_template = "whatsapp" in campaign.templates
+    size, receiving, skipped, split = 0, 0, {}, {}
+    receivers: list[str] = []
+    ids = [row for row in session.exec(audience(campaign.segment).order_by(Customer.id)).all()]
+    for start in range(0, len(ids), PREVIEW_BATCH):
+        batch = ids[start:start + PREVIEW_BATCH]
+        size += len(batch)
+        facts = recipients(session, batch, now)
+        for customer_id in batch:
+            who = facts.get(customer_id)
+            if who is None:
+                continue
+            verdict = policy.check(who, MARKETING, has_template and who.channel == "whatsapp", now)
+            if not verdict.send:
+                skipped[verdict.reason] = skipped.get(verdict.reason, 0) + 1
+                continue
+            receiving += 1
+            split[(who.channel, who.language)] = split.get((who.channel, who.language), 0) + 1
+            if len(receivers) < sample_size:
+                receivers.append(customer_id)
     samples = []
-    for customer in session.exec(select(Customer).where(Customer.id.in_(sample_ids))).all():
+    for customer in session.exec(select(Customer).where(Customer.id.in_(receivers)).order_by(Customer.id)).all():
         message, template = render(campaign, customer, "https://…")
         samples.append({"language": customer.language, "channel": customer.preferred_channel or customer.last_channel,
                         "text": message.text, "template": template.template.content_sid if template else None})
-    if not samples:  # an empty audience still shows what the message looks like
+    if not samples:  # nobody would get it: still show what the message looks like
         message, _ = render(campaign, Customer(display_name="Alex"), "https://…")
         samples.append({"language": "en", "channel": None, "text": message.text, "template": None})
-    return {"audience": size, "by_channel_language": [
-        {"channel": c, "language": lang, "count": n} for c, lang, n in split], "samples": samples}
+    return {"audience": size, "receiving": receiving, "skipped": skipped,
+            "by_channel_language": [{"channel": c, "language": lang, "count": n}
+                                    for (c, lang), n in sorted(split.items(), key=lambda kv: (-kv[1], str(kv[0])))],
+            "samples": samples}
 
 
 def view(campaign: Campaign) -> dict[str, Any]:
@@ -219,6 +268,7 @@ def view(campaign: Campaign) -> dict[str, Any]:
         "id": campaign.id, "name": campaign.name, "status": campaign.status, "segment": campaign.segment,
         "messages": campaign.messages, "templates": campaign.templates,
         "send_at": as_utc(campaign.send_at).isoformat() if campaign.send_at else None, "cron": campaign.cron,
+        "link": campaign.link,
         "runs": campaign.runs, "created_at": as_utc(campaign.created_at).isoformat(),
     }
 

@@ -43,6 +43,7 @@ from channels.web import WebChannel
 from dialogs.main_dialog import MainDialog
 from dialogs.shop import ShopServices
 from dialogs.shop_bot import ShopBot
+from bot.turn import command
 from dialogs.texts import text_in
 from integrations.cart import StoreCarts
 from integrations.catalog import StoreCatalog
@@ -326,10 +327,42 @@ async def _web_customer(request: web.Request, session_id: str) -> str:
     return await request.app[DB].run(resolve)
 
 
+WELCOME_MENU = ("product_search", "check_stock", "order_status", "faq")
+
+
 async def web_config(request: web.Request) -> web.Response:
-    _session(request)
+    """What the widget needs to open: the channels to continue on, a greeting with suggestions in
+    the shopper's language for an empty chat, and with `?product=SKU` (a campaign's link) that
+    product, to show first."""
+    session_id = _session(request)
     channels = [c for c in request.app[ACCOUNTS].channels() if c != "web"]
-    return web.json_response({"link_channels": channels})
+    language = await _web_language(request, session_id)
+    config: dict[str, Any] = {
+        "link_channels": channels,
+        "welcome": {"text": text_in(language, "greet"),
+                    "choices": [{"title": text_in(language, f"menu.{intent}"), "value": command(intent)}
+                                for intent in WELCOME_MENU]},
+    }
+    sku = request.query.get("product", "")
+    if sku and len(sku) <= 40 and (product := await request.app[CATALOG].product(sku)) is not None:
+        name = product.name_zh if language.startswith("zh") and product.name_zh else product.name
+        config["product"] = {"sku": product.sku, "name": name, "command": command("product_search", product=product.sku)}
+    return web.json_response(config)
+
+
+async def _web_language(request: web.Request, session_id: str) -> str:
+    """The language of a web shopper we know, else the one their browser asks for first."""
+    space, address = identity_key("web", session_id)
+
+    def known(session: Session) -> str | None:
+        return session.exec(select(Customer.language).join(ChannelIdentity, ChannelIdentity.customer_id == Customer.id)
+                            .where(ChannelIdentity.channel == space, ChannelIdentity.address == address)).first()
+
+    language = await request.app[DB].run(known)
+    if language:
+        return language
+    wanted = request.headers.get("Accept-Language", "").split(",")[0].strip().lower()
+    return "zh-TW" if wanted.startswith("zh") else "en"
 
 
 async def web_link(request: web.Request) -> web.Response:

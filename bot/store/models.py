@@ -240,6 +240,7 @@ class Campaign(SQLModel, table=True):
     segment: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
     messages: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON))  # locale -> text
     templates: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))  # channel -> template
+    link: dict[str, str] | None = Field(default=None, sa_column=Column(JSON))  # where {link} leads
     send_at: datetime | None = None
     cron: str | None = None
     runs: int = 0  # how many runs have started; a recurring campaign's run number keys its messages

@@ -20,6 +20,7 @@ async def test_marketer_previews_creates_and_schedules_a_campaign(aiohttp_server
     client = await aiohttp_client(server)
     shopper = TwilioShopper(client, fake_twilio, "whatsapp", NUMBER)
     await shopper.say("subscribe")  # opts in to marketing on WhatsApp
+    await shopper.say("yes")  # a subscription is confirmed
 
     page = await browser.new_page()
     errors: list[str] = []

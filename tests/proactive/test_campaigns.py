@@ -55,6 +55,7 @@ async def test_campaign_reaches_opted_in_shoppers_and_skips_the_rest_with_reason
     sms = TwilioShopper(app_client, fake_twilio, "sms", "+14155550102")
     fb = MessengerShopper(app_client, fake_graph, "PSID-7")
     await wa.say("subscribe me to your newsletter")  # opts in to marketing
+    await wa.say("yes")  # a subscription is confirmed
     await sms.say("hi")  # never opted in: SMS marketing needs it
     await fb.say("hello")  # inside Messenger's 24-hour window
     spec = {"name": "Winter sale", "segment": {}, "messages": {
@@ -130,6 +131,7 @@ async def test_whatsapp_outside_the_window_gets_the_template_and_messenger_is_sk
     wa = TwilioShopper(app_client, fake_twilio, "whatsapp", "+14155550103")
     fb = MessengerShopper(app_client, fake_graph, "PSID-8")
     await wa.say("subscribe")
+    await wa.say("yes")  # a subscription is confirmed
     await fb.say("hi")
     # Both last wrote two days ago.
     await app_client.app[DB].run(lambda s: [
@@ -159,6 +161,7 @@ async def test_quiet_hours_postpone_and_the_cap_skips(aiohttp_client, marketing_
     client = await aiohttp_client(create_app(settings, recognizer))
     wa = TwilioShopper(client, fake_twilio, "whatsapp", "+14155550104")
     await wa.say("subscribe")
+    await wa.say("yes")  # a subscription is confirmed
     spec = {"name": "Flash", "segment": {"channel": "whatsapp"}, "messages": {"en": "Flash sale!"}}
     first = await (await client.post("/api/campaigns", json=spec, headers=AUTH)).json()
     await client.post(f"/api/campaigns/{first['id']}/schedule", headers=AUTH)
@@ -189,6 +192,7 @@ async def test_opt_out_while_postponed_withdraws_the_message(aiohttp_client, mar
     client = await aiohttp_client(create_app(settings, recognizer))
     wa = TwilioShopper(client, fake_twilio, "whatsapp", "+14155550105")
     await wa.say("subscribe")
+    await wa.say("yes")  # a subscription is confirmed
     spec = {"name": "Later", "segment": {"channel": "whatsapp"}, "messages": {"en": "Tomorrow only!"}}
     campaign = await (await client.post("/api/campaigns", json=spec, headers=AUTH)).json()
     await client.post(f"/api/campaigns/{campaign['id']}/schedule", headers=AUTH)
@@ -248,6 +252,7 @@ async def test_a_scheduled_campaign_survives_a_restart(aiohttp_client, marketing
     first = await aiohttp_client(create_app(marketing_settings, recognizer))
     wa = TwilioShopper(first, fake_twilio, "whatsapp", "+14155550106")
     await wa.say("subscribe")
+    await wa.say("yes")  # a subscription is confirmed
     spec = {"name": "After restart", "segment": {"channel": "whatsapp"}, "messages": {"en": "Still here!"},
             "send_at": (utcnow() + timedelta(seconds=2)).isoformat()}
     campaign = await (await first.post("/api/campaigns", json=spec, headers=AUTH)).json()
@@ -267,6 +272,7 @@ async def test_runs_missed_while_down_are_caught_up_once(aiohttp_client, marketi
     first = await aiohttp_client(create_app(marketing_settings, recognizer))
     wa = TwilioShopper(first, fake_twilio, "whatsapp", "+14155550107")
     await wa.say("subscribe")
+    await wa.say("yes")  # a subscription is confirmed
     spec = {"name": "Every minute", "segment": {"channel": "whatsapp"}, "messages": {"en": "Minute deal"},
             "cron": "* * * * *"}
     campaign = await (await first.post("/api/campaigns", json=spec, headers=AUTH)).json()
@@ -290,3 +296,53 @@ async def _ran(client, campaign_id):
     resp = await client.get(f"/api/campaigns/{campaign_id}", headers=AUTH)
     body = await resp.json()
     return body["stats"] if body["runs"] >= 1 and body["stats"]["waiting"] == 0 and body["stats"]["sent"] else None
+
+
+async def test_the_preview_counts_who_will_really_receive_it_and_why_not_the_others(app_client, fake_twilio):
+    wa = TwilioShopper(app_client, fake_twilio, "whatsapp", "+14155550111")
+    await wa.say("subscribe")
+    await wa.say("yes")  # a subscription is confirmed
+    for number in ("+14155550112", "+14155550113"):  # never opted in
+        await TwilioShopper(app_client, fake_twilio, "sms", number).say("hi")
+    spec = {"name": "Boots", "segment": {}, "messages": {"en": "Boots are here, {name}!"}}
+    body = await (await app_client.post("/api/campaigns/preview", json=spec, headers=AUTH)).json()
+    assert body["audience"] == 4  # the demo shopper too
+    assert body["receiving"] == 1
+    assert body["skipped"] == {"no_opt_in": 2, "no_reachable_channel": 1}
+    assert body["by_channel_language"] == [{"channel": "whatsapp", "language": "en", "count": 1}]
+    assert body["samples"][0]["channel"] == "whatsapp"
+
+
+@pytest.mark.parametrize("template, name, expected", [
+    ("Hi {name}, our boots are in.", "", "Hi, our boots are in."),
+    ("Hi {name}, our boots are in.", "Ana", "Hi Ana, our boots are in."),
+    ("{name}, our boots are in.", "", "our boots are in."),
+    ("Boots for you {name}!", "", "Boots for you!"),
+])
+def test_a_missing_name_leaves_no_gap(template, name, expected):
+    from bot.campaigns import fill
+
+    assert fill(template, {"name": name, "link": ""}) == expected
+
+
+async def test_a_campaign_link_opens_its_product(app_client, fake_twilio):
+    wa = TwilioShopper(app_client, fake_twilio, "whatsapp", "+14155550114")
+    await wa.say("subscribe")
+    await wa.say("yes")  # a subscription is confirmed
+    spec = {"name": "Runners", "segment": {"channel": "whatsapp"}, "messages": {"en": "New runners {link}"},
+            "link": {"product": "RUN-AERO"}}
+    bad = await app_client.post("/api/campaigns", json={**spec, "link": {"product": "no spaces allowed"}},
+                                headers=AUTH)
+    assert bad.status == 400
+    campaign = await (await app_client.post("/api/campaigns", json=spec, headers=AUTH)).json()
+    assert campaign["link"] == {"product": "RUN-AERO"}
+    await app_client.post(f"/api/campaigns/{campaign['id']}/schedule", headers=AUTH)
+    body = (await wa.replies(0.3)) or ""
+    for _ in range(100):
+        if "New runners" in body:
+            break
+        await asyncio.sleep(0.05)
+        body += await wa.replies()
+    link = body.split()[-1].removeprefix(BASE)
+    resp = await app_client.get(link, allow_redirects=False)
+    assert resp.status == 302 and resp.headers["Location"] == "/?product=RUN-AERO"

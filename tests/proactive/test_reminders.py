@@ -24,6 +24,7 @@ async def test_two_cart_reminders_then_the_checkout_honours_the_code(aiohttp_cli
     client = await aiohttp_client(create_app(reminder_settings, recognizer))
     wa = TwilioShopper(client, fake_twilio, "whatsapp", "+14155550201")
     await wa.say("subscribe")
+    await wa.say("yes")  # a subscription is confirmed
     await wa.say("Do you have the Trail Blazer Runner in size 9?")
     assert "Added 1 × Trail Blazer Runner" in await wa.say("1")
 
@@ -61,6 +62,7 @@ async def test_no_reminder_for_an_emptied_cart_or_without_consent(aiohttp_client
     client = await aiohttp_client(create_app(reminder_settings, recognizer))
     emptied = TwilioShopper(client, fake_twilio, "whatsapp", "+14155550202")
     await emptied.say("subscribe")
+    await emptied.say("yes")  # a subscription is confirmed
     await emptied.say("Do you have the Trail Blazer Runner in size 9?")
     await emptied.say("1")
     await emptied.say("remove it from my cart")

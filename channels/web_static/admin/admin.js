@@ -284,10 +284,27 @@
     }
   };
 
+  // Why the policy gate would leave a shopper out, in a marketer's words.
+  const SKIP_REASONS = {
+    opted_out: "opted out of offers",
+    no_opt_in: "never opted in (SMS and WhatsApp need it)",
+    outside_window_no_template: "WhatsApp: last message over 24 h ago and no template given",
+    outside_window: "Messenger: last message over 24 h ago",
+    frequency_cap: "already got the weekly maximum of offers",
+    no_reachable_channel: "only on the web chat (nobody to reach)",
+    erased: "asked to be forgotten",
+  };
+
   const renderPreview = (data) => {
     const count = Number(data.audience) || 0;
     $("audience").textContent = String(count);
+    $("receiving").textContent = String(Number(data.receiving) || 0);
     $("audience-unit").textContent = count === 1 ? "shopper" : "shoppers";
+    const reasons = $("skipped-reasons");
+    reasons.replaceChildren();
+    for (const [reason, n] of Object.entries(data.skipped || {})) {
+      reasons.append(el("li", null, `${plural(Number(n) || 0, "shopper", "shoppers")}: ${SKIP_REASONS[reason] || reason}`));
+    }
     const rows = $("split-rows");
     rows.replaceChildren();
     for (const row of data.by_channel_language || []) {
@@ -323,7 +340,7 @@
   $("preview-button").addEventListener("click", () => formAction(async ({ spec }) => {
     const data = await api("POST", "/api/campaigns/preview", spec);
     renderPreview(data);
-    say(`Preview ready: ${plural(Number(data.audience) || 0, "shopper", "shoppers")} would get it.`);
+    say(`Preview ready: ${plural(Number(data.receiving) || 0, "shopper", "shoppers")} would get it.`);
   }));
 
   $("create-button").addEventListener("click", () => formAction(async ({ spec }) => {
