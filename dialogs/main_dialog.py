@@ -8,7 +8,7 @@ from botbuilder.dialogs.prompts import Prompt
 
 from bot.messages import Choice, reply
 from bot.nlu import FALLBACK, Intent, normalise
-from bot.turn import command, turn_info
+from bot.turn import RESUME, command, turn_info
 from dialogs.account_dialog import LinkDialog, PrivacyDialog
 from dialogs.add_to_cart_dialog import AddToCartDialog
 from dialogs.cancel_order_dialog import CancelOrderDialog
@@ -26,6 +26,8 @@ from dialogs.texts import MENU_LABELS, language, menu_label, text, yes_no_zh
 REPLY_INTENTS = {FALLBACK, "affirm", "deny", "greet", "thanks"}
 # Intents that say nothing about what the shopper wants help with (left out of a handoff summary).
 CHATTER = REPLY_INTENTS | {"goodbye", "human_agent"}
+# Requests answered on the side: the journey in progress stays and asks its question again after.
+SIDE_REQUESTS = {"link_account", "privacy_info", "prefer_channel", "faq"}
 SWITCH_CONFIDENCE = 0.5
 LABELS = {intent: labels["en"] for intent, labels in MENU_LABELS.items()}  # English titles by intent
 MENU = ["product_search", "view_cart", "order_status", "faq"]
@@ -50,15 +52,24 @@ class MainDialog(ComponentDialog):
             self.add_dialog(dialog)
 
     async def on_begin_dialog(self, inner_dc: DialogContext, options: object) -> DialogTurnResult:
+        if turn_info(inner_dc.context).intent.name == RESUME:  # nothing in progress to resume
+            return DialogTurnResult(DialogTurnStatus.Waiting)
         if await self._hand_over(inner_dc):
             return DialogTurnResult(DialogTurnStatus.Waiting)
         return await self._route(inner_dc)
 
     async def on_continue_dialog(self, inner_dc: DialogContext) -> DialogTurnResult:
+        intent = turn_info(inner_dc.context).intent
+        if intent.name == RESUME:  # the conversation moved to this chat: ask its question here
+            if inner_dc.active_dialog is not None:
+                await inner_dc.reprompt_dialog()
+            return DialogTurnResult(DialogTurnStatus.Waiting)
         if await self._hand_over(inner_dc):
             return DialogTurnResult(DialogTurnStatus.Waiting)
-        intent = turn_info(inner_dc.context).intent
         if inner_dc.active_dialog is not None and self._changes_subject(inner_dc, intent):
+            if intent.name in SIDE_REQUESTS:
+                await self._side_request(inner_dc, intent)
+                return DialogTurnResult(DialogTurnStatus.Waiting)
             await inner_dc.cancel_all_dialogs()
         if inner_dc.active_dialog is not None:
             await inner_dc.continue_dialog()
@@ -103,6 +114,19 @@ class MainDialog(ComponentDialog):
             await context.send_activity(reply(text(context, "handoff.offline", opens=opened.opens)))
         return True
 
+    async def _side_request(self, inner_dc: DialogContext, intent: Intent) -> None:
+        """Answer a request that does not replace the journey in progress ("continue on
+        WhatsApp" during checkout): its dialog runs on top of the journey, which asks its own
+        question again once that dialog ends; a one-line answer is followed by the question."""
+        journey = await self._journey(inner_dc)
+        if journey is None:
+            await self._small_talk(inner_dc.context, intent)
+            await inner_dc.reprompt_dialog()
+        elif inner_dc.active_dialog.id == journey[0]:  # the same request again: start it afresh
+            await inner_dc.replace_dialog(*journey)
+        else:
+            await inner_dc.begin_dialog(*journey)
+
     @staticmethod
     def _changes_subject(inner_dc: DialogContext, intent: Intent) -> bool:
         if intent.name in REPLY_INTENTS or intent.confidence < SWITCH_CONFIDENCE:
@@ -127,6 +151,15 @@ class MainDialog(ComponentDialog):
         return bool(choices) or intent.confidence >= 0.8
 
     async def _route(self, inner_dc: DialogContext) -> DialogTurnResult:
+        journey = await self._journey(inner_dc)
+        if journey is not None:
+            await inner_dc.begin_dialog(*journey)
+        else:
+            await self._small_talk(inner_dc.context, turn_info(inner_dc.context).intent)
+        return DialogTurnResult(DialogTurnStatus.Waiting)
+
+    async def _journey(self, inner_dc: DialogContext) -> tuple[str, dict] | None:
+        """The dialog (id and options) for this turn's intent, or None for small talk."""
         context = inner_dc.context
         intent = turn_info(context).intent
         e = intent.entities
@@ -154,12 +187,10 @@ class MainDialog(ComponentDialog):
             "privacy_info": (PrivacyDialog, {}),
             "forget_me": (PrivacyDialog, {"forget": True}),
         }
-        if intent.name in journeys:
-            dialog, extra = journeys[intent.name]
-            await inner_dc.begin_dialog(dialog.__name__, {**options, **extra})
-        else:
-            await self._small_talk(context, intent)
-        return DialogTurnResult(DialogTurnStatus.Waiting)
+        if intent.name not in journeys:
+            return None
+        dialog, extra = journeys[intent.name]
+        return dialog.__name__, {**options, **extra}
 
     async def _small_talk(self, context: TurnContext, intent: Intent) -> None:
         customer_id = context.activity.from_property.id
