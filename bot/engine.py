@@ -276,7 +276,8 @@ class Engine:
         def link(session: Session) -> list[MessageRecord]:
             if session.get(MessageRecord, received.message_id).status == "processed":
                 return self._replies(session, received.message_id)
-            result = linking.claim(session, kind, value, received.channel, received.address, received.customer_id)
+            result = linking.claim(session, kind, value, received.channel, received.address, received.customer_id,
+                                   received.message_id)
             reply = linking.result_reply(session, result, received.customer_id, self._zone, received.message_id)
             return self._commit(session, received, {}, [reply], None, reply_status)
 

@@ -213,7 +213,8 @@ def _refusal(link: LinkToken | None, kind: str, channel: str, address: str, now:
     return None
 
 
-def claim(session: Session, kind: str, value: str, channel: str, address: str, customer_id: str) -> LinkResult:
+def claim(session: Session, kind: str, value: str, channel: str, address: str, customer_id: str,
+          message_id: int) -> LinkResult:
     """A token or code arrived in a chat: refuse it, or hold it there for that chat's confirmation.
     Nothing is merged here; see `confirm`."""
     now = utcnow()
@@ -229,7 +230,8 @@ def claim(session: Session, kind: str, value: str, channel: str, address: str, c
     if refusal is None and link.claimed_at is None:
         # Conditional, so two processes receiving it from two chats at once agree on one.
         taken = session.execute(update(LinkToken).where(LinkToken.id == link.id, LinkToken.claimed_at.is_(None)).values(
-            claimed_channel=channel, claimed_address=address, claimed_customer_id=customer_id, claimed_at=now)).rowcount
+            claimed_channel=channel, claimed_address=address, claimed_customer_id=customer_id, claimed_at=now,
+            claimed_message_id=message_id)).rowcount
         refusal = None if taken else "used"
     if refusal is not None:
         session.add(LinkAttempt(channel=channel, address=address, created_at=now))
@@ -269,7 +271,12 @@ def confirm(session: Session, pending: PendingLink, yes: bool, channel: str, add
         link.outcome = "same"
         return LinkResult("same", customer_id, link.origin_channel)
     link.outcome = "linked"
-    merge(session, keep_id=link.customer_id, drop_id=customer_id, current_channel=channel)
+    # A chat whose first words were the link says nothing yet of the shopper's language.
+    spoke = session.exec(select(MessageRecord.id).where(
+        MessageRecord.customer_id == customer_id, MessageRecord.direction == "in",
+        MessageRecord.id < (link.claimed_message_id or 0)).limit(1)).first()
+    merge(session, keep_id=link.customer_id, drop_id=customer_id, current_channel=channel,
+          drop_language=spoke is not None)
     return LinkResult("linked", link.customer_id, link.origin_channel)
 
 
@@ -397,8 +404,10 @@ def _merge_tickets(session: Session, keep_id: str, drop_id: str) -> int:
     return moved
 
 
-def merge(session: Session, keep_id: str, drop_id: str, current_channel: str) -> MergeRecord:
-    """Fold customer `drop_id` into `keep_id`, in the caller's transaction."""
+def merge(session: Session, keep_id: str, drop_id: str, current_channel: str,
+          drop_language: bool = True) -> MergeRecord:
+    """Fold customer `drop_id` into `keep_id`, in the caller's transaction. The language of the
+    chat in use wins unless `drop_language` is False (that chat has not said anything yet)."""
     keep, drop = session.get(Customer, keep_id), session.get(Customer, drop_id)
     summary: dict[str, Any] = {}
     summary["identities"] = session.execute(
@@ -419,7 +428,8 @@ def merge(session: Session, keep_id: str, drop_id: str, current_channel: str) ->
     for name in ("shipping_address", "email", "phone", "display_name", "timezone", "preferred_channel"):
         if getattr(keep, name) is None and getattr(drop, name) is not None:
             setattr(keep, name, getattr(drop, name))
-    keep.language = drop.language if drop.last_channel == current_channel else keep.language
+    if drop_language and drop.last_channel == current_channel:
+        keep.language = drop.language
     keep.last_channel, keep.last_active_at = current_channel, utcnow()
     # Dialog state: the conversation on the channel in use now wins, if it has one going.
     drop_state = session.get(StateRecord, f"conversation/{drop_id}")

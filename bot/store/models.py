@@ -219,6 +219,7 @@ class LinkToken(SQLModel, table=True):
     claimed_address: str | None = Field(default=None, index=True)
     claimed_customer_id: str | None = None
     claimed_at: datetime | None = None
+    claimed_message_id: int | None = None  # the inbound message it arrived with
     outcome: str | None = None  # linked | declined | same
     confirmed_message_id: int | None = None  # the inbound Yes that merged, so a rerun of it merges once
 
