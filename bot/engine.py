@@ -26,12 +26,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from bot import identity, linking
-from bot.messages import InboundMessage, OutboundMessage, numbered_options, to_outbound
+from bot.messages import Choice, InboundMessage, OutboundMessage, numbered_options, to_outbound
 from bot.nlu import CJK_RE, FALLBACK, Intent, Recognizer, detect_language, normalise
 from bot.store.database import Database
-from bot.store.models import Customer, MessageRecord, as_utc, utcnow
+from bot.store.models import Customer, LinkToken, MessageRecord, as_utc, utcnow
 from bot.store.storage import ETagConflict, SqlStorage, encode_document
-from bot.turn import TURN_INFO_KEY, TurnInfo, parse_command
+from bot.turn import RESUME, TURN_INFO_KEY, TurnInfo, command, parse_command
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,7 @@ _CUSTOMER_FACTS = sa_select(_CUSTOMER.c.id, _CUSTOMER.c.language, _CUSTOMER.c.sh
 _LANGUAGE = sa_select(_CUSTOMER.c.language).where(_CUSTOMER.c.id == bindparam("customer"))
 REPLIES_KEY = "shop.replies"
 RETURNING_AFTER = timedelta(hours=1)  # a shopper first seen longer ago than this is welcomed back
+RESUME_COMMAND = command(RESUME)
 MAX_TURN_ATTEMPTS = 4
 
 
@@ -189,6 +190,7 @@ class Engine:
         max_chars: int = 4000,
         numbered_channels: frozenset[str] = frozenset(),
         handoff: HandoffGate | None = None,
+        default_timezone: str = "UTC",
     ) -> None:
         self.db = db
         self.recognizer = recognizer
@@ -200,6 +202,7 @@ class Engine:
         self._max_chars = max_chars
         self._numbered = numbered_channels
         self._handoff = handoff
+        self._zone = default_timezone  # times in link questions, for shoppers whose own zone is unknown
 
     async def receive(self, msg: InboundMessage) -> Received:
         """Store an inbound message and resolve its customer; a provider retry is recognised."""
@@ -251,7 +254,16 @@ class Engine:
         # A stored message whose turn failed runs again when the provider retries it.
         attempt = linking.find_token(received.text, {"ref": received.ref} if received.ref else None)
         if attempt is not None:
-            return await self._link(received, *attempt, reply_status)
+            return await self._locks(received.customer_id, lambda: self._link(received, *attempt, reply_status))
+        if linking.may_answer(received.text, received.channel in self._numbered):
+            pending = await self.db.run(
+                lambda s: linking.pending_claim(s, received.channel, received.address, received.message_id))
+            if pending is not None:
+                return await self._locks.many([received.customer_id, pending.owner_id],
+                                              lambda: self._answer_link(received, pending, reply_status))
+            if linking.answer(received.text, []) is not None:  # a Yes/No button with nothing waiting
+                return await self._locks(received.customer_id, lambda: self._link_reply(
+                    received, linking.LinkResult("stale"), reply_status))
         if slots is None:
             return await self._locks(received.customer_id, lambda: self._run_locked(received, reply_status))
 
@@ -262,26 +274,65 @@ class Engine:
         return await self._locks(received.customer_id, in_a_slot)
 
     async def _link(self, received: Received, kind: str, value: str, reply_status: str) -> list[MessageRecord]:
-        """A link token or code: join this address's customer with the one who asked for it.
-        Both customers' turn locks are held, so neither has a turn running meanwhile."""
-        owner = await self.db.run(lambda s: linking.token_owner(s, kind, value))
-        ids = [received.customer_id, owner or received.customer_id]
+        """A link token or code arrived: refuse it, or ask this chat to confirm the link. Nothing
+        is merged on arrival, since whoever sent the link may not be the one it arrives with."""
 
-        async def locked() -> list[MessageRecord]:
-            def link(session: Session):
-                inbound = session.get(MessageRecord, received.message_id)
-                if inbound.status == "processed":
-                    return None, self._replies(session, received.message_id)
-                result = linking.redeem(session, kind, value, received.channel, received.address,
-                                        received.customer_id)
-                kept = replace(received, customer_id=result.kept_id or received.customer_id)
-                reply = OutboundMessage(text=linking.result_text(session, result, kept.customer_id))
-                return kept, self._commit(session, kept, {}, [reply], None, reply_status)
+        def link(session: Session) -> list[MessageRecord]:
+            if session.get(MessageRecord, received.message_id).status == "processed":
+                return self._replies(session, received.message_id)
+            result = linking.claim(session, kind, value, received.channel, received.address, received.customer_id,
+                                   received.message_id)
+            reply = linking.result_reply(session, result, received.customer_id, self._zone, received.message_id)
+            return self._commit(session, received, {}, [reply], None, reply_status)
 
-            _, rows = await self.db.run(link)
-            return rows
+        return await self.db.run(link)
 
-        return await self._locks.many(ids, locked)
+    async def _link_reply(self, received: Received, result: linking.LinkResult,
+                          reply_status: str) -> list[MessageRecord]:
+        def answer(session: Session) -> list[MessageRecord]:
+            reply = linking.result_reply(session, result, received.customer_id, self._zone)
+            return self._commit(session, received, {}, [reply], None, reply_status)
+
+        return await self.db.run(answer)
+
+    async def _answer_link(self, received: Received, pending: linking.PendingLink,
+                           reply_status: str) -> list[MessageRecord]:
+        """Maybe the answer to a confirmation question, with both customers' turn locks held.
+
+        Yes merges and the kept customer's dialog in progress asks its question again here; No
+        spends the token; anything else is an ordinary message and the question stays open."""
+
+        def decide(session: Session):
+            if session.get(MessageRecord, received.message_id).status == "processed":
+                return "done", self._replies(session, received.message_id)
+            offered = [o.value for o in self._offered(session, received)]
+            text = normalise(received.text)
+            if received.channel in self._numbered and text.isascii() and text.isdecimal():
+                index = int(text) - 1
+                text = offered[index] if 0 <= index < len(offered) else text
+            yes = linking.answer(text, offered)
+            token = session.get(LinkToken, pending.token_id)
+            rerun = token is not None and token.confirmed_message_id == received.message_id
+            if yes is None and not rerun:
+                return "turn", None
+            result = linking.confirm(session, pending, yes is not False, received.channel, received.address,
+                                     received.customer_id, received.message_id)
+            kept = result.kept_id or received.customer_id
+            reply = linking.result_reply(session, result, kept, self._zone)
+            if result.status == "linked":
+                return "linked", (kept, reply)
+            return "done", self._commit(session, received, {}, [reply], None, reply_status)
+
+        outcome, value = await self.db.run(decide)
+        if outcome == "done":
+            return value
+        if outcome == "turn":
+            return await self._run_locked(received, reply_status)
+        kept, reply = value
+        # The merge is committed (the token remembers this message, so a rerun merges once); now
+        # the conversation's own turn: a dialog in progress asks its question again in this chat.
+        resumed = replace(received, customer_id=kept, text=RESUME_COMMAND)
+        return await self._run_locked(resumed, reply_status, first=[reply])
 
     async def handle(self, msg: InboundMessage, reply_status: str = "pending") -> tuple[Received, list[MessageRecord]]:
         received = await self.receive(msg)
@@ -298,7 +349,11 @@ class Engine:
             ).all()
         )
 
-    async def _run_locked(self, received: Received, reply_status: str) -> list[MessageRecord]:
+    async def _run_locked(self, received: Received, reply_status: str,
+                          first: list[OutboundMessage] | None = None) -> list[MessageRecord]:
+        """The dialog turn, with the customer's lock held. `first` are replies that go before the
+        turn's own (what a link said before the conversation carries on)."""
+        first = first or []
         text = normalise(received.text)
         if received.channel in self._numbered and text.isascii() and text.isdecimal():
             text = await self._numbered_choice(received, text)
@@ -314,7 +369,8 @@ class Engine:
                     # A person has the conversation (or this answers their rating question).
                     instead = self._handoff.intercept(session, received.customer_id, text)
                     if instead is not None:
-                        return status, None, None, self._commit(session, received, {}, instead, None, reply_status)
+                        return status, None, None, self._commit(session, received, {}, first + instead, None,
+                                                                reply_status)
                 customer = connection.execute(_CUSTOMER_FACTS, {"customer": received.customer_id}).one()
                 return status, customer, self._storage.read_sync(session, keys, stored), None
 
@@ -335,7 +391,7 @@ class Engine:
             replies = context.turn_state.get(REPLIES_KEY, [])
             try:
                 return await self.db.run(
-                    lambda s: self._commit(s, received, buffer.pending, replies, language, reply_status,
+                    lambda s: self._commit(s, received, buffer.pending, first + replies, language, reply_status,
                                            buffer.encoded)
                 )
             except ETagConflict:
@@ -343,33 +399,33 @@ class Engine:
                 await asyncio.sleep(0.01 * (attempt + 1))
         log.error("turn gave up after repeated state conflicts")
         sorry = [OutboundMessage(text="Sorry, something went wrong on our side. Please try again.")]
-        return await self.db.run(lambda s: self._commit(s, received, {}, sorry, None, reply_status))
+        return await self.db.run(lambda s: self._commit(s, received, {}, first + sorry, None, reply_status))
 
     async def _numbered_choice(self, received: Received, text: str) -> str:
         """On channels that number the choices, "2" means the second option we last offered."""
-
-        def last_offer(session: Session) -> list[dict]:
-            last = session.exec(
-                select(MessageRecord)
-                .where(
-                    MessageRecord.customer_id == received.customer_id,
-                    MessageRecord.channel == received.channel,
-                    MessageRecord.direction == "out",
-                    MessageRecord.id < received.message_id,
-                )
-                .order_by(MessageRecord.id.desc())
-                .limit(1)
-            ).first()
-            if last is None:
-                return []
-            if last.reply_to_id is None:
-                return [last.payload or {}]
-            return [r.payload or {} for r in self._replies(session, last.reply_to_id)]
-
-        # The replies to one message are numbered as one list (see `option_offset`).
-        options = [o for p in await self.db.run(last_offer) for o in numbered_options(OutboundMessage.from_dict(p))]
+        options = await self.db.run(lambda s: self._offered(s, received))
         index = int(text) - 1
         return options[index].value if 0 <= index < len(options) else text
+
+    def _offered(self, session: Session, received: Received) -> list[Choice]:
+        """The options of the last reply this chat was given, numbered as one list."""
+        last = session.exec(
+            select(MessageRecord)
+            .where(
+                MessageRecord.customer_id == received.customer_id,
+                MessageRecord.channel == received.channel,
+                MessageRecord.direction == "out",
+                MessageRecord.id < received.message_id,
+            )
+            .order_by(MessageRecord.id.desc())
+            .limit(1)
+        ).first()
+        if last is None:
+            return []
+        payloads = [last.payload or {}] if last.reply_to_id is None else [
+            r.payload or {} for r in self._replies(session, last.reply_to_id)]
+        # The replies to one message are numbered as one list (see `option_offset`).
+        return [o for p in payloads for o in numbered_options(OutboundMessage.from_dict(p))]
 
     async def _turn(self, context: TurnContext) -> None:
         for state in self._states:

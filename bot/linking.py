@@ -2,17 +2,20 @@
 what a shopper may see of, or erase from, their own data."""
 from __future__ import annotations
 
+import math
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 import jsonpickle
-from sqlalchemy import delete, update
+from sqlalchemy import delete, or_, update
 from sqlmodel import Session, func, select
 
+from bot.messages import Choice, OutboundMessage
 from bot.store.models import (
     Cart,
     CartItem,
@@ -35,10 +38,21 @@ from bot.store.models import (
 TOKEN_RE = re.compile(r"link[\s-]*code:?\s*([A-Za-z0-9_-]{16,40})", re.I)
 REF_PREFIX = "link-"
 CODE_RE = re.compile(r"^\s*(\d{6})\s*$")
-MAX_WRONG_CODES = 5
-MAX_WRONG_CODES_PER_CHANNEL = 200  # all addresses together: a wide guessing run stops codes a while
 WRONG_CODE_WINDOW = timedelta(minutes=10)
+MAX_WRONG_CODES = 5  # wrong codes or tokens from one sender (channel + address) per window
+# A wide guessing run on one channel (many numbers, a few guesses each): once this many wrong
+# codes arrived there within the window, a sender who has already guessed wrong gets fewer tries.
+# A sender with no wrong attempt is never held back, so a shopper with the right code still links.
+ATTACK_WRONG_CODES = 100
+MAX_WRONG_CODES_UNDER_ATTACK = 2
+MAX_TOKEN_FAILURES = 3  # failed attempts naming one token (wrong channel, taken, expired): then it is dead
 CHANNEL_NAMES = {"whatsapp": "WhatsApp", "messenger": "Messenger", "sms": "SMS", "web": "web chat"}
+# The buttons of the confirmation question. Plain words count only as an answer to that question
+# when it is the last thing this chat was asked.
+CONFIRM, CANCEL = "/link_confirm", "/link_cancel"
+YES_WORDS = frozenset({"yes", "y", "yeah", "yep", "sure", "ok", "okay", "是", "是的", "好", "好的", "對", "要", "可以", "確定"})
+NO_WORDS = frozenset({"no", "n", "nope", "cancel", "否", "不", "不是", "不要", "不用", "取消", "算了"})
+_ANSWER_STRIP = " .!?。！？～~，,"
 
 
 @dataclass(frozen=True)
@@ -78,9 +92,22 @@ class LinkOffer:
 
 @dataclass(frozen=True)
 class LinkResult:
-    status: str  # linked | same | expired | used | invalid | rate_limited
+    """What became of a link attempt or of the answer to the confirmation question."""
+
+    status: str  # confirm | linked | same | declined | stale | expired | used | blocked | invalid | rate_limited
     kept_id: str | None = None
     from_channel: str | None = None
+    origin_address: str | None = None  # for `confirm`: the chat that asked for the link
+    asked_at: datetime | None = None  # for `confirm`: when it did
+    wait_minutes: int = 0  # for `rate_limited`
+
+
+@dataclass(frozen=True)
+class PendingLink:
+    """A token that arrived in a chat and waits for that chat's Yes or No."""
+
+    token_id: int
+    owner_id: str
 
 
 def find_token(text: str, extra: dict[str, str] | None = None) -> tuple[str, str] | None:
@@ -95,8 +122,41 @@ def find_token(text: str, extra: dict[str, str] | None = None) -> tuple[str, str
     return None
 
 
+def _word(text: str) -> str:
+    return (text or "").strip().strip(_ANSWER_STRIP).lower()
+
+
+def may_answer(text: str, numbered: bool) -> bool:
+    """Cheap first look: could this message answer a confirmation question? (Only then is the
+    store asked whether one is waiting, so other turns pay nothing.)"""
+    word = _word(text)
+    if word in (CONFIRM, CANCEL) or word in YES_WORDS or word in NO_WORDS:
+        return True
+    return numbered and word.isascii() and word.isdecimal() and len(word) <= 2
+
+
+def answer(text: str, offered: list[str]) -> bool | None:
+    """True for Yes, False for No, None when the message is not an answer to the question.
+
+    `offered` are the values of the options this chat was shown last (after a numbered reply has
+    been turned into its option's value): a bare "yes" answers the question only when the
+    question is what the chat was asked last, never a question from earlier."""
+    word = _word(text)
+    if word in (CONFIRM, CANCEL):
+        return word == CONFIRM
+    if CONFIRM not in offered:
+        return None
+    if word in YES_WORDS:
+        return True
+    if word in NO_WORDS:
+        return False
+    return None
+
+
 def create_link(session: Session, customer_id: str, channel: str, targets: LinkTargets,
-                ttl: timedelta = timedelta(minutes=10)) -> LinkOffer:
+                ttl: timedelta = timedelta(minutes=10), origin: tuple[str, str] | None = None) -> LinkOffer:
+    """A token and a code for `channel`. `origin` is the chat asking (channel, address); without
+    it, the chat of the customer's latest message, which is the one whose turn is running."""
     now = utcnow()
     # Codes are unique among live tokens, so a typed code names exactly one shopper.
     while True:
@@ -105,50 +165,119 @@ def create_link(session: Session, customer_id: str, channel: str, targets: LinkT
             LinkToken.code == code, LinkToken.used_at.is_(None), LinkToken.expires_at > now)).first()
         if clash is None:
             break
+    if origin is None:
+        origin = session.exec(select(MessageRecord.channel, MessageRecord.address).where(
+            MessageRecord.customer_id == customer_id, MessageRecord.direction == "in"
+        ).order_by(MessageRecord.id.desc())).first()
     token = secrets.token_urlsafe(16)  # 128 bits
     session.add(LinkToken(token=token, code=code, customer_id=customer_id, target_channel=channel,
-                          expires_at=now + ttl))
+                          expires_at=now + ttl, created_at=now,
+                          origin_channel=origin[0] if origin else None, origin_address=origin[1] if origin else None))
     return LinkOffer(channel, targets.url(channel, token), code, int(ttl.total_seconds() // 60))
 
 
-def redeem(session: Session, kind: str, value: str, channel: str, address: str, customer_id: str) -> LinkResult:
-    """Link the sender's customer with the token's owner; refuses expired, used and wrong tokens,
-    and an address that guessed wrong too often."""
-    now = utcnow()
-    recent = session.exec(select(func.count()).select_from(LinkAttempt).where(
+def _wait_minutes(session: Session, kind: str, channel: str, address: str, now: datetime) -> int | None:
+    """Minutes this sender must wait before another try, or None when it may try now."""
+    mine = session.exec(select(LinkAttempt.created_at).where(
         LinkAttempt.channel == channel, LinkAttempt.address == address,
-        LinkAttempt.created_at > now - WRONG_CODE_WINDOW)).one()
-    everyone = session.exec(select(func.count()).select_from(LinkAttempt).where(
-        LinkAttempt.channel == channel, LinkAttempt.created_at > now - WRONG_CODE_WINDOW)).one()
-    if recent >= MAX_WRONG_CODES or (kind == "code" and everyone >= MAX_WRONG_CODES_PER_CHANNEL):
-        return LinkResult("rate_limited")
-    column = LinkToken.token if kind == "token" else LinkToken.code
-    query = select(LinkToken).where(column == value).order_by(LinkToken.id.desc())
-    link = session.exec(query).first()
+        LinkAttempt.created_at > now - WRONG_CODE_WINDOW).order_by(LinkAttempt.created_at)).all()
+    if not mine:
+        return None  # whatever else is going on, a sender who never guessed wrong may try
+    limit = MAX_WRONG_CODES
+    if kind == "code" and len(mine) >= MAX_WRONG_CODES_UNDER_ATTACK:
+        everyone = session.exec(select(func.count()).select_from(LinkAttempt).where(
+            LinkAttempt.channel == channel, LinkAttempt.created_at > now - WRONG_CODE_WINDOW)).one()
+        if everyone >= ATTACK_WRONG_CODES:
+            limit = MAX_WRONG_CODES_UNDER_ATTACK
+    if len(mine) < limit:
+        return None
+    # The sender may try again once enough of its wrong attempts have left the window.
+    free_at = as_utc(mine[len(mine) - limit]) + WRONG_CODE_WINDOW
+    return max(1, math.ceil((free_at - now).total_seconds() / 60))
+
+
+def _refusal(link: LinkToken | None, kind: str, channel: str, address: str, now: datetime) -> str | None:
+    """Why this token or code cannot be claimed from this chat, or None when it can."""
     # A code only works on the channel it was made for (never on the web chat, where a new
     # session costs nothing), so it cannot be guessed from a stream of fresh sessions.
     if link is None or (kind == "code" and (channel == "web" or link.target_channel != channel)):
-        session.add(LinkAttempt(channel=channel, address=address))
-        return LinkResult("invalid")
+        return "invalid"
     if link.used_at is not None:
-        session.add(LinkAttempt(channel=channel, address=address))
-        return LinkResult("used")
+        return "used"
     if as_utc(link.expires_at) <= now:
-        session.add(LinkAttempt(channel=channel, address=address))
-        return LinkResult("expired")
-    link.used_at = now
-    origin = session.exec(select(MessageRecord.channel).where(
-        MessageRecord.customer_id == link.customer_id, MessageRecord.direction == "in"
-    ).order_by(MessageRecord.id.desc())).first()
-    if link.customer_id == customer_id:
-        return LinkResult("same", customer_id, origin)
-    merge(session, keep_id=link.customer_id, drop_id=customer_id, current_channel=channel)
-    return LinkResult("linked", link.customer_id, origin)
+        return "expired"
+    if link.failures >= MAX_TOKEN_FAILURES:
+        return "blocked"
+    if link.claimed_at is not None and (link.claimed_channel, link.claimed_address) != (channel, address):
+        return "used"  # it arrived in another chat first
+    return None
 
 
-def token_owner(session: Session, kind: str, value: str) -> str | None:
+def claim(session: Session, kind: str, value: str, channel: str, address: str, customer_id: str,
+          message_id: int) -> LinkResult:
+    """A token or code arrived in a chat: refuse it, or hold it there for that chat's confirmation.
+    Nothing is merged here; see `confirm`."""
+    now = utcnow()
+    wait = _wait_minutes(session, kind, channel, address, now)
+    if wait is not None:
+        return LinkResult("rate_limited", wait_minutes=wait)
     column = LinkToken.token if kind == "token" else LinkToken.code
-    return session.exec(select(LinkToken.customer_id).where(column == value).order_by(LinkToken.id.desc())).first()
+    link = session.exec(select(LinkToken).where(column == value).order_by(LinkToken.id.desc())).first()
+    refusal = _refusal(link, kind, channel, address, now)
+    if refusal is None and link.customer_id == customer_id:
+        link.used_at, link.outcome = now, "same"
+        return LinkResult("same", customer_id, link.origin_channel)
+    if refusal is None and link.claimed_at is None:
+        # Conditional, so two processes receiving it from two chats at once agree on one.
+        taken = session.execute(update(LinkToken).where(LinkToken.id == link.id, LinkToken.claimed_at.is_(None)).values(
+            claimed_channel=channel, claimed_address=address, claimed_customer_id=customer_id, claimed_at=now,
+            claimed_message_id=message_id)).rowcount
+        refusal = None if taken else "used"
+    if refusal is not None:
+        session.add(LinkAttempt(channel=channel, address=address, created_at=now))
+        if link is not None:
+            session.execute(update(LinkToken).where(LinkToken.id == link.id).values(failures=LinkToken.failures + 1))
+        return LinkResult(refusal)
+    return LinkResult("confirm", link.customer_id, link.origin_channel, link.origin_address, as_utc(link.created_at))
+
+
+def pending_claim(session: Session, channel: str, address: str, message_id: int) -> PendingLink | None:
+    """The token waiting for this chat's answer (or already confirmed by this very message)."""
+    row = session.exec(select(LinkToken.id, LinkToken.customer_id).where(
+        LinkToken.claimed_channel == channel, LinkToken.claimed_address == address,
+        or_(LinkToken.used_at.is_(None), LinkToken.confirmed_message_id == message_id),
+    ).order_by(LinkToken.claimed_at.desc(), LinkToken.id.desc())).first()
+    return PendingLink(row[0], row[1]) if row else None
+
+
+def confirm(session: Session, pending: PendingLink, yes: bool, channel: str, address: str, customer_id: str,
+            message_id: int) -> LinkResult:
+    """This chat's answer to the confirmation question: Yes merges (in the caller's transaction,
+    both customers' turn locks held), No spends the token."""
+    now = utcnow()
+    link = session.get(LinkToken, pending.token_id)
+    if link is not None and link.confirmed_message_id == message_id:  # this Yes ran before
+        return LinkResult("linked", link.customer_id, link.origin_channel)
+    if (link is None or link.used_at is not None or link.customer_id != pending.owner_id
+            or (link.claimed_channel, link.claimed_address) != (channel, address)):
+        return LinkResult("stale")
+    if not yes:
+        link.used_at, link.outcome = now, "declined"
+        return LinkResult("declined")
+    if as_utc(link.expires_at) <= now:
+        return LinkResult("expired")
+    link.used_at, link.confirmed_message_id = now, message_id
+    if link.customer_id == customer_id:  # joined meanwhile by another link
+        link.outcome = "same"
+        return LinkResult("same", customer_id, link.origin_channel)
+    link.outcome = "linked"
+    # A chat whose first words were the link says nothing yet of the shopper's language.
+    spoke = session.exec(select(MessageRecord.id).where(
+        MessageRecord.customer_id == customer_id, MessageRecord.direction == "in",
+        MessageRecord.id < (link.claimed_message_id or 0)).limit(1)).first()
+    merge(session, keep_id=link.customer_id, drop_id=customer_id, current_channel=channel,
+          drop_language=spoke is not None)
+    return LinkResult("linked", link.customer_id, link.origin_channel)
 
 
 RESULT_TEXTS = {
@@ -156,36 +285,93 @@ RESULT_TEXTS = {
         "expired": "That link has expired. Ask for a new one in the chat you came from.",
         "used": "That link was already used. Ask for a new one in the chat you came from.",
         "invalid": "That code isn't right. Check it and try again, or ask for a new one.",
-        "rate_limited": "Too many wrong codes from this chat. Please wait 10 minutes and try again.",
+        "blocked": "That code no longer works: it was tried too often where it does not belong. "
+                   "Ask for a new one in the chat you came from.",
+        "rate_limited": "Too many wrong codes from this chat. Please wait {minutes} minute{s} and try again.",
+        "confirm": "Link this chat with {other} that asked for a link at {time}? It will share your cart, "
+                   "orders and saved address. Only say yes if you asked for this yourself.",
+        "declined": "OK, nothing was linked. If someone else sent you that link or code, you can ignore it.",
+        "stale": "That link request is no longer open. Ask for a new link in the chat you came from.",
         "linked": "You're linked: this chat carries on from {where}. {cart}"
                   "Say “checkout” to finish your order, or ask me anything.",
+        "linked_resume": "You're linked: this chat carries on from {where}. {cart}Let's pick up where you left off.",
         "cart": "Your cart has {items} item{s}. ",
+        "yes": "Yes",
+        "no": "No",
+        "other_chat": "your other chat",
     },
     "zh-TW": {
         "expired": "這個連結已過期，請在原本的對話中重新索取。",
         "used": "這個連結已經用過了，請在原本的對話中重新索取。",
         "invalid": "驗證碼不正確，請確認後再試一次，或重新索取。",
-        "rate_limited": "這個對話輸入錯誤的次數太多了，請 10 分鐘後再試。",
+        "blocked": "這個代碼在其他地方被嘗試太多次，已經失效。請在原本的對話中重新索取。",
+        "rate_limited": "這個對話輸入錯誤的代碼太多次了，請 {minutes} 分鐘後再試。",
+        "confirm": "要把這個對話和{other}連結嗎？那邊在 {time} 索取了連結。連結後會共用購物車、訂單和儲存的地址。"
+                   "只有在是您本人要求的情況下才回答「是」。",
+        "declined": "好的，沒有連結任何對話。如果連結或代碼是別人傳給您的，不必理會。",
+        "stale": "這個連結要求已經失效，請在原本的對話中重新索取連結。",
         "linked": "已連結：這裡接續您在{where}的對話。{cart}輸入「結帳」即可完成訂單，或隨時問我任何問題。",
+        "linked_resume": "已連結：這裡接續您在{where}的對話。{cart}我們從剛才中斷的地方繼續。",
         "cart": "您的購物車有 {items} 件商品。",
+        "yes": "是",
+        "no": "否",
+        "other_chat": "另一個對話",
     },
 }
 CHANNEL_NAMES_ZH = {"whatsapp": "WhatsApp", "messenger": "Messenger", "sms": "簡訊", "web": "網頁聊天"}
+# The other chat, as the confirmation question names it: a phone channel by its masked number.
+OTHER_CHAT = {
+    "en": {"web": "the web chat", "messenger": "the Messenger chat", "whatsapp": "the WhatsApp chat {address}",
+           "sms": "the SMS chat {address}", None: "another chat"},
+    "zh-TW": {"web": "網頁聊天", "messenger": "Messenger 對話", "whatsapp": "WhatsApp 對話 {address}",
+              "sms": "簡訊對話 {address}", None: "另一個對話"},
+}
 
 
-def result_text(session: Session, result: LinkResult, customer_id: str) -> str:
-    """What the shopper is told after a link attempt, in their language."""
+def _reply_language(session: Session, result: LinkResult, customer_id: str, message_id: int | None) -> str:
+    """The language of the chat being answered; a chat with nothing said before the link yet
+    is read by the shopper who asked for it, so it gets theirs."""
     customer = session.get(Customer, customer_id)
-    zh = customer is not None and customer.language.startswith("zh")
-    texts = RESULT_TEXTS["zh-TW" if zh else "en"]
+    lang = customer.language if customer is not None else "en"
+    if result.status == "confirm" and message_id is not None and result.kept_id:
+        earlier = session.exec(select(MessageRecord.id).where(
+            MessageRecord.customer_id == customer_id, MessageRecord.id < message_id).limit(1)).first()
+        owner = session.get(Customer, result.kept_id)
+        if earlier is None and owner is not None:
+            lang = owner.language
+    return "zh-TW" if lang.startswith("zh") else "en"
+
+
+def _local_time(moment: datetime, zone: str, now: datetime) -> str:
+    local, today = moment.astimezone(ZoneInfo(zone)), now.astimezone(ZoneInfo(zone))
+    return local.strftime("%H:%M") if local.date() == today.date() else local.strftime("%Y-%m-%d %H:%M")
+
+
+def result_reply(session: Session, result: LinkResult, customer_id: str, default_zone: str,
+                 message_id: int | None = None) -> OutboundMessage:
+    """What the chat is told after a link attempt or an answer, in its language. The question
+    names the other chat (a number masked) and the time, and nothing of its cart or address."""
+    lang = _reply_language(session, result, customer_id, message_id)
+    texts = RESULT_TEXTS[lang]
+    if result.status == "confirm":
+        customer = session.get(Customer, customer_id)
+        zone = (customer.timezone if customer is not None and customer.timezone else None) or default_zone
+        address = mask(result.origin_address) if result.origin_address else ""
+        other = OTHER_CHAT[lang].get(result.from_channel, OTHER_CHAT[lang][None]).format(address=address).strip()
+        question = texts["confirm"].format(other=other, time=_local_time(result.asked_at, zone, utcnow()))
+        return OutboundMessage(text=question, choices=(Choice(texts["yes"], CONFIRM), Choice(texts["no"], CANCEL)))
     if result.status in ("linked", "same"):
         items = session.exec(select(func.sum(CartItem.quantity)).join(Cart, Cart.id == CartItem.cart_id).where(
             Cart.customer_id == customer_id, Cart.status == "open")).one() or 0
-        names = CHANNEL_NAMES_ZH if zh else CHANNEL_NAMES
-        where = names.get(result.from_channel or "", "另一個對話" if zh else "your other chat")
+        names = CHANNEL_NAMES_ZH if lang == "zh-TW" else CHANNEL_NAMES
+        where = names.get(result.from_channel or "", texts["other_chat"])
         cart = texts["cart"].format(items=items, s="s" * (items != 1)) if items else ""
-        return texts["linked"].format(where=where, cart=cart)
-    return texts[result.status]
+        key = "linked_resume" if _has_dialog(session, customer_id) else "linked"
+        return OutboundMessage(text=texts[key].format(where=where, cart=cart))
+    if result.status == "rate_limited":
+        minutes = result.wait_minutes
+        return OutboundMessage(text=texts["rate_limited"].format(minutes=minutes, s="s" * (minutes != 1)))
+    return OutboundMessage(text=texts[result.status])
 
 
 def _has_dialog(session: Session, customer_id: str) -> bool:
@@ -218,8 +404,10 @@ def _merge_tickets(session: Session, keep_id: str, drop_id: str) -> int:
     return moved
 
 
-def merge(session: Session, keep_id: str, drop_id: str, current_channel: str) -> MergeRecord:
-    """Fold customer `drop_id` into `keep_id`, in the caller's transaction."""
+def merge(session: Session, keep_id: str, drop_id: str, current_channel: str,
+          drop_language: bool = True) -> MergeRecord:
+    """Fold customer `drop_id` into `keep_id`, in the caller's transaction. The language of the
+    chat in use wins unless `drop_language` is False (that chat has not said anything yet)."""
     keep, drop = session.get(Customer, keep_id), session.get(Customer, drop_id)
     summary: dict[str, Any] = {}
     summary["identities"] = session.execute(
@@ -229,6 +417,8 @@ def merge(session: Session, keep_id: str, drop_id: str, current_channel: str) ->
                        (LinkToken, "link_tokens")):
         summary[key] = session.execute(
             update(model).where(model.customer_id == drop_id).values(customer_id=keep_id)).rowcount
+    session.execute(update(LinkToken).where(LinkToken.claimed_customer_id == drop_id)
+                    .values(claimed_customer_id=keep_id))
     # Consent: the stricter wins; an opt-out anywhere stays.
     if keep.marketing_consent is False or drop.marketing_consent is False:
         keep.marketing_consent = False
@@ -238,7 +428,8 @@ def merge(session: Session, keep_id: str, drop_id: str, current_channel: str) ->
     for name in ("shipping_address", "email", "phone", "display_name", "timezone", "preferred_channel"):
         if getattr(keep, name) is None and getattr(drop, name) is not None:
             setattr(keep, name, getattr(drop, name))
-    keep.language = drop.language if drop.last_channel == current_channel else keep.language
+    if drop_language and drop.last_channel == current_channel:
+        keep.language = drop.language
     keep.last_channel, keep.last_active_at = current_channel, utcnow()
     # Dialog state: the conversation on the channel in use now wins, if it has one going.
     drop_state = session.get(StateRecord, f"conversation/{drop_id}")
@@ -323,6 +514,9 @@ def forget(session: Session, customer_id: str) -> dict[str, int]:
     for model, key in ((ChannelIdentity, "identities"), (MessageRecord, "messages"), (WaitlistEntry, "waitlist"),
                        (LinkToken, "link_tokens")):
         counts[key] = session.execute(delete(model).where(model.customer_id == customer_id)).rowcount
+    # Links that arrived in this shopper's chats belong to someone else; only the chat's address goes.
+    session.execute(update(LinkToken).where(LinkToken.claimed_customer_id == customer_id).values(
+        claimed_address=None, claimed_customer_id=None, used_at=func.coalesce(LinkToken.used_at, utcnow())))
     cart_ids = session.exec(select(Cart.id).where(Cart.customer_id == customer_id)).all()
     if cart_ids:
         session.execute(delete(CartItem).where(CartItem.cart_id.in_(cart_ids)))
@@ -357,8 +551,9 @@ class ShopperAccounts:
     def channels(self) -> list[str]:
         return self._targets.available()
 
-    async def offer(self, customer_id: str, channel: str) -> LinkOffer:
-        return await self._db.run(lambda s: create_link(s, customer_id, channel, self._targets, self._ttl))
+    async def offer(self, customer_id: str, channel: str, origin: tuple[str, str] | None = None) -> LinkOffer:
+        """A link for `channel`, asked for from the chat `origin` (channel, address) when known."""
+        return await self._db.run(lambda s: create_link(s, customer_id, channel, self._targets, self._ttl, origin))
 
     async def describe(self, customer_id: str) -> dict[str, Any]:
         return await self._db.run(lambda s: describe(s, customer_id))

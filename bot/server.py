@@ -148,6 +148,7 @@ def create_app(
     engine = Engine(
         db, recognizer, bot.on_turn, storage, states, settings.max_message_chars,
         frozenset(name for name, channel in channels.items() if channel.numbered_choices), handoffs,
+        settings.default_timezone,
     )
 
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[error_middleware])
@@ -374,7 +375,7 @@ async def web_link(request: web.Request) -> web.Response:
     if set(body) - {"channel"} or channel not in available:
         raise BadRequest(f"channel must be one of: {', '.join(available) or 'none configured'}")
     customer_id = await _web_customer(request, session_id)
-    offer = await request.app[ACCOUNTS].offer(customer_id, channel)
+    offer = await request.app[ACCOUNTS].offer(customer_id, channel, ("web", session_id))
     return web.json_response({"channel": channel, "url": offer.url, "code": offer.code, "minutes": offer.minutes})
 
 

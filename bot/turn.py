@@ -10,6 +10,9 @@ from bot.nlu import Entities, Intent
 
 TURN_INFO_KEY = "shop.turn_info"
 INT_FIELDS = {"quantity": (1, 20), "order_number": (1, 999_999_999)}
+# The turn the engine runs in a chat that has just been linked: the dialog in progress (if any)
+# asks its question again there, and nothing else is said.
+RESUME = "resume"
 
 
 @dataclass(frozen=True)

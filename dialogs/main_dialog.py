@@ -10,7 +10,7 @@ from botbuilder.dialogs.prompts import ConfirmPrompt, Prompt
 
 from bot.messages import Choice, reply
 from bot.nlu import FALLBACK, Intent, normalise
-from bot.turn import TURN_INFO_KEY, command, turn_info
+from bot.turn import RESUME, TURN_INFO_KEY, command, turn_info
 from dialogs.account_dialog import LinkDialog, PrivacyDialog
 from dialogs.add_to_cart_dialog import AddToCartDialog
 from dialogs.cancel_order_dialog import CancelOrderDialog
@@ -29,9 +29,12 @@ from dialogs.texts import MENU_LABELS, language, menu_label, text, yes_no_zh
 REPLY_INTENTS = {FALLBACK, "affirm", "deny", "greet", "thanks"}
 # Intents that say nothing about what the shopper wants help with (left out of a handoff summary).
 CHATTER = REPLY_INTENTS | {"goodbye", "human_agent", "restart"}
+# Requests answered on the side: the journey in progress stays and asks its question again after.
+SIDE_REQUESTS = {"link_account", "privacy_info", "prefer_channel", "faq"}
 SWITCH_CONFIDENCE = 0.5
 # Intents about a product, which "this", "the second one" or "in black" can complete.
 PRODUCT_INTENTS = {"check_stock", "add_to_cart", "product_search", "recommend"}
+NOT_SOLD = ("", {})  # `_journey`: answered already, no dialog to start
 CANDIDATES_KEY = "shop.candidates"  # products a follow-up narrows down, for this turn's journey
 LABELS = {intent: labels["en"] for intent, labels in MENU_LABELS.items()}  # English titles by intent
 MENU = ["product_search", "view_cart", "order_status", "faq"]
@@ -56,21 +59,31 @@ class MainDialog(ComponentDialog):
             self.add_dialog(dialog)
 
     async def on_begin_dialog(self, inner_dc: DialogContext, options: object) -> DialogTurnResult:
+        if turn_info(inner_dc.context).intent.name == RESUME:  # nothing in progress to resume
+            return DialogTurnResult(DialogTurnStatus.Waiting)
         await self._resolve(inner_dc)
         if await self._hand_over(inner_dc):
             return DialogTurnResult(DialogTurnStatus.Waiting)
         return await self._route(inner_dc)
 
     async def on_continue_dialog(self, inner_dc: DialogContext) -> DialogTurnResult:
+        intent = turn_info(inner_dc.context).intent
+        if intent.name == RESUME:  # the conversation moved to this chat: ask its question here
+            if inner_dc.active_dialog is not None:
+                await inner_dc.reprompt_dialog()
+            return DialogTurnResult(DialogTurnStatus.Waiting)
         prompt = _active_prompt(inner_dc)
         # An answer to a question is the question's to read, except "the second one" when the
         # question does not list the products shown last (it asks a size, or yes or no).
         if prompt is None or await self._counts_shown_list(inner_dc, prompt):
             await self._resolve(inner_dc)
+            intent = turn_info(inner_dc.context).intent
         if await self._hand_over(inner_dc):
             return DialogTurnResult(DialogTurnStatus.Waiting)
-        intent = turn_info(inner_dc.context).intent
         if inner_dc.active_dialog is not None and self._changes_subject(inner_dc, intent):
+            if intent.name in SIDE_REQUESTS:
+                await self._side_request(inner_dc, intent)
+                return DialogTurnResult(DialogTurnStatus.Waiting)
             await inner_dc.cancel_all_dialogs()
         if inner_dc.active_dialog is not None:
             await inner_dc.continue_dialog()
@@ -167,6 +180,21 @@ class MainDialog(ComponentDialog):
     def _replace(context: TurnContext, intent: Intent) -> None:
         context.turn_state[TURN_INFO_KEY] = replace(turn_info(context), intent=intent)
 
+    async def _side_request(self, inner_dc: DialogContext, intent: Intent) -> None:
+        """Answer a request that does not replace the journey in progress ("continue on
+        WhatsApp" during checkout): its dialog runs on top of the journey, which asks its own
+        question again once that dialog ends; a one-line answer is followed by the question."""
+        journey = await self._journey(inner_dc)
+        if journey == NOT_SOLD:
+            await inner_dc.reprompt_dialog()
+        elif journey is None:
+            await self._small_talk(inner_dc.context, intent)
+            await inner_dc.reprompt_dialog()
+        elif inner_dc.active_dialog.id == journey[0]:  # the same request again: start it afresh
+            await inner_dc.replace_dialog(*journey)
+        else:
+            await inner_dc.begin_dialog(*journey)
+
     @staticmethod
     def _changes_subject(inner_dc: DialogContext, intent: Intent) -> bool:
         if intent.name in REPLY_INTENTS or intent.confidence < SWITCH_CONFIDENCE:
@@ -194,6 +222,18 @@ class MainDialog(ComponentDialog):
 
     async def _route(self, inner_dc: DialogContext) -> DialogTurnResult:
         await self._resolve(inner_dc)
+        journey = await self._journey(inner_dc)
+        if journey == NOT_SOLD:
+            return DialogTurnResult(DialogTurnStatus.Waiting)
+        if journey is not None:
+            await inner_dc.begin_dialog(*journey)
+        else:
+            await self._small_talk(inner_dc.context, turn_info(inner_dc.context).intent)
+        return DialogTurnResult(DialogTurnStatus.Waiting)
+
+    async def _journey(self, inner_dc: DialogContext) -> tuple[str, dict] | None:
+        """The dialog (id and options) for this turn's intent, or None for small talk; NOT_SOLD
+        once it has told the shopper the shop does not carry what they asked for."""
         context = inner_dc.context
         intent = turn_info(context).intent
         e = intent.entities
@@ -206,7 +246,7 @@ class MainDialog(ComponentDialog):
             options["candidates"] = context.turn_state[CANDIDATES_KEY]
         if e.unknown_item and not e.product and intent.name in PRODUCT_INTENTS | {FALLBACK, "faq"}:
             await context.send_activity(reply(text(context, "not_sold", item=e.unknown_item), quick=menu(context=context)))
-            return DialogTurnResult(DialogTurnStatus.Waiting)
+            return NOT_SOLD
         if e.product:
             await self.shop.remember_product(context, e.product, e.category)
         journeys = {
@@ -227,12 +267,10 @@ class MainDialog(ComponentDialog):
             "forget_me": (PrivacyDialog, {"forget": True}),
             "opt_in": (ConsentDialog, {}),
         }
-        if intent.name in journeys:
-            dialog, extra = journeys[intent.name]
-            await inner_dc.begin_dialog(dialog.__name__, {**options, **extra})
-        else:
-            await self._small_talk(context, intent)
-        return DialogTurnResult(DialogTurnStatus.Waiting)
+        if intent.name not in journeys:
+            return None
+        dialog, extra = journeys[intent.name]
+        return dialog.__name__, {**options, **extra}
 
     async def _small_talk(self, context: TurnContext, intent: Intent) -> None:
         customer_id = context.activity.from_property.id

@@ -355,9 +355,11 @@ TEXTS: dict[str, dict[str, str]] = {
     "link.where": {EN: "Where would you like to continue?", ZH: "您想在哪裡繼續對話？"},
     "link.offer": {
         EN: "To continue on {name}, tap the link below and send the message it prepares, or send the code "
-            "{code} there. It works once, for {minutes} minutes. Your cart and this conversation come with you.",
-        ZH: "要在 {name} 繼續，請點下方連結並送出預先填好的訊息，或在 {name} 傳送代碼 {code}。"
-            "代碼只能使用一次，{minutes} 分鐘內有效。您的購物車和這段對話都會一起帶過去。",
+            "{code} there, then say yes when you're asked to confirm. It works once, for {minutes} minutes; "
+            "don't share it with anyone. Your cart and this conversation come with you.",
+        ZH: "要在 {name} 繼續，請點下方連結並送出預先填好的訊息，或在 {name} 傳送代碼 {code}，"
+            "並在詢問是否連結時回答「是」。代碼只能使用一次，{minutes} 分鐘內有效，請勿提供給任何人。"
+            "您的購物車和這段對話都會一起帶過去。",
     },
     "privacy.updates": {EN: "• Updates go to: {channel}", ZH: "• 通知會傳到：{channel}"},
     "prefer.button": {EN: "Send updates here", ZH: "通知傳到這裡"},

@@ -326,7 +326,8 @@ async def test_linking_channels_mid_handoff_keeps_one_ticket(app_client, fake_tw
     await act(app_client, first, "claim")
     resp = await app_client.post("/api/web/link", json={"channel": "whatsapp"}, headers=web.headers)
     code = (await resp.json())["code"]
-    assert "linked" in await wa.say(code)  # the two customers become one
+    assert "Link this chat with the web chat" in await wa.say(code)  # asked even while a person has it
+    assert "linked" in await wa.say("yes")  # the two customers become one
     [still_open] = await tickets(app_client)
     assert still_open["id"] == first and still_open["status"] == "assigned"
     assert (await ticket(app_client, second))["status"] == "resolved"

@@ -20,6 +20,13 @@ async def add(shopper, product: str, size: str, colour: str):
     return await shopper.say(ADD.format(p=product, s=size, c=colour))
 
 
+async def confirmed(shopper, text: str) -> str:
+    """Send a link (or code) from a phone chat and say yes to the question it brings."""
+    question = await shopper.say(text)
+    assert "Link this chat with" in question and "Only say yes if you asked for this yourself" in question
+    return await shopper.say("yes")
+
+
 async def cart_quantities(client, customer_id: str | None = None) -> dict[str, int]:
     def load(session):
         query = select(CartItem.variant_sku, CartItem.quantity, Cart.customer_id).join(Cart, Cart.id == CartItem.cart_id)
@@ -41,7 +48,7 @@ async def test_web_to_whatsapp_by_link_then_checkout_there(channel_client, fake_
     assert url.netloc == "wa.me" and url.path == "/15550001111" and len(offer["code"]) == 6
     prefilled = parse_qs(url.query)["text"][0]
     wa = TwilioShopper(channel_client, fake_twilio, "whatsapp", "+447700900123")
-    out = await wa.say(prefilled)
+    out = await confirmed(wa, prefilled)
     assert "You're linked" in out and "web chat" in out and "2 items" in out
     out = await wa.say("checkout")
     assert "shipping address" in out
@@ -58,10 +65,17 @@ async def test_checkout_begun_on_web_is_finished_on_whatsapp(channel_client, fak
     await add(web, "TEE-CLASSIC", "L", "white")
     await web.say("checkout")
     assert "shipping address" in web.texts()
-    await web.say("send this to my whatsapp")
+    await web.say("continue on WhatsApp")
+    # The link is a side request: the checkout stays and asks for the address again.
+    assert "code" in web.texts() and web.last[-1]["text"].startswith("What's the shipping address?")
     code = re.search(r"code (\d{6})", web.texts()).group(1)
     wa = TwilioShopper(channel_client, fake_twilio, "whatsapp", "+447700900124")
-    assert "You're linked" in await wa.say(code)
+    out = await confirmed(wa, code)
+    assert "You're linked" in out and "shipping address" in out  # the checkout asks again, here
+    out = await wa.say("1 Castle Street, Edinburgh EH1 2NG")
+    assert "1 Castle Street" in out
+    out = await wa.say("yes")
+    assert re.search(r"Order #\d+ is placed", out)
 
 
 async def test_messenger_to_sms_by_code(channel_client, fake_graph, fake_twilio):
@@ -70,7 +84,7 @@ async def test_messenger_to_sms_by_code(channel_client, fake_graph, fake_twilio)
     sent = await fb.say("can I continue by text message?")
     code = re.search(r"code (\d{6})", MessengerShopper.texts(sent)).group(1)
     sms = TwilioShopper(channel_client, fake_twilio, "sms", "+14155550199")
-    out = await sms.say(code)
+    out = await confirmed(sms, code)
     assert "You're linked" in out and "Messenger" in out
     out = await sms.say("view my cart")
     assert "Beanie" in out
@@ -86,7 +100,7 @@ async def test_two_customers_with_carts_are_merged(channel_client, fake_twilio):
     await wa.say("STOP")  # opted out on WhatsApp: stays opted out after the merge
     resp = await channel_client.post("/api/web/link", json={"channel": "whatsapp"}, headers=web.headers)
     token_text = unquote(urlparse((await resp.json())["url"]).query.split("text=")[1])
-    assert "You're linked" in await wa.say(token_text)
+    assert "You're linked" in await confirmed(wa, token_text)
     customers = await db.run(lambda s: s.exec(select(Customer).where(Customer.id != "demo-shopper")).all())
     assert len(customers) == 1 and customers[0].marketing_consent is False
     quantities = await cart_quantities(channel_client, customers[0].id)
@@ -101,7 +115,7 @@ async def test_expired_reused_and_guessed_tokens_are_refused(channel_client, fak
     await add(web, "TEE-CLASSIC", "M", "white")
     offer = await (await channel_client.post("/api/web/link", json={"channel": "sms"}, headers=web.headers)).json()
     first = TwilioShopper(channel_client, fake_twilio, "sms", "+14155550101")
-    assert "You're linked" in await first.say(offer["code"])
+    assert "You're linked" in await confirmed(first, offer["code"])
     stranger = TwilioShopper(channel_client, fake_twilio, "sms", "+14155550102")
     assert "already used" in await stranger.say(offer["code"])
     assert await cart_quantities(channel_client) == {"TEE-CLASSIC-M-WHT": 1}  # nothing came to the stranger
@@ -131,7 +145,7 @@ async def test_fifty_concurrent_adds_across_two_channels(channel_client, fake_tw
     await web.say("hi")
     offer = await (await channel_client.post("/api/web/link", json={"channel": "whatsapp"}, headers=web.headers)).json()
     wa = TwilioShopper(channel_client, fake_twilio, "whatsapp", "+447700900126")
-    assert "You're linked" in await wa.say(offer["code"])
+    assert "You're linked" in await confirmed(wa, offer["code"])
     command = ADD.format(p="TEE-CLASSIC", s="M", c="white")
 
     async def via_web():
@@ -171,7 +185,7 @@ async def test_a_shopper_chooses_where_updates_go(channel_client, fake_twilio):
     await web.say("hello")
     offer = await (await channel_client.post("/api/web/link", json={"channel": "whatsapp"}, headers=web.headers)).json()
     wa = TwilioShopper(channel_client, fake_twilio, "whatsapp", "+447700900128")
-    assert "You're linked" in await wa.say(offer["code"])
+    assert "You're linked" in await confirmed(wa, offer["code"])
     await web.say("what do you know about me")
     assert "Updates go to: Web chat" in web.texts()
     await web.tap("Send updates here")

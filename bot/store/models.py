@@ -208,11 +208,24 @@ class LinkToken(SQLModel, table=True):
     target_channel: str | None = None
     created_at: datetime = Field(default_factory=utcnow)
     expires_at: datetime
-    used_at: datetime | None = None
+    used_at: datetime | None = None  # linked, declined, or spent by the same customer
+    # The chat that asked for it, named (masked) in the confirmation question on the other side.
+    origin_channel: str | None = None
+    origin_address: str | None = None
+    # Failed attempts naming this token (wrong channel, after use or expiry): a few and it is dead.
+    failures: int = 0
+    # The chat it arrived in, waiting for that chat's Yes or No; nothing is merged before the Yes.
+    claimed_channel: str | None = None
+    claimed_address: str | None = Field(default=None, index=True)
+    claimed_customer_id: str | None = None
+    claimed_at: datetime | None = None
+    claimed_message_id: int | None = None  # the inbound message it arrived with
+    outcome: str | None = None  # linked | declined | same
+    confirmed_message_id: int | None = None  # the inbound Yes that merged, so a rerun of it merges once
 
 
 class LinkAttempt(SQLModel, table=True):
-    """A wrong link code from an address; too many in a while and that address must wait."""
+    """A wrong link code or token from an address: too many in a while and that address must wait."""
 
     id: int | None = Field(default=None, primary_key=True)
     channel: str = Field(index=True)

@@ -39,3 +39,32 @@ async def test_widget_conversation_and_cart(aiohttp_server, settings, recognizer
     await page.locator(".card .card-button").first.wait_for()
     assert await page.locator(".card img").count() > 0
     assert not errors, errors
+
+
+async def test_a_web_link_asks_in_the_browser_before_linking(aiohttp_server, aiohttp_client, channel_settings,
+                                                             recognizer, browser, fake_twilio):
+    """/?link=TOKEN (a "continue on the web" link asked for on WhatsApp): the widget sends it, the
+    chat asks Yes/No, and only the Yes brings the WhatsApp cart into this browser."""
+    import re
+
+    from tests.fakes.phone import TwilioShopper
+
+    server = await aiohttp_server(create_app(channel_settings, recognizer))
+    wa = TwilioShopper(await aiohttp_client(server), fake_twilio, "whatsapp", "+447700900151")
+    await wa.say('/add_to_cart {"product":"HAT-BEANIE","size":"OS","colour":"grey"}')
+    token = re.search(r"\?link=([A-Za-z0-9_-]+)", await wa.say("continue on the web")).group(1)
+
+    page = await browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    await page.goto(str(server.make_url(f"/?link={token}")))
+    question = page.locator(".msg.bot", has_text="Link this chat with the WhatsApp chat +44•••51")
+    await question.wait_for()
+    assert "link=" not in await page.evaluate("location.search")  # dropped from the address bar
+    assert await question.locator("button.choice").all_inner_texts() == ["Yes", "No"]
+    await question.locator("button.choice", has_text="Yes").click()
+    await page.locator(".msg.bot", has_text="You're linked").wait_for()
+    await page.fill("#chat-input", "view cart")
+    await page.click("#send")
+    await page.locator(".msg.bot", has_text="Ribbed Knit Beanie").wait_for()
+    assert not errors, errors

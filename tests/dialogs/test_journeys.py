@@ -178,6 +178,21 @@ async def test_change_of_subject_mid_journey(shopper):
     assert "order" in shopper.texts().lower() and "Size" not in " ".join(shopper.buttons())
 
 
+async def test_a_side_question_mid_checkout_keeps_the_checkout(shopper):
+    """A request that does not replace the journey is answered, then the journey asks again."""
+    await shopper.say('/add_to_cart {"product":"TEE-CLASSIC","size":"M","colour":"white"}')
+    await shopper.say("checkout")
+    assert "shipping address" in shopper.texts()
+    await shopper.say("how long does shipping take?")
+    assert "3-5 business days" in shopper.texts()
+    assert shopper.last[-1]["text"].startswith("What's the shipping address?")
+    await shopper.say("what do you know about me?")
+    assert "Here is what we keep" in shopper.texts() and "shipping address?" in shopper.last[-1]["text"]
+    await shopper.say("1 Castle Street, Edinburgh EH1 2NG")
+    await shopper.say("yes")
+    assert re.search(r"Order #\d+ is placed", shopper.texts())
+
+
 async def test_opt_out_and_in(shopper, client):
     from bot.store.models import Customer
 
