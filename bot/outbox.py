@@ -175,8 +175,6 @@ class Outbox:
         if not row.address:
             await self._record(lambda s: self._finish(s, row.id, "failed", None, "no_address", "no channel address"))
             return None
-        if lane.pacer is not None:
-            await lane.pacer.wait()
         try:
             async with lane.slot():  # not while the outcome is recorded: that waits for the database
                 receipt = await channel.send(ChannelAddress(row.channel, row.address),
@@ -272,9 +270,13 @@ class Lane:
         self.outbox = outbox
         self.channel = channel
         self.limit = limit  # records held at once: claimed and not yet finished
+        # Claims come in steps of at least this many, unless the lane has nothing to send: one
+        # claim per finished send would cost a transaction per message.
+        self.refill = max(1, limit // 4)
         self.pacer = pacer
         self.held = 0
-        self.ready = 0  # records whose turn has come, waiting for a send slot
+        self.ready = 0  # records whose turn has come, waiting for the pacer or a send slot
+        self.sending = 0
         self._slots = asyncio.Semaphore(SEND_CONCURRENCY)
         self._queues: dict[str | None, deque[tuple[Row, datetime | None]]] = {}
         self._workers: dict[str | None, asyncio.Task] = {}
@@ -300,15 +302,19 @@ class Lane:
 
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
-        """One of the lane's sends in flight."""
+        """One of the lane's sends in flight, at the lane's rate."""
         self.ready += 1
         try:
+            if self.pacer is not None:
+                await self.pacer.wait()
             await self._slots.acquire()
         finally:
             self.ready -= 1
+        self.sending += 1
         try:
             yield
         finally:
+            self.sending -= 1
             self._slots.release()
 
     async def once(self) -> int:
@@ -323,9 +329,10 @@ class Lane:
             self._wake.clear()  # before looking: a wake from now on is not lost
             timeout = POLL_SECONDS
             room = self.limit - self.held
-            # Claim while there is room and less than a round of sends waits for a slot: sends
-            # never idle for want of work, and what is claimed is sent soon after, within its lease.
-            if room > 0 and self.ready < SEND_CONCURRENCY:
+            # Claim while less than a round of sends waits for a slot, so that sends never idle for
+            # want of work and what is claimed is sent soon after, well within its lease.
+            starving = self.ready == 0 and self.sending < SEND_CONCURRENCY
+            if room > 0 and self.ready < SEND_CONCURRENCY and (room >= self.refill or starving):
                 wait = self._next_claim - loop.time()
                 if wait <= 0:
                     self._notified = False
@@ -334,7 +341,6 @@ class Lane:
                     except Exception:  # keep the lane alive; the records stay and are claimed later
                         log.exception("outbox claim failed", extra={"channel": self.channel})
                         self._next_claim = loop.time() + POLL_SECONDS
-                        claimed = 0
                     else:
                         if claimed >= room:
                             continue  # there may be more
@@ -371,7 +377,8 @@ class Lane:
                     retry_at = await self.outbox._send(row, in_doubt, self)
                 finally:
                     self.held -= 1
-                    self._wake.set()  # room for more
+                    if self.ready < SEND_CONCURRENCY:  # the lane may want more
+                        self._wake.set()
                 if retry_at is not None and queue:  # keep the order: the rest wait for this one
                     later = [r.id for r, _ in queue]
                     self.held -= len(queue)
