@@ -71,9 +71,9 @@ class FakeProvider:
     async def close(self) -> None:
         await self.server.close()
 
-    async def _gate(self, recipient: str | None = None) -> web.Response | None:
-        if delay := self.delay + self.slow_for.get(recipient, 0.0):
-            await asyncio.sleep(delay)
+    async def _gate(self) -> web.Response | None:
+        if self.delay:
+            await asyncio.sleep(self.delay)
         if time.monotonic() < self.down_until:
             return web.json_response({"message": "Service Unavailable", "status": self.down_status},
                                      status=self.down_status)
@@ -81,6 +81,10 @@ class FakeProvider:
             failure = self.failures.pop(0)
             return web.json_response(failure.body, status=failure.status)
         return None
+
+    async def _slow(self, recipient: str | None) -> None:
+        if seconds := self.slow_for.get(recipient):
+            await asyncio.sleep(seconds)
 
     def routes(self, app: web.Application) -> None:
         raise NotImplementedError
@@ -117,7 +121,8 @@ class FakeTwilio(FakeProvider):
                   "failed": True,  # until it is answered: a caller that timed out got nothing
                   "received": datetime.now(timezone.utc)}
         self.requests.append(record)
-        failure = await self._gate(form.get("To"))
+        await self._slow(form.get("To"))
+        failure = await self._gate()
         record["failed"] = failure is not None
         if failure is not None:
             return failure
@@ -179,7 +184,8 @@ class FakeGraph(FakeProvider):
         record = {"query": dict(request.query), "json": body, "version": request.match_info["version"],
                   "failed": True, "received": datetime.now(timezone.utc)}  # failed until it is answered
         self.requests.append(record)
-        failure = await self._gate((body.get("recipient") or {}).get("id"))
+        await self._slow((body.get("recipient") or {}).get("id"))
+        failure = await self._gate()
         record["failed"] = failure is not None
         if failure is not None:
             return failure
