@@ -28,7 +28,7 @@ from sqlmodel import Session, select
 from bot import identity, linking
 from bot.messages import Choice, InboundMessage, OutboundMessage, numbered_options, to_outbound
 from bot.nlu import CJK_RE, FALLBACK, Intent, Recognizer, detect_language, normalise
-from bot.store.database import Database
+from bot.store.database import Database, connection_lost
 from bot.store.models import Customer, LinkToken, MessageRecord, as_utc, utcnow
 from bot.store.storage import ETagConflict, SqlStorage, encode_document
 from bot.turn import RESUME, TURN_INFO_KEY, TurnInfo, command, parse_command
@@ -251,6 +251,19 @@ class Engine:
         """
         if received.duplicate and received.processed:
             return await self.replies_to(received.message_id)
+        try:
+            return await self._run_turn(received, reply_status, slots)
+        except Exception as exc:
+            if not connection_lost(exc):
+                raise
+            # The database dropped our connection (a restart, a failover): the next transaction
+            # connects afresh. A turn commits in one transaction and marks its message processed,
+            # so running it again either does it once or finds it done.
+            log.warning("turn lost its database connection; running it again", extra={"record_id": received.message_id})
+            return await self._run_turn(received, reply_status, slots)
+
+    async def _run_turn(self, received: Received, reply_status: str,
+                        slots: asyncio.Semaphore | None) -> list[MessageRecord]:
         # A stored message whose turn failed runs again when the provider retries it.
         attempt = linking.find_token(received.text, {"ref": received.ref} if received.ref else None)
         if attempt is not None:

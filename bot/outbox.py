@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import defaultdict
-from collections.abc import Callable
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta
 
@@ -30,17 +31,29 @@ _MESSAGE, _CUSTOMER = MessageRecord.__table__, Customer.__table__
 # The columns a send needs of a claimed record.
 _CLAIMED = ("id", "customer_id", "channel", "address", "payload", "status", "attempts", "parts_sent", "reply_to_id",
             "error_code", "created_at")
-# Sends in flight at once: the providers' client sessions keep 100 connections (aiohttp's
-# default), and a send that queued for one would spend its timeout waiting.
+# Sends in flight at once on one channel: each channel's client session keeps 100 connections
+# (aiohttp's default), and a send that queued for one would spend its timeout waiting.
 SEND_CONCURRENCY = 100
 # A try that failed this way may have reached the provider (a timeout after the request went
-# out): the next try first asks the provider whether it arrived.
-AMBIGUOUS_CODES = {"network"}
+# out, or an earlier check that could not tell): the next try first asks the provider whether it
+# arrived.
+AMBIGUOUS_CODES = {"network", "in_doubt"}
+POLL_SECONDS = 0.5  # how often a lane looks for due messages (retries coming due) unprompted
+# After a claim that found less than it had room for, a lane waits this long before it claims
+# again because a send finished (which may have freed a recipient's next message): a busy lane's
+# tail would otherwise run one claim per send.
+REFILL_PAUSE = 0.05
 
 
 class Outbox:
     """Sends pending outbound records. Safe to run in several processes on PostgreSQL: claims
-    take row locks with SKIP LOCKED and a lease, so each record is sent by one dispatcher."""
+    take row locks with SKIP LOCKED and a lease, so each record is sent by one dispatcher.
+
+    Each channel is a lane of its own (its claims, its sends in flight, its rate), so a slow or
+    failing provider delays no other channel. Within a lane sending is a pipeline: the lane
+    claims more as sends finish, and each recipient's messages go one after the other, so a slow
+    recipient delays only their own next message.
+    """
 
     def __init__(
         self,
@@ -59,24 +72,24 @@ class Outbox:
         self.base_delay = base_delay
         self.max_delay = max_delay
         self.lease = timedelta(seconds=lease_seconds)
-        self.limiters = {name: Pacer(rate) for name, rate in (rate_limits or {}).items()}
-        # A claim is sent in full before the next one: the bigger it is, the less the connections
-        # idle at its tail (bench/campaign.py, 30,000 recipients: 100 at a time 1,213 msg/s, 500
-        # about 1,450). 500 is five rounds of SEND_CONCURRENCY sends, so even if every send ran
-        # into its timeout the claim would be done well within the lease; a rate-limited channel
-        # must likewise send all it claimed well within the lease.
-        slowest = min((rate for rate in (rate_limits or {}).values()), default=None)
-        self.batch = batch if slowest is None else max(1, min(batch, int(slowest * lease_seconds / 4)))
-        self._wake = asyncio.Event()
+        self.batch = batch
         self._outcomes: list[Callable[[Session], None]] = []
         self._sent: list[dict] = []  # successful sends waiting to be recorded, in one statement
         self._writing = asyncio.Lock()
-        self._task: asyncio.Task | None = None
-        self._slots = asyncio.Semaphore(SEND_CONCURRENCY)
         self.sent = 0  # messages this dispatcher got a provider to take
-        # What is due on our channels, oldest first (prepared once: the dispatcher polls it).
-        # A message waits while another one to the same address is being sent by another
-        # dispatcher, so that a shopper's messages arrive in order whichever process sends them.
+        rates = rate_limits or {}
+        # A lane holds at most `batch` claimed records: five rounds of SEND_CONCURRENCY sends, so
+        # even if every send ran into its timeout they would be done well within the lease; a
+        # rate-limited lane holds what it can send in a quarter of the lease.
+        self.lanes = {
+            name: Lane(self, name, batch if name not in rates else max(1, min(batch, int(rates[name] * lease_seconds / 4))),
+                       Pacer(rates[name]) if name in rates else None)
+            for name in channels
+        }
+        # What is due on one channel, oldest first (prepared once: the lanes poll it).
+        # A message waits while another one to the same address is being sent (by this
+        # dispatcher or another one), so that a shopper's messages arrive in order whichever
+        # process sends them.
         busy = _MESSAGE.alias("busy")
         in_flight = sa_select(busy.c.address).where(
             busy.c.status == "sending", busy.c.next_attempt_at > bindparam("now"), busy.c.address.is_not(None))
@@ -84,14 +97,14 @@ class Outbox:
             sa_select(*(_MESSAGE.c[name] for name in _CLAIMED))
             .where(
                 _MESSAGE.c.direction == "out",
-                _MESSAGE.c.channel.in_(list(self.channels)),
+                _MESSAGE.c.channel == bindparam("lane"),
                 # "sending": a dispatcher died mid-send and its lease ran out
                 _MESSAGE.c.status.in_(["pending", "sending"]),
                 or_(_MESSAGE.c.next_attempt_at.is_(None), _MESSAGE.c.next_attempt_at <= bindparam("now")),
                 or_(_MESSAGE.c.address.is_(None), _MESSAGE.c.address.not_in(in_flight.scalar_subquery())),
             )
             .order_by(_MESSAGE.c.id)
-            .limit(self.batch)
+            .limit(bindparam("room"))
         )
         postgres = not self.db.is_sqlite
         if postgres:
@@ -107,35 +120,21 @@ class Outbox:
 
     def notify(self) -> None:
         """New records are waiting: look now rather than at the next poll."""
-        self._wake.set()
+        for lane in self.lanes.values():
+            lane.notify()
 
     def start(self) -> None:
-        if self.channels and self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run())
+        for lane in self.lanes.values():
+            lane.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        for lane in self.lanes.values():
+            await lane.stop()
 
-    async def _run(self) -> None:
-        while True:
-            self._wake.clear()  # before looking: a notify() from now on is not lost
-            try:
-                sent = await self.dispatch_once()
-            except Exception:  # keep the dispatcher alive; the record stays and is retried
-                log.exception("outbox dispatch failed")
-                sent = 0
-            if sent:
-                continue
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=0.5)
-            except TimeoutError:
-                pass
+    async def dispatch_once(self) -> int:
+        """Claim what is due on every channel once and send it; returns how many records were
+        attempted. (The running dispatcher does not wait like this: see `Lane`.)"""
+        return sum(await asyncio.gather(*(lane.once() for lane in self.lanes.values())))
 
     async def _record(self, outcome: Callable[[Session], None] | None = None, sent: dict | None = None) -> None:
         """Write a send's outcome; returns once it is committed. Outcomes that finish while a
@@ -157,49 +156,28 @@ class Outbox:
 
             await self.db.run(write)
 
-    def _claim(self, session: Session) -> tuple[list[Row], set[int]]:
+    def _claim(self, session: Session, channel: str, room: int) -> tuple[list[Row], set[int], int]:
+        """Lease up to `room` due records of `channel`. Returns those to send (opted-out
+        marketing withdrawn), the ids of those in doubt, and how many were claimed."""
         now = utcnow()
         connection = session.connection()
-        rows = connection.execute(self._due, {"now": now}).all()
+        rows = connection.execute(self._due, {"now": now, "lane": channel, "room": room}).all()
         # A record still "sending" here was claimed by a dispatcher that died mid-send.
         in_doubt = {row.id for row in rows if row.status == "sending" or row.error_code in AMBIGUOUS_CODES}
         if rows:
             connection.execute(self._lease, {"ids": [row.id for row in rows], "until": now + self.lease})
         withdrawn = self._withdrawn(session, rows)
-        return [row for row in rows if row.id not in withdrawn], in_doubt
+        return [row for row in rows if row.id not in withdrawn], in_doubt, len(rows)
 
-    async def dispatch_once(self) -> int:
-        """Send what is due; returns how many records were attempted."""
-        rows, in_doubt = await self.db.run(self._claim)
-        by_recipient: dict[tuple[str, str | None], list[Row]] = defaultdict(list)
-        for row in rows:
-            by_recipient[(row.channel, row.address)].append(row)
-        # One recipient's messages go in order; different recipients go at once.
-        await asyncio.gather(*(self._send_in_order(group, in_doubt) for group in by_recipient.values()))
-        return len(rows)
-
-    async def _send_in_order(self, rows: list[Row], in_doubt: set[int]) -> None:
-        for index, row in enumerate(rows):
-            retry_at = await self._send(row, as_utc(row.created_at) if row.id in in_doubt else None)
-            if retry_at is not None:  # keep the order: the rest wait for this one
-                ids = [r.id for r in rows[index + 1 :]]
-                if ids:
-                    await self.db.run(lambda s: s.execute(
-                        update(MessageRecord).where(among(s, MessageRecord.id, ids))
-                        .values(status="pending", next_attempt_at=retry_at)
-                    ))
-                return
-
-    async def _send(self, row: Row, in_doubt: datetime | None = None) -> datetime | None:
+    async def _send(self, row: Row, in_doubt: datetime | None, lane: Lane) -> datetime | None:
+        """Send one record and record the outcome; returns when a retry is due, if it failed
+        for now (the recipient's later messages wait for it)."""
         channel = self.channels[row.channel]
         if not row.address:
             await self._record(lambda s: self._finish(s, row.id, "failed", None, "no_address", "no channel address"))
             return None
-        limiter = self.limiters.get(row.channel)
-        if limiter is not None:
-            await limiter.wait()
         try:
-            async with self._slots:  # not while the outcome is recorded: that waits for the database
+            async with lane.slot():  # not while the outcome is recorded: that waits for the database
                 receipt = await channel.send(ChannelAddress(row.channel, row.address),
                                              OutboundMessage.from_dict(row.payload or {}),
                                              resume_from=row.parts_sent, in_doubt=in_doubt)
@@ -221,6 +199,12 @@ class Outbox:
         await self._record(sent={"b_id": row.id, "b_provider_id": receipt.provider_message_id,
                                  "b_attempts": row.attempts + 1})
         return None
+
+    async def _postpone(self, ids: list[int], retry_at: datetime) -> None:
+        """A recipient's later messages wait for their earlier one's retry, to keep the order."""
+        await self.db.run(lambda s: s.execute(
+            update(MessageRecord).where(among(s, MessageRecord.id, ids)).values(status="pending", next_attempt_at=retry_at)
+        ))
 
     @staticmethod
     def _finish_sent(session: Session, sent: list[dict]) -> None:
@@ -276,6 +260,138 @@ class Outbox:
         if withdrawn:
             connection.execute(self._skip_opted_out, {"ids": list(withdrawn)})
         return withdrawn
+
+
+class Lane:
+    """One channel's sending. It claims due records as room frees up (not batch by batch), keeps
+    at most SEND_CONCURRENCY sends in flight, and gives each recipient a queue whose messages go
+    one after the other; different recipients go at once."""
+
+    def __init__(self, outbox: Outbox, channel: str, limit: int, pacer: Pacer | None) -> None:
+        self.outbox = outbox
+        self.channel = channel
+        self.limit = limit  # records held at once: claimed and not yet finished
+        # Claims come in steps of at least this many, unless the lane has nothing to send: one
+        # claim per finished send would cost a transaction per message.
+        self.refill = max(1, limit // 4)
+        self.pacer = pacer
+        self.held = 0
+        self.ready = 0  # records whose turn has come, waiting for the pacer or a send slot
+        self.sending = 0
+        self._slots = asyncio.Semaphore(SEND_CONCURRENCY)
+        self._queues: dict[str | None, deque[tuple[Row, datetime | None]]] = {}
+        self._workers: dict[str | None, asyncio.Task] = {}
+        self._wake = asyncio.Event()
+        self._next_claim = 0.0
+        self._notified = False
+        self._task: asyncio.Task | None = None
+
+    def notify(self) -> None:
+        self._notified, self._next_claim = True, 0.0
+        self._wake.set()
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        tasks = [task for task in (self._task, *self._workers.values()) if task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._task = None
+
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """One of the lane's sends in flight, at the lane's rate."""
+        self.ready += 1
+        try:
+            if self.pacer is not None:
+                await self.pacer.wait()
+            await self._slots.acquire()
+        finally:
+            self.ready -= 1
+        self.sending += 1
+        try:
+            yield
+        finally:
+            self.sending -= 1
+            self._slots.release()
+
+    async def once(self) -> int:
+        """Claim once and wait until what was claimed is sent; returns how many were attempted."""
+        started, _, workers = await self._claim(self.limit - self.held)
+        await asyncio.gather(*workers)
+        return started
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            self._wake.clear()  # before looking: a wake from now on is not lost
+            timeout = POLL_SECONDS
+            room = self.limit - self.held
+            # Claim while less than a round of sends waits for a slot, so that sends never idle for
+            # want of work and what is claimed is sent soon after, well within its lease.
+            starving = self.ready == 0 and self.sending < SEND_CONCURRENCY
+            if room > 0 and self.ready < SEND_CONCURRENCY and (room >= self.refill or starving):
+                wait = self._next_claim - loop.time()
+                if wait <= 0:
+                    self._notified = False
+                    try:
+                        _, claimed, _ = await self._claim(room)
+                    except Exception:  # keep the lane alive; the records stay and are claimed later
+                        log.exception("outbox claim failed", extra={"channel": self.channel})
+                        self._next_claim = loop.time() + POLL_SECONDS
+                    else:
+                        if claimed >= room:
+                            continue  # there may be more
+                        if not self._notified:
+                            self._next_claim = loop.time() + REFILL_PAUSE
+                else:
+                    timeout = wait
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=timeout)
+            except TimeoutError:
+                pass
+
+    async def _claim(self, room: int) -> tuple[int, int, set[asyncio.Task]]:
+        """Claim up to `room` records and queue them behind their recipients. Returns how many
+        will be sent, how many were claimed, and the recipients' workers that have them."""
+        rows, in_doubt, claimed = await self.outbox.db.run(lambda s: self.outbox._claim(s, self.channel, room))
+        workers: set[asyncio.Task] = set()
+        for row in rows:
+            queue = self._queues.get(row.address)
+            if queue is None:
+                queue = self._queues[row.address] = deque()
+                self._workers[row.address] = asyncio.get_running_loop().create_task(self._work(row.address, queue))
+            queue.append((row, as_utc(row.created_at) if row.id in in_doubt else None))
+            workers.add(self._workers[row.address])
+        self.held += len(rows)
+        return len(rows), claimed, workers
+
+    async def _work(self, address: str | None, queue: deque[tuple[Row, datetime | None]]) -> None:
+        """Send one recipient's messages in order until their queue is empty."""
+        try:
+            while queue:
+                row, in_doubt = queue.popleft()
+                try:
+                    retry_at = await self.outbox._send(row, in_doubt, self)
+                finally:
+                    self.held -= 1
+                    if self.ready < SEND_CONCURRENCY:  # the lane may want more
+                        self._wake.set()
+                if retry_at is not None and queue:  # keep the order: the rest wait for this one
+                    later = [r.id for r, _ in queue]
+                    self.held -= len(queue)
+                    queue.clear()
+                    await self.outbox._postpone(later, retry_at)
+        except Exception:  # the records stay leased: claimed again, in doubt, when the lease runs out
+            log.exception("outbox send failed", extra={"channel": self.channel})
+        finally:
+            self.held -= len(queue)
+            queue.clear()
+            # No await since the queue was last seen empty: a claim now starts a new worker.
+            del self._queues[address], self._workers[address]
 
 
 class Pacer:

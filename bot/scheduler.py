@@ -69,26 +69,62 @@ class ShopScheduler:
             self._leader_task = asyncio.get_running_loop().create_task(self._lead())
 
     async def _lead(self) -> None:
+        """Take the leader lock, lead while it is held, and take it again if it is lost: it is a
+        session lock, and dies with its connection when the database restarts or fails over."""
+        while True:
+            await self._take_lead()
+            try:
+                await self._begin_leading()
+                while await self._still_leading():
+                    # Jobs written by other processes (the CLI, web workers) are seen within seconds.
+                    await asyncio.sleep(JOB_POLL_SECONDS)
+                    self.scheduler.wakeup()
+                log.warning("scheduler lost its leader lock (its database connection was dropped); taking it again")
+            except Exception:  # the database failed under us: stop leading, then try again
+                log.exception("scheduler stopped leading after a database error")
+            await self._stop_leading()
+            await asyncio.sleep(1.0)
+
+    async def _take_lead(self) -> None:
         db = self.p.db
-        while not db.is_sqlite and not await asyncio.get_running_loop().run_in_executor(
-            None, db.try_lock, LEADER_KEY
-        ):
+        if db.is_sqlite:
+            return
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                if await loop.run_in_executor(None, db.try_lock, LEADER_KEY):
+                    return
+            except Exception as exc:  # the database is unreachable: try again later
+                log.warning("could not reach the database for the leader lock", extra={"error": type(exc).__name__})
             await asyncio.sleep(LEADER_RETRY_SECONDS)
-        self.leading = True
-        log.info("scheduler is leading")
+
+    async def _still_leading(self) -> bool:
+        db = self.p.db
+        return db.is_sqlite or await asyncio.get_running_loop().run_in_executor(None, db.holds, LEADER_KEY)
+
+    async def _begin_leading(self) -> None:
+        db = self.p.db
         self.scheduler.add_job(
             "bot.scheduler:scan_job", "interval", seconds=self.p.settings.cart_scan_interval_seconds,
             id="cart-and-restock-scan", replace_existing=True,
         )
-        # A run cut short by a crash or a restart carries on where it stopped.
+        # A run cut short by a crash, a restart or a lost leadership carries on where it stopped.
         for campaign_id in await db.run(lambda s: list(
             s.exec(select(Campaign.id).where(Campaign.status == "running")).all()
         )):
             self.spawn(self.run_campaign(campaign_id, new_run=False))
         self.scheduler.resume()
-        while True:  # jobs written by other processes (the CLI, web workers) are seen within seconds
-            await asyncio.sleep(JOB_POLL_SECONDS)
-            self.scheduler.wakeup()
+        self.leading = True
+        log.info("scheduler is leading")
+
+    async def _stop_leading(self) -> None:
+        """Another process may lead now: run no job here, and leave campaign runs to the leader."""
+        self.leading = False
+        if self.scheduler.running:
+            self.scheduler.pause()
+        for task in list(self._runs):
+            task.cancel()
+        await asyncio.gather(*self._runs, return_exceptions=True)
 
     def spawn(self, coro) -> None:
         task = asyncio.get_running_loop().create_task(coro)

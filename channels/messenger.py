@@ -4,8 +4,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from datetime import datetime
 import logging
+from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 import aiohttp
@@ -24,6 +24,10 @@ CARD_TEXT_LIMIT = 80
 BUTTON_TEMPLATE_TEXT_LIMIT = 640
 PAYLOAD_LIMIT = 1000
 TRANSIENT_ERROR_CODES = {1, 2, 4, 17, 32, 613}  # temporary or rate limited: retry later
+# How far back in the thread a send in doubt is looked for (the Conversations API pages by
+# recency), and how much our clock and Meta's may disagree.
+THREAD_LOOKBACK = 20
+CLOCK_SKEW = timedelta(minutes=1)
 # A person's reply after the 24 h window carries HUMAN_AGENT (allowed up to 7 days; the shop
 # decides which kind applies, see bot/handoff.py).
 MESSAGING_TYPE = {"reply": ("RESPONSE", None), "update": ("UPDATE", None),
@@ -139,6 +143,17 @@ def _event(event: dict[str, Any]) -> InboundMessage | StatusUpdate | None:
     return None  # optins and other event types we do not act on
 
 
+def shown_text(message: dict[str, Any]) -> str:
+    """The text by which a Send API message is known in the thread's `message` field: a text
+    message's. Templates and attachments have none there to compare (empty)."""
+    return message.get("text", "")
+
+
+def _graph_time(value: str) -> datetime:
+    """A Graph API time, such as 2026-12-03T10:15:00+0000."""
+    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S%z")
+
+
 class MessengerChannel:
     name: ClassVar[str] = "messenger"
     numbered_choices: ClassVar[bool] = False
@@ -147,7 +162,9 @@ class MessengerChannel:
         self._secret = settings.messenger_app_secret.get_secret_value().encode()
         self._token = settings.messenger_page_access_token.get_secret_value()
         self.verify_token = settings.messenger_verify_token.get_secret_value()
-        self._url = f"{settings.graph_api_base.rstrip('/')}/{settings.graph_api_version}/me/messages"
+        graph = f"{settings.graph_api_base.rstrip('/')}/{settings.graph_api_version}"
+        self._url = f"{graph}/me/messages"
+        self._conversations_url = f"{graph}/me/conversations"
         self._proof = hmac.new(self._secret, self._token.encode(), hashlib.sha256).hexdigest()
         self._timeout = aiohttp.ClientTimeout(total=settings.send_timeout_seconds)
         self._session: aiohttp.ClientSession | None = None
@@ -170,15 +187,20 @@ class MessengerChannel:
     def parse(self, req: RawRequest) -> list[InboundMessage | StatusUpdate]:
         return parse_events(req.body)
 
-    async def _post(self, body: dict[str, Any]) -> dict[str, Any]:
+    def _http(self) -> aiohttp.ClientSession:
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=self._timeout)
+        return self._session
+
+    async def _post(self, body: dict[str, Any]) -> dict[str, Any]:
         params = {"access_token": self._token, "appsecret_proof": self._proof}
         try:
-            async with self._session.post(self._url, params=params, json=body) as resp:
+            async with self._http().post(self._url, params=params, json=body) as resp:
                 data = await resp.json(content_type=None) if resp.content_length != 0 else {}
                 status = resp.status
-        except (aiohttp.ClientError, TimeoutError) as exc:
+        except aiohttp.ClientConnectorError as exc:  # no connection, so nothing was sent: no doubt
+            raise SendError(f"{type(exc).__name__}: {exc}"[:200], "unreachable") from exc
+        except (aiohttp.ClientError, TimeoutError) as exc:  # it may have arrived: see `_already_sent`
             raise SendError(f"{type(exc).__name__}: {exc}"[:200], "network") from exc
         except ValueError as exc:
             raise SendError("invalid response from the Send API", "bad_response") from exc
@@ -192,7 +214,12 @@ class MessengerChannel:
 
     async def send(self, to: ChannelAddress, msg: OutboundMessage, resume_from: int = 0,
                    in_doubt: datetime | None = None) -> SendReceipt:
-        """Raises: SendError; permanent when Meta refuses (blocked, window closed, bad token)."""
+        """Raises: SendError; permanent when Meta refuses (blocked, window closed, bad token).
+
+        A part an earlier try may have sent (`in_doubt`) is looked up in the thread first and not
+        sent again if it is there; if the thread cannot be checked it is not sent blind either:
+        the SendError ("in_doubt") has the outbox check again later, and give up after its attempts.
+        """
         recipient = {"id": to.address}
         messaging_type, tag = MESSAGING_TYPE.get(msg.kind, MESSAGING_TYPE["update"])
         try:
@@ -203,6 +230,11 @@ class MessengerChannel:
         for index, message in enumerate(render(msg)):
             if index < resume_from:
                 continue
+            if in_doubt and index == resume_from:
+                found = await self._already_sent(to.address, message, in_doubt, index)
+                if found is not None:
+                    message_id = found  # the try whose answer was lost had sent it
+                    continue
             body = {"recipient": recipient, "messaging_type": messaging_type, "message": message}
             if tag:
                 body["tag"] = tag
@@ -212,6 +244,40 @@ class MessengerChannel:
                 exc.parts_sent = index
                 raise
         return SendReceipt(message_id, "sent")
+
+    async def _already_sent(self, psid: str, message: dict[str, Any], since: datetime, index: int) -> str | None:
+        """The id of a message from the Page to `psid` with this message's text, created after
+        `since` (less the clock skew), in the Page's thread with them; None if there is none.
+
+        Raises:
+            SendError: "in_doubt", when the thread cannot tell: the Conversations API failed, or
+                the part has no text to know it by (a template or an attachment; permanent).
+        """
+        text = shown_text(message)
+        if not text:
+            raise SendError("not sent again: an earlier try may have reached the shopper, and a message "
+                            "without text cannot be found in the thread", "in_doubt", permanent=True,
+                            parts_sent=index)
+        params = {"platform": "messenger", "user_id": psid, "access_token": self._token,
+                  "appsecret_proof": self._proof,
+                  "fields": f"messages.limit({THREAD_LOOKBACK}){{message,created_time,from,id}}"}
+        try:
+            async with self._http().get(self._conversations_url, params=params) as resp:
+                data = await resp.json(content_type=None)
+                status = resp.status
+            if status != 200:
+                error = data.get("error", {}) if isinstance(data, dict) else {}
+                raise ValueError(f"HTTP {status} {error.get('code') or ''}".strip())
+            thread = [m for c in data["data"] for m in (c.get("messages") or {}).get("data", [])]
+            earliest = since - CLOCK_SKEW
+            return next((str(m["id"]) for m in thread
+                         if m.get("message") == text and str((m.get("from") or {}).get("id")) != psid
+                         and _graph_time(m["created_time"]) >= earliest), None)
+        except (aiohttp.ClientError, TimeoutError, ValueError, KeyError, TypeError) as exc:
+            log.warning("could not check the thread for an earlier send", extra={"error": type(exc).__name__})
+            raise SendError(f"not sent again: an earlier try may have reached the shopper, and the thread "
+                            f"could not be checked ({type(exc).__name__}: {exc})"[:200], "in_doubt",
+                            parts_sent=index) from exc
 
     async def close(self) -> None:
         if self._session is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import logging
 import queue
 import secrets
 import threading
@@ -16,13 +17,22 @@ from typing import TypeVar
 from sqlalchemy import JSON, ColumnElement, Table, any_, bindparam, event, insert, inspect
 from sqlalchemy import text as sql_text
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, SQLModel, create_engine
 
 from bot.store import models  # noqa: F401  (registers the tables)
 from bot.store.models import StateRecord
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+
+def connection_lost(exc: BaseException) -> bool:
+    """Whether `exc` is the database closing the connection under us (a restart, a failover, an
+    administrator's pg_terminate_backend); SQLAlchemy then discards that connection and the pool's
+    other ones, and the next checkout connects afresh."""
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
 
 def make_engine(url: str) -> Engine:
@@ -133,7 +143,12 @@ class Database:
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         self._executor = PriorityExecutor(1 if self.is_sqlite else 8, "db")
         self._lock_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="db-locks")
-        self._lock_connection = None
+        # Advisory locks are session-level: they live and die with this one connection. When the
+        # database drops it, a new one is made and the generation counts up; a lock taken on an
+        # earlier generation is gone, and its holder has to take it again.
+        self._lock_connection: Connection | None = None
+        self._lock_generation = 0
+        self._kept: dict[str, int] = {}  # locks taken for the life of the process: key -> generation
 
     @asynccontextmanager
     async def exclusive(self, key: str) -> AsyncIterator[None]:
@@ -143,23 +158,83 @@ class Database:
             yield
             return
         loop = asyncio.get_running_loop()
-        while not await loop.run_in_executor(self._lock_thread, self._advisory, "pg_try_advisory_lock", key):
+        while (generation := await loop.run_in_executor(self._lock_thread, self._take, key)) is None:
             await asyncio.sleep(0.02)
         try:
             yield
         finally:
-            await loop.run_in_executor(self._lock_thread, self._advisory, "pg_advisory_unlock", key)
+            await loop.run_in_executor(self._lock_thread, self._release, key, generation)
 
     def try_lock(self, key: str) -> bool:
-        """Take the PostgreSQL advisory lock `key` for the life of this process, if free."""
-        return self._lock_thread.submit(self._advisory, "pg_try_advisory_lock", key).result()
+        """Take the PostgreSQL advisory lock `key` for the life of this process, if free. The lock
+        dies with its connection if the database drops it: see `holds`."""
+        return self._lock_thread.submit(self._keep, key).result()
 
-    def _advisory(self, function: str, key: str) -> bool:
+    def holds(self, key: str) -> bool:
+        """Whether this process still holds the lock `key` of `try_lock`: False once the database
+        dropped the connection it was taken on (found out here, and a new connection made)."""
+        return self._lock_thread.submit(self._still_kept, key).result()
+
+    def _keep(self, key: str) -> bool:
+        generation = self._take(key)
+        if generation is not None:
+            self._kept[key] = generation
+        return generation is not None
+
+    def _still_kept(self, key: str) -> bool:
+        if self._kept.get(key) != self._lock_generation:
+            return False
+        try:
+            self._lock_connection.execute(sql_text("SELECT 1"))
+        except DBAPIError as exc:
+            if not connection_lost(exc):
+                raise
+            self._drop_lock_connection()
+            return False
+        return True
+
+    def _take(self, key: str) -> int | None:
+        """Try the lock; the generation of the connection holding it, or None if it is taken.
+        A connection found dead is replaced, and the lock tried on the new one."""
+        for attempt in range(2):
+            connection = self._locks()
+            try:
+                taken = connection.execute(_TRY_LOCK, {"key": key}).scalar()
+            except DBAPIError as exc:
+                if not connection_lost(exc) or attempt:
+                    raise
+                self._drop_lock_connection()
+                continue
+            return self._lock_generation if taken else None
+        raise AssertionError("unreachable")
+
+    def _release(self, key: str, generation: int) -> None:
+        if generation != self._lock_generation:
+            return  # it died with the connection it was taken on
+        try:
+            self._lock_connection.execute(_UNLOCK, {"key": key})
+        except DBAPIError as exc:
+            if not connection_lost(exc):
+                raise
+            self._drop_lock_connection()  # and the lock with it
+
+    def _locks(self) -> Connection:
         # One connection holds every lock of this process; session-level locks stay with it.
-        if self._lock_connection is None or self._lock_connection.closed:
+        if self._lock_connection is None:
             self._lock_connection = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-        return bool(self._lock_connection.execute(
-            sql_text(f"SELECT {function}(hashtextextended(:key, 0))"), {"key": key}).scalar())
+            self._lock_generation += 1
+        return self._lock_connection
+
+    def _drop_lock_connection(self) -> None:
+        """The database closed the lock connection: every advisory lock of this process is gone."""
+        log.warning("advisory lock connection lost; locks are taken again on a new one",
+                    extra={"generation": self._lock_generation, "kept": sorted(self._kept)})
+        connection, self._lock_connection = self._lock_connection, None
+        try:
+            connection.invalidate()
+            connection.close()
+        except DBAPIError:  # closing a dead connection may fail as well; it is gone either way
+            pass
 
     def create_schema(self) -> None:
         """Create missing tables, and add the columns a newer version brings to existing ones."""
@@ -197,6 +272,10 @@ class Database:
             self._lock_connection.invalidate()
             self._lock_connection.close()
         self.engine.dispose()
+
+
+_TRY_LOCK = sql_text("SELECT pg_try_advisory_lock(hashtextextended(:key, 0))")
+_UNLOCK = sql_text("SELECT pg_advisory_unlock(hashtextextended(:key, 0))")
 
 
 def _add_column(engine, table: str, column) -> str:

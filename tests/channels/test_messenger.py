@@ -144,3 +144,38 @@ def test_render_limits():
     assert len(quick) == 13 and all(len(q["title"]) <= 20 for q in quick)
     with_links = render(OutboundMessage(text="Pay", links=(Link("Pay now", "https://p"),)))
     assert with_links[0]["attachment"]["payload"]["template_type"] == "button"
+
+
+def reply_record(session, psid: str = PSID) -> MessageRecord:
+    return session.exec(select(MessageRecord).where(
+        MessageRecord.direction == "out", MessageRecord.address == psid)).one()
+
+
+async def test_a_send_whose_answer_was_lost_twice_reaches_the_shopper_once(channel_client, fake_graph):
+    """Meta took the message but answered after our timeout: the retry finds it in the thread
+    (Conversations API) and does not send it again."""
+    fb = MessengerShopper(channel_client, fake_graph, PSID)
+    fake_graph.lose_answers(2, delay=3.0)  # longer than the channel settings' 1 s send timeout
+    sent = await fb.say("hello")
+    assert MessengerShopper.texts(sent).startswith("Hi!")
+    copies = [r for r in fake_graph.requests if "message" in r["json"]]
+    assert len(copies) == 1, [r["json"]["message"] for r in copies]
+    record = await channel_client.app[DB].run(reply_record)
+    assert record.status == "sent" and record.attempts == 2 and record.provider_message_id == copies[0]["mid"]
+    (lookup,) = fake_graph.lookups
+    proof = hmac.new(FakeGraph.app_secret.encode(), FakeGraph.page_token.encode(), hashlib.sha256).hexdigest()
+    assert lookup["query"]["user_id"] == PSID and lookup["query"]["platform"] == "messenger"
+    assert lookup["query"]["appsecret_proof"] == proof and not lookup["failed"]
+
+
+async def test_a_send_in_doubt_is_not_sent_blind_when_the_thread_cannot_be_checked(channel_client, fake_graph):
+    fb = MessengerShopper(channel_client, fake_graph, PSID)
+    fake_graph.lose_answers(1, delay=3.0)
+    fake_graph.conversations_down = 500
+    await fb.say("hello")
+    assert len([r for r in fake_graph.requests if "message" in r["json"]]) == 1  # at most once
+    record = await channel_client.app[DB].run(reply_record)
+    assert record.status == "failed" and record.error_code == "in_doubt"
+    assert "not sent again" in record.error_reason and "could not be checked" in record.error_reason
+    # checked again with backoff until the attempts ran out (the first try was the send itself)
+    assert len(fake_graph.lookups) == record.attempts - 1 == 3

@@ -7,6 +7,7 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import time
 from datetime import datetime, timezone
 from email.utils import format_datetime
@@ -29,12 +30,14 @@ class Failure:
 @dataclass
 class FakeProvider:
     requests: list[dict[str, Any]] = field(default_factory=list)
+    lookups: list[dict[str, Any]] = field(default_factory=list)  # reads of what was sent (in-doubt checks)
     failures: list[Failure] = field(default_factory=list)
     delay: float = 0.0
     server: TestServer | None = None
     down_until: float = 0.0  # an outage: every request is refused until this (monotonic) time
     down_status: int = 503
 
+    slow_for: dict[str, float] = field(default_factory=dict)  # recipient -> extra seconds per request
     lost_answers: int = 0  # the next creates are taken, but answered only after `lost_answer_delay`
     lost_answer_delay: float = 0.0
 
@@ -45,6 +48,10 @@ class FakeProvider:
 
     def fail_next(self, count: int, status: int = 500, body: dict[str, Any] | None = None) -> None:
         self.failures.extend(Failure(status, body or {"message": "fake failure"}) for _ in range(count))
+
+    def slow(self, recipient: str, seconds: float) -> None:
+        """Requests for this one recipient take `seconds` longer (a slow carrier or device)."""
+        self.slow_for[recipient] = seconds
 
     def fail_for(self, seconds: float, status: int = 503) -> None:
         """An outage: refuse every request for `seconds` from now."""
@@ -74,6 +81,10 @@ class FakeProvider:
             failure = self.failures.pop(0)
             return web.json_response(failure.body, status=failure.status)
         return None
+
+    async def _slow(self, recipient: str | None) -> None:
+        if seconds := self.slow_for.get(recipient):
+            await asyncio.sleep(seconds)
 
     def routes(self, app: web.Application) -> None:
         raise NotImplementedError
@@ -107,8 +118,10 @@ class FakeTwilio(FakeProvider):
         record = {"to": form.get("To"), "from": form.get("From"), "body": form.get("Body"),
                   "media": form.getall("MediaUrl", []), "status_callback": form.get("StatusCallback"),
                   "content_sid": form.get("ContentSid"), "content_variables": form.get("ContentVariables"),
-                  "failed": True}  # until it is answered: a caller that timed out got nothing
+                  "failed": True,  # until it is answered: a caller that timed out got nothing
+                  "received": datetime.now(timezone.utc)}
         self.requests.append(record)
+        await self._slow(form.get("To"))
         failure = await self._gate()
         record["failed"] = failure is not None
         if failure is not None:
@@ -149,30 +162,70 @@ class FakeTwilio(FakeProvider):
 
 
 class FakeGraph(FakeProvider):
-    """The Messenger Send API of the Graph API."""
+    """The Messenger Send API of the Graph API, and the Conversations API over what it took."""
 
     app_secret = "test-app-secret"
     page_token = "test-page-token"
     verify_token = "test-verify-token"
+    page_id = "1000000000000001"
+    conversations_down: int | None = None  # an HTTP status the Conversations API answers with, if set
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/{version}/me/messages", self.send)
+        app.router.add_get("/{version}/me/conversations", self.conversations)
+
+    def _authorised(self, request: web.Request) -> bool:
+        proof = hmac.new(self.app_secret.encode(), self.page_token.encode(), hashlib.sha256).hexdigest()
+        return (request.query.get("access_token") == self.page_token
+                and hmac.compare_digest(request.query.get("appsecret_proof", ""), proof))
 
     async def send(self, request: web.Request) -> web.Response:
         body = await request.json()
         record = {"query": dict(request.query), "json": body, "version": request.match_info["version"],
-                  "failed": True}  # until it is answered
+                  "failed": True, "received": datetime.now(timezone.utc)}  # failed until it is answered
         self.requests.append(record)
+        await self._slow((body.get("recipient") or {}).get("id"))
         failure = await self._gate()
         record["failed"] = failure is not None
         if failure is not None:
             return failure
         if request.query.get("access_token") != self.page_token:
+            record["failed"] = True
             return web.json_response({"error": {"message": "Invalid OAuth access token", "code": 190}}, status=400)
         recipient = body["recipient"]["id"]
         if "sender_action" in body:
             return web.json_response({"recipient_id": recipient})
-        return web.json_response({"recipient_id": recipient, "message_id": "m_" + uuid4().hex})
+        record["mid"], record["created"] = "m_" + uuid4().hex, datetime.now(timezone.utc)
+        if self.lost_answers:  # taken, in the thread, but answered too late for the caller
+            self.lost_answers -= 1
+            await asyncio.sleep(self.lost_answer_delay)
+        return web.json_response({"recipient_id": recipient, "message_id": record["mid"]})
+
+    async def conversations(self, request: web.Request) -> web.Response:
+        """The Page's conversation with `user_id`, newest messages first, as the Graph API
+        answers `?platform=messenger&user_id=PSID&fields=messages.limit(N){message,created_time,from,id}`."""
+        record = {"query": dict(request.query), "lookup": True, "failed": True}
+        self.lookups.append(record)
+        failure = await self._gate()
+        if failure is not None:
+            return failure
+        if self.conversations_down:
+            return web.json_response({"error": {"message": "An unexpected error has occurred.", "code": 2}},
+                                     status=self.conversations_down)
+        if not self._authorised(request):
+            return web.json_response({"error": {"message": "Invalid OAuth access token", "code": 190}}, status=400)
+        fields = re.fullmatch(r"messages\.limit\((\d+)\)\{([a-z_,]+)\}", request.query.get("fields", ""))
+        if request.query.get("platform") != "messenger" or not request.query.get("user_id") or fields is None:
+            return web.json_response({"error": {"message": "Invalid parameter", "code": 100}}, status=400)
+        record["failed"] = False
+        psid, limit = request.query["user_id"], int(fields.group(1))
+        taken = [r for r in reversed(self.requests) if r.get("mid") and r["json"]["recipient"]["id"] == psid]
+        if not taken:
+            return web.json_response({"data": []})
+        messages = [{"id": r["mid"], "message": r["json"]["message"].get("text", ""),
+                     "created_time": r["created"].strftime("%Y-%m-%dT%H:%M:%S+0000"),
+                     "from": {"id": self.page_id, "name": "Northwind Outfitters"}} for r in taken[:limit]]
+        return web.json_response({"data": [{"id": "t_" + psid, "messages": {"data": messages}}]})
 
     def messages(self) -> list[dict[str, Any]]:
         return [r["json"] for r in self.requests if "message" in r["json"] and not r["failed"]]
