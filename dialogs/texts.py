@@ -250,6 +250,33 @@ TEXTS: dict[str, dict[str, str]] = {
         ZH: "訂單 #{number} 已成立，金額 {total}。請透過下方連結安全付款，付款完成後我們會在這裡通知您。",
     },
     "checkout.discount": {EN: "Code {code} is applied.", ZH: "已套用優惠碼 {code}。"},
+    # --- the sandbox payment page and the payment notice
+    "pay.title": {EN: "Payment", ZH: "付款"},
+    "pay.heading": {EN: "Pay for order #{number}", ZH: "支付訂單 #{number}"},
+    "pay.amount": {EN: "Amount: {total}", ZH: "金額：{total}"},
+    "pay.sandbox": {
+        EN: "This is the sandbox payment provider: no card is charged.",
+        ZH: "這是測試用的付款服務，不會向任何卡片收費。",
+    },
+    "pay.received.title": {EN: "Payment received", ZH: "已收到付款"},
+    "pay.received": {
+        EN: "Thank you! You can close this page and go back to the chat.",
+        ZH: "謝謝您！您可以關閉這個頁面，回到對話中。",
+    },
+    "pay.refused.title": {EN: "Order #{number} can't be paid", ZH: "訂單 #{number} 無法付款"},
+    "pay.refused.cancelled": {
+        EN: "Order #{number} was cancelled, so it can't be paid. Nothing was charged.",
+        ZH: "訂單 #{number} 已經取消，所以無法付款。沒有收取任何費用。",
+    },
+    "pay.refused.paid": {
+        EN: "Order #{number} is already paid. Nothing more was charged.",
+        ZH: "訂單 #{number} 已經付過款了，沒有再次收費。",
+    },
+    "pay.back": {EN: "You can close this page and go back to the chat.", ZH: "您可以關閉這個頁面，回到對話中。"},
+    "pay.notice": {
+        EN: "Payment received for order #{number} — thank you! We'll let you know when it ships.",
+        ZH: "已收到訂單 #{number} 的付款，謝謝您！出貨時會再通知您。",
+    },
     # --- orders: status, cancel, return
     "order.status.pending_payment": {EN: "is waiting for payment", ZH: "等待付款中"},
     "order.status.paid": {EN: "is paid and being packed", ZH: "已付款，正在包裝"},

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Protocol
@@ -88,8 +89,23 @@ def _view(session: Session, order: Order) -> OrderView:
     )
 
 
-def _own(session: Session, customer_id: str, number: int) -> Order | None:
-    order = session.get(Order, number - ORDER_NUMBER_OFFSET) if number > ORDER_NUMBER_OFFSET else None
+@dataclass(frozen=True)
+class Payment:
+    """What became of a payment: "paid" now, "not_payable" (the order is not awaiting payment:
+    cancelled, or paid already) or "unknown" (no order has this payment reference)."""
+
+    outcome: str
+    customer_id: str | None = None
+    order: OrderView | None = None
+
+
+def _locked(session: Session, model, key, lock: bool):
+    # A row lock on PostgreSQL, so a cancel and a payment of one order cannot both win.
+    return session.get(model, key, with_for_update=lock)
+
+
+def _own(session: Session, customer_id: str, number: int, lock: bool = False) -> Order | None:
+    order = _locked(session, Order, number - ORDER_NUMBER_OFFSET, lock) if number > ORDER_NUMBER_OFFSET else None
     # Someone else's order number reads exactly like an unknown one.
     return order if order is not None and order.customer_id == customer_id else None
 
@@ -163,7 +179,7 @@ class StoreOrders:
         """
 
         def cancel(session: Session) -> OrderView:
-            order = _own(session, customer_id, number)
+            order = _own(session, customer_id, number, lock=not self._db.is_sqlite)
             if order is None:
                 raise OrderError("not_found")
             if order.status not in CANCELLABLE:
@@ -200,16 +216,24 @@ class StoreOrders:
 
         return await self._db.run(start)
 
-    async def mark_paid(self, reference: str) -> tuple[str, OrderView] | None:
-        """Record a payment; returns the customer id and order, or None if unknown or done."""
+    async def mark_paid(self, reference: str,
+                        on_paid: Callable[[Session, str, OrderView], None] | None = None) -> Payment:
+        """Record a payment for an order awaiting one. `on_paid(session, customer_id, order)`
+        runs in the same transaction (the shopper's notice is queued with the status change, so
+        a crash keeps both or neither)."""
 
-        def paid(session: Session):
-            order = session.exec(select(Order).where(Order.payment_ref == reference)).first()
-            if order is None or order.status != "pending_payment":
-                return None
+        def paid(session: Session) -> Payment:
+            order_id = session.exec(select(Order.id).where(Order.payment_ref == reference)).first()
+            if order_id is None:
+                return Payment("unknown")
+            order = _locked(session, Order, order_id, not self._db.is_sqlite)
+            if order.status != "pending_payment":
+                return Payment("not_payable", order.customer_id, _view(session, order))
             order.status = "paid"
             session.flush()
-            return order.customer_id, _view(session, order)
+            view = _view(session, order)
+            if on_paid is not None:
+                on_paid(session, order.customer_id, view)
+            return Payment("paid", order.customer_id, view)
 
         return await self._db.run(paid)
-
