@@ -51,6 +51,26 @@ async def test_two_cart_reminders_then_the_checkout_honours_the_code(aiohttp_cli
     assert metrics["carts"] == {"carts_reminded": 1, "carts_recovered": 1, "recovery_rate": 1.0}
 
 
+async def test_a_shopper_who_never_opted_in_is_reminded_inside_the_window(aiohttp_client, reminder_settings,
+                                                                        recognizer, fake_twilio):
+    """A reminder about their own cart while they are talking to us is a service message on
+    WhatsApp: free-form, no opt-in needed. Outside the window it would need one (and a template)."""
+    client = await aiohttp_client(create_app(changed(reminder_settings, cart_reminder_delays="1s,1h",
+                                                     whatsapp_cart_template_sid="HX" + "c" * 32), recognizer))
+    wa = TwilioShopper(client, fake_twilio, "whatsapp", "+14155550205")
+    await wa.say("Do you have the Trail Blazer Runner in size 9?")
+    assert "Added 1 × Trail Blazer Runner" in await wa.say("1")
+    consent = await client.app[DB].run(lambda s: s.exec(
+        select(Customer.marketing_consent).where(Customer.phone == "+14155550205")).one())
+    assert consent is None  # never asked, never said yes
+
+    first = await wait_until(lambda: _reminders(wa, 1), timeout=10)
+    assert "You left 1 × Trail Blazer Runner in your cart" in first[0]["body"]
+    assert first[0]["content_sid"] is None  # free-form, inside the window
+    metrics = await (await client.get("/api/metrics", headers=AUTH)).json()
+    assert metrics["proactive"] == {"cart_reminder:queued": 1}
+
+
 async def _reminders(wa: TwilioShopper, at_least: int):
     found = [r for r in wa.mine() if "in your cart" in (r["body"] or "") or "still waiting" in (r["body"] or "")]
     return found if len(found) >= at_least else None
