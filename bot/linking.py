@@ -13,6 +13,8 @@ import jsonpickle
 from sqlalchemy import delete, update
 from sqlmodel import Session, func, select
 
+from bot.policy import REQUESTED
+from bot.proactive import notice_channel
 from bot.store.models import (
     Cart,
     CartItem,
@@ -362,6 +364,11 @@ class ShopperAccounts:
 
     async def describe(self, customer_id: str) -> dict[str, Any]:
         return await self._db.run(lambda s: describe(s, customer_id))
+
+    async def notice_channel(self, customer_id: str) -> str | None:
+        """Where a notice this shopper asks for (back in stock) would reach them: a phone
+        channel, "web" (it waits in the web chat for their return) or None."""
+        return await self._db.run(lambda s: notice_channel(s, customer_id, REQUESTED, utcnow()))
 
     async def prefer_current(self, customer_id: str) -> str | None:
         """Send this shopper's updates to the channel they are writing on now."""

@@ -104,6 +104,7 @@ class Entities:
     order_number: int | None = None
     email: str | None = None
     faq: str | None = None  # the FAQ entry a policy question matched
+    channel: str | None = None  # a channel a button names (continue on it)
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v is not None}

@@ -132,7 +132,7 @@ class MainDialog(ComponentDialog):
         e = intent.entities
         options = {
             "product": e.product, "category": e.category, "size": e.size, "colour": e.colour,
-            "quantity": e.quantity, "order_number": e.order_number, "faq": e.faq,
+            "quantity": e.quantity, "order_number": e.order_number, "faq": e.faq, "channel": e.channel,
             "text": context.activity.text or "",
         }
         if e.product:

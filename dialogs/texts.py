@@ -149,10 +149,25 @@ TEXTS: dict[str, dict[str, str]] = {
     "stock.similar": {EN: " These are in stock:", ZH: "以下商品有現貨："},
     "stock.similar_size": {EN: " These are in stock in size {size}:", ZH: "以下商品有 {size_label}的現貨："},
     "stock.waitlist_ask": {
-        EN: "Shall I message you when the {name}{what} is back in stock?",
+        EN: "Shall I let you know when the {name}{what} is back in stock?",
         ZH: "{name}{what}補貨時要通知您嗎？",
     },
-    "stock.waitlist_done": {EN: "Done! I'll message you as soon as it's back.", ZH: "好的！一補貨就會馬上通知您。"},
+    "stock.waitlist_done_on": {
+        EN: "Done! I'll message you on {channel} as soon as it's back.",
+        ZH: "好的！一補貨就會透過 {channel} 通知您。",
+    },
+    "stock.waitlist_done_web": {
+        EN: "Done! When it's back, the notice will be waiting in this chat on our website: open the chat "
+            "again to see it.",
+        ZH: "好的！補貨時，通知會留在網站上的這個對話裡，再次打開對話就能看到。",
+    },
+    "stock.waitlist_phone_offer": {
+        EN: "Would you rather get it on your phone?",
+        ZH: "想改成傳到手機上嗎？",
+    },
+    "btn.notice_on.whatsapp": {EN: "Get it on WhatsApp", ZH: "用 WhatsApp 接收"},
+    "btn.notice_on.messenger": {EN: "Get it on Messenger", ZH: "用 Messenger 接收"},
+    "btn.notice_on.sms": {EN: "Get it by SMS", ZH: "用簡訊接收"},
     "stock.waitlist_no": {
         EN: "OK, no alert. Anything else I can help with?",
         ZH: "好的，不設到貨通知。還有什麼需要幫忙的嗎？",

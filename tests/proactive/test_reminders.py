@@ -2,14 +2,16 @@
 from __future__ import annotations
 
 import asyncio
+import re
 
 import pytest
 from sqlmodel import select
 
 from bot.server import DB, create_app
-from bot.store.models import Cart, Customer, Order, Variant
+from bot.store.models import Cart, Customer, MessageRecord, Order, Variant
 from integrations.catalog import StoreCatalog
 from tests.fakes.phone import TwilioShopper
+from tests.fakes.web_shopper import WebShopper
 from tests.proactive.test_campaigns import AUTH, changed, wait_until
 
 
@@ -122,3 +124,51 @@ async def test_back_in_stock_tells_the_waitlist_once(aiohttp_client, reminder_se
     bad = await client.put(f"/api/inventory/{variant.sku}", json={"stock": -1}, headers=AUTH)
     assert bad.status == 400
     assert (await client.put("/api/inventory/NOPE", json={"stock": 1}, headers=AUTH)).status == 404
+
+
+async def _join_aero_waitlist_on_the_web(client) -> WebShopper:
+    web = await WebShopper.start(client)
+    await web.say("Do you have the Aero Runner in size 9 in white?")
+    assert "sold out" in web.texts()
+    await web.tap("Yes")
+    return web
+
+
+async def test_a_web_shopper_finds_the_restock_notice_in_the_web_chat(aiohttp_client, reminder_settings, recognizer,
+                                                                      fake_twilio):
+    client = await aiohttp_client(create_app(reminder_settings, recognizer))
+    web = await _join_aero_waitlist_on_the_web(client)
+    # Told the truth: the notice waits in this chat; a phone channel is offered.
+    assert "the notice will be waiting in this chat" in web.texts()
+    assert "Get it on WhatsApp" in web.buttons() and "Get it by SMS" in web.buttons()
+    seen = max(m["id"] for m in await web.history())
+
+    resp = await client.put("/api/inventory/RUN-AERO-9-WHT", json={"stock": 3}, headers=AUTH)
+    assert (await resp.json())["waitlist"] == {"queued": 1}
+    later = [m for m in await web.history(after=seen) if m["direction"] == "out"]
+    assert len(later) == 1 and "Aero Runner (9, white) is back in stock" in later[0]["text"]
+    assert [c["title"] for c in later[0]["choices"]] == ["Add to cart"]
+    # Read by the widget: delivered, and nothing went to a phone.
+    status = await client.app[DB].run(lambda s: s.get(MessageRecord, later[0]["id"]).status)
+    assert status == "delivered"
+    assert not fake_twilio.delivered()
+    web.last = later
+    await web.tap("Add to cart")
+    assert "Added 1 × Aero Runner (9, white)" in web.texts()
+
+
+async def test_a_web_shopper_who_takes_the_phone_offer_gets_the_notice_on_whatsapp(
+        aiohttp_client, reminder_settings, recognizer, fake_twilio):
+    client = await aiohttp_client(create_app(reminder_settings, recognizer))
+    web = await _join_aero_waitlist_on_the_web(client)
+    await web.tap("Get it on WhatsApp")
+    code = re.search(r"send the code (\d{6})", web.texts()).group(1)
+    wa = TwilioShopper(client, fake_twilio, "whatsapp", "+14155550206")
+    assert "You're linked" in await wa.say(code)
+
+    await web.say("thanks")  # back on the web: the notice still goes to the phone
+    await client.put("/api/inventory/RUN-AERO-9-WHT", json={"stock": 3}, headers=AUTH)
+    assert "Aero Runner (9, white) is back in stock" in await wa.replies()
+    notices = await client.app[DB].run(lambda s: s.exec(
+        select(MessageRecord.channel).where(MessageRecord.idempotency_key.like("restock:%"))).all())
+    assert notices == ["whatsapp"]
