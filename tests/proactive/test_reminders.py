@@ -172,3 +172,29 @@ async def test_a_web_shopper_who_takes_the_phone_offer_gets_the_notice_on_whatsa
     notices = await client.app[DB].run(lambda s: s.exec(
         select(MessageRecord.channel).where(MessageRecord.idempotency_key.like("restock:%"))).all())
     assert notices == ["whatsapp"]
+
+
+async def test_a_notice_whatsapp_cannot_take_waits_in_the_web_chat(aiohttp_client, reminder_settings, recognizer,
+                                                                   fake_twilio):
+    """Linked to WhatsApp, but silent there for two days and no restock template set: the notice
+    cannot go to WhatsApp, so it waits in the shopper's web chat rather than being lost."""
+    from datetime import timedelta
+
+    from bot.store.models import utcnow
+
+    client = await aiohttp_client(create_app(reminder_settings, recognizer))
+    web = await _join_aero_waitlist_on_the_web(client)
+    await web.tap("Get it on WhatsApp")
+    code = re.search(r"send the code (\d{6})", web.texts()).group(1)
+    wa = TwilioShopper(client, fake_twilio, "whatsapp", "+14155550207")
+    await wa.say(code)
+    await client.app[DB].run(lambda s: [
+        setattr(m, "created_at", utcnow() - timedelta(days=2))
+        for m in s.exec(select(MessageRecord).where(MessageRecord.direction == "in")).all()])
+
+    resp = await client.put("/api/inventory/RUN-AERO-9-WHT", json={"stock": 3}, headers=AUTH)
+    assert (await resp.json())["waitlist"] == {"queued": 1}
+    notice = await client.app[DB].run(lambda s: s.exec(
+        select(MessageRecord).where(MessageRecord.idempotency_key.like("restock:%"))).one())
+    assert notice.channel == "web" and "back in stock" in notice.text
+    assert "back in stock" not in await wa.replies()
