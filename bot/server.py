@@ -47,7 +47,7 @@ from dialogs.texts import text_in
 from integrations.cart import StoreCarts
 from integrations.catalog import StoreCatalog
 from integrations.faq import StoreFaq
-from integrations.orders import StoreOrders
+from integrations.orders import StoreOrders, checkout_rules
 from integrations.payments import SandboxPayments
 
 log = logging.getLogger(__name__)
@@ -127,7 +127,7 @@ def create_app(
 
     storage = SqlStorage(db)
     conversation_state = CustomerConversationState(storage)
-    catalog, orders = StoreCatalog(db), StoreOrders(db)
+    catalog, orders = StoreCatalog(db), StoreOrders(db, checkout_rules(settings))
     channels = enabled(settings) if channels is None else channels
     payments = SandboxPayments(settings.base_url, stored_secret(db, "payments"))
     # The process that runs the scheduler also starts the extra dispatchers of OUTBOX_WORKERS.
@@ -137,7 +137,7 @@ def create_app(
     scheduler = ShopScheduler(proactive(settings, db, outbox), lead=settings.scheduler_in_process)
     handoffs = Handoffs.from_settings(db, settings, text_in, outbox.notify)
     shop = ShopServices(
-        catalog=catalog, carts=StoreCarts(db), orders=orders, payments=payments, faq=faq,
+        catalog=catalog, carts=StoreCarts(db, settings.codes), orders=orders, payments=payments, faq=faq,
         profiles=StoreProfiles(db), accounts=ShopperAccounts(db, link_targets(settings, channels), timedelta(minutes=settings.link_ttl_minutes)),
         memory=conversation_state.create_property("ShopMemory"),
         media_base=settings.base_url, handoff=handoffs,

@@ -14,6 +14,7 @@ from dialogs.add_to_cart_dialog import AddToCartDialog
 from dialogs.cancel_order_dialog import CancelOrderDialog
 from dialogs.cart_dialog import CartDialog
 from dialogs.checkout_dialog import CheckoutDialog
+from dialogs.discount_dialog import DiscountDialog
 from dialogs.faq_dialog import FaqDialog
 from dialogs.order_status_dialog import OrderStatusDialog
 from dialogs.return_dialog import ReturnDialog
@@ -45,7 +46,7 @@ class MainDialog(ComponentDialog):
         for dialog in (
             StockDialog(shop), SearchDialog(shop), AddToCartDialog(shop), CartDialog(shop),
             CheckoutDialog(shop), OrderStatusDialog(shop), CancelOrderDialog(shop), ReturnDialog(shop),
-            FaqDialog(shop), LinkDialog(shop), PrivacyDialog(shop),
+            FaqDialog(shop), LinkDialog(shop), PrivacyDialog(shop), DiscountDialog(shop),
         ):
             self.add_dialog(dialog)
 
@@ -107,6 +108,9 @@ class MainDialog(ComponentDialog):
     def _changes_subject(inner_dc: DialogContext, intent: Intent) -> bool:
         if intent.name in REPLY_INTENTS or intent.confidence < SWITCH_CONFIDENCE:
             return False
+        if intent.name == "apply_discount" and inner_dc.active_dialog.id in (CheckoutDialog.__name__,
+                                                                            DiscountDialog.__name__):
+            return False  # the checkout takes the code and carries on; a code answers "What's the code?"
         text = (inner_dc.context.activity.text or "").strip().lower()
         if text.startswith("/"):
             return True
@@ -153,6 +157,7 @@ class MainDialog(ComponentDialog):
             "link_account": (LinkDialog, {}),
             "privacy_info": (PrivacyDialog, {}),
             "forget_me": (PrivacyDialog, {"forget": True}),
+            "apply_discount": (DiscountDialog, {"code": e.discount_code}),
         }
         if intent.name in journeys:
             dialog, extra = journeys[intent.name]

@@ -28,6 +28,7 @@ class FaqAnswers(Protocol):
 
 class Profiles(Protocol):
     async def set_consent(self, customer_id: str, consent: bool) -> None: ...
+    async def receipt_contact(self, customer_id: str) -> str | None: ...
 
 
 class Accounts(Protocol):
@@ -122,8 +123,10 @@ def join_words(items: Sequence[str], context: TurnContext | None = None) -> str:
     return join_list(context, items)
 
 
-def cart_summary(cart: CartView, context: TurnContext | None = None, names: dict[str, str] | None = None) -> str:
-    """The cart as text; `names` (product SKU -> name) overrides the lines' own names."""
+def cart_summary(cart: CartView, context: TurnContext | None = None, names: dict[str, str] | None = None,
+                 total_key: str = "cart.total") -> str:
+    """The cart as text; `names` (product SKU -> name) overrides the lines' own names, and
+    `total_key` names its last line ("cart.subtotal" where shipping follows)."""
     if not cart.lines:
         return text(context, "cart.empty")
     names = names or {}
@@ -134,7 +137,7 @@ def cart_summary(cart: CartView, context: TurnContext | None = None, names: dict
         for i, line in enumerate(cart.lines, 1)
     ]
     count = cart.item_count
-    total = text(context, "cart.total", total=money(cart.total_cents), count=count, s="s" * (count != 1))
+    total = text(context, total_key, total=money(cart.total_cents), count=count, s="s" * (count != 1))
     return text(context, "cart.header") + "\n" + "\n".join(lines) + "\n" + total
 
 

@@ -55,6 +55,8 @@ async def test_stock_add_to_cart_view_cart_and_checkout_in_chinese(shopper):
     await shopper.say("嗯")
     assert "這看起來不像地址" in shopper.texts()
     await shopper.say("台北市信義區松仁路100號")
+    assert "收據要寄到哪裡？" in shopper.texts() and shopper.buttons() == ["跳過"]
+    await shopper.tap("跳過")
     assert "寄送地址：台北市信義區松仁路100號\n確定要下單嗎？" in shopper.texts(), shopper.texts()
     assert shopper.buttons() == ["是", "否"]
     await shopper.tap("是")

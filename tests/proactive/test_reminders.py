@@ -41,12 +41,16 @@ async def test_two_cart_reminders_then_the_checkout_honours_the_code(aiohttp_cli
     out = await wa.say("checkout")
     if "shipping address" in out:
         out = await wa.say("10 Downing Street, London SW1A 2AA")
+    assert "receipt" in out
+    out = await wa.say("skip")
+    assert "Total:" in out and "Place the order?" in out
     out = await wa.say("yes")
     assert "Code COMEBACK10 is applied." in out
     order, cart = await client.app[DB].run(lambda s: (
         s.exec(select(Order).order_by(Order.id.desc())).first(),
         s.exec(select(Cart).order_by(Cart.id.desc())).first()))
     assert order.discount_code == "COMEBACK10" and order.discount_cents > 0
+    assert order.shipping_cents == 0  # over $50 after the discount
     assert order.total_cents + order.discount_cents == 10 * order.discount_cents  # 10% off
     assert cart.status == "checked_out"
     metrics = await (await client.get("/api/metrics", headers=AUTH)).json()
