@@ -1,4 +1,4 @@
-"""Command line: serve (default), scheduler, outbox, campaign, agent, chat, seed, nlu parse / nlu eval."""
+"""Command line: serve (default), scheduler, outbox, campaign, order, agent, chat, seed, nlu parse / nlu eval."""
 from __future__ import annotations
 
 import argparse
@@ -9,7 +9,7 @@ import logging
 import sys
 from pathlib import Path
 
-from bot import agent_cli, campaign_cli
+from bot import agent_cli, campaign_cli, order_cli
 from bot.config import Settings
 
 
@@ -176,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("scheduler", help="run the scheduler and the outbox alone (for several web workers)")
     sub.add_parser("outbox", help="run one more outbox dispatcher (PostgreSQL; see OUTBOX_WORKERS)")
     campaign_cli.add_parser(sub)
+    order_cli.add_parser(sub)
     agent_cli.add_parser(sub)
     nlu = sub.add_parser("nlu", help="intent recognition tools")
     nlu_sub = nlu.add_subparsers(dest="nlu_command", required=True)
@@ -207,6 +208,8 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(outbox_only(settings))
     elif args.command == "campaign":
         return asyncio.run(campaign_cli.run(settings, args))
+    elif args.command == "order":
+        return asyncio.run(order_cli.run(settings, args))
     elif args.command == "agent":
         return agent_cli.run(settings, args)
     return 0

@@ -1,5 +1,5 @@
-"""Marketer APIs (bearer ADMIN_TOKEN): campaigns, inventory changes, metrics; the click
-redirect of campaign links; the marketer page under /admin/."""
+"""Marketer and retailer APIs (bearer ADMIN_TOKEN): campaigns, inventory changes, shipments,
+metrics; the click redirect of campaign links; the marketer page under /admin/."""
 from __future__ import annotations
 
 import hmac
@@ -21,10 +21,13 @@ from bot.reminders import notify_restocked, recovery
 from bot.scheduler import ShopScheduler, drop, hold
 from bot.store.database import Database
 from bot.store.models import Campaign, Dispatch, MessageRecord, Variant, as_utc, utcnow
+from integrations.orders import checkout_rules
+from integrations.shipments import ShipmentError, ship_order
 
 ADMIN_PAGE = Path(__file__).resolve().parent.parent / "channels" / "web_static" / "admin" / "index.html"
 SCHEDULER = web.AppKey("scheduler", ShopScheduler)
 MAX_STOCK = 1_000_000
+MAX_ORDER_NUMBER = 999_999_999
 
 
 def add_routes(app: web.Application) -> None:
@@ -39,6 +42,7 @@ def add_routes(app: web.Application) -> None:
     r.add_post("/api/campaigns/{id}/resume", resume_campaign)
     r.add_post("/api/campaigns/{id}/cancel", cancel_campaign)
     r.add_put("/api/inventory/{sku}", set_stock)
+    r.add_post("/api/orders/{number}/shipment", record_shipment)
     r.add_get("/api/metrics", metrics)
     r.add_get("/r/{key}/{signature}", click)
     r.add_get("/admin", lambda request: web.HTTPFound("/admin/"))
@@ -253,6 +257,25 @@ async def set_stock(request: web.Request) -> web.Response:
     if result is None:
         return _error(404, "no such variant")
     scheduler.p.run_context.on_batch()
+    return web.json_response(result)
+
+
+async def record_shipment(request: web.Request) -> web.Response:
+    """{"carrier", "tracking_number"}: a paid order has shipped; the shopper is told."""
+    settings, db, scheduler = _deps(request)
+    raw = request.match_info["number"].removeprefix("#")
+    if not raw.isdecimal() or not 0 < int(raw) <= MAX_ORDER_NUMBER:
+        return _error(404, f"no order #{raw}")
+    body = await _json(request)
+    if not isinstance(body, dict) or set(body) != {"carrier", "tracking_number"}:
+        return _error(400, 'the body must be {"carrier": ..., "tracking_number": ...} and nothing else')
+    try:
+        result = await ship_order(db, scheduler.p.policy, checkout_rules(settings).estimate, int(raw),
+                                  body["carrier"], body["tracking_number"], utcnow(),
+                                  settings.whatsapp_shipping_template_sid)
+    except ShipmentError as exc:
+        return _error(exc.status, exc.message)
+    scheduler.p.run_context.on_batch()  # wake the outbox
     return web.json_response(result)
 
 

@@ -45,6 +45,33 @@ def parse_discount(text: str) -> tuple[str, int] | None:
     return match.group(1).upper(), int(match.group(2))
 
 
+def parse_codes(text: str) -> dict[str, int]:
+    """`WELCOME5:5,VIP20:20` -> {"WELCOME5": 5, "VIP20": 20} (percent off); empty -> none.
+
+    Raises:
+        ValueError: a part is not CODE:PERCENT.
+    """
+    codes = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        code, percent = parse_discount(part) or ("", 0)
+        codes[code] = percent
+    return codes
+
+
+def parse_money(text: str) -> int | None:
+    """`5.99` -> 599 (cents); empty -> None.
+
+    Raises:
+        ValueError: not an amount of at most two decimals.
+    """
+    if not text.strip():
+        return None
+    match = re.fullmatch(r"\s*(\d{1,6})(?:\.(\d{1,2}))?\s*", text)
+    if not match:
+        raise ValueError(f"an amount looks like 5.99, not {text!r}")
+    return int(match.group(1)) * 100 + int((match.group(2) or "0").ljust(2, "0"))
+
+
 def parse_rates(text: str) -> dict[str, float]:
     """`whatsapp=10,sms=1` -> messages per second per channel; empty -> no limits."""
     rates = {}
@@ -102,7 +129,13 @@ class Settings(BaseSettings):
     scheduler_misfire_grace_seconds: int = 3600
     campaign_batch_size: int = 500
     conversion_window_days: int = 7
+    discount_codes: str = ""
     currency: str = "USD"
+    shipping_fee: str = "5.99"
+    free_shipping_over: str = "50"
+    processing_days: int = Field(default=1, ge=0, le=60)
+    transit_days: int = Field(default=5, ge=0, le=60)
+    whatsapp_shipping_template_sid: str | None = None
     send_timeout_seconds: float = 10.0
     outbox_retry_base_seconds: float = 1.0
     outbox_max_attempts: int = 8
@@ -141,6 +174,18 @@ class Settings(BaseSettings):
         parse_discount(value)
         return value
 
+    @field_validator("discount_codes")
+    @classmethod
+    def _check_codes(cls, value: str) -> str:
+        parse_codes(value)
+        return value
+
+    @field_validator("shipping_fee", "free_shipping_over")
+    @classmethod
+    def _check_money(cls, value: str) -> str:
+        parse_money(value)
+        return value
+
     @field_validator("send_rate_limits")
     @classmethod
     def _check_rates(cls, value: str) -> str:
@@ -150,6 +195,22 @@ class Settings(BaseSettings):
     @property
     def discount(self) -> tuple[str, int] | None:
         return parse_discount(self.cart_reminder_discount)
+
+    @property
+    def codes(self) -> dict[str, int]:
+        """Every discount code a shopper may apply: DISCOUNT_CODES and the cart reminder's."""
+        codes = parse_codes(self.discount_codes)
+        if self.discount:
+            codes.setdefault(*self.discount)
+        return codes
+
+    @property
+    def shipping_fee_cents(self) -> int:
+        return parse_money(self.shipping_fee) or 0
+
+    @property
+    def free_shipping_from_cents(self) -> int | None:
+        return parse_money(self.free_shipping_over)
 
     @property
     def rate_limits(self) -> dict[str, float]:

@@ -27,7 +27,7 @@ from sqlmodel import Session, select
 
 from bot import identity, linking
 from bot.messages import Choice, InboundMessage, OutboundMessage, numbered_options, to_outbound
-from bot.nlu import CJK_RE, FALLBACK, Intent, Recognizer, detect_language, normalise
+from bot.nlu import CJK_RE, EMAIL_RE, FALLBACK, Intent, Recognizer, detect_language, normalise
 from bot.store.database import Database, connection_lost
 from bot.store.models import Customer, LinkToken, MessageRecord, as_utc, utcnow
 from bot.store.storage import ETagConflict, SqlStorage, encode_document
@@ -456,7 +456,8 @@ class Engine:
             return intent.language
         if CJK_RE.search(text):  # English words beside Chinese ones: a tapped "Trail Blazer Runner（9 號）"
             return current
-        return "en" if len(re.findall(r"[A-Za-z]{2,}", text)) >= 3 else current
+        # An e-mail address (a receipt contact) is no English sentence.
+        return "en" if len(re.findall(r"[A-Za-z]{2,}", EMAIL_RE.sub(" ", text))) >= 3 else current
 
     async def _recognize(self, text: str) -> Intent:
         if not text.strip():

@@ -92,10 +92,18 @@ def set_language(session: Session, customer_id: str, language: str) -> None:
 
 
 class StoreProfiles:
-    """Profile changes dialogs may make: marketing consent."""
+    """What dialogs may read and change of a shopper's profile: marketing consent, the receipt
+    contact they gave last time."""
 
     def __init__(self, db) -> None:
         self._db = db
+
+    async def receipt_contact(self, customer_id: str) -> str | None:
+        def read(session: Session) -> str | None:
+            customer = session.get(Customer, customer_id)
+            return customer.receipt_contact if customer is not None else None
+
+        return await self._db.run(read)
 
     async def set_consent(self, customer_id: str, consent: bool) -> None:
         await self._db.run(lambda s: set_consent(s, customer_id, consent))

@@ -16,6 +16,8 @@ from sqlalchemy import delete, or_, update
 from sqlmodel import Session, func, select
 
 from bot.messages import Choice, OutboundMessage
+from bot.policy import REQUESTED
+from bot.proactive import notice_channel
 from bot.store.models import (
     Cart,
     CartItem,
@@ -425,7 +427,8 @@ def merge(session: Session, keep_id: str, drop_id: str, current_channel: str,
     elif drop.marketing_consent:
         keep.marketing_consent = True
     keep.sms_opted_out = keep.sms_opted_out or drop.sms_opted_out
-    for name in ("shipping_address", "email", "phone", "display_name", "timezone", "preferred_channel"):
+    for name in ("shipping_address", "receipt_contact", "email", "phone", "display_name", "timezone",
+                 "preferred_channel"):
         if getattr(keep, name) is None and getattr(drop, name) is not None:
             setattr(keep, name, getattr(drop, name))
     if drop_language and drop.last_channel == current_channel:
@@ -522,7 +525,8 @@ def forget(session: Session, customer_id: str) -> dict[str, int]:
         session.execute(delete(CartItem).where(CartItem.cart_id.in_(cart_ids)))
         session.execute(delete(Cart).where(Cart.id.in_(cart_ids)))
     counts["orders_anonymised"] = session.execute(
-        update(Order).where(Order.customer_id == customer_id).values(shipping_address="")).rowcount
+        update(Order).where(Order.customer_id == customer_id).values(shipping_address="", receipt_contact=None)
+    ).rowcount
     # Handoff tickets stay for the service figures (times, ratings), without what was said.
     ticket_ids = session.exec(select(HandoffTicket.id).where(HandoffTicket.customer_id == customer_id)).all()
     if ticket_ids:
@@ -532,8 +536,8 @@ def forget(session: Session, customer_id: str) -> dict[str, int]:
     # The conversation state is not deleted here: the turn asking for this is still running and
     # ends its dialog; `PrivacyDialog` clears what the conversation remembered.
     customer = session.get(Customer, customer_id)
-    for name in ("display_name", "email", "phone", "shipping_address", "timezone", "preferred_channel",
-                 "last_channel"):
+    for name in ("display_name", "email", "phone", "shipping_address", "receipt_contact", "timezone",
+                 "preferred_channel", "last_channel"):
         setattr(customer, name, None)
     customer.marketing_consent = False
     customer.erased_at = utcnow()
@@ -557,6 +561,11 @@ class ShopperAccounts:
 
     async def describe(self, customer_id: str) -> dict[str, Any]:
         return await self._db.run(lambda s: describe(s, customer_id))
+
+    async def notice_channel(self, customer_id: str) -> str | None:
+        """Where a notice this shopper asks for (back in stock) would reach them: a phone
+        channel, "web" (it waits in the web chat for their return) or None."""
+        return await self._db.run(lambda s: notice_channel(s, customer_id, REQUESTED, utcnow()))
 
     async def prefer_current(self, customer_id: str) -> str | None:
         """Send this shopper's updates to the channel they are writing on now."""

@@ -24,7 +24,7 @@ INTENTS = (
     "greet", "goodbye", "thanks", "affirm", "deny", "product_search", "check_stock", "recommend",
     "add_to_cart", "view_cart", "remove_from_cart", "checkout", "order_status", "cancel_order",
     "return_item", "faq", "human_agent", "opt_out", "opt_in", "link_account", "privacy_info", "forget_me",
-    "change_quantity", "restart",
+    "change_quantity", "restart", "apply_discount",
 )
 FALLBACK = "fallback"
 DATA_DIR = Path(__file__).parent / "nlu_data"
@@ -43,6 +43,7 @@ KEYWORDS: dict[str, str] = {
     **dict.fromkeys(["cart", "basket"], "view_cart"),
     **dict.fromkeys(["checkout"], "checkout"),
     **dict.fromkeys(["agent", "human", "operator"], "human_agent"),
+    **dict.fromkeys(["coupon", "voucher", "promo"], "apply_discount"),
 }
 
 SIZE_WORDS = {
@@ -66,6 +67,10 @@ CATEGORY_WORDS = {
     "hat": "hats", "hats": "hats", "cap": "hats", "beanie": "hats",
     "bag": "bags", "bags": "bags", "backpack": "bags", "tote": "bags",
 }
+# "apply code COMEBACK10", "my promo code is vip20", "使用優惠碼 WELCOME5": the word that follows.
+DISCOUNT_RE = re.compile(
+    r"(?:\b(?:code|coupon|voucher|promo)\b(?:\s+code\b)?|優惠碼|折扣碼|優惠代碼|折價券|優惠券)\s*(?:is\b|是|:|：|=)?\s*"
+    r"([A-Za-z0-9][A-Za-z0-9_-]{2,31})(?![A-Za-z0-9_-])", re.I)
 EMAIL_RE = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 ORDER_RE = re.compile(r"(?:#\s*|\border\s*(?:number|no\.?|num|#)?\s*|訂單\s*(?:編號|號碼)?\s*)(\d{3,8})(?!\d)|(?<![\d.])(\d{4,8})(?![\d.])", re.I)
 SIZE_RE = re.compile(
@@ -149,6 +154,8 @@ class Entities:
     deictic: bool | None = None  # "this", "these", "it", "這件": the product the shopper is looking at
     unknown_item: str | None = None  # "do you sell surfboards?": something the shop does not carry
     faqs: tuple[str, ...] = ()  # every FAQ entry a message of several questions asks about, in order
+    channel: str | None = None  # a channel a button names (continue on it)
+    discount_code: str | None = None  # upper case
 
     def to_dict(self) -> dict[str, Any]:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()
@@ -254,7 +261,8 @@ class EntityExtractor:
             category = self._by_sku[product].category
         unknown = None if (product or category) else self._unknown_item(low, cjk)
         return Entities(size, colour, quantity, product, category, order_number, email,
-                        ordinal=ordinal, deictic=deictic or None, unknown_item=unknown)
+                        ordinal=ordinal, deictic=deictic or None, unknown_item=unknown,
+                        discount_code=discount_code(text))
 
     @staticmethod
     def _chinese(low: str, size, colour, quantity, category):
@@ -390,6 +398,16 @@ def _reference(low: str) -> tuple[int | None, bool, str]:
         spoken = m.group(0)
     deictic = bool(DEICTIC_RE.search(low) or ZH_DEICTIC_RE.search(low))
     return ordinal, deictic, spoken
+
+
+def discount_code(text: str) -> str | None:
+    """The code in "apply code WELCOME5". A code has a digit in it or is written in capitals, so
+    "a coupon for shoes" or "code please" name none."""
+    for match in DISCOUNT_RE.finditer(text):
+        word = match.group(1)
+        if any(c.isdigit() for c in word) or (word.isupper() and len(word) >= 4):
+            return word.upper()
+    return None
 
 
 class Batcher(Generic[R]):

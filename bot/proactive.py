@@ -13,7 +13,18 @@ from sqlmodel import Session, select
 
 from bot.identity import ADDRESS_SPACE
 from bot.messages import OutboundMessage
-from bot.policy import CAP_PERIOD, MARKETING, Policy, Recipient, Verdict
+from bot.policy import (
+    CAP_PERIOD,
+    MARKETING,
+    POLICY,
+    PUSH_CHANNELS,
+    WINDOW_REASONS,
+    Policy,
+    Recipient,
+    Verdict,
+    choose_channel,
+    reaches_web,
+)
 from bot.store.database import among, insert_many
 from bot.store.models import ChannelIdentity, Customer, Dispatch, MessageRecord, as_utc
 
@@ -28,8 +39,9 @@ class Planned:
 
 
 def recipients(session: Session, customer_ids: Sequence[str], now: datetime,
-               channel: str | None = None) -> dict[str, Recipient]:
-    """The gate's facts for these customers, read set-wise (a few queries per batch)."""
+               channel: str | None = None, purpose: str = MARKETING) -> dict[str, Recipient]:
+    """The gate's facts for these customers, read set-wise (a few queries per batch), on the
+    channel `purpose` would use (see `policy.choose_channel`), unless `channel` says which."""
     if not customer_ids:
         return {}
     table = Customer.__table__  # rows, not models: a batch is hundreds of shoppers
@@ -37,7 +49,6 @@ def recipients(session: Session, customer_ids: Sequence[str], now: datetime,
         table.c.id, table.c.preferred_channel, table.c.last_channel, table.c.language, table.c.timezone,
         table.c.marketing_consent, table.c.sms_opted_out, table.c.erased_at,
     ).where(among(session, table.c.id, customer_ids))).all()
-    chosen = {c.id: channel or c.preferred_channel or c.last_channel for c in customers}
     identities: dict[tuple[str, str], str] = {}
     for row in session.exec(
         select(ChannelIdentity.customer_id, ChannelIdentity.channel, ChannelIdentity.address)
@@ -60,18 +71,37 @@ def recipients(session: Session, customer_ids: Sequence[str], now: datetime,
             .group_by(Dispatch.customer_id)
         ).all()
     )
+    web = reaches_web(purpose)
     result = {}
     for c in customers:
-        name = chosen[c.id]
-        inbound = last_in.get((c.id, name)) if name else None
-        result[c.id] = Recipient(
-            customer_id=c.id, channel=name,
-            address=identities.get((c.id, ADDRESS_SPACE.get(name, name))) if name else None,
-            language=c.language, timezone=c.timezone, consent=c.marketing_consent,
-            sms_opted_out=c.sms_opted_out, erased=c.erased_at is not None,
-            last_inbound_at=_utc(inbound), recent_marketing=recent.get(c.id, 0),
-        )
+        name = channel or c.preferred_channel or c.last_channel
+        if web and channel is None:
+            used = sorted((n for n in PUSH_CHANNELS if (c.id, n) in last_in), key=lambda n: last_in[(c.id, n)],
+                          reverse=True)
+            name = choose_channel(purpose, name, used, (c.id, "web") in identities)
+        # A notice the phone channel cannot take (its window closed) waits in the web chat instead.
+        fallback = (_recipient(c, "web", identities, last_in, recent)
+                    if web and name != "web" and (c.id, "web") in identities else None)
+        result[c.id] = _recipient(c, name, identities, last_in, recent, fallback)
     return result
+
+
+def _recipient(c, name: str | None, identities: dict, last_in: dict, recent: dict,
+               fallback: Recipient | None = None) -> Recipient:
+    inbound = last_in.get((c.id, name)) if name else None
+    return Recipient(
+        customer_id=c.id, channel=name,
+        address=identities.get((c.id, ADDRESS_SPACE.get(name, name))) if name else None,
+        language=c.language, timezone=c.timezone, consent=c.marketing_consent,
+        sms_opted_out=c.sms_opted_out, erased=c.erased_at is not None,
+        last_inbound_at=_utc(inbound), recent_marketing=recent.get(c.id, 0), fallback=fallback,
+    )
+
+
+def notice_channel(session: Session, customer_id: str, purpose: str, now: datetime) -> str | None:
+    """Where a message of `purpose` to this shopper would go now (None: nowhere)."""
+    who = recipients(session, [customer_id], now, purpose=purpose).get(customer_id)
+    return who.channel if who is not None else None
 
 
 def queue(session: Session, policy: Policy, source: str, source_id: int, step: int,
@@ -82,7 +112,7 @@ def queue(session: Session, policy: Policy, source: str, source_id: int, step: i
     keys = {p.customer_id: f"{source}:{source_id}:{step}:{p.customer_id}" for p in plans}
     done = set(session.exec(select(Dispatch.key).where(among(session, Dispatch.key, keys.values()))).all())
     todo = [p for p in plans if keys[p.customer_id] not in done]
-    facts = recipients(session, [p.customer_id for p in todo], now, channel)
+    facts = recipients(session, [p.customer_id for p in todo], now, channel, purpose)
     counts: dict[str, int] = {}
     dispatches, records = [], []
     for plan in todo:
@@ -90,11 +120,13 @@ def queue(session: Session, policy: Policy, source: str, source_id: int, step: i
         if who is None:
             continue
         verdict = policy.check(who, purpose, plan.template is not None, now)
+        if not verdict.send and verdict.reason in WINDOW_REASONS and who.fallback is not None:
+            who, verdict = who.fallback, policy.check(who.fallback, purpose, False, now)
         outcome = "queued" if verdict.send else verdict.reason
         counts[outcome] = counts.get(outcome, 0) + 1
         key = keys[plan.customer_id]
         dispatches.append({"key": key, "source": source, "source_id": source_id, "step": step,
-                           "customer_id": who.customer_id, "channel": who.channel, "marketing": purpose == MARKETING,
+                           "customer_id": who.customer_id, "channel": who.channel, "marketing": POLICY[purpose].capped,
                            "status": "queued" if verdict.send else "skipped", "reason": verdict.reason,
                            "created_at": now})
         if verdict.send:
@@ -114,7 +146,7 @@ def queue(session: Session, policy: Policy, source: str, source_id: int, step: i
 
 def _message(plan: Planned, verdict: Verdict, purpose: str) -> OutboundMessage:
     message = plan.template if verdict.use_template and plan.template is not None else plan.message
-    return replace(message, kind="marketing" if purpose == MARKETING else "update")
+    return replace(message, kind=POLICY[purpose].kind)
 
 
 def _utc(moment: datetime | None) -> datetime | None:

@@ -9,7 +9,7 @@ from sqlalchemy import exists, func
 from sqlmodel import Session, select
 
 from bot.messages import Choice, OutboundMessage, Template
-from bot.policy import MARKETING, REQUESTED, Policy
+from bot.policy import CART_REMINDER, REQUESTED, Policy
 from bot.proactive import Planned, queue
 from bot.store.database import among
 from bot.store.models import Cart, CartItem, Customer, Dispatch, Product, Variant, WaitlistEntry, as_utc
@@ -102,7 +102,7 @@ def remind_carts(session: Session, policy: Policy, settings: ReminderSettings, n
                 if discount:  # the checkout applies it; the reminder says so
                     cart.discount_code, cart.discount_percent = discount
             for outcome, n in queue(session, policy, "cart_reminder", cart.id, step,
-                                    [Planned(cart.customer_id, message, template)], MARKETING, now,
+                                    [Planned(cart.customer_id, message, template)], CART_REMINDER, now,
                                     on_queued=offered).items():
                 counts[outcome] = counts.get(outcome, 0) + n
     return counts

@@ -41,14 +41,14 @@ from channels.messenger import MessengerChannel
 from channels.twilio import TwilioChannel, sms_keyword
 from channels.web import WebChannel
 from dialogs.main_dialog import MainDialog
-from dialogs.shop import ShopServices
+from dialogs.shop import ShopServices, money
 from dialogs.shop_bot import ShopBot
 from bot.turn import command
 from dialogs.texts import text_in
 from integrations.cart import StoreCarts
 from integrations.catalog import StoreCatalog
 from integrations.faq import StoreFaq
-from integrations.orders import StoreOrders
+from integrations.orders import StoreOrders, checkout_rules
 from integrations.payments import SandboxPayments
 
 log = logging.getLogger(__name__)
@@ -128,7 +128,7 @@ def create_app(
 
     storage = SqlStorage(db)
     conversation_state = CustomerConversationState(storage)
-    catalog, orders = StoreCatalog(db), StoreOrders(db)
+    catalog, orders = StoreCatalog(db), StoreOrders(db, checkout_rules(settings))
     channels = enabled(settings) if channels is None else channels
     payments = SandboxPayments(settings.base_url, stored_secret(db, "payments"))
     # The process that runs the scheduler also starts the extra dispatchers of OUTBOX_WORKERS.
@@ -138,7 +138,7 @@ def create_app(
     scheduler = ShopScheduler(proactive(settings, db, outbox), lead=settings.scheduler_in_process)
     handoffs = Handoffs.from_settings(db, settings, text_in, outbox.notify)
     shop = ShopServices(
-        catalog=catalog, carts=StoreCarts(db), orders=orders, payments=payments, faq=faq,
+        catalog=catalog, carts=StoreCarts(db, settings.codes), orders=orders, payments=payments, faq=faq,
         profiles=StoreProfiles(db), accounts=ShopperAccounts(db, link_targets(settings, channels), timedelta(minutes=settings.link_ttl_minutes)),
         memory=conversation_state.create_property("ShopMemory"),
         media_base=settings.base_url, handoff=handoffs,
@@ -418,7 +418,7 @@ async def web_history(request: web.Request) -> web.Response:
     )
 
 
-PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport"
+PAGE = """<!doctype html><html lang="{lang}"><head><meta charset="utf-8"><meta name="viewport"
 content="width=device-width,initial-scale=1"><title>{title}</title><link rel="stylesheet" href="/static/widget.css">
 </head><body><main class="pay-page" style="max-width:28rem;margin:3rem auto;font-family:sans-serif">{body}</main></body></html>"""
 
@@ -432,51 +432,66 @@ async def _payable(request: web.Request):
     return reference, str(signature)
 
 
+def _page(lang: str, title_key: str, body: str, status: int = 200, **values: object) -> web.Response:
+    title = html.escape(text_in(lang, title_key, **values))
+    return web.Response(text=PAGE.format(lang=lang, title=title, body=body), content_type="text/html", status=status)
+
+
+def _not_payable_page(lang: str, number: int, status: str) -> web.Response:
+    """An order that is not awaiting payment: 409, and why, so nobody thinks they paid."""
+    why = "pay.refused.cancelled" if status == "cancelled" else "pay.refused.paid"
+    body = f"<h1>{html.escape(text_in(lang, 'pay.refused.title', number=number))}</h1>" \
+           f"<p>{html.escape(text_in(lang, why, number=number))}</p><p>{html.escape(text_in(lang, 'pay.back'))}</p>"
+    return _page(lang, "pay.refused.title", body, 409, number=number)
+
+
 async def pay_page(request: web.Request) -> web.Response:
     reference, signature = await _payable(request)
-    order = await request.app[DB].run(
-        lambda s: s.exec(select(Order).where(Order.payment_ref == reference)).first()
-    )
+
+    def load(session: Session):
+        order = session.exec(select(Order).where(Order.payment_ref == reference)).first()
+        return order, _language(session, order.customer_id) if order is not None else "en"
+
+    order, lang = await request.app[DB].run(load)
     if order is None:
         raise web.HTTPNotFound(text="Unknown payment.")
     if order.status != "pending_payment":
-        body = f"<h1>Order #{order.number}</h1><p>This order is {html.escape(order.status.replace('_', ' '))}.</p>"
-    else:
-        body = (
-            f"<h1>Pay for order #{order.number}</h1><p>Amount: <strong>${order.total_cents / 100:,.2f}</strong></p>"
-            "<p>This is the sandbox payment provider: no card is charged.</p>"
-            f'<form method="post"><input type="hidden" name="sig" value="{html.escape(signature)}">'
-            '<button type="submit" id="pay">Pay now</button></form>'
-        )
-    return web.Response(text=PAGE.format(title="Payment", body=body), content_type="text/html")
+        return _not_payable_page(lang, order.number, order.status)
+    body = (
+        f"<h1>{html.escape(text_in(lang, 'pay.heading', number=order.number))}</h1>"
+        f"<p>{html.escape(text_in(lang, 'pay.amount', total=money(order.total_cents)))}</p>"
+        f"<p>{html.escape(text_in(lang, 'pay.sandbox'))}</p>"
+        f'<form method="post"><input type="hidden" name="sig" value="{html.escape(signature)}">'
+        f'<button type="submit" id="pay">{html.escape(text_in(lang, "btn.pay_now"))}</button></form>'
+    )
+    return _page(lang, "pay.title", body)
 
 
 async def pay_submit(request: web.Request) -> web.Response:
+    """Pay an order awaiting payment; anything else (cancelled in the chat since the page was
+    opened, or paid already) is refused with 409 and charges nothing."""
     reference, _ = await _payable(request)
-    result = await request.app[ORDERS].mark_paid(reference)
-    if result is not None:
-        customer_id, order = result
-        await request.app[DB].run(
-            lambda s: queue_to_customer(
-                s, customer_id, f"paid:{order.number}",
-                OutboundMessage(text=PAYMENT_NOTICE["zh-TW" if _speaks_chinese(s, customer_id) else "en"].format(
-                    number=order.number), kind="post_purchase"),
-            )
-        )
-        request.app[OUTBOX].notify()
-    body = "<h1>Payment received</h1><p>Thank you! You can close this page and go back to the chat.</p>"
-    return web.Response(text=PAGE.format(title="Payment received", body=body), content_type="text/html")
+
+    def notice(session: Session, customer_id: str, order) -> None:
+        lang = _language(session, customer_id)
+        queue_to_customer(session, customer_id, f"paid:{order.number}", OutboundMessage(
+            text=text_in(lang, "pay.notice", number=order.number), kind="post_purchase"))
+
+    payment = await request.app[ORDERS].mark_paid(reference, notice)
+    if payment.outcome == "unknown":
+        raise web.HTTPNotFound(text="Unknown payment.")
+    lang = await request.app[DB].run(lambda s: _language(s, payment.customer_id))
+    if payment.outcome == "not_payable":
+        log.info("payment refused", extra={"order": payment.order.number, "status": payment.order.status})
+        return _not_payable_page(lang, payment.order.number, payment.order.status)
+    request.app[OUTBOX].notify()
+    body = f"<h1>{html.escape(text_in(lang, 'pay.received.title'))}</h1><p>{html.escape(text_in(lang, 'pay.received'))}</p>"
+    return _page(lang, "pay.received.title", body)
 
 
-PAYMENT_NOTICE = {
-    "en": "Payment received for order #{number} — thank you! We'll let you know when it ships.",
-    "zh-TW": "已收到訂單 #{number} 的付款，謝謝您！出貨時會再通知您。",
-}
-
-
-def _speaks_chinese(session: Session, customer_id: str) -> bool:
+def _language(session: Session, customer_id: str) -> str:
     customer = session.get(Customer, customer_id)
-    return customer is not None and customer.language.startswith("zh")
+    return "zh-TW" if customer is not None and customer.language.startswith("zh") else "en"
 
 
 def raw_request(request: web.Request, body: bytes) -> RawRequest:

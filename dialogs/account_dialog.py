@@ -44,7 +44,9 @@ class LinkDialog(ComponentDialog):
 
     async def channel_step(self, step: WaterfallStepContext) -> DialogTurnResult:
         available = self.shop.accounts.channels()
-        chosen = mentioned_channel((step.options or {}).get("text", ""), available)
+        options = step.options or {}
+        named = options.get("channel")
+        chosen = named if named in available else mentioned_channel(options.get("text", ""), available)
         if chosen:
             return await step.next(chosen)
         step.values["available"] = available

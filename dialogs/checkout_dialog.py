@@ -1,17 +1,31 @@
-"""Checkout: shipping address (remembered), confirmation, the order and its payment link."""
+"""Checkout: shipping address (remembered), a receipt contact (remembered, optional), a discount
+code at any point, the confirmation with shipping, total and delivery date, the order and its
+payment link."""
 from __future__ import annotations
 
 import re
 
-from botbuilder.dialogs import ComponentDialog, DialogTurnResult, WaterfallDialog, WaterfallStepContext
+from botbuilder.dialogs import (
+    ComponentDialog,
+    DialogContext,
+    DialogTurnResult,
+    WaterfallDialog,
+    WaterfallStepContext,
+)
 from botbuilder.dialogs.prompts import PromptOptions, PromptValidatorContext, TextPrompt
 
 from bot.messages import Choice, link, reply
 from bot.turn import command, turn_info
-from dialogs.shop import ShopServices, confirm_prompt, money
-from dialogs.texts import text
+from dialogs.discount_dialog import DiscountDialog, wants_discount
+from dialogs.shop import ShopServices, cart_summary, confirm_prompt, money
+from dialogs.texts import delivery_date, text
 from integrations.cart import OutOfStock
-from integrations.orders import OrderError
+from integrations.orders import OrderError, Quote
+
+EMAIL_RE = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)*\.[A-Za-z]{2,}")
+PHONE_RE = re.compile(r"\+?\d{7,15}")
+SKIP_WORDS = {"skip", "no", "none", "no thanks", "nope", "n/a", "跳過", "略過", "不用", "不用了", "不要", "否"}
+SKIPPED = ""  # the shopper gave no receipt contact
 
 
 async def plausible_address(prompt: PromptValidatorContext) -> bool:
@@ -21,19 +35,61 @@ async def plausible_address(prompt: PromptValidatorContext) -> bool:
     )
 
 
+def receipt_contact(answer: str) -> str | None:
+    """An e-mail address (lower case) or a phone number (digits, with its +), SKIPPED for
+    "skip", None for anything else."""
+    answer = answer.strip()
+    if answer.lower().strip(" .!。！") in SKIP_WORDS:
+        return SKIPPED
+    if len(answer) <= 254 and EMAIL_RE.fullmatch(answer):
+        return answer.lower()
+    phone = re.sub(r"[\s().-]", "", answer)
+    return phone if PHONE_RE.fullmatch(phone) else None
+
+
+async def valid_contact(prompt: PromptValidatorContext) -> bool:
+    return prompt.recognized.succeeded and receipt_contact(prompt.recognized.value or "") is not None
+
+
 class CheckoutDialog(ComponentDialog):
+    """Options: resume (address and contact already given, when a discount code interrupted)."""
+
     def __init__(self, shop: ShopServices) -> None:
         super().__init__(CheckoutDialog.__name__)
         self.shop = shop
         self.add_dialog(confirm_prompt("confirm"))
         self.add_dialog(TextPrompt("address", plausible_address))
+        self.add_dialog(TextPrompt("contact", valid_contact))
+        self.add_dialog(DiscountDialog(shop))
         self.add_dialog(
             WaterfallDialog(
                 "steps",
-                [self.saved_address_step, self.ask_address_step, self.confirm_step, self.place_order_step],
+                [self.discount_step, self.saved_address_step, self.ask_address_step, self.saved_contact_step,
+                 self.ask_contact_step, self.confirm_step, self.place_order_step],
             )
         )
         self.initial_dialog_id = "steps"
+
+    async def on_continue_dialog(self, inner_dc: DialogContext) -> DialogTurnResult:
+        """"Apply code X" at any question of the checkout: apply it, then carry on from where the
+        shopper was, with what they had answered, and show the new total."""
+        intent = turn_info(inner_dc.context).intent
+        answering_for_code = inner_dc.active_dialog is not None and inner_dc.active_dialog.id == DiscountDialog.__name__
+        if answering_for_code or not wants_discount(intent):
+            return await super().on_continue_dialog(inner_dc)
+        waterfall = inner_dc.stack[-1]  # the bottom of the stack: our steps, under their prompt
+        answered = {k: v for k, v in (waterfall.state.get(WaterfallDialog.PersistedValues) or {}).items()
+                    if k in ("address", "contact")}
+        await inner_dc.cancel_all_dialogs()
+        return await inner_dc.begin_dialog("steps", {"resume": answered,
+                                                     "discount": intent.entities.discount_code or ""})
+
+    async def discount_step(self, step: WaterfallStepContext) -> DialogTurnResult:
+        options = step.options or {}
+        step.values.update(options.get("resume") or {})
+        if "discount" in options:
+            return await step.begin_dialog(DiscountDialog.__name__, {"code": options["discount"] or None})
+        return await step.next(None)
 
     async def saved_address_step(self, step: WaterfallStepContext) -> DialogTurnResult:
         cart = await self.shop.carts.get(step.context.activity.from_property.id)
@@ -43,6 +99,8 @@ class CheckoutDialog(ComponentDialog):
                       quick=[Choice(text(step.context, "btn.browse"), command("product_search"))])
             )
             return await step.end_dialog()
+        if "address" in step.values:
+            return await step.next(True)
         saved = turn_info(step.context).shipping_address
         if saved:
             step.values["saved"] = saved
@@ -52,6 +110,8 @@ class CheckoutDialog(ComponentDialog):
         return await step.next(False)
 
     async def ask_address_step(self, step: WaterfallStepContext) -> DialogTurnResult:
+        if "address" in step.values:
+            return await step.next(step.values["address"])
         if step.result and "saved" in step.values:
             return await step.next(step.values["saved"])
         return await step.prompt(
@@ -62,14 +122,44 @@ class CheckoutDialog(ComponentDialog):
             ),
         )
 
-    async def confirm_step(self, step: WaterfallStepContext) -> DialogTurnResult:
+    async def saved_contact_step(self, step: WaterfallStepContext) -> DialogTurnResult:
         step.values["address"] = " ".join(str(step.result).split())
-        cart = await self.shop.carts.get(step.context.activity.from_property.id)
+        if "contact" in step.values:
+            return await step.next(True)
+        saved = await self.shop.profiles.receipt_contact(step.context.activity.from_property.id)
+        if saved:
+            step.values["saved_contact"] = saved
+            return await step.prompt(
+                "confirm", PromptOptions(prompt=reply(text(step.context, "checkout.saved_contact", contact=saved))))
+        return await step.next(False)
+
+    async def ask_contact_step(self, step: WaterfallStepContext) -> DialogTurnResult:
+        if "contact" in step.values:
+            return await step.next(step.values["contact"])
+        if step.result and "saved_contact" in step.values:
+            return await step.next(step.values["saved_contact"])
+        skip = [Choice(text(step.context, "btn.skip"), text(step.context, "btn.skip"))]
+        return await step.prompt(
+            "contact",
+            PromptOptions(
+                prompt=reply(text(step.context, "checkout.ask_contact"), quick=skip),
+                retry_prompt=reply(text(step.context, "checkout.bad_contact"), quick=skip),
+            ),
+        )
+
+    async def confirm_step(self, step: WaterfallStepContext) -> DialogTurnResult:
+        contact = receipt_contact(str(step.result or ""))
+        step.values["contact"] = contact if contact is not None else SKIPPED
+        ctx = step.context
+        quote = await self.shop.orders.quote(ctx.activity.from_property.id)
+        names = await self.shop.line_names(ctx, [line.product_sku for line in quote.cart.lines])
+        receipt = text(ctx, "checkout.receipt", contact=step.values["contact"]) if step.values["contact"] else ""
         return await step.prompt(
             "confirm",
             PromptOptions(
-                prompt=reply(text(step.context, "checkout.confirm", summary=await self.shop.cart_text(step.context, cart),
-                                  address=step.values["address"]))
+                prompt=reply(text(ctx, "checkout.confirm", summary=cart_summary(quote.cart, ctx, names, "cart.subtotal"),
+                                  charges=charges(ctx, quote), date=delivery_date(ctx, quote.arrives_by),
+                                  receipt=receipt, address=step.values["address"]))
             ),
         )
 
@@ -79,7 +169,8 @@ class CheckoutDialog(ComponentDialog):
             return await step.end_dialog()
         customer_id = step.context.activity.from_property.id
         try:
-            order = await self.shop.orders.place(customer_id, step.values["address"], self.shop.payments.create_link)
+            order = await self.shop.orders.place(customer_id, step.values["address"], self.shop.payments.create_link,
+                                                 step.values["contact"] or None)
         except OutOfStock:
             await step.context.send_activity(
                 reply(text(step.context, "checkout.sold_out"),
@@ -89,12 +180,27 @@ class CheckoutDialog(ComponentDialog):
         except OrderError:
             await step.context.send_activity(reply(text(step.context, "checkout.empty")))
             return await step.end_dialog()
-        await step.context.send_activity(
+        ctx = step.context
+        shipping = (text(ctx, "checkout.placed_shipping", fee=money(order.shipping_cents)) if order.shipping_cents
+                    else text(ctx, "checkout.placed_free"))
+        await ctx.send_activity(
             reply(
-                text(step.context, "checkout.placed", number=order.number, total=money(order.total_cents))
-                + (" " + text(step.context, "checkout.discount", code=order.discount_code)
-                   if order.discount_code else ""),
-                links=[link(text(step.context, "btn.pay_now"), order.payment_url)],
+                text(ctx, "checkout.placed", number=order.number, total=money(order.total_cents), shipping=shipping,
+                     date=delivery_date(ctx, order.estimated_delivery))
+                + (" " + text(ctx, "checkout.discount", code=order.discount_code) if order.discount_code else ""),
+                links=[link(text(ctx, "btn.pay_now"), order.payment_url)],
             )
         )
         return await step.end_dialog()
+
+
+def charges(context, quote: Quote) -> str:
+    """The discount, shipping and total lines of a confirmation."""
+    lines = []
+    if quote.discount_code:
+        lines.append(text(context, "checkout.discount_line", code=quote.discount_code,
+                          percent=quote.discount_percent, amount=money(quote.discount_cents)))
+    lines.append(text(context, "checkout.shipping_line", fee=money(quote.shipping_cents)) if quote.shipping_cents
+                 else text(context, "checkout.shipping_free"))
+    lines.append(text(context, "checkout.total_line", total=money(quote.total_cents)))
+    return "\n".join(lines)

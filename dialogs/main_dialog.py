@@ -17,6 +17,7 @@ from dialogs.cancel_order_dialog import CancelOrderDialog
 from dialogs.cart_dialog import CartDialog
 from dialogs.consent_dialog import ConsentDialog
 from dialogs.checkout_dialog import CheckoutDialog
+from dialogs.discount_dialog import DiscountDialog
 from dialogs.faq_dialog import FaqDialog
 from dialogs.order_status_dialog import OrderStatusDialog
 from dialogs.return_dialog import ReturnDialog
@@ -54,7 +55,7 @@ class MainDialog(ComponentDialog):
         for dialog in (
             StockDialog(shop), SearchDialog(shop), AddToCartDialog(shop), CartDialog(shop),
             CheckoutDialog(shop), OrderStatusDialog(shop), CancelOrderDialog(shop), ReturnDialog(shop),
-            FaqDialog(shop), LinkDialog(shop), PrivacyDialog(shop), ConsentDialog(shop),
+            FaqDialog(shop), LinkDialog(shop), PrivacyDialog(shop), ConsentDialog(shop), DiscountDialog(shop),
         ):
             self.add_dialog(dialog)
 
@@ -199,6 +200,9 @@ class MainDialog(ComponentDialog):
     def _changes_subject(inner_dc: DialogContext, intent: Intent) -> bool:
         if intent.name in REPLY_INTENTS or intent.confidence < SWITCH_CONFIDENCE:
             return False
+        if intent.name == "apply_discount" and inner_dc.active_dialog.id in (CheckoutDialog.__name__,
+                                                                            DiscountDialog.__name__):
+            return False  # the checkout takes the code and carries on; a code answers "What's the code?"
         text = (inner_dc.context.activity.text or "").strip().lower()
         if text.startswith("/"):
             return True
@@ -240,6 +244,7 @@ class MainDialog(ComponentDialog):
         options = {
             "product": e.product, "category": e.category, "size": e.size, "colour": e.colour,
             "quantity": e.quantity, "order_number": e.order_number, "faq": e.faq, "faqs": list(e.faqs),
+            "channel": e.channel,
             "text": context.activity.text or "",
         }
         if context.turn_state.get(CANDIDATES_KEY):
@@ -266,6 +271,7 @@ class MainDialog(ComponentDialog):
             "privacy_info": (PrivacyDialog, {}),
             "forget_me": (PrivacyDialog, {"forget": True}),
             "opt_in": (ConsentDialog, {}),
+            "apply_discount": (DiscountDialog, {"code": e.discount_code}),
         }
         if intent.name not in journeys:
             return None

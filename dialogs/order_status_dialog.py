@@ -1,16 +1,28 @@
 """Where is my order: status and tracking of the shopper's own orders."""
 from __future__ import annotations
 
+import re
+
 from botbuilder.core import TurnContext
 from botbuilder.dialogs import ComponentDialog, DialogTurnResult, WaterfallDialog, WaterfallStepContext
 from botbuilder.dialogs.prompts import PromptOptions
 
 from bot.messages import link, reply
 from dialogs.shop import ShopServices, choice_prompt, money, prompt_choices
-from dialogs.texts import TEXTS, is_zh, text
+from dialogs.texts import TEXTS, delivery_date, is_zh, text
 from integrations.orders import OrderView
 
 STATUSES = ("pending_payment", "paid", "shipped", "delivered", "cancelled")
+ON_THE_WAY = ("pending_payment", "paid", "shipped")
+# "When will it arrive?", "what's the ETA", "什麼時候會到": the shopper asks for a date, not the status.
+ARRIVAL_RE = re.compile(
+    r"\bwhen\b.*\b(arrive|arriving|deliver\w*|get (?:here|it|to me)|come|coming|be here|show up)\b"
+    r"|\beta\b|how long (?:until|till|before)|how much longer"
+    r"|(什麼時候|何時|幾時|哪天|多久).*(到|送達|寄到|收到)|預計.*(到|送達)", re.I)
+
+
+def asks_arrival(utterance: str) -> bool:
+    return bool(ARRIVAL_RE.search(utterance or ""))
 STATUS_TEXT = {status: TEXTS[f"order.status.{status}"]["en"] for status in STATUSES}  # English, by status
 
 
@@ -25,6 +37,8 @@ def status_reply(order: OrderView, context: TurnContext | None = None):
     )
     status = text(context, f"order.status.{order.status}") if order.status in STATUSES else order.status
     message = text(context, "order.status", number=order.number, status=status, items=items)
+    if order.status in ON_THE_WAY and order.estimated_delivery:
+        message += text(context, "order.arrives", date=delivery_date(context, order.estimated_delivery))
     links = []
     if order.status == "shipped" and order.tracking_number:
         message += text(context, "order.tracking", carrier=order.carrier, tracking=order.tracking_number)
@@ -33,6 +47,22 @@ def status_reply(order: OrderView, context: TurnContext | None = None):
     if order.status == "pending_payment" and order.payment_url:
         links.append(link(text(context, "btn.pay_now"), order.payment_url))
     return reply(message, links=links)
+
+
+def arrival_reply(order: OrderView, context: TurnContext | None = None):
+    """When the order arrives: its delivery date, and the carrier and tracking once shipped."""
+    links = [link(text(context, "btn.track_parcel"), order.tracking_url)] if order.tracking_url else []
+    date = delivery_date(context, order.estimated_delivery) if order.estimated_delivery else None
+    if order.status == "shipped" and order.tracking_number:
+        key = "order.arrival.shipped" if date else "order.arrival.shipped_no_date"
+        return reply(text(context, key, number=order.number, carrier=order.carrier, tracking=order.tracking_number,
+                          date=date), links=links)
+    if order.status in ("delivered", "cancelled") or (order.status in ON_THE_WAY and date):
+        message = text(context, f"order.arrival.{order.status}", number=order.number, date=date)
+        if order.status == "pending_payment" and order.payment_url:
+            links.append(link(text(context, "btn.pay_now"), order.payment_url))
+        return reply(message, links=links)
+    return status_reply(order, context)  # no date to give: what we know
 
 
 async def pick_order(step: WaterfallStepContext, shop: ShopServices, wanted, verb: str) -> DialogTurnResult:
@@ -80,9 +110,16 @@ class OrderStatusDialog(ComponentDialog):
         self.initial_dialog_id = "steps"
 
     async def pick_step(self, step: WaterfallStepContext) -> DialogTurnResult:
+        step.values["arrival"] = asks_arrival((step.options or {}).get("text", ""))
+        if step.values["arrival"]:
+            # "When will it arrive?" is about an order still on its way, if there is one.
+            recent = await self.shop.orders.recent(step.context.activity.from_property.id, limit=5)
+            if any(o.status in ON_THE_WAY for o in recent):
+                return await pick_order(step, self.shop, lambda o: o.status in ON_THE_WAY, "check")
         return await pick_order(step, self.shop, lambda o: True, "check")
 
     async def show_step(self, step: WaterfallStepContext) -> DialogTurnResult:
         order = await chosen_order(step, self.shop)
-        await step.context.send_activity(status_reply(order, step.context))
+        answer = arrival_reply if step.values.get("arrival") else status_reply
+        await step.context.send_activity(answer(order, step.context))
         return await step.end_dialog()

@@ -31,6 +31,7 @@ class FaqAnswers(Protocol):
 
 class Profiles(Protocol):
     async def set_consent(self, customer_id: str, consent: bool) -> None: ...
+    async def receipt_contact(self, customer_id: str) -> str | None: ...
 
 
 class Accounts(Protocol):
@@ -39,6 +40,7 @@ class Accounts(Protocol):
     async def describe(self, customer_id: str) -> dict: ...
     async def forget(self, customer_id: str) -> dict[str, int]: ...
     async def prefer_current(self, customer_id: str) -> str | None: ...
+    async def notice_channel(self, customer_id: str) -> str | None: ...
 
 
 class Escalations(Protocol):
@@ -152,8 +154,10 @@ def join_words(items: Sequence[str], context: TurnContext | None = None) -> str:
     return join_list(context, items)
 
 
-def cart_summary(cart: CartView, context: TurnContext | None = None, names: dict[str, str] | None = None) -> str:
-    """The cart as text; `names` (product SKU -> name) overrides the lines' own names."""
+def cart_summary(cart: CartView, context: TurnContext | None = None, names: dict[str, str] | None = None,
+                 total_key: str = "cart.total") -> str:
+    """The cart as text; `names` (product SKU -> name) overrides the lines' own names, and
+    `total_key` names its last line ("cart.subtotal" where shipping follows)."""
     if not cart.lines:
         return text(context, "cart.empty")
     names = names or {}
@@ -164,7 +168,7 @@ def cart_summary(cart: CartView, context: TurnContext | None = None, names: dict
         for i, line in enumerate(cart.lines, 1)
     ]
     count = cart.item_count
-    total = text(context, "cart.total", total=money(cart.total_cents), count=count, s="s" * (count != 1))
+    total = text(context, total_key, total=money(cart.total_cents), count=count, s="s" * (count != 1))
     return text(context, "cart.header") + "\n" + "\n".join(lines) + "\n" + total
 
 

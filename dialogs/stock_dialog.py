@@ -5,7 +5,9 @@ from __future__ import annotations
 from botbuilder.dialogs import ComponentDialog, DialogTurnResult, WaterfallDialog, WaterfallStepContext
 from botbuilder.dialogs.prompts import PromptOptions
 
-from bot.messages import reply
+from bot.messages import Choice, reply
+from bot.turn import command
+from dialogs.account_dialog import channel_name
 from dialogs.add_to_cart_dialog import AddToCartDialog
 from dialogs.shop import ShopServices, choice_prompt, confirm_prompt, join_words, prompt_choices
 from dialogs.texts import colour_name, is_zh, size_label, text
@@ -149,7 +151,7 @@ class StockDialog(ComponentDialog):
             if step.result:
                 customer_id = step.context.activity.from_property.id
                 await self.shop.catalog.join_waitlist(customer_id, step.values["waitlist"])
-                await step.context.send_activity(reply(text(step.context, "stock.waitlist_done")))
+                await step.context.send_activity(await self._where_told(step, customer_id))
             else:
                 await step.context.send_activity(reply(text(step.context, "stock.waitlist_no")))
             return await step.end_dialog()
@@ -164,6 +166,21 @@ class StockDialog(ComponentDialog):
         elif chosen.startswith("Size "):
             options["size"] = chosen.removeprefix("Size ")
         return await step.begin_dialog(AddToCartDialog.__name__, options)
+
+    async def _where_told(self, step: WaterfallStepContext, customer_id: str):
+        """Say truthfully where the notice will reach the shopper; one who can only be reached in
+        the web chat is offered a phone channel instead (the continue-on-another-channel link)."""
+        ctx = step.context
+        where = await self.shop.accounts.notice_channel(customer_id)
+        if where not in (None, "web"):
+            return reply(text(ctx, "stock.waitlist_done_on", channel=channel_name(ctx, where)))
+        phones = [c for c in self.shop.accounts.channels() if c != "web"]
+        if not phones:
+            return reply(text(ctx, "stock.waitlist_done_web"))
+        return reply(
+            text(ctx, "stock.waitlist_done_web") + " " + text(ctx, "stock.waitlist_phone_offer"),
+            quick=[Choice(text(ctx, f"btn.notice_on.{c}"), command("link_account", channel=c)) for c in phones],
+        )
 
     async def done_step(self, step: WaterfallStepContext) -> DialogTurnResult:
         return await step.end_dialog()

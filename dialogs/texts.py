@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from botbuilder.core import TurnContext
 
+from bot.delivery import date_text
 from bot.turn import TURN_INFO_KEY
 
 EN = "en"
@@ -173,10 +174,25 @@ TEXTS: dict[str, dict[str, str]] = {
     "stock.similar": {EN: " These are in stock:", ZH: "以下商品有現貨："},
     "stock.similar_size": {EN: " These are in stock in size {size}:", ZH: "以下商品有 {size_label}的現貨："},
     "stock.waitlist_ask": {
-        EN: "Shall I message you when the {name}{what} is back in stock?",
+        EN: "Shall I let you know when the {name}{what} is back in stock?",
         ZH: "{name}{what}補貨時要通知您嗎？",
     },
-    "stock.waitlist_done": {EN: "Done! I'll message you as soon as it's back.", ZH: "好的！一補貨就會馬上通知您。"},
+    "stock.waitlist_done_on": {
+        EN: "Done! I'll message you on {channel} as soon as it's back.",
+        ZH: "好的！一補貨就會透過 {channel} 通知您。",
+    },
+    "stock.waitlist_done_web": {
+        EN: "Done! When it's back, the notice will be waiting in this chat on our website: open the chat "
+            "again to see it.",
+        ZH: "好的！補貨時，通知會留在網站上的這個對話裡，再次打開對話就能看到。",
+    },
+    "stock.waitlist_phone_offer": {
+        EN: "Would you rather get it on your phone?",
+        ZH: "想改成傳到手機上嗎？",
+    },
+    "btn.notice_on.whatsapp": {EN: "Get it on WhatsApp", ZH: "用 WhatsApp 接收"},
+    "btn.notice_on.messenger": {EN: "Get it on Messenger", ZH: "用 Messenger 接收"},
+    "btn.notice_on.sms": {EN: "Get it by SMS", ZH: "用簡訊接收"},
     "stock.waitlist_no": {
         EN: "OK, no alert. Anything else I can help with?",
         ZH: "好的，不設到貨通知。還有什麼需要幫忙的嗎？",
@@ -261,10 +277,29 @@ TEXTS: dict[str, dict[str, str]] = {
         EN: "That doesn't look like an address. Please send street and number, city and postcode.",
         ZH: "這看起來不像地址。請提供郵遞區號、縣市、路街和門牌號碼。",
     },
-    "checkout.confirm": {
-        EN: "{summary}\nShipping to: {address}\nPlace the order?",
-        ZH: "{summary}\n寄送地址：{address}\n確定要下單嗎？",
+    "checkout.ask_contact": {
+        EN: "Where should we send your receipt? Send an e-mail address or a phone number, or say “skip”.",
+        ZH: "收據要寄到哪裡？請提供電子郵件地址或電話號碼，或輸入「跳過」。",
     },
+    "checkout.bad_contact": {
+        EN: "That doesn't look like an e-mail address or a phone number. Please send one, or say “skip”.",
+        ZH: "這看起來不像電子郵件地址或電話號碼。請再提供一次，或輸入「跳過」。",
+    },
+    "checkout.saved_contact": {EN: "Send the receipt to {contact} again?", ZH: "收據一樣寄到 {contact} 嗎？"},
+    "btn.skip": {EN: "Skip", ZH: "跳過"},
+    "checkout.confirm": {
+        EN: "{summary}\n{charges}\nArrives by {date}\n{receipt}Shipping to: {address}\nPlace the order?",
+        ZH: "{summary}\n{charges}\n預計 {date} 前送達\n{receipt}寄送地址：{address}\n確定要下單嗎？",
+    },
+    "checkout.receipt": {EN: "Receipt to: {contact}\n", ZH: "收據寄至：{contact}\n"},
+    "checkout.discount_line": {
+        EN: "Code {code} ({percent}% off): −{amount}",
+        ZH: "優惠碼 {code}（{percent}% 折扣）：−{amount}",
+    },
+    "checkout.shipping_line": {EN: "Shipping: {fee}", ZH: "運費：{fee}"},
+    "checkout.shipping_free": {EN: "Shipping: free", ZH: "運費：免運費"},
+    "checkout.total_line": {EN: "Total: {total}", ZH: "總計：{total}"},
+    "cart.subtotal": {EN: "Subtotal: {total} ({count} item{s})", ZH: "小計：{total}（共 {count} 件）"},
     "checkout.not_placed": {
         EN: "OK, I haven't placed it. Your cart is saved.",
         ZH: "好的，訂單尚未送出。您的購物車已幫您保留。",
@@ -278,11 +313,55 @@ TEXTS: dict[str, dict[str, str]] = {
         ZH: "您的購物車是空的，沒有可以結帳的商品。",
     },
     "checkout.placed": {
-        EN: "Order #{number} is placed: {total}. "
+        EN: "Order #{number} is placed: {total}. {shipping}It arrives by {date}. "
             "Pay securely with the link below and we'll confirm here as soon as it's paid.",
-        ZH: "訂單 #{number} 已成立，金額 {total}。請透過下方連結安全付款，付款完成後我們會在這裡通知您。",
+        ZH: "訂單 #{number} 已成立，金額 {total}。{shipping}預計 {date} 前送達。"
+            "請透過下方連結安全付款，付款完成後我們會在這裡通知您。",
+    },
+    "checkout.placed_shipping": {EN: "That includes {fee} shipping. ", ZH: "含運費 {fee}。"},
+    "checkout.placed_free": {EN: "Shipping is free. ", ZH: "免運費。"},
+    # --- discount codes
+    "discount.ask": {EN: "What's the code?", ZH: "請問優惠碼是什麼？"},
+    "discount.applied": {
+        EN: "Code {code} is on your cart: {percent}% off, taken off when you check out.",
+        ZH: "已將優惠碼 {code} 套用到您的購物車：結帳時享 {percent}% 折扣。",
+    },
+    "discount.unknown": {
+        EN: "Sorry, {code} isn't a code we know. Check the spelling and try again, or carry on without one.",
+        ZH: "抱歉，我們沒有 {code} 這個優惠碼。請確認拼字後再試一次，或不使用優惠碼繼續。",
+    },
+    "discount.none_seen": {
+        EN: "I couldn't see a code in that. A code looks like WELCOME5; say “apply code” and the code.",
+        ZH: "我沒有看到優惠碼。優惠碼看起來像 WELCOME5，請輸入「使用優惠碼」加上優惠碼。",
     },
     "checkout.discount": {EN: "Code {code} is applied.", ZH: "已套用優惠碼 {code}。"},
+    # --- the sandbox payment page and the payment notice
+    "pay.title": {EN: "Payment", ZH: "付款"},
+    "pay.heading": {EN: "Pay for order #{number}", ZH: "支付訂單 #{number}"},
+    "pay.amount": {EN: "Amount: {total}", ZH: "金額：{total}"},
+    "pay.sandbox": {
+        EN: "This is the sandbox payment provider: no card is charged.",
+        ZH: "這是測試用的付款服務，不會向任何卡片收費。",
+    },
+    "pay.received.title": {EN: "Payment received", ZH: "已收到付款"},
+    "pay.received": {
+        EN: "Thank you! You can close this page and go back to the chat.",
+        ZH: "謝謝您！您可以關閉這個頁面，回到對話中。",
+    },
+    "pay.refused.title": {EN: "Order #{number} can't be paid", ZH: "訂單 #{number} 無法付款"},
+    "pay.refused.cancelled": {
+        EN: "Order #{number} was cancelled, so it can't be paid. Nothing was charged.",
+        ZH: "訂單 #{number} 已經取消，所以無法付款。沒有收取任何費用。",
+    },
+    "pay.refused.paid": {
+        EN: "Order #{number} is already paid. Nothing more was charged.",
+        ZH: "訂單 #{number} 已經付過款了，沒有再次收費。",
+    },
+    "pay.back": {EN: "You can close this page and go back to the chat.", ZH: "您可以關閉這個頁面，回到對話中。"},
+    "pay.notice": {
+        EN: "Payment received for order #{number} — thank you! We'll let you know when it ships.",
+        ZH: "已收到訂單 #{number} 的付款，謝謝您！出貨時會再通知您。",
+    },
     # --- orders: status, cancel, return
     "order.status.pending_payment": {EN: "is waiting for payment", ZH: "等待付款中"},
     "order.status.paid": {EN: "is paid and being packed", ZH: "已付款，正在包裝"},
@@ -292,6 +371,30 @@ TEXTS: dict[str, dict[str, str]] = {
     "order.title": {EN: "#{number} ({created_at}, {total})", ZH: "#{number}（{created_at}，{total}）"},
     "order.item": {EN: "{quantity} × {name}", ZH: "{quantity} × {name}"},
     "order.status": {EN: "Order #{number} {status}. Items: {items}.", ZH: "訂單 #{number} {status}。商品：{items}。"},
+    "order.arrives": {EN: " It arrives by {date}.", ZH: "預計 {date} 前送達。"},
+    "order.arrival.pending_payment": {
+        EN: "Order #{number} is waiting for payment. Paid when it was placed, it would arrive by {date}; "
+            "we pack it once it's paid.",
+        ZH: "訂單 #{number} 等待付款中。下單當天付款的話，預計 {date} 前送達；付款後我們就會包裝出貨。",
+    },
+    "order.arrival.paid": {
+        EN: "Order #{number} is being packed and arrives by {date}.",
+        ZH: "訂單 #{number} 正在包裝，預計 {date} 前送達。",
+    },
+    "order.arrival.shipped": {
+        EN: "Order #{number} is on its way with {carrier} (tracking number {tracking}) and arrives by {date}.",
+        ZH: "訂單 #{number} 已由 {carrier} 配送中（追蹤編號 {tracking}），預計 {date} 前送達。",
+    },
+    "order.arrival.shipped_no_date": {
+        EN: "Order #{number} is on its way with {carrier}, tracking number {tracking}: the link below shows "
+            "when it arrives.",
+        ZH: "訂單 #{number} 已由 {carrier} 配送中，追蹤編號 {tracking}：點下方連結可查看送達時間。",
+    },
+    "order.arrival.delivered": {EN: "Order #{number} was delivered already.", ZH: "訂單 #{number} 已經送達了。"},
+    "order.arrival.cancelled": {
+        EN: "Order #{number} was cancelled, so it won't arrive.",
+        ZH: "訂單 #{number} 已取消，所以不會寄出。",
+    },
     "order.tracking": {
         EN: "\nCarrier: {carrier}, tracking number {tracking}.",
         ZH: "\n物流業者：{carrier}，追蹤編號 {tracking}。",
@@ -481,3 +584,8 @@ def yes_no_zh(utterance: str) -> bool | None:
     if word in NO_ZH:
         return False
     return None
+
+
+def delivery_date(context: TurnContext | None, day) -> str:
+    """A delivery date as the shopper reads it: "Thu 10 Dec", "12月10日（週四）"."""
+    return date_text(language(context), day)

@@ -53,6 +53,7 @@ class Carts(Protocol):
     async def get(self, customer_id: str) -> CartView: ...
     async def add(self, customer_id: str, variant_sku: str, quantity: int = 1) -> CartView: ...
     async def set_quantity(self, customer_id: str, variant_sku: str, quantity: int) -> CartView: ...
+    async def apply_code(self, customer_id: str, code: str) -> int | None: ...
 
 
 def open_cart(session: Session, customer_id: str, create: bool = True) -> Cart | None:
@@ -99,10 +100,26 @@ _OPEN_CART_LINES = (
 
 
 class StoreCarts:
-    """Carts kept in our own store; every change is one transaction."""
+    """Carts kept in our own store; every change is one transaction. `codes` are the discount
+    codes a shopper may apply (code -> percent off)."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, codes: dict[str, int] | None = None) -> None:
         self._db = db
+        self._codes = {code.upper(): percent for code, percent in (codes or {}).items()}
+
+    async def apply_code(self, customer_id: str, code: str) -> int | None:
+        """Put a discount code on the open cart (one code per cart: it replaces another); the
+        checkout applies it. Returns its percent off, or None for a code we do not know."""
+        percent = self._codes.get(code.strip().upper())
+        if percent is None:
+            return None
+
+        def apply(session: Session) -> int:
+            cart = open_cart(session, customer_id)
+            cart.discount_code, cart.discount_percent = code.strip().upper(), percent
+            return percent
+
+        return await self._db.run(apply)
 
     async def get(self, customer_id: str) -> CartView:
         def read(session: Session) -> CartView:

@@ -2,15 +2,19 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 from typing import Protocol
+from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, select
 
+from bot.delivery import DeliveryEstimate
 from bot.store.database import Database
 from bot.store.models import (
     ORDER_NUMBER_OFFSET,
+    Cart,
     Customer,
     Order,
     OrderItem,
@@ -19,7 +23,7 @@ from bot.store.models import (
     as_utc,
     utcnow,
 )
-from integrations.cart import OutOfStock, cart_view, open_cart
+from integrations.cart import CartView, OutOfStock, cart_view, open_cart
 
 RETURN_WINDOW = timedelta(days=30)
 CANCELLABLE = ("pending_payment", "paid")
@@ -31,6 +35,43 @@ class OrderError(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+@dataclass(frozen=True)
+class CheckoutRules:
+    """What an order costs beyond its goods, and when it arrives: a shipping fee that is waived
+    from `free_shipping_from_cents` (after the discount; None = never), and the delivery estimate."""
+
+    shipping_fee_cents: int = 599
+    free_shipping_from_cents: int | None = 5000
+    estimate: DeliveryEstimate = DeliveryEstimate(1, 5, ZoneInfo("America/New_York"))
+
+    def shipping(self, goods_cents: int) -> int:
+        free = self.free_shipping_from_cents is not None and goods_cents >= self.free_shipping_from_cents
+        return 0 if free else self.shipping_fee_cents
+
+
+@dataclass(frozen=True)
+class Quote:
+    """What the open cart would cost as an order placed now."""
+
+    cart: CartView
+    subtotal_cents: int
+    discount_code: str | None
+    discount_percent: int
+    discount_cents: int
+    shipping_cents: int
+    total_cents: int
+    arrives_by: date
+
+
+def quote_cart(cart: Cart | None, view: CartView, rules: CheckoutRules, now: datetime) -> Quote:
+    subtotal = view.total_cents
+    code = cart.discount_code if cart is not None and cart.discount_code and cart.discount_percent else None
+    discount = subtotal * cart.discount_percent // 100 if code else 0
+    shipping = rules.shipping(subtotal - discount) if view.lines else 0
+    return Quote(view, subtotal, code if discount else None, cart.discount_percent if discount else 0, discount,
+                 shipping, subtotal - discount + shipping, rules.estimate.arrives_by(now))
 
 
 @dataclass(frozen=True)
@@ -57,10 +98,16 @@ class OrderView:
     created_at: str
     lines: tuple[OrderLine, ...]
     returnable: bool
+    discount_cents: int = 0
+    shipping_cents: int = 0
+    estimated_delivery: date | None = None
+    receipt_contact: str | None = None
 
 
 class Orders(Protocol):
-    async def place(self, customer_id: str, address: str, payment_link_for) -> OrderView: ...
+    async def quote(self, customer_id: str) -> Quote: ...
+    async def place(self, customer_id: str, address: str, payment_link_for,
+                    receipt_contact: str | None = None) -> OrderView: ...
     async def find(self, customer_id: str, number: int) -> OrderView | None: ...
     async def recent(self, customer_id: str, limit: int = 3) -> list[OrderView]: ...
     async def cancel(self, customer_id: str, number: int) -> OrderView: ...
@@ -85,11 +132,30 @@ def _view(session: Session, order: Order) -> OrderView:
         created_at=order.created_at.strftime("%b %d"),
         lines=tuple(OrderLine(i.id, i.name, i.size, i.colour, i.quantity, i.unit_price_cents) for i in items),
         returnable=returnable,
+        discount_cents=order.discount_cents,
+        shipping_cents=order.shipping_cents,
+        estimated_delivery=order.estimated_delivery,
+        receipt_contact=order.receipt_contact,
     )
 
 
-def _own(session: Session, customer_id: str, number: int) -> Order | None:
-    order = session.get(Order, number - ORDER_NUMBER_OFFSET) if number > ORDER_NUMBER_OFFSET else None
+@dataclass(frozen=True)
+class Payment:
+    """What became of a payment: "paid" now, "not_payable" (the order is not awaiting payment:
+    cancelled, or paid already) or "unknown" (no order has this payment reference)."""
+
+    outcome: str
+    customer_id: str | None = None
+    order: OrderView | None = None
+
+
+def _locked(session: Session, model, key, lock: bool):
+    # A row lock on PostgreSQL, so a cancel and a payment of one order cannot both win.
+    return session.get(model, key, with_for_update=lock)
+
+
+def _own(session: Session, customer_id: str, number: int, lock: bool = False) -> Order | None:
+    order = _locked(session, Order, number - ORDER_NUMBER_OFFSET, lock) if number > ORDER_NUMBER_OFFSET else None
     # Someone else's order number reads exactly like an unknown one.
     return order if order is not None and order.customer_id == customer_id else None
 
@@ -97,11 +163,24 @@ def _own(session: Session, customer_id: str, number: int) -> Order | None:
 class StoreOrders:
     """Orders kept in our own store."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, rules: CheckoutRules | None = None) -> None:
         self._db = db
+        self.rules = rules or CheckoutRules()
 
-    async def place(self, customer_id: str, address: str, payment_link_for) -> OrderView:
-        """Turn the open cart into an order, take the stock and attach a payment link.
+    async def quote(self, customer_id: str) -> Quote:
+        """The open cart's subtotal, discount, shipping, total and delivery date, were it ordered now."""
+
+        def read(session: Session) -> Quote:
+            cart = open_cart(session, customer_id, create=False)
+            return quote_cart(cart, cart_view(session, cart), self.rules, utcnow())
+
+        return await self._db.run(read)
+
+    async def place(self, customer_id: str, address: str, payment_link_for,
+                    receipt_contact: str | None = None) -> OrderView:
+        """Turn the open cart into an order (its discount code, the shipping fee and the delivery
+        estimate included), take the stock and attach a payment link. A receipt contact is kept
+        on the order and remembered for the shopper's next checkout.
 
         `payment_link_for(number, amount_cents)` returns a `PaymentLink`.
 
@@ -115,9 +194,11 @@ class StoreOrders:
             view = cart_view(session, cart)
             if cart is None or not view.lines:
                 raise OrderError("empty_cart")
-            discount = view.total_cents * cart.discount_percent // 100 if cart.discount_code else 0
-            order = Order(customer_id=customer_id, shipping_address=address, total_cents=view.total_cents - discount,
-                          discount_code=cart.discount_code if discount else None, discount_cents=discount)
+            quote = quote_cart(cart, view, self.rules, utcnow())
+            order = Order(customer_id=customer_id, shipping_address=address, total_cents=quote.total_cents,
+                          discount_code=quote.discount_code, discount_cents=quote.discount_cents,
+                          shipping_cents=quote.shipping_cents, estimated_delivery=quote.arrives_by,
+                          receipt_contact=receipt_contact)
             session.add(order)
             session.flush()
             for line in view.lines:
@@ -138,6 +219,8 @@ class StoreOrders:
             customer = session.get(Customer, customer_id)
             if customer is not None:
                 customer.shipping_address = address
+                if receipt_contact:
+                    customer.receipt_contact = receipt_contact
             session.flush()
             return _view(session, order)
 
@@ -163,7 +246,7 @@ class StoreOrders:
         """
 
         def cancel(session: Session) -> OrderView:
-            order = _own(session, customer_id, number)
+            order = _own(session, customer_id, number, lock=not self._db.is_sqlite)
             if order is None:
                 raise OrderError("not_found")
             if order.status not in CANCELLABLE:
@@ -200,16 +283,32 @@ class StoreOrders:
 
         return await self._db.run(start)
 
-    async def mark_paid(self, reference: str) -> tuple[str, OrderView] | None:
-        """Record a payment; returns the customer id and order, or None if unknown or done."""
+    async def mark_paid(self, reference: str,
+                        on_paid: Callable[[Session, str, OrderView], None] | None = None) -> Payment:
+        """Record a payment for an order awaiting one. `on_paid(session, customer_id, order)`
+        runs in the same transaction (the shopper's notice is queued with the status change, so
+        a crash keeps both or neither)."""
 
-        def paid(session: Session):
-            order = session.exec(select(Order).where(Order.payment_ref == reference)).first()
-            if order is None or order.status != "pending_payment":
-                return None
+        def paid(session: Session) -> Payment:
+            order_id = session.exec(select(Order.id).where(Order.payment_ref == reference)).first()
+            if order_id is None:
+                return Payment("unknown")
+            order = _locked(session, Order, order_id, not self._db.is_sqlite)
+            if order.status != "pending_payment":
+                return Payment("not_payable", order.customer_id, _view(session, order))
             order.status = "paid"
             session.flush()
-            return order.customer_id, _view(session, order)
+            view = _view(session, order)
+            if on_paid is not None:
+                on_paid(session, order.customer_id, view)
+            return Payment("paid", order.customer_id, view)
 
         return await self._db.run(paid)
 
+
+def checkout_rules(settings) -> CheckoutRules:
+    """The shipping fee and delivery estimate of these `Settings`."""
+    return CheckoutRules(
+        settings.shipping_fee_cents, settings.free_shipping_from_cents,
+        DeliveryEstimate(settings.processing_days, settings.transit_days, ZoneInfo(settings.default_timezone)),
+    )

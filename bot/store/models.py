@@ -2,7 +2,7 @@
 carts, orders, returns, the restock waitlist, FAQ entries, bot state and human handoff."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from typing import Any
 from uuid import uuid4
 
@@ -39,6 +39,7 @@ class Customer(SQLModel, table=True):
     preferred_channel: str | None = None
     erased_at: datetime | None = None  # the shopper asked to be forgotten
     shipping_address: str | None = None
+    receipt_contact: str | None = None  # e-mail or phone the shopper gave for receipts, offered next time
     last_channel: str | None = None
     created_at: datetime = Field(default_factory=utcnow)
     last_active_at: datetime = Field(default_factory=utcnow)
@@ -136,6 +137,9 @@ class Order(SQLModel, table=True):
     total_cents: int = 0
     discount_code: str | None = None
     discount_cents: int = 0
+    shipping_cents: int = 0  # part of total_cents
+    estimated_delivery: date | None = None  # "arrives by", in the shop's zone
+    receipt_contact: str | None = None  # where the receipt goes (e-mail or phone), if the shopper gave one
     shipping_address: str = ""
     payment_ref: str | None = None
     payment_url: str | None = None

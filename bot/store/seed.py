@@ -8,6 +8,7 @@ from pathlib import Path
 
 from sqlmodel import Session, select
 
+from bot.delivery import add_business_days
 from bot.store.database import Database
 from bot.store.models import (
     ChannelIdentity,
@@ -98,3 +99,8 @@ def _demo_orders(session: Session) -> None:
             order.shipped_at = now - timedelta(days=1)
         if status == "delivered":
             order.shipped_at, order.delivered_at = now - timedelta(days=7), now - timedelta(days=5)
+        # Packing takes a business day and the carrier five (the settings' defaults).
+        if status == "paid":
+            order.estimated_delivery = add_business_days(order.created_at.date(), 6)
+        elif status == "shipped":
+            order.estimated_delivery = add_business_days(order.shipped_at.date(), 5)

@@ -52,6 +52,8 @@ async def test_messenger_journey_with_quick_replies_and_carousel(channel_client,
         quick = MessengerShopper.quick_replies(sent) or quick
     sent = await fb.say("checkout")
     sent = await fb.say("5 Rue de Rivoli, 75001 Paris")
+    assert "receipt" in MessengerShopper.texts(sent)
+    sent = await fb.say("Skip", quick_reply="Skip")
     sent = await fb.say("yes", quick_reply="Yes")
     text = MessengerShopper.texts(sent)
     assert re.search(r"Order #\d+ is placed", text), text

@@ -36,6 +36,8 @@ async def test_whatsapp_whole_journey(channel_client, fake_twilio):
     out = await wa.say("checkout")
     assert "shipping address" in out
     out = await wa.say("10 Downing Street, London SW1A 2AA")
+    assert "receipt" in out and "1. Skip" in out
+    out = await wa.say("1")
     assert "Place the order?" in out
     out = await wa.say("yes")
     assert re.search(r"Order #\d+ is placed", out) and "Pay now: https://shop.example.com/pay/" in out

@@ -68,3 +68,34 @@ async def test_a_web_link_asks_in_the_browser_before_linking(aiohttp_server, aio
     await page.click("#send")
     await page.locator(".msg.bot", has_text="Ribbed Knit Beanie").wait_for()
     assert not errors, errors
+
+
+async def test_a_restock_notice_is_in_the_widget_on_the_next_visit(aiohttp_server, settings, recognizer, browser):
+    import aiohttp
+
+    from tests.proactive.test_campaigns import AUTH, TOKEN, changed
+
+    server = await aiohttp_server(create_app(changed(settings, admin_token=TOKEN), recognizer))
+    context = await browser.new_context()
+    page = await context.new_page()
+    await page.goto(str(server.make_url("/")))
+    await page.fill("#chat-input", "Do you have the Aero Runner in size 9 in white?")
+    await page.click("#send")
+    await page.locator(".msg.bot .choices button.choice", has_text="Yes").click()
+    await page.wait_for_function(
+        "[...document.querySelectorAll('.msg.bot')].some(m => m.innerText.includes('waiting in this chat'))")
+    await page.close()  # the shopper leaves
+
+    async with aiohttp.ClientSession() as http:
+        resp = await http.put(str(server.make_url("/api/inventory/RUN-AERO-9-WHT")), json={"stock": 2}, headers=AUTH)
+        assert (await resp.json())["waitlist"] == {"queued": 1}
+
+    page = await context.new_page()  # and comes back another day: the widget loads the history
+    await page.goto(str(server.make_url("/")))
+    notice = page.locator(".msg.bot", has_text="Good news")
+    await notice.wait_for()
+    assert "Aero Runner (9, white)" in await notice.inner_text()
+    await notice.locator("button.choice", has_text="Add to cart").click()
+    await page.wait_for_function(
+        "[...document.querySelectorAll('.msg.bot')].some(m => m.innerText.includes('Added 1 × Aero Runner'))")
+    await context.close()

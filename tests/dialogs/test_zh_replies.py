@@ -55,6 +55,8 @@ async def test_stock_add_to_cart_view_cart_and_checkout_in_chinese(shopper):
     await shopper.say("嗯")
     assert "這看起來不像地址" in shopper.texts()
     await shopper.say("台北市信義區松仁路100號")
+    assert "收據要寄到哪裡？" in shopper.texts() and shopper.buttons() == ["跳過"]
+    await shopper.tap("跳過")
     assert "寄送地址：台北市信義區松仁路100號\n確定要下單嗎？" in shopper.texts(), shopper.texts()
     assert shopper.buttons() == ["是", "否"]
     await shopper.tap("是")
@@ -88,9 +90,21 @@ async def test_sold_out_waitlist_confirmed_with_chinese_yes(shopper, client):
     assert "Aero 跑鞋（9 號）補貨時要通知您嗎？" in shopper.texts()
     assert shopper.buttons() == ["是", "否"]
     await shopper.tap("是")
-    assert shopper.texts() == "好的！一補貨就會馬上通知您。"
+    assert shopper.texts() == "好的！補貨時，通知會留在網站上的這個對話裡，再次打開對話就能看到。"
     entries = await client.app[DB].run(lambda s: s.exec(select(WaitlistEntry)).all())
     assert sorted(e.variant_sku for e in entries) == ["RUN-AERO-9-BLK", "RUN-AERO-9-BLU", "RUN-AERO-9-WHT"]
+
+
+async def test_the_waitlist_offers_a_phone_channel_in_chinese(channel_client):
+    from tests.fakes.web_shopper import WebShopper
+
+    shopper = await WebShopper.start(channel_client)
+    await shopper.say("Aero Runner 跑鞋有沒有9號的現貨？")
+    await shopper.tap("是")
+    assert "通知會留在網站上的這個對話裡" in shopper.texts() and "想改成傳到手機上嗎？" in shopper.texts()
+    assert shopper.buttons() == ["用 WhatsApp 接收", "用簡訊接收"]  # Messenger needs MESSENGER_PAGE_NAME
+    await shopper.tap("用 WhatsApp 接收")
+    assert re.search(r"要在 WhatsApp 繼續，.*代碼 \d{6}", shopper.texts()), shopper.texts()
 
 
 async def test_card_buttons_keep_chinese(shopper, client):

@@ -1,0 +1,42 @@
+"""`python app.py order ship NUMBER --carrier UPS --tracking 1Z...`: the retailer's shipment API
+from the terminal. The shopper's notice is queued in the store; a running server's outbox sends it."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from bot.config import Settings
+from bot.policy import Policy
+from bot.store.database import Database
+from bot.store.models import utcnow
+from integrations.orders import checkout_rules
+from integrations.shipments import ShipmentError, ship_order
+
+
+def add_parser(sub) -> None:
+    cmd = sub.add_parser("order", help="retailer's order operations (ship)")
+    ops = cmd.add_subparsers(dest="order_command", required=True)
+    ship = ops.add_parser("ship", help="mark a paid order shipped and tell the shopper")
+    ship.add_argument("number", help="the order number, e.g. 1005")
+    ship.add_argument("--carrier", required=True, help="UPS, USPS, FedEx, DHL (linked) or any other name")
+    ship.add_argument("--tracking", required=True, help="the tracking number")
+
+
+async def run(settings: Settings, args: argparse.Namespace) -> int:
+    raw = args.number.removeprefix("#")
+    if not raw.isdecimal():
+        print(f"error: {args.number!r} is not an order number", file=sys.stderr)
+        return 2
+    db = Database(settings.database_url)
+    db.create_schema()
+    try:
+        result = await ship_order(db, Policy(settings), checkout_rules(settings).estimate, int(raw), args.carrier,
+                                  args.tracking, utcnow(), settings.whatsapp_shipping_template_sid)
+    except ShipmentError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 2
+    finally:
+        db.close()
+    print(json.dumps(result))
+    return 0
