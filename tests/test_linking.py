@@ -74,6 +74,8 @@ async def test_checkout_begun_on_web_is_finished_on_whatsapp(channel_client, fak
     out = await confirmed(wa, code)
     assert "You're linked" in out and "shipping address" in out  # the checkout asks again, here
     out = await wa.say("1 Castle Street, Edinburgh EH1 2NG")
+    assert "receipt" in out
+    out = await wa.say("skip")  # no receipt contact
     assert "1 Castle Street" in out
     out = await wa.say("yes")
     assert re.search(r"Order #\d+ is placed", out)

@@ -170,7 +170,8 @@ async def test_a_web_shopper_who_takes_the_phone_offer_gets_the_notice_on_whatsa
     await web.tap("Get it on WhatsApp")
     code = re.search(r"send the code (\d{6})", web.texts()).group(1)
     wa = TwilioShopper(client, fake_twilio, "whatsapp", "+14155550206")
-    assert "You're linked" in await wa.say(code)
+    assert "Link this chat" in await wa.say(code)
+    assert "You're linked" in await wa.say("yes")
 
     await web.say("thanks")  # back on the web: the notice still goes to the phone
     await client.put("/api/inventory/RUN-AERO-9-WHT", json={"stock": 3}, headers=AUTH)
