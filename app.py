@@ -60,7 +60,7 @@ async def scheduler_only(settings: Settings) -> None:
     from bot.store.database import Database
     from channels.base import enabled
 
-    db = Database(settings.database_url)
+    db = Database(settings.database_url, settings.store_timeout_seconds)
     db.create_schema()
     channels = enabled(settings)
     dispatchers = dispatcher_count(settings, db)
@@ -86,7 +86,7 @@ async def outbox_only(settings: Settings) -> None:
     from bot.store.database import Database
     from channels.base import enabled
 
-    db = Database(settings.database_url)
+    db = Database(settings.database_url, settings.store_timeout_seconds)
     if db.is_sqlite:
         print("python app.py outbox needs PostgreSQL: SQLite serves one process, whose own dispatcher sends",
               file=sys.stderr)

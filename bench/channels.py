@@ -90,6 +90,7 @@ async def main() -> None:
         "TWILIO_API_BASE": twilio.url, "GRAPH_API_BASE": graph.url,
         "MESSENGER_PAGE_ACCESS_TOKEN": FakeGraph.page_token, "MESSENGER_APP_SECRET": FakeGraph.app_secret,
         "MESSENGER_VERIFY_TOKEN": FakeGraph.verify_token,
+        "SENDER_RATE_LIMIT": "0",  # each simulated sender writes far faster than a person
     }
     procs = [
         subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env),

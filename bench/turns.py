@@ -119,7 +119,8 @@ async def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench-"))
     bot_port, echo_port = free_port(), free_port()
     env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp / 'bench.db'}", "PORT": str(bot_port),
-           "HOST": "127.0.0.1", "LOG_LEVEL": "WARNING"}
+           "HOST": "127.0.0.1", "LOG_LEVEL": "WARNING",
+           "SENDER_RATE_LIMIT": "0"}  # each simulated shopper sends far faster than a person
     procs = [
         subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env),
         subprocess.Popen([sys.executable, str(ROOT / "bench" / "echo_server.py"), str(echo_port)], cwd=ROOT),

@@ -23,6 +23,7 @@ from bot.store.database import Database
 from bot.store.models import Campaign, Dispatch, MessageRecord, Variant, as_utc, utcnow
 from integrations.orders import checkout_rules
 from integrations.shipments import ShipmentError, ship_order
+from channels.base import load_json
 
 ADMIN_PAGE = Path(__file__).resolve().parent.parent / "channels" / "web_static" / "admin" / "index.html"
 SCHEDULER = web.AppKey("scheduler", ShopScheduler)
@@ -63,8 +64,8 @@ def _error(status: int, message: str) -> web.Response:
 
 async def _json(request: web.Request) -> Any:
     try:
-        return await request.json()
-    except (ValueError, UnicodeDecodeError):
+        return load_json(await request.read())
+    except ValueError:
         raise web.HTTPBadRequest(text=json.dumps({"error": "the body must be JSON"}),
                                  content_type="application/json") from None
 
@@ -301,7 +302,9 @@ async def click(request: web.Request) -> web.Response:
 
     key, signature = request.match_info["key"], request.match_info["signature"]
     secret = request.app[SCHEDULER].p.run_context.click_secret
-    if not hmac.compare_digest(campaigns.click_signature(secret, key), signature):
+    # Our keys and signatures are ASCII; compare_digest refuses other strings with a TypeError.
+    if not (key.isascii() and signature.isascii()) or not hmac.compare_digest(
+            campaigns.click_signature(secret, key).encode(), signature.encode()):
         raise web.HTTPNotFound()
 
     def record(session: Session) -> str:

@@ -143,6 +143,9 @@ class Settings(BaseSettings):
     outbox_workers: int = Field(default=1, ge=1)
     link_ttl_minutes: int = 10
     max_message_chars: int = 4000
+    store_timeout_seconds: float = Field(default=5.0, gt=0)
+    sender_rate_limit: int = Field(default=20, ge=0)
+    sender_rate_window_seconds: float = Field(default=60.0, gt=0)
 
     handoff_rules: str | None = None
     handoff_hours: str = ""

@@ -30,6 +30,7 @@ from bot.messages import Choice, InboundMessage, OutboundMessage, numbered_optio
 from bot.nlu import CJK_RE, EMAIL_RE, FALLBACK, Intent, Recognizer, detect_language, normalise
 from bot.store.database import Database, connection_lost
 from bot.store.models import Customer, LinkToken, MessageRecord, as_utc, utcnow
+from bot.sender_limit import SenderLimit, Verdict
 from bot.store.storage import ETagConflict, SqlStorage, encode_document
 from bot.turn import RESUME, TURN_INFO_KEY, TurnInfo, command, parse_command
 
@@ -191,6 +192,7 @@ class Engine:
         numbered_channels: frozenset[str] = frozenset(),
         handoff: HandoffGate | None = None,
         default_timezone: str = "UTC",
+        sender_limit: SenderLimit | None = None,
     ) -> None:
         self.db = db
         self.recognizer = recognizer
@@ -203,6 +205,7 @@ class Engine:
         self._numbered = numbered_channels
         self._handoff = handoff
         self._zone = default_timezone  # times in link questions, for shoppers whose own zone is unknown
+        self._sender_limit = sender_limit
 
     async def receive(self, msg: InboundMessage) -> Received:
         """Store an inbound message and resolve its customer; a provider retry is recognised."""
@@ -235,7 +238,8 @@ class Engine:
 
         for attempt in range(3):
             try:
-                return await self.db.run(store, urgent=True)
+                # The provider waits for this answer: a store that does not give it in time is a 503.
+                return await self.db.run(store, urgent=True, deadline=self.db.timeout)
             except IntegrityError:  # a concurrent first message created the same row
                 if attempt == 2:
                     raise
@@ -378,6 +382,10 @@ class Engine:
             def load(session: Session):
                 connection = session.connection()
                 status = connection.execute(_STATUS, {"message": received.message_id}).scalar_one()
+                if status != "processed" and self._sender_limit is not None:
+                    verdict = self._sender_limit.check(connection, received.customer_id, received.message_id)
+                    if verdict is not None:  # a flood: stored, no turn, one notice
+                        return status, None, None, self._hold_back(session, received, verdict, reply_status)
                 if status != "processed" and self._handoff is not None:
                     # A person has the conversation (or this answers their rating question).
                     instead = self._handoff.intercept(session, received.customer_id, text)
@@ -413,6 +421,18 @@ class Engine:
         log.error("turn gave up after repeated state conflicts")
         sorry = [OutboundMessage(text="Sorry, something went wrong on our side. Please try again.")]
         return await self.db.run(lambda s: self._commit(s, received, {}, first + sorry, None, reply_status))
+
+    def _hold_back(self, session: Session, received: Received, verdict: Verdict,
+                   reply_status: str) -> list[MessageRecord]:
+        """A message over the sender's rate limit: processed without a turn, the reason recorded;
+        the first of a flood is answered with the notice, in the shopper's language."""
+        connection = session.connection()
+        self._sender_limit.mark(connection, received.message_id)
+        replies = []
+        if verdict is Verdict.NOTICE:
+            language = connection.execute(_CUSTOMER_FACTS, {"customer": received.customer_id}).one().language
+            replies = [OutboundMessage(text=self._sender_limit.notice(language))]
+        return self._commit(session, received, {}, replies, None, reply_status)
 
     async def _numbered_choice(self, received: Received, text: str) -> str:
         """On channels that number the choices, "2" means the second option we last offered."""

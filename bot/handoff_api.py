@@ -15,6 +15,7 @@ from aiohttp import web
 from bot.admin import bearer, is_admin
 from bot.config import Settings
 from bot.handoff import Actor, HandoffError, Handoffs, agent_problem
+from channels.base import load_json
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +77,8 @@ async def _body(request: web.Request, allowed: set[str]) -> dict[str, Any]:
     if not raw.strip():
         return {}
     try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        body = load_json(raw)
+    except ValueError:
         raise _error(400, "body must be JSON")
     if not isinstance(body, dict):
         raise _error(400, "body must be a JSON object")

@@ -6,7 +6,8 @@ the one `OutboundMessage` a channel renders.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import re
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
@@ -21,6 +22,11 @@ from botbuilder.schema import (
 )
 
 LINK_CONTENT_TYPE = "application/vnd.shop.link"
+# What no store can hold, or a transcript should not: NUL (PostgreSQL text refuses it) and the
+# other C0 controls but tab and newline, and halves of surrogate pairs (not encodable as UTF-8).
+_UNSTORABLE = re.compile("[\x00-\x08\x0b-\x1f\ud800-\udfff]")
+_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f]")
+_SURROGATES = re.compile("[\ud800-\udfff]")
 HERO_CARD_CONTENT_TYPE = "application/vnd.microsoft.card.hero"
 
 
@@ -113,9 +119,35 @@ class ChannelAddress:
     address: str
 
 
+def storable(text: str) -> str:
+    """`text` without characters a store cannot hold: NUL and C0 controls are dropped (a carriage
+    return becomes a newline), a lone surrogate becomes U+FFFD; emoji and CJK are kept."""
+    if not _UNSTORABLE.search(text):  # nearly always: nothing to copy
+        return text
+    text = _CONTROLS.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
+    return _SURROGATES.sub("\ufffd", text)
+
+
+def _clean_fields(obj: object) -> None:
+    """Clean every text field of a frozen message in place (see `storable`)."""
+    for f in fields(obj):
+        value = getattr(obj, f.name)
+        if isinstance(value, str):
+            cleaned = storable(value)
+        elif isinstance(value, dict):
+            cleaned = {storable(str(k)): storable(v) if isinstance(v, str) else v for k, v in value.items()}
+        elif isinstance(value, tuple) and value and isinstance(value[0], Media):
+            cleaned = tuple(Media(storable(m.url), storable(m.content_type)) for m in value)
+        else:
+            continue
+        if cleaned != value:
+            object.__setattr__(obj, f.name, cleaned)
+
+
 @dataclass(frozen=True)
 class InboundMessage:
-    """One message from a shopper, as a channel parsed it."""
+    """One message from a shopper, as a channel parsed it. Every text in it is cleaned on the way
+    in (`storable`), whichever channel made it: this is where each one passes."""
 
     channel: str
     address: str
@@ -126,10 +158,13 @@ class InboundMessage:
     profile_name: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        _clean_fields(self)
+
 
 @dataclass(frozen=True)
 class StatusUpdate:
-    """A provider's delivery report on a message we sent."""
+    """A provider's delivery report on a message we sent; its texts cleaned as an inbound message's."""
 
     channel: str
     provider_message_id: str | None
@@ -137,6 +172,9 @@ class StatusUpdate:
     error_code: str | None = None
     address: str | None = None
     watermark_ms: int | None = None  # Messenger: everything sent before this time
+
+    def __post_init__(self) -> None:
+        _clean_fields(self)
 
 
 @dataclass(frozen=True)

@@ -349,8 +349,11 @@ class Lane:
                             self._next_claim = loop.time() + REFILL_PAUSE
                 else:
                     timeout = wait
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation
+            # that arrives as the wake does, and the lane would then never stop.
             try:
-                await asyncio.wait_for(self._wake.wait(), timeout=timeout)
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
             except TimeoutError:
                 pass
 

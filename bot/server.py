@@ -14,7 +14,6 @@ from typing import Any
 
 from aiohttp import web
 from botbuilder.core import BotState
-from sqlalchemy import text as sql_text
 from sqlmodel import Session, select
 
 from bot.config import Settings
@@ -24,19 +23,21 @@ from bot.handoff import Handoffs
 from bot import identity
 from bot.identity import StoreProfiles, identity_key
 from bot.linking import LinkTargets, ShopperAccounts
-from bot.messages import InboundMessage, OutboundMessage, StatusUpdate
+from bot.messages import InboundMessage, OutboundMessage, StatusUpdate, storable
 from bot import campaign_api
 from bot.campaign_api import SCHEDULER
 from bot.dispatchers import DispatcherProcesses, dispatcher_count, make_outbox
 from bot.outbox import Outbox, apply_status, queue_to_customer
 from bot.scheduler import ShopScheduler, proactive
+from bot.security_headers import add_security_headers
+from bot.sender_limit import SenderLimit
 from bot.nlu import CatalogTerm, Recognizer, load_examples, load_model
-from bot.store.database import Database, stored_secret
+from bot.store.database import Database, StoreUnavailable, stored_secret
 from bot.store.models import ChannelIdentity, Customer, MessageRecord, Order, Product, Variant, utcnow
 from bot.store.seed import seed_demo
 from bot.store.storage import SqlStorage
 from channels import web as web_channel
-from channels.base import ChannelAdapter, RawRequest, enabled
+from channels.base import ChannelAdapter, RawRequest, enabled, load_json
 from channels.messenger import MessengerChannel
 from channels.twilio import TwilioChannel, sms_keyword
 from channels.web import WebChannel
@@ -56,6 +57,9 @@ STATIC_DIR = Path(__file__).resolve().parent.parent / "channels" / "web_static"
 MAX_BODY_BYTES = 1024 * 1024  # Messenger batches can be large; a web chat message is far smaller
 WEB_BODY_BYTES = 64 * 1024
 MESSAGE_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+MAX_ROW_ID = 2**63 - 1  # the largest id a BIGINT column holds; a larger number cannot be a message
+MAX_INT_ID = 2**31 - 1  # message ids are INTEGER on PostgreSQL: none is larger, and a larger bound is refused
+RETRY_AFTER_SECONDS = "5"
 
 SETTINGS = web.AppKey("settings", Settings)
 DB = web.AppKey("db", Database)
@@ -117,7 +121,7 @@ def create_app(
     channels: dict[str, ChannelAdapter] | None = None,
 ) -> web.Application:
     """Build the whole service. Pass a `recognizer` to share one loaded model between apps."""
-    db = Database(settings.database_url)
+    db = Database(settings.database_url, settings.store_timeout_seconds)
     db.create_schema()
     if seed:
         seed_demo(db)
@@ -149,6 +153,8 @@ def create_app(
         db, recognizer, bot.on_turn, storage, states, settings.max_message_chars,
         frozenset(name for name, channel in channels.items() if channel.numbered_choices), handoffs,
         settings.default_timezone,
+        SenderLimit.from_settings(settings.sender_rate_limit, settings.sender_rate_window_seconds,
+                                  lambda language: text_in(language, "rate_limited")),
     )
 
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[error_middleware])
@@ -159,8 +165,10 @@ def create_app(
     app[ACCOUNTS] = shop.accounts
     app[CHANNELS], app[OUTBOX], app[TASKS] = channels, outbox, set()
     app[TURN_SLOTS] = asyncio.Semaphore(BACKGROUND_TURNS)
+    add_security_headers(app, settings.base_url)
     app.router.add_get("/", index)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
     app.router.add_get("/static/products/{sku}.png", product_image)
     app.router.add_static("/static/", STATIC_DIR)
     app.router.add_post("/api/web/session", web_session)
@@ -213,6 +221,9 @@ async def error_middleware(request: web.Request, handler):
         return json_error(413, exc.text or "request body too large")
     except web.HTTPException:
         raise
+    except StoreUnavailable as exc:  # providers and the widget retry; nothing was half done
+        log.warning("store unavailable", extra={"path": request.path, "reason": str(exc)})
+        return unavailable()
     except Exception:
         log.exception("unhandled error", extra={"path": request.path})
         return json_error(500, "internal error")
@@ -222,17 +233,32 @@ def json_error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
 
 
+def unavailable() -> web.Response:
+    """503 with Retry-After: the store did not answer in time; the same request later will do."""
+    response = json_error(503, "the store is unavailable; try again shortly")
+    response.headers["Retry-After"] = RETRY_AFTER_SECONDS
+    return response
+
+
 async def index(request: web.Request) -> web.FileResponse:
     return web.FileResponse(STATIC_DIR / "index.html")
 
 
 async def healthz(request: web.Request) -> web.Response:
-    db = request.app[DB]
-    try:
-        await db.run(lambda s: s.execute(sql_text("SELECT 1")).scalar())
-    except Exception:  # the store is down: say so, do not crash
-        return web.json_response({"status": "unhealthy", "store": "unreachable"}, status=503)
+    """Liveness: the process answers, and so does the store (a read, within its timeout)."""
+    problem = await request.app[DB].check(write=False)
+    if problem is not None:  # the store is down: say so, do not crash
+        return web.json_response({"status": "unhealthy", "store": "unreachable", "reason": problem}, status=503)
     return web.json_response({"status": "ok", "store": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Readiness: the store would take a write within its timeout, so a webhook would be stored."""
+    problem = await request.app[DB].check(write=True)
+    if problem is not None:
+        return web.json_response({"status": "unavailable", "store": problem}, status=503,
+                                  headers={"Retry-After": RETRY_AFTER_SECONDS})
+    return web.json_response({"status": "ready", "store": "ok"})
 
 
 def solid_png(hex_colour: str, width: int = 320, height: int = 240) -> bytes:
@@ -276,10 +302,15 @@ async def web_session(request: web.Request) -> web.Response:
 async def _json_object(request: web.Request) -> dict[str, Any]:
     if (request.content_length or 0) > WEB_BODY_BYTES:
         raise web.HTTPRequestEntityTooLarge(WEB_BODY_BYTES, request.content_length)
+    raw = bytearray()
+    async for chunk in request.content.iter_any():  # a chunked body has no length to check first
+        raw += chunk
+        if len(raw) > WEB_BODY_BYTES:
+            raise web.HTTPRequestEntityTooLarge(WEB_BODY_BYTES, len(raw))
     try:
-        body = await request.json()
-    except (ValueError, UnicodeDecodeError):
-        raise BadRequest("body must be JSON")
+        body = load_json(bytes(raw))
+    except ValueError as exc:
+        raise BadRequest(f"body must be JSON ({exc})" if "nested" in str(exc) else "body must be JSON")
     if not isinstance(body, dict):
         raise BadRequest("body must be a JSON object")
     return body
@@ -297,10 +328,10 @@ async def web_send(request: web.Request) -> web.Response:
         raise BadRequest("id must be a string of 1-64 letters, digits, '-' or '_'")
     if not isinstance(text, str):
         raise BadRequest("text must be a string")
-    if not text.strip():
-        raise BadRequest("message is empty")
     if "\x00" in text or any(0xD800 <= ord(c) <= 0xDFFF for c in text):
         raise BadRequest("text must be valid Unicode without NUL characters")
+    if not storable(text).strip():  # what would be stored: control characters are dropped
+        raise BadRequest("message is empty")
     if len(text) > settings.max_message_chars:
         raise BadRequest(f"message is too long (at most {settings.max_message_chars} characters)")
     engine = request.app[ENGINE]
@@ -311,7 +342,10 @@ async def web_send(request: web.Request) -> web.Response:
     try:
         replies = await engine.run_turn(received, reply_status="delivered")
     except Exception:
-        await engine.record_failure(received)  # the widget's retry with the same id runs it again
+        try:
+            await engine.record_failure(received)  # the widget's retry with the same id runs it again
+        except StoreUnavailable:
+            pass  # the message stays stored as it was; the retry runs it
         raise
     return web.json_response(
         {"duplicate": received.duplicate,
@@ -387,10 +421,13 @@ def _mark_delivered(session: Session, ids: list[int]) -> None:
 
 async def web_history(request: web.Request) -> web.Response:
     session_id = _session(request)
-    try:
-        after = int(request.query.get("after", "0"))
-    except ValueError:
-        raise BadRequest("after must be a message id")
+    raw_after = request.query.get("after", "0")
+    # int() would take " 5", "1_000" and other scripts' digits, and any size, which no column holds.
+    if not (raw_after.isascii() and raw_after.isdigit() and len(raw_after) <= 19 and int(raw_after) <= MAX_ROW_ID):
+        raise BadRequest(f"after must be a message id (0 to {MAX_ROW_ID})")
+    after = int(raw_after)
+    if not request.app[DB].is_sqlite:
+        after = min(after, MAX_INT_ID)  # the same answer (nothing after it), in the column's range
     space, address = identity_key("web", session_id)
 
     def load(session: Session) -> list[MessageRecord]:
@@ -420,7 +457,7 @@ async def web_history(request: web.Request) -> web.Response:
 
 PAGE = """<!doctype html><html lang="{lang}"><head><meta charset="utf-8"><meta name="viewport"
 content="width=device-width,initial-scale=1"><title>{title}</title><link rel="stylesheet" href="/static/widget.css">
-</head><body><main class="pay-page" style="max-width:28rem;margin:3rem auto;font-family:sans-serif">{body}</main></body></html>"""
+</head><body><main class="pay-page">{body}</main></body></html>"""
 
 
 async def _payable(request: web.Request):
@@ -525,11 +562,19 @@ async def webhook(request: web.Request) -> web.Response:
     except (ValueError, UnicodeDecodeError) as exc:
         return json_error(400, f"malformed webhook: {exc}")
     engine, db = request.app[ENGINE], request.app[DB]
-    statuses = [e for e in events if isinstance(e, StatusUpdate)]
-    if statuses:
-        await db.run(lambda s: [apply_status(s, u) for u in statuses])
+    # Each event is stored on its own: one the store refuses is logged and skipped, and never
+    # fails its neighbours. A store that does not answer fails the whole request with a 503
+    # (StoreUnavailable, see `error_middleware`): the provider retries, and what was stored
+    # already is recognised as a duplicate.
+    await _apply_statuses(db, [e for e in events if isinstance(e, StatusUpdate)])
     for message in (e for e in events if isinstance(e, InboundMessage)):
-        received = await engine.receive(message)
+        try:
+            received = await engine.receive(message)
+        except StoreUnavailable:
+            raise
+        except Exception:
+            log.exception("inbound message refused by the store; skipped", extra={"channel": name})
+            continue
         if received.duplicate and received.processed:
             continue
         if name == "sms" and (keyword := sms_keyword(message.text)):
@@ -539,6 +584,32 @@ async def webhook(request: web.Request) -> web.Response:
     if name == "messenger":
         return web.Response(text="EVENT_RECEIVED")
     return web.Response(text=TWIML_EMPTY, content_type="text/xml")
+
+
+async def _apply_statuses(db: Database, updates: list[StatusUpdate]) -> None:
+    """Delivery reports in one transaction; if the store refuses one, each on its own, skipping
+    those it refuses.
+
+    Raises: StoreUnavailable when the store does not answer within its timeout.
+    """
+    if not updates:
+        return
+    try:
+        await db.run(lambda s: [apply_status(s, u) for u in updates], urgent=True, deadline=db.timeout)
+        return
+    except StoreUnavailable:
+        raise
+    except Exception:
+        if len(updates) == 1:
+            log.exception("delivery report refused by the store; skipped", extra={"channel": updates[0].channel})
+            return
+    for update_ in updates:
+        try:
+            await db.run(lambda s: apply_status(s, update_), urgent=True, deadline=db.timeout)
+        except StoreUnavailable:
+            raise
+        except Exception:
+            log.exception("delivery report refused by the store; skipped", extra={"channel": update_.channel})
 
 
 def _apply_sms_keyword(session: Session, message_id: int, customer_id: str, keyword: str) -> bool:
@@ -584,7 +655,7 @@ async def twilio_status(request: web.Request) -> web.Response:
         update_ = TwilioChannel.parse_status(req)
     except (ValueError, UnicodeDecodeError) as exc:
         return json_error(400, f"malformed status callback: {exc}")
-    await request.app[DB].run(lambda s: apply_status(s, update_))
+    await _apply_statuses(request.app[DB], [update_])
     return web.Response(status=204)
 
 

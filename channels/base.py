@@ -1,15 +1,44 @@
-"""The channel interface, the errors a send can end in, and the registry of enabled channels."""
+"""The channel interface, the errors a send can end in, the registry of enabled channels, and the
+bounded JSON reading every JSON body from outside goes through."""
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import ClassVar, Protocol
+from typing import Any, ClassVar, Protocol
 
 from bot.config import Settings
 from bot.messages import ChannelAddress, InboundMessage, OutboundMessage, SendReceipt, StatusUpdate
 
 log = logging.getLogger(__name__)
+
+# Deeper than any provider's payload (a Messenger batch is about 7 levels); json's own limit is the
+# interpreter's recursion limit, which 5,000 brackets in a 10 kB body exceed with a RecursionError.
+MAX_JSON_DEPTH = 32
+
+
+def load_json(body: bytes | str, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """Parse a JSON body of at most `max_depth` nested arrays and objects.
+
+    Raises:
+        ValueError: not JSON (or not UTF-8), or nested too deeply.
+    """
+    try:
+        data = json.loads(body)
+    except RecursionError:
+        raise ValueError(f"JSON nested more than {max_depth} levels deep") from None
+    except UnicodeDecodeError as exc:
+        raise ValueError("JSON must be UTF-8") from exc
+    # Walked without recursion, and only through arrays and objects.
+    pending = [(data, 1)] if isinstance(data, dict | list) else []
+    while pending:
+        value, depth = pending.pop()
+        if depth > max_depth:
+            raise ValueError(f"JSON nested more than {max_depth} levels deep")
+        children = value.values() if isinstance(value, dict) else value
+        pending.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return data
 
 
 @dataclass(frozen=True)

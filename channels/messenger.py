@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import logging
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
@@ -12,7 +11,7 @@ import aiohttp
 
 from bot.config import Settings
 from bot.messages import ChannelAddress, InboundMessage, Media, OutboundMessage, SendReceipt, StatusUpdate
-from channels.base import RawRequest, SendError
+from channels.base import RawRequest, SendError, load_json
 
 log = logging.getLogger(__name__)
 
@@ -93,17 +92,22 @@ def render(msg: OutboundMessage) -> list[dict[str, Any]]:
 
 
 def parse_events(body: bytes) -> list[InboundMessage | StatusUpdate]:
-    """Every event of every entry; a malformed event is skipped, the rest are kept.
+    """Every event of every entry; a malformed event (or entry) is skipped, the rest are kept.
 
     Raises:
         ValueError: the body is not a JSON page webhook.
     """
-    data = json.loads(body)
+    data = load_json(body)
     if not isinstance(data, dict) or data.get("object") != "page" or not isinstance(data.get("entry"), list):
         raise ValueError("expected {\"object\": \"page\", \"entry\": [...]}")
     events: list[InboundMessage | StatusUpdate] = []
     for entry in data["entry"]:
-        for event in (entry.get("messaging") or []) if isinstance(entry, dict) else []:
+        messaging = entry.get("messaging") if isinstance(entry, dict) else None
+        if not isinstance(messaging, list):
+            if messaging is not None or not isinstance(entry, dict):
+                log.warning("skipped a malformed Messenger entry")
+            continue
+        for event in messaging:
             try:
                 parsed = _event(event)
             except (KeyError, TypeError, ValueError, AttributeError):
@@ -114,32 +118,70 @@ def parse_events(body: bytes) -> list[InboundMessage | StatusUpdate]:
     return events
 
 
+# Meta's times are milliseconds since 1970; anything past the year 9999 is not one.
+MAX_EPOCH_MS = 253_402_300_799_999
+
+
+def _text(value: Any, what: str, default: str | None = None) -> str:
+    """A string field; ids may come as numbers. Raises: ValueError for anything else."""
+    if value is None and default is not None:
+        return default
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) < 10 ** 20:
+        return str(value)
+    raise ValueError(f"{what} must be a string")
+
+
+def _words(value: Any, what: str) -> str:
+    """A text field: a string, or absent. Raises: ValueError for anything else (a number too)."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    raise ValueError(f"{what} must be a string")
+
+
+def _millis(value: Any, what: str) -> int:
+    """Raises: ValueError unless `value` is a time in milliseconds that a date can hold."""
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 15:
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_EPOCH_MS:
+        raise ValueError(f"{what} must be milliseconds since 1970")
+    return value
+
+
 def _event(event: dict[str, Any]) -> InboundMessage | StatusUpdate | None:
-    sender = str(event["sender"]["id"])
-    stamp = int(event.get("timestamp") or 0)
+    """Raises: KeyError, TypeError, ValueError or AttributeError for a malformed event."""
+    sender = _text(event["sender"]["id"], "sender.id")
+    stamp = _millis(event.get("timestamp") or 0, "timestamp")
     if "message" in event:
         message = event["message"]
         if message.get("is_echo"):
             return None  # our own message, echoed back
         media = tuple(
-            Media(a["payload"]["url"], f"{a.get('type', 'file')}/*")
+            Media(_words(a["payload"]["url"], "attachment url"), f"{_words(a.get('type'), 'type') or 'file'}/*")
             for a in message.get("attachments") or [] if (a.get("payload") or {}).get("url")
         )
-        text = (message.get("quick_reply") or {}).get("payload") or message.get("text") or ""
-        return InboundMessage("messenger", sender, str(message["mid"]), text, media)
+        reply = _words((message.get("quick_reply") or {}).get("payload"), "quick_reply.payload")
+        text = reply or _words(message.get("text"), "text")
+        return InboundMessage("messenger", sender, _text(message["mid"], "mid"), text, media)
     if "postback" in event:
         postback = event["postback"]
-        extra = {"ref": postback["referral"]["ref"]} if (postback.get("referral") or {}).get("ref") else {}
-        mid = postback.get("mid") or f"postback-{sender}-{stamp}"
-        return InboundMessage("messenger", sender, str(mid), str(postback.get("payload") or postback.get("title") or ""),
-                              extra=extra)
+        ref = (postback.get("referral") or {}).get("ref")
+        extra = {"ref": _text(ref, "referral.ref")} if ref else {}
+        mid = _text(postback.get("mid"), "mid", f"postback-{sender}-{stamp}")
+        text = _words(postback.get("payload"), "payload") or _words(postback.get("title"), "title")
+        return InboundMessage("messenger", sender, mid, text, extra=extra)
     if "referral" in event:
         return InboundMessage("messenger", sender, f"referral-{sender}-{stamp}", "",
-                              extra={"ref": str(event["referral"].get("ref") or "")})
+                              extra={"ref": _text(event["referral"].get("ref"), "referral.ref", "")})
     if "delivery" in event:
-        return StatusUpdate("messenger", None, "delivered", address=sender, watermark_ms=int(event["delivery"]["watermark"]))
+        return StatusUpdate("messenger", None, "delivered", address=sender,
+                            watermark_ms=_millis(event["delivery"]["watermark"], "watermark"))
     if "read" in event:
-        return StatusUpdate("messenger", None, "read", address=sender, watermark_ms=int(event["read"]["watermark"]))
+        return StatusUpdate("messenger", None, "read", address=sender,
+                            watermark_ms=_millis(event["read"]["watermark"], "watermark"))
     return None  # optins and other event types we do not act on
 
 

@@ -210,13 +210,17 @@ class TwilioChannel:
         if sender.startswith("whatsapp:") != (self.name == "whatsapp"):
             raise ValueError(f"From {('is not' if self.name == 'whatsapp' else 'is')} a WhatsApp address")
         media = []
-        for i in range(min(int(form.get("NumMedia", "0") or 0), MEDIA_LIMIT)):
+        count = form.get("NumMedia", "0") or "0"
+        if not (count.isascii() and count.isdigit() and len(count) <= 3):
+            raise ValueError("NumMedia must be a small number")
+        for i in range(min(int(count), MEDIA_LIMIT)):
             if url := form.get(f"MediaUrl{i}"):
                 media.append(Media(url, form.get(f"MediaContentType{i}", "application/octet-stream")))
         extra = {k: form[k] for k in ("Latitude", "Longitude", "Address", "Label", "ButtonText") if form.get(k)}
         text = form.get("ButtonPayload") or form.get("Body", "")
-        if not text and "Latitude" in extra:
-            text = f"my location: {extra.get('Address') or extra['Latitude'] + ',' + extra['Longitude']}"
+        place = extra.get("Address") or ",".join(extra[k] for k in ("Latitude", "Longitude") if k in extra)
+        if not text and place:  # a shared location; a careless sender may leave out half of it
+            text = f"my location: {place}"
         return [InboundMessage(self.name, sender, sid, text, tuple(media), profile_name=form.get("ProfileName"), extra=extra)]
 
     @staticmethod

@@ -498,6 +498,12 @@ TEXTS: dict[str, dict[str, str]] = {
     },
     # --- FAQ
     "faq.topics": {EN: "I can answer questions about these topics:", ZH: "我可以回答以下主題的問題："},
+    # --- a shopper over SENDER_RATE_LIMIT (bot/sender_limit.py): their flood runs no turns
+    "rate_limited": {
+        EN: "You're sending messages faster than I can read them. Please wait a moment, then send me "
+            "your latest message again.",
+        ZH: "您傳訊息的速度比我讀得還快。請稍候片刻，再把最新的訊息傳一次給我。",
+    },
 }
 TEXTS.update({f"menu.{intent}": labels for intent, labels in MENU_LABELS.items()})
 

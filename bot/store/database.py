@@ -1,4 +1,5 @@
-"""The SQL database: engine, schema creation and a way to run blocking work off the event loop."""
+"""The SQL database: engine, schema creation, a way to run blocking work off the event loop, and
+telling a store that does not answer (a 503 for the caller) from one that refuses a record."""
 from __future__ import annotations
 
 import asyncio
@@ -6,7 +7,9 @@ import itertools
 import json
 import logging
 import queue
+import math
 import secrets
+import sqlite3
 import threading
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
@@ -18,7 +21,8 @@ from sqlalchemy import JSON, ColumnElement, Table, any_, bindparam, event, inser
 from sqlalchemy import text as sql_text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlmodel import Session, SQLModel, create_engine
 
 from bot.store import models  # noqa: F401  (registers the tables)
@@ -31,18 +35,53 @@ log = logging.getLogger(__name__)
 def connection_lost(exc: BaseException) -> bool:
     """Whether `exc` is the database closing the connection under us (a restart, a failover, an
     administrator's pg_terminate_backend); SQLAlchemy then discards that connection and the pool's
-    other ones, and the next checkout connects afresh."""
+    other ones, and the next checkout connects afresh. A `StoreUnavailable` made from such an
+    error counts as one."""
+    if isinstance(exc, StoreUnavailable) and exc.__cause__ is not None:
+        exc = exc.__cause__
     return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
 
-def make_engine(url: str) -> Engine:
-    """Create an engine for a SQLAlchemy URL; SQLite files get WAL mode and their folder."""
+# How long a caller waits for the store before it gives up with `StoreUnavailable`: also SQLite's
+# busy timeout. Providers give up on a webhook after about 15 s (Twilio), so a few seconds.
+DEFAULT_STORE_TIMEOUT = 5.0
+# SQLite's result codes (the low byte) that mean "not now", not "not this record".
+_SQLITE_OUTAGE_CODES = {
+    sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN,
+    sqlite3.SQLITE_FULL, sqlite3.SQLITE_PROTOCOL, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_NOLFS,
+}
+
+
+class StoreUnavailable(Exception):
+    """The store did not answer within its timeout, or refused the connection: the caller answers
+    503, and a provider retries (its message is deduplicated when it comes again)."""
+
+
+def is_outage(exc: BaseException) -> bool:
+    """True when `exc` says the store cannot be reached now, as opposed to refusing this one record
+    (a constraint, a value it cannot hold) or a bug in the statement."""
+    if isinstance(exc, StoreUnavailable | PoolTimeout | InterfaceError):
+        return True
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    if isinstance(exc, OperationalError):
+        code = getattr(exc.orig, "sqlite_errorcode", None)
+        if code is not None:  # SQLite also calls a missing table or a syntax error "operational"
+            return code & 0xFF in _SQLITE_OUTAGE_CODES
+        return True  # PostgreSQL: a lost or refused connection, a cancelled statement
+    return False
+
+
+def make_engine(url: str, timeout: float = DEFAULT_STORE_TIMEOUT) -> Engine:
+    """Create an engine for a SQLAlchemy URL; SQLite files get WAL mode and their folder. A
+    statement waits at most `timeout` seconds for a lock (SQLite) or a connection."""
     parsed = make_url(url)
     if parsed.drivername.startswith("sqlite"):
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         # hide_parameters: SQL errors would otherwise log message texts and phone numbers.
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, hide_parameters=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": timeout},
+                               hide_parameters=True)
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn, _record) -> None:  # pragma: no cover - trivial
@@ -55,7 +94,8 @@ def make_engine(url: str) -> Engine:
         return engine
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
-    return create_engine(parsed, pool_size=10, max_overflow=10, pool_pre_ping=True, hide_parameters=True)
+    return create_engine(parsed, pool_size=10, max_overflow=10, pool_pre_ping=True, hide_parameters=True,
+                         pool_timeout=timeout, connect_args={"connect_timeout": max(1, math.ceil(timeout))})
 
 
 def one_of(column, name: str, postgres: bool) -> ColumnElement[bool]:
@@ -135,11 +175,17 @@ class Database:
     SQLite gets one worker thread: it serialises writers anyway, and one thread avoids
     "database is locked" retries. Other databases get a small pool. Storing an inbound message,
     which a webhook waits for before it answers, goes ahead of dialog work.
+
+    `timeout` bounds how long a statement waits for a lock or a connection, and how long a caller
+    that passes a deadline to `run` waits at most; a store that does not answer in time raises
+    `StoreUnavailable`. `check` asks the store on its own thread, so it answers even while the
+    worker threads are stuck behind a lock.
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, timeout: float = DEFAULT_STORE_TIMEOUT) -> None:
         self.url = url
-        self.engine = make_engine(url)
+        self.timeout = timeout
+        self.engine = make_engine(url, timeout)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         self._executor = PriorityExecutor(1 if self.is_sqlite else 8, "db")
         self._lock_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="db-locks")
@@ -149,6 +195,7 @@ class Database:
         self._lock_connection: Connection | None = None
         self._lock_generation = 0
         self._kept: dict[str, int] = {}  # locks taken for the life of the process: key -> generation
+        self._probe_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="db-probe")
 
     @asynccontextmanager
     async def exclusive(self, key: str) -> AsyncIterator[None]:
@@ -259,14 +306,77 @@ class Database:
             session.commit()
             return result
 
-    async def run(self, fn: Callable[[Session], T], urgent: bool = False) -> T:
-        """Run `fn` in one transaction on the database's worker threads."""
+    async def run(self, fn: Callable[[Session], T], urgent: bool = False, deadline: float | None = None) -> T:
+        """Run `fn` in one transaction on the database's worker threads.
+
+        Raises:
+            StoreUnavailable: the store could not be reached, or did not answer within
+                `deadline` seconds (work not yet begun is then dropped).
+        """
         future = self._executor.submit(self.transaction, fn, priority=0 if urgent else 1)
-        return await asyncio.wrap_future(future)
+        try:
+            if deadline is None:
+                return await asyncio.wrap_future(future)
+            return await asyncio.wait_for(asyncio.wrap_future(future), deadline)
+        except TimeoutError:
+            raise StoreUnavailable(f"the store did not answer within {deadline:g} s") from None
+        except Exception as exc:
+            if is_outage(exc) and not isinstance(exc, StoreUnavailable):
+                cause = exc.orig if isinstance(exc, DBAPIError) else exc
+                raise StoreUnavailable(f"the store is unavailable ({type(cause).__name__})") from exc
+            raise
+
+    async def check(self, write: bool = True) -> str | None:
+        """None when the store answers within `timeout` (and, with `write`, would take a write);
+        otherwise what is wrong, in a few words."""
+        future = self._probe_thread.submit(self._probe, write)
+        try:
+            await asyncio.wait_for(asyncio.wrap_future(future), self.timeout)
+        except TimeoutError:
+            return f"did not answer within {self.timeout:g} s"
+        except Exception as exc:  # the answer is the report; nothing to raise
+            if isinstance(exc, DBAPIError):
+                reason = str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else type(exc.orig).__name__
+            else:
+                reason = str(exc) or type(exc).__name__
+            return reason[:200]
+        return None
+
+    def _probe(self, write: bool) -> None:
+        with self.engine.connect() as connection:
+            if not self.is_sqlite:
+                writable = connection.exec_driver_sql("SELECT NOT pg_is_in_recovery()").scalar()
+                if write and not writable:
+                    raise RuntimeError("read-only: the server is a standby")
+                if write:
+                    # The lock an insert of an inbound message takes, with a shorter wait than the
+                    # caller's: a table another session holds (a migration, a long LOCK) is named.
+                    # (The connection's transaction began with the query above.)
+                    connection.exec_driver_sql(f"SET LOCAL lock_timeout = {int(self.timeout * 700)}")
+                    table = models.MessageRecord.__table__.name
+                    try:
+                        connection.exec_driver_sql(f"LOCK TABLE {table} IN ROW EXCLUSIVE MODE")
+                    finally:
+                        connection.rollback()
+                return
+            connection.exec_driver_sql("SELECT 1").scalar()
+            if write:
+                # Take the write lock and give it back at once: it tells a locked file from a free one.
+                # A shorter busy wait than the caller's, so the answer names the lock.
+                driver = connection.connection.driver_connection
+                if driver.in_transaction:
+                    driver.rollback()
+                driver.execute(f"PRAGMA busy_timeout = {int(self.timeout * 700)}")
+                try:
+                    driver.execute("BEGIN IMMEDIATE")
+                    driver.execute("ROLLBACK")
+                finally:
+                    driver.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)
         self._lock_thread.shutdown(wait=True)
+        self._probe_thread.shutdown(wait=False, cancel_futures=True)
         if self._lock_connection is not None:
             # Really close it (not back to a pool): its session-level advisory locks go with it.
             self._lock_connection.invalidate()
