@@ -9,7 +9,7 @@ import logging
 import sys
 from pathlib import Path
 
-from bot import agent_cli, campaign_cli, order_cli
+from service import agent_cli, campaign_cli, order_cli
 from bot.config import Settings
 
 
@@ -45,7 +45,7 @@ def settle_heap() -> None:
 def serve(settings: Settings) -> None:
     from aiohttp import web
 
-    from bot.server import create_app
+    from service.app import create_app
 
     app = create_app(settings)
     settle_heap()
@@ -55,10 +55,10 @@ def serve(settings: Settings) -> None:
 
 async def scheduler_only(settings: Settings) -> None:
     """Scheduled jobs, campaigns and the outbox without a web server; stops on SIGINT/SIGTERM."""
-    from bot.dispatchers import DispatcherProcesses, dispatcher_count, make_outbox
-    from bot.scheduler import ShopScheduler, proactive
+    from bot.delivery.dispatchers import DispatcherProcesses, dispatcher_count, make_outbox
+    from bot.marketing.scheduler import ShopScheduler, proactive
     from bot.store.database import Database
-    from channels.base import enabled
+    from channels.registry import enabled
 
     db = Database(settings.database_url, settings.store_timeout_seconds)
     db.create_schema()
@@ -82,9 +82,9 @@ async def scheduler_only(settings: Settings) -> None:
 async def outbox_only(settings: Settings) -> None:
     """One outbox dispatcher and nothing else (PostgreSQL); stops on SIGINT/SIGTERM, or when the
     scheduler process that started it is gone."""
-    from bot.dispatchers import make_outbox, watch_parent
+    from bot.delivery.dispatchers import make_outbox, watch_parent
     from bot.store.database import Database
-    from channels.base import enabled
+    from channels.registry import enabled
 
     db = Database(settings.database_url, settings.store_timeout_seconds)
     if db.is_sqlite:
@@ -130,7 +130,7 @@ async def chat(settings: Settings, address: str) -> None:
     from uuid import uuid4
 
     from bot.messages import InboundMessage, OutboundMessage
-    from bot.server import ENGINE, create_app
+    from service.app import ENGINE, create_app
 
     app = create_app(settings)
     engine = app[ENGINE]
@@ -217,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
 
 async def nlu_command(settings: Settings, args: argparse.Namespace) -> int:
     from bot.nlu import evaluate
-    from bot.server import build_recognizer, teach_shop
+    from service.app import build_recognizer, teach_shop
     from bot.store.database import Database
     from bot.store.seed import seed_demo
     from integrations.faq import StoreFaq

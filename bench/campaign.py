@@ -33,7 +33,7 @@ from sqlmodel import SQLModel, select
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot.reminders import due_carts  # noqa: E402
+from bot.marketing.reminders import due_carts  # noqa: E402
 from bot.store.database import Database  # noqa: E402
 from bot.store.models import Cart, CartItem, ChannelIdentity, Customer, Variant, utcnow  # noqa: E402
 from bot.store.seed import seed_demo  # noqa: E402

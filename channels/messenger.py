@@ -11,7 +11,7 @@ import aiohttp
 
 from bot.config import Settings
 from bot.messages import ChannelAddress, InboundMessage, Media, OutboundMessage, SendReceipt, StatusUpdate
-from channels.base import RawRequest, SendError, load_json
+from bot.channel import RawRequest, SendError, load_json
 
 log = logging.getLogger(__name__)
 

@@ -28,7 +28,7 @@ from bot.messages import (
     StatusUpdate,
     numbered_options,
 )
-from channels.base import RawRequest, SendError
+from bot.channel import RawRequest, SendError
 
 log = logging.getLogger(__name__)
 

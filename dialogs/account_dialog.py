@@ -7,7 +7,7 @@ from botbuilder.dialogs import ComponentDialog, DialogTurnResult, WaterfallDialo
 from botbuilder.dialogs.prompts import PromptOptions
 
 from bot.messages import Choice, link, reply
-from bot.turn import command
+from bot.conversation.turn import command
 from dialogs.shop import ShopServices, choice_prompt, confirm_prompt, prompt_choices
 from dialogs.texts import TEXTS, text
 

@@ -5,7 +5,7 @@ from botbuilder.dialogs import ComponentDialog, DialogTurnResult, WaterfallDialo
 from botbuilder.dialogs.prompts import PromptOptions
 
 from bot.messages import Choice, reply
-from bot.turn import command
+from bot.conversation.turn import command
 from dialogs.shop import (
     ShopServices,
     choice_prompt,

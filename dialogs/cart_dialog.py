@@ -6,7 +6,7 @@ from botbuilder.dialogs import ComponentDialog, DialogTurnResult, WaterfallDialo
 from botbuilder.dialogs.prompts import NumberPrompt, PromptOptions
 
 from bot.messages import Choice, reply
-from bot.turn import command
+from bot.conversation.turn import command
 from dialogs.shop import ShopServices, cart_summary, choice_prompt, prompt_choices
 from dialogs.texts import colour_name, size_label, text
 from integrations.cart import CartView, OutOfStock

@@ -15,7 +15,7 @@ from botbuilder.dialogs import (
 from botbuilder.dialogs.prompts import PromptOptions, PromptValidatorContext, TextPrompt
 
 from bot.messages import Choice, link, reply
-from bot.turn import command, turn_info
+from bot.conversation.turn import command, turn_info
 from dialogs.discount_dialog import DiscountDialog, wants_discount
 from dialogs.shop import ShopServices, cart_summary, confirm_prompt, money
 from dialogs.texts import delivery_date, text

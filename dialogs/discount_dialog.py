@@ -9,7 +9,7 @@ from botbuilder.dialogs.prompts import PromptOptions, TextPrompt
 
 from bot.messages import reply
 from bot.nlu import Intent, discount_code
-from bot.turn import turn_info
+from bot.conversation.turn import turn_info
 from dialogs.shop import ShopServices
 from dialogs.texts import text
 

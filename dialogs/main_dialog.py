@@ -10,7 +10,7 @@ from botbuilder.dialogs.prompts import ConfirmPrompt, Prompt
 
 from bot.messages import Choice, reply
 from bot.nlu import FALLBACK, Intent, normalise
-from bot.turn import RESUME, TURN_INFO_KEY, command, turn_info
+from bot.conversation.turn import RESUME, TURN_INFO_KEY, command, turn_info
 from dialogs.account_dialog import LinkDialog, PrivacyDialog
 from dialogs.add_to_cart_dialog import AddToCartDialog
 from dialogs.cancel_order_dialog import CancelOrderDialog

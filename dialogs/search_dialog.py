@@ -4,7 +4,7 @@ from __future__ import annotations
 from botbuilder.dialogs import ComponentDialog, DialogTurnResult, WaterfallDialog, WaterfallStepContext
 
 from bot.messages import Choice, reply
-from bot.turn import command
+from bot.conversation.turn import command
 from dialogs.shop import ShopServices
 from dialogs.texts import category_name, colour_name, is_zh, size_label, text
 

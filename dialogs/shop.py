@@ -13,7 +13,7 @@ from botbuilder.dialogs.prompts import ChoicePrompt, ConfirmPrompt, PromptOption
 from botbuilder.schema import ActivityTypes, CardAction
 
 from bot.messages import Choice, ProductCard, product_card
-from bot.turn import command
+from bot.conversation.turn import command
 from dialogs.texts import colour_name, is_zh, join_list, size_label, text, yes_no_zh
 from integrations.cart import CartView, Carts
 from integrations.catalog import Catalog, ProductView

@@ -6,7 +6,7 @@ from botbuilder.dialogs import ComponentDialog, DialogTurnResult, WaterfallDialo
 from botbuilder.dialogs.prompts import PromptOptions
 
 from bot.messages import Choice, reply
-from bot.turn import command
+from bot.conversation.turn import command
 from dialogs.account_dialog import channel_name
 from dialogs.add_to_cart_dialog import AddToCartDialog
 from dialogs.shop import ShopServices, choice_prompt, confirm_prompt, join_words, prompt_choices

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, select
 
-from bot.delivery import DeliveryEstimate
+from bot.delivery.estimates import DeliveryEstimate
 from bot.store.database import Database
 from bot.store.models import (
     ORDER_NUMBER_OFFSET,

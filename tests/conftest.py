@@ -12,7 +12,7 @@ from sqlmodel import SQLModel
 
 from bot.config import Settings
 from bot.nlu import Recognizer
-from bot.server import build_recognizer, create_app, teach_shop
+from service.app import build_recognizer, create_app, teach_shop
 from bot.store.database import Database
 from bot.store.seed import seed_demo
 from integrations.faq import StoreFaq

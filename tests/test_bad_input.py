@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import text as sql_text
 from sqlmodel import func, select
 
-from bot.server import DB
+from service.app import DB
 from bot.store.models import Customer, MessageRecord
 from tests.fakes.phone import MessengerShopper, TwilioShopper
 from tests.fakes.providers import twilio_form

@@ -11,9 +11,9 @@ from pydantic import SecretStr
 from sqlalchemy import update
 from sqlmodel import select
 
-from bot.handoff import DAYS, Rules, StaffedHours, Trigger, load_rules, match
+from bot.handoff.service import DAYS, Rules, StaffedHours, Trigger, load_rules, match
 from bot.nlu import FALLBACK, Entities, Intent
-from bot.server import DB, create_app
+from service.app import DB, create_app
 from bot.store.models import Agent, CsatAnswer, MessageRecord, utcnow
 from tests.fakes.phone import MessengerShopper, TwilioShopper
 from tests.fakes.web_shopper import WebShopper

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlmodel import func, select
 
-from bot.server import DB
+from service.app import DB
 from bot.store.models import ChannelIdentity, Customer, MessageRecord
 from tests.fakes.phone import BASE
 from tests.fakes.providers import FakeGraph, FakeTwilio, twilio_form

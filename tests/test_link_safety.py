@@ -11,9 +11,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlmodel import func, select
 
-from bot import linking
+from bot.conversation import linking
 from bot.config import Settings
-from bot.server import DB, create_app
+from service.app import DB, create_app
 from bot.store.models import LinkToken, MergeRecord, as_utc
 from tests.fakes.phone import MessengerShopper, TwilioShopper
 from tests.fakes.web_shopper import WebShopper

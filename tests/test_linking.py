@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, unquote, urlparse
 
 from sqlmodel import select
 
-from bot.server import DB
+from service.app import DB
 from bot.store.models import Cart, CartItem, Customer, LinkToken, MergeRecord, Variant, utcnow
 from tests.fakes.phone import MessengerShopper, TwilioShopper
 from tests.fakes.web_shopper import WebShopper

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from bot.config import Settings
-from bot.server import create_app
+from service.app import create_app
 from tests.fakes.phone import MessengerShopper, TwilioShopper
 from tests.fakes.providers import FakeGraph, FakeTwilio, twilio_form
 

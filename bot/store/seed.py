@@ -8,7 +8,7 @@ from pathlib import Path
 
 from sqlmodel import Session, select
 
-from bot.delivery import add_business_days
+from bot.delivery.estimates import add_business_days
 from bot.store.database import Database
 from bot.store.models import (
     ChannelIdentity,

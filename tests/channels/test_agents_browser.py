@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import SecretStr
 
-from bot.server import create_app
+from service.app import create_app
 from tests.fakes.phone import TwilioShopper
 
 ADMIN_TOKEN = "admin-secret-for-browser"

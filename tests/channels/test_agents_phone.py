@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import SecretStr
 
-from bot.server import create_app
+from service.app import create_app
 from tests.fakes.web_shopper import WebShopper
 
 ADMIN_TOKEN = "admin-secret-for-phone"

@@ -8,7 +8,7 @@ import re
 from sqlmodel import func, select
 
 from bot.messages import Choice, Link, OutboundMessage, ProductCard
-from bot.server import DB
+from service.app import DB
 from bot.store.models import MessageRecord
 from channels.messenger import render
 from tests.fakes.phone import MessengerShopper

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from bot.server import create_app
+from service.app import create_app
 from tests.fakes.web_shopper import WebShopper
 from tests.proactive.test_campaigns import TOKEN, changed
 

@@ -8,7 +8,7 @@ import pytest
 from sqlmodel import func, select
 
 from bot.messages import Choice, OutboundMessage, ProductCard
-from bot.server import DB
+from service.app import DB
 from bot.store.models import Customer, MessageRecord
 from channels.twilio import render, sms_units, split_text
 from tests.fakes.phone import BASE, TwilioShopper
@@ -80,7 +80,7 @@ async def test_malformed_and_misrouted_webhooks(channel_client, fake_twilio):
 
 
 async def test_unconfigured_channel_is_404(aiohttp_client, settings, recognizer, fake_twilio):
-    from bot.server import create_app
+    from service.app import create_app
 
     client = await aiohttp_client(create_app(settings, recognizer))  # no credentials at all
     form = twilio_form("sms", NUMBER, "hi")

@@ -7,7 +7,7 @@ from uuid import uuid4
 from aiohttp.test_utils import TestClient, TestServer
 from sqlmodel import func, select
 
-from bot.server import DB, WEB, create_app
+from service.app import DB, WEB, create_app
 from bot.store.models import MessageRecord
 from tests.fakes.web_shopper import WebShopper
 
@@ -103,7 +103,7 @@ async def test_restart_keeps_cart_and_conversation(settings, recognizer):
 
 async def test_unprocessed_inbound_is_run_at_start_up(settings, recognizer):
     from bot.messages import InboundMessage
-    from bot.server import ENGINE
+    from service.app import ENGINE
 
     app = create_app(settings, recognizer)
     engine = app[ENGINE]

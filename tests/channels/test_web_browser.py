@@ -1,7 +1,7 @@
 """The chat widget in headless Chromium: type, read the answer, tap a choice, see the cart change."""
 from __future__ import annotations
 
-from bot.server import create_app
+from service.app import create_app
 
 
 async def test_widget_conversation_and_cart(aiohttp_server, settings, recognizer, browser):

@@ -10,8 +10,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlmodel import select
 
-from bot.delivery import add_business_days, date_text
-from bot.server import DB, create_app
+from bot.delivery.estimates import add_business_days, date_text
+from service.app import DB, create_app
 from bot.store.models import Customer, MessageRecord, Order
 from tests.fakes.web_shopper import WebShopper
 from tests.proactive.test_campaigns import changed

@@ -5,7 +5,7 @@ import re
 
 from sqlmodel import select
 
-from bot.server import DB
+from service.app import DB
 from bot.store.models import Variant, WaitlistEntry
 
 
@@ -136,7 +136,7 @@ async def test_order_status_own_orders_only(client):
 
 async def test_demo_shopper_tracking_cancel_and_return(client, settings, recognizer):
     from bot.messages import InboundMessage
-    from bot.server import ENGINE
+    from service.app import ENGINE
 
     engine = client.app[ENGINE]
 

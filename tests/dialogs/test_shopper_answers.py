@@ -7,7 +7,7 @@ import re
 
 from sqlmodel import select
 
-from bot.server import DB
+from service.app import DB
 from bot.store.models import Customer, Variant
 from tests.fakes.phone import TwilioShopper
 from tests.fakes.providers import twilio_form

@@ -6,7 +6,7 @@ import re
 
 from sqlmodel import select
 
-from bot.server import DB
+from service.app import DB
 from bot.store.models import Customer, WaitlistEntry
 from dialogs.texts import EN, TEXTS, ZH, yes_no_zh
 
@@ -145,7 +145,7 @@ async def test_quantity_prompt_in_chinese(shopper):
 
 async def test_cancel_and_return_in_chinese(client):
     from bot.messages import InboundMessage
-    from bot.server import ENGINE
+    from service.app import ENGINE
 
     engine = client.app[ENGINE]
 

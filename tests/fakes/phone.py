@@ -7,7 +7,7 @@ from uuid import uuid4
 
 from sqlmodel import func, or_, select
 
-from bot.server import DB
+from service.app import DB
 from bot.store.models import MessageRecord
 
 from tests.fakes.providers import FakeGraph, FakeTwilio, encode_form, messenger_body, twilio_form

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from playwright.async_api import expect
 
-from bot.server import create_app
+from service.app import create_app
 from tests.fakes.phone import TwilioShopper
 from tests.proactive.test_campaigns import AUTH, HX, TOKEN, changed
 

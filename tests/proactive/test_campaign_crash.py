@@ -17,8 +17,8 @@ import aiohttp
 from sqlalchemy import insert
 from sqlmodel import func, select
 
-from bot import campaigns
-from bot.server import DB, create_app
+from bot.marketing import campaigns
+from service.app import DB, create_app
 from bot.store.database import Database
 from bot.store.models import ChannelIdentity, Customer, MessageRecord, utcnow
 from tests.fakes.providers import FakeTwilio

@@ -10,8 +10,8 @@ import pytest
 from sqlmodel import select
 
 from bot.config import Settings
-from bot.campaign_api import SCHEDULER
-from bot.server import DB, OUTBOX, create_app
+from service.marketing_api import SCHEDULER
+from service.app import DB, OUTBOX, create_app
 from bot.store.models import Campaign, Customer, Dispatch, MessageRecord, utcnow
 from tests.fakes.phone import BASE, MessengerShopper, TwilioShopper
 
@@ -326,7 +326,7 @@ async def test_the_preview_counts_who_will_really_receive_it_and_why_not_the_oth
     ("Boots for you {name}!", "", "Boots for you!"),
 ])
 def test_a_missing_name_leaves_no_gap(template, name, expected):
-    from bot.campaigns import fill
+    from bot.marketing.campaigns import fill
 
     assert fill(template, {"name": name, "link": ""}) == expected
 

@@ -16,13 +16,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import update
 
-from bot import campaigns
+from bot.marketing import campaigns
 from bot.config import Settings
 from bot.messages import OutboundMessage
-from bot.outbox import Outbox, queue_to_customer
+from bot.delivery.outbox import Outbox, queue_to_customer
 from bot.store.database import Database
 from bot.store.models import MessageRecord
-from channels.base import enabled
+from channels.registry import enabled
 from tests.conftest import TEST_DATABASE_URL
 from tests.fakes.providers import FakeTwilio
 from tests.proactive.test_campaign_crash import add_sms_shoppers

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from bot.config import Settings
-from bot.policy import (
+from bot.delivery.policy import (
     CART_REMINDER,
     MARKETING,
     ORDER_UPDATE,

@@ -7,7 +7,7 @@ import re
 import pytest
 from sqlmodel import select
 
-from bot.server import DB, create_app
+from service.app import DB, create_app
 from bot.store.models import Cart, Customer, MessageRecord, Order, Variant
 from integrations.catalog import StoreCatalog
 from tests.fakes.phone import TwilioShopper

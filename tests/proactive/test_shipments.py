@@ -15,8 +15,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlmodel import select
 
-from bot.delivery import add_business_days, date_text
-from bot.server import DB, create_app
+from bot.delivery.estimates import add_business_days, date_text
+from service.app import DB, create_app
 from bot.store.models import Dispatch, MessageRecord, Order, utcnow
 from integrations.shipments import parcel
 from tests.dialogs.test_checkout import add, place_order

@@ -7,7 +7,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from sqlmodel import select
 
-from bot.server import DB, create_app
+from service.app import DB, create_app
 from bot.store.models import Cart, CartItem, Variant
 from tests.conftest import TEST_DATABASE_URL
 from tests.fakes.web_shopper import WebShopper

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import create_engine, func, select
 from sqlmodel import Session
 
-from bot.server import DB, create_app
+from service.app import DB, create_app
 from bot.store.models import MessageRecord
 from tests.fakes.phone import TwilioShopper, twilio_form
 from tests.proactive.test_campaigns import changed

@@ -17,34 +17,37 @@ from botbuilder.core import BotState
 from sqlmodel import Session, select
 
 from bot.config import Settings
-from bot.engine import CustomerConversationState, Engine
-from bot import handoff_api
-from bot.handoff import Handoffs
-from bot import identity
-from bot.identity import StoreProfiles, identity_key
-from bot.linking import LinkTargets, ShopperAccounts
+from bot.conversation.engine import CustomerConversationState, Engine
+from service import agents_api as handoff_api
+from bot.handoff.service import Handoffs
+from bot.conversation import identity
+from bot.conversation.identity import StoreProfiles, identity_key
+from bot.conversation.linking import LinkTargets, ShopperAccounts
 from bot.messages import InboundMessage, OutboundMessage, StatusUpdate, storable
-from bot import campaign_api
-from bot.campaign_api import SCHEDULER
-from bot.dispatchers import DispatcherProcesses, dispatcher_count, make_outbox
-from bot.outbox import Outbox, apply_status, queue_to_customer
-from bot.scheduler import ShopScheduler, proactive
-from bot.security_headers import add_security_headers
-from bot.sender_limit import SenderLimit
+from service import marketing_api as campaign_api
+from bot.delivery.dispatchers import DispatcherProcesses, dispatcher_count, make_outbox
+from bot.delivery.outbox import Outbox, apply_status, queue_to_customer
+from bot.marketing.scheduler import ShopScheduler, proactive
+from service.security_headers import add_security_headers
+from service.keys import (
+    ACCOUNTS, CATALOG, CHANNELS, DB, ENGINE, ORDERS, OUTBOX, PAYMENTS, SCHEDULER, SETTINGS, TASKS, TURN_SLOTS, WEB,
+)
+from bot.conversation.sender_limit import SenderLimit
 from bot.nlu import CatalogTerm, Recognizer, load_examples, load_model
 from bot.store.database import Database, StoreUnavailable, stored_secret
 from bot.store.models import ChannelIdentity, Customer, MessageRecord, Order, Product, Variant, utcnow
 from bot.store.seed import seed_demo
 from bot.store.storage import SqlStorage
 from channels import web as web_channel
-from channels.base import ChannelAdapter, RawRequest, enabled, load_json
+from bot.channel import ChannelAdapter, RawRequest, load_json
+from channels.registry import enabled
 from channels.messenger import MessengerChannel
 from channels.twilio import TwilioChannel, sms_keyword
 from channels.web import WebChannel
 from dialogs.main_dialog import MainDialog
 from dialogs.shop import ShopServices, money
 from dialogs.shop_bot import ShopBot
-from bot.turn import command
+from bot.conversation.turn import command
 from dialogs.texts import text_in
 from integrations.cart import StoreCarts
 from integrations.catalog import StoreCatalog
@@ -60,24 +63,7 @@ MESSAGE_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 MAX_ROW_ID = 2**63 - 1  # the largest id a BIGINT column holds; a larger number cannot be a message
 MAX_INT_ID = 2**31 - 1  # message ids are INTEGER on PostgreSQL: none is larger, and a larger bound is refused
 RETRY_AFTER_SECONDS = "5"
-
-SETTINGS = web.AppKey("settings", Settings)
-DB = web.AppKey("db", Database)
-ENGINE = web.AppKey("engine", Engine)
-WEB = web.AppKey("web", WebChannel)
-ORDERS = web.AppKey("orders", StoreOrders)
-PAYMENTS = web.AppKey("payments", SandboxPayments)
-CATALOG = web.AppKey("catalog", StoreCatalog)
-CHANNELS = web.AppKey("channels", dict)
-OUTBOX = web.AppKey("outbox", Outbox)
-TASKS = web.AppKey("tasks", set)
-ACCOUNTS = web.AppKey("accounts", ShopperAccounts)
-# Turns that run after a webhook's answer; a bound keeps the event loop free to answer webhooks.
-# Turns share one interpreter lock, so more at once adds no throughput, only webhook latency:
-# measured with bench/channels.py, 3 keeps the acknowledgement's p95 near 12 ms where 6 let it
-# reach 24 ms, at the same turns/s.
-TURN_SLOTS = web.AppKey("turn_slots", asyncio.Semaphore)
-BACKGROUND_TURNS = 3
+BACKGROUND_TURNS = 3  # turns at once after webhook answers (see service/keys.py TURN_SLOTS)
 
 
 class BadRequest(web.HTTPBadRequest):

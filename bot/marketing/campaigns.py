@@ -16,8 +16,8 @@ from sqlalchemy import select as sa_select
 from sqlmodel import Session, select
 
 from bot.messages import OutboundMessage, Template
-from bot.policy import MARKETING, Policy
-from bot.proactive import Planned, queue, recipients
+from bot.delivery.policy import MARKETING, Policy
+from bot.delivery.proactive import Planned, queue, recipients
 from bot.store.database import among
 from bot.store.models import (
     Campaign, Cart, CartItem, Customer, Dispatch, MessageRecord, Order, OrderItem, Product, Variant, as_utc, utcnow,

@@ -12,10 +12,10 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.admin import bearer, is_admin
+from service.auth import bearer, is_admin
 from bot.config import Settings
-from bot.handoff import Actor, HandoffError, Handoffs, agent_problem
-from channels.base import load_json
+from bot.handoff.service import Actor, HandoffError, Handoffs, agent_problem
+from bot.channel import load_json
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from sqlmodel import Session, select
 from bot.messages import ChannelAddress, OutboundMessage, StatusUpdate
 from bot.store.database import Database, among, one_of
 from bot.store.models import Customer, MessageRecord, as_utc, utcnow
-from channels.base import ChannelAdapter, SendError
+from bot.channel import ChannelAdapter, SendError
 
 log = logging.getLogger(__name__)
 

@@ -13,20 +13,20 @@ from aiohttp import web
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from bot import campaigns
-from bot.admin import require_admin
-from bot.campaigns import CampaignError
+from bot.marketing import campaigns
+from service.auth import require_admin
+from bot.marketing.campaigns import CampaignError
 from bot.config import Settings
-from bot.reminders import notify_restocked, recovery
-from bot.scheduler import ShopScheduler, drop, hold
+from bot.marketing.reminders import notify_restocked, recovery
+from bot.marketing.scheduler import ShopScheduler, drop, hold
 from bot.store.database import Database
 from bot.store.models import Campaign, Dispatch, MessageRecord, Variant, as_utc, utcnow
 from integrations.orders import checkout_rules
 from integrations.shipments import ShipmentError, ship_order
-from channels.base import load_json
+from bot.channel import load_json
+from service.keys import DB, SCHEDULER, SETTINGS
 
 ADMIN_PAGE = Path(__file__).resolve().parent.parent / "channels" / "web_static" / "admin" / "index.html"
-SCHEDULER = web.AppKey("scheduler", ShopScheduler)
 MAX_STOCK = 1_000_000
 MAX_ORDER_NUMBER = 999_999_999
 
@@ -51,8 +51,6 @@ def add_routes(app: web.Application) -> None:
 
 
 def _deps(request: web.Request) -> tuple[Settings, Database, ShopScheduler]:
-    from bot.server import DB, SETTINGS
-
     settings = request.app[SETTINGS]
     require_admin(settings, request)
     return settings, request.app[DB], request.app[SCHEDULER]
@@ -298,8 +296,6 @@ async def metrics(request: web.Request) -> web.Response:
 
 async def click(request: web.Request) -> web.Response:
     """A campaign link: record the first click, then open the shop."""
-    from bot.server import DB
-
     key, signature = request.match_info["key"], request.match_info["signature"]
     secret = request.app[SCHEDULER].p.run_context.click_secret
     # Our keys and signatures are ASCII; compare_digest refuses other strings with a TypeError.

@@ -20,10 +20,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from bot.config import Settings
-from bot.linking import mask
+from bot.handoff.hours import DAY_NAMES, DAYS, StaffedHours  # noqa: F401  (re-exported)
+from bot.conversation.linking import mask
 from bot.messages import Choice, OutboundMessage
 from bot.nlu import FALLBACK, Intent
-from bot.outbox import queue_to_customer
+from bot.delivery.outbox import queue_to_customer
 from bot.store.database import Database
 from bot.store.models import (
     ORDER_NUMBER_OFFSET, Agent, Cart, CartItem, ChannelIdentity, CsatAnswer, Customer, FaqEntry, HandoffEvent,
@@ -37,16 +38,13 @@ _ANY_TICKET = sa_select(_TICKET.c.id).where(
 
 log = logging.getLogger(__name__)
 
-RULES_FILE = Path(__file__).parent / "handoff_data" / "rules.yml"
+RULES_FILE = Path(__file__).with_name("rules.yml")
 OPEN = ("queued", "assigned")
 ONLINE = timedelta(minutes=2)  # an agent whose page has not polled for this long is away
 STANDARD_WINDOW = timedelta(hours=24)  # WhatsApp and Messenger: any reply within 24 h
 HUMAN_AGENT_WINDOW = timedelta(days=7)  # Messenger's HUMAN_AGENT tag: a person's reply up to 7 days
 CSAT_RE = re.compile(r"(?:/rate\s*)?([1-5])")
 AGENT_REPLY_KEY = re.compile(r"handoff:\d+:\d+")
-DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-DAY_NAMES = {"en": ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"),
-             "zh-TW": ("週一", "週二", "週三", "週四", "週五", "週六", "週日")}
 MAX_TEXT = 4000
 
 
@@ -162,54 +160,6 @@ def match(rules: Rules, text: str, intent: Intent, fallbacks: int, repeats: int,
 
 
 # --- staffed hours ---------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class StaffedHours:
-    """When people answer: `mon-fri 09:00-18:00, sat 10:00-14:00` in the shop's zone; empty = always."""
-
-    spans: tuple[tuple[int, time, time], ...]  # weekday (0 = Monday), start, end
-    zone: ZoneInfo
-
-    @classmethod
-    def parse(cls, text: str, zone: str) -> StaffedHours:
-        """Raises: ValueError for text that is not a list of `DAYS HH:MM-HH:MM`."""
-        spans = []
-        for part in filter(None, (p.strip() for p in re.split(r"[,;]", text or ""))):
-            found = re.fullmatch(r"([a-z]{3})(?:-([a-z]{3}))?\s+(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})", part.lower())
-            if not found or found.group(1) not in DAYS or (found.group(2) and found.group(2) not in DAYS):
-                raise ValueError(f"staffed hours must look like 'mon-fri 09:00-18:00', not {part!r}")
-            first = DAYS.index(found.group(1))
-            last = DAYS.index(found.group(2)) if found.group(2) else first
-            start = time(int(found.group(3)), int(found.group(4)))
-            end = time(23, 59, 59) if found.group(5, 6) == ("24", "00") else time(int(found.group(5)), int(found.group(6)))
-            days = range(first, last + 1) if first <= last else [*range(first, 7), *range(0, last + 1)]
-            spans.extend((day, start, end) for day in days)
-        return cls(tuple(spans), ZoneInfo(zone))
-
-    def is_open(self, now: datetime) -> bool:
-        if not self.spans:
-            return True
-        local = now.astimezone(self.zone)
-        return any(day == local.weekday() and start <= local.time() < end for day, start, end in self.spans)
-
-    def next_open(self, now: datetime) -> datetime | None:
-        """The next time someone is in, in the shop's zone (None if always staffed)."""
-        if not self.spans:
-            return None
-        local = now.astimezone(self.zone)
-        for ahead in range(8):
-            day = (local + timedelta(days=ahead)).date()
-            starts = sorted(datetime.combine(day, start, self.zone) for weekday, start, _ in self.spans
-                            if weekday == day.weekday())
-            for start in starts:
-                if start > local:
-                    return start
-        return None
-
-    def describe(self, moment: datetime, language: str) -> str:
-        names = DAY_NAMES["zh-TW" if language.startswith("zh") else "en"]
-        return f"{names[moment.weekday()]} {moment:%H:%M} ({self.zone.key})"
-
 
 # --- who is asking ---------------------------------------------------------------------------
 

@@ -1,17 +1,14 @@
-"""The channel interface, the errors a send can end in, the registry of enabled channels, and the
-bounded JSON reading every JSON body from outside goes through."""
+"""The channel interface the core speaks to (channels/ implements it; channels/registry.py lists
+them), the errors a send can end in, and the bounded JSON reading every body from outside goes
+through."""
 from __future__ import annotations
 
 import json
-import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar, Protocol
 
-from bot.config import Settings
 from bot.messages import ChannelAddress, InboundMessage, OutboundMessage, SendReceipt, StatusUpdate
-
-log = logging.getLogger(__name__)
 
 # Deeper than any provider's payload (a Messenger batch is about 7 levels); json's own limit is the
 # interpreter's recursion limit, which 5,000 brackets in a 10 kB body exceed with a RecursionError.
@@ -76,25 +73,3 @@ class ChannelAdapter(Protocol):
         `in_doubt`: an earlier try, after this time, may have sent the next part unrecorded (it
         died mid-send); a channel whose provider can list sent messages checks before sending it again."""
     async def close(self) -> None: ...
-
-
-def enabled(settings: Settings) -> dict[str, ChannelAdapter]:
-    """The channels whose credentials are set; each one left out says so once."""
-    from channels.messenger import MessengerChannel
-    from channels.twilio import TwilioChannel
-
-    channels: dict[str, ChannelAdapter] = {}
-    twilio_ready = settings.twilio_account_sid and settings.twilio_auth_token
-    for name, sender in (("whatsapp", settings.twilio_whatsapp_from), ("sms", settings.twilio_sms_from)):
-        if twilio_ready and sender:
-            channels[name] = TwilioChannel(name, settings)
-        else:
-            missing = "TWILIO_ACCOUNT_SID/TWILIO_AUTH_TOKEN" if not twilio_ready else f"TWILIO_{name.upper()}_FROM"
-            log.info("channel off: credentials not set", extra={"channel": name, "missing": missing})
-    if settings.messenger_page_access_token and settings.messenger_app_secret and settings.messenger_verify_token:
-        channels["messenger"] = MessengerChannel(settings)
-    else:
-        log.info("channel off: credentials not set", extra={
-            "channel": "messenger",
-            "missing": "MESSENGER_PAGE_ACCESS_TOKEN/MESSENGER_APP_SECRET/MESSENGER_VERIFY_TOKEN"})
-    return channels

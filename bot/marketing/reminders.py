@@ -9,11 +9,11 @@ from sqlalchemy import exists, func
 from sqlmodel import Session, select
 
 from bot.messages import Choice, OutboundMessage, Template
-from bot.policy import CART_REMINDER, REQUESTED, Policy
-from bot.proactive import Planned, queue
+from bot.delivery.policy import CART_REMINDER, REQUESTED, Policy
+from bot.delivery.proactive import Planned, queue
 from bot.store.database import among
 from bot.store.models import Cart, CartItem, Customer, Dispatch, Product, Variant, WaitlistEntry, as_utc
-from bot.turn import command
+from bot.conversation.turn import command
 
 # A cart older than its reminder time by more than this is left alone: nobody wants a first
 # reminder for a cart from last month (and the scan stays an index range).

@@ -16,8 +16,8 @@ from sqlalchemy import delete, or_, update
 from sqlmodel import Session, func, select
 
 from bot.messages import Choice, OutboundMessage
-from bot.policy import REQUESTED
-from bot.proactive import notice_channel
+from bot.delivery.policy import REQUESTED
+from bot.delivery.proactive import notice_channel
 from bot.store.models import (
     Cart,
     CartItem,

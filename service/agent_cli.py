@@ -6,7 +6,7 @@ import json
 import sys
 
 from bot.config import Settings
-from bot.handoff import Handoffs, agent_problem
+from bot.handoff.service import Handoffs, agent_problem
 from bot.store.database import Database
 
 

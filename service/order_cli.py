@@ -7,7 +7,7 @@ import json
 import sys
 
 from bot.config import Settings
-from bot.policy import Policy
+from bot.delivery.policy import Policy
 from bot.store.database import Database
 from bot.store.models import utcnow
 from integrations.orders import checkout_rules

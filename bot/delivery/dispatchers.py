@@ -17,13 +17,13 @@ import sys
 from pathlib import Path
 
 from bot.config import Settings
-from bot.outbox import Outbox
+from bot.delivery.outbox import Outbox
 from bot.store.database import Database
-from channels.base import ChannelAdapter
+from bot.channel import ChannelAdapter
 
 log = logging.getLogger(__name__)
 
-APP = Path(__file__).resolve().parent.parent / "app.py"
+APP = Path(__file__).resolve().parents[2] / "app.py"
 RESTART_DELAY = 1.0
 STOP_GRACE = 15.0
 

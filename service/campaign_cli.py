@@ -10,12 +10,12 @@ from pathlib import Path
 
 from sqlmodel import select
 
-from bot import campaigns
-from bot.campaign_api import apply_change
-from bot.campaigns import CampaignError
+from bot.marketing import campaigns
+from service.marketing_api import apply_change
+from bot.marketing.campaigns import CampaignError
 from bot.config import Settings
-from bot.outbox import Outbox
-from bot.scheduler import ShopScheduler
+from bot.delivery.outbox import Outbox
+from bot.marketing.scheduler import ShopScheduler
 from bot.store.database import Database
 from bot.store.models import Campaign, utcnow
 
@@ -38,7 +38,7 @@ def add_parser(sub) -> None:
 
 
 async def run(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.scheduler import proactive
+    from bot.marketing.scheduler import proactive
 
     db = Database(settings.database_url)
     db.create_schema()

@@ -11,9 +11,9 @@ from sqlalchemy import func
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, select
 
-from bot.identity import ADDRESS_SPACE
+from bot.conversation.identity import ADDRESS_SPACE
 from bot.messages import OutboundMessage
-from bot.policy import (
+from bot.delivery.policy import (
     CAP_PERIOD,
     MARKETING,
     POLICY,

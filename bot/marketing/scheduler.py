@@ -17,12 +17,12 @@ from apscheduler.triggers.date import DateTrigger
 from sqlalchemy import update
 from sqlmodel import Session, select
 
-from bot import campaigns
-from bot.campaigns import RunContext
-from bot.outbox import Outbox
+from bot.marketing import campaigns
+from bot.marketing.campaigns import RunContext
+from bot.delivery.outbox import Outbox
 from bot.config import Settings
-from bot.policy import Policy
-from bot.reminders import ReminderSettings, notify_restocked, remind_carts
+from bot.delivery.policy import Policy
+from bot.marketing.reminders import ReminderSettings, notify_restocked, remind_carts
 from bot.store.database import Database, make_engine, stored_secret
 from bot.store.models import Campaign, MessageRecord, as_utc, utcnow
 
@@ -105,7 +105,7 @@ class ShopScheduler:
     async def _begin_leading(self) -> None:
         db = self.p.db
         self.scheduler.add_job(
-            "bot.scheduler:scan_job", "interval", seconds=self.p.settings.cart_scan_interval_seconds,
+            "bot.marketing.scheduler:scan_job", "interval", seconds=self.p.settings.cart_scan_interval_seconds,
             id="cart-and-restock-scan", replace_existing=True,
         )
         # A run cut short by a crash, a restart or a lost leadership carries on where it stopped.
@@ -152,14 +152,14 @@ class ShopScheduler:
         else:
             # A time already past (a paused campaign resumed late) means now, not a missed run.
             trigger = DateTrigger(max(as_utc(campaign.send_at), utcnow()) if campaign.send_at else utcnow())
-        job = self.scheduler.add_job("bot.scheduler:campaign_job", trigger, args=[campaign.id],
+        job = self.scheduler.add_job("bot.marketing.scheduler:campaign_job", trigger, args=[campaign.id],
                                      id=f"campaign:{campaign.id}", replace_existing=True)
         self.scheduler.wakeup()
         return getattr(job, "next_run_time", None)
 
     def resume_now(self, campaign_id: int) -> None:
         """Carry on a run that was paused mid-way, in whichever process leads."""
-        self.scheduler.add_job("bot.scheduler:resume_job", DateTrigger(utcnow()), args=[campaign_id],
+        self.scheduler.add_job("bot.marketing.scheduler:resume_job", DateTrigger(utcnow()), args=[campaign_id],
                                id=f"campaign-resume:{campaign_id}", replace_existing=True)
         self.scheduler.wakeup()
 

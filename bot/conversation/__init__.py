@@ -1,0 +1,1 @@
+"""One shopper's conversation: the turn pipeline, identity across channels, linking, the flood limit."""

@@ -1,0 +1,1 @@
+"""Human handoff: when a person takes over, the ticket, its summary and staffed hours."""

@@ -1,0 +1,1 @@
+"""Marketing: campaigns, abandoned-cart and restock reminders, and the scheduler that runs them."""
