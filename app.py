@@ -9,8 +9,8 @@ import logging
 import sys
 from pathlib import Path
 
-from service import agent_cli, campaign_cli, order_cli
 from bot.config import Settings
+from service import agent_cli, campaign_cli, order_cli
 
 
 class JsonFormatter(logging.Formatter):
@@ -217,10 +217,10 @@ def main(argv: list[str] | None = None) -> int:
 
 async def nlu_command(settings: Settings, args: argparse.Namespace) -> int:
     from bot.nlu import evaluate
-    from service.app import build_recognizer, teach_shop
     from bot.store.database import Database
     from bot.store.seed import seed_demo
     from integrations.faq import StoreFaq
+    from service.app import build_recognizer, teach_shop
 
     db = Database(settings.database_url)
     db.create_schema()

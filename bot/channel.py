@@ -4,6 +4,7 @@ through."""
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar, Protocol
@@ -43,7 +44,7 @@ class RawRequest:
     """A webhook as it arrived: the public URL it was sent to, its headers and raw body."""
 
     url: str
-    headers: dict[str, str]
+    headers: Mapping[str, str]  # case-insensitive names (a proxy may lowercase them)
     body: bytes
     query: dict[str, str] = field(default_factory=dict)
 

@@ -6,12 +6,12 @@ import asyncio
 import json
 import re
 import unicodedata
-from difflib import SequenceMatcher
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from difflib import SequenceMatcher
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 import numpy as np

@@ -9,9 +9,9 @@ from typing import Any, ClassVar
 
 import aiohttp
 
+from bot.channel import RawRequest, SendError, load_json
 from bot.config import Settings
 from bot.messages import ChannelAddress, InboundMessage, Media, OutboundMessage, SendReceipt, StatusUpdate
-from bot.channel import RawRequest, SendError, load_json
 
 log = logging.getLogger(__name__)
 

@@ -18,6 +18,7 @@ from twilio.http.response import Response
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
+from bot.channel import RawRequest, SendError
 from bot.config import Settings
 from bot.messages import (
     ChannelAddress,
@@ -28,7 +29,6 @@ from bot.messages import (
     StatusUpdate,
     numbered_options,
 )
-from bot.channel import RawRequest, SendError
 
 log = logging.getLogger(__name__)
 
@@ -233,9 +233,6 @@ class TwilioChannel:
             raise ValueError("MessageSid and MessageStatus are required")
         channel = "whatsapp" if form.get("From", "").startswith("whatsapp:") or form.get("To", "").startswith("whatsapp:") else "sms"
         return StatusUpdate(channel, sid, status.lower(), form.get("ErrorCode") or None, form.get("To"))
-
-    def verify_status(self, req: RawRequest) -> bool:
-        return self.verify(req)
 
     async def send(self, to: ChannelAddress, msg: OutboundMessage, resume_from: int = 0,
                    in_doubt: datetime | None = None) -> SendReceipt:

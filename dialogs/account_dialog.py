@@ -6,8 +6,8 @@ import re
 from botbuilder.dialogs import ComponentDialog, DialogTurnResult, WaterfallDialog, WaterfallStepContext
 from botbuilder.dialogs.prompts import PromptOptions
 
-from bot.messages import Choice, link, reply
 from bot.conversation.turn import command
+from bot.messages import Choice, link, reply
 from dialogs.shop import ShopServices, choice_prompt, confirm_prompt, prompt_choices
 from dialogs.texts import TEXTS, text
 

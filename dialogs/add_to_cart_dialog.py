@@ -4,8 +4,8 @@ from __future__ import annotations
 from botbuilder.dialogs import ComponentDialog, DialogTurnResult, WaterfallDialog, WaterfallStepContext
 from botbuilder.dialogs.prompts import PromptOptions
 
-from bot.messages import Choice, reply
 from bot.conversation.turn import command
+from bot.messages import Choice, reply
 from dialogs.shop import (
     ShopServices,
     choice_prompt,

@@ -5,8 +5,8 @@ from botbuilder.core import TurnContext
 from botbuilder.dialogs import ComponentDialog, DialogTurnResult, WaterfallDialog, WaterfallStepContext
 from botbuilder.dialogs.prompts import NumberPrompt, PromptOptions
 
-from bot.messages import Choice, reply
 from bot.conversation.turn import command
+from bot.messages import Choice, reply
 from dialogs.shop import ShopServices, cart_summary, choice_prompt, prompt_choices
 from dialogs.texts import colour_name, size_label, text
 from integrations.cart import CartView, OutOfStock

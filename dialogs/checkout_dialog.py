@@ -14,8 +14,8 @@ from botbuilder.dialogs import (
 )
 from botbuilder.dialogs.prompts import PromptOptions, PromptValidatorContext, TextPrompt
 
-from bot.messages import Choice, link, reply
 from bot.conversation.turn import command, turn_info
+from bot.messages import Choice, link, reply
 from dialogs.discount_dialog import DiscountDialog, wants_discount
 from dialogs.shop import ShopServices, cart_summary, confirm_prompt, money
 from dialogs.texts import delivery_date, text

@@ -7,9 +7,9 @@ import re
 from botbuilder.dialogs import ComponentDialog, DialogTurnResult, WaterfallDialog, WaterfallStepContext
 from botbuilder.dialogs.prompts import PromptOptions, TextPrompt
 
+from bot.conversation.turn import turn_info
 from bot.messages import reply
 from bot.nlu import Intent, discount_code
-from bot.conversation.turn import turn_info
 from dialogs.shop import ShopServices
 from dialogs.texts import text
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from botbuilder.dialogs import ComponentDialog, DialogTurnResult, WaterfallDialog, WaterfallStepContext
 
-from bot.messages import Choice, reply
 from bot.conversation.turn import command
+from bot.messages import Choice, reply
 from dialogs.shop import ShopServices
 from dialogs.texts import language, text
 

@@ -8,15 +8,15 @@ from botbuilder.core import TurnContext
 from botbuilder.dialogs import ComponentDialog, DialogContext, DialogTurnResult, DialogTurnStatus
 from botbuilder.dialogs.prompts import ConfirmPrompt, Prompt
 
+from bot.conversation.turn import RESUME, TURN_INFO_KEY, command, turn_info
 from bot.messages import Choice, reply
 from bot.nlu import FALLBACK, Intent, normalise
-from bot.conversation.turn import RESUME, TURN_INFO_KEY, command, turn_info
 from dialogs.account_dialog import LinkDialog, PrivacyDialog
 from dialogs.add_to_cart_dialog import AddToCartDialog
 from dialogs.cancel_order_dialog import CancelOrderDialog
 from dialogs.cart_dialog import CartDialog
-from dialogs.consent_dialog import ConsentDialog
 from dialogs.checkout_dialog import CheckoutDialog
+from dialogs.consent_dialog import ConsentDialog
 from dialogs.discount_dialog import DiscountDialog
 from dialogs.faq_dialog import FaqDialog
 from dialogs.order_status_dialog import OrderStatusDialog

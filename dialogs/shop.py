@@ -12,14 +12,13 @@ from botbuilder.dialogs.choices import ListStyle
 from botbuilder.dialogs.prompts import ChoicePrompt, ConfirmPrompt, PromptOptions, PromptRecognizerResult
 from botbuilder.schema import ActivityTypes, CardAction
 
-from bot.messages import Choice, ProductCard, product_card
 from bot.conversation.turn import command
+from bot.messages import Choice, ProductCard, product_card
 from dialogs.texts import colour_name, is_zh, join_list, size_label, text, yes_no_zh
-from integrations.cart import CartView, Carts
+from integrations.cart import Carts, CartView
 from integrations.catalog import Catalog, ProductView
 from integrations.orders import Orders
 from integrations.payments import Payments
-
 
 RECENT_PRODUCTS = 5
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from botbuilder.dialogs import ComponentDialog, DialogTurnResult, WaterfallDialog, WaterfallStepContext
 from botbuilder.dialogs.prompts import PromptOptions
 
-from bot.messages import Choice, reply
 from bot.conversation.turn import command
+from bot.messages import Choice, reply
 from dialogs.account_dialog import channel_name
 from dialogs.add_to_cart_dialog import AddToCartDialog
 from dialogs.shop import ShopServices, choice_prompt, confirm_prompt, join_words, prompt_choices

@@ -11,8 +11,8 @@ from collections.abc import Sequence
 
 from botbuilder.core import TurnContext
 
-from bot.delivery.estimates import date_text
 from bot.conversation.turn import TURN_INFO_KEY
+from bot.delivery.estimates import date_text
 
 EN = "en"
 ZH = "zh-TW"

@@ -10,9 +10,9 @@ from datetime import datetime
 from sqlmodel import Session
 
 from bot.delivery.estimates import DeliveryEstimate, date_text
-from bot.messages import Link, OutboundMessage, Template
 from bot.delivery.policy import ORDER_UPDATE, Policy
 from bot.delivery.proactive import Planned, queue
+from bot.messages import Link, OutboundMessage, Template
 from bot.store.database import Database
 from bot.store.models import ORDER_NUMBER_OFFSET, Customer, Order
 

@@ -12,10 +12,10 @@ from typing import Any
 
 from aiohttp import web
 
-from service.auth import bearer, is_admin
+from bot.channel import load_json
 from bot.config import Settings
 from bot.handoff.service import Actor, HandoffError, Handoffs, agent_problem
-from bot.channel import load_json
+from service.auth import bearer, is_admin
 
 log = logging.getLogger(__name__)
 

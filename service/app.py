@@ -3,57 +3,70 @@ from __future__ import annotations
 
 import asyncio
 import html
-from datetime import timedelta
 import json
-import struct
-import zlib
 import logging
 import re
+import struct
+import zlib
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 from botbuilder.core import BotState
+from multidict import CIMultiDict
 from sqlmodel import Session, select
 
+from bot.channel import ChannelAdapter, RawRequest, load_json
 from bot.config import Settings
-from bot.conversation.engine import CustomerConversationState, Engine
-from service import agents_api as handoff_api
-from bot.handoff.service import Handoffs
 from bot.conversation import identity
+from bot.conversation.engine import CustomerConversationState, Engine
 from bot.conversation.identity import StoreProfiles, identity_key
 from bot.conversation.linking import LinkTargets, ShopperAccounts
-from bot.messages import InboundMessage, OutboundMessage, StatusUpdate, storable
-from service import marketing_api as campaign_api
-from bot.delivery.dispatchers import DispatcherProcesses, dispatcher_count, make_outbox
-from bot.delivery.outbox import Outbox, apply_status, queue_to_customer
-from bot.marketing.scheduler import ShopScheduler, proactive
-from service.security_headers import add_security_headers
-from service.keys import (
-    ACCOUNTS, CATALOG, CHANNELS, DB, ENGINE, ORDERS, OUTBOX, PAYMENTS, SCHEDULER, SETTINGS, TASKS, TURN_SLOTS, WEB,
-)
 from bot.conversation.sender_limit import SenderLimit
+from bot.conversation.turn import command
+from bot.delivery.dispatchers import DispatcherProcesses, dispatcher_count, make_outbox
+from bot.delivery.outbox import apply_status, queue_to_customer
+from bot.handoff.service import Handoffs
+from bot.marketing.scheduler import ShopScheduler, proactive
+from bot.messages import InboundMessage, OutboundMessage, StatusUpdate, storable
 from bot.nlu import CatalogTerm, Recognizer, load_examples, load_model
 from bot.store.database import Database, StoreUnavailable, stored_secret
 from bot.store.models import ChannelIdentity, Customer, MessageRecord, Order, Product, Variant, utcnow
 from bot.store.seed import seed_demo
 from bot.store.storage import SqlStorage
 from channels import web as web_channel
-from bot.channel import ChannelAdapter, RawRequest, load_json
-from channels.registry import enabled
 from channels.messenger import MessengerChannel
+from channels.registry import enabled
 from channels.twilio import TwilioChannel, sms_keyword
 from channels.web import WebChannel
 from dialogs.main_dialog import MainDialog
 from dialogs.shop import ShopServices, money
 from dialogs.shop_bot import ShopBot
-from bot.conversation.turn import command
 from dialogs.texts import text_in
 from integrations.cart import StoreCarts
 from integrations.catalog import StoreCatalog
 from integrations.faq import StoreFaq
 from integrations.orders import StoreOrders, checkout_rules
 from integrations.payments import SandboxPayments
+from service import agents_api as handoff_api
+from service import marketing_api as campaign_api
+from service.keys import (
+    ACCOUNTS,
+    CATALOG,
+    CHANNELS,
+    DB,
+    ENGINE,
+    ORDERS,
+    OUTBOX,
+    PAYMENTS,
+    SCHEDULER,
+    SETTINGS,
+    TASKS,
+    TURN_SLOTS,
+    WEB,
+)
+from service.security_headers import add_security_headers
 
 log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).resolve().parent.parent / "channels" / "web_static"
@@ -521,7 +534,7 @@ def raw_request(request: web.Request, body: bytes) -> RawRequest:
     """The webhook as the provider signed it: our public URL (not the one behind a proxy)."""
     settings = request.app[SETTINGS]
     url = settings.base_url + request.rel_url.raw_path_qs  # as the provider signed it, still encoded
-    return RawRequest(url, dict(request.headers), body, dict(request.query))
+    return RawRequest(url, CIMultiDict(request.headers), body, dict(request.query))
 
 
 WEBHOOK_CHANNEL = {

@@ -10,14 +10,14 @@ from pathlib import Path
 
 from sqlmodel import select
 
-from bot.marketing import campaigns
-from service.marketing_api import apply_change
-from bot.marketing.campaigns import CampaignError
 from bot.config import Settings
 from bot.delivery.outbox import Outbox
+from bot.marketing import campaigns
+from bot.marketing.campaigns import CampaignError
 from bot.marketing.scheduler import ShopScheduler
 from bot.store.database import Database
 from bot.store.models import Campaign, utcnow
+from service.marketing_api import apply_change
 
 
 def add_parser(sub) -> None:

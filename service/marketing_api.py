@@ -6,24 +6,24 @@ import hmac
 import json
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import urlencode
 from typing import Any
+from urllib.parse import urlencode
 
 from aiohttp import web
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from bot.marketing import campaigns
-from service.auth import require_admin
-from bot.marketing.campaigns import CampaignError
+from bot.channel import load_json
 from bot.config import Settings
+from bot.marketing import campaigns
+from bot.marketing.campaigns import CampaignError
 from bot.marketing.reminders import notify_restocked, recovery
 from bot.marketing.scheduler import ShopScheduler, drop, hold
 from bot.store.database import Database
 from bot.store.models import Campaign, Dispatch, MessageRecord, Variant, as_utc, utcnow
 from integrations.orders import checkout_rules
 from integrations.shipments import ShipmentError, ship_order
-from bot.channel import load_json
+from service.auth import require_admin
 from service.keys import DB, SCHEDULER, SETTINGS
 
 ADMIN_PAGE = Path(__file__).resolve().parent.parent / "channels" / "web_static" / "admin" / "index.html"

@@ -12,10 +12,10 @@ from sqlmodel import SQLModel
 
 from bot.config import Settings
 from bot.nlu import Recognizer
-from service.app import build_recognizer, create_app, teach_shop
 from bot.store.database import Database
 from bot.store.seed import seed_demo
 from integrations.faq import StoreFaq
+from service.app import build_recognizer, create_app, teach_shop
 from tests.fakes.providers import FakeGraph, FakeTwilio
 from tests.fakes.web_shopper import WebShopper
 
@@ -105,6 +105,26 @@ async def browser():
     assert CHROMIUM, "Chromium is required: apt-get install chromium (see .ci/run)"
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
-        yield browser
+        yield PolicyBypass(browser)
         await browser.close()
+
+
+class PolicyBypass:
+    """The browser, whose pages skip our Content-Security-Policy unless a test asks otherwise:
+    Playwright's wait_for_function evaluates a string in the page, which the policy (no
+    'unsafe-eval') refuses. The policy itself is tested with it on (tests/channels/test_page_security.py)."""
+
+    def __init__(self, browser) -> None:
+        self._browser = browser
+
+    async def new_page(self, **options):
+        options.setdefault("bypass_csp", True)
+        return await self._browser.new_page(**options)
+
+    async def new_context(self, **options):
+        options.setdefault("bypass_csp", True)
+        return await self._browser.new_context(**options)
+
+    def __getattr__(self, name):
+        return getattr(self._browser, name)
 

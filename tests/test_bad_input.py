@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import text as sql_text
 from sqlmodel import func, select
 
-from service.app import DB
 from bot.store.models import Customer, MessageRecord
+from service.app import DB
 from tests.fakes.phone import MessengerShopper, TwilioShopper
 from tests.fakes.providers import twilio_form
 from tests.fakes.web_shopper import WebShopper

@@ -4,7 +4,7 @@ providers; the bot stays silent meanwhile and takes over again with a rating que
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from pydantic import SecretStr
@@ -13,8 +13,8 @@ from sqlmodel import select
 
 from bot.handoff.service import DAYS, Rules, StaffedHours, Trigger, load_rules, match
 from bot.nlu import FALLBACK, Entities, Intent
-from service.app import DB, create_app
 from bot.store.models import Agent, CsatAnswer, MessageRecord, utcnow
+from service.app import DB, create_app
 from tests.fakes.phone import MessengerShopper, TwilioShopper
 from tests.fakes.web_shopper import WebShopper
 
@@ -250,7 +250,7 @@ async def test_silent_agent_loses_the_ticket_and_the_shopper_is_told(aiohttp_cli
 
 async def test_outside_staffed_hours_the_shopper_learns_when_someone_answers(aiohttp_client, handoff_settings,
                                                                             recognizer, fake_twilio):
-    tomorrow = DAYS[(datetime.now(timezone.utc).weekday() + 2) % 7]
+    tomorrow = DAYS[(datetime.now(UTC).weekday() + 2) % 7]
     settings = handoff_settings.model_copy(update={"handoff_hours": f"{tomorrow} 09:00-17:00",
                                                    "default_timezone": "UTC"})
     client = await aiohttp_client(create_app(settings, recognizer))
@@ -305,9 +305,9 @@ def test_order_value_and_repeat_rules():
 
 def test_staffed_hours():
     hours = StaffedHours.parse("mon-fri 09:00-18:00, sat 10:00-14:00", "Asia/Taipei")
-    wednesday_noon = datetime(2026, 11, 25, 4, 0, tzinfo=timezone.utc)  # 12:00 in Taipei
+    wednesday_noon = datetime(2026, 11, 25, 4, 0, tzinfo=UTC)  # 12:00 in Taipei
     assert hours.is_open(wednesday_noon)
-    saturday_evening = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)  # 20:00 in Taipei
+    saturday_evening = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)  # 20:00 in Taipei
     assert not hours.is_open(saturday_evening)
     opens = hours.next_open(saturday_evening)
     assert (opens.weekday(), opens.hour) == (0, 9)

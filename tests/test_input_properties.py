@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlmodel import func, select
 
-from service.app import DB
 from bot.store.models import ChannelIdentity, Customer, MessageRecord
+from service.app import DB
 from tests.fakes.phone import BASE
 from tests.fakes.providers import FakeGraph, FakeTwilio, twilio_form
 from tests.fakes.web_shopper import WebShopper

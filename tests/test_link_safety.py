@@ -11,10 +11,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlmodel import func, select
 
-from bot.conversation import linking
 from bot.config import Settings
-from service.app import DB, create_app
+from bot.conversation import linking
 from bot.store.models import LinkToken, MergeRecord, as_utc
+from service.app import DB, create_app
 from tests.fakes.phone import MessengerShopper, TwilioShopper
 from tests.fakes.web_shopper import WebShopper
 

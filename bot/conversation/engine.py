@@ -26,13 +26,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from bot.conversation import identity, linking
+from bot.conversation.sender_limit import SenderLimit, Verdict
+from bot.conversation.turn import RESUME, TURN_INFO_KEY, TurnInfo, command, parse_command
 from bot.messages import Choice, InboundMessage, OutboundMessage, numbered_options, to_outbound
 from bot.nlu import CJK_RE, EMAIL_RE, FALLBACK, Intent, Recognizer, detect_language, normalise
 from bot.store.database import Database, connection_lost
 from bot.store.models import Customer, LinkToken, MessageRecord, as_utc, utcnow
-from bot.conversation.sender_limit import SenderLimit, Verdict
 from bot.store.storage import ETagConflict, SqlStorage, encode_document
-from bot.conversation.turn import RESUME, TURN_INFO_KEY, TurnInfo, command, parse_command
 
 log = logging.getLogger(__name__)
 

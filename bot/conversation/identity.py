@@ -1,8 +1,6 @@
 """Channel address -> Customer: find or create the shopper behind a message."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from sqlalchemy import bindparam, update
 from sqlmodel import Session, select
 
@@ -10,22 +8,6 @@ from bot.store.models import ChannelIdentity, Customer, utcnow
 
 # WhatsApp and SMS reach the same phone: one E.164 number is one shopper on both.
 ADDRESS_SPACE = {"whatsapp": "phone", "sms": "phone"}
-
-
-@dataclass(frozen=True)
-class CustomerView:
-    id: str
-    language: str
-    shipping_address: str | None
-    marketing_consent: bool | None
-    last_channel: str | None
-
-
-def view(customer: Customer) -> CustomerView:
-    return CustomerView(
-        customer.id, customer.language, customer.shipping_address,
-        customer.marketing_consent, customer.last_channel,
-    )
 
 
 def identity_key(channel: str, address: str) -> tuple[str, str]:

@@ -15,9 +15,9 @@ import jsonpickle
 from sqlalchemy import delete, or_, update
 from sqlmodel import Session, func, select
 
-from bot.messages import Choice, OutboundMessage
 from bot.delivery.policy import REQUESTED
 from bot.delivery.proactive import notice_channel
+from bot.messages import Choice, OutboundMessage
 from bot.store.models import (
     Cart,
     CartItem,

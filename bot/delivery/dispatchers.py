@@ -16,10 +16,10 @@ import signal
 import sys
 from pathlib import Path
 
+from bot.channel import ChannelAdapter
 from bot.config import Settings
 from bot.delivery.outbox import Outbox
 from bot.store.database import Database
-from bot.channel import ChannelAdapter
 
 log = logging.getLogger(__name__)
 

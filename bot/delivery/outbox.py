@@ -14,10 +14,10 @@ from sqlalchemy import Row, bindparam, case, or_, update
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, select
 
+from bot.channel import ChannelAdapter, SendError
 from bot.messages import ChannelAddress, OutboundMessage, StatusUpdate
 from bot.store.database import Database, among, one_of
 from bot.store.models import Customer, MessageRecord, as_utc, utcnow
-from bot.channel import ChannelAdapter, SendError
 
 log = logging.getLogger(__name__)
 

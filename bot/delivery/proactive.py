@@ -12,7 +12,6 @@ from sqlalchemy import select as sa_select
 from sqlmodel import Session, select
 
 from bot.conversation.identity import ADDRESS_SPACE
-from bot.messages import OutboundMessage
 from bot.delivery.policy import (
     CAP_PERIOD,
     MARKETING,
@@ -25,6 +24,7 @@ from bot.delivery.policy import (
     choose_channel,
     reaches_web,
 )
+from bot.messages import OutboundMessage
 from bot.store.database import among, insert_many
 from bot.store.models import ChannelIdentity, Customer, Dispatch, MessageRecord, as_utc
 

@@ -8,10 +8,9 @@ import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime, time, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import yaml
 from sqlalchemy import bindparam, func, or_, update
@@ -20,15 +19,29 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from bot.config import Settings
-from bot.handoff.hours import DAY_NAMES, DAYS, StaffedHours  # noqa: F401  (re-exported)
 from bot.conversation.linking import mask
+from bot.delivery.outbox import queue_to_customer
+from bot.handoff.hours import DAY_NAMES, DAYS, StaffedHours  # noqa: F401  (re-exported)
 from bot.messages import Choice, OutboundMessage
 from bot.nlu import FALLBACK, Intent
-from bot.delivery.outbox import queue_to_customer
 from bot.store.database import Database
 from bot.store.models import (
-    ORDER_NUMBER_OFFSET, Agent, Cart, CartItem, ChannelIdentity, CsatAnswer, Customer, FaqEntry, HandoffEvent,
-    HandoffTicket, MessageRecord, Order, Product, Variant, as_utc, utcnow,
+    ORDER_NUMBER_OFFSET,
+    Agent,
+    Cart,
+    CartItem,
+    ChannelIdentity,
+    CsatAnswer,
+    Customer,
+    FaqEntry,
+    HandoffEvent,
+    HandoffTicket,
+    MessageRecord,
+    Order,
+    Product,
+    Variant,
+    as_utc,
+    utcnow,
 )
 
 _TICKET = HandoffTicket.__table__

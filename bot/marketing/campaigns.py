@@ -15,12 +15,23 @@ from sqlalchemy import and_, exists, func, or_
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, select
 
-from bot.messages import OutboundMessage, Template
 from bot.delivery.policy import MARKETING, Policy
 from bot.delivery.proactive import Planned, queue, recipients
+from bot.messages import OutboundMessage, Template
 from bot.store.database import among
 from bot.store.models import (
-    Campaign, Cart, CartItem, Customer, Dispatch, MessageRecord, Order, OrderItem, Product, Variant, as_utc, utcnow,
+    Campaign,
+    Cart,
+    CartItem,
+    Customer,
+    Dispatch,
+    MessageRecord,
+    Order,
+    OrderItem,
+    Product,
+    Variant,
+    as_utc,
+    utcnow,
 )
 
 SEGMENT_KEYS = {"channel", "language", "has_open_cart", "bought_category", "last_active_before",

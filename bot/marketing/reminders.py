@@ -8,12 +8,12 @@ from datetime import datetime, timedelta
 from sqlalchemy import exists, func
 from sqlmodel import Session, select
 
-from bot.messages import Choice, OutboundMessage, Template
+from bot.conversation.turn import command
 from bot.delivery.policy import CART_REMINDER, REQUESTED, Policy
 from bot.delivery.proactive import Planned, queue
+from bot.messages import Choice, OutboundMessage, Template
 from bot.store.database import among
 from bot.store.models import Cart, CartItem, Customer, Dispatch, Product, Variant, WaitlistEntry, as_utc
-from bot.conversation.turn import command
 
 # A cart older than its reminder time by more than this is left alone: nobody wants a first
 # reminder for a cart from last month (and the scan stays an index range).

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from apscheduler.jobstores.base import JobLookupError
@@ -17,11 +17,11 @@ from apscheduler.triggers.date import DateTrigger
 from sqlalchemy import update
 from sqlmodel import Session, select
 
+from bot.config import Settings
+from bot.delivery.outbox import Outbox
+from bot.delivery.policy import Policy
 from bot.marketing import campaigns
 from bot.marketing.campaigns import RunContext
-from bot.delivery.outbox import Outbox
-from bot.config import Settings
-from bot.delivery.policy import Policy
 from bot.marketing.reminders import ReminderSettings, notify_restocked, remind_carts
 from bot.store.database import Database, make_engine, stored_secret
 from bot.store.models import Campaign, MessageRecord, as_utc, utcnow
@@ -55,7 +55,7 @@ class ShopScheduler:
             jobstores={"default": SQLAlchemyJobStore(engine=make_engine(proactive.db.url))},
             job_defaults={"coalesce": True, "max_instances": 1,
                           "misfire_grace_time": settings.scheduler_misfire_grace_seconds},
-            timezone=timezone.utc,
+            timezone=UTC,
         )
         self._leader_task: asyncio.Task | None = None
         self._runs: set[asyncio.Task] = set()

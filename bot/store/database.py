@@ -6,8 +6,8 @@ import asyncio
 import itertools
 import json
 import logging
-import queue
 import math
+import queue
 import secrets
 import sqlite3
 import threading

@@ -1,10 +1,11 @@
 """A botbuilder `Storage` on the SQL store, with eTag optimistic concurrency."""
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 from uuid import uuid4
 
 import jsonpickle

@@ -8,9 +8,9 @@ import re
 from sqlmodel import func, select
 
 from bot.messages import Choice, Link, OutboundMessage, ProductCard
-from service.app import DB
 from bot.store.models import MessageRecord
 from channels.messenger import render
+from service.app import DB
 from tests.fakes.phone import MessengerShopper
 from tests.fakes.providers import FakeGraph
 

@@ -51,7 +51,7 @@ async def test_every_page_has_the_security_headers(shop):
 async def test_no_page_breaks_its_policy_in_chromium(shop, browser):
     server, client = shop
     pay = await a_pay_path(client)
-    page = await browser.new_page()
+    page = await browser.new_page(bypass_csp=False)
     await page.add_init_script(CSP_PROBE)
     console: list[str] = []
     page.on("console", lambda m: console.append(m.text) if "Content Security Policy" in m.text else None)
@@ -80,7 +80,7 @@ async def test_no_page_breaks_its_policy_in_chromium(shop, browser):
 
 async def test_a_page_cannot_be_framed(shop, browser):
     server, _ = shop
-    page = await browser.new_page()
+    page = await browser.new_page(bypass_csp=False)
     await page.set_content(f'<iframe id="f" src="{server.make_url("/")}"></iframe>')
     await page.wait_for_timeout(800)
     frame = page.frame_locator("#f")

@@ -8,9 +8,9 @@ import pytest
 from sqlmodel import func, select
 
 from bot.messages import Choice, OutboundMessage, ProductCard
-from service.app import DB
 from bot.store.models import Customer, MessageRecord
 from channels.twilio import render, sms_units, split_text
+from service.app import DB
 from tests.fakes.phone import BASE, TwilioShopper
 from tests.fakes.providers import encode_form, twilio_form
 
@@ -281,3 +281,27 @@ async def test_a_send_whose_answer_was_lost_is_not_sent_again(channel_client, fa
     record = await channel_client.app[DB].run(reply)
     assert record.status == "sent" and record.attempts == 2
     assert record.provider_message_id == sms.mine()[0]["sid"]
+
+
+async def test_signature_headers_are_found_whatever_their_case(channel_client, fake_twilio, fake_graph):
+    """A proxy may lowercase header names: the signature is still found and checked."""
+    from tests.fakes.phone import MessengerShopper, encode_form, twilio_form
+
+    form = twilio_form("whatsapp", "+14155550190", "hi")
+    path = "/webhooks/twilio/whatsapp"
+    for name in ("x-twilio-signature", "X-TWILIO-SIGNATURE"):
+        form["MessageSid"] = "SM" + name.encode().hex()[:32]
+        resp = await channel_client.post(path, data=encode_form(form), headers={
+            "content-type": "application/x-www-form-urlencoded", name: fake_twilio.sign(BASE + path, form)})
+        assert resp.status == 200, await resp.text()
+    bad = await channel_client.post(path, data=encode_form(form), headers={
+        "content-type": "application/x-www-form-urlencoded", "x-twilio-signature": "bm9wZQ=="})
+    assert bad.status == 403
+    shopper = MessengerShopper(channel_client, fake_graph, "7300")
+    body = b'{"object":"page","entry":[]}'
+    resp = await channel_client.post("/webhooks/messenger", data=body, headers={
+        "content-type": "application/json", "x-hub-signature-256": fake_graph.sign(body)})
+    assert resp.status == 200, await resp.text()
+    refused = await channel_client.post("/webhooks/messenger", data=body, headers={
+        "content-type": "application/json", "x-hub-signature-256": "sha256=" + "0" * 64})
+    assert refused.status == 403 and shopper.psid == "7300"

@@ -7,8 +7,8 @@ from uuid import uuid4
 from aiohttp.test_utils import TestClient, TestServer
 from sqlmodel import func, select
 
-from service.app import DB, WEB, create_app
 from bot.store.models import MessageRecord
+from service.app import DB, WEB, create_app
 from tests.fakes.web_shopper import WebShopper
 
 

@@ -11,8 +11,8 @@ import pytest
 from sqlmodel import select
 
 from bot.delivery.estimates import add_business_days, date_text
-from service.app import DB, create_app
 from bot.store.models import Customer, MessageRecord, Order
+from service.app import DB, create_app
 from tests.fakes.web_shopper import WebShopper
 from tests.proactive.test_campaigns import changed
 

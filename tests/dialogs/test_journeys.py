@@ -5,8 +5,8 @@ import re
 
 from sqlmodel import select
 
-from service.app import DB
 from bot.store.models import Variant, WaitlistEntry
+from service.app import DB
 
 
 async def test_stock_in_stock_offers_colours_and_adds_to_cart(shopper):

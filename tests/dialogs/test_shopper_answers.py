@@ -7,8 +7,8 @@ import re
 
 from sqlmodel import select
 
-from service.app import DB
 from bot.store.models import Customer, Variant
+from service.app import DB
 from tests.fakes.phone import TwilioShopper
 from tests.fakes.providers import twilio_form
 

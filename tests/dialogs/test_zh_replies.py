@@ -6,9 +6,9 @@ import re
 
 from sqlmodel import select
 
-from service.app import DB
 from bot.store.models import Customer, WaitlistEntry
 from dialogs.texts import EN, TEXTS, ZH, yes_no_zh
+from service.app import DB
 
 ZH_MENU = ["瀏覽商品", "查看購物車", "追蹤訂單", "運送與退貨資訊"]
 EN_MENU = ["Browse products", "View my cart", "Track an order", "Shipping & returns info"]

@@ -7,9 +7,8 @@ from uuid import uuid4
 
 from sqlmodel import func, or_, select
 
-from service.app import DB
 from bot.store.models import MessageRecord
-
+from service.app import DB
 from tests.fakes.providers import FakeGraph, FakeTwilio, encode_form, messenger_body, twilio_form
 
 BASE = "https://shop.example.com"

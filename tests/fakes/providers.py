@@ -9,9 +9,9 @@ import hmac
 import json
 import re
 import time
-from datetime import datetime, timezone
-from email.utils import format_datetime
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import format_datetime
 from typing import Any
 from urllib.parse import urlencode
 from uuid import uuid4
@@ -119,7 +119,7 @@ class FakeTwilio(FakeProvider):
                   "media": form.getall("MediaUrl", []), "status_callback": form.get("StatusCallback"),
                   "content_sid": form.get("ContentSid"), "content_variables": form.get("ContentVariables"),
                   "failed": True,  # until it is answered: a caller that timed out got nothing
-                  "received": datetime.now(timezone.utc)}
+                  "received": datetime.now(UTC)}
         self.requests.append(record)
         await self._slow(form.get("To"))
         failure = await self._gate()
@@ -127,7 +127,7 @@ class FakeTwilio(FakeProvider):
         if failure is not None:
             return failure
         sid = "SM" + uuid4().hex
-        record["sid"], record["created"] = sid, datetime.now(timezone.utc)
+        record["sid"], record["created"] = sid, datetime.now(UTC)
         if self.lost_answers:
             self.lost_answers -= 1
             await asyncio.sleep(self.lost_answer_delay)
@@ -182,7 +182,7 @@ class FakeGraph(FakeProvider):
     async def send(self, request: web.Request) -> web.Response:
         body = await request.json()
         record = {"query": dict(request.query), "json": body, "version": request.match_info["version"],
-                  "failed": True, "received": datetime.now(timezone.utc)}  # failed until it is answered
+                  "failed": True, "received": datetime.now(UTC)}  # failed until it is answered
         self.requests.append(record)
         await self._slow((body.get("recipient") or {}).get("id"))
         failure = await self._gate()
@@ -195,7 +195,7 @@ class FakeGraph(FakeProvider):
         recipient = body["recipient"]["id"]
         if "sender_action" in body:
             return web.json_response({"recipient_id": recipient})
-        record["mid"], record["created"] = "m_" + uuid4().hex, datetime.now(timezone.utc)
+        record["mid"], record["created"] = "m_" + uuid4().hex, datetime.now(UTC)
         if self.lost_answers:  # taken, in the thread, but answered too late for the caller
             self.lost_answers -= 1
             await asyncio.sleep(self.lost_answer_delay)

@@ -18,9 +18,9 @@ from sqlalchemy import insert
 from sqlmodel import func, select
 
 from bot.marketing import campaigns
-from service.app import DB, create_app
 from bot.store.database import Database
 from bot.store.models import ChannelIdentity, Customer, MessageRecord, utcnow
+from service.app import DB, create_app
 from tests.fakes.providers import FakeTwilio
 from tests.proactive.test_campaigns import AUTH, TOKEN, changed, wait_until
 

@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import update
 
-from bot.marketing import campaigns
 from bot.config import Settings
-from bot.messages import OutboundMessage
 from bot.delivery.outbox import Outbox, queue_to_customer
+from bot.marketing import campaigns
+from bot.messages import OutboundMessage
 from bot.store.database import Database
 from bot.store.models import MessageRecord
 from channels.registry import enabled

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -18,7 +18,7 @@ from bot.delivery.policy import (
     choose_channel,
 )
 
-NOW = datetime(2026, 12, 2, 15, 0, tzinfo=timezone.utc)  # 10:00 in New York: outside quiet hours
+NOW = datetime(2026, 12, 2, 15, 0, tzinfo=UTC)  # 10:00 in New York: outside quiet hours
 INSIDE = NOW - timedelta(hours=2)  # the shopper wrote two hours ago
 OUTSIDE = NOW - timedelta(days=2)
 US, UK = "+14155550100", "+447700900100"
@@ -107,10 +107,10 @@ def test_the_weekly_cap_counts_campaigns_and_cart_reminders_only(policy, purpose
     (ORDER_UPDATE, "messenger", True), (REQUESTED, "web", False), (ORDER_UPDATE, "web", False),
 ])
 def test_quiet_hours_postpone_what_buzzes_a_phone(policy, purpose, channel, postponed):
-    night = datetime(2026, 12, 3, 3, 0, tzinfo=timezone.utc)  # 22:00 in New York
+    night = datetime(2026, 12, 3, 3, 0, tzinfo=UTC)  # 22:00 in New York
     verdict = policy.check(who(channel, consent=True, last=night - timedelta(hours=1)), purpose, False, night)
     assert verdict.send
-    assert verdict.not_before == (datetime(2026, 12, 3, 13, 0, tzinfo=timezone.utc) if postponed else None)
+    assert verdict.not_before == (datetime(2026, 12, 3, 13, 0, tzinfo=UTC) if postponed else None)
 
 
 @pytest.mark.parametrize("purpose, chosen, used, has_web, expected", [

@@ -7,9 +7,9 @@ import re
 import pytest
 from sqlmodel import select
 
-from service.app import DB, create_app
 from bot.store.models import Cart, Customer, MessageRecord, Order, Variant
 from integrations.catalog import StoreCatalog
+from service.app import DB, create_app
 from tests.fakes.phone import TwilioShopper
 from tests.fakes.web_shopper import WebShopper
 from tests.proactive.test_campaigns import AUTH, changed, wait_until

@@ -16,9 +16,9 @@ import pytest
 from sqlmodel import select
 
 from bot.delivery.estimates import add_business_days, date_text
-from service.app import DB, create_app
 from bot.store.models import Dispatch, MessageRecord, Order, utcnow
 from integrations.shipments import parcel
+from service.app import DB, create_app
 from tests.dialogs.test_checkout import add, place_order
 from tests.fakes.phone import MessengerShopper, TwilioShopper
 from tests.fakes.web_shopper import WebShopper

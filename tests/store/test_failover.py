@@ -9,8 +9,8 @@ import time
 import psycopg
 import pytest
 
-from service.marketing_api import SCHEDULER
 from bot.marketing.scheduler import LEADER_KEY
+from service.marketing_api import SCHEDULER
 from tests.conftest import TEST_DATABASE_URL
 from tests.fakes.phone import TwilioShopper
 from tests.fakes.web_shopper import WebShopper

@@ -7,8 +7,8 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from sqlmodel import select
 
-from service.app import DB, create_app
 from bot.store.models import Cart, CartItem, Variant
+from service.app import DB, create_app
 from tests.conftest import TEST_DATABASE_URL
 from tests.fakes.web_shopper import WebShopper
 

@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import create_engine, func, select
 from sqlmodel import Session
 
-from service.app import DB, create_app
 from bot.store.models import MessageRecord
+from service.app import DB, create_app
 from tests.fakes.phone import TwilioShopper, twilio_form
 from tests.proactive.test_campaigns import changed
 
