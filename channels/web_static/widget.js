@@ -142,7 +142,7 @@
     const b = el("button", className, btn.title || btn.value);
     b.type = "button";
     b.addEventListener("click", () => {
-      wrap.querySelectorAll("button.choice, button.card-button").forEach((x) => { x.disabled = true; });
+      wrap.querySelectorAll("button.choice, button.card-button, button.suggestion").forEach((x) => { x.disabled = true; });
       b.classList.add("selected");
       send(String(btn.value ?? btn.title), btn.title || btn.value);
     });
@@ -292,16 +292,44 @@
     continueBar.hidden = seen.size === 0;
   };
 
+  // Arriving through a campaign's link (/?product=SKU): that product is shown first.
+  const productPending = new URLSearchParams(location.search).get("product");
+
   const loadConfig = async () => {
-    if (configLoaded) return;
+    if (configLoaded) return null;
     try {
-      const data = await api("GET", "/api/web/config");
+      const query = productPending ? `?product=${encodeURIComponent(productPending)}` : "";
+      const data = await api("GET", "/api/web/config" + query);
       configLoaded = true;
       renderContinueBar(data.link_channels);
+      return data;
     } catch (err) {
       // 4xx: not offered here, keep the bar hidden; network/5xx: try again on a later poll.
       if (err instanceof ApiError && err.status >= 400 && err.status < 500) configLoaded = true;
+      return null;
     }
+  };
+
+  // The greeting and its suggestions for an empty chat: shown, never stored, gone once answered.
+  const showWelcome = (welcome) => {
+    const wrap = el("div", "msg welcome");
+    wrap.appendChild(el("div", "bubble", welcome.text));
+    const row = el("div", "choices");
+    (welcome.choices || []).forEach((c) => row.appendChild(actionButton(c, "suggestion", wrap)));
+    wrap.appendChild(row);
+    append(wrap);
+  };
+
+  const openWith = (config, arrivedWithLink) => {
+    if (productPending != null) {
+      try {
+        const url = new URL(location.href);
+        url.searchParams.delete("product");
+        history.replaceState(history.state, "", url.pathname + url.search + url.hash);
+      } catch (_) { /* ignore */ }
+      if (config && config.product) { send(config.product.command, config.product.name); return; }
+    }
+    if (config && config.welcome && !arrivedWithLink && rendered.size === 0) showWelcome(config.welcome);
   };
 
   // Arriving through a link (/?link=...): send it as if typed, then drop it from the address bar.
@@ -370,10 +398,12 @@
     polling = true;
     try {
       await ensureToken();
-      loadConfig();            // in parallel with the history
+      const arrivedWithLink = linkPending != null;
+      const config = loadConfig();   // in parallel with the history
       resync = false;
       renderAll(await api("GET", "/api/web/messages?after=0"));
       sendPendingLink();
+      openWith(await config, arrivedWithLink);
     } catch (_) {
       note("Chat is unavailable right now. Retrying…");
     }

@@ -99,3 +99,38 @@ async def test_a_restock_notice_is_in_the_widget_on_the_next_visit(aiohttp_serve
     await page.wait_for_function(
         "[...document.querySelectorAll('.msg.bot')].some(m => m.innerText.includes('Added 1 × Aero Runner'))")
     await context.close()
+
+
+async def test_an_empty_chat_opens_with_a_greeting_and_suggestions(aiohttp_server, settings, recognizer, browser):
+    server = await aiohttp_server(create_app(settings, recognizer))
+    page = await browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    await page.goto(str(server.make_url("/")))
+    welcome = page.locator(".msg.welcome")
+    await welcome.wait_for()
+    suggestions = welcome.locator("button.suggestion")
+    assert await suggestions.count() == 4
+    first = (await suggestions.first.inner_text()).strip()
+    await suggestions.first.click()  # sent like any choice: the shopper's bubble shows its title
+    await page.locator(".msg.bot").first.wait_for()
+    assert first in await page.locator(".msg.user").first.inner_text()
+    # Back later: the chat has history now, so no greeting again.
+    await page.reload()
+    await page.locator(".msg.bot").first.wait_for()
+    await page.wait_for_timeout(500)
+    assert await page.locator(".msg.welcome").count() == 0
+    assert not errors, errors
+
+
+async def test_a_product_link_opens_the_chat_on_that_product(aiohttp_server, settings, recognizer, browser):
+    server = await aiohttp_server(create_app(settings, recognizer))
+    page = await browser.new_page()
+    await page.goto(str(server.make_url("/?product=RUN-AERO")))
+    await page.locator(".msg.bot").first.wait_for()
+    assert "Aero Runner" in await page.locator(".msg.user").first.inner_text()  # the name, not a command
+    assert "/product_search" not in await page.locator("#messages, body").first.inner_text()
+    assert "product=" not in page.url  # a reload does not send it again
+    assert await page.locator(".msg.welcome").count() == 0
+    await page.wait_for_function("document.querySelectorAll('.msg.bot').length > 0")
+    assert "Aero" in await page.locator(".msg.bot").first.inner_text()
