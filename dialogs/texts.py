@@ -499,6 +499,10 @@ TEXTS: dict[str, dict[str, str]] = {
     # --- FAQ
     "faq.topics": {EN: "I can answer questions about these topics:", ZH: "我可以回答以下主題的問題："},
     # --- a shopper over SENDER_RATE_LIMIT (bot/sender_limit.py): their flood runs no turns
+    "turn_failed": {
+        EN: "Sorry, something went wrong on our side. Please try again.",
+        ZH: "抱歉，我們這邊出了點問題。請再試一次。",
+    },
     "rate_limited": {
         EN: "You're sending messages faster than I can read them. Please wait a moment, then send me "
             "your latest message again.",

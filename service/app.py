@@ -154,6 +154,7 @@ def create_app(
         settings.default_timezone,
         SenderLimit.from_settings(settings.sender_rate_limit, settings.sender_rate_window_seconds,
                                   lambda language: text_in(language, "rate_limited")),
+        lambda language: text_in(language, "turn_failed"),
     )
 
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[error_middleware])

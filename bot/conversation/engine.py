@@ -193,6 +193,7 @@ class Engine:
         handoff: HandoffGate | None = None,
         default_timezone: str = "UTC",
         sender_limit: SenderLimit | None = None,
+        sorry: Callable[[str], str] = lambda language: "Sorry, something went wrong on our side. Please try again.",
     ) -> None:
         self.db = db
         self.recognizer = recognizer
@@ -206,6 +207,7 @@ class Engine:
         self._handoff = handoff
         self._zone = default_timezone  # times in link questions, for shoppers whose own zone is unknown
         self._sender_limit = sender_limit
+        self._sorry = sorry  # the apology for a turn that could not finish, in a language
 
     async def receive(self, msg: InboundMessage) -> Received:
         """Store an inbound message and resolve its customer; a provider retry is recognised."""
@@ -419,7 +421,7 @@ class Engine:
                 log.warning("state changed under a turn; retrying", extra={"attempt": attempt + 1})
                 await asyncio.sleep(0.01 * (attempt + 1))
         log.error("turn gave up after repeated state conflicts")
-        sorry = [OutboundMessage(text="Sorry, something went wrong on our side. Please try again.")]
+        sorry = [OutboundMessage(text=self._sorry(language or "en"), language=language or "en")]
         return await self.db.run(lambda s: self._commit(s, received, {}, first + sorry, None, reply_status))
 
     def _hold_back(self, session: Session, received: Received, verdict: Verdict,

@@ -10,6 +10,32 @@
   const input = document.getElementById("chat-input");
   const continueBar = document.getElementById("continue-bar");
 
+  // The widget's own words, in the browser's language (the bot's replies follow the shopper's).
+  const ZH = /^zh/i.test(navigator.language || "");
+  const UI = ZH ? {
+    title: "購物小幫手", status: "Northwind Outfitters · 通常立即回覆", placeholder: "輸入訊息…",
+    send: "傳送", inputLabel: "輸入您的訊息", typing: "小幫手正在輸入", attachment: "開啟附件",
+    sendFailed: "抱歉，訊息沒有送出。請再試一次。", failed: "抱歉，沒有成功。請再試一次。",
+    unavailable: "目前無法使用聊天，正在重試…", session: "無法開始聊天。",
+    continueOn: (name) => `改用 ${name} 繼續`, continueSms: "改用簡訊繼續", continueBar: "在其他應用程式繼續這段對話",
+  } : {
+    title: "Shopping assistant", status: "Northwind Outfitters · usually replies instantly", placeholder: "Type a message…",
+    send: "Send", inputLabel: "Type your message", typing: "Assistant is typing", attachment: "Open attachment",
+    sendFailed: "Sorry, the message could not be sent. Please try again.", failed: "Sorry, that did not work. Please try again.",
+    unavailable: "Chat is unavailable right now. Retrying…", session: "Could not start a chat session.",
+    continueOn: (name) => `Continue on ${name}`, continueSms: "Continue by SMS", continueBar: "Continue this chat in another app",
+  };
+  const setText = (id, text) => { const node = document.getElementById(id); if (node) node.textContent = text; };
+  document.documentElement.lang = ZH ? "zh-TW" : "en";
+  setText("chat-title", UI.title);
+  setText("send", UI.send);
+  input.placeholder = UI.placeholder;
+  const inputLabel = document.querySelector('label[for="chat-input"]');
+  if (inputLabel) inputLabel.textContent = UI.inputLabel;
+  const status = document.querySelector(".chat-status");
+  if (status) status.textContent = UI.status;
+  continueBar.setAttribute("aria-label", UI.continueBar);
+
   let token = null;
   try { token = localStorage.getItem(TOKEN_KEY); } catch (_) { /* storage disabled */ }
   let sessionPromise = null;   // de-duplicates concurrent session creation
@@ -58,7 +84,7 @@
 
   const CHANNEL_NAMES = { whatsapp: "WhatsApp", messenger: "Messenger", sms: "SMS" };
   const channelName = (c) => CHANNEL_NAMES[c] || (String(c).charAt(0).toUpperCase() + String(c).slice(1));
-  const continueLabel = (c) => (c === "sms" ? "Continue by SMS" : `Continue on ${channelName(c)}`);
+  const continueLabel = (c) => (c === "sms" ? UI.continueSms : UI.continueOn(channelName(c)));
 
   // ---------- API ----------
 
@@ -71,7 +97,7 @@
           body: "{}",
         });
         const data = await res.json().catch(() => ({}));
-        if (!res.ok || !data.token) throw new ApiError(res.status, data.error || "Could not start a chat session.");
+        if (!res.ok || !data.token) throw new ApiError(res.status, data.error || UI.session);
         token = data.token;
         resync = true;
         try { localStorage.setItem(TOKEN_KEY, token); } catch (_) { /* ignore */ }
@@ -157,7 +183,7 @@
     if (type.startsWith("image/")) { node = el("img", "media-image"); node.alt = ""; node.loading = "lazy"; }
     else if (type.startsWith("audio/")) { node = el("audio"); node.controls = true; }
     else if (type.startsWith("video/")) { node = el("video"); node.controls = true; }
-    else return link("Open attachment", href);
+    else return link(UI.attachment, href);
     node.src = href;
     return node;
   };
@@ -233,7 +259,7 @@
     let t = list.querySelector(".typing");
     if (on && !t) {
       t = el("div", "typing");
-      t.setAttribute("aria-label", "Assistant is typing");
+      t.setAttribute("aria-label", UI.typing);
       for (let i = 0; i < 3; i++) t.appendChild(el("span", "dot"));
       list.appendChild(t);
       scrollDown();
@@ -269,7 +295,7 @@
         append(row);
       }
     } catch (err) {
-      note(err instanceof ApiError ? err.message : "Sorry, that did not work. Please try again.");
+      note(err instanceof ApiError ? err.message : UI.failed);
     } finally {
       button.disabled = false;
       button.removeAttribute("aria-busy");
@@ -362,7 +388,7 @@
       } catch (err) {
         note(err instanceof ApiError && err.status === 400
           ? err.message
-          : "Sorry, the message could not be sent. Please try again.");
+          : UI.sendFailed);
       } finally {
         sending--;
         if (!sending) setTyping(false);
@@ -405,7 +431,7 @@
       sendPendingLink();
       openWith(await config, arrivedWithLink);
     } catch (_) {
-      note("Chat is unavailable right now. Retrying…");
+      note(UI.unavailable);
     }
     polling = false;
     setTimeout(poll, POLL_MS);

@@ -1,6 +1,8 @@
 """The chat widget in headless Chromium: type, read the answer, tap a choice, see the cart change."""
 from __future__ import annotations
 
+import re
+
 from service.app import create_app
 
 
@@ -134,3 +136,16 @@ async def test_a_product_link_opens_the_chat_on_that_product(aiohttp_server, set
     assert await page.locator(".msg.welcome").count() == 0
     await page.wait_for_function("document.querySelectorAll('.msg.bot').length > 0")
     assert "Aero" in await page.locator(".msg.bot").first.inner_text()
+
+
+async def test_the_widget_speaks_traditional_chinese_to_a_chinese_browser(aiohttp_server, settings, recognizer,
+                                                                         browser):
+    server = await aiohttp_server(create_app(settings, recognizer))
+    page = await browser.new_page(locale="zh-TW")
+    await page.goto(str(server.make_url("/")))
+    await page.locator(".msg.welcome").wait_for()
+    assert await page.get_attribute("html", "lang") == "zh-TW"
+    assert await page.get_attribute("#chat-input", "placeholder") == "輸入訊息…"
+    assert (await page.inner_text("#send")).strip() == "傳送"
+    greeting = await page.locator(".msg.welcome .bubble").inner_text()
+    assert re.search(r"[\u4e00-\u9fff]", greeting), greeting  # the greeting too, from the server
