@@ -165,7 +165,9 @@ async def test_the_command_line_ships_and_the_running_server_sends_the_notice(sh
     await pay(shop, re.search(r"https://shop\.example\.com(/pay/\S+)", out).group(1))
     await wa.replies()
 
-    env = {**os.environ, "DATABASE_URL": channel_settings.database_url, "ADMIN_TOKEN": "", "LOG_LEVEL": "WARNING"}
+    # The same settings as the server's (no quiet hours), or the notice waits for the morning.
+    env = {**os.environ, "DATABASE_URL": channel_settings.database_url, "ADMIN_TOKEN": "", "LOG_LEVEL": "WARNING",
+           "QUIET_HOURS": ""}
 
     def cli(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "app.py", "order", "ship", *args], cwd=ROOT, env=env,
