@@ -55,63 +55,41 @@ def serve(settings: Settings) -> None:
 
 async def scheduler_only(settings: Settings) -> None:
     """Scheduled jobs, campaigns and the outbox without a web server; stops on SIGINT/SIGTERM."""
-    from bot.delivery.dispatchers import DispatcherProcesses, dispatcher_count, make_outbox
-    from bot.marketing.scheduler import ShopScheduler, proactive
-    from bot.store.database import Database
-    from channels.registry import enabled
+    from service.wiring import build
 
-    db = Database(settings.database_url, settings.store_timeout_seconds)
-    db.create_schema()
-    channels = enabled(settings)
-    dispatchers = dispatcher_count(settings, db)
-    outbox = make_outbox(settings, db, channels, dispatchers)
-    extra = DispatcherProcesses(dispatchers - 1)
-    scheduler = ShopScheduler(proactive(settings, db, outbox))
+    services = build(settings, lead=True)
     stop = stop_on_signals()
+    services.scheduler  # noqa: B018  (made before the heap is settled)
     settle_heap()
-    outbox.start()
-    extra.start()
-    await scheduler.start()
-    logging.getLogger("app").info("scheduler running", extra={"dispatchers": dispatchers})
+    await services.start_delivery()
+    logging.getLogger("app").info("scheduler running", extra={"dispatchers": services.dispatchers})
     await stop.wait()
-    await scheduler.stop()
-    await extra.stop()
-    await close_dispatcher(outbox, db)
+    await services.close()
 
 
 async def outbox_only(settings: Settings) -> None:
     """One outbox dispatcher and nothing else (PostgreSQL); stops on SIGINT/SIGTERM, or when the
     scheduler process that started it is gone."""
-    from bot.delivery.dispatchers import make_outbox, watch_parent
-    from bot.store.database import Database
-    from channels.registry import enabled
+    from bot.delivery.dispatchers import watch_parent
+    from service.wiring import build
 
-    db = Database(settings.database_url, settings.store_timeout_seconds)
-    if db.is_sqlite:
+    services = build(settings, lead=False)
+    if services.db.is_sqlite:
         print("python app.py outbox needs PostgreSQL: SQLite serves one process, whose own dispatcher sends",
               file=sys.stderr)
-        db.close()
+        await services.close()
         raise SystemExit(2)
-    db.create_schema()
-    channels = enabled(settings)
-    outbox = make_outbox(settings, db, channels, settings.outbox_workers)
+    # Its share of SEND_RATE_LIMITS is that of one of OUTBOX_WORKERS dispatchers.
+    services.dispatchers = settings.outbox_workers
     stop = stop_on_signals()
     watcher = asyncio.get_running_loop().create_task(watch_parent(stop))
+    services.outbox  # noqa: B018  (made before the heap is settled)
     settle_heap()
-    outbox.start()
-    logging.getLogger("app").info("outbox dispatcher running", extra={"channels": sorted(channels)})
+    services.outbox.start()
+    logging.getLogger("app").info("outbox dispatcher running", extra={"channels": sorted(services.channels)})
     await stop.wait()
     watcher.cancel()
-    await close_dispatcher(outbox, db)
-
-
-async def close_dispatcher(outbox, db) -> None:
-    """Stop the outbox, close its channels and the store, and say how much it sent."""
-    await outbox.stop()
-    for channel in outbox.channels.values():
-        await channel.close()
-    db.close()
-    logging.getLogger("app").info("outbox dispatcher stopped", extra={"sent": outbox.sent})
+    await services.close()
 
 
 def stop_on_signals() -> asyncio.Event:
@@ -130,10 +108,10 @@ async def chat(settings: Settings, address: str) -> None:
     from uuid import uuid4
 
     from bot.messages import InboundMessage, OutboundMessage
-    from service.app import ENGINE, create_app
+    from service.wiring import build
 
-    app = create_app(settings)
-    engine = app[ENGINE]
+    services = build(settings, seed=True)
+    engine = services.engine
     print("Type a message (Ctrl-D to quit). Choices can be answered by number.")
     last_choices: list[str] = []
     loop = asyncio.get_running_loop()
@@ -163,6 +141,7 @@ async def chat(settings: Settings, address: str) -> None:
             for choice in msg.choices:
                 last_choices.append(choice.value)
                 print(f"     {len(last_choices)}. {choice.title}")
+    await services.close()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -194,12 +173,12 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "chat":
         asyncio.run(chat(settings, args.address))
     elif args.command == "seed":
-        from bot.store.database import Database
         from bot.store.seed import seed_demo
+        from service.wiring import build
 
-        db = Database(settings.database_url)
-        db.create_schema()
-        print("seeded" if seed_demo(db) else "store already has a catalog; nothing done")
+        services = build(settings)
+        print("seeded" if seed_demo(services.db) else "store already has a catalog; nothing done")
+        services.db.close()
     elif args.command == "nlu":
         return asyncio.run(nlu_command(settings, args))
     elif args.command == "scheduler":
@@ -217,16 +196,9 @@ def main(argv: list[str] | None = None) -> int:
 
 async def nlu_command(settings: Settings, args: argparse.Namespace) -> int:
     from bot.nlu import evaluate
-    from bot.store.database import Database
-    from bot.store.seed import seed_demo
-    from integrations.faq import StoreFaq
-    from service.app import build_recognizer, teach_shop
+    from service.wiring import build
 
-    db = Database(settings.database_url)
-    db.create_schema()
-    seed_demo(db)
-    recognizer = build_recognizer(settings)
-    teach_shop(recognizer, db, StoreFaq(db))
+    recognizer = build(settings, seed=True).recognizer
     if args.nlu_command == "parse":
         print(json.dumps((await recognizer.recognize(args.text)).to_dict(), ensure_ascii=False))
         return 0

@@ -9,7 +9,21 @@ from typing import Any, ClassVar
 
 import aiohttp
 
-from bot.channel import RawRequest, SendError, load_json
+from bot.channel import (
+    CART_REMINDER,
+    MARKETING,
+    NEVER,
+    ORDER_UPDATE,
+    REFUSED,
+    REQUESTED,
+    TAGGED,
+    Acknowledgement,
+    ChannelProfile,
+    RawRequest,
+    Rule,
+    SendError,
+    load_json,
+)
 from bot.config import Settings
 from bot.messages import ChannelAddress, InboundMessage, Media, OutboundMessage, SendReceipt, StatusUpdate
 
@@ -35,6 +49,21 @@ MESSAGING_TYPE = {"reply": ("RESPONSE", None), "update": ("UPDATE", None),
                   "marketing": ("UPDATE", None),
                   "human_agent": ("MESSAGE_TAG", "HUMAN_AGENT")}
 
+
+PATH = "/webhooks/messenger"
+# Any content inside the 24-hour window; outside it only a tag that fits, and no tag may carry
+# promotions or cart reminders (a restock notice fits none either); POST_PURCHASE_UPDATE fits an
+# order the shopper placed. Recurring notifications (marketing outside the window) were retired
+# on 10 February 2026 (PLATFORMS.md sections 7 and 9).
+PROFILE = ChannelProfile(
+    "messenger", pushable=True, window=timedelta(hours=24), agent_window=timedelta(days=7),
+    aliases=r"messenger|facebook|\bfb\b|臉書",
+    rules={
+        MARKETING: Rule(NEVER, REFUSED),
+        CART_REMINDER: Rule(NEVER, REFUSED),
+        REQUESTED: Rule(NEVER, REFUSED),
+        ORDER_UPDATE: Rule(NEVER, TAGGED, honours_opt_out=False),
+    })
 
 WORDS = {"en": {"links": "Links", "choose": "Choose one:"}, "zh-TW": {"links": "連結", "choose": "請選擇："}}
 
@@ -198,9 +227,19 @@ def _graph_time(value: str) -> datetime:
 
 class MessengerChannel:
     name: ClassVar[str] = "messenger"
+    profile: ClassVar[ChannelProfile] = PROFILE
+    webhook_paths: ClassVar[tuple[str, ...]] = (PATH,)
+    subscription_paths: ClassVar[tuple[str, ...]] = (PATH,)  # Meta's GET check of the callback URL
     numbered_choices: ClassVar[bool] = False
 
+    @classmethod
+    def missing_settings(cls, settings: Settings) -> str | None:
+        if settings.messenger_page_access_token and settings.messenger_app_secret and settings.messenger_verify_token:
+            return None
+        return "MESSENGER_PAGE_ACCESS_TOKEN/MESSENGER_APP_SECRET/MESSENGER_VERIFY_TOKEN"
+
     def __init__(self, settings: Settings) -> None:
+        self._page_name = settings.messenger_page_name
         self._secret = settings.messenger_app_secret.get_secret_value().encode()
         self._token = settings.messenger_page_access_token.get_secret_value()
         self.verify_token = settings.messenger_verify_token.get_secret_value()
@@ -218,7 +257,17 @@ class MessengerChannel:
         expected = hmac.new(self._secret, req.body, hashlib.sha256).hexdigest()
         return hmac.compare_digest(expected.encode(), header.removeprefix("sha256=").encode("utf-8", "replace"))
 
-    def verify_subscription(self, query: dict[str, str]) -> str | None:
+    def acknowledge(self, req: RawRequest) -> Acknowledgement:
+        return Acknowledgement(200, "EVENT_RECEIVED")
+
+    def keyword(self, text: str) -> str | None:
+        return None
+
+    def deep_link(self, token: str, text: str, ref: str) -> str | None:
+        """m.me with a `ref`: Meta sends it back in a referral (an open thread) or with Get Started."""
+        return f"https://m.me/{self._page_name}?ref={ref}" if self._page_name else None
+
+    def subscription(self, query) -> str | None:
         """The challenge to echo when Meta's subscription check carries our verify token."""
         if query.get("hub.mode") == "subscribe" and hmac.compare_digest(
             query.get("hub.verify_token", "").encode(), self.verify_token.encode()

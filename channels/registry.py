@@ -1,31 +1,31 @@
-"""The channels this service speaks: each channel class, and which of them are on (their
-credentials set). Adding a channel is a module in this package and a line here."""
+"""The channels this service speaks, and which of them are on (their credentials set). Adding a
+channel is a module in this package and a line in `CHANNEL_CLASSES`."""
 from __future__ import annotations
 
 import logging
 
-from bot.channel import ChannelAdapter
+from bot.channel import ChannelAdapter, register
 from bot.config import Settings
 from channels.messenger import MessengerChannel
-from channels.twilio import TwilioChannel
+from channels.twilio import SmsChannel, WhatsAppChannel
+from channels.web import WebChannel
 
 log = logging.getLogger(__name__)
 
+# Every channel that needs credentials from the settings, in the order links are offered.
+CHANNEL_CLASSES = (WhatsAppChannel, MessengerChannel, SmsChannel)
+
+register(*(cls.profile for cls in CHANNEL_CLASSES), WebChannel.profile)
+
 
 def enabled(settings: Settings) -> dict[str, ChannelAdapter]:
-    """The channels whose credentials are set; each one left out says so once."""
+    """The provider channels whose credentials are set; each one left out says so once. (The web
+    chat is always on; the service makes it with its session secret.)"""
     channels: dict[str, ChannelAdapter] = {}
-    twilio_ready = settings.twilio_account_sid and settings.twilio_auth_token
-    for name, sender in (("whatsapp", settings.twilio_whatsapp_from), ("sms", settings.twilio_sms_from)):
-        if twilio_ready and sender:
-            channels[name] = TwilioChannel(name, settings)
+    for cls in CHANNEL_CLASSES:
+        missing = cls.missing_settings(settings)
+        if missing is None:
+            channels[cls.name] = cls(settings)
         else:
-            missing = "TWILIO_ACCOUNT_SID/TWILIO_AUTH_TOKEN" if not twilio_ready else f"TWILIO_{name.upper()}_FROM"
-            log.info("channel off: credentials not set", extra={"channel": name, "missing": missing})
-    if settings.messenger_page_access_token and settings.messenger_app_secret and settings.messenger_verify_token:
-        channels["messenger"] = MessengerChannel(settings)
-    else:
-        log.info("channel off: credentials not set", extra={
-            "channel": "messenger",
-            "missing": "MESSENGER_PAGE_ACCESS_TOKEN/MESSENGER_APP_SECRET/MESSENGER_VERIFY_TOKEN"})
+            log.info("channel off: credentials not set", extra={"channel": cls.name, "missing": missing})
     return channels

@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import ClassVar
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl, quote, urlencode
 
 import aiohttp
 from twilio.base.exceptions import TwilioRestException
@@ -18,7 +18,21 @@ from twilio.http.response import Response
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
-from bot.channel import RawRequest, SendError
+from bot.channel import (
+    ALWAYS,
+    CART_REMINDER,
+    MARKETING,
+    NEVER,
+    ORDER_UPDATE,
+    OUTSIDE_WINDOW,
+    REQUESTED,
+    TEMPLATE,
+    Acknowledgement,
+    ChannelProfile,
+    RawRequest,
+    Rule,
+    SendError,
+)
 from bot.config import Settings
 from bot.messages import (
     ChannelAddress,
@@ -46,6 +60,37 @@ GSM7_EXTENDED = set("^{}\\[~]|€\f")
 TRANSIENT_CODES = {20429, 21611, 30001}
 REPLY_WITH_NUMBER = {"en": "Reply with a number.", "zh-TW": "請回覆選項的數字。"}
 OPTED_OUT_CODE = 21610
+STATUS_PATH = "/webhooks/twilio/status"
+TWIML_EMPTY = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
+
+# What each purpose of a message the shop sends first needs (PLATFORMS.md sections 4, 5, 9):
+# - WhatsApp: any free-form message inside the 24-hour window, which is a service conversation;
+#   outside it only an approved template. Business-initiated marketing needs an explicit opt-in,
+#   and marketing templates to US (+1) numbers are blocked since 1 April 2025; Meta files
+#   abandoned-cart reminders as marketing templates, so outside the window a cart reminder needs
+#   the opt-in, a template and a number outside the US. Restock notices and order updates go as
+#   utility templates (they carry no offer).
+# - SMS (US, TCPA): marketing, cart reminders included, needs prior express consent and keeps to
+#   quiet hours; a notice the shopper asked for and order updates are informational. A STOP to our
+#   number blocks every text to it, whatever the purpose.
+WHATSAPP = ChannelProfile(
+    "whatsapp", pushable=True, window=timedelta(hours=24), address_space="phone", address_prefix="whatsapp:",
+    aliases=r"whats\s*app|\bwa\b",
+    rules={
+        MARKETING: Rule(ALWAYS, TEMPLATE, "marketing"),
+        CART_REMINDER: Rule(OUTSIDE_WINDOW, TEMPLATE, "marketing"),
+        REQUESTED: Rule(NEVER, TEMPLATE, "utility"),
+        ORDER_UPDATE: Rule(NEVER, TEMPLATE, "utility", honours_opt_out=False),
+    })
+SMS = ChannelProfile(
+    "sms", pushable=True, address_space="phone", consent_keywords=True,
+    aliases=r"\bsms\b|\btext\b|my phone|\bphone\b|簡訊|手機",
+    rules={
+        MARKETING: Rule(ALWAYS),
+        CART_REMINDER: Rule(ALWAYS),
+        REQUESTED: Rule(NEVER),
+        ORDER_UPDATE: Rule(NEVER, honours_opt_out=False),
+    })
 
 
 def sms_keyword(text: str) -> str | None:
@@ -170,16 +215,25 @@ class TwilioHttpClient(AsyncHttpClient):
 
 
 class TwilioChannel:
-    """WhatsApp or SMS through Twilio; both share the account, validator and HTTP client."""
+    """WhatsApp or SMS through Twilio (`WhatsAppChannel`, `SmsChannel`): one account, validator
+    and HTTP client; the delivery reports of both arrive on one status path."""
 
+    name: ClassVar[str]
+    profile: ClassVar[ChannelProfile]
+    webhook_paths: ClassVar[tuple[str, ...]]
     numbered_choices: ClassVar[bool] = True
 
-    def __init__(self, name: str, settings: Settings) -> None:
-        self.name = name
+    @staticmethod
+    def missing(settings: Settings, sender: str | None, sender_setting: str) -> str | None:
+        if not (settings.twilio_account_sid and settings.twilio_auth_token):
+            return "TWILIO_ACCOUNT_SID/TWILIO_AUTH_TOKEN"
+        return None if sender else sender_setting
+
+    def __init__(self, settings: Settings, sender: str | None) -> None:
         token = settings.twilio_auth_token.get_secret_value()
         self._validator = RequestValidator(token)
-        self._sender = settings.twilio_whatsapp_from if name == "whatsapp" else settings.twilio_sms_from
-        self._status_callback = f"{settings.base_url}/webhooks/twilio/status"
+        self._sender = sender
+        self._status_callback = f"{settings.base_url}{STATUS_PATH}"
         # Each request to Twilio is bounded by SEND_TIMEOUT_SECONDS (`send` and `_already_sent`).
         self._timeout = settings.send_timeout_seconds
         self._credentials = (settings.twilio_account_sid, token)
@@ -201,8 +255,24 @@ class TwilioChannel:
             return False
         return self._validator.validate(req.url, dict(parse_qsl(req.body.decode("utf-8", "replace"), keep_blank_values=True)), signature)
 
+    def acknowledge(self, req: RawRequest) -> Acknowledgement:
+        if req.path == STATUS_PATH:
+            return Acknowledgement(204)
+        return Acknowledgement(200, TWIML_EMPTY, "text/xml")  # we reply through the REST API
+
+    def subscription(self, query) -> str | None:
+        return None
+
+    def keyword(self, text: str) -> str | None:
+        return sms_keyword(text) if self.profile.consent_keywords else None
+
+    def deep_link(self, token: str, text: str, ref: str) -> str | None:
+        return None
+
     def parse(self, req: RawRequest) -> list[InboundMessage | StatusUpdate]:
         """Raises: ValueError for a form that is not a Twilio message for this channel."""
+        if req.path == STATUS_PATH:
+            return [self.parse_status(req)]
         form = dict(parse_qsl(req.body.decode("utf-8"), keep_blank_values=True, strict_parsing=False))
         sid, sender = form.get("MessageSid") or form.get("SmsSid"), form.get("From", "")
         if not sid or not sender:
@@ -288,3 +358,36 @@ class TwilioChannel:
     async def close(self) -> None:
         if self._http is not None:
             await self._http.close()
+
+
+class WhatsAppChannel(TwilioChannel):
+    name: ClassVar[str] = "whatsapp"
+    profile: ClassVar[ChannelProfile] = WHATSAPP
+    webhook_paths: ClassVar[tuple[str, ...]] = ("/webhooks/twilio/whatsapp", STATUS_PATH)
+
+    @classmethod
+    def missing_settings(cls, settings: Settings) -> str | None:
+        return cls.missing(settings, settings.twilio_whatsapp_from, "TWILIO_WHATSAPP_FROM")
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings, settings.twilio_whatsapp_from)
+
+    def deep_link(self, token: str, text: str, ref: str) -> str | None:
+        digits = re.sub(r"\D", "", self._sender or "")
+        return f"https://wa.me/{digits}?text={quote(text)}"
+
+
+class SmsChannel(TwilioChannel):
+    name: ClassVar[str] = "sms"
+    profile: ClassVar[ChannelProfile] = SMS
+    webhook_paths: ClassVar[tuple[str, ...]] = ("/webhooks/twilio/sms", STATUS_PATH)
+
+    @classmethod
+    def missing_settings(cls, settings: Settings) -> str | None:
+        return cls.missing(settings, settings.twilio_sms_from, "TWILIO_SMS_FROM")
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings, settings.twilio_sms_from)
+
+    def deep_link(self, token: str, text: str, ref: str) -> str | None:
+        return f"sms:{self._sender}?&body={quote(text)}"  # "?&" is read by both iOS and Android

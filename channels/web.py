@@ -1,4 +1,5 @@
-"""The web chat channel: signed anonymous sessions and rendering for the widget."""
+"""The web chat channel: signed anonymous sessions and rendering for the widget. The widget
+fetches its messages (service/webchat.py), so there is nothing to send and no webhook."""
 from __future__ import annotations
 
 import base64
@@ -6,21 +7,64 @@ import hashlib
 import hmac
 import secrets
 import time
+from collections.abc import Mapping
+from datetime import datetime
 from typing import Any, ClassVar
 
-from bot.messages import OutboundMessage
+from bot.channel import HOME_CHANNEL, NEVER, ORDER_UPDATE, REQUESTED, Acknowledgement, ChannelProfile, RawRequest, Rule
+from bot.messages import ChannelAddress, InboundMessage, OutboundMessage, SendReceipt, StatusUpdate
 
 SESSION_TTL_SECONDS = 30 * 24 * 3600
+
+# The web chat reaches nobody who left, but a shopper who comes back sees what waits there:
+# notices they asked for and order updates go there, promotions and reminders do not.
+PROFILE = ChannelProfile(
+    HOME_CHANNEL, pushable=False, pulled=True,
+    aliases=r"\bweb\b|website|browser|computer|laptop|網頁|網站|瀏覽器|電腦",
+    rules={
+        REQUESTED: Rule(NEVER, quiet_hours=False),
+        ORDER_UPDATE: Rule(NEVER, honours_opt_out=False, quiet_hours=False),
+    })
 
 
 class WebChannel:
     """Sessions are `id.issued.signature` tokens (HMAC-SHA256), so the server keeps no session table."""
 
-    name: ClassVar[str] = "web"
+    name: ClassVar[str] = HOME_CHANNEL
+    profile: ClassVar[ChannelProfile] = PROFILE
+    webhook_paths: ClassVar[tuple[str, ...]] = ()
+    numbered_choices: ClassVar[bool] = False
 
-    def __init__(self, secret: bytes, ttl_seconds: int = SESSION_TTL_SECONDS) -> None:
+    def __init__(self, secret: bytes, base_url: str = "", ttl_seconds: int = SESSION_TTL_SECONDS) -> None:
         self._secret = secret
+        self._base_url = base_url
         self._ttl = ttl_seconds
+
+    def deep_link(self, token: str, text: str, ref: str) -> str | None:
+        return f"{self._base_url}/?link={token}"  # the widget sends it as if typed
+
+    # No webhook and nothing to send: the widget posts and polls through the web chat's own API.
+    def verify(self, req: RawRequest) -> bool:
+        return False
+
+    def parse(self, req: RawRequest) -> list[InboundMessage | StatusUpdate]:
+        return []
+
+    def acknowledge(self, req: RawRequest) -> Acknowledgement:
+        return Acknowledgement(204)
+
+    def subscription(self, query: Mapping[str, str]) -> str | None:
+        return None
+
+    def keyword(self, text: str) -> str | None:
+        return None
+
+    async def send(self, to: ChannelAddress, msg: OutboundMessage, resume_from: int = 0,
+                   in_doubt: datetime | None = None) -> SendReceipt:
+        return SendReceipt(None, "pending")  # it waits in the transcript for the widget
+
+    async def close(self) -> None:
+        return None
 
     def _sign(self, payload: str) -> str:
         digest = hmac.new(self._secret, payload.encode(), hashlib.sha256).digest()
@@ -35,7 +79,7 @@ class WebChannel:
         payload = f"{session_id}.{int(now if now is not None else time.time())}"
         return f"{payload}.{self._sign(payload)}"
 
-    def verify(self, token: str | None, now: float | None = None) -> str | None:
+    def session_of(self, token: str | None, now: float | None = None) -> str | None:
         """The session id of a valid, unexpired token, else None."""
         if not token or len(token) > 200 or token.count(".") != 2:
             return None

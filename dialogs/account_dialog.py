@@ -1,30 +1,21 @@
 """The shopper's account: continue on another channel, see what we keep, be forgotten."""
 from __future__ import annotations
 
-import re
-
 from botbuilder.dialogs import ComponentDialog, DialogTurnResult, WaterfallDialog, WaterfallStepContext
 from botbuilder.dialogs.prompts import PromptOptions
 
+from bot.channel import named_in
 from bot.conversation.turn import command
 from bot.messages import Choice, link, reply
 from dialogs.shop import ShopServices, choice_prompt, confirm_prompt, prompt_choices
 from dialogs.texts import TEXTS, text
 
 NAMES = {"whatsapp": "WhatsApp", "messenger": "Messenger", "sms": "SMS", "web": "Web chat"}
-MENTIONS = [
-    ("whatsapp", r"whats\s*app|\bwa\b"),
-    ("messenger", r"messenger|facebook|\bfb\b|臉書"),
-    ("sms", r"\bsms\b|\btext\b|my phone|\bphone\b|簡訊|手機"),
-    ("web", r"\bweb\b|website|browser|computer|laptop|網頁|網站|瀏覽器|電腦"),
-]
 
 
 def mentioned_channel(text: str, available: list[str]) -> str | None:
-    for channel, pattern in MENTIONS:
-        if channel in available and re.search(pattern, text, re.I):
-            return channel
-    return None
+    """The channel the shopper's words name, among those they can continue on."""
+    return named_in(text, available)
 
 
 def channel_name(context, channel: str) -> str:

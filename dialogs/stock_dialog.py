@@ -5,6 +5,7 @@ from __future__ import annotations
 from botbuilder.dialogs import ComponentDialog, DialogTurnResult, WaterfallDialog, WaterfallStepContext
 from botbuilder.dialogs.prompts import PromptOptions
 
+from bot.channel import pushable
 from bot.conversation.turn import command
 from bot.messages import Choice, reply
 from dialogs.account_dialog import channel_name
@@ -172,9 +173,9 @@ class StockDialog(ComponentDialog):
         the web chat is offered a phone channel instead (the continue-on-another-channel link)."""
         ctx = step.context
         where = await self.shop.accounts.notice_channel(customer_id)
-        if where not in (None, "web"):
+        if where is not None and where in pushable():
             return reply(text(ctx, "stock.waitlist_done_on", channel=channel_name(ctx, where)))
-        phones = [c for c in self.shop.accounts.channels() if c != "web"]
+        phones = [c for c in self.shop.accounts.channels() if c in pushable()]
         if not phones:
             return reply(text(ctx, "stock.waitlist_done_web"))
         return reply(

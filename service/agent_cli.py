@@ -7,7 +7,7 @@ import sys
 
 from bot.config import Settings
 from bot.handoff.service import Handoffs, agent_problem
-from bot.store.database import Database
+from service.wiring import build
 
 
 def add_parser(sub) -> None:
@@ -26,9 +26,8 @@ def _words(value: str) -> list[str]:
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
-    db = Database(settings.database_url)
+    db = build(settings).db
     try:
-        db.create_schema()
         if args.agent_command == "list":
             print(json.dumps(db.transaction(Handoffs.agents), indent=2, ensure_ascii=False))
             return 0

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -12,17 +11,16 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.channel import load_json
 from bot.config import Settings
 from bot.handoff.service import Actor, HandoffError, Handoffs, agent_problem
-from service.auth import bearer, is_admin
+from service.auth import is_admin
+from service.http import bearer, http_error, read_object
 
 log = logging.getLogger(__name__)
 
 HANDOFFS = web.AppKey("handoffs", Handoffs)
 HANDOFF_SETTINGS = web.AppKey("handoff_settings", Settings)
 PAGE = Path(__file__).resolve().parent.parent / "channels" / "web_static" / "agents.html"
-BODY_BYTES = 64 * 1024
 ACTIONS = {"claim": set(), "reply": {"text"}, "note": {"text"}, "transfer": {"agent_id", "topic"}, "resolve": set()}
 STATUSES = {"open", "queued", "assigned", "resolved", "mine"}
 
@@ -40,12 +38,6 @@ def add_routes(app: web.Application, handoffs: Handoffs, settings: Settings) -> 
     app.cleanup_ctx.append(_sweeper)
 
 
-def _error(status: int, message: str, **headers: str) -> web.HTTPException:
-    cls = {400: web.HTTPBadRequest, 401: web.HTTPUnauthorized, 403: web.HTTPForbidden, 404: web.HTTPNotFound,
-           409: web.HTTPConflict}[status]
-    return cls(text=json.dumps({"error": message}), content_type="application/json", headers=headers or None)
-
-
 async def actor(request: web.Request, admin_only: bool = False) -> Actor:
     """Who is calling: the admin (`ADMIN_TOKEN`) or an agent (their own token).
 
@@ -59,33 +51,11 @@ async def actor(request: web.Request, admin_only: bool = False) -> Actor:
     found = await handoffs.db.run(lambda s: handoffs.authenticate(s, token)) if token else None
     if found is not None:
         if admin_only:
-            raise _error(403, "this needs the admin token")
+            raise http_error(403, "this needs the admin token")
         return found
     if not settings.admin_token:
-        raise _error(403, "the agent console is off: ADMIN_TOKEN is not set and the token is no agent's")
-    raise _error(401, "missing or invalid bearer token", **{"WWW-Authenticate": "Bearer"})
-
-
-async def _body(request: web.Request, allowed: set[str]) -> dict[str, Any]:
-    if not request.can_read_body:
-        return {}
-    if (request.content_length or 0) > BODY_BYTES:
-        raise web.HTTPRequestEntityTooLarge(BODY_BYTES, request.content_length)
-    raw = await request.read()
-    if len(raw) > BODY_BYTES:
-        raise web.HTTPRequestEntityTooLarge(BODY_BYTES, len(raw))
-    if not raw.strip():
-        return {}
-    try:
-        body = load_json(raw)
-    except ValueError:
-        raise _error(400, "body must be JSON")
-    if not isinstance(body, dict):
-        raise _error(400, "body must be a JSON object")
-    unknown = set(body) - allowed
-    if unknown:
-        raise _error(400, f"unknown field(s): {', '.join(sorted(unknown))}")
-    return body
+        raise http_error(403, "the agent console is off: ADMIN_TOKEN is not set and the token is no agent's")
+    raise http_error(401, "missing or invalid bearer token", **{"WWW-Authenticate": "Bearer"})
 
 
 async def _run(request: web.Request, fn: Callable[[Any], Any]) -> Any:
@@ -93,7 +63,7 @@ async def _run(request: web.Request, fn: Callable[[Any], Any]) -> Any:
     try:
         return await request.app[HANDOFFS].db.run(fn)
     except HandoffError as exc:
-        raise _error(exc.status, exc.message)
+        raise http_error(exc.status, exc.message)
 
 
 async def page(request: web.Request) -> web.FileResponse:
@@ -113,11 +83,11 @@ async def whoami(request: web.Request) -> web.Response:
 async def update_me(request: web.Request) -> web.Response:
     """An agent says whether they take new tickets: `{"available": true}`."""
     who = await actor(request)
-    body = await _body(request, {"available"})
+    body = await read_object(request, empty_ok=True, allowed={"available"})
     if who.is_admin:
-        raise _error(400, "the admin is not an agent and is never routed tickets")
+        raise http_error(400, "the admin is not an agent and is never routed tickets")
     if not isinstance(body.get("available"), bool):
-        raise _error(400, "available must be true or false")
+        raise http_error(400, "available must be true or false")
     handoffs = request.app[HANDOFFS]
 
     def run(session):
@@ -138,12 +108,12 @@ async def list_agents(request: web.Request) -> web.Response:
 async def create_agent(request: web.Request) -> web.Response:
     """`{"name", "languages"?, "topics"?, "capacity"?}` -> the agent and their token (shown once)."""
     await actor(request, admin_only=True)
-    body = await _body(request, {"name", "languages", "topics", "capacity"})
+    body = await read_object(request, empty_ok=True, allowed={"name", "languages", "topics", "capacity"})
     name, capacity = body.get("name"), body.get("capacity", 3)
     languages, topics = body.get("languages", []), body.get("topics", [])
     problem = agent_problem(name, languages, topics, capacity)
     if problem:
-        raise _error(400, problem)
+        raise http_error(400, problem)
     handoffs = request.app[HANDOFFS]
     agent, token = await handoffs.db.run(
         lambda s: handoffs.create_agent(s, name.strip(), languages, topics, capacity))
@@ -155,7 +125,7 @@ async def list_tickets(request: web.Request) -> web.Response:
     who = await actor(request)
     status = request.query.get("status", "open")
     if status not in STATUSES:
-        raise _error(400, f"status must be one of: {', '.join(sorted(STATUSES))}")
+        raise http_error(400, f"status must be one of: {', '.join(sorted(STATUSES))}")
     handoffs = request.app[HANDOFFS]
     tickets = await handoffs.db.run(lambda s: handoffs.listing(s, status, who))
     return web.json_response({"tickets": tickets})
@@ -166,7 +136,7 @@ async def get_ticket(request: web.Request) -> web.Response:
     try:
         after = int(request.query.get("after", "0"))
     except ValueError:
-        raise _error(400, "after must be a message id")
+        raise http_error(400, "after must be a message id")
     ticket_id = int(request.match_info["ticket"])
     handoffs = request.app[HANDOFFS]
     return web.json_response(await _run(request, lambda s: handoffs.detail(s, ticket_id, after)))
@@ -176,7 +146,7 @@ async def act(request: web.Request) -> web.Response:
     """claim, reply `{"text"}`, note `{"text"}`, transfer `{"agent_id"?: int|null, "topic"?}`, resolve."""
     who = await actor(request)
     action, ticket_id = request.match_info["action"], int(request.match_info["ticket"])
-    body = await _body(request, ACTIONS[action])
+    body = await read_object(request, empty_ok=True, allowed=ACTIONS[action])
     handoffs = request.app[HANDOFFS]
     operations: dict[str, Callable[[Any], Any]] = {
         "claim": lambda s: handoffs.claim(s, ticket_id, who),
@@ -195,14 +165,14 @@ async def act(request: web.Request) -> web.Response:
 def _agent_id(body: dict[str, Any]) -> int | None:
     value = body.get("agent_id")
     if value is not None and type(value) is not int:
-        raise _error(400, "agent_id must be an agent's id, or null for the queue")
+        raise http_error(400, "agent_id must be an agent's id, or null for the queue")
     return value
 
 
 def _topic(body: dict[str, Any]) -> str | None:
     value = body.get("topic")
     if value is not None and (not isinstance(value, str) or not 0 < len(value) <= 40):
-        raise _error(400, "topic must be a short string")
+        raise http_error(400, "topic must be a short string")
     return value
 
 

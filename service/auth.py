@@ -2,16 +2,11 @@
 from __future__ import annotations
 
 import hmac
-import json
 
 from aiohttp import web
 
 from bot.config import Settings
-
-
-def bearer(request: web.Request) -> str | None:
-    header = request.headers.get("Authorization", "")
-    return header.removeprefix("Bearer ").strip() or None if header.startswith("Bearer ") else None
+from service.http import bearer, http_error
 
 
 def is_admin(settings: Settings, token: str | None) -> bool:
@@ -23,9 +18,6 @@ def is_admin(settings: Settings, token: str | None) -> bool:
 def require_admin(settings: Settings, request: web.Request) -> None:
     """Raises 401 (no or wrong token) or 403 (admin APIs are off: no `ADMIN_TOKEN` set)."""
     if not settings.admin_token:
-        raise web.HTTPForbidden(text=json.dumps({"error": "admin APIs are off: ADMIN_TOKEN is not set"}),
-                                content_type="application/json")
+        raise http_error(403, "admin APIs are off: ADMIN_TOKEN is not set")
     if not is_admin(settings, bearer(request)):
-        raise web.HTTPUnauthorized(text=json.dumps({"error": "missing or invalid bearer token"}),
-                                   content_type="application/json",
-                                   headers={"WWW-Authenticate": "Bearer"})
+        raise http_error(401, "missing or invalid bearer token", **{"WWW-Authenticate": "Bearer"})

@@ -11,7 +11,6 @@ from pathlib import Path
 from sqlmodel import select
 
 from bot.config import Settings
-from bot.delivery.outbox import Outbox
 from bot.marketing import campaigns
 from bot.marketing.campaigns import CampaignError
 from bot.marketing.scheduler import ShopScheduler
@@ -38,11 +37,11 @@ def add_parser(sub) -> None:
 
 
 async def run(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.marketing.scheduler import proactive
+    from service.wiring import build
 
-    db = Database(settings.database_url)
-    db.create_schema()
-    scheduler = ShopScheduler(proactive(settings, db, Outbox(db, {})), lead=False)
+    # Campaign runs are the leading scheduler's; this one only writes and reads their jobs.
+    services = build(settings, lead=False, channels={})
+    db, scheduler = services.db, services.scheduler
     await scheduler.start()
     try:
         return await _run(settings, db, scheduler, args)
@@ -53,8 +52,7 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
         print(f"error: no campaign {args.id}", file=sys.stderr)
         return 2
     finally:
-        await scheduler.stop()
-        db.close()
+        await services.close()
 
 
 async def _run(settings: Settings, db: Database, scheduler: ShopScheduler, args: argparse.Namespace) -> int:

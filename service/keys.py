@@ -16,7 +16,9 @@ from channels.web import WebChannel
 from integrations.catalog import StoreCatalog
 from integrations.orders import StoreOrders
 from integrations.payments import SandboxPayments
+from service.wiring import Services
 
+SERVICES = web.AppKey("services", Services)
 SETTINGS = web.AppKey("settings", Settings)
 DB = web.AppKey("db", Database)
 ENGINE = web.AppKey("engine", Engine)

@@ -3,7 +3,6 @@ metrics; the click redirect of campaign links; the marketer page under /admin/."
 from __future__ import annotations
 
 import hmac
-import json
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,6 @@ from aiohttp import web
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from bot.channel import load_json
 from bot.config import Settings
 from bot.marketing import campaigns
 from bot.marketing.campaigns import CampaignError
@@ -24,6 +22,7 @@ from bot.store.models import Campaign, Dispatch, MessageRecord, Variant, as_utc,
 from integrations.orders import checkout_rules
 from integrations.shipments import ShipmentError, ship_order
 from service.auth import require_admin
+from service.http import http_error, json_error, read_json
 from service.keys import DB, SCHEDULER, SETTINGS
 
 ADMIN_PAGE = Path(__file__).resolve().parent.parent / "channels" / "web_static" / "admin" / "index.html"
@@ -56,23 +55,11 @@ def _deps(request: web.Request) -> tuple[Settings, Database, ShopScheduler]:
     return settings, request.app[DB], request.app[SCHEDULER]
 
 
-def _error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
-
-
-async def _json(request: web.Request) -> Any:
-    try:
-        return load_json(await request.read())
-    except ValueError:
-        raise web.HTTPBadRequest(text=json.dumps({"error": "the body must be JSON"}),
-                                 content_type="application/json") from None
-
-
 def _id(request: web.Request) -> int:
     try:
         return int(request.match_info["id"])
     except ValueError:
-        raise web.HTTPNotFound(text=json.dumps({"error": "no such campaign"}), content_type="application/json") from None
+        raise http_error(404, "no such campaign") from None
 
 
 def _conversion_window(settings: Settings) -> timedelta:
@@ -96,9 +83,9 @@ async def list_campaigns(request: web.Request) -> web.Response:
 async def create_campaign(request: web.Request) -> web.Response:
     _, db, _ = _deps(request)
     try:
-        spec = campaigns.parse_spec(await _json(request))
+        spec = campaigns.parse_spec(await read_json(request))
     except CampaignError as exc:
-        return _error(400, str(exc))
+        return json_error(400, str(exc))
     campaign = await db.run(lambda s: campaigns.create(s, spec))
     return web.json_response(campaigns.view(campaign), status=201)
 
@@ -107,9 +94,9 @@ async def preview_draft(request: web.Request) -> web.Response:
     """Audience size and a rendered sample of a campaign not saved yet."""
     _, db, _ = _deps(request)
     try:
-        spec = campaigns.parse_spec(await _json(request))
+        spec = campaigns.parse_spec(await read_json(request))
     except CampaignError as exc:
-        return _error(400, str(exc))
+        return json_error(400, str(exc))
     draft = Campaign(name=spec.name, segment=spec.segment, messages=spec.messages, templates=spec.templates)
     policy = request.app[SCHEDULER].p.policy
     return web.json_response(await db.run(lambda s: campaigns.preview(s, draft, policy, utcnow(), 3)))
@@ -127,7 +114,7 @@ async def get_campaign(request: web.Request) -> web.Response:
 
     item = await db.run(load)
     if item is None:
-        return _error(404, "no such campaign")
+        return json_error(404, "no such campaign")
     item["next_run_at"] = _iso(scheduler.next_run(campaign_id))
     return web.json_response(item)
 
@@ -142,20 +129,20 @@ async def preview_campaign(request: web.Request) -> web.Response:
         return None if campaign is None else campaigns.preview(session, campaign, policy, utcnow(), 3)
 
     result = await db.run(load)
-    return web.json_response(result) if result is not None else _error(404, "no such campaign")
+    return web.json_response(result) if result is not None else json_error(404, "no such campaign")
 
 
 async def schedule_campaign(request: web.Request) -> web.Response:
     """Body (optional): {"send_at": ISO time} or {"cron": "0 10 * * MON"}; neither = now."""
     _, db, scheduler = _deps(request)
     campaign_id = _id(request)
-    body = await _json(request) if request.can_read_body else {}
+    body = await read_json(request) if request.can_read_body else {}
     if not isinstance(body, dict) or set(body) - {"send_at", "cron"}:
-        return _error(400, "give send_at or cron, or nothing to send now")
+        return json_error(400, "give send_at or cron, or nothing to send now")
     try:
         send_at, cron = campaigns.parse_when(body.get("send_at"), body.get("cron"))
     except CampaignError as exc:
-        return _error(400, str(exc))
+        return json_error(400, str(exc))
     return await change(db, scheduler, campaign_id, "schedule", send_at, cron)
 
 
@@ -180,9 +167,9 @@ async def change(db: Database, scheduler: ShopScheduler, campaign_id: int, actio
     try:
         view = await apply_change(db, scheduler, campaign_id, action, send_at, cron)
     except LookupError:
-        return _error(404, "no such campaign")
+        return json_error(404, "no such campaign")
     except CampaignError as exc:
-        return _error(409, str(exc))
+        return json_error(409, str(exc))
     return web.json_response(view)
 
 
@@ -236,10 +223,10 @@ async def set_stock(request: web.Request) -> web.Response:
     """{"stock": N}: the stock of one variant; going from 0 to more tells its waitlist."""
     settings, db, scheduler = _deps(request)
     sku = request.match_info["sku"]
-    body = await _json(request)
+    body = await read_json(request)
     stock = body.get("stock") if isinstance(body, dict) else None
     if type(stock) is not int or not 0 <= stock <= MAX_STOCK:
-        return _error(400, f"stock must be a whole number from 0 to {MAX_STOCK}")
+        return json_error(400, f"stock must be a whole number from 0 to {MAX_STOCK}")
 
     def update(session: Session):
         variant = session.get(Variant, sku, with_for_update=not db.is_sqlite)
@@ -254,7 +241,7 @@ async def set_stock(request: web.Request) -> web.Response:
 
     result = await db.run(update)
     if result is None:
-        return _error(404, "no such variant")
+        return json_error(404, "no such variant")
     scheduler.p.run_context.on_batch()
     return web.json_response(result)
 
@@ -264,16 +251,16 @@ async def record_shipment(request: web.Request) -> web.Response:
     settings, db, scheduler = _deps(request)
     raw = request.match_info["number"].removeprefix("#")
     if not raw.isdecimal() or not 0 < int(raw) <= MAX_ORDER_NUMBER:
-        return _error(404, f"no order #{raw}")
-    body = await _json(request)
+        return json_error(404, f"no order #{raw}")
+    body = await read_json(request)
     if not isinstance(body, dict) or set(body) != {"carrier", "tracking_number"}:
-        return _error(400, 'the body must be {"carrier": ..., "tracking_number": ...} and nothing else')
+        return json_error(400, 'the body must be {"carrier": ..., "tracking_number": ...} and nothing else')
     try:
         result = await ship_order(db, scheduler.p.policy, checkout_rules(settings).estimate, int(raw),
                                   body["carrier"], body["tracking_number"], utcnow(),
                                   settings.whatsapp_shipping_template_sid)
     except ShipmentError as exc:
-        return _error(exc.status, exc.message)
+        return json_error(exc.status, exc.message)
     scheduler.p.run_context.on_batch()  # wake the outbox
     return web.json_response(result)
 

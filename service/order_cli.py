@@ -7,11 +7,10 @@ import json
 import sys
 
 from bot.config import Settings
-from bot.delivery.policy import Policy
-from bot.store.database import Database
 from bot.store.models import utcnow
 from integrations.orders import checkout_rules
 from integrations.shipments import ShipmentError, ship_order
+from service.wiring import build
 
 
 def add_parser(sub) -> None:
@@ -28,15 +27,14 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
     if not raw.isdecimal():
         print(f"error: {args.number!r} is not an order number", file=sys.stderr)
         return 2
-    db = Database(settings.database_url)
-    db.create_schema()
+    services = build(settings)
     try:
-        result = await ship_order(db, Policy(settings), checkout_rules(settings).estimate, int(raw), args.carrier,
-                                  args.tracking, utcnow(), settings.whatsapp_shipping_template_sid)
+        result = await ship_order(services.db, services.policy, checkout_rules(settings).estimate, int(raw),
+                                  args.carrier, args.tracking, utcnow(), settings.whatsapp_shipping_template_sid)
     except ShipmentError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 2
     finally:
-        db.close()
+        await services.close()
     print(json.dumps(result))
     return 0

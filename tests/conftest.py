@@ -10,6 +10,7 @@ from playwright.async_api import async_playwright
 from sqlalchemy import text
 from sqlmodel import SQLModel
 
+import channels.registry  # noqa: F401  (the channels make themselves known to the core)
 from bot.config import Settings
 from bot.nlu import Recognizer
 from bot.store.database import Database

@@ -4,16 +4,10 @@ from __future__ import annotations
 from sqlalchemy import bindparam, update
 from sqlmodel import Session, select
 
+from bot.channel import identity_key
 from bot.store.models import ChannelIdentity, Customer, utcnow
 
-# WhatsApp and SMS reach the same phone: one E.164 number is one shopper on both.
-ADDRESS_SPACE = {"whatsapp": "phone", "sms": "phone"}
-
-
-def identity_key(channel: str, address: str) -> tuple[str, str]:
-    if channel in ADDRESS_SPACE:
-        return ADDRESS_SPACE[channel], address.removeprefix("whatsapp:")
-    return channel, address
+__all__ = ["StoreProfiles", "identity_key", "resolve", "resolve_id", "set_consent", "set_language"]
 
 
 _IDENTITY = ChannelIdentity.__table__

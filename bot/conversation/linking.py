@@ -5,16 +5,17 @@ from __future__ import annotations
 import math
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 import jsonpickle
 from sqlalchemy import delete, or_, update
 from sqlmodel import Session, func, select
 
+from bot.channel import HOME_CHANNEL
 from bot.delivery.policy import REQUESTED
 from bot.delivery.proactive import notice_channel
 from bot.messages import Choice, OutboundMessage
@@ -57,31 +58,23 @@ NO_WORDS = frozenset({"no", "n", "nope", "cancel", "否", "不", "不是", "不�
 _ANSWER_STRIP = " .!?。！？～~，,"
 
 
-@dataclass(frozen=True)
-class LinkTargets:
-    """Where a shopper can continue, and how to build the one-tap link for each."""
+# A channel's one-tap link: (token, text to send, ref to carry) -> the link, or None.
+DeepLink = Callable[[str, str, str], str | None]
 
-    base_url: str
-    whatsapp_from: str | None = None
-    sms_from: str | None = None
-    messenger_page: str | None = None
+
+class LinkTargets:
+    """Where a shopper can continue: the channels that can build a one-tap link (each builds its
+    own: `ChannelAdapter.deep_link`), in the order they are offered."""
+
+    def __init__(self, links: dict[str, DeepLink]) -> None:
+        self._links = {name: link for name, link in links.items() if link("", "", "") is not None}
 
     def available(self) -> list[str]:
-        return [c for c, ok in (("whatsapp", self.whatsapp_from), ("messenger", self.messenger_page),
-                                ("sms", self.sms_from), ("web", True)) if ok]
+        return list(self._links)
 
     def url(self, channel: str, token: str) -> str | None:
-        text = f"Hi! Link code: {token}"
-        if channel == "whatsapp" and self.whatsapp_from:
-            digits = re.sub(r"\D", "", self.whatsapp_from)
-            return f"https://wa.me/{digits}?text={quote(text)}"
-        if channel == "sms" and self.sms_from:
-            return f"sms:{self.sms_from}?&body={quote(text)}"  # "?&" is read by both iOS and Android
-        if channel == "messenger" and self.messenger_page:
-            return f"https://m.me/{self.messenger_page}?ref={REF_PREFIX}{token}"
-        if channel == "web":
-            return f"{self.base_url}/?link={token}"
-        return None
+        link = self._links.get(channel)
+        return link(token, f"Hi! Link code: {token}", f"{REF_PREFIX}{token}") if link else None
 
 
 @dataclass(frozen=True)
@@ -202,7 +195,7 @@ def _refusal(link: LinkToken | None, kind: str, channel: str, address: str, now:
     """Why this token or code cannot be claimed from this chat, or None when it can."""
     # A code only works on the channel it was made for (never on the web chat, where a new
     # session costs nothing), so it cannot be guessed from a stream of fresh sessions.
-    if link is None or (kind == "code" and (channel == "web" or link.target_channel != channel)):
+    if link is None or (kind == "code" and (channel == HOME_CHANNEL or link.target_channel != channel)):
         return "invalid"
     if link.used_at is not None:
         return "used"

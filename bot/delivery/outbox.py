@@ -14,7 +14,7 @@ from sqlalchemy import Row, bindparam, case, or_, update
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, select
 
-from bot.channel import ChannelAdapter, SendError
+from bot.channel import HOME_CHANNEL, ChannelAdapter, SendError
 from bot.messages import ChannelAddress, OutboundMessage, StatusUpdate
 from bot.store.database import Database, among, one_of
 from bot.store.models import Customer, MessageRecord, as_utc, utcnow
@@ -84,7 +84,7 @@ class Outbox:
         self.lanes = {
             name: Lane(self, name, batch if name not in rates else max(1, min(batch, int(rates[name] * lease_seconds / 4))),
                        Pacer(rates[name]) if name in rates else None)
-            for name in channels
+            for name, channel in channels.items() if not channel.profile.pulled  # the widget fetches its own
         }
         # What is due on one channel, oldest first (prepared once: the lanes poll it).
         # A message waits while another one to the same address is being sent (by this
@@ -466,6 +466,24 @@ def customer_address(session: Session, customer_id: str, channel: str) -> str | 
     ).first()
 
 
+def mark_fetched(session: Session, ids: list[int]) -> None:
+    """Messages a shopper's client fetched (the web chat's) are delivered."""
+    for row in session.exec(select(MessageRecord).where(MessageRecord.id.in_(ids))).all():
+        if row.status == "pending":
+            row.status = "delivered"
+
+
+def conversation_channel(customer: Customer | None) -> str:
+    """Where the shopper's conversation is going on: the channel they wrote on last."""
+    return (customer.last_channel if customer else None) or HOME_CHANNEL
+
+
+def update_channel(customer: Customer | None) -> str:
+    """Where the shop's own messages go: the shopper's chosen channel for updates, else the one
+    they wrote on last, else the web chat (where it waits for their return)."""
+    return (customer.preferred_channel if customer else None) or conversation_channel(customer)
+
+
 def queue_to_customer(session: Session, customer_id: str, key: str, message: OutboundMessage,
                       channel: str | None = None) -> MessageRecord | None:
     """A message the shop sends on its own, at most once per `key`: on `channel`, or else on the
@@ -473,7 +491,7 @@ def queue_to_customer(session: Session, customer_id: str, key: str, message: Out
     if session.exec(select(MessageRecord.id).where(MessageRecord.idempotency_key == key)).first():
         return None
     customer = session.get(Customer, customer_id)
-    channel = channel or (customer.preferred_channel or customer.last_channel if customer else None) or "web"
+    channel = channel or update_channel(customer)
     if customer is not None:
         message = replace(message, language=customer.language)
     row = MessageRecord(

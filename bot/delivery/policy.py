@@ -3,107 +3,95 @@ channel (consent, the platform's window and template rules), the frequency cap a
 in the shopper's time zone (see PLATFORMS.md)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from bot.channel import (  # noqa: F401  (re-exported: the gate's vocabulary)
+    ALWAYS,
+    CART_REMINDER,
+    HOME_CHANNEL,
+    MARKETING,
+    NEVER,
+    ORDER_UPDATE,
+    OUTSIDE_WINDOW,
+    REFUSED,
+    REQUESTED,
+    TAGGED,
+    TEMPLATE,
+    Rule,
+    profile,
+    profiles,
+    pushable,
+)
 from bot.config import Settings
 
-WINDOW = timedelta(hours=24)  # WhatsApp's customer-service window, Messenger's standard window
 CAP_PERIOD = timedelta(days=7)
-PUSH_CHANNELS = {"whatsapp", "sms", "messenger"}  # the web chat cannot reach a shopper who left
-WINDOWED = {"whatsapp", "messenger"}
-
-# Why the shop writes first.
-MARKETING = "marketing"  # campaigns: promotions
-CART_REMINDER = "cart_reminder"  # about the shopper's own open cart (the second one may carry a code)
-REQUESTED = "requested"  # a notice the shopper asked for (back in stock)
-ORDER_UPDATE = "order_update"  # about an order they placed (it has shipped)
-
-# When an explicit opt-in to marketing ("subscribe", START) is needed.
-ALWAYS, OUTSIDE_WINDOW, NEVER = "always", "outside_window", "never"
-# How a message may go once the channel's 24-hour window has closed.
-REFUSED = "refused"  # not at all
-TEMPLATE = "template"  # WhatsApp: only as an approved Content template
-TAGGED = "tagged"  # Messenger: with the message tag that fits it (POST_PURCHASE_UPDATE)
 
 # Reasons that depend on the window: a notice that may also go to the web chat goes there instead.
 WINDOW_REASONS = {"outside_window", "outside_window_no_template", "marketing_template_us"}
 
 
 @dataclass(frozen=True)
-class Rule:
-    """What one purpose needs on one channel."""
-
-    opt_in: str = NEVER
-    outside_window: str = REFUSED  # only read on channels with a window
-    template_category: str | None = None  # WhatsApp: the category Meta approves the template under
-    honours_opt_out: bool = True  # a marketing opt-out ("unsubscribe", STOP anywhere) stops it
-    quiet_hours: bool = True  # postponed past the shopper's quiet hours
-
-
-@dataclass(frozen=True)
 class Purpose:
+    key: str
     kind: str  # the outbound message's kind: Messenger's messaging type and tag follow it
     capped: bool  # counts toward MARKETING_WEEKLY_CAP
-    channels: dict[str, Rule] = field(default_factory=dict)  # a channel missing here is not used
+
+    @property
+    def channels(self) -> dict[str, Rule]:
+        """What this purpose needs on each channel, as the channels declare it; a channel missing
+        here is not used."""
+        return {p.name: p.rules[self.key] for p in profiles() if self.key in p.rules}
 
 
-# The platforms' rules, one row per purpose and channel (PLATFORMS.md sections 4, 5, 7, 9):
-# - WhatsApp: any free-form message inside the 24-hour window, which is a service conversation;
-#   outside it only an approved template. Business-initiated marketing needs an explicit opt-in,
-#   and marketing templates to US (+1) numbers are blocked since 1 April 2025; Meta files
-#   abandoned-cart reminders as marketing templates, so outside the window a cart reminder needs
-#   the opt-in, a template and a number outside the US. Restock notices and order updates go as
-#   utility templates (they carry no offer).
-# - Messenger: any content inside the window; outside it only a tag that fits, and no tag may
-#   carry promotions or cart reminders (a restock notice fits none either); POST_PURCHASE_UPDATE
-#   fits an order the shopper placed.
-# - SMS (US, TCPA): marketing, cart reminders included, needs prior express consent and keeps to
-#   quiet hours; a notice the shopper asked for and order updates are informational. A STOP to our
-#   number blocks every text to it, whatever the purpose.
-# - The web chat reaches nobody who left, but a shopper who comes back sees what waits there:
-#   notices they asked for and order updates go there, promotions and reminders do not.
+# The platforms' rules per purpose live with each channel (`ChannelProfile.rules` in channels/).
 POLICY: dict[str, Purpose] = {
-    MARKETING: Purpose("marketing", True, {
-        "whatsapp": Rule(ALWAYS, TEMPLATE, "marketing"),
-        "messenger": Rule(NEVER, REFUSED),
-        "sms": Rule(ALWAYS),
-    }),
-    CART_REMINDER: Purpose("marketing", True, {
-        "whatsapp": Rule(OUTSIDE_WINDOW, TEMPLATE, "marketing"),
-        "messenger": Rule(NEVER, REFUSED),
-        "sms": Rule(ALWAYS),
-    }),
-    REQUESTED: Purpose("update", False, {
-        "whatsapp": Rule(NEVER, TEMPLATE, "utility"),
-        "messenger": Rule(NEVER, REFUSED),
-        "sms": Rule(NEVER),
-        "web": Rule(NEVER, quiet_hours=False),
-    }),
-    ORDER_UPDATE: Purpose("post_purchase", False, {
-        "whatsapp": Rule(NEVER, TEMPLATE, "utility", honours_opt_out=False),
-        "messenger": Rule(NEVER, TAGGED, honours_opt_out=False),
-        "sms": Rule(NEVER, honours_opt_out=False),
-        "web": Rule(NEVER, honours_opt_out=False, quiet_hours=False),
-    }),
+    MARKETING: Purpose(MARKETING, "marketing", True),
+    CART_REMINDER: Purpose(CART_REMINDER, "marketing", True),
+    REQUESTED: Purpose(REQUESTED, "update", False),
+    ORDER_UPDATE: Purpose(ORDER_UPDATE, "post_purchase", False),
 }
 
 
 def reaches_web(purpose: str) -> bool:
     """May this purpose wait in the web chat for a shopper to come back?"""
-    return "web" in POLICY[purpose].channels
+    return HOME_CHANNEL in POLICY[purpose].channels
 
 
 def choose_channel(purpose: str, chosen: str | None, push_used: list[str], has_web: bool) -> str | None:
     """The channel for one message: the shopper's chosen one for updates, else the one they used
     last (`chosen`). A purpose that may wait in the web chat prefers a phone channel the shopper
     wrote on (`push_used`, latest first) over the web chat, and the web chat over nothing."""
-    if not reaches_web(purpose) or chosen in PUSH_CHANNELS:
+    if not reaches_web(purpose) or chosen in pushable():
         return chosen
     if push_used:
         return push_used[0]
-    return "web" if has_web else chosen
+    return HOME_CHANNEL if has_web else chosen
+
+
+def agent_reply_kind(channel: str, since_last_inbound: timedelta | None) -> str | None:
+    """What a person's message to a shopper may be on `channel`, given the time since the
+    shopper's last message there (None: never wrote): a plain "reply" inside the window (or on a
+    channel without one), "human_agent" after it while the channel allows a person to answer
+    (Messenger's HUMAN_AGENT tag), or None when the platform allows no message now."""
+    declared = profile(channel)
+    if declared is None or declared.window is None:
+        return "reply"
+    if since_last_inbound is not None and since_last_inbound <= declared.window:
+        return "reply"
+    if since_last_inbound is not None and declared.agent_window and since_last_inbound <= declared.agent_window:
+        return "human_agent"
+    return None
+
+
+def window_name(channel: str) -> str:
+    """How the window a person's reply must keep to is called, for an error message."""
+    declared = profile(channel)
+    if declared is not None and declared.agent_window:
+        return f"{declared.agent_window.days}-day human agent"
+    hours = int(declared.window.total_seconds() // 3600) if declared is not None and declared.window else 24
+    return f"{hours}-hour"
 
 
 def is_us_number(address: str | None) -> bool:
@@ -151,12 +139,13 @@ class Policy:
         rule = POLICY[purpose].channels.get(who.channel or "")
         if rule is None or not who.address:
             return Verdict(False, "no_reachable_channel")
-        if who.channel == "sms" and who.sms_opted_out:
+        channel = profile(who.channel)
+        if channel is not None and channel.consent_keywords and who.sms_opted_out:
             return Verdict(False, "opted_out")  # the carrier blocks every text after a STOP
         if rule.honours_opt_out and who.consent is False:
             return Verdict(False, "opted_out")
-        inside = who.channel not in WINDOWED or (
-            who.last_inbound_at is not None and now - who.last_inbound_at <= WINDOW)
+        window = channel.window if channel is not None else None
+        inside = window is None or (who.last_inbound_at is not None and now - who.last_inbound_at <= window)
         if who.consent is not True and (rule.opt_in == ALWAYS or (rule.opt_in == OUTSIDE_WINDOW and not inside)):
             return Verdict(False, "no_opt_in")
         use_template = False

@@ -11,12 +11,11 @@ from sqlalchemy import func
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, select
 
-from bot.conversation.identity import ADDRESS_SPACE
+from bot.channel import HOME_CHANNEL, profile, pushable
 from bot.delivery.policy import (
     CAP_PERIOD,
     MARKETING,
     POLICY,
-    PUSH_CHANNELS,
     WINDOW_REASONS,
     Policy,
     Recipient,
@@ -76,14 +75,20 @@ def recipients(session: Session, customer_ids: Sequence[str], now: datetime,
     for c in customers:
         name = channel or c.preferred_channel or c.last_channel
         if web and channel is None:
-            used = sorted((n for n in PUSH_CHANNELS if (c.id, n) in last_in), key=lambda n: last_in[(c.id, n)],
+            used = sorted((n for n in pushable() if (c.id, n) in last_in), key=lambda n: last_in[(c.id, n)],
                           reverse=True)
-            name = choose_channel(purpose, name, used, (c.id, "web") in identities)
+            name = choose_channel(purpose, name, used, (c.id, HOME_CHANNEL) in identities)
         # A notice the phone channel cannot take (its window closed) waits in the web chat instead.
-        fallback = (_recipient(c, "web", identities, last_in, recent)
-                    if web and name != "web" and (c.id, "web") in identities else None)
+        fallback = (_recipient(c, HOME_CHANNEL, identities, last_in, recent)
+                    if web and name != HOME_CHANNEL and (c.id, HOME_CHANNEL) in identities else None)
         result[c.id] = _recipient(c, name, identities, last_in, recent, fallback)
     return result
+
+
+def _space(channel: str) -> str:
+    """Where the channel's addresses are stored (WhatsApp's and SMS's: with the phone numbers)."""
+    declared = profile(channel)
+    return declared.address_space or channel if declared else channel
 
 
 def _recipient(c, name: str | None, identities: dict, last_in: dict, recent: dict,
@@ -91,7 +96,7 @@ def _recipient(c, name: str | None, identities: dict, last_in: dict, recent: dic
     inbound = last_in.get((c.id, name)) if name else None
     return Recipient(
         customer_id=c.id, channel=name,
-        address=identities.get((c.id, ADDRESS_SPACE.get(name, name))) if name else None,
+        address=identities.get((c.id, _space(name))) if name else None,
         language=c.language, timezone=c.timezone, consent=c.marketing_consent,
         sms_opted_out=c.sms_opted_out, erased=c.erased_at is not None,
         last_inbound_at=_utc(inbound), recent_marketing=recent.get(c.id, 0), fallback=fallback,

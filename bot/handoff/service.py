@@ -20,7 +20,8 @@ from sqlmodel import Session, select
 
 from bot.config import Settings
 from bot.conversation.linking import mask
-from bot.delivery.outbox import queue_to_customer
+from bot.delivery.outbox import conversation_channel, queue_to_customer
+from bot.delivery.policy import agent_reply_kind, window_name
 from bot.handoff.hours import DAY_NAMES, DAYS, StaffedHours  # noqa: F401  (re-exported)
 from bot.messages import Choice, OutboundMessage
 from bot.nlu import FALLBACK, Intent
@@ -54,8 +55,6 @@ log = logging.getLogger(__name__)
 RULES_FILE = Path(__file__).with_name("rules.yml")
 OPEN = ("queued", "assigned")
 ONLINE = timedelta(minutes=2)  # an agent whose page has not polled for this long is away
-STANDARD_WINDOW = timedelta(hours=24)  # WhatsApp and Messenger: any reply within 24 h
-HUMAN_AGENT_WINDOW = timedelta(days=7)  # Messenger's HUMAN_AGENT tag: a person's reply up to 7 days
 CSAT_RE = re.compile(r"(?:/rate\s*)?([1-5])")
 AGENT_REPLY_KEY = re.compile(r"handoff:\d+:\d+")
 MAX_TEXT = 4000
@@ -415,7 +414,7 @@ class Handoffs:
         text = _clean(text)
         ticket = self._own(session, ticket_id, actor)
         customer = session.get(Customer, ticket.customer_id)
-        channel = customer.last_channel or "web"
+        channel = conversation_channel(customer)
         kind = _reply_kind(session, ticket.customer_id, channel, utcnow())
         ticket.agent_replies += 1
         row = queue_to_customer(session, ticket.customer_id, f"handoff:{ticket.id}:{ticket.agent_replies}",
@@ -623,29 +622,23 @@ def _conversation_channel(session: Session, customer_id: str) -> tuple[str, str]
     """Where the handed-off conversation is going on (the channel used last), and the kind of
     message the shop may send there now."""
     customer = session.get(Customer, customer_id)
-    channel = (customer.last_channel if customer else None) or "web"
+    channel = conversation_channel(customer)
     return channel, _reply_kind(session, customer_id, channel, utcnow(), strict=False)
 
 
 def _reply_kind(session: Session, customer_id: str, channel: str, now: datetime, strict: bool = True) -> str:
-    """What a person's message may be on the shopper's channel: a plain reply inside the 24 h
-    window; on Messenger after it, a HUMAN_AGENT-tagged message up to 7 days.
+    """What a person's message may be on the shopper's channel (`policy.agent_reply_kind`).
 
     Raises: Conflict (when `strict`) if the platform allows no reply from us now.
     """
-    if channel not in ("messenger", "whatsapp"):
-        return "reply"
     last = session.exec(select(func.max(MessageRecord.created_at)).where(
         MessageRecord.customer_id == customer_id, MessageRecord.channel == channel,
         MessageRecord.direction == "in")).one()
-    age = now - as_utc(last) if last else HUMAN_AGENT_WINDOW * 2
-    if age <= STANDARD_WINDOW:
-        return "reply"
-    if channel == "messenger" and age <= HUMAN_AGENT_WINDOW:
-        return "human_agent"
+    kind = agent_reply_kind(channel, now - as_utc(last) if last else None)
+    if kind is not None:
+        return kind
     if strict:
-        window = "7-day human agent" if channel == "messenger" else "24-hour"
-        raise Conflict(f"the shopper's last {channel} message is outside the {window} window; "
+        raise Conflict(f"the shopper's last {channel} message is outside the {window_name(channel)} window; "
                        "they must write again before a reply can reach them")
     return "reply"
 

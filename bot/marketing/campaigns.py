@@ -15,7 +15,8 @@ from sqlalchemy import and_, exists, func, or_
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, select
 
-from bot.delivery.policy import MARKETING, Policy
+from bot.channel import profiles
+from bot.delivery.policy import MARKETING, TEMPLATE, Policy
 from bot.delivery.proactive import Planned, queue, recipients
 from bot.messages import OutboundMessage, Template
 from bot.store.database import among
@@ -36,7 +37,6 @@ from bot.store.models import (
 
 SEGMENT_KEYS = {"channel", "language", "has_open_cart", "bought_category", "last_active_before",
                 "last_active_after", "opted_in"}
-CHANNELS = {"whatsapp", "sms", "messenger", "web"}
 EDITABLE = {"draft", "scheduled", "paused"}
 TEMPLATE_SID = re.compile(r"^HX[0-9a-fA-F]{32}$")
 PRODUCT_SKU = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
@@ -79,17 +79,22 @@ def parse_spec(data: Any) -> CampaignSpec:
     ):
         raise CampaignError("messages maps a locale (en, zh-TW) to a non-empty text of at most 1600 characters")
     templates = data.get("templates") or {}
-    if not isinstance(templates, dict) or set(templates) - {"whatsapp"}:
+    templated = templated_channels()
+    if not isinstance(templates, dict) or set(templates) - templated:
         raise CampaignError("templates: only a WhatsApp Content template can be given, as templates.whatsapp")
-    if "whatsapp" in templates:
-        template = templates["whatsapp"]
+    for channel, template in templates.items():
         if not isinstance(template, dict) or not TEMPLATE_SID.match(str(template.get("content_sid", ""))):
-            raise CampaignError("templates.whatsapp.content_sid must be a Content SID (HX and 32 hex digits)")
+            raise CampaignError(f"templates.{channel}.content_sid must be a Content SID (HX and 32 hex digits)")
         variables = template.get("variables") or {}
         if not isinstance(variables, dict) or not all(isinstance(v, str) for v in variables.values()):
-            raise CampaignError("templates.whatsapp.variables maps numbers to texts")
+            raise CampaignError(f"templates.{channel}.variables maps numbers to texts")
     send_at, cron = parse_when(data.get("send_at"), data.get("cron"))
     return CampaignSpec(name.strip(), segment, messages, templates, send_at, cron, parse_link(data.get("link")))
+
+
+def templated_channels() -> set[str]:
+    """The channels on which a campaign outside the window may only go as an approved template."""
+    return {p.name for p in profiles() if (rule := p.rules.get(MARKETING)) and rule.outside_window == TEMPLATE}
 
 
 def parse_link(link: Any) -> dict[str, str] | None:
@@ -146,9 +151,9 @@ def check_segment(segment: Any) -> None:
     if unknown:
         raise CampaignError(f"unknown segment filters: {', '.join(sorted(unknown))} "
                             f"(known: {', '.join(sorted(SEGMENT_KEYS))})")
-    channels = segment.get("channel")
-    if channels is not None and not set(_as_list(channels)) <= CHANNELS:
-        raise CampaignError(f"segment.channel: one or more of {', '.join(sorted(CHANNELS))}")
+    channels, known = segment.get("channel"), {p.name for p in profiles()}
+    if channels is not None and not set(_as_list(channels)) <= known:
+        raise CampaignError(f"segment.channel: one or more of {', '.join(sorted(known))}")
     for key in ("has_open_cart", "opted_in"):
         if key in segment and not isinstance(segment[key], bool):
             raise CampaignError(f"segment.{key} is true or false")
@@ -198,8 +203,7 @@ def render(campaign: Campaign, customer: Customer, link: str | None = None) -> t
     text = fill(body, values)
     message = OutboundMessage(text=text, kind="marketing")
     template = None
-    if "whatsapp" in campaign.templates:
-        spec = campaign.templates["whatsapp"]
+    for spec in campaign.templates.values():  # the channels that take one (see `templated_channels`)
         variables = {k: fill(v, values) for k, v in (spec.get("variables") or {}).items()}
         template = OutboundMessage(text=text, kind="marketing", template=Template(spec["content_sid"], variables))
     return message, template
@@ -240,7 +244,6 @@ def preview(session: Session, campaign: Campaign, policy: Policy, now: datetime,
     """Who would really get the campaign now: the segment's size, how many the policy gate lets
     through and why it would skip the others (consent, window, cap...), the split of those who
     get it by channel and language, and rendered samples."""
-    has_template = "whatsapp" in campaign.templates
     size, receiving, skipped, split = 0, 0, {}, {}
     receivers: list[str] = []
     ids = [row for row in session.exec(audience(campaign.segment).order_by(Customer.id)).all()]
@@ -252,7 +255,7 @@ def preview(session: Session, campaign: Campaign, policy: Policy, now: datetime,
             who = facts.get(customer_id)
             if who is None:
                 continue
-            verdict = policy.check(who, MARKETING, has_template and who.channel == "whatsapp", now)
+            verdict = policy.check(who, MARKETING, who.channel in campaign.templates, now)
             if not verdict.send:
                 skipped[verdict.reason] = skipped.get(verdict.reason, 0) + 1
                 continue

@@ -1,0 +1,99 @@
+"""The sandbox payment page: a signed link from the chat opens it, Pay now marks the order paid
+and queues the shopper's notice in the same transaction."""
+from __future__ import annotations
+
+import html
+import logging
+
+from aiohttp import web
+from sqlmodel import Session, select
+
+from bot.delivery.outbox import queue_to_customer
+from bot.messages import OutboundMessage
+from bot.store.models import Customer, Order
+from dialogs.shop import money
+from dialogs.texts import text_in
+from service.keys import DB, ORDERS, OUTBOX, PAYMENTS
+
+log = logging.getLogger(__name__)
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/pay/{reference}", pay_page)
+    app.router.add_post("/pay/{reference}", pay_submit)
+
+
+PAGE = """<!doctype html><html lang="{lang}"><head><meta charset="utf-8"><meta name="viewport"
+content="width=device-width,initial-scale=1"><title>{title}</title><link rel="stylesheet" href="/static/widget.css">
+</head><body><main class="pay-page">{body}</main></body></html>"""
+
+
+async def _payable(request: web.Request):
+    reference, signature = request.match_info["reference"], request.query.get("sig", "")
+    if request.method == "POST":
+        signature = (await request.post()).get("sig", "") or signature
+    if not request.app[PAYMENTS].verify(reference, str(signature)):
+        raise web.HTTPForbidden(text="This payment link is not valid.")
+    return reference, str(signature)
+
+
+def _page(lang: str, title_key: str, body: str, status: int = 200, **values: object) -> web.Response:
+    title = html.escape(text_in(lang, title_key, **values))
+    return web.Response(text=PAGE.format(lang=lang, title=title, body=body), content_type="text/html", status=status)
+
+
+def _not_payable_page(lang: str, number: int, status: str) -> web.Response:
+    """An order that is not awaiting payment: 409, and why, so nobody thinks they paid."""
+    why = "pay.refused.cancelled" if status == "cancelled" else "pay.refused.paid"
+    body = f"<h1>{html.escape(text_in(lang, 'pay.refused.title', number=number))}</h1>" \
+           f"<p>{html.escape(text_in(lang, why, number=number))}</p><p>{html.escape(text_in(lang, 'pay.back'))}</p>"
+    return _page(lang, "pay.refused.title", body, 409, number=number)
+
+
+async def pay_page(request: web.Request) -> web.Response:
+    reference, signature = await _payable(request)
+
+    def load(session: Session):
+        order = session.exec(select(Order).where(Order.payment_ref == reference)).first()
+        return order, _language(session, order.customer_id) if order is not None else "en"
+
+    order, lang = await request.app[DB].run(load)
+    if order is None:
+        raise web.HTTPNotFound(text="Unknown payment.")
+    if order.status != "pending_payment":
+        return _not_payable_page(lang, order.number, order.status)
+    body = (
+        f"<h1>{html.escape(text_in(lang, 'pay.heading', number=order.number))}</h1>"
+        f"<p>{html.escape(text_in(lang, 'pay.amount', total=money(order.total_cents)))}</p>"
+        f"<p>{html.escape(text_in(lang, 'pay.sandbox'))}</p>"
+        f'<form method="post"><input type="hidden" name="sig" value="{html.escape(signature)}">'
+        f'<button type="submit" id="pay">{html.escape(text_in(lang, "btn.pay_now"))}</button></form>'
+    )
+    return _page(lang, "pay.title", body)
+
+
+async def pay_submit(request: web.Request) -> web.Response:
+    """Pay an order awaiting payment; anything else (cancelled in the chat since the page was
+    opened, or paid already) is refused with 409 and charges nothing."""
+    reference, _ = await _payable(request)
+
+    def notice(session: Session, customer_id: str, order) -> None:
+        lang = _language(session, customer_id)
+        queue_to_customer(session, customer_id, f"paid:{order.number}", OutboundMessage(
+            text=text_in(lang, "pay.notice", number=order.number), kind="post_purchase"))
+
+    payment = await request.app[ORDERS].mark_paid(reference, notice)
+    if payment.outcome == "unknown":
+        raise web.HTTPNotFound(text="Unknown payment.")
+    lang = await request.app[DB].run(lambda s: _language(s, payment.customer_id))
+    if payment.outcome == "not_payable":
+        log.info("payment refused", extra={"order": payment.order.number, "status": payment.order.status})
+        return _not_payable_page(lang, payment.order.number, payment.order.status)
+    request.app[OUTBOX].notify()
+    body = f"<h1>{html.escape(text_in(lang, 'pay.received.title'))}</h1><p>{html.escape(text_in(lang, 'pay.received'))}</p>"
+    return _page(lang, "pay.received.title", body)
+
+
+def _language(session: Session, customer_id: str) -> str:
+    customer = session.get(Customer, customer_id)
+    return "zh-TW" if customer is not None and customer.language.startswith("zh") else "en"
