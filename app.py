@@ -1,4 +1,4 @@
-"""Command line: serve (default), scheduler, outbox, campaign, order, agent, chat, seed, nlu parse / nlu eval."""
+"""Command line: serve (default), migrate, scheduler, outbox, campaign, order, agent, chat, seed, nlu parse / nlu eval."""
 from __future__ import annotations
 
 import argparse
@@ -31,7 +31,7 @@ def setup_logging(level: str) -> None:
     handler.setFormatter(JsonFormatter())
     logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
     # twilio logs whole API requests (phone numbers and bodies) at INFO.
-    for noisy in ("sentence_transformers", "transformers", "httpx", "aiohttp.access", "twilio", "apscheduler"):
+    for noisy in ("sentence_transformers", "transformers", "httpx", "aiohttp.access", "twilio", "apscheduler", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
@@ -51,6 +51,34 @@ def serve(settings: Settings) -> None:
     settle_heap()
     logging.getLogger("app").info("serving", extra={"url": f"http://{settings.host}:{settings.port}/"})
     web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None)
+
+
+def migrate(settings: Settings, new_revision: str | None) -> int:
+    """Bring the store to the newest schema revision and say what was done; or, with a message,
+    write a new revision from what the models have and the store (at the newest) lacks."""
+    from alembic.util import CommandError
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from bot.store import schema
+    from bot.store.database import make_engine
+
+    where = schema.database_name(settings.database_url)
+    try:
+        engine = make_engine(settings.database_url, settings.store_timeout_seconds)
+        try:
+            if new_revision is not None:
+                path = schema.autogenerate(engine, new_revision)
+                print(f"wrote {path}: review it, then run `python app.py migrate`")
+            else:
+                print(f"{where}: {schema.upgrade(engine).describe()}")
+        finally:
+            engine.dispose()
+    except (schema.SchemaError, CommandError, SQLAlchemyError, OSError) as exc:
+        cause = getattr(exc, "orig", None) or exc
+        reason = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+        print(f"migrate failed on {where}: {reason}", file=sys.stderr)
+        return 2
+    return 0
 
 
 async def scheduler_only(settings: Settings) -> None:
@@ -151,6 +179,10 @@ def main(argv: list[str] | None = None) -> int:
     chat_cmd = sub.add_parser("chat", help="talk to the bot in the terminal")
     chat_cmd.add_argument("--as", dest="address", default="demo-shopper",
                           help="web address to chat as (default: the demo shopper, who has orders)")
+    migrate_cmd = sub.add_parser("migrate", help="upgrade the store's schema to the newest revision "
+                                 "(run once before the processes start)")
+    migrate_cmd.add_argument("--autogenerate", metavar="MESSAGE", dest="new_revision",
+                             help="instead, write a new revision from the models' difference to the store")
     sub.add_parser("seed", help="seed the demo data into an empty store")
     sub.add_parser("scheduler", help="run the scheduler and the outbox alone (for several web workers)")
     sub.add_parser("outbox", help="run one more outbox dispatcher (PostgreSQL; see OUTBOX_WORKERS)")
@@ -168,6 +200,18 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = Settings()
     setup_logging(settings.log_level)
+    if args.command == "migrate":
+        return migrate(settings, args.new_revision)
+    from bot.store.schema import SchemaError
+
+    try:
+        return run_command(settings, args)
+    except SchemaError as exc:
+        print(f"the store is not ready: {exc}", file=sys.stderr)
+        return 2
+
+
+def run_command(settings: Settings, args: argparse.Namespace) -> int:
     if args.command in (None, "serve"):
         serve(settings)
     elif args.command == "chat":

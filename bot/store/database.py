@@ -17,15 +17,15 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TypeVar
 
-from sqlalchemy import JSON, ColumnElement, Table, any_, bindparam, event, insert, inspect
+from sqlalchemy import JSON, ColumnElement, Table, any_, bindparam, event, insert
 from sqlalchemy import text as sql_text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from sqlmodel import Session, SQLModel, create_engine
+from sqlmodel import Session, create_engine
 
-from bot.store import models  # noqa: F401  (registers the tables)
+from bot.store import models, schema
 from bot.store.models import StateRecord
 
 T = TypeVar("T")
@@ -284,17 +284,14 @@ class Database:
             pass
 
     def create_schema(self) -> None:
-        """Create missing tables, and add the columns a newer version brings to existing ones."""
-        SQLModel.metadata.create_all(self.engine)
-        inspector = inspect(self.engine)
-        with self.engine.begin() as connection:
-            for table in SQLModel.metadata.sorted_tables:
-                present = {c["name"] for c in inspector.get_columns(table.name)}
-                for column in table.columns:
-                    if column.name not in present:
-                        connection.execute(sql_text(_add_column(self.engine, table.name, column)))
-                for index in table.indexes:
-                    index.create(connection, checkfirst=True)
+        """Make the store ready for this version: an empty database gets today's tables, stamped
+        with the newest migration; one behind is upgraded on SQLite and refused on PostgreSQL,
+        where `python app.py migrate` runs first (see `bot.store.schema.prepare`).
+
+        Raises:
+            SchemaError: the store needs `python app.py migrate`, or cannot be migrated.
+        """
+        schema.prepare(self.engine)
 
     def session(self) -> Session:
         return Session(self.engine, expire_on_commit=False)
@@ -386,17 +383,6 @@ class Database:
 
 _TRY_LOCK = sql_text("SELECT pg_try_advisory_lock(hashtextextended(:key, 0))")
 _UNLOCK = sql_text("SELECT pg_advisory_unlock(hashtextextended(:key, 0))")
-
-
-def _add_column(engine, table: str, column) -> str:
-    kind = column.type.compile(dialect=engine.dialect)
-    default = column.default.arg if column.default is not None and column.default.is_scalar else None
-    if isinstance(default, bool):
-        default = "TRUE" if default else "FALSE"
-    elif isinstance(default, str):
-        default = "'" + default.replace("'", "''") + "'"
-    clause = f" DEFAULT {default}" if default is not None else ""
-    return f'ALTER TABLE "{table}" ADD COLUMN "{column.name}" {kind}{clause}'
 
 
 def stored_secret(db: Database, name: str) -> bytes:
