@@ -229,8 +229,8 @@ class Database:
         return generation is not None
 
     def _still_kept(self, key: str) -> bool:
-        if self._kept.get(key) != self._lock_generation:
-            return False
+        if self._kept.get(key) != self._lock_generation or self._lock_connection is None:
+            return False  # taken on an earlier connection, or this one was dropped since
         try:
             self._lock_connection.execute(sql_text("SELECT 1"))
         except DBAPIError as exc:
@@ -256,7 +256,7 @@ class Database:
         raise AssertionError("unreachable")
 
     def _release(self, key: str, generation: int) -> None:
-        if generation != self._lock_generation:
+        if generation != self._lock_generation or self._lock_connection is None:
             return  # it died with the connection it was taken on
         try:
             self._lock_connection.execute(_UNLOCK, {"key": key})
