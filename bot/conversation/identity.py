@@ -4,6 +4,7 @@ from __future__ import annotations
 from sqlalchemy import bindparam, update
 from sqlmodel import Session, select
 
+from bot.store.database import Database
 from bot.store.models import ChannelIdentity, Customer, utcnow
 
 # WhatsApp and SMS reach the same phone: one E.164 number is one shopper on both.
@@ -55,6 +56,7 @@ def resolve(session: Session, channel: str, address: str, profile_name: str | No
         session.flush()
         session.add(ChannelIdentity(channel=space, address=key, customer_id=customer.id))
         session.flush()
+    assert customer is not None  # an identity's customer is a foreign key
     customer.last_channel = channel
     customer.last_active_at = utcnow()
     return customer
@@ -77,7 +79,7 @@ class StoreProfiles:
     """What dialogs may read and change of a shopper's profile: marketing consent, the receipt
     contact they gave last time."""
 
-    def __init__(self, db) -> None:
+    def __init__(self, db: Database) -> None:
         self._db = db
 
     async def receipt_contact(self, customer_id: str) -> str | None:
