@@ -63,7 +63,9 @@ class SendError(Exception):
 
 
 class ChannelAdapter(Protocol):
-    name: ClassVar[str]
+    @property
+    def name(self) -> str: ...  # a class's own, or given per instance (one Twilio class serves two channels)
+
     numbered_choices: ClassVar[bool]  # choices are sent as a numbered list and answered by number
 
     def verify(self, req: RawRequest) -> bool: ...

@@ -201,6 +201,9 @@ class MessengerChannel:
     numbered_choices: ClassVar[bool] = False
 
     def __init__(self, settings: Settings) -> None:
+        if (settings.messenger_app_secret is None or settings.messenger_page_access_token is None
+                or settings.messenger_verify_token is None):
+            raise ValueError("Messenger needs MESSENGER_PAGE_ACCESS_TOKEN, MESSENGER_APP_SECRET and MESSENGER_VERIFY_TOKEN")
         self._secret = settings.messenger_app_secret.get_secret_value().encode()
         self._token = settings.messenger_page_access_token.get_secret_value()
         self.verify_token = settings.messenger_verify_token.get_secret_value()
