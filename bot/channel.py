@@ -172,7 +172,8 @@ class ChannelAdapter(Protocol):
     (POST; GET too for a subscription check), how it acknowledges them, and the one-tap link that
     opens a chat with the shop carrying a text."""
 
-    name: str
+    @property
+    def name(self) -> str: ...
     profile: ClassVar[ChannelProfile]
     numbered_choices: ClassVar[bool]  # choices are sent as a numbered list and answered by number
     webhook_paths: ClassVar[tuple[str, ...]]  # POST; a `subscription_paths` tuple adds GET checks

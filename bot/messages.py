@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botbuilder.schema import (
     Activity,
@@ -20,6 +20,9 @@ from botbuilder.schema import (
     HeroCard,
     SuggestedActions,
 )
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 LINK_CONTENT_TYPE = "application/vnd.shop.link"
 # What no store can hold, or a transcript should not: NUL (PostgreSQL text refuses it) and the
@@ -128,10 +131,11 @@ def storable(text: str) -> str:
     return _SURROGATES.sub("\ufffd", text)
 
 
-def _clean_fields(obj: object) -> None:
+def _clean_fields(obj: DataclassInstance) -> None:
     """Clean every text field of a frozen message in place (see `storable`)."""
     for f in fields(obj):
         value = getattr(obj, f.name)
+        cleaned: object
         if isinstance(value, str):
             cleaned = storable(value)
         elif isinstance(value, dict):
@@ -224,8 +228,8 @@ def reply(
         attachments.append(Attachment(content_type=HERO_CARD_CONTENT_TYPE, content=hero))
     for item in links or ():
         attachments.append(Attachment(content_type=LINK_CONTENT_TYPE, content_url=item.url, name=item.title))
-    for item in media or ():
-        attachments.append(Attachment(content_type=item.content_type, content_url=item.url))
+    for medium in media or ():
+        attachments.append(Attachment(content_type=medium.content_type, content_url=medium.url))
     return Activity(
         type=ActivityTypes.message,
         text=text,

@@ -68,7 +68,7 @@ PROFILE = ChannelProfile(
 WORDS = {"en": {"links": "Links", "choose": "Choose one:"}, "zh-TW": {"links": "連結", "choose": "請選擇："}}
 
 
-def _words(msg: OutboundMessage, key: str) -> str:
+def _own_words(msg: OutboundMessage, key: str) -> str:
     """The channel's own words around a message, in the shopper's language."""
     return WORDS["zh-TW" if msg.language.startswith("zh") else "en"][key]
 
@@ -85,7 +85,7 @@ def render(msg: OutboundMessage) -> list[dict[str, Any]]:
     if msg.links:
         messages.append({"attachment": {"type": "template", "payload": {
             "template_type": "button",
-            "text": _cut(text or _words(msg, "links"), BUTTON_TEMPLATE_TEXT_LIMIT),
+            "text": _cut(text or _own_words(msg, "links"), BUTTON_TEMPLATE_TEXT_LIMIT),
             "buttons": [{"type": "web_url", "url": link.url, "title": _cut(link.title, TITLE_LIMIT)}
                         for link in msg.links[:3]],
         }}})
@@ -112,7 +112,7 @@ def render(msg: OutboundMessage) -> list[dict[str, Any]]:
                                         "payload": {"url": item.url, "is_reusable": True}}})
     if msg.choices:
         if not messages:
-            messages.append({"text": _words(msg, "choose")})
+            messages.append({"text": _own_words(msg, "choose")})
         messages[-1]["quick_replies"] = [
             {"content_type": "text", "title": _cut(c.title, TITLE_LIMIT), "payload": c.value[:PAYLOAD_LIMIT]}
             for c in msg.choices[:QUICK_REPLY_LIMIT]
@@ -239,6 +239,9 @@ class MessengerChannel:
         return "MESSENGER_PAGE_ACCESS_TOKEN/MESSENGER_APP_SECRET/MESSENGER_VERIFY_TOKEN"
 
     def __init__(self, settings: Settings) -> None:
+        if (settings.messenger_app_secret is None or settings.messenger_page_access_token is None
+                or settings.messenger_verify_token is None):
+            raise ValueError("Messenger needs MESSENGER_PAGE_ACCESS_TOKEN, MESSENGER_APP_SECRET and MESSENGER_VERIFY_TOKEN")
         self._page_name = settings.messenger_page_name
         self._secret = settings.messenger_app_secret.get_secret_value().encode()
         self._token = settings.messenger_page_access_token.get_secret_value()

@@ -8,7 +8,7 @@ import logging
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import ClassVar
+from typing import Any, ClassVar
 from urllib.parse import parse_qsl, quote, urlencode
 
 import aiohttp
@@ -230,6 +230,8 @@ class TwilioChannel:
         return None if sender else sender_setting
 
     def __init__(self, settings: Settings, sender: str | None) -> None:
+        if settings.twilio_auth_token is None:
+            raise ValueError("the Twilio channels need TWILIO_AUTH_TOKEN")
         token = settings.twilio_auth_token.get_secret_value()
         self._validator = RequestValidator(token)
         self._sender = sender
@@ -325,7 +327,8 @@ class TwilioChannel:
                     and (found := await self._already_sent(address, part, in_doubt))):
                 sid = found  # the try that died had sent it: do not send it twice
                 continue
-            kwargs = {"to": address, "from_": self._sender, "status_callback": self._status_callback, **template}
+            kwargs: dict[str, Any] = {"to": address, "from_": self._sender, "status_callback": self._status_callback,
+                                      **template}
             if part.body:
                 kwargs["body"] = part.body
             if part.media_urls:

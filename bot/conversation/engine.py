@@ -8,7 +8,7 @@ import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import timedelta
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 from uuid import uuid4
 
 from botbuilder.core import BotAdapter, BotState, TurnContext
@@ -20,10 +20,10 @@ from botbuilder.schema import (
     ConversationAccount,
     ResourceResponse,
 )
-from sqlalchemy import bindparam, insert, update
+from sqlalchemy import ColumnDefault, bindparam, insert, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from bot.conversation import identity, linking
 from bot.conversation.sender_limit import SenderLimit, Verdict
@@ -35,6 +35,7 @@ from bot.store.models import Customer, LinkToken, MessageRecord, as_utc, utcnow
 from bot.store.storage import ETagConflict, SqlStorage, encode_document
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # The statements every turn runs, built once (see `identity.resolve_id`).
 _MESSAGE = MessageRecord.__table__
@@ -48,7 +49,7 @@ _FIND_INBOUND = sa_select(
 _INSERT_MESSAGE = insert(_MESSAGE).returning(_MESSAGE.c.id)
 # The model's defaults, for the columns an insert does not set itself (a Core insert fills none).
 _MESSAGE_DEFAULTS = {
-    c.name: c.default.arg if c.default is not None and c.default.is_scalar else None
+    c.name: c.default.arg if isinstance(c.default, ColumnDefault) and c.default.is_scalar else None
     for c in _MESSAGE.columns if c.name not in ("id", "customer_id", "channel", "direction", "created_at")
 }
 _STATUS = sa_select(_MESSAGE.c.status).where(_MESSAGE.c.id == bindparam("message"))
@@ -157,7 +158,7 @@ class CustomerLocks:
         self._db = db
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
 
-    async def __call__(self, customer_id: str, fn: Callable[[], Awaitable]):
+    async def __call__(self, customer_id: str, fn: Callable[[], Awaitable[T]]) -> T:
         lock, users = self._locks.get(customer_id, (asyncio.Lock(), 0))
         self._locks[customer_id] = (lock, users + 1)
         try:
@@ -170,7 +171,7 @@ class CustomerLocks:
             else:
                 self._locks[customer_id] = (lock, users - 1)
 
-    async def many(self, customer_ids: list[str], fn: Callable[[], Awaitable]):
+    async def many(self, customer_ids: list[str], fn: Callable[[], Awaitable[T]]) -> T:
         """Hold several customers' locks, always taken in the same order."""
         if not customer_ids:
             return await fn()
@@ -297,7 +298,9 @@ class Engine:
         is merged on arrival, since whoever sent the link may not be the one it arrives with."""
 
         def link(session: Session) -> list[MessageRecord]:
-            if session.get(MessageRecord, received.message_id).status == "processed":
+            message = session.get(MessageRecord, received.message_id)
+            assert message is not None  # stored by `receive`, and this turn holds the shopper's lock
+            if message.status == "processed":
                 return self._replies(session, received.message_id)
             result = linking.claim(session, kind, value, received.channel, received.address, received.customer_id,
                                    received.message_id)
@@ -322,7 +325,9 @@ class Engine:
         spends the token; anything else is an ordinary message and the question stays open."""
 
         def decide(session: Session):
-            if session.get(MessageRecord, received.message_id).status == "processed":
+            message = session.get(MessageRecord, received.message_id)
+            assert message is not None  # stored by `receive`, and this turn holds the shopper's lock
+            if message.status == "processed":
                 return "done", self._replies(session, received.message_id)
             offered = [o.value for o in self._offered(session, received)]
             text = normalise(received.text)
@@ -364,7 +369,7 @@ class Engine:
     def _replies(session: Session, message_id: int) -> list[MessageRecord]:
         return list(
             session.exec(
-                select(MessageRecord).where(MessageRecord.reply_to_id == message_id).order_by(MessageRecord.id)
+                select(MessageRecord).where(MessageRecord.reply_to_id == message_id).order_by(col(MessageRecord.id))
             ).all()
         )
 
@@ -428,6 +433,7 @@ class Engine:
                    reply_status: str) -> list[MessageRecord]:
         """A message over the sender's rate limit: processed without a turn, the reason recorded;
         the first of a flood is answered with the notice, in the shopper's language."""
+        assert self._sender_limit is not None  # only a sender limit holds a message back
         connection = session.connection()
         self._sender_limit.mark(connection, received.message_id)
         replies = []
@@ -450,9 +456,9 @@ class Engine:
                 MessageRecord.customer_id == received.customer_id,
                 MessageRecord.channel == received.channel,
                 MessageRecord.direction == "out",
-                MessageRecord.id < received.message_id,
+                col(MessageRecord.id) < received.message_id,
             )
-            .order_by(MessageRecord.id.desc())
+            .order_by(col(MessageRecord.id).desc())
             .limit(1)
         ).first()
         if last is None:
@@ -527,7 +533,7 @@ class Engine:
         for index, reply in enumerate(replies):
             reply = replace(reply, option_offset=offset, language=language)
             offset += len(numbered_options(reply))
-            values = {
+            values: dict[str, Any] = {
                 **_MESSAGE_DEFAULTS,
                 "customer_id": received.customer_id,
                 "channel": received.channel,
@@ -549,7 +555,7 @@ class Engine:
         pending = await self.db.run(
             lambda s: list(
                 s.exec(
-                    select(
+                    select(  # type: ignore[call-overload]  # sqlmodel types select() for at most four columns
                         MessageRecord.id, MessageRecord.customer_id, MessageRecord.channel, MessageRecord.address,
                         MessageRecord.text, MessageRecord.payload,
                     ).where(

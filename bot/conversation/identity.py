@@ -5,6 +5,7 @@ from sqlalchemy import bindparam, update
 from sqlmodel import Session, select
 
 from bot.channel import identity_key
+from bot.store.database import Database
 from bot.store.models import ChannelIdentity, Customer, utcnow
 
 __all__ = ["StoreProfiles", "identity_key", "resolve", "resolve_id", "set_consent", "set_language"]
@@ -49,6 +50,7 @@ def resolve(session: Session, channel: str, address: str, profile_name: str | No
         session.flush()
         session.add(ChannelIdentity(channel=space, address=key, customer_id=customer.id))
         session.flush()
+    assert customer is not None  # an identity's customer is a foreign key
     customer.last_channel = channel
     customer.last_active_at = utcnow()
     return customer
@@ -71,7 +73,7 @@ class StoreProfiles:
     """What dialogs may read and change of a shopper's profile: marketing consent, the receipt
     contact they gave last time."""
 
-    def __init__(self, db) -> None:
+    def __init__(self, db: Database) -> None:
         self._db = db
 
     async def receipt_contact(self, customer_id: str) -> str | None:

@@ -13,12 +13,13 @@ from zoneinfo import ZoneInfo
 
 import jsonpickle
 from sqlalchemy import delete, or_, update
-from sqlmodel import Session, func, select
+from sqlmodel import Session, col, func, select
 
 from bot.channel import HOME_CHANNEL
 from bot.delivery.policy import REQUESTED
 from bot.delivery.proactive import notice_channel
 from bot.messages import Choice, OutboundMessage
+from bot.store.database import Database
 from bot.store.models import (
     Cart,
     CartItem,
@@ -157,17 +158,18 @@ def create_link(session: Session, customer_id: str, channel: str, targets: LinkT
     while True:
         code = f"{secrets.randbelow(1_000_000):06d}"
         clash = session.exec(select(LinkToken.id).where(
-            LinkToken.code == code, LinkToken.used_at.is_(None), LinkToken.expires_at > now)).first()
+            LinkToken.code == code, col(LinkToken.used_at).is_(None), LinkToken.expires_at > now)).first()
         if clash is None:
             break
-    if origin is None:
-        origin = session.exec(select(MessageRecord.channel, MessageRecord.address).where(
+    asker: tuple[str, str | None] | None = origin
+    if asker is None:
+        asker = session.exec(select(MessageRecord.channel, MessageRecord.address).where(
             MessageRecord.customer_id == customer_id, MessageRecord.direction == "in"
-        ).order_by(MessageRecord.id.desc())).first()
+        ).order_by(col(MessageRecord.id).desc())).first()
     token = secrets.token_urlsafe(16)  # 128 bits
     session.add(LinkToken(token=token, code=code, customer_id=customer_id, target_channel=channel,
                           expires_at=now + ttl, created_at=now,
-                          origin_channel=origin[0] if origin else None, origin_address=origin[1] if origin else None))
+                          origin_channel=asker[0] if asker else None, origin_address=asker[1] if asker else None))
     return LinkOffer(channel, targets.url(channel, token), code, int(ttl.total_seconds() // 60))
 
 
@@ -175,7 +177,7 @@ def _wait_minutes(session: Session, kind: str, channel: str, address: str, now: 
     """Minutes this sender must wait before another try, or None when it may try now."""
     mine = session.exec(select(LinkAttempt.created_at).where(
         LinkAttempt.channel == channel, LinkAttempt.address == address,
-        LinkAttempt.created_at > now - WRONG_CODE_WINDOW).order_by(LinkAttempt.created_at)).all()
+        LinkAttempt.created_at > now - WRONG_CODE_WINDOW).order_by(col(LinkAttempt.created_at))).all()
     if not mine:
         return None  # whatever else is going on, a sender who never guessed wrong may try
     limit = MAX_WRONG_CODES
@@ -217,22 +219,23 @@ def claim(session: Session, kind: str, value: str, channel: str, address: str, c
     if wait is not None:
         return LinkResult("rate_limited", wait_minutes=wait)
     column = LinkToken.token if kind == "token" else LinkToken.code
-    link = session.exec(select(LinkToken).where(column == value).order_by(LinkToken.id.desc())).first()
+    link = session.exec(select(LinkToken).where(column == value).order_by(col(LinkToken.id).desc())).first()
     refusal = _refusal(link, kind, channel, address, now)
-    if refusal is None and link.customer_id == customer_id:
+    if refusal is None and link is not None and link.customer_id == customer_id:
         link.used_at, link.outcome = now, "same"
         return LinkResult("same", customer_id, link.origin_channel)
-    if refusal is None and link.claimed_at is None:
+    if refusal is None and link is not None and link.claimed_at is None:
         # Conditional, so two processes receiving it from two chats at once agree on one.
-        taken = session.execute(update(LinkToken).where(LinkToken.id == link.id, LinkToken.claimed_at.is_(None)).values(
+        taken = session.exec(update(LinkToken).where(col(LinkToken.id) == link.id, col(LinkToken.claimed_at).is_(None)).values(
             claimed_channel=channel, claimed_address=address, claimed_customer_id=customer_id, claimed_at=now,
             claimed_message_id=message_id)).rowcount
         refusal = None if taken else "used"
     if refusal is not None:
         session.add(LinkAttempt(channel=channel, address=address, created_at=now))
         if link is not None:
-            session.execute(update(LinkToken).where(LinkToken.id == link.id).values(failures=LinkToken.failures + 1))
+            session.execute(update(LinkToken).where(col(LinkToken.id) == link.id).values(failures=LinkToken.failures + 1))
         return LinkResult(refusal)
+    assert link is not None  # `_refusal` refuses a missing token
     return LinkResult("confirm", link.customer_id, link.origin_channel, link.origin_address, as_utc(link.created_at))
 
 
@@ -240,9 +243,13 @@ def pending_claim(session: Session, channel: str, address: str, message_id: int)
     """The token waiting for this chat's answer (or already confirmed by this very message)."""
     row = session.exec(select(LinkToken.id, LinkToken.customer_id).where(
         LinkToken.claimed_channel == channel, LinkToken.claimed_address == address,
-        or_(LinkToken.used_at.is_(None), LinkToken.confirmed_message_id == message_id),
-    ).order_by(LinkToken.claimed_at.desc(), LinkToken.id.desc())).first()
-    return PendingLink(row[0], row[1]) if row else None
+        or_(col(LinkToken.used_at).is_(None), col(LinkToken.confirmed_message_id) == message_id),
+    ).order_by(col(LinkToken.claimed_at).desc(), col(LinkToken.id).desc())).first()
+    if row is None:
+        return None
+    token_id, owner_id = row
+    assert token_id is not None  # a stored row has its id
+    return PendingLink(token_id, owner_id)
 
 
 def confirm(session: Session, pending: PendingLink, yes: bool, channel: str, address: str, customer_id: str,
@@ -269,7 +276,7 @@ def confirm(session: Session, pending: PendingLink, yes: bool, channel: str, add
     # A chat whose first words were the link says nothing yet of the shopper's language.
     spoke = session.exec(select(MessageRecord.id).where(
         MessageRecord.customer_id == customer_id, MessageRecord.direction == "in",
-        MessageRecord.id < (link.claimed_message_id or 0)).limit(1)).first()
+        col(MessageRecord.id) < (link.claimed_message_id or 0)).limit(1)).first()
     merge(session, keep_id=link.customer_id, drop_id=customer_id, current_channel=channel,
           drop_language=spoke is not None)
     return LinkResult("linked", link.customer_id, link.origin_channel)
@@ -330,7 +337,7 @@ def _reply_language(session: Session, result: LinkResult, customer_id: str, mess
     lang = customer.language if customer is not None else "en"
     if result.status == "confirm" and message_id is not None and result.kept_id:
         earlier = session.exec(select(MessageRecord.id).where(
-            MessageRecord.customer_id == customer_id, MessageRecord.id < message_id).limit(1)).first()
+            MessageRecord.customer_id == customer_id, col(MessageRecord.id) < message_id).limit(1)).first()
         owner = session.get(Customer, result.kept_id)
         if earlier is None and owner is not None:
             lang = owner.language
@@ -353,10 +360,11 @@ def result_reply(session: Session, result: LinkResult, customer_id: str, default
         zone = (customer.timezone if customer is not None and customer.timezone else None) or default_zone
         address = mask(result.origin_address) if result.origin_address else ""
         other = OTHER_CHAT[lang].get(result.from_channel, OTHER_CHAT[lang][None]).format(address=address).strip()
+        assert result.asked_at is not None  # `claim` gives a "confirm" result the time of the request
         question = texts["confirm"].format(other=other, time=_local_time(result.asked_at, zone, utcnow()))
         return OutboundMessage(text=question, choices=(Choice(texts["yes"], CONFIRM), Choice(texts["no"], CANCEL)))
     if result.status in ("linked", "same"):
-        items = session.exec(select(func.sum(CartItem.quantity)).join(Cart, Cart.id == CartItem.cart_id).where(
+        items = session.exec(select(func.sum(CartItem.quantity)).join(Cart, col(Cart.id) == CartItem.cart_id).where(
             Cart.customer_id == customer_id, Cart.status == "open")).one() or 0
         names = CHANNEL_NAMES_ZH if lang == "zh-TW" else CHANNEL_NAMES
         where = names.get(result.from_channel or "", texts["other_chat"])
@@ -385,14 +393,14 @@ def _has_dialog(session: Session, customer_id: str) -> bool:
 def _merge_tickets(session: Session, keep_id: str, drop_id: str) -> int:
     """Handoff tickets follow the shopper. One open ticket per customer: if both had one, the
     earlier stays open and the other is closed into it."""
-    open_ones = session.exec(select(HandoffTicket).where(HandoffTicket.open_key.in_([keep_id, drop_id]))
-                             .order_by(HandoffTicket.id)).all()
+    open_ones = session.exec(select(HandoffTicket).where(col(HandoffTicket.open_key).in_([keep_id, drop_id]))
+                             .order_by(col(HandoffTicket.id))).all()
     for extra in open_ones[1:]:
         extra.status, extra.open_key, extra.resolved_at = "resolved", None, utcnow()
         extra.summary = {**(extra.summary or {}), "merged_into": open_ones[0].id}
     session.flush()
-    moved = session.execute(
-        update(HandoffTicket).where(HandoffTicket.customer_id == drop_id).values(customer_id=keep_id)).rowcount
+    moved = session.exec(
+        update(HandoffTicket).where(col(HandoffTicket.customer_id) == drop_id).values(customer_id=keep_id)).rowcount
     if open_ones:
         session.flush()
         open_ones[0].open_key = keep_id
@@ -404,15 +412,17 @@ def merge(session: Session, keep_id: str, drop_id: str, current_channel: str,
     """Fold customer `drop_id` into `keep_id`, in the caller's transaction. The language of the
     chat in use wins unless `drop_language` is False (that chat has not said anything yet)."""
     keep, drop = session.get(Customer, keep_id), session.get(Customer, drop_id)
+    if keep is None or drop is None:
+        raise LookupError(f"cannot merge customer {drop_id} into {keep_id}: no such customer")
     summary: dict[str, Any] = {}
-    summary["identities"] = session.execute(
-        update(ChannelIdentity).where(ChannelIdentity.customer_id == drop_id).values(customer_id=keep_id)).rowcount
+    summary["identities"] = session.exec(
+        update(ChannelIdentity).where(col(ChannelIdentity.customer_id) == drop_id).values(customer_id=keep_id)).rowcount
     summary["cart_items"] = _merge_carts(session, keep_id, drop_id)
     for model, key in ((Order, "orders"), (MessageRecord, "messages"), (WaitlistEntry, "waitlist"),
                        (LinkToken, "link_tokens")):
-        summary[key] = session.execute(
-            update(model).where(model.customer_id == drop_id).values(customer_id=keep_id)).rowcount
-    session.execute(update(LinkToken).where(LinkToken.claimed_customer_id == drop_id)
+        summary[key] = session.exec(
+            update(model).where(col(model.customer_id) == drop_id).values(customer_id=keep_id)).rowcount
+    session.execute(update(LinkToken).where(col(LinkToken.claimed_customer_id) == drop_id)
                     .values(claimed_customer_id=keep_id))
     # Consent: the stricter wins; an opt-out anywhere stays.
     if keep.marketing_consent is False or drop.marketing_consent is False:
@@ -431,14 +441,14 @@ def merge(session: Session, keep_id: str, drop_id: str, current_channel: str,
     drop_state = session.get(StateRecord, f"conversation/{drop_id}")
     if drop_state is not None:
         if _has_dialog(session, drop_id) or session.get(StateRecord, f"conversation/{keep_id}") is None:
-            session.execute(delete(StateRecord).where(StateRecord.key == f"conversation/{keep_id}"))
+            session.execute(delete(StateRecord).where(col(StateRecord.key) == f"conversation/{keep_id}"))
             session.flush()
             drop_state.key = f"conversation/{keep_id}"
             summary["dialog_state"] = "current channel"
         else:
             session.delete(drop_state)
             summary["dialog_state"] = "kept"
-    session.execute(update(Cart).where(Cart.customer_id == drop_id).values(customer_id=keep_id))
+    session.execute(update(Cart).where(col(Cart.customer_id) == drop_id).values(customer_id=keep_id))
     summary["handoff_tickets"] = _merge_tickets(session, keep_id, drop_id)
     session.flush()
     session.delete(drop)
@@ -450,18 +460,21 @@ def merge(session: Session, keep_id: str, drop_id: str, current_channel: str,
 
 def _merge_carts(session: Session, keep_id: str, drop_id: str) -> int:
     carts = {cid: session.exec(select(Cart).where(Cart.customer_id == cid, Cart.status == "open")
-                               .order_by(Cart.id)).first() for cid in (keep_id, drop_id)}
+                               .order_by(col(Cart.id))).first() for cid in (keep_id, drop_id)}
     source, target = carts[drop_id], carts[keep_id]
     if source is None:
         return 0
     if target is None:
         source.customer_id = keep_id
         return len(session.exec(select(CartItem).where(CartItem.cart_id == source.id)).all())
+    assert target.id is not None  # a stored cart has its id
     moved = 0
     for item in session.exec(select(CartItem).where(CartItem.cart_id == source.id)).all():
         existing = session.exec(select(CartItem).where(
             CartItem.cart_id == target.id, CartItem.variant_sku == item.variant_sku)).first()
-        stock = session.get(Variant, item.variant_sku).stock
+        variant = session.get(Variant, item.variant_sku)
+        assert variant is not None  # a cart item's variant is a foreign key
+        stock = variant.stock
         if existing is not None:  # quantities add up, as far as the stock goes
             existing.quantity = min(existing.quantity + item.quantity, max(stock, existing.quantity))
             session.delete(item)
@@ -487,6 +500,8 @@ def mask(address: str) -> str:
 def describe(session: Session, customer_id: str) -> dict[str, Any]:
     """What the shop keeps about a shopper, for the shopper."""
     customer = session.get(Customer, customer_id)
+    if customer is None:
+        raise LookupError(f"no customer {customer_id}")
     identities = session.exec(select(ChannelIdentity).where(ChannelIdentity.customer_id == customer_id)).all()
     messages = session.exec(select(func.count()).select_from(MessageRecord).where(
         MessageRecord.customer_id == customer_id)).one()
@@ -509,26 +524,28 @@ def forget(session: Session, customer_id: str) -> dict[str, int]:
     counts = {}
     for model, key in ((ChannelIdentity, "identities"), (MessageRecord, "messages"), (WaitlistEntry, "waitlist"),
                        (LinkToken, "link_tokens")):
-        counts[key] = session.execute(delete(model).where(model.customer_id == customer_id)).rowcount
+        counts[key] = session.exec(delete(model).where(col(model.customer_id) == customer_id)).rowcount
     # Links that arrived in this shopper's chats belong to someone else; only the chat's address goes.
-    session.execute(update(LinkToken).where(LinkToken.claimed_customer_id == customer_id).values(
+    session.execute(update(LinkToken).where(col(LinkToken.claimed_customer_id) == customer_id).values(
         claimed_address=None, claimed_customer_id=None, used_at=func.coalesce(LinkToken.used_at, utcnow())))
     cart_ids = session.exec(select(Cart.id).where(Cart.customer_id == customer_id)).all()
     if cart_ids:
-        session.execute(delete(CartItem).where(CartItem.cart_id.in_(cart_ids)))
-        session.execute(delete(Cart).where(Cart.id.in_(cart_ids)))
-    counts["orders_anonymised"] = session.execute(
-        update(Order).where(Order.customer_id == customer_id).values(shipping_address="", receipt_contact=None)
+        session.execute(delete(CartItem).where(col(CartItem.cart_id).in_(cart_ids)))
+        session.execute(delete(Cart).where(col(Cart.id).in_(cart_ids)))
+    counts["orders_anonymised"] = session.exec(
+        update(Order).where(col(Order.customer_id) == customer_id).values(shipping_address="", receipt_contact=None)
     ).rowcount
     # Handoff tickets stay for the service figures (times, ratings), without what was said.
     ticket_ids = session.exec(select(HandoffTicket.id).where(HandoffTicket.customer_id == customer_id)).all()
     if ticket_ids:
-        session.execute(update(HandoffTicket).where(HandoffTicket.id.in_(ticket_ids)).values(summary={}))
-        session.execute(update(HandoffEvent).where(HandoffEvent.ticket_id.in_(ticket_ids)).values(text=None))
+        session.execute(update(HandoffTicket).where(col(HandoffTicket.id).in_(ticket_ids)).values(summary={}))
+        session.execute(update(HandoffEvent).where(col(HandoffEvent.ticket_id).in_(ticket_ids)).values(text=None))
     counts["handoff_tickets_anonymised"] = len(ticket_ids)
     # The conversation state is not deleted here: the turn asking for this is still running and
     # ends its dialog; `PrivacyDialog` clears what the conversation remembered.
     customer = session.get(Customer, customer_id)
+    if customer is None:
+        raise LookupError(f"no customer {customer_id}")
     for name in ("display_name", "email", "phone", "shipping_address", "receipt_contact", "timezone",
                  "preferred_channel", "last_channel"):
         setattr(customer, name, None)
@@ -540,7 +557,7 @@ def forget(session: Session, customer_id: str) -> dict[str, int]:
 class ShopperAccounts:
     """What dialogs may do with a shopper's identity: offer a link elsewhere, show or erase data."""
 
-    def __init__(self, db, targets: LinkTargets, ttl: timedelta = timedelta(minutes=10)) -> None:
+    def __init__(self, db: Database, targets: LinkTargets, ttl: timedelta = timedelta(minutes=10)) -> None:
         self._db = db
         self._targets = targets
         self._ttl = ttl
@@ -565,6 +582,8 @@ class ShopperAccounts:
 
         def prefer(session: Session) -> str | None:
             customer = session.get(Customer, customer_id)
+            if customer is None:
+                raise LookupError(f"no customer {customer_id}")
             customer.preferred_channel = customer.last_channel
             return customer.preferred_channel
 

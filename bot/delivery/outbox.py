@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import Row, bindparam, case, or_, update
 from sqlalchemy import select as sa_select
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from bot.channel import HOME_CHANNEL, ChannelAdapter, SendError
 from bot.messages import ChannelAddress, OutboundMessage, StatusUpdate
@@ -226,6 +226,8 @@ class Outbox:
     @staticmethod
     def _retry(session: Session, message_id: int, attempts: int, retry_at: datetime, exc: SendError) -> None:
         row = session.get(MessageRecord, message_id)
+        if row is None:  # erased (the shopper asked to be forgotten) while it was being sent
+            raise LookupError(f"message {message_id} is no longer stored")
         row.status, row.attempts, row.next_attempt_at = "pending", attempts, retry_at
         row.error_code, row.error_reason = exc.code, exc.reason
         row.parts_sent = max(row.parts_sent, exc.parts_sent)  # the retry resumes after them
@@ -234,6 +236,8 @@ class Outbox:
     def _finish(session: Session, message_id: int, status: str, provider_id: str | None,
                 code: str | None, reason: str | None, attempts: int | None = None) -> None:
         row = session.get(MessageRecord, message_id)
+        if row is None:  # erased (the shopper asked to be forgotten) while it was being sent
+            raise LookupError(f"message {message_id} is no longer stored")
         if STATUS_RANK.get(row.status, 0) > STATUS_RANK.get(status, 0):
             status = row.status  # a delivery report overtook the send's own answer
         row.status, row.next_attempt_at = status, None
@@ -245,7 +249,7 @@ class Outbox:
             row.error_reason = reason
             record_error(session, row, code)
 
-    def _withdrawn(self, session: Session, rows: list[Row]) -> set[int]:
+    def _withdrawn(self, session: Session, rows: Sequence[Row]) -> set[int]:
         """Messages the shop started whose shopper opted out after they were queued: not sent.
         Returns their ids, marked skipped."""
         started = [r for r in rows if r.reply_to_id is None and (r.payload or {}).get("kind") in ("marketing", "update")]
@@ -440,7 +444,7 @@ def apply_status(session: Session, update_: StatusUpdate) -> int:
             r for r in session.exec(
                 select(MessageRecord).where(
                     MessageRecord.channel == update_.channel, MessageRecord.address == update_.address,
-                    MessageRecord.direction == "out", MessageRecord.status.in_(["sent", "delivered"]),
+                    MessageRecord.direction == "out", col(MessageRecord.status).in_(["sent", "delivered"]),
                 )
             ).all()
             if as_utc(r.created_at) <= cutoff
@@ -461,14 +465,14 @@ def customer_address(session: Session, customer_id: str, channel: str) -> str | 
         select(MessageRecord.address)
         .where(MessageRecord.customer_id == customer_id, MessageRecord.channel == channel,
                MessageRecord.direction == "in")
-        .order_by(MessageRecord.id.desc())
+        .order_by(col(MessageRecord.id).desc())
         .limit(1)
     ).first()
 
 
 def mark_fetched(session: Session, ids: list[int]) -> None:
     """Messages a shopper's client fetched (the web chat's) are delivered."""
-    for row in session.exec(select(MessageRecord).where(MessageRecord.id.in_(ids))).all():
+    for row in session.exec(select(MessageRecord).where(col(MessageRecord.id).in_(ids))).all():
         if row.status == "pending":
             row.status = "delivered"
 

@@ -9,7 +9,7 @@ from datetime import datetime
 
 from sqlalchemy import func
 from sqlalchemy import select as sa_select
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from bot.channel import HOME_CHANNEL, profile, pushable
 from bot.delivery.policy import (
@@ -65,7 +65,7 @@ def recipients(session: Session, customer_ids: Sequence[str], now: datetime,
     recent = dict(
         session.exec(
             select(Dispatch.customer_id, func.count())
-            .where(among(session, Dispatch.customer_id, customer_ids), Dispatch.marketing.is_(True),
+            .where(among(session, Dispatch.customer_id, customer_ids), col(Dispatch.marketing).is_(True),
                    Dispatch.status == "queued", Dispatch.created_at > now - CAP_PERIOD)
             .group_by(Dispatch.customer_id)
         ).all()
@@ -126,8 +126,10 @@ def queue(session: Session, policy: Policy, source: str, source_id: int, step: i
             continue
         verdict = policy.check(who, purpose, plan.template is not None, now)
         if not verdict.send and verdict.reason in WINDOW_REASONS and who.fallback is not None:
-            who, verdict = who.fallback, policy.check(who.fallback, purpose, False, now)
+            verdict = policy.check(who.fallback, purpose, False, now)
+            who = who.fallback
         outcome = "queued" if verdict.send else verdict.reason
+        assert outcome is not None  # a verdict that does not send says why
         counts[outcome] = counts.get(outcome, 0) + 1
         key = keys[plan.customer_id]
         dispatches.append({"key": key, "source": source, "source_id": source_id, "step": step,

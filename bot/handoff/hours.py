@@ -23,7 +23,7 @@ class StaffedHours:
     @classmethod
     def parse(cls, text: str, zone: str) -> StaffedHours:
         """Raises: ValueError for text that is not a list of `DAYS HH:MM-HH:MM`."""
-        spans = []
+        spans: list[tuple[int, time, time]] = []
         for part in filter(None, (p.strip() for p in re.split(r"[,;]", text or ""))):
             found = re.fullmatch(r"([a-z]{3})(?:-([a-z]{3}))?\s+(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})", part.lower())
             if not found or found.group(1) not in DAYS or (found.group(2) and found.group(2) not in DAYS):

@@ -16,7 +16,7 @@ import yaml
 from sqlalchemy import bindparam, func, or_, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from bot.config import Settings
 from bot.conversation.linking import mask
@@ -240,6 +240,7 @@ class Handoffs:
 
         def run(session: Session) -> Opened:
             ticket, created = self.open_ticket(session, customer_id, trigger, language, intents, faq_key)
+            assert ticket.id is not None  # stored, or just flushed
             return Opened(ticket.id, created, *self._staffed(language))
 
         for attempt in range(2):
@@ -277,6 +278,7 @@ class Handoffs:
         ticket.summary = build_summary(session, customer_id, replace(trigger, topic=topic), intents, faq_key, language)
         session.add(ticket)
         session.flush()
+        assert ticket.id is not None  # the flush gave it its id
         _event(session, ticket.id, "opened", "bot", None, {"trigger": trigger.reason, "topic": topic})
         log.info("handoff ticket opened", extra={"ticket": ticket.id, "trigger": trigger.reason, "topic": topic,
                                                  "priority": trigger.priority})
@@ -292,8 +294,8 @@ class Handoffs:
         ticket = session.exec(
             select(HandoffTicket)
             .where(HandoffTicket.customer_id == customer_id,
-                   or_(HandoffTicket.open_key.is_not(None), HandoffTicket.csat_pending))
-            .order_by(HandoffTicket.id.desc()).limit(1)
+                   or_(col(HandoffTicket.open_key).is_not(None), col(HandoffTicket.csat_pending)))
+            .order_by(col(HandoffTicket.id).desc()).limit(1)
         ).first()
         if ticket is None:
             return None
@@ -308,6 +310,7 @@ class Handoffs:
         if found is None:
             return None
         score = int(found.group(1))
+        assert ticket.id is not None  # a stored ticket
         session.add(CsatAnswer(ticket_id=ticket.id, customer_id=customer_id, agent_id=ticket.agent_id, score=score))
         _event(session, ticket.id, "csat", "shopper", None, {"score": score})
         return [OutboundMessage(text=self.say(_language(session, customer_id), "handoff.csat_thanks"))]
@@ -334,6 +337,8 @@ class Handoffs:
     @staticmethod
     def set_available(session: Session, actor: Actor, available: bool) -> None:
         agent = session.get(Agent, actor.agent_id)
+        if agent is None:
+            raise NotFound("no such agent")
         agent.available, agent.last_seen_at = available, utcnow()
 
     def route(self, session: Session, now: datetime | None = None) -> int:
@@ -347,7 +352,7 @@ class Handoffs:
             return 0
         load = dict(session.exec(
             select(HandoffTicket.agent_id, func.count()).where(HandoffTicket.status == "assigned")
-            .group_by(HandoffTicket.agent_id)
+            .group_by(col(HandoffTicket.agent_id))
         ).all())
         assigned = 0
         for ticket in _queue(session):
@@ -356,6 +361,7 @@ class Handoffs:
             if not fits:
                 continue
             best = max(fits, key=lambda a: (ticket.topic in a.topics, not a.topics, -load.get(a.id, 0) / a.capacity))
+            assert ticket.id is not None  # a stored ticket
             if self._assign(session, ticket.id, Actor(best.name, best.id), now, "routed"):
                 load[best.id] = load.get(best.id, 0) + 1
                 assigned += 1
@@ -364,9 +370,9 @@ class Handoffs:
     @staticmethod
     def _assign(session: Session, ticket_id: int, actor: Actor, now: datetime, kind: str) -> bool:
         # Conditional update: of two agents claiming at once, exactly one changes the row.
-        changed = session.execute(
+        changed = session.exec(
             update(HandoffTicket)
-            .where(HandoffTicket.id == ticket_id, HandoffTicket.status == "queued")
+            .where(col(HandoffTicket.id) == ticket_id, col(HandoffTicket.status) == "queued")
             .values(status="assigned", agent_id=actor.agent_id, agent_name=actor.name, assigned_at=now,
                     last_agent_activity_at=now)
         ).rowcount
@@ -381,7 +387,9 @@ class Handoffs:
             return ticket  # already theirs
         if actor.agent_id is not None:
             agent = session.get(Agent, actor.agent_id)
-            if _load(session, agent.id) >= agent.capacity:
+            if agent is None:
+                raise NotFound("no such agent")
+            if _load(session, actor.agent_id) >= agent.capacity:
                 raise Conflict(f"you already have {agent.capacity} open tickets (your capacity)")
         if not self._assign(session, ticket_id, actor, utcnow(), "claimed"):
             session.refresh(ticket)
@@ -414,6 +422,7 @@ class Handoffs:
         text = _clean(text)
         ticket = self._own(session, ticket_id, actor)
         customer = session.get(Customer, ticket.customer_id)
+        assert customer is not None  # a ticket's customer is a foreign key
         channel = conversation_channel(customer)
         kind = _reply_kind(session, ticket.customer_id, channel, utcnow())
         ticket.agent_replies += 1
@@ -421,15 +430,16 @@ class Handoffs:
                                 OutboundMessage(text=text, kind=kind), channel=channel)
         now = utcnow()
         ticket.last_agent_activity_at, ticket.awaiting_agent_since = now, None
-        _event(session, ticket.id, "reply", actor.name, text, {"channel": channel, "kind": kind})
+        _event(session, ticket_id, "reply", actor.name, text, {"channel": channel, "kind": kind})
         session.flush()
+        assert row is not None  # the key is new: agent_replies went up above
         return row
 
     def note(self, session: Session, ticket_id: int, actor: Actor, text: str) -> HandoffEvent:
         """An internal note, never sent to the shopper. Raises: NotFound, HandoffError."""
         text = _clean(text)
-        ticket = _ticket(session, ticket_id)
-        return _event(session, ticket.id, "note", actor.name, text)
+        _ticket(session, ticket_id)
+        return _event(session, ticket_id, "note", actor.name, text)
 
     def transfer(self, session: Session, ticket_id: int, actor: Actor, agent_id: int | None,
                  topic: str | None = None) -> HandoffTicket:
@@ -443,18 +453,18 @@ class Handoffs:
             ticket.topic = topic[:40]
         if agent_id is None:
             ticket.status, ticket.agent_id, ticket.agent_name, ticket.assigned_at = "queued", None, None, None
-            _event(session, ticket.id, "transfer", actor.name, None, {"to": "queue", "topic": ticket.topic})
+            _event(session, ticket_id, "transfer", actor.name, None, {"to": "queue", "topic": ticket.topic})
             session.flush()
             self.route(session, now)
         else:
             agent = session.get(Agent, agent_id)
             if agent is None or not agent.active:
                 raise NotFound("no such active agent")
-            if _load(session, agent.id) >= agent.capacity:
+            if _load(session, agent_id) >= agent.capacity:
                 raise Conflict(f"{agent.name} has no free capacity")
             ticket.agent_id, ticket.agent_name, ticket.assigned_at = agent.id, agent.name, now
             ticket.last_agent_activity_at = now
-            _event(session, ticket.id, "transfer", actor.name, None, {"to": agent.name, "agent_id": agent.id})
+            _event(session, ticket_id, "transfer", actor.name, None, {"to": agent.name, "agent_id": agent.id})
         session.flush()
         session.refresh(ticket)
         return ticket
@@ -473,7 +483,7 @@ class Handoffs:
         ticket.csat_pending = True
         if ticket.agent_name is None:
             ticket.agent_id, ticket.agent_name = actor.agent_id, actor.name
-        _event(session, ticket.id, "resolved", actor.name)
+        _event(session, ticket_id, "resolved", actor.name)
         language = _language(session, ticket.customer_id)
         channel, kind = _conversation_channel(session, ticket.customer_id)
         queue_to_customer(session, ticket.customer_id, f"handoff:{ticket.id}:resolved",
@@ -496,21 +506,22 @@ class Handoffs:
         now = now or utcnow()
         requeued = 0
         for ticket in session.exec(select(HandoffTicket).where(HandoffTicket.status == "assigned",
-                                                               HandoffTicket.awaiting_agent_since.is_not(None))).all():
+                                                               col(HandoffTicket.awaiting_agent_since).is_not(None))).all():
+            assert ticket.id is not None and ticket.awaiting_agent_since is not None  # stored; and the query's filter
             since = max(as_utc(ticket.awaiting_agent_since), as_utc(ticket.assigned_at or ticket.awaiting_agent_since))
             if now - since < self.agent_timeout:
                 continue
             agent_id, agent_name = ticket.agent_id, ticket.agent_name  # the update below clears them
-            changed = session.execute(
+            changed = session.exec(
                 update(HandoffTicket)
-                .where(HandoffTicket.id == ticket.id, HandoffTicket.status == "assigned",
-                       HandoffTicket.agent_id.is_(None) if agent_id is None else HandoffTicket.agent_id == agent_id)
+                .where(col(HandoffTicket.id) == ticket.id, col(HandoffTicket.status) == "assigned",
+                       col(HandoffTicket.agent_id).is_(None) if agent_id is None else col(HandoffTicket.agent_id) == agent_id)
                 .values(status="queued", agent_id=None, agent_name=None, assigned_at=None)
             ).rowcount
             if changed != 1:
                 continue
             if agent_id is not None:
-                session.execute(update(Agent).where(Agent.id == agent_id).values(available=False))
+                session.execute(update(Agent).where(col(Agent.id) == agent_id).values(available=False))
             count = session.exec(select(func.count()).select_from(HandoffEvent).where(
                 HandoffEvent.ticket_id == ticket.id, HandoffEvent.kind == "requeued")).one()
             _event(session, ticket.id, "requeued", "bot", None, {"from": agent_name})
@@ -534,14 +545,14 @@ class Handoffs:
         else:
             query = select(HandoffTicket)
             if status == "open":
-                query = query.where(HandoffTicket.status.in_(OPEN))
+                query = query.where(col(HandoffTicket.status).in_(OPEN))
             elif status == "mine":
-                mine = HandoffTicket.agent_id.is_(None) if actor.is_admin else HandoffTicket.agent_id == actor.agent_id
+                mine = col(HandoffTicket.agent_id).is_(None) if actor.is_admin else col(HandoffTicket.agent_id) == actor.agent_id
                 query = query.where(HandoffTicket.status == "assigned", HandoffTicket.agent_name == actor.name, mine)
             else:
                 query = query.where(HandoffTicket.status == status)
-            order = (HandoffTicket.priority.desc(), HandoffTicket.created_at) if status != "resolved" else (
-                HandoffTicket.resolved_at.desc(),)
+            order = (col(HandoffTicket.priority).desc(), col(HandoffTicket.created_at)) if status != "resolved" else (
+                col(HandoffTicket.resolved_at).desc(),)
             tickets = list(session.exec(query.order_by(*order).limit(200)).all())
         return [ticket_view(t) for t in tickets]
 
@@ -551,11 +562,11 @@ class Handoffs:
         (every channel), or the part after message id `after`. Raises: NotFound."""
         ticket = _ticket(session, ticket_id)
         rows = session.exec(
-            select(MessageRecord).where(MessageRecord.customer_id == ticket.customer_id, MessageRecord.id > after)
-            .order_by(MessageRecord.id.desc()).limit(500)
+            select(MessageRecord).where(MessageRecord.customer_id == ticket.customer_id, col(MessageRecord.id) > after)
+            .order_by(col(MessageRecord.id).desc()).limit(500)
         ).all()
         events = session.exec(select(HandoffEvent).where(HandoffEvent.ticket_id == ticket.id)
-                              .order_by(HandoffEvent.id)).all()
+                              .order_by(col(HandoffEvent.id))).all()
         csat = session.exec(select(CsatAnswer.score).where(CsatAnswer.ticket_id == ticket.id)).first()
         return {
             **ticket_view(ticket),
@@ -568,8 +579,8 @@ class Handoffs:
 
     @staticmethod
     def agents(session: Session) -> list[dict[str, Any]]:
-        rows = session.exec(select(Agent).order_by(Agent.id)).all()
-        return [agent_view(a, _load(session, a.id)) for a in rows]
+        rows = session.exec(select(Agent).order_by(col(Agent.id))).all()
+        return [agent_view(a, _load(session, a.id)) for a in rows if a.id is not None]  # stored: all have ids
 
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -596,7 +607,7 @@ def _holds(ticket: HandoffTicket, actor: Actor) -> bool:
 def _queue(session: Session) -> list[HandoffTicket]:
     return list(session.exec(
         select(HandoffTicket).where(HandoffTicket.status == "queued")
-        .order_by(HandoffTicket.priority.desc(), HandoffTicket.created_at, HandoffTicket.id).limit(200)
+        .order_by(col(HandoffTicket.priority).desc(), col(HandoffTicket.created_at), col(HandoffTicket.id)).limit(200)
     ).all())
 
 
@@ -647,7 +658,7 @@ def _order_value(session: Session, customer_id: str, number: int | None) -> int 
     query = select(Order.total_cents).where(Order.customer_id == customer_id)
     if number is not None:
         query = query.where(Order.id == number - ORDER_NUMBER_OFFSET)
-    return session.exec(query.order_by(Order.id.desc()).limit(1)).first()
+    return session.exec(query.order_by(col(Order.id).desc()).limit(1)).first()
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -661,16 +672,16 @@ def build_summary(session: Session, customer_id: str, trigger: Trigger, intents:
     customer = session.get(Customer, customer_id)
     identities = session.exec(select(ChannelIdentity).where(ChannelIdentity.customer_id == customer_id)).all()
     used = session.exec(select(MessageRecord.channel).where(MessageRecord.customer_id == customer_id).distinct()).all()
-    orders = session.exec(select(Order).where(Order.customer_id == customer_id).order_by(Order.id.desc()).limit(5)).all()
+    orders = session.exec(select(Order).where(Order.customer_id == customer_id).order_by(col(Order.id).desc()).limit(5)).all()
     lines = session.exec(
         select(CartItem.quantity, Variant.size, Variant.colour, Product.name)
-        .join(Cart, Cart.id == CartItem.cart_id).join(Variant, Variant.sku == CartItem.variant_sku)
-        .join(Product, Product.sku == Variant.product_sku)
+        .join(Cart, col(Cart.id) == CartItem.cart_id).join(Variant, col(Variant.sku) == CartItem.variant_sku)
+        .join(Product, col(Product.sku) == Variant.product_sku)
         .where(Cart.customer_id == customer_id, Cart.status == "open")
     ).all()
     recent = list(reversed(session.exec(
         select(MessageRecord).where(MessageRecord.customer_id == customer_id)
-        .order_by(MessageRecord.id.desc()).limit(12)).all()))
+        .order_by(col(MessageRecord.id).desc()).limit(12)).all()))
     faq = session.get(FaqEntry, faq_key) if faq_key else None
     zh = language.startswith("zh")
     return {

@@ -8,12 +8,13 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import and_, exists, func, or_
 from sqlalchemy import select as sa_select
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from bot.channel import profiles
 from bot.delivery.policy import MARKETING, TEMPLATE, Policy
@@ -166,35 +167,45 @@ def _as_list(value: Any) -> list:
     return value if isinstance(value, list) else [value]
 
 
-def audience(segment: dict[str, Any]):
+def audience(segment: dict[str, Any]) -> SelectOfScalar[str]:
     """The segment as a query of customer ids (streamed by the caller in id order)."""
-    query = select(Customer.id).where(Customer.erased_at.is_(None))
+    query = select(Customer.id).where(col(Customer.erased_at).is_(None))
     if "channel" in segment:
         query = query.where(func.coalesce(Customer.preferred_channel, Customer.last_channel).in_(
             _as_list(segment["channel"])))
     if "language" in segment:
-        query = query.where(Customer.language.in_(_as_list(segment["language"])))
+        query = query.where(col(Customer.language).in_(_as_list(segment["language"])))
     if "opted_in" in segment:
-        query = query.where(Customer.marketing_consent.is_(True) if segment["opted_in"]
-                            else or_(Customer.marketing_consent.is_(None), Customer.marketing_consent.is_(False)))
+        query = query.where(col(Customer.marketing_consent).is_(True) if segment["opted_in"]
+                            else or_(col(Customer.marketing_consent).is_(None), col(Customer.marketing_consent).is_(False)))
     if "last_active_before" in segment:
         query = query.where(Customer.last_active_at < parse_time(segment["last_active_before"], ""))
     if "last_active_after" in segment:
         query = query.where(Customer.last_active_at >= parse_time(segment["last_active_after"], ""))
     if "has_open_cart" in segment:
-        open_cart = exists().where(Cart.customer_id == Customer.id, Cart.status == "open",
-                                   exists().where(CartItem.cart_id == Cart.id))
+        open_cart = exists().where(col(Cart.customer_id) == Customer.id, col(Cart.status) == "open",
+                                   exists().where(col(CartItem.cart_id) == Cart.id))
         query = query.where(open_cart if segment["has_open_cart"] else ~open_cart)
     if "bought_category" in segment:
         query = query.where(exists().where(
-            Order.customer_id == Customer.id, Order.status != "cancelled", OrderItem.order_id == Order.id,
-            Variant.sku == OrderItem.variant_sku, Product.sku == Variant.product_sku,
-            Product.category.in_(_as_list(segment["bought_category"])),
+            col(Order.customer_id) == Customer.id, col(Order.status) != "cancelled", col(OrderItem.order_id) == Order.id,
+            col(Variant.sku) == OrderItem.variant_sku, col(Product.sku) == Variant.product_sku,
+            col(Product.category).in_(_as_list(segment["bought_category"])),
         ))
     return query
 
 
-def render(campaign: Campaign, customer: Customer, link: str | None = None) -> tuple[OutboundMessage, OutboundMessage | None]:
+class Addressee(Protocol):
+    """What `render` reads of a shopper: a `Customer`, or a row with these columns."""
+
+    @property
+    def language(self) -> str: ...
+
+    @property
+    def display_name(self) -> str | None: ...
+
+
+def render(campaign: Campaign, customer: Addressee, link: str | None = None) -> tuple[OutboundMessage, OutboundMessage | None]:
     """The message in the shopper's language (else English, else the first given), and the
     WhatsApp template version when the campaign has one."""
     texts = campaign.messages
@@ -244,7 +255,9 @@ def preview(session: Session, campaign: Campaign, policy: Policy, now: datetime,
     """Who would really get the campaign now: the segment's size, how many the policy gate lets
     through and why it would skip the others (consent, window, cap...), the split of those who
     get it by channel and language, and rendered samples."""
-    size, receiving, skipped, split = 0, 0, {}, {}
+    skipped: dict[str | None, int] = {}  # by the policy's reason
+    split: dict[tuple[str | None, str], int] = {}  # by (channel, language)
+    size, receiving = 0, 0
     receivers: list[str] = []
     ids = [row for row in session.exec(audience(campaign.segment).order_by(Customer.id)).all()]
     for start in range(0, len(ids), PREVIEW_BATCH):
@@ -264,10 +277,11 @@ def preview(session: Session, campaign: Campaign, policy: Policy, now: datetime,
             if len(receivers) < sample_size:
                 receivers.append(customer_id)
     samples = []
-    for customer in session.exec(select(Customer).where(Customer.id.in_(receivers)).order_by(Customer.id)).all():
+    for customer in session.exec(select(Customer).where(col(Customer.id).in_(receivers)).order_by(Customer.id)).all():
         message, template = render(campaign, customer, "https://…")
         samples.append({"language": customer.language, "channel": customer.preferred_channel or customer.last_channel,
-                        "text": message.text, "template": template.template.content_sid if template else None})
+                        "text": message.text,
+                        "template": template.template.content_sid if template and template.template else None})
     if not samples:  # nobody would get it: still show what the message looks like
         message, _ = render(campaign, Customer(display_name="Alex"), "https://…")
         samples.append({"language": "en", "channel": None, "text": message.text, "template": None})
@@ -301,7 +315,7 @@ class RunContext:
 def start_run(session: Session, campaign_id: int, new_run: bool) -> tuple[int, str | None] | None:
     """Mark the campaign running. Returns (run number, cursor to resume from) or None if the
     campaign may not run now (paused, cancelled, done, or gone)."""
-    campaign = session.get(Campaign, campaign_id, with_for_update=session.bind.dialect.name != "sqlite")
+    campaign = session.get(Campaign, campaign_id, with_for_update=session.get_bind().dialect.name != "sqlite")
     if campaign is None or campaign.status in ("cancelled", "done", "paused", "draft"):
         return None
     if campaign.status == "running" or not new_run:
@@ -349,11 +363,11 @@ def stats(session: Session, campaign_id: int, conversion_window: timedelta) -> d
     ).all())
     status_counts = dict(session.exec(
         select(MessageRecord.status, func.count())
-        .join(Dispatch, Dispatch.key == MessageRecord.idempotency_key).where(*base)
+        .join(Dispatch, col(Dispatch.key) == MessageRecord.idempotency_key).where(*base)
         .group_by(MessageRecord.status)
     ).all())
     targeted = session.exec(select(func.count()).where(*base)).one()
-    clicked = session.exec(select(func.count()).where(*base, Dispatch.clicked_at.is_not(None))).one()
+    clicked = session.exec(select(func.count()).where(*base, col(Dispatch.clicked_at).is_not(None))).one()
     converted = _converted(session, campaign_id, conversion_window)
 
     def at_least(*statuses: str) -> int:
@@ -377,8 +391,8 @@ def _converted(session: Session, campaign_id: int, window: timedelta) -> int:
     """Recipients who ordered within `window` after their campaign message."""
     rows = session.exec(
         select(Dispatch.id, Dispatch.created_at, Order.created_at)
-        .join(Order, and_(Order.customer_id == Dispatch.customer_id, Order.status != "cancelled",
-                          Order.created_at >= Dispatch.created_at))
+        .join(Order, and_(col(Order.customer_id) == Dispatch.customer_id, col(Order.status) != "cancelled",
+                          col(Order.created_at) >= Dispatch.created_at))
         .where(Dispatch.source == "campaign", Dispatch.source_id == campaign_id, Dispatch.status == "queued")
     ).all()
     return len({dispatch_id for dispatch_id, sent_at, ordered_at in rows

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import exists, func
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from bot.conversation.turn import command
 from bot.delivery.policy import CART_REMINDER, REQUESTED, Policy
@@ -60,16 +60,16 @@ def due_carts(session: Session, step: int, delay: timedelta, now: datetime, limi
     query = (
         select(Cart.id)
         .where(Cart.status == "open", Cart.updated_at <= cutoff, Cart.updated_at > cutoff - STALE_AFTER,
-               exists().where(CartItem.cart_id == Cart.id),
-               ~exists().where(Dispatch.source == "cart_reminder", Dispatch.source_id == Cart.id,
-                               Dispatch.step == step))
-        .order_by(Cart.updated_at)
+               exists().where(col(CartItem.cart_id) == Cart.id),
+               ~exists().where(col(Dispatch.source) == "cart_reminder", col(Dispatch.source_id) == Cart.id,
+                               col(Dispatch.step) == step))
+        .order_by(col(Cart.updated_at))
         .limit(limit)
     )
     if step > 1:
-        query = query.where(exists().where(Dispatch.source == "cart_reminder", Dispatch.source_id == Cart.id,
-                                           Dispatch.step == step - 1, Dispatch.status == "queued"))
-    return list(session.exec(query).all())
+        query = query.where(exists().where(col(Dispatch.source) == "cart_reminder", col(Dispatch.source_id) == Cart.id,
+                                           col(Dispatch.step) == step - 1, col(Dispatch.status) == "queued"))
+    return [cart_id for cart_id in session.exec(query).all() if cart_id is not None]  # primary keys: never None
 
 
 def remind_carts(session: Session, policy: Policy, settings: ReminderSettings, now: datetime) -> dict[str, int]:
@@ -82,14 +82,15 @@ def remind_carts(session: Session, policy: Policy, settings: ReminderSettings, n
         carts = session.exec(select(Cart).where(among(session, Cart.id, ids))).all()
         lines = session.exec(
             select(CartItem.cart_id, CartItem.quantity, Product.name, Product.name_zh)
-            .join(Variant, Variant.sku == CartItem.variant_sku).join(Product, Product.sku == Variant.product_sku)
-            .where(among(session, CartItem.cart_id, ids)).order_by(CartItem.id)
+            .join(Variant, col(Variant.sku) == CartItem.variant_sku).join(Product, col(Product.sku) == Variant.product_sku)
+            .where(among(session, CartItem.cart_id, ids)).order_by(col(CartItem.id))
         ).all()
         languages = dict(session.exec(
             select(Customer.id, Customer.language).where(among(session, Customer.id, {c.customer_id for c in carts}))
         ).all())
         discount = settings.discount if step == 2 else None
         for cart in carts:
+            assert cart.id is not None  # a stored cart
             language = languages.get(cart.customer_id, "en")
             items = _items([line for line in lines if line[0] == cart.id], language)
             message = _cart_message(language, step, items, discount)
@@ -127,15 +128,16 @@ def notify_restocked(session: Session, policy: Policy, settings: ReminderSetting
     """Tell everyone waiting for a variant that is in stock again, once; close their entries."""
     rows = session.exec(
         select(WaitlistEntry, Variant, Product)
-        .join(Variant, Variant.sku == WaitlistEntry.variant_sku).join(Product, Product.sku == Variant.product_sku)
-        .where(WaitlistEntry.notified_at.is_(None), Variant.stock > 0)
-        .order_by(WaitlistEntry.id).limit(SCAN_LIMIT)
+        .join(Variant, col(Variant.sku) == WaitlistEntry.variant_sku).join(Product, col(Product.sku) == Variant.product_sku)
+        .where(col(WaitlistEntry.notified_at).is_(None), Variant.stock > 0)
+        .order_by(col(WaitlistEntry.id)).limit(SCAN_LIMIT)
     ).all()
     counts: dict[str, int] = {}
     languages = dict(session.exec(
         select(Customer.id, Customer.language).where(among(session, Customer.id, {e.customer_id for e, _, _ in rows}))
     ).all()) if rows else {}
     for entry, variant, product in rows:
+        assert entry.id is not None  # a stored entry
         language = languages.get(entry.customer_id, "en")
         t = _texts(language)
         name = product.name_zh if language.startswith("zh") and product.name_zh else product.name
@@ -160,9 +162,9 @@ def recovery(session: Session) -> dict[str, float | int]:
     first = (
         select(Dispatch.source_id, func.min(Dispatch.created_at).label("at"))
         .where(Dispatch.source == "cart_reminder", Dispatch.status == "queued")
-        .group_by(Dispatch.source_id).subquery()
+        .group_by(col(Dispatch.source_id)).subquery()
     )
-    rows = session.exec(select(first.c.at, Cart.checked_out_at).join(Cart, Cart.id == first.c.source_id)).all()
+    rows = session.exec(select(first.c.at, Cart.checked_out_at).join(Cart, col(Cart.id) == first.c.source_id)).all()
     reminded = len(rows)
     recovered = sum(1 for at, done in rows if done is not None and as_utc(done) >= as_utc(at))
     return {"carts_reminded": reminded, "carts_recovered": recovered,

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from apscheduler.jobstores.base import JobLookupError
@@ -15,7 +17,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 from sqlalchemy import update
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from bot.config import Settings
 from bot.delivery.outbox import Outbox
@@ -112,6 +114,7 @@ class ShopScheduler:
         for campaign_id in await db.run(lambda s: list(
             s.exec(select(Campaign.id).where(Campaign.status == "running")).all()
         )):
+            assert campaign_id is not None  # a primary key
             self.spawn(self.run_campaign(campaign_id, new_run=False))
         self.scheduler.resume()
         self.leading = True
@@ -126,7 +129,7 @@ class ShopScheduler:
             task.cancel()
         await asyncio.gather(*self._runs, return_exceptions=True)
 
-    def spawn(self, coro) -> None:
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
         self._runs.add(task)
         task.add_done_callback(self._runs.discard)
@@ -207,17 +210,17 @@ def hold(session: Session, campaign_id: int, held: bool) -> int:
     """Pausing holds a campaign's messages not yet sent; resuming releases them."""
     prefix = f"campaign:{campaign_id}:%"
     before, after = ("pending", "held") if held else ("held", "pending")
-    return session.execute(
-        update(MessageRecord).where(MessageRecord.idempotency_key.like(prefix), MessageRecord.status == before)
+    return session.exec(
+        update(MessageRecord).where(col(MessageRecord.idempotency_key).like(prefix), col(MessageRecord.status) == before)
         .values(status=after)
     ).rowcount
 
 
 def drop(session: Session, campaign_id: int) -> int:
     """Cancelling drops a campaign's messages not yet sent."""
-    return session.execute(
-        update(MessageRecord).where(MessageRecord.idempotency_key.like(f"campaign:{campaign_id}:%"),
-                                    MessageRecord.status.in_(["pending", "held"]))
+    return session.exec(
+        update(MessageRecord).where(col(MessageRecord.idempotency_key).like(f"campaign:{campaign_id}:%"),
+                                    col(MessageRecord.status).in_(["pending", "held"]))
         .values(status="canceled", error_reason="campaign_cancelled")
     ).rowcount
 

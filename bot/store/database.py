@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import JSON, ColumnElement, Table, any_, bindparam, event, insert
 from sqlalchemy import text as sql_text
@@ -128,6 +128,7 @@ def insert_many(session: Session, table: Table, rows: list[dict]) -> None:
     quote = session.get_bind().dialect.identifier_preparer.quote
     statement = f"COPY {quote(table.name)} ({', '.join(quote(name) for name in names)}) FROM STDIN"
     driver = session.connection().connection.driver_connection
+    assert driver is not None  # a connection in use has its driver's
     with driver.cursor() as cursor, cursor.copy(statement) as copy:
         for row in rows:
             copy.write_row([json.dumps(row[name]) if encode and row[name] is not None else row[name]
@@ -144,8 +145,11 @@ class PriorityExecutor(Executor):
         for thread in self._threads:
             thread.start()
 
-    def submit(self, fn, /, *args, priority: int = 1, **kwargs) -> Future:
-        future: Future = Future()
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        """Run `fn(*args, **kwargs)` on a worker thread. A `priority` keyword (default 1, lower
+        first) is the executor's own and not passed on."""
+        priority = kwargs.pop("priority", 1)
+        future: Future[T] = Future()
         self._queue.put((priority, next(self._order), future, fn, args, kwargs))
         return future
 
@@ -229,8 +233,8 @@ class Database:
         return generation is not None
 
     def _still_kept(self, key: str) -> bool:
-        if self._kept.get(key) != self._lock_generation:
-            return False
+        if self._kept.get(key) != self._lock_generation or self._lock_connection is None:
+            return False  # taken on an earlier connection, or this one was dropped since
         try:
             self._lock_connection.execute(sql_text("SELECT 1"))
         except DBAPIError as exc:
@@ -256,7 +260,7 @@ class Database:
         raise AssertionError("unreachable")
 
     def _release(self, key: str, generation: int) -> None:
-        if generation != self._lock_generation:
+        if generation != self._lock_generation or self._lock_connection is None:
             return  # it died with the connection it was taken on
         try:
             self._lock_connection.execute(_UNLOCK, {"key": key})
@@ -277,6 +281,7 @@ class Database:
         log.warning("advisory lock connection lost; locks are taken again on a new one",
                     extra={"generation": self._lock_generation, "kept": sorted(self._kept)})
         connection, self._lock_connection = self._lock_connection, None
+        assert connection is not None  # dropped after it failed
         try:
             connection.invalidate()
             connection.close()
@@ -361,6 +366,7 @@ class Database:
                 # Take the write lock and give it back at once: it tells a locked file from a free one.
                 # A shorter busy wait than the caller's, so the answer names the lock.
                 driver = connection.connection.driver_connection
+                assert driver is not None  # a connection in use has its driver's
                 if driver.in_transaction:
                     driver.rollback()
                 driver.execute(f"PRAGMA busy_timeout = {int(self.timeout * 700)}")

@@ -3,10 +3,10 @@ carts, orders, returns, the restock waitlist, FAQ entries, bot state and human h
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 from uuid import uuid4
 
-from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint, text
+from sqlalchemy import JSON, Column, Index, Table, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 ORDER_NUMBER_OFFSET = 1000
@@ -26,6 +26,8 @@ def new_id() -> str:
 
 
 class Customer(SQLModel, table=True):
+    if TYPE_CHECKING:  # set by SQLModel for table models, not declared in its types
+        __table__: ClassVar[Table]
     id: str = Field(default_factory=new_id, primary_key=True)
     display_name: str | None = None
     language: str = "en"
@@ -46,6 +48,8 @@ class Customer(SQLModel, table=True):
 
 
 class ChannelIdentity(SQLModel, table=True):
+    if TYPE_CHECKING:  # set by SQLModel for table models, not declared in its types
+        __table__: ClassVar[Table]
     __table_args__ = (UniqueConstraint("channel", "address"),)
     id: int | None = Field(default=None, primary_key=True)
     channel: str = Field(index=True)
@@ -60,6 +64,8 @@ _DUE = "status IN ('pending', 'sending')"
 class MessageRecord(SQLModel, table=True):
     """One message of the transcript, inbound or outbound."""
 
+    if TYPE_CHECKING:  # set by SQLModel for table models, not declared in its types
+        __table__: ClassVar[Table]
     __tablename__ = "message"
     __table_args__ = (
         UniqueConstraint("channel", "provider_message_id"),
@@ -195,6 +201,8 @@ class FaqEntry(SQLModel, table=True):
 class StateRecord(SQLModel, table=True):
     """A botbuilder state document, with the eTag that guards concurrent writes."""
 
+    if TYPE_CHECKING:  # set by SQLModel for table models, not declared in its types
+        __table__: ClassVar[Table]
     __tablename__ = "bot_state"
     key: str = Field(primary_key=True)
     etag: str
@@ -271,6 +279,8 @@ class Dispatch(SQLModel, table=True):
     notice): sent through the outbox, or skipped with the reason. Unique per `key`, which is also
     the outbox record's idempotency key."""
 
+    if TYPE_CHECKING:  # set by SQLModel for table models, not declared in its types
+        __table__: ClassVar[Table]
     __table_args__ = (Index("ix_dispatch_customer_created", "customer_id", "created_at"),
                       Index("ix_dispatch_source", "source", "source_id"))
     id: int | None = Field(default=None, primary_key=True)
@@ -291,6 +301,8 @@ class HandoffTicket(SQLModel, table=True):
     """A conversation handed to a person: queued -> assigned -> resolved (and back to queued
     when the agent goes silent or transfers it to the queue)."""
 
+    if TYPE_CHECKING:  # set by SQLModel for table models, not declared in its types
+        __table__: ClassVar[Table]
     id: int | None = Field(default=None, primary_key=True)
     customer_id: str = Field(foreign_key="customer.id", index=True)
     # The customer id while the ticket is open, None once resolved: one open ticket per customer.

@@ -14,7 +14,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
+from alembic.script import Script, ScriptDirectory
 from sqlalchemy import inspect
 from sqlalchemy import text as sql_text
 from sqlalchemy.engine import Connection, Engine, make_url
@@ -76,7 +76,10 @@ def scripts() -> ScriptDirectory:
 
 
 def head() -> str:
-    return scripts().get_current_head()
+    newest = scripts().get_current_head()
+    if newest is None:
+        raise SchemaError("no migration revisions found")
+    return newest
 
 
 def include_name(name: str | None, type_: str, _parents: dict) -> bool:
@@ -164,6 +167,8 @@ def autogenerate(engine: Engine, message: str) -> Path:
         script = command.revision(alembic_config(connection), message=message, autogenerate=True,
                                   rev_id=f"{number:04d}")
     scripts.cache_clear()
+    if not isinstance(script, Script):
+        raise SchemaError("autogenerate wrote no single revision")
     return Path(script.path)
 
 
@@ -260,7 +265,7 @@ def _baseline_names() -> dict[str, tuple[set[str], set[str]]]:
 def _names(connection: Connection) -> dict[str, tuple[set[str], set[str]]]:
     inspector = inspect(connection)
     return {table: ({c["name"] for c in inspector.get_columns(table)},
-                    {i["name"] for i in inspector.get_indexes(table)})
+                    {i["name"] for i in inspector.get_indexes(table) if i["name"]})
             for table in inspector.get_table_names() if table != VERSION_TABLE}
 
 

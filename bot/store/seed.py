@@ -81,6 +81,7 @@ def _demo_orders(session: Session) -> None:
                       created_at=now - age)
         session.add(order)
         session.flush()
+        assert order.id is not None  # the flush gave it its id
         total = 0
         for prefix in prefixes:
             variant = session.exec(
@@ -89,6 +90,7 @@ def _demo_orders(session: Session) -> None:
             if variant is None:
                 continue
             product = session.get(Product, variant.product_sku)
+            assert product is not None  # a variant's product is a foreign key
             session.add(OrderItem(order_id=order.id, variant_sku=variant.sku, name=product.name, size=variant.size,
                                   colour=variant.colour, quantity=1, unit_price_cents=product.price_cents))
             total += product.price_cents
@@ -103,4 +105,5 @@ def _demo_orders(session: Session) -> None:
         if status == "paid":
             order.estimated_delivery = add_business_days(order.created_at.date(), 6)
         elif status == "shipped":
+            assert order.shipped_at is not None  # set with the tracking above
             order.estimated_delivery = add_business_days(order.shipped_at.date(), 5)

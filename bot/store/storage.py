@@ -12,7 +12,7 @@ import jsonpickle
 from botbuilder.core import Storage, StoreItem
 from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from bot.store.database import Database
 from bot.store.models import StateRecord, utcnow
@@ -167,4 +167,4 @@ class SqlStorage(Storage):
     async def delete(self, keys: list[str]) -> None:
         keys = [k for k in keys if k]
         if keys:
-            await self._db.run(lambda s: s.execute(delete(StateRecord).where(StateRecord.key.in_(keys))))
+            await self._db.run(lambda s: s.execute(delete(StateRecord).where(col(StateRecord.key).in_(keys))))

@@ -148,6 +148,15 @@ def test_render_limits():
     assert with_links[0]["attachment"]["payload"]["template_type"] == "button"
 
 
+def test_render_says_the_channel_words_when_there_is_no_text():
+    """Choices or links without a text get the channel's own words, in the shopper's language."""
+    choices = (Choice("Yes", "y"), Choice("No", "n"))
+    assert render(OutboundMessage(text="", choices=choices))[0]["text"] == "Choose one:"
+    assert render(OutboundMessage(text="", choices=choices, language="zh-TW"))[0]["text"] == "請選擇："
+    links = render(OutboundMessage(text="", links=(Link("Pay now", "https://p"),)))
+    assert links[0]["attachment"]["payload"]["text"] == "Links"
+
+
 def reply_record(session, psid: str = PSID) -> MessageRecord:
     return session.exec(select(MessageRecord).where(
         MessageRecord.direction == "out", MessageRecord.address == psid)).one()

@@ -3,6 +3,8 @@ models' metadata, on the connection the caller put in the config's attributes, o
 config's URL, or else on the `DATABASE_URL` of our settings."""
 from __future__ import annotations
 
+from typing import Any
+
 from alembic import context
 from sqlmodel import SQLModel
 
@@ -10,7 +12,7 @@ from bot.store import models  # noqa: F401  (registers the tables)
 from bot.store.schema import include_name, render_item
 
 config = context.config
-options = {
+options: dict[str, Any] = {  # the same for every way of running
     "target_metadata": SQLModel.metadata,
     "include_name": include_name,  # tables of ours only (not the scheduler's job store)
     "render_item": render_item,
