@@ -28,6 +28,7 @@ from bot.conversation.turn import command
 from bot.delivery.dispatchers import DispatcherProcesses, dispatcher_count, make_outbox
 from bot.delivery.outbox import apply_status, queue_to_customer
 from bot.handoff.service import Handoffs
+from bot.i18n import EN, ZH, language_of, money, text_in
 from bot.marketing.scheduler import ShopScheduler, proactive
 from bot.messages import InboundMessage, OutboundMessage, StatusUpdate, storable
 from bot.nlu import CatalogTerm, Recognizer, load_examples, load_model
@@ -41,9 +42,8 @@ from channels.registry import enabled
 from channels.twilio import TwilioChannel, sms_keyword
 from channels.web import WebChannel
 from dialogs.main_dialog import MainDialog
-from dialogs.shop import ShopServices, money
+from dialogs.shop import ShopServices
 from dialogs.shop_bot import ShopBot
-from dialogs.texts import text_in
 from integrations.cart import StoreCarts
 from integrations.catalog import StoreCatalog
 from integrations.faq import StoreFaq
@@ -139,12 +139,12 @@ def create_app(
     outbox = make_outbox(settings, db, channels, dispatchers)
     extra_dispatchers = DispatcherProcesses(dispatchers - 1)
     scheduler = ShopScheduler(proactive(settings, db, outbox), lead=settings.scheduler_in_process)
-    handoffs = Handoffs.from_settings(db, settings, text_in, outbox.notify)
+    handoffs = Handoffs.from_settings(db, settings, outbox.notify)
     shop = ShopServices(
         catalog=catalog, carts=StoreCarts(db, settings.codes), orders=orders, payments=payments, faq=faq,
         profiles=StoreProfiles(db), accounts=ShopperAccounts(db, link_targets(settings, channels), timedelta(minutes=settings.link_ttl_minutes)),
         memory=conversation_state.create_property("ShopMemory"),
-        media_base=settings.base_url, handoff=handoffs,
+        media_base=settings.base_url, currency=settings.currency, handoff=handoffs,
     )
     bot = ShopBot(conversation_state, MainDialog(shop))
     states: list[BotState] = [conversation_state]
@@ -380,7 +380,7 @@ async def web_config(request: web.Request) -> web.Response:
     }
     sku = request.query.get("product", "")
     if sku and len(sku) <= 40 and (product := await request.app[CATALOG].product(sku)) is not None:
-        name = product.name_zh if language.startswith("zh") and product.name_zh else product.name
+        name = product.name_zh if language_of(language) == ZH and product.name_zh else product.name
         config["product"] = {"sku": product.sku, "name": name, "command": command("product_search", product=product.sku)}
     return web.json_response(config)
 
@@ -397,7 +397,7 @@ async def _web_language(request: web.Request, session_id: str) -> str:
     if language:
         return language
     wanted = request.headers.get("Accept-Language", "").split(",")[0].strip().lower()
-    return "zh-TW" if wanted.startswith("zh") else "en"
+    return language_of(wanted)
 
 
 async def web_link(request: web.Request) -> web.Response:
@@ -494,9 +494,10 @@ async def pay_page(request: web.Request) -> web.Response:
         raise web.HTTPNotFound(text="Unknown payment.")
     if order.status != "pending_payment":
         return _not_payable_page(lang, order.number, order.status)
+    currency = request.app[SETTINGS].currency
     body = (
         f"<h1>{html.escape(text_in(lang, 'pay.heading', number=order.number))}</h1>"
-        f"<p>{html.escape(text_in(lang, 'pay.amount', total=money(order.total_cents)))}</p>"
+        f"<p>{html.escape(text_in(lang, 'pay.amount', total=money(order.total_cents, lang, currency)))}</p>"
         f"<p>{html.escape(text_in(lang, 'pay.sandbox'))}</p>"
         f'<form method="post"><input type="hidden" name="sig" value="{html.escape(signature)}">'
         f'<button type="submit" id="pay">{html.escape(text_in(lang, "btn.pay_now"))}</button></form>'
@@ -528,7 +529,7 @@ async def pay_submit(request: web.Request) -> web.Response:
 
 def _language(session: Session, customer_id: str) -> str:
     customer = session.get(Customer, customer_id)
-    return "zh-TW" if customer is not None and customer.language.startswith("zh") else "en"
+    return language_of(customer.language if customer is not None else EN)
 
 
 def raw_request(request: web.Request, body: bytes) -> RawRequest:
