@@ -5,6 +5,7 @@ import re
 from datetime import time, timedelta
 from zoneinfo import ZoneInfo
 
+from babel.numbers import is_currency
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -182,6 +183,14 @@ class Settings(BaseSettings):
     def _check_codes(cls, value: str) -> str:
         parse_codes(value)
         return value
+
+    @field_validator("currency")
+    @classmethod
+    def _check_currency(cls, value: str) -> str:
+        code = value.strip().upper()
+        if not is_currency(code):
+            raise ValueError(f"currency must be an ISO 4217 code such as USD, EUR or TWD, not {value!r}")
+        return code
 
     @field_validator("shipping_fee", "free_shipping_over")
     @classmethod

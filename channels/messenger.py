@@ -25,6 +25,7 @@ from bot.channel import (
     load_json,
 )
 from bot.config import Settings
+from bot.i18n import text_in
 from bot.messages import ChannelAddress, InboundMessage, Media, OutboundMessage, SendReceipt, StatusUpdate
 
 log = logging.getLogger(__name__)
@@ -65,14 +66,6 @@ PROFILE = ChannelProfile(
         ORDER_UPDATE: Rule(NEVER, TAGGED, honours_opt_out=False),
     })
 
-WORDS = {"en": {"links": "Links", "choose": "Choose one:"}, "zh-TW": {"links": "連結", "choose": "請選擇："}}
-
-
-def _own_words(msg: OutboundMessage, key: str) -> str:
-    """The channel's own words around a message, in the shopper's language."""
-    return WORDS["zh-TW" if msg.language.startswith("zh") else "en"][key]
-
-
 def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
@@ -85,7 +78,7 @@ def render(msg: OutboundMessage) -> list[dict[str, Any]]:
     if msg.links:
         messages.append({"attachment": {"type": "template", "payload": {
             "template_type": "button",
-            "text": _cut(text or _own_words(msg, "links"), BUTTON_TEMPLATE_TEXT_LIMIT),
+            "text": _cut(text or text_in(msg.language, "render.links"), BUTTON_TEMPLATE_TEXT_LIMIT),
             "buttons": [{"type": "web_url", "url": link.url, "title": _cut(link.title, TITLE_LIMIT)}
                         for link in msg.links[:3]],
         }}})
@@ -112,7 +105,7 @@ def render(msg: OutboundMessage) -> list[dict[str, Any]]:
                                         "payload": {"url": item.url, "is_reusable": True}}})
     if msg.choices:
         if not messages:
-            messages.append({"text": _own_words(msg, "choose")})
+            messages.append({"text": text_in(msg.language, "render.choose")})
         messages[-1]["quick_replies"] = [
             {"content_type": "text", "title": _cut(c.title, TITLE_LIMIT), "payload": c.value[:PAYLOAD_LIMIT]}
             for c in msg.choices[:QUICK_REPLY_LIMIT]

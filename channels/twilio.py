@@ -34,6 +34,7 @@ from bot.channel import (
     SendError,
 )
 from bot.config import Settings
+from bot.i18n import text_in
 from bot.messages import (
     ChannelAddress,
     InboundMessage,
@@ -58,7 +59,6 @@ GSM7 = set(
 )
 GSM7_EXTENDED = set("^{}\\[~]|€\f")
 TRANSIENT_CODES = {20429, 21611, 30001}
-REPLY_WITH_NUMBER = {"en": "Reply with a number.", "zh-TW": "請回覆選項的數字。"}
 OPTED_OUT_CODE = 21610
 STATUS_PATH = "/webhooks/twilio/status"
 TWIML_EMPTY = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
@@ -173,7 +173,7 @@ def render(msg: OutboundMessage, channel: str) -> list[TwilioPart]:
     if msg.choices:
         lines.append("\n".join(f"{next(number)}. {c.title}" for c in msg.choices))
     if options:
-        lines.append(REPLY_WITH_NUMBER["zh-TW" if msg.language.startswith("zh") else "en"])
+        lines.append(text_in(msg.language, "render.reply_with_number"))
     media = tuple(m.url for m in msg.media[:MEDIA_LIMIT])
     if lines or media:
         for i, chunk in enumerate(split_text("\n\n".join(lines))):

@@ -6,11 +6,10 @@ from botbuilder.dialogs.prompts import PromptOptions
 
 from bot.channel import named_in
 from bot.conversation.turn import command
+from bot.i18n import EN, has_text
+from bot.i18n import channel_name as channel_name_in
 from bot.messages import Choice, link, reply
-from dialogs.shop import ShopServices, choice_prompt, confirm_prompt, prompt_choices
-from dialogs.texts import TEXTS, text
-
-NAMES = {"whatsapp": "WhatsApp", "messenger": "Messenger", "sms": "SMS", "web": "Web chat"}
+from dialogs.shop import ShopServices, choice_prompt, confirm_prompt, language, prompt_choices, text
 
 
 def mentioned_channel(text: str, available: list[str]) -> str | None:
@@ -20,7 +19,7 @@ def mentioned_channel(text: str, available: list[str]) -> str | None:
 
 def channel_name(context, channel: str) -> str:
     """A channel's name as the shopper reads it."""
-    return text(context, f"channel.{channel}") if f"channel.{channel}" in TEXTS else NAMES[channel]
+    return channel_name_in(language(context), channel)
 
 
 class LinkDialog(ComponentDialog):
@@ -44,7 +43,8 @@ class LinkDialog(ComponentDialog):
         return await step.prompt(
             "choice",
             PromptOptions(prompt=reply(text(step.context, "link.where")),
-                          choices=prompt_choices([(channel_name(step.context, c), NAMES[c]) for c in available])),
+                          choices=prompt_choices([(channel_name(step.context, c), channel_name_in(EN, c))
+                                                  for c in available])),
         )
 
     async def offer_step(self, step: WaterfallStepContext) -> DialogTurnResult:
@@ -74,7 +74,7 @@ class PrivacyDialog(ComponentDialog):
             ctx = step.context
 
             def known(prefix: str, value: str) -> str:
-                return text(ctx, f"{prefix}.{value}") if f"{prefix}.{value}" in TEXTS else value
+                return text(ctx, f"{prefix}.{value}") if has_text(f"{prefix}.{value}") else value
 
             lines = [
                 text(ctx, "privacy.header"),
@@ -83,7 +83,7 @@ class PrivacyDialog(ComponentDialog):
                 text(ctx, "privacy.address", address=data["shipping_address"] or text(ctx, "privacy.none_saved")),
                 text(ctx, "privacy.marketing", marketing=known("privacy.marketing", data["marketing"])),
                 text(ctx, "privacy.counts", messages=data["messages"], orders=data["orders"]),
-                text(ctx, "privacy.updates", channel=NAMES.get(data["updates"] or "", data["updates"] or "-")),
+                text(ctx, "privacy.updates", channel=channel_name_in(EN, data["updates"]) if data["updates"] else "-"),
                 text(ctx, "privacy.how_to_forget"),
             ]
             await step.context.send_activity(reply(

@@ -9,12 +9,14 @@ from bot.messages import Choice, reply
 from dialogs.shop import (
     ShopServices,
     choice_prompt,
+    colour_name,
     confirm_prompt,
     join_words,
     money,
     prompt_choices,
+    size_label,
+    text,
 )
-from dialogs.texts import colour_name, size_label, text
 from integrations.cart import OutOfStock
 from integrations.catalog import ProductView
 
@@ -183,10 +185,11 @@ class AddToCartDialog(ComponentDialog):
                      cart) -> DialogTurnResult:
         ctx = step.context
         name = self.shop.name(ctx, product)
+        price = money(ctx, product.price_cents * quantity, self.shop.currency)
         await step.context.send_activity(
             reply(
                 text(ctx, "add.added", quantity=quantity, name=name, size=size_label(ctx, variant.size),
-                     colour=colour_name(ctx, variant.colour), price=money(product.price_cents * quantity),
+                     colour=colour_name(ctx, variant.colour), price=price,
                      summary=await self.shop.cart_text(ctx, cart)),
                 quick=[Choice(text(ctx, "btn.checkout"), command("checkout")),
                        Choice(text(ctx, "btn.view_cart"), command("view_cart"))],

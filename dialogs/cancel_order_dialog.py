@@ -6,8 +6,7 @@ from botbuilder.dialogs.prompts import PromptOptions
 
 from bot.messages import reply
 from dialogs.order_status_dialog import chosen_order, order_title, pick_order
-from dialogs.shop import ShopServices, choice_prompt, confirm_prompt
-from dialogs.texts import text
+from dialogs.shop import ShopServices, choice_prompt, confirm_prompt, text
 from integrations.orders import CANCELLABLE, OrderError
 
 
@@ -35,9 +34,10 @@ class CancelOrderDialog(ComponentDialog):
             )
             return await step.end_dialog()
         step.values["number"] = order.number
+        title = order_title(order, step.context, currency=self.shop.currency)
         return await step.prompt(
             "confirm",
-            PromptOptions(prompt=reply(text(step.context, "cancel.confirm", title=order_title(order, step.context))))
+            PromptOptions(prompt=reply(text(step.context, "cancel.confirm", title=title)))
         )
 
     async def cancel_step(self, step: WaterfallStepContext) -> DialogTurnResult:

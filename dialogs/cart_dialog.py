@@ -7,13 +7,12 @@ from botbuilder.dialogs.prompts import NumberPrompt, PromptOptions
 
 from bot.conversation.turn import command
 from bot.messages import Choice, reply
-from dialogs.shop import ShopServices, cart_summary, choice_prompt, prompt_choices
-from dialogs.texts import colour_name, size_label, text
+from dialogs.shop import ShopServices, cart_summary, choice_prompt, colour_name, prompt_choices, size_label, text
 from integrations.cart import CartView, OutOfStock
 
 
 def cart_reply(cart: CartView, prefix: str = "", context: TurnContext | None = None,
-               names: dict[str, str] | None = None):
+               names: dict[str, str] | None = None, *, currency: str):
     """The cart and what to do next, in the shopper's language when `context` is given."""
     quick = (
         [Choice(text(context, "btn.checkout"), command("checkout")),
@@ -22,7 +21,7 @@ def cart_reply(cart: CartView, prefix: str = "", context: TurnContext | None = N
         if cart.lines
         else [Choice(text(context, "btn.browse"), command("product_search"))]
     )
-    return reply(prefix + cart_summary(cart, context, names), quick=quick)
+    return reply(prefix + cart_summary(cart, context, names, currency=currency), quick=quick)
 
 
 class CartDialog(ComponentDialog):
@@ -48,7 +47,7 @@ class CartDialog(ComponentDialog):
         cart = await self.shop.carts.get(step.context.activity.from_property.id)
         names = await self.shop.line_names(ctx, [l.product_sku for l in cart.lines])
         if o.get("mode", "view") == "view" or not cart.lines:
-            await step.context.send_activity(cart_reply(cart, "", ctx, names))
+            await step.context.send_activity(cart_reply(cart, "", ctx, names, currency=self.shop.currency))
             return await step.end_dialog()
         step.values["lines"] = [l.variant_sku for l in cart.lines]
         step.values["quantities"] = {l.variant_sku: l.quantity for l in cart.lines}
@@ -105,5 +104,5 @@ class CartDialog(ComponentDialog):
             cart = await self.shop.carts.get(customer_id)
             prefix = text(step.context, "cart.only_in_stock", available=exc.available)
         names = await self.shop.line_names(step.context, [l.product_sku for l in cart.lines])
-        await step.context.send_activity(cart_reply(cart, prefix, step.context, names))
+        await step.context.send_activity(cart_reply(cart, prefix, step.context, names, currency=self.shop.currency))
         return await step.end_dialog()

@@ -17,8 +17,7 @@ from botbuilder.dialogs.prompts import PromptOptions, PromptValidatorContext, Te
 from bot.conversation.turn import command, turn_info
 from bot.messages import Choice, link, reply
 from dialogs.discount_dialog import DiscountDialog, wants_discount
-from dialogs.shop import ShopServices, cart_summary, confirm_prompt, money
-from dialogs.texts import delivery_date, text
+from dialogs.shop import ShopServices, cart_summary, confirm_prompt, delivery_date, money, text
 from integrations.cart import OutOfStock
 from integrations.orders import OrderError, Quote
 
@@ -154,11 +153,12 @@ class CheckoutDialog(ComponentDialog):
         quote = await self.shop.orders.quote(ctx.activity.from_property.id)
         names = await self.shop.line_names(ctx, [line.product_sku for line in quote.cart.lines])
         receipt = text(ctx, "checkout.receipt", contact=step.values["contact"]) if step.values["contact"] else ""
+        summary = cart_summary(quote.cart, ctx, names, "cart.subtotal", currency=self.shop.currency)
         return await step.prompt(
             "confirm",
             PromptOptions(
-                prompt=reply(text(ctx, "checkout.confirm", summary=cart_summary(quote.cart, ctx, names, "cart.subtotal"),
-                                  charges=charges(ctx, quote), date=delivery_date(ctx, quote.arrives_by),
+                prompt=reply(text(ctx, "checkout.confirm", summary=summary,
+                                  charges=charges(ctx, quote, self.shop.currency), date=delivery_date(ctx, quote.arrives_by),
                                   receipt=receipt, address=step.values["address"]))
             ),
         )
@@ -180,12 +180,13 @@ class CheckoutDialog(ComponentDialog):
         except OrderError:
             await step.context.send_activity(reply(text(step.context, "checkout.empty")))
             return await step.end_dialog()
-        ctx = step.context
-        shipping = (text(ctx, "checkout.placed_shipping", fee=money(order.shipping_cents)) if order.shipping_cents
-                    else text(ctx, "checkout.placed_free"))
+        ctx, currency = step.context, self.shop.currency
+        shipping = (text(ctx, "checkout.placed_shipping", fee=money(ctx, order.shipping_cents, currency))
+                    if order.shipping_cents else text(ctx, "checkout.placed_free"))
+        total = money(ctx, order.total_cents, currency)
         await ctx.send_activity(
             reply(
-                text(ctx, "checkout.placed", number=order.number, total=money(order.total_cents), shipping=shipping,
+                text(ctx, "checkout.placed", number=order.number, total=total, shipping=shipping,
                      date=delivery_date(ctx, order.estimated_delivery))
                 + (" " + text(ctx, "checkout.discount", code=order.discount_code) if order.discount_code else ""),
                 links=[link(text(ctx, "btn.pay_now"), order.payment_url)],
@@ -194,13 +195,13 @@ class CheckoutDialog(ComponentDialog):
         return await step.end_dialog()
 
 
-def charges(context, quote: Quote) -> str:
-    """The discount, shipping and total lines of a confirmation."""
+def charges(context, quote: Quote, currency: str) -> str:
+    """The discount, shipping and total lines of a confirmation, amounts in `currency`."""
     lines = []
     if quote.discount_code:
         lines.append(text(context, "checkout.discount_line", code=quote.discount_code,
-                          percent=quote.discount_percent, amount=money(quote.discount_cents)))
-    lines.append(text(context, "checkout.shipping_line", fee=money(quote.shipping_cents)) if quote.shipping_cents
-                 else text(context, "checkout.shipping_free"))
-    lines.append(text(context, "checkout.total_line", total=money(quote.total_cents)))
+                          percent=quote.discount_percent, amount=money(context, quote.discount_cents, currency)))
+    lines.append(text(context, "checkout.shipping_line", fee=money(context, quote.shipping_cents, currency))
+                 if quote.shipping_cents else text(context, "checkout.shipping_free"))
+    lines.append(text(context, "checkout.total_line", total=money(context, quote.total_cents, currency)))
     return "\n".join(lines)

@@ -5,8 +5,7 @@ from botbuilder.dialogs import ComponentDialog, DialogTurnResult, WaterfallDialo
 from botbuilder.dialogs.prompts import PromptOptions
 
 from bot.messages import reply
-from dialogs.shop import ShopServices, confirm_prompt
-from dialogs.texts import text
+from dialogs.shop import ShopServices, confirm_prompt, text
 
 
 class ConsentDialog(ComponentDialog):

@@ -10,8 +10,7 @@ from botbuilder.dialogs.prompts import PromptOptions, TextPrompt
 from bot.conversation.turn import turn_info
 from bot.messages import reply
 from bot.nlu import Intent, discount_code
-from dialogs.shop import ShopServices
-from dialogs.texts import text
+from dialogs.shop import ShopServices, text
 
 CODE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{2,31}")
 # Below this an "apply_discount" guess with no code in it does not interrupt a checkout question

@@ -5,8 +5,7 @@ from botbuilder.dialogs import ComponentDialog, DialogTurnResult, WaterfallDialo
 
 from bot.conversation.turn import command
 from bot.messages import Choice, reply
-from dialogs.shop import ShopServices
-from dialogs.texts import language, text
+from dialogs.shop import ShopServices, language, text
 
 
 class FaqDialog(ComponentDialog):

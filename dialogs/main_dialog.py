@@ -9,6 +9,7 @@ from botbuilder.dialogs import ComponentDialog, DialogContext, DialogTurnResult,
 from botbuilder.dialogs.prompts import ConfirmPrompt, Prompt
 
 from bot.conversation.turn import RESUME, TURN_INFO_KEY, command, turn_info
+from bot.i18n import MENU_LABELS, yes_no_zh
 from bot.messages import Choice, reply
 from bot.nlu import FALLBACK, Intent, normalise
 from dialogs.account_dialog import LinkDialog, PrivacyDialog
@@ -22,9 +23,8 @@ from dialogs.faq_dialog import FaqDialog
 from dialogs.order_status_dialog import OrderStatusDialog
 from dialogs.return_dialog import ReturnDialog
 from dialogs.search_dialog import SearchDialog
-from dialogs.shop import ShopServices
+from dialogs.shop import ShopServices, language, menu_label, text
 from dialogs.stock_dialog import StockDialog
-from dialogs.texts import MENU_LABELS, language, menu_label, text, yes_no_zh
 
 # Answers that belong to a question, never a change of subject.
 REPLY_INTENTS = {FALLBACK, "affirm", "deny", "greet", "thanks"}

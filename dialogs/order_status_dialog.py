@@ -7,9 +7,9 @@ from botbuilder.core import TurnContext
 from botbuilder.dialogs import ComponentDialog, DialogTurnResult, WaterfallDialog, WaterfallStepContext
 from botbuilder.dialogs.prompts import PromptOptions
 
+from bot.i18n import TEXTS
 from bot.messages import link, reply
-from dialogs.shop import ShopServices, choice_prompt, money, prompt_choices
-from dialogs.texts import TEXTS, delivery_date, is_zh, text
+from dialogs.shop import ShopServices, choice_prompt, delivery_date, is_zh, money, prompt_choices, text
 from integrations.orders import OrderView
 
 STATUSES = ("pending_payment", "paid", "shipped", "delivered", "cancelled")
@@ -26,9 +26,9 @@ def asks_arrival(utterance: str) -> bool:
 STATUS_TEXT = {status: TEXTS[f"order.status.{status}"]["en"] for status in STATUSES}  # English, by status
 
 
-def order_title(order: OrderView, context: TurnContext | None = None) -> str:
+def order_title(order: OrderView, context: TurnContext | None = None, *, currency: str) -> str:
     return text(context, "order.title", number=order.number, created_at=order.created_at,
-                total=money(order.total_cents))
+                total=money(context, order.total_cents, currency))
 
 
 def status_reply(order: OrderView, context: TurnContext | None = None):
@@ -88,7 +88,7 @@ async def pick_order(step: WaterfallStepContext, shop: ShopServices, wanted, ver
     return await step.prompt(
         "choice",
         PromptOptions(prompt=reply(text(step.context, f"order.which.{verb}")),
-                      choices=prompt_choices([order_title(o, step.context) for o in orders])),
+                      choices=prompt_choices([order_title(o, step.context, currency=shop.currency) for o in orders])),
     )
 
 

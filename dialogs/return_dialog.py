@@ -6,8 +6,7 @@ from botbuilder.dialogs.prompts import PromptOptions
 
 from bot.messages import reply
 from dialogs.order_status_dialog import chosen_order, pick_order
-from dialogs.shop import ShopServices, choice_prompt, prompt_choices
-from dialogs.texts import colour_name, size_label, text
+from dialogs.shop import ShopServices, choice_prompt, colour_name, prompt_choices, size_label, text
 from integrations.orders import OrderError
 
 REASONS = ["Doesn't fit", "Not as described", "Arrived damaged", "Changed my mind"]  # the values kept

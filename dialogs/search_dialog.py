@@ -5,8 +5,7 @@ from botbuilder.dialogs import ComponentDialog, DialogTurnResult, WaterfallDialo
 
 from bot.conversation.turn import command
 from bot.messages import Choice, reply
-from dialogs.shop import ShopServices
-from dialogs.texts import category_name, colour_name, is_zh, size_label, text
+from dialogs.shop import ShopServices, category_name, colour_name, is_zh, size_label, text
 
 
 class SearchDialog(ComponentDialog):

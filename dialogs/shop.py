@@ -1,4 +1,5 @@
-"""What every journey dialog is given: the shop's services and the phrasing they share."""
+"""What every journey dialog is given: the shop's services and the phrasing they share, in the
+language of the turn (the texts themselves are in `bot/i18n.py`)."""
 from __future__ import annotations
 
 import unicodedata
@@ -12,9 +13,10 @@ from botbuilder.dialogs.choices import ListStyle
 from botbuilder.dialogs.prompts import ChoicePrompt, ConfirmPrompt, PromptOptions, PromptRecognizerResult
 from botbuilder.schema import ActivityTypes, CardAction
 
-from bot.conversation.turn import command
+from bot import i18n
+from bot.conversation.turn import TURN_INFO_KEY, command
+from bot.i18n import EN, ZH, text_in, yes_no_zh
 from bot.messages import Choice, ProductCard, product_card
-from dialogs.texts import colour_name, is_zh, join_list, size_label, text, yes_no_zh
 from integrations.cart import Carts, CartView
 from integrations.catalog import Catalog, ProductView
 from integrations.orders import Orders
@@ -60,6 +62,7 @@ class ShopServices:
     accounts: Accounts
     memory: StatePropertyAccessor
     media_base: str
+    currency: str  # CURRENCY (ISO 4217): what the catalog's prices are in
     handoff: Escalations | None = None  # None: the bot gives the contact details instead
 
     async def remember_product(self, context: TurnContext, sku: str, category: str | None = None) -> None:
@@ -119,11 +122,11 @@ class ShopServices:
     async def cart_text(self, context: TurnContext, cart: CartView) -> str:
         """`cart_summary` in the shopper's language, with product names in it."""
         names = await self.line_names(context, [line.product_sku for line in cart.lines])
-        return cart_summary(cart, context, names)
+        return cart_summary(cart, context, names, currency=self.currency)
 
     def card(self, context: TurnContext | None, product: ProductView, size: str | None = None) -> ProductCard:
         sizes = product.sizes()
-        price = money(product.price_cents)
+        price = money(context, product.price_cents, self.currency)
         separator = "、" if is_zh(context) else ", "
         subtitle = (
             text(context, "card.sizes", price=price, sizes=separator.join(sizes))
@@ -144,8 +147,53 @@ class ShopServices:
         )
 
 
-def money(cents: int) -> str:
-    return f"${cents / 100:,.2f}"
+def language(context: TurnContext | None) -> str:
+    """The shopper's language this turn; English when nobody has said."""
+    if context is None:
+        return EN
+    info = context.turn_state.get(TURN_INFO_KEY)
+    return i18n.language_of(info.language if info is not None else EN)
+
+
+def is_zh(context: TurnContext | None) -> bool:
+    return language(context) == ZH
+
+
+def text(context: TurnContext | None, key: str, /, **values: object) -> str:
+    """The text for `key` in the shopper's language, filled with `values`."""
+    return text_in(language(context), key, **values)
+
+
+def menu_label(context: TurnContext | None, intent: str) -> str:
+    return text_in(language(context), f"menu.{intent}")
+
+
+def colour_name(context: TurnContext | None, colour: str | None) -> str:
+    return i18n.colour_in(language(context), colour)
+
+
+def category_name(context: TurnContext | None, category: str) -> str:
+    return i18n.category_in(language(context), category)
+
+
+def size_label(context: TurnContext | None, size: str | None) -> str:
+    """A size as the shopper reads it: 9 號, M 號 in Chinese."""
+    return i18n.size_in(language(context), size)
+
+
+def join_list(context: TurnContext | None, items: Sequence[str]) -> str:
+    """"a, b and c" in English, "a、b和c" in Chinese."""
+    return i18n.join_in(language(context), items)
+
+
+def delivery_date(context: TurnContext | None, day) -> str:
+    """A delivery date as the shopper reads it: "Thu 10 Dec", "12月10日（週四）"."""
+    return i18n.date_text(language(context), day)
+
+
+def money(context: TurnContext | None, cents: int, currency: str) -> str:
+    """An amount in `currency` as the shopper's locale writes it ("$24.00", "US$24.00")."""
+    return i18n.money(cents, language(context), currency)
 
 
 def join_words(items: Sequence[str], context: TurnContext | None = None) -> str:
@@ -154,20 +202,21 @@ def join_words(items: Sequence[str], context: TurnContext | None = None) -> str:
 
 
 def cart_summary(cart: CartView, context: TurnContext | None = None, names: dict[str, str] | None = None,
-                 total_key: str = "cart.total") -> str:
-    """The cart as text; `names` (product SKU -> name) overrides the lines' own names, and
-    `total_key` names its last line ("cart.subtotal" where shipping follows)."""
+                 total_key: str = "cart.total", *, currency: str) -> str:
+    """The cart as text, amounts in `currency`; `names` (product SKU -> name) overrides the lines'
+    own names, and `total_key` names its last line ("cart.subtotal" where shipping follows)."""
     if not cart.lines:
         return text(context, "cart.empty")
     names = names or {}
     lines = [
         text(context, "cart.line", i=i, name=names.get(line.product_sku, line.name),
              size=size_label(context, line.size), colour=colour_name(context, line.colour),
-             quantity=line.quantity, total=money(line.total_cents))
+             quantity=line.quantity, total=money(context, line.total_cents, currency))
         for i, line in enumerate(cart.lines, 1)
     ]
     count = cart.item_count
-    total = text(context, total_key, total=money(cart.total_cents), count=count, s="s" * (count != 1))
+    total = text(context, total_key, total=money(context, cart.total_cents, currency), count=count,
+                 s="s" * (count != 1))
     return text(context, "cart.header") + "\n" + "\n".join(lines) + "\n" + total
 
 

@@ -10,8 +10,17 @@ from bot.conversation.turn import command
 from bot.messages import Choice, reply
 from dialogs.account_dialog import channel_name
 from dialogs.add_to_cart_dialog import AddToCartDialog
-from dialogs.shop import ShopServices, choice_prompt, confirm_prompt, join_words, prompt_choices
-from dialogs.texts import colour_name, is_zh, size_label, text
+from dialogs.shop import (
+    ShopServices,
+    choice_prompt,
+    colour_name,
+    confirm_prompt,
+    is_zh,
+    join_words,
+    prompt_choices,
+    size_label,
+    text,
+)
 from integrations.catalog import ProductView
 
 NO_THANKS = "No thanks"

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from sqlmodel import select
 
+from bot.i18n import ZH, language_of
 from bot.store.database import Database
 from bot.store.models import FaqEntry
 
@@ -18,10 +19,10 @@ class StoreFaq:
         entry = self._entries.get(key)
         if entry is None:
             return None
-        return entry.answer_zh if language.startswith("zh") and entry.answer_zh else entry.answer
+        return entry.answer_zh if language_of(language) == ZH and entry.answer_zh else entry.answer
 
     def topics(self, language: str = "en") -> list[tuple[str, str]]:
-        zh = language.startswith("zh")
+        zh = language_of(language) == ZH
         return [(k, e.question_zh if zh and e.question_zh else e.question) for k, e in self._entries.items()]
 
     def phrasings(self) -> dict[str, list[str]]:

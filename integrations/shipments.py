@@ -9,9 +9,10 @@ from datetime import datetime
 
 from sqlmodel import Session
 
-from bot.delivery.estimates import DeliveryEstimate, date_text
+from bot.delivery.estimates import DeliveryEstimate
 from bot.delivery.policy import ORDER_UPDATE, Policy
 from bot.delivery.proactive import Planned, queue
+from bot.i18n import EN, date_text, language_of, text_in
 from bot.messages import Link, OutboundMessage, Template
 from bot.store.database import Database
 from bot.store.models import ORDER_NUMBER_OFFSET, Customer, Order
@@ -25,18 +26,6 @@ CARRIERS = {
 }
 CARRIER_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9 .&'-]{1,39}")
 TRACKING_RE = re.compile(r"[A-Z0-9][A-Z0-9-]{3,39}")
-
-TEXTS = {
-    "en": {
-        "shipped": "Good news: order #{number} has shipped with {carrier}, tracking number {tracking}. "
-                   "It arrives by {date}.",
-        "track": "Track parcel",
-    },
-    "zh-TW": {
-        "shipped": "好消息：訂單 #{number} 已由 {carrier} 出貨，追蹤編號 {tracking}，預計 {date} 前送達。",
-        "track": "追蹤包裹",
-    },
-}
 
 
 class ShipmentError(Exception):
@@ -96,12 +85,11 @@ def ship(session: Session, policy: Policy, estimate: DeliveryEstimate, number: i
         shipment.carrier, shipment.tracking_number, shipment.tracking_url)
     order.estimated_delivery = estimate.arrives_after_shipping(now)
     customer = session.get(Customer, order.customer_id)
-    language = "zh-TW" if customer is not None and customer.language.startswith("zh") else "en"
-    t = TEXTS[language]
+    language = language_of(customer.language if customer is not None else EN)
     message = OutboundMessage(
-        text=t["shipped"].format(number=number, carrier=shipment.carrier, tracking=shipment.tracking_number,
-                                 date=date_text(language, order.estimated_delivery)),
-        links=(Link(t["track"], shipment.tracking_url),) if shipment.tracking_url else (),
+        text=text_in(language, "shipment.shipped", number=number, carrier=shipment.carrier,
+                     tracking=shipment.tracking_number, date=date_text(language, order.estimated_delivery)),
+        links=(Link(text_in(language, "btn.track_parcel"), shipment.tracking_url),) if shipment.tracking_url else (),
     )
     template = OutboundMessage(text=message.text, template=Template(template_sid, {
         "1": str(number), "2": shipment.carrier, "3": shipment.tracking_number})) if template_sid else None

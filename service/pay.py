@@ -9,11 +9,10 @@ from aiohttp import web
 from sqlmodel import Session, select
 
 from bot.delivery.outbox import queue_to_customer
+from bot.i18n import EN, language_of, money, text_in
 from bot.messages import OutboundMessage
 from bot.store.models import Customer, Order
-from dialogs.shop import money
-from dialogs.texts import text_in
-from service.keys import DB, ORDERS, OUTBOX, PAYMENTS
+from service.keys import DB, ORDERS, OUTBOX, PAYMENTS, SETTINGS
 
 log = logging.getLogger(__name__)
 
@@ -58,13 +57,14 @@ async def pay_page(request: web.Request) -> web.Response:
         return order, _language(session, order.customer_id) if order is not None else "en"
 
     order, lang = await request.app[DB].run(load)
+    currency = request.app[SETTINGS].currency
     if order is None:
         raise web.HTTPNotFound(text="Unknown payment.")
     if order.status != "pending_payment":
         return _not_payable_page(lang, order.number, order.status)
     body = (
         f"<h1>{html.escape(text_in(lang, 'pay.heading', number=order.number))}</h1>"
-        f"<p>{html.escape(text_in(lang, 'pay.amount', total=money(order.total_cents)))}</p>"
+        f"<p>{html.escape(text_in(lang, 'pay.amount', total=money(order.total_cents, lang, currency)))}</p>"
         f"<p>{html.escape(text_in(lang, 'pay.sandbox'))}</p>"
         f'<form method="post"><input type="hidden" name="sig" value="{html.escape(signature)}">'
         f'<button type="submit" id="pay">{html.escape(text_in(lang, "btn.pay_now"))}</button></form>'
@@ -96,4 +96,4 @@ async def pay_submit(request: web.Request) -> web.Response:
 
 def _language(session: Session, customer_id: str) -> str:
     customer = session.get(Customer, customer_id)
-    return "zh-TW" if customer is not None and customer.language.startswith("zh") else "en"
+    return language_of(customer.language if customer is not None else EN)

@@ -15,12 +15,12 @@ from bot.channel import identity_key
 from bot.conversation import identity
 from bot.conversation.turn import command
 from bot.delivery.outbox import mark_fetched
+from bot.i18n import ZH, language_of, text_in
 from bot.messages import InboundMessage, storable
 from bot.store.database import StoreUnavailable
 from bot.store.models import ChannelIdentity, Customer, MessageRecord, Product
 from channels import web as web_channel
 from channels.web import WebChannel
-from dialogs.texts import text_in
 from service.http import bearer, http_error, read_object
 from service.keys import ACCOUNTS, CATALOG, DB, ENGINE, SETTINGS, WEB
 
@@ -140,7 +140,7 @@ async def web_config(request: web.Request) -> web.Response:
     }
     sku = request.query.get("product", "")
     if sku and len(sku) <= 40 and (product := await request.app[CATALOG].product(sku)) is not None:
-        name = product.name_zh if language.startswith("zh") and product.name_zh else product.name
+        name = product.name_zh if language_of(language) == ZH and product.name_zh else product.name
         config["product"] = {"sku": product.sku, "name": name, "command": command("product_search", product=product.sku)}
     return web.json_response(config)
 
@@ -157,7 +157,7 @@ async def _web_language(request: web.Request, session_id: str) -> str:
     if language:
         return language
     wanted = request.headers.get("Accept-Language", "").split(",")[0].strip().lower()
-    return "zh-TW" if wanted.startswith("zh") else "en"
+    return language_of(wanted)
 
 
 async def web_link(request: web.Request) -> web.Response:

@@ -21,6 +21,7 @@ from bot.delivery.dispatchers import DispatcherProcesses, dispatcher_count, make
 from bot.delivery.outbox import Outbox
 from bot.delivery.policy import Policy
 from bot.handoff.service import Handoffs
+from bot.i18n import text_in
 from bot.marketing.scheduler import ShopScheduler, proactive
 from bot.nlu import CatalogTerm, Recognizer, load_examples, load_model
 from bot.store.database import Database, stored_secret
@@ -32,7 +33,6 @@ from channels.web import WebChannel
 from dialogs.main_dialog import MainDialog
 from dialogs.shop import ShopServices
 from dialogs.shop_bot import ShopBot
-from dialogs.texts import text_in
 from integrations.cart import StoreCarts
 from integrations.catalog import StoreCatalog
 from integrations.faq import StoreFaq
@@ -143,7 +143,7 @@ class Services:
 
     @cached_property
     def handoffs(self) -> Handoffs:
-        return Handoffs.from_settings(self.db, self.settings, text_in, self.outbox.notify)
+        return Handoffs.from_settings(self.db, self.settings, self.outbox.notify)
 
     @cached_property
     def accounts(self) -> ShopperAccounts:
@@ -167,7 +167,7 @@ class Services:
             catalog=self.catalog, carts=StoreCarts(db, settings.codes), orders=self.orders, payments=self.payments,
             faq=self.faq, profiles=StoreProfiles(db), accounts=self.accounts,
             memory=conversation_state.create_property("ShopMemory"),
-            media_base=settings.base_url, handoff=self.handoffs,
+            media_base=settings.base_url, currency=settings.currency, handoff=self.handoffs,
         )
         bot = ShopBot(conversation_state, MainDialog(shop))
         states: list[BotState] = [conversation_state]

@@ -34,3 +34,9 @@ def test_durations(text, seconds):
 def test_bad_duration_is_refused():
     with pytest.raises(ValueError):
         Settings(_env_file=None, cart_reminder_delays="soon")
+
+
+def test_currency_is_an_iso_code():
+    assert Settings(_env_file=None, currency=" eur ").currency == "EUR"
+    with pytest.raises(ValueError):
+        Settings(_env_file=None, currency="dollars")

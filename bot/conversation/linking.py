@@ -18,6 +18,7 @@ from sqlmodel import Session, col, func, select
 from bot.channel import HOME_CHANNEL
 from bot.delivery.policy import REQUESTED
 from bot.delivery.proactive import notice_channel
+from bot.i18n import EN, has_text, language_of, text_in
 from bot.messages import Choice, OutboundMessage
 from bot.store.database import Database
 from bot.store.models import (
@@ -50,7 +51,6 @@ MAX_WRONG_CODES = 5  # wrong codes or tokens from one sender (channel + address)
 ATTACK_WRONG_CODES = 100
 MAX_WRONG_CODES_UNDER_ATTACK = 2
 MAX_TOKEN_FAILURES = 3  # failed attempts naming one token (wrong channel, taken, expired): then it is dead
-CHANNEL_NAMES = {"whatsapp": "WhatsApp", "messenger": "Messenger", "sms": "SMS", "web": "web chat"}
 # The buttons of the confirmation question. Plain words count only as an answer to that question
 # when it is the last thing this chat was asked.
 CONFIRM, CANCEL = "/link_confirm", "/link_cancel"
@@ -282,54 +282,6 @@ def confirm(session: Session, pending: PendingLink, yes: bool, channel: str, add
     return LinkResult("linked", link.customer_id, link.origin_channel)
 
 
-RESULT_TEXTS = {
-    "en": {
-        "expired": "That link has expired. Ask for a new one in the chat you came from.",
-        "used": "That link was already used. Ask for a new one in the chat you came from.",
-        "invalid": "That code isn't right. Check it and try again, or ask for a new one.",
-        "blocked": "That code no longer works: it was tried too often where it does not belong. "
-                   "Ask for a new one in the chat you came from.",
-        "rate_limited": "Too many wrong codes from this chat. Please wait {minutes} minute{s} and try again.",
-        "confirm": "Link this chat with {other} that asked for a link at {time}? It will share your cart, "
-                   "orders and saved address. Only say yes if you asked for this yourself.",
-        "declined": "OK, nothing was linked. If someone else sent you that link or code, you can ignore it.",
-        "stale": "That link request is no longer open. Ask for a new link in the chat you came from.",
-        "linked": "You're linked: this chat carries on from {where}. {cart}"
-                  "Say “checkout” to finish your order, or ask me anything.",
-        "linked_resume": "You're linked: this chat carries on from {where}. {cart}Let's pick up where you left off.",
-        "cart": "Your cart has {items} item{s}. ",
-        "yes": "Yes",
-        "no": "No",
-        "other_chat": "your other chat",
-    },
-    "zh-TW": {
-        "expired": "這個連結已過期，請在原本的對話中重新索取。",
-        "used": "這個連結已經用過了，請在原本的對話中重新索取。",
-        "invalid": "驗證碼不正確，請確認後再試一次，或重新索取。",
-        "blocked": "這個代碼在其他地方被嘗試太多次，已經失效。請在原本的對話中重新索取。",
-        "rate_limited": "這個對話輸入錯誤的代碼太多次了，請 {minutes} 分鐘後再試。",
-        "confirm": "要把這個對話和{other}連結嗎？那邊在 {time} 索取了連結。連結後會共用購物車、訂單和儲存的地址。"
-                   "只有在是您本人要求的情況下才回答「是」。",
-        "declined": "好的，沒有連結任何對話。如果連結或代碼是別人傳給您的，不必理會。",
-        "stale": "這個連結要求已經失效，請在原本的對話中重新索取連結。",
-        "linked": "已連結：這裡接續您在{where}的對話。{cart}輸入「結帳」即可完成訂單，或隨時問我任何問題。",
-        "linked_resume": "已連結：這裡接續您在{where}的對話。{cart}我們從剛才中斷的地方繼續。",
-        "cart": "您的購物車有 {items} 件商品。",
-        "yes": "是",
-        "no": "否",
-        "other_chat": "另一個對話",
-    },
-}
-CHANNEL_NAMES_ZH = {"whatsapp": "WhatsApp", "messenger": "Messenger", "sms": "簡訊", "web": "網頁聊天"}
-# The other chat, as the confirmation question names it: a phone channel by its masked number.
-OTHER_CHAT = {
-    "en": {"web": "the web chat", "messenger": "the Messenger chat", "whatsapp": "the WhatsApp chat {address}",
-           "sms": "the SMS chat {address}", None: "another chat"},
-    "zh-TW": {"web": "網頁聊天", "messenger": "Messenger 對話", "whatsapp": "WhatsApp 對話 {address}",
-              "sms": "簡訊對話 {address}", None: "另一個對話"},
-}
-
-
 def _reply_language(session: Session, result: LinkResult, customer_id: str, message_id: int | None) -> str:
     """The language of the chat being answered; a chat with nothing said before the link yet
     is read by the shopper who asked for it, so it gets theirs."""
@@ -341,7 +293,7 @@ def _reply_language(session: Session, result: LinkResult, customer_id: str, mess
         owner = session.get(Customer, result.kept_id)
         if earlier is None and owner is not None:
             lang = owner.language
-    return "zh-TW" if lang.startswith("zh") else "en"
+    return language_of(lang)
 
 
 def _local_time(moment: datetime, zone: str, now: datetime) -> str:
@@ -354,27 +306,33 @@ def result_reply(session: Session, result: LinkResult, customer_id: str, default
     """What the chat is told after a link attempt or an answer, in its language. The question
     names the other chat (a number masked) and the time, and nothing of its cart or address."""
     lang = _reply_language(session, result, customer_id, message_id)
-    texts = RESULT_TEXTS[lang]
     if result.status == "confirm":
         customer = session.get(Customer, customer_id)
         zone = (customer.timezone if customer is not None and customer.timezone else None) or default_zone
         address = mask(result.origin_address) if result.origin_address else ""
-        other = OTHER_CHAT[lang].get(result.from_channel, OTHER_CHAT[lang][None]).format(address=address).strip()
         assert result.asked_at is not None  # `claim` gives a "confirm" result the time of the request
-        question = texts["confirm"].format(other=other, time=_local_time(result.asked_at, zone, utcnow()))
-        return OutboundMessage(text=question, choices=(Choice(texts["yes"], CONFIRM), Choice(texts["no"], CANCEL)))
+        asked = f"link.asked.{result.from_channel}"
+        other = text_in(lang, asked if has_text(asked) else "link.asked.other", address=address).strip()
+        question = text_in(lang, "link.confirm", other=other, time=_local_time(result.asked_at, zone, utcnow()))
+        return OutboundMessage(text=question, choices=(Choice(text_in(lang, "btn.yes"), CONFIRM),
+                                                       Choice(text_in(lang, "btn.no"), CANCEL)))
     if result.status in ("linked", "same"):
         items = session.exec(select(func.sum(CartItem.quantity)).join(Cart, col(Cart.id) == CartItem.cart_id).where(
             Cart.customer_id == customer_id, Cart.status == "open")).one() or 0
-        names = CHANNEL_NAMES_ZH if lang == "zh-TW" else CHANNEL_NAMES
-        where = names.get(result.from_channel or "", texts["other_chat"])
-        cart = texts["cart"].format(items=items, s="s" * (items != 1)) if items else ""
-        key = "linked_resume" if _has_dialog(session, customer_id) else "linked"
-        return OutboundMessage(text=texts[key].format(where=where, cart=cart))
+        where = text_in(lang, _from_key(result.from_channel, "link.from.other"))
+        cart = text_in(lang, "link.cart", items=items, s="s" * (items != 1)) if items else ""
+        key = "link.linked_resume" if _has_dialog(session, customer_id) else "link.linked"
+        return OutboundMessage(text=text_in(lang, key, where=where, cart=cart))
     if result.status == "rate_limited":
         minutes = result.wait_minutes
-        return OutboundMessage(text=texts["rate_limited"].format(minutes=minutes, s="s" * (minutes != 1)))
-    return OutboundMessage(text=texts[result.status])
+        return OutboundMessage(text=text_in(lang, "link.rate_limited", minutes=minutes, s="s" * (minutes != 1)))
+    return OutboundMessage(text=text_in(lang, f"link.{result.status}"))
+
+
+def _from_key(channel: str | None, other: str) -> str:
+    """The text key naming the chat of `channel` in a sentence ("web chat", "簡訊"), else `other`."""
+    key = f"link.from.{channel}"
+    return key if channel and has_text(key) else other
 
 
 def _has_dialog(session: Session, customer_id: str) -> bool:
@@ -497,6 +455,12 @@ def mask(address: str) -> str:
     return f"{digits[:2]}•••{digits[-2:]}" if len(digits) > 4 else "•••"
 
 
+def _channel_in_list(channel: str) -> str:
+    """A chat in the shopper's data, in English as the rest of it ("web chat", "phone (WhatsApp/SMS)")."""
+    key = _from_key(channel, "")
+    return text_in(EN, key) if key else channel
+
+
 def describe(session: Session, customer_id: str) -> dict[str, Any]:
     """What the shop keeps about a shopper, for the shopper."""
     customer = session.get(Customer, customer_id)
@@ -507,8 +471,7 @@ def describe(session: Session, customer_id: str) -> dict[str, Any]:
         MessageRecord.customer_id == customer_id)).one()
     orders = session.exec(select(func.count()).select_from(Order).where(Order.customer_id == customer_id)).one()
     return {
-        "channels": [f"{'phone (WhatsApp/SMS)' if i.channel == 'phone' else CHANNEL_NAMES.get(i.channel, i.channel)}"
-                     f" {mask(i.address)}" for i in identities],
+        "channels": [f"{_channel_in_list(i.channel)} {mask(i.address)}" for i in identities],
         "language": customer.language,
         "shipping_address": customer.shipping_address,
         "marketing": {True: "subscribed", False: "unsubscribed", None: "not asked"}[customer.marketing_consent],

@@ -1,6 +1,6 @@
 """Staffed hours: when people answer, parsed from `mon-fri 09:00-18:00, sat 10:00-14:00` in the
 shop's zone, and the next opening as a shopper reads it. Settings validate HANDOFF_HOURS with it,
-so it imports nothing of the project."""
+so it imports nothing of the project but `bot.i18n` (which imports none)."""
 from __future__ import annotations
 
 import re
@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from bot.i18n import weekday_name
+
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-DAY_NAMES = {"en": ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"),
-             "zh-TW": ("週一", "週二", "週三", "週四", "週五", "週六", "週日")}
 
 
 @dataclass(frozen=True)
@@ -57,5 +57,4 @@ class StaffedHours:
         return None
 
     def describe(self, moment: datetime, language: str) -> str:
-        names = DAY_NAMES["zh-TW" if language.startswith("zh") else "en"]
-        return f"{names[moment.weekday()]} {moment:%H:%M} ({self.zone.key})"
+        return f"{weekday_name(language, moment.date())} {moment:%H:%M} ({self.zone.key})"

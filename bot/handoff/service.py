@@ -22,7 +22,8 @@ from bot.config import Settings
 from bot.conversation.linking import mask
 from bot.delivery.outbox import conversation_channel, queue_to_customer
 from bot.delivery.policy import agent_reply_kind, window_name
-from bot.handoff.hours import DAY_NAMES, DAYS, StaffedHours  # noqa: F401  (re-exported)
+from bot.handoff.hours import DAYS, StaffedHours  # noqa: F401  (re-exported)
+from bot.i18n import ZH, language_of, text_in
 from bot.messages import Choice, OutboundMessage
 from bot.nlu import FALLBACK, Intent
 from bot.store.database import Database
@@ -207,20 +208,18 @@ class Handoffs:
     async ones run their own."""
 
     def __init__(self, db: Database, rules: Rules, hours: StaffedHours, agent_timeout: timedelta,
-                 say: Callable[..., str], notify: Callable[[], None] = lambda: None) -> None:
+                 notify: Callable[[], None] = lambda: None) -> None:
         self.db = db
         self.rules = rules
         self.hours = hours
         self.agent_timeout = agent_timeout
-        self.say = say  # say(language, key, **values): the shop's texts
         self.notify = notify  # wakes the outbox when messages were queued
 
     @classmethod
-    def from_settings(cls, db: Database, settings: Settings, say: Callable[..., str],
-                      notify: Callable[[], None] = lambda: None) -> Handoffs:
+    def from_settings(cls, db: Database, settings: Settings, notify: Callable[[], None] = lambda: None) -> Handoffs:
         return cls(db, load_rules(settings.handoff_rules),
                    StaffedHours.parse(settings.handoff_hours, settings.default_timezone),
-                   settings.agent_timeout, say, notify)
+                   settings.agent_timeout, notify)
 
     # --- the bot's side ----------------------------------------------------------------------
 
@@ -313,7 +312,7 @@ class Handoffs:
         assert ticket.id is not None  # a stored ticket
         session.add(CsatAnswer(ticket_id=ticket.id, customer_id=customer_id, agent_id=ticket.agent_id, score=score))
         _event(session, ticket.id, "csat", "shopper", None, {"score": score})
-        return [OutboundMessage(text=self.say(_language(session, customer_id), "handoff.csat_thanks"))]
+        return [OutboundMessage(text=text_in(_language(session, customer_id), "handoff.csat_thanks"))]
 
     # --- agents ------------------------------------------------------------------------------
 
@@ -487,7 +486,7 @@ class Handoffs:
         language = _language(session, ticket.customer_id)
         channel, kind = _conversation_channel(session, ticket.customer_id)
         queue_to_customer(session, ticket.customer_id, f"handoff:{ticket.id}:resolved",
-                          OutboundMessage(text=self.say(language, "handoff.resolved"), kind=kind), channel=channel)
+                          OutboundMessage(text=text_in(language, "handoff.resolved"), kind=kind), channel=channel)
         queue_to_customer(session, ticket.customer_id, f"handoff:{ticket.id}:csat",
                           replace(self.csat_question(language), kind=kind), channel=channel)
         session.flush()
@@ -496,7 +495,7 @@ class Handoffs:
 
     def csat_question(self, language: str) -> OutboundMessage:
         # Choice n is the nth option, so "3" typed on a numbered channel means 3 stars.
-        return OutboundMessage(text=self.say(language, "handoff.csat"),
+        return OutboundMessage(text=text_in(language, "handoff.csat"),
                                choices=tuple(Choice("★" * n, str(n)) for n in range(1, 6)))
 
     def sweep(self, session: Session, now: datetime | None = None) -> int:
@@ -527,7 +526,7 @@ class Handoffs:
             _event(session, ticket.id, "requeued", "bot", None, {"from": agent_name})
             channel, kind = _conversation_channel(session, ticket.customer_id)
             queue_to_customer(session, ticket.customer_id, f"handoff:{ticket.id}:requeued:{count + 1}",
-                              OutboundMessage(text=self.say(_language(session, ticket.customer_id), "handoff.requeued"),
+                              OutboundMessage(text=text_in(_language(session, ticket.customer_id), "handoff.requeued"),
                                               kind=kind), channel=channel)
             log.info("handoff ticket requeued: agent silent", extra={"ticket": ticket.id})
             requeued += 1
@@ -683,7 +682,7 @@ def build_summary(session: Session, customer_id: str, trigger: Trigger, intents:
         select(MessageRecord).where(MessageRecord.customer_id == customer_id)
         .order_by(col(MessageRecord.id).desc()).limit(12)).all()))
     faq = session.get(FaqEntry, faq_key) if faq_key else None
-    zh = language.startswith("zh")
+    zh = language_of(language) == ZH
     return {
         "customer": {
             "name": customer.display_name if customer else None,

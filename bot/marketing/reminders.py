@@ -11,6 +11,7 @@ from sqlmodel import Session, col, select
 from bot.conversation.turn import command
 from bot.delivery.policy import CART_REMINDER, REQUESTED, Policy
 from bot.delivery.proactive import Planned, queue
+from bot.i18n import ZH, language_of, text_in
 from bot.messages import Choice, OutboundMessage, Template
 from bot.store.database import among
 from bot.store.models import Cart, CartItem, Customer, Dispatch, Product, Variant, WaitlistEntry, as_utc
@@ -19,31 +20,6 @@ from bot.store.models import Cart, CartItem, Customer, Dispatch, Product, Varian
 # reminder for a cart from last month (and the scan stays an index range).
 STALE_AFTER = timedelta(days=7)
 SCAN_LIMIT = 1000
-
-TEXTS = {
-    "en": {
-        "cart1": "You left {items} in your cart. Shall we finish your order?",
-        "cart2": "Your cart is still waiting: {items}. Here's {percent}% off with code {code} — it is "
-                 "applied when you check out.",
-        "checkout": "Check out",
-        "view_cart": "View cart",
-        "restock": "Good news: {name} ({size}, {colour}) is back in stock.",
-        "add": "Add to cart",
-    },
-    "zh-TW": {
-        "cart1": "您的購物車裡還有 {items}，要完成訂單嗎？",
-        "cart2": "您的購物車還在等您：{items}。使用優惠碼 {code} 享 {percent}% 折扣，結帳時自動套用。",
-        "checkout": "結帳",
-        "view_cart": "查看購物車",
-        "restock": "好消息：{name}（{size}，{colour}）已補貨。",
-        "add": "加入購物車",
-    },
-}
-
-
-def _texts(language: str) -> dict[str, str]:
-    return TEXTS["zh-TW"] if language.startswith("zh") else TEXTS["en"]
-
 
 @dataclass(frozen=True)
 class ReminderSettings:
@@ -110,18 +86,17 @@ def remind_carts(session: Session, policy: Policy, settings: ReminderSettings, n
 
 
 def _items(lines, language: str) -> str:
-    names = [f"{q} × {(zh if language.startswith('zh') and zh else name)}" for _, q, name, zh in lines]
+    names = [f"{q} × {(zh if language_of(language) == ZH and zh else name)}" for _, q, name, zh in lines]
     return ", ".join(names[:3]) + (" …" if len(names) > 3 else "")
 
 
 def _cart_message(language: str, step: int, items: str, discount: tuple[str, int] | None) -> OutboundMessage:
-    t = _texts(language)
     if step == 2 and discount:
-        body = t["cart2"].format(items=items, code=discount[0], percent=discount[1])
+        body = text_in(language, "reminder.cart2", items=items, code=discount[0], percent=discount[1])
     else:
-        body = t["cart1"].format(items=items)
-    return OutboundMessage(text=body, choices=(Choice(t["checkout"], command("checkout")),
-                                               Choice(t["view_cart"], command("view_cart"))))
+        body = text_in(language, "reminder.cart1", items=items)
+    return OutboundMessage(text=body, choices=(Choice(text_in(language, "reminder.checkout"), command("checkout")),
+                                               Choice(text_in(language, "btn.view_cart"), command("view_cart"))))
 
 
 def notify_restocked(session: Session, policy: Policy, settings: ReminderSettings, now: datetime) -> dict[str, int]:
@@ -139,12 +114,11 @@ def notify_restocked(session: Session, policy: Policy, settings: ReminderSetting
     for entry, variant, product in rows:
         assert entry.id is not None  # a stored entry
         language = languages.get(entry.customer_id, "en")
-        t = _texts(language)
-        name = product.name_zh if language.startswith("zh") and product.name_zh else product.name
+        name = product.name_zh if language_of(language) == ZH and product.name_zh else product.name
         message = OutboundMessage(
-            text=t["restock"].format(name=name, size=variant.size, colour=variant.colour),
-            choices=(Choice(t["add"], command("add_to_cart", product=product.sku, size=variant.size,
-                                              colour=variant.colour)),),
+            text=text_in(language, "reminder.restock", name=name, size=variant.size, colour=variant.colour),
+            choices=(Choice(text_in(language, "btn.add_to_cart"), command("add_to_cart", product=product.sku,
+                                                                          size=variant.size, colour=variant.colour)),),
         )
         template = None
         if settings.restock_template_sid:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+from dataclasses import replace
 
 from sqlmodel import func, select
 
@@ -148,13 +149,12 @@ def test_render_limits():
     assert with_links[0]["attachment"]["payload"]["template_type"] == "button"
 
 
-def test_render_says_the_channel_words_when_there_is_no_text():
-    """Choices or links without a text get the channel's own words, in the shopper's language."""
-    choices = (Choice("Yes", "y"), Choice("No", "n"))
-    assert render(OutboundMessage(text="", choices=choices))[0]["text"] == "Choose one:"
-    assert render(OutboundMessage(text="", choices=choices, language="zh-TW"))[0]["text"] == "請選擇："
-    links = render(OutboundMessage(text="", links=(Link("Pay now", "https://p"),)))
-    assert links[0]["attachment"]["payload"]["text"] == "Links"
+def test_render_words_of_its_own_follow_the_shoppers_language():
+    only_choices = OutboundMessage(choices=(Choice("Yes", "/yes"),))
+    assert render(only_choices)[0]["text"] == "Choose one:"
+    assert render(replace(only_choices, language="zh-TW"))[0]["text"] == "請選擇："
+    only_links = OutboundMessage(links=(Link("Pay now", "https://p"),), language="zh-TW")
+    assert render(only_links)[0]["attachment"]["payload"]["text"] == "連結"
 
 
 def reply_record(session, psid: str = PSID) -> MessageRecord:

@@ -10,7 +10,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlmodel import select
 
-from bot.delivery.estimates import add_business_days, date_text
+from bot.delivery.estimates import add_business_days
+from bot.i18n import date_text
 from bot.store.models import Customer, MessageRecord, Order
 from service.app import DB, create_app
 from tests.fakes.web_shopper import WebShopper
@@ -188,6 +189,17 @@ async def test_when_will_it_arrive_gives_the_date(shop):
     assert f"It arrives by {arrives()}." in shopper.texts()
 
 
+async def test_prices_follow_the_currency_setting_in_replies_and_on_the_pay_page(aiohttp_client, settings, recognizer):
+    client = await aiohttp_client(create_app(changed(settings, currency="EUR"), recognizer))
+    shopper = await WebShopper.start(client)
+    await add(shopper, "add the everyday ankle socks")
+    assert "for €12.00" in shopper.texts() and "$" not in shopper.texts()
+    number, path = await place_order(shopper)
+    assert f"Order #{number} is placed: €17.99. That includes €5.99 shipping." in shopper.texts()
+    page = await (await client.get(path)).text()
+    assert "Amount: €17.99" in page and "$" not in page
+
+
 async def test_checkout_basics_in_chinese(shop):
     shopper = await WebShopper.start(shop)
     await shopper.say("使用優惠碼 WELCOME5")
@@ -201,11 +213,12 @@ async def test_checkout_basics_in_chinese(shop):
     await shopper.say("台北市信義區松仁路100號")
     await shopper.say("ana@example.com")
     confirm = shopper.texts()
-    assert "小計：$12.00（共 1 件）" in confirm and "優惠碼 WELCOME5（5% 折扣）：−$0.60" in confirm
-    assert "運費：$5.99" in confirm and "總計：$17.39" in confirm
+    # US dollars in Taiwan's locale are "US$" (a bare "$" there is the New Taiwan dollar).
+    assert "小計：US$12.00（共 1 件）" in confirm and "優惠碼 WELCOME5（5% 折扣）：−US$0.60" in confirm
+    assert "運費：US$5.99" in confirm and "總計：US$17.39" in confirm
     assert f"預計 {arrives('zh-TW')} 前送達" in confirm and "收據寄至：ana@example.com" in confirm
     await shopper.tap("是")
-    assert "金額 $17.39。含運費 $5.99。" in shopper.texts() and "已套用優惠碼 WELCOME5。" in shopper.texts()
+    assert "金額 US$17.39。含運費 US$5.99。" in shopper.texts() and "已套用優惠碼 WELCOME5。" in shopper.texts()
     await shopper.say("我的訂單什麼時候會到？")
     assert re.fullmatch(r"訂單 #\d+ 等待付款中。下單當天付款的話，預計 .+ 前送達；付款後我們就會包裝出貨。",
                         shopper.texts()), shopper.texts()

@@ -6,8 +6,8 @@ import re
 
 from sqlmodel import select
 
+from bot.i18n import EN, TEXTS, ZH, yes_no_zh
 from bot.store.models import Customer, WaitlistEntry
-from dialogs.texts import EN, TEXTS, ZH, yes_no_zh
 from service.app import DB
 
 ZH_MENU = ["瀏覽商品", "查看購物車", "追蹤訂單", "運送與退貨資訊"]
@@ -47,7 +47,7 @@ async def test_stock_add_to_cart_view_cart_and_checkout_in_chinese(shopper):
     assert "加入購物車" in card_buttons and "Add to cart" not in card_buttons
 
     await shopper.tap("查看購物車")
-    assert re.search(r"您的購物車：\n1\. Trail Blazer 越野跑鞋（9 號，\w+色）× 1 — \$\d+\.\d\d", shopper.texts())
+    assert re.search(r"您的購物車：\n1\. Trail Blazer 越野跑鞋（9 號，\w+色）× 1 — US\$\d+\.\d\d", shopper.texts())
     assert shopper.buttons() == ["結帳", "修改數量", "移除商品"]
 
     await shopper.tap("結帳")
@@ -60,7 +60,7 @@ async def test_stock_add_to_cart_view_cart_and_checkout_in_chinese(shopper):
     assert "寄送地址：台北市信義區松仁路100號\n確定要下單嗎？" in shopper.texts(), shopper.texts()
     assert shopper.buttons() == ["是", "否"]
     await shopper.tap("是")
-    match = re.search(r"訂單 #(\d+) 已成立，金額 \$\d+\.\d\d。", shopper.texts())
+    match = re.search(r"訂單 #(\d+) 已成立，金額 US\$\d+\.\d\d。", shopper.texts())
     assert match, shopper.texts()
     assert shopper.last[-1]["links"][0]["title"] == "立即付款"
 
@@ -114,7 +114,7 @@ async def test_card_buttons_keep_chinese(shopper, client):
     assert shopper.texts().startswith("為您找到這些洋裝：")
     assert "午夜裹身洋裝" in shopper.cards(), shopper.cards()
     card = next(c for m in shopper.last for c in m["cards"] if c["title"] == "午夜裹身洋裝")
-    assert card["subtitle"].startswith("$") and "尺寸" in card["subtitle"]
+    assert card["subtitle"].startswith("US$") and "尺寸" in card["subtitle"]
     stock_button = next(b for b in card["buttons"] if b["title"] == "尺寸與庫存")
     await shopper.say(stock_button["value"])
     assert "有的，午夜裹身洋裝目前有尺寸" in shopper.texts(), shopper.texts()

@@ -15,7 +15,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlmodel import select
 
-from bot.delivery.estimates import add_business_days, date_text
+from bot.delivery.estimates import add_business_days
+from bot.i18n import date_text
 from bot.store.models import Dispatch, MessageRecord, Order, utcnow
 from integrations.shipments import parcel
 from service.app import DB, create_app

@@ -1,21 +1,27 @@
-"""Everything the dialogs say, in English and Traditional Chinese (Taiwan).
+"""Every shopper-facing text in English and Traditional Chinese (Taiwan), the shopper's language,
+and money and dates as that shopper reads them (Babel's CLDR data, not the system's locales).
 
-`text(context, key, **values)` picks the shopper's language for the turn
-(`turn_info(context).language`) and fills the template with `str.format`; a
-language without a translation falls back to English. Button *values* (command payloads, prompt
-choice values) never come from here: only what is shown.
+One table module rather than gettext catalogs: the texts are keyed by meaning, not by their
+English wording, and two languages edited side by side in one file are easier to keep complete.
+
+`text_in(language, key, **values)` fills the template with `str.format`; a language without a
+translation falls back to English. Button *values* (command payloads, prompt choice values) never
+come from here: only what is shown. Imports nothing of the project (settings validate with
+`bot/handoff/hours.py`, which uses it).
 """
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import date
+from decimal import Decimal
 
-from botbuilder.core import TurnContext
-
-from bot.conversation.turn import TURN_INFO_KEY
-from bot.delivery.estimates import date_text
+from babel.dates import format_date
+from babel.numbers import format_currency
 
 EN = "en"
 ZH = "zh-TW"
+# The Babel locale of each language: its currency symbols, digit grouping, day and month names.
+LOCALES = {EN: "en_US", ZH: "zh_Hant_TW"}
 
 # The main menu and "did you mean" buttons, by intent.
 MENU_LABELS: dict[str, dict[str, str]] = {
@@ -508,6 +514,94 @@ TEXTS: dict[str, dict[str, str]] = {
             "your latest message again.",
         ZH: "您傳訊息的速度比我讀得還快。請稍候片刻，再把最新的訊息傳一次給我。",
     },
+    # --- linking two chats (bot/conversation/linking.py)
+    "link.expired": {
+        EN: "That link has expired. Ask for a new one in the chat you came from.",
+        ZH: "這個連結已過期，請在原本的對話中重新索取。",
+    },
+    "link.used": {
+        EN: "That link was already used. Ask for a new one in the chat you came from.",
+        ZH: "這個連結已經用過了，請在原本的對話中重新索取。",
+    },
+    "link.invalid": {
+        EN: "That code isn't right. Check it and try again, or ask for a new one.",
+        ZH: "驗證碼不正確，請確認後再試一次，或重新索取。",
+    },
+    "link.blocked": {
+        EN: "That code no longer works: it was tried too often where it does not belong. "
+            "Ask for a new one in the chat you came from.",
+        ZH: "這個代碼在其他地方被嘗試太多次，已經失效。請在原本的對話中重新索取。",
+    },
+    "link.rate_limited": {
+        EN: "Too many wrong codes from this chat. Please wait {minutes} minute{s} and try again.",
+        ZH: "這個對話輸入錯誤的代碼太多次了，請 {minutes} 分鐘後再試。",
+    },
+    "link.confirm": {
+        EN: "Link this chat with {other} that asked for a link at {time}? It will share your cart, "
+            "orders and saved address. Only say yes if you asked for this yourself.",
+        ZH: "要把這個對話和{other}連結嗎？那邊在 {time} 索取了連結。連結後會共用購物車、訂單和儲存的地址。"
+            "只有在是您本人要求的情況下才回答「是」。",
+    },
+    "link.declined": {
+        EN: "OK, nothing was linked. If someone else sent you that link or code, you can ignore it.",
+        ZH: "好的，沒有連結任何對話。如果連結或代碼是別人傳給您的，不必理會。",
+    },
+    "link.stale": {
+        EN: "That link request is no longer open. Ask for a new link in the chat you came from.",
+        ZH: "這個連結要求已經失效，請在原本的對話中重新索取連結。",
+    },
+    "link.linked": {
+        EN: "You're linked: this chat carries on from {where}. {cart}"
+            "Say “checkout” to finish your order, or ask me anything.",
+        ZH: "已連結：這裡接續您在{where}的對話。{cart}輸入「結帳」即可完成訂單，或隨時問我任何問題。",
+    },
+    "link.linked_resume": {
+        EN: "You're linked: this chat carries on from {where}. {cart}Let's pick up where you left off.",
+        ZH: "已連結：這裡接續您在{where}的對話。{cart}我們從剛才中斷的地方繼續。",
+    },
+    "link.cart": {EN: "Your cart has {items} item{s}. ", ZH: "您的購物車有 {items} 件商品。"},
+    # The chat a shopper carries on from, in a sentence.
+    "link.from.whatsapp": {EN: "WhatsApp", ZH: "WhatsApp"},
+    "link.from.messenger": {EN: "Messenger", ZH: "Messenger"},
+    "link.from.sms": {EN: "SMS", ZH: "簡訊"},
+    "link.from.web": {EN: "web chat", ZH: "網頁聊天"},
+    "link.from.phone": {EN: "phone (WhatsApp/SMS)", ZH: "手機（WhatsApp／簡訊）"},
+    "link.from.other": {EN: "your other chat", ZH: "另一個對話"},
+    # The chat that asked for a link, as the confirmation question names it: a phone by its masked number.
+    "link.asked.web": {EN: "the web chat", ZH: "網頁聊天"},
+    "link.asked.messenger": {EN: "the Messenger chat", ZH: "Messenger 對話"},
+    "link.asked.whatsapp": {EN: "the WhatsApp chat {address}", ZH: "WhatsApp 對話 {address}"},
+    "link.asked.sms": {EN: "the SMS chat {address}", ZH: "簡訊對話 {address}"},
+    "link.asked.other": {EN: "another chat", ZH: "另一個對話"},
+    # --- channels by name, on buttons and in lists (English: the link prompt's values)
+    "channel.whatsapp": {EN: "WhatsApp", ZH: "WhatsApp"},
+    "channel.messenger": {EN: "Messenger", ZH: "Messenger"},
+    "channel.sms": {EN: "SMS", ZH: "SMS"},
+    # --- a channel's own words around a message (channels/twilio.py, channels/messenger.py)
+    "render.reply_with_number": {EN: "Reply with a number.", ZH: "請回覆選項的數字。"},
+    "render.links": {EN: "Links", ZH: "連結"},
+    "render.choose": {EN: "Choose one:", ZH: "請選擇："},
+    # --- cart reminders and back-in-stock notices (bot/marketing/reminders.py)
+    "reminder.cart1": {
+        EN: "You left {items} in your cart. Shall we finish your order?",
+        ZH: "您的購物車裡還有 {items}，要完成訂單嗎？",
+    },
+    "reminder.cart2": {
+        EN: "Your cart is still waiting: {items}. Here's {percent}% off with code {code} — it is "
+            "applied when you check out.",
+        ZH: "您的購物車還在等您：{items}。使用優惠碼 {code} 享 {percent}% 折扣，結帳時自動套用。",
+    },
+    "reminder.checkout": {EN: "Check out", ZH: "結帳"},
+    "reminder.restock": {
+        EN: "Good news: {name} ({size}, {colour}) is back in stock.",
+        ZH: "好消息：{name}（{size}，{colour}）已補貨。",
+    },
+    # --- the shipping notice (integrations/shipments.py)
+    "shipment.shipped": {
+        EN: "Good news: order #{number} has shipped with {carrier}, tracking number {tracking}. "
+            "It arrives by {date}.",
+        ZH: "好消息：訂單 #{number} 已由 {carrier} 出貨，追蹤編號 {tracking}，預計 {date} 前送達。",
+    },
 }
 TEXTS.update({f"menu.{intent}": labels for intent, labels in MENU_LABELS.items()})
 
@@ -526,62 +620,85 @@ YES_ZH = frozenset({"是", "是的", "對", "對的", "好", "好的", "好啊",
 NO_ZH = frozenset({"否", "不", "不是", "不要", "不用", "不用了", "不了", "算了", "先不要", "不必", "不好"})
 
 
-def language(context: TurnContext | None) -> str:
-    """The shopper's language this turn; English when nobody has said."""
-    if context is None:
-        return EN
-    info = context.turn_state.get(TURN_INFO_KEY)
-    chosen = info.language if info is not None else EN
-    return ZH if str(chosen).startswith("zh") else EN
+
+# How a delivery date and a day of the week read (Babel date patterns).
+DATE_PATTERNS = {EN: "EEE d MMM", ZH: "M月d日（EEE）"}  # "Thu 10 Dec", "12月10日（週四）"
+WEEKDAY_PATTERNS = {EN: "EEEE", ZH: "EEE"}  # "Monday", "週一"
 
 
-def is_zh(context: TurnContext | None) -> bool:
-    return language(context) == ZH
+def language_of(tag: str | None) -> str:
+    """EN or ZH for a language tag ("zh-TW", "zh-Hant", "en-GB", None): any Chinese reads
+    Traditional Chinese, everything else English."""
+    return ZH if (tag or "").lower().startswith("zh") else EN
 
 
-def text_in(lang: str, key: str, **values: object) -> str:
+def has_text(key: str) -> bool:
+    """Whether a text has this key (for keys built from data: a channel, a status)."""
+    return key in TEXTS
+
+
+def text_in(language: str, key: str, /, **values: object) -> str:
+    """The text for `key` in `language` (English when it has no translation), filled with `values`.
+
+    Raises:
+        KeyError: no text has that key.
+    """
     entry = TEXTS.get(key)
     if entry is None:
         raise KeyError(f"no text {key!r}")
-    template = entry.get(lang) or entry[EN]
+    template = entry.get(language_of(language)) or entry[EN]
     return template.format(**values)
 
 
-def text(context: TurnContext | None, key: str, **values: object) -> str:
-    """The text for `key` in the shopper's language, filled with `values`."""
-    return text_in(language(context), key, **values)
+def channel_name(language: str, channel: str) -> str:
+    """A channel's name on a button or in a list ("Web chat", "網頁聊天"); an unknown one as it is."""
+    key = f"channel.{channel}"
+    return text_in(language, key) if key in TEXTS else channel
 
 
-def menu_label(context: TurnContext | None, intent: str) -> str:
-    labels = MENU_LABELS[intent]
-    return labels.get(language(context)) or labels[EN]
+def money(cents: int, language: str, currency: str) -> str:
+    """An amount held in hundredths of `currency` (ISO 4217, CURRENCY), as the shopper's locale
+    writes it: USD is "$24.00" in English and "US$24.00" in Chinese, TWD "NT$24.00" and "$24.00"."""
+    return format_currency(Decimal(cents).scaleb(-2), currency, locale=LOCALES[language_of(language)])
 
 
-def colour_name(context: TurnContext | None, colour: str | None) -> str:
+def date_text(language: str, day: date) -> str:
+    """A delivery date as the shopper reads it: "Thu 10 Dec", "12月10日（週四）"."""
+    lang = language_of(language)
+    return format_date(day, DATE_PATTERNS[lang], locale=LOCALES[lang])
+
+
+def weekday_name(language: str, day: date) -> str:
+    """The day of the week of `day`: "Monday", "週一"."""
+    lang = language_of(language)
+    return format_date(day, WEEKDAY_PATTERNS[lang], locale=LOCALES[lang])
+
+
+def colour_in(language: str, colour: str | None) -> str:
     if not colour:
         return ""
-    return COLOURS_ZH.get(colour.lower(), colour) if is_zh(context) else colour
+    return COLOURS_ZH.get(colour.lower(), colour) if language_of(language) == ZH else colour
 
 
-def category_name(context: TurnContext | None, category: str) -> str:
-    return CATEGORIES_ZH.get(category, category) if is_zh(context) else category
+def category_in(language: str, category: str) -> str:
+    return CATEGORIES_ZH.get(category, category) if language_of(language) == ZH else category
 
 
-def size_label(context: TurnContext | None, size: str | None) -> str:
+def size_in(language: str, size: str | None) -> str:
     """A size as a shopper in Taiwan reads it: 9 號, M 號; "OS" is one size."""
     if not size:
         return ""
-    if not is_zh(context):
+    if language_of(language) != ZH:
         return size
     return "單一尺寸" if size.upper() == "OS" else f"{size} 號"
 
 
-def join_list(context: TurnContext | None, items: Sequence[str]) -> str:
+def join_in(language: str, items: Sequence[str]) -> str:
     """"a, b and c" in English, "a、b和c" in Chinese."""
     items = list(items)
     if len(items) <= 1:
         return "".join(items)
-    if is_zh(context):
+    if language_of(language) == ZH:
         return "、".join(items[:-1]) + "和" + items[-1]
     return ", ".join(items[:-1]) + " and " + items[-1]
 
@@ -594,8 +711,3 @@ def yes_no_zh(utterance: str) -> bool | None:
     if word in NO_ZH:
         return False
     return None
-
-
-def delivery_date(context: TurnContext | None, day) -> str:
-    """A delivery date as the shopper reads it: "Thu 10 Dec", "12月10日（週四）"."""
-    return date_text(language(context), day)
