@@ -14,7 +14,7 @@ from sqlalchemy import Row, bindparam, case, or_, update
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
-from bot.channel import HOME_CHANNEL, ChannelAdapter, SendError
+from bot.channel import HOME_CHANNEL, ChannelAdapter, SendError, profiles
 from bot.messages import ChannelAddress, OutboundMessage, StatusUpdate
 from bot.store.database import Database, among, one_of
 from bot.store.models import Customer, MessageRecord, as_utc, utcnow
@@ -259,8 +259,10 @@ class Outbox:
         refused = connection.execute(self._refused, {"ids": list({r.customer_id for r in started})}).all()
         no_marketing = {customer_id for customer_id, consent, _ in refused if consent is False}
         no_sms = {customer_id for customer_id, _, opted_out in refused if opted_out}
-        withdrawn = {row.id for row in started
-                     if row.customer_id in no_marketing or (row.channel == "sms" and row.customer_id in no_sms)}
+        # A carrier keyword (STOP) blocks every text on the channel it was sent on.
+        keyword_channels = {p.name for p in profiles() if p.consent_keywords}
+        withdrawn = {row.id for row in started if row.customer_id in no_marketing
+                     or (row.channel in keyword_channels and row.customer_id in no_sms)}
         if withdrawn:
             connection.execute(self._skip_opted_out, {"ids": list(withdrawn)})
         return withdrawn
