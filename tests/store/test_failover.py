@@ -74,7 +74,7 @@ async def test_turns_work_again_after_the_database_drops_every_connection(channe
     assert "Hi" in "".join(m["text"] or "" for m in await web.say("hello again"))
     # The leader lock died with its connection; the scheduler notices and takes it again.
     assert await wait_for(lambda: not leader_lock_is_free(), timeout=15), "scheduler leadership was not re-taken"
-    assert scheduler.leading
+    assert await wait_for(lambda: scheduler.leading, timeout=10)  # set just after the lock is taken
 
 
 async def test_a_turn_cut_off_mid_transaction_runs_again(client):
