@@ -84,11 +84,17 @@ async def test_concurrent_texts_share_model_calls(recognizer: Recognizer):
     assert sum(calls) == 32 and len(calls) <= 4, calls
 
 
-def test_cli_parse_and_eval(tmp_path):
-    env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+def cli_env(tmp_path: Path, nlu_cache_dir: Path) -> dict[str, str]:
+    """A command line's environment: its own store, the run's fit cache (filled by the session's
+    recogniser, so the command loads rather than fits)."""
     import os
 
-    env = {**os.environ, **env}
+    return {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}", "HOME": str(tmp_path),
+            "NLU_CACHE_DIR": str(nlu_cache_dir)}
+
+
+def test_cli_parse_and_eval(tmp_path, recognizer, nlu_cache_dir):
+    env = cli_env(tmp_path, nlu_cache_dir)
     out = subprocess.run(
         [sys.executable, "app.py", "nlu", "parse", "where is my order 1001"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
@@ -105,3 +111,4 @@ def test_cli_parse_and_eval(tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     report = json.loads(out.stdout.strip().splitlines()[-1])
     assert 0 <= report["accuracy"] <= 1 and "greet" in report["per_intent"] and "en" in report["per_language"]
+
