@@ -112,3 +112,28 @@ def test_cli_parse_and_eval(tmp_path, recognizer, nlu_cache_dir):
     report = json.loads(out.stdout.strip().splitlines()[-1])
     assert 0 <= report["accuracy"] <= 1 and "greet" in report["per_intent"] and "en" in report["per_language"]
 
+
+def test_cli_parse_file_from_standard_input(tmp_path, recognizer, nlu_cache_dir):
+    lines = "where is my order 1001\n\n   \n有沒有9號的黑色跑鞋？\nhello\n"
+    out = subprocess.run(
+        [sys.executable, "app.py", "nlu", "parse", "--file", "-"], input=lines.encode("utf-8"),
+        cwd=ROOT, env=cli_env(tmp_path, nlu_cache_dir), capture_output=True, timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    rows = [json.loads(line) for line in out.stdout.decode("utf-8").splitlines()]
+    assert [r["text"] for r in rows] == ["where is my order 1001", "有沒有9號的黑色跑鞋？", "hello"]
+    assert all(set(r) == {"text", "intent", "confidence", "entities"} for r in rows)
+    assert [r["intent"] for r in rows] == ["order_status", "check_stock", "greet"]
+    assert rows[0]["entities"]["order_number"] == 1001 and rows[1]["entities"]["size"] == "9"
+    assert b"nlu cache used" in out.stderr  # the session's recogniser filled the cache
+
+
+def test_cli_parse_needs_text_or_file(tmp_path, nlu_cache_dir):
+    for args in ([], ["hello", "--file", "-"]):
+        out = subprocess.run([sys.executable, "app.py", "nlu", "parse", *args], cwd=ROOT,
+                             env=cli_env(tmp_path, nlu_cache_dir), capture_output=True, text=True, timeout=60)
+        assert out.returncode == 2 and "either TEXT or --file" in out.stderr
+    out = subprocess.run([sys.executable, "app.py", "nlu", "parse", "--file", str(tmp_path / "missing.txt")],
+                         cwd=ROOT, env=cli_env(tmp_path, nlu_cache_dir), capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "cannot read" in out.stderr
+
