@@ -200,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     parse.add_argument("text", nargs="?")
     parse.add_argument("--file", metavar="FILE",
                        help="recognise each line of FILE (- for standard input), one JSON object a line")
-    evaluate = nlu_sub.add_parser("eval", help="accuracy on a JSONL file of {text, intent, lang}")
+    evaluate = nlu_sub.add_parser("eval", help="accuracy on a JSONL file of {text, intent, lang?, accept?}")
     evaluate.add_argument("file", type=Path)
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
@@ -310,6 +310,9 @@ async def nlu_command(settings: Settings, args: argparse.Namespace) -> int:
         print(json.dumps(report.to_dict(), ensure_ascii=False))
         return 0
     print(f"accuracy: {report.accuracy:.1%} on {report.total} utterances")
+    if report.with_accept:
+        print(f"  {report.with_accept} lines accept more than one intent; "
+              f"{report.accepted_alternatives} were right through one of their alternatives")
     print("per language:")
     for lang, row in report.per_language.items():
         print(f"  {lang:8} {row['accuracy']:.1%}  ({row['count']})")

@@ -669,43 +669,69 @@ class Recognizer:
 
 @dataclass
 class EvalReport:
+    """`accuracy` counts a line right when the intent recognised is its `intent` or one of its
+    `accept`; `accepted_alternatives` is how many were right only through `accept`."""
+
     accuracy: float
     per_intent: dict[str, dict[str, float]]
     per_language: dict[str, dict[str, float]]
     confusions: list[tuple[str, str, int]]
     total: int
+    with_accept: int = 0
+    accepted_alternatives: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "accuracy": self.accuracy,
             "total": self.total,
+            "with_accept": self.with_accept,
+            "accepted_alternatives": self.accepted_alternatives,
             "per_intent": self.per_intent,
             "per_language": self.per_language,
             "confusions": [{"expected": e, "got": g, "count": n} for e, g, n in self.confusions],
         }
 
 
+def _eval_row(row: Any) -> tuple[str, str, str, frozenset[str]]:
+    """text, intent, language and the accepted intents of one JSONL line's object."""
+    if not isinstance(row, dict):
+        raise TypeError("not an object")
+    accept = row.get("accept", [])
+    if not isinstance(accept, list) or not all(isinstance(a, str) for a in accept):
+        raise TypeError("accept is not a list of intents")
+    unknown = [a for a in accept if a not in INTENTS and a != FALLBACK]
+    if unknown:
+        raise ValueError(f"unknown intent in accept: {unknown[0]!r}")
+    intent = str(row["intent"])
+    return str(row["text"]), intent, str(row.get("lang") or "en"), frozenset([intent, *accept])
+
+
 async def evaluate(recognizer: Recognizer, path: Path) -> EvalReport:
-    """Accuracy per intent and language on a JSONL file of `{"text", "intent", "lang"?}`.
+    """Accuracy per intent and language on a JSONL file of `{"text", "intent", "lang"?, "accept"?}`.
+    `accept` lists more intents that count as right (a message that is fairly both); per intent
+    and in the confusions a line counts under its `intent`.
 
     Raises:
-        ValueError: a line is not a JSON object with text and intent.
+        ValueError: a line is not a JSON object with text and intent, or its accept is not a list
+            of known intents.
     """
     rows = []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
-            rows.append((str(row["text"]), str(row["intent"]), str(row.get("lang") or "en")))
+            rows.append(_eval_row(json.loads(line)))
         except (ValueError, KeyError, TypeError) as exc:
-            raise ValueError(f"{path}:{number}: expected a JSON object with text and intent") from exc
-    results = await asyncio.gather(*(recognizer.recognize(text) for text, _, _ in rows))
+            detail = str(exc) if "accept" in str(exc) else "expected a JSON object with text and intent"
+            raise ValueError(f"{path}:{number}: {detail}") from exc
+    results = await asyncio.gather(*(recognizer.recognize(text) for text, _, _, _ in rows))
     hits: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     langs: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     confusions: Counter = Counter()
-    for (_, expected, lang), got in zip(rows, results):
-        ok = got.name == expected
+    alternatives = 0
+    for (_, expected, lang, accepted), got in zip(rows, results):
+        ok = got.name in accepted
+        alternatives += ok and got.name != expected
         for table, key in ((hits, expected), (langs, lang)):
             table[key][0] += ok
             table[key][1] += 1
@@ -719,4 +745,6 @@ async def evaluate(recognizer: Recognizer, path: Path) -> EvalReport:
         per_language={k: {"accuracy": v[0] / v[1], "count": v[1]} for k, v in sorted(langs.items())},
         confusions=[(e, g, n) for (e, g), n in confusions.most_common(10)],
         total=total,
+        with_accept=sum(1 for *_, accepted in rows if len(accepted) > 1),
+        accepted_alternatives=alternatives,
     )

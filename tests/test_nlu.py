@@ -137,3 +137,32 @@ def test_cli_parse_needs_text_or_file(tmp_path, nlu_cache_dir):
                          cwd=ROOT, env=cli_env(tmp_path, nlu_cache_dir), capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "cannot read" in out.stderr
 
+
+async def test_eval_counts_accepted_intents_as_right(recognizer: Recognizer, tmp_path):
+    lines = [
+        {"text": "hello there", "intent": "greet"},
+        # recognised as check_stock: wrong unless accepted
+        {"text": "do you have the runner in size 9", "intent": "product_search", "accept": ["check_stock"]},
+        {"text": "do you have the runner in size 10", "intent": "product_search"},
+        {"text": "where is my parcel", "intent": "order_status", "accept": ["cancel_order"], "lang": "en"},
+    ]
+    path = tmp_path / "accept.jsonl"
+    path.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+    report = await evaluate(recognizer, path)
+    assert report.total == 4 and report.accuracy == 0.75, report.to_dict()
+    assert report.with_accept == 2 and report.accepted_alternatives == 1
+    assert report.per_intent["product_search"] == {"accuracy": 0.5, "count": 2}
+    assert report.confusions == [("product_search", "check_stock", 1)]
+    assert report.to_dict()["accepted_alternatives"] == 1
+
+
+@pytest.mark.parametrize("line, message", [
+    ('{"text": "hi", "accept": ["greet"]}', "expected a JSON object with text and intent"),
+    ('{"text": "hi", "intent": "greet", "accept": "greet"}', "accept is not a list"),
+    ('{"text": "hi", "intent": "greet", "accept": ["greeting"]}', "unknown intent in accept: 'greeting'"),
+])
+async def test_eval_refuses_bad_accept(recognizer: Recognizer, tmp_path, line, message):
+    path = tmp_path / "bad.jsonl"
+    path.write_text(line + "\n")
+    with pytest.raises(ValueError, match=message):
+        await evaluate(recognizer, path)
