@@ -4,13 +4,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import io
 import json
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
 
 from bot.config import Settings
 from service import agent_cli, campaign_cli, order_cli
+
+if TYPE_CHECKING:
+    from bot.nlu import Recognizer
 
 
 class JsonFormatter(logging.Formatter):
@@ -191,12 +196,16 @@ def main(argv: list[str] | None = None) -> int:
     agent_cli.add_parser(sub)
     nlu = sub.add_parser("nlu", help="intent recognition tools")
     nlu_sub = nlu.add_subparsers(dest="nlu_command", required=True)
-    parse = nlu_sub.add_parser("parse", help="recognise one text")
-    parse.add_argument("text")
-    evaluate = nlu_sub.add_parser("eval", help="accuracy on a JSONL file of {text, intent, lang}")
+    parse = nlu_sub.add_parser("parse", help="recognise one text, or each line of a file")
+    parse.add_argument("text", nargs="?")
+    parse.add_argument("--file", metavar="FILE",
+                       help="recognise each line of FILE (- for standard input), one JSON object a line")
+    evaluate = nlu_sub.add_parser("eval", help="accuracy on a JSONL file of {text, intent, lang?, accept?}")
     evaluate.add_argument("file", type=Path)
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
+    if args.command == "nlu" and args.nlu_command == "parse" and (args.text is None) == (args.file is None):
+        parse.error("give either TEXT or --file FILE")
 
     settings = Settings()
     setup_logging(settings.log_level)
@@ -238,10 +247,53 @@ def run_command(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def open_lines(name: str) -> TextIO:
+    """The file, or standard input for "-", read as UTF-8."""
+    if name == "-":
+        return io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace")
+    return open(name, encoding="utf-8", errors="replace")  # closed by the caller
+
+
+async def parse_lines(recognizer: Recognizer, lines: TextIO) -> None:
+    """One JSON object per non-empty line: {text, intent, confidence, entities}. Lines are taken
+    a batch at a time (one at a time from a terminal), so they share model calls."""
+    batch_size = 1 if lines.isatty() else 64
+    batch: list[str] = []
+
+    async def flush() -> None:
+        for text, result in zip(batch, await asyncio.gather(*(recognizer.recognize(t) for t in batch))):
+            data = result.to_dict()
+            row = {"text": text, "intent": data["intent"], "confidence": data["confidence"],
+                   "entities": data["entities"]}
+            print(json.dumps(row, ensure_ascii=False))
+        sys.stdout.flush()
+        batch.clear()
+
+    for line in lines:
+        text = line.rstrip("\r\n")
+        if not text.strip():
+            continue
+        batch.append(text)
+        if len(batch) >= batch_size:
+            await flush()
+    if batch:
+        await flush()
+
+
 async def nlu_command(settings: Settings, args: argparse.Namespace) -> int:
     from bot.nlu import evaluate
     from service.wiring import build
 
+    if args.nlu_command == "parse" and args.file:
+        try:
+            lines = open_lines(args.file)
+        except OSError as exc:
+            print(f"cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
+            return 2
+        recognizer = build(settings, seed=True).recognizer
+        with lines:
+            await parse_lines(recognizer, lines)
+        return 0
     recognizer = build(settings, seed=True).recognizer
     if args.nlu_command == "parse":
         print(json.dumps((await recognizer.recognize(args.text)).to_dict(), ensure_ascii=False))
@@ -258,6 +310,9 @@ async def nlu_command(settings: Settings, args: argparse.Namespace) -> int:
         print(json.dumps(report.to_dict(), ensure_ascii=False))
         return 0
     print(f"accuracy: {report.accuracy:.1%} on {report.total} utterances")
+    if report.with_accept:
+        print(f"  {report.with_accept} lines accept more than one intent; "
+              f"{report.accepted_alternatives} were right through one of their alternatives")
     print("per language:")
     for lang, row in report.per_language.items():
         print(f"  {lang:8} {row['accuracy']:.1%}  ({row['count']})")

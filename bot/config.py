@@ -116,6 +116,7 @@ class Settings(BaseSettings):
     nlu_batch_window_ms: float = 4.0
     nlu_batch_max: int = 64
     nlu_threads: int = 1
+    nlu_cache_dir: str = "data/nlu-cache"
 
     default_timezone: str = "America/New_York"
     quiet_hours: str = "21:00-08:00"

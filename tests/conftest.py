@@ -29,12 +29,19 @@ CHROMIUM_FLAGS = [
 
 
 @pytest.fixture(scope="session")
-def recognizer(tmp_path_factory: pytest.TempPathFactory) -> Recognizer:
+def nlu_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The fit cache of this run: the recogniser below fills it, command lines started by tests
+    (NLU_CACHE_DIR) load from it."""
+    return tmp_path_factory.mktemp("nlu-cache")
+
+
+@pytest.fixture(scope="session")
+def recognizer(tmp_path_factory: pytest.TempPathFactory, nlu_cache_dir: Path) -> Recognizer:
     """The real bundled model, loaded once for the whole run."""
     db = Database(f"sqlite:///{tmp_path_factory.mktemp('nlu') / 'faq.db'}")
     db.create_schema()
     seed_demo(db)
-    recognizer = build_recognizer(Settings(_env_file=None))
+    recognizer = build_recognizer(Settings(_env_file=None, nlu_cache_dir=str(nlu_cache_dir)))
     teach_shop(recognizer, db, StoreFaq(db))
     db.close()
     return recognizer

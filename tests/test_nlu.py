@@ -84,11 +84,17 @@ async def test_concurrent_texts_share_model_calls(recognizer: Recognizer):
     assert sum(calls) == 32 and len(calls) <= 4, calls
 
 
-def test_cli_parse_and_eval(tmp_path):
-    env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+def cli_env(tmp_path: Path, nlu_cache_dir: Path) -> dict[str, str]:
+    """A command line's environment: its own store, the run's fit cache (filled by the session's
+    recogniser, so the command loads rather than fits)."""
     import os
 
-    env = {**os.environ, **env}
+    return {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}", "HOME": str(tmp_path),
+            "NLU_CACHE_DIR": str(nlu_cache_dir)}
+
+
+def test_cli_parse_and_eval(tmp_path, recognizer, nlu_cache_dir):
+    env = cli_env(tmp_path, nlu_cache_dir)
     out = subprocess.run(
         [sys.executable, "app.py", "nlu", "parse", "where is my order 1001"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
@@ -105,3 +111,58 @@ def test_cli_parse_and_eval(tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     report = json.loads(out.stdout.strip().splitlines()[-1])
     assert 0 <= report["accuracy"] <= 1 and "greet" in report["per_intent"] and "en" in report["per_language"]
+
+
+def test_cli_parse_file_from_standard_input(tmp_path, recognizer, nlu_cache_dir):
+    lines = "where is my order 1001\n\n   \n有沒有9號的黑色跑鞋？\nhello\n"
+    out = subprocess.run(
+        [sys.executable, "app.py", "nlu", "parse", "--file", "-"], input=lines.encode("utf-8"),
+        cwd=ROOT, env=cli_env(tmp_path, nlu_cache_dir), capture_output=True, timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    rows = [json.loads(line) for line in out.stdout.decode("utf-8").splitlines()]
+    assert [r["text"] for r in rows] == ["where is my order 1001", "有沒有9號的黑色跑鞋？", "hello"]
+    assert all(set(r) == {"text", "intent", "confidence", "entities"} for r in rows)
+    assert [r["intent"] for r in rows] == ["order_status", "check_stock", "greet"]
+    assert rows[0]["entities"]["order_number"] == 1001 and rows[1]["entities"]["size"] == "9"
+    assert b"nlu cache used" in out.stderr  # the session's recogniser filled the cache
+
+
+def test_cli_parse_needs_text_or_file(tmp_path, nlu_cache_dir):
+    for args in ([], ["hello", "--file", "-"]):
+        out = subprocess.run([sys.executable, "app.py", "nlu", "parse", *args], cwd=ROOT,
+                             env=cli_env(tmp_path, nlu_cache_dir), capture_output=True, text=True, timeout=60)
+        assert out.returncode == 2 and "either TEXT or --file" in out.stderr
+    out = subprocess.run([sys.executable, "app.py", "nlu", "parse", "--file", str(tmp_path / "missing.txt")],
+                         cwd=ROOT, env=cli_env(tmp_path, nlu_cache_dir), capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "cannot read" in out.stderr
+
+
+async def test_eval_counts_accepted_intents_as_right(recognizer: Recognizer, tmp_path):
+    lines = [
+        {"text": "hello there", "intent": "greet"},
+        # recognised as check_stock: wrong unless accepted
+        {"text": "do you have the runner in size 9", "intent": "product_search", "accept": ["check_stock"]},
+        {"text": "do you have the runner in size 10", "intent": "product_search"},
+        {"text": "where is my parcel", "intent": "order_status", "accept": ["cancel_order"], "lang": "en"},
+    ]
+    path = tmp_path / "accept.jsonl"
+    path.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+    report = await evaluate(recognizer, path)
+    assert report.total == 4 and report.accuracy == 0.75, report.to_dict()
+    assert report.with_accept == 2 and report.accepted_alternatives == 1
+    assert report.per_intent["product_search"] == {"accuracy": 0.5, "count": 2}
+    assert report.confusions == [("product_search", "check_stock", 1)]
+    assert report.to_dict()["accepted_alternatives"] == 1
+
+
+@pytest.mark.parametrize("line, message", [
+    ('{"text": "hi", "accept": ["greet"]}', "expected a JSON object with text and intent"),
+    ('{"text": "hi", "intent": "greet", "accept": "greet"}', "accept is not a list"),
+    ('{"text": "hi", "intent": "greet", "accept": ["greeting"]}', "unknown intent in accept: 'greeting'"),
+])
+async def test_eval_refuses_bad_accept(recognizer: Recognizer, tmp_path, line, message):
+    path = tmp_path / "bad.jsonl"
+    path.write_text(line + "\n")
+    with pytest.raises(ValueError, match=message):
+        await evaluate(recognizer, path)
