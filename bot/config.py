@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -117,6 +118,7 @@ class Settings(BaseSettings):
     nlu_batch_max: int = 64
     nlu_threads: int = 1
 
+    bot_disclosure: str = "on"
     default_timezone: str = "America/New_York"
     quiet_hours: str = "21:00-08:00"
     cart_reminder_delays: str = "1h,24h"
@@ -245,6 +247,18 @@ class Settings(BaseSettings):
 
         StaffedHours.parse(value, "UTC")
         return value
+
+    def disclosure(self) -> Callable[[str], str] | None:
+        """What tells a shopper at first contact on a channel that a bot answers, in a language:
+        BOT_DISCLOSURE `on` (the text in bot/i18n.py), `off` (None), or the retailer's own text."""
+        value = self.bot_disclosure.strip()
+        if value.lower() in ("off", "false", "no", "0", ""):
+            return None
+        if value.lower() in ("on", "true", "yes", "1"):
+            from bot.i18n import text_in  # imports nothing of the project: no cycle
+
+            return lambda language: text_in(language, "disclosure")
+        return lambda language: value
 
     @property
     def base_url(self) -> str:

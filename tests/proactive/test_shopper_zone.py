@@ -74,6 +74,7 @@ async def test_first_contact_sets_the_zone_and_the_shopper_can_change_it(channel
 
 async def test_a_journey_in_progress_asks_its_question_again(channel_client, fake_twilio):
     wa = TwilioShopper(channel_client, fake_twilio, "whatsapp", LOS_ANGELES)
+    await wa.say("hi")
     question = await wa.say("Do you have the Trail Blazer Runner in size 9?")
     assert "Add one to your cart?" in question
     out = await wa.say("my time zone is New York")
