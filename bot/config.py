@@ -10,7 +10,7 @@ from babel.numbers import is_currency
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEFAULT_GRAPH_API_VERSION = "v23.0"
+DEFAULT_GRAPH_API_VERSION = "v25.0"  # released Feb 2026, supported until Jul 2028
 
 
 def parse_duration(text: str) -> timedelta:
