@@ -102,6 +102,7 @@ class Settings(BaseSettings):
     twilio_auth_token: SecretStr | None = None
     twilio_whatsapp_from: str | None = None
     twilio_sms_from: str | None = None
+    twilio_messaging_service_sid: str | None = None
     twilio_api_base: str = "https://api.twilio.com"
 
     messenger_page_access_token: SecretStr | None = None
