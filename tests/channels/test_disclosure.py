@@ -1,12 +1,24 @@
 """BOT_DISCLOSURE: a shopper is told once per channel, at first contact, that a bot answers."""
 from __future__ import annotations
 
+import pytest
+
 from service.app import create_app
 from tests.fakes.phone import TwilioShopper
 from tests.fakes.web_shopper import WebShopper
 from tests.proactive.test_campaigns import changed
 
 SAID = "automated assistant; ask for a person at any time"
+
+
+@pytest.fixture
+def settings(settings):
+    return changed(settings, bot_disclosure="on")  # the other tests' settings leave it off
+
+
+@pytest.fixture
+def channel_settings(channel_settings):
+    return changed(channel_settings, bot_disclosure="on")
 
 
 async def test_web_shows_it_once_before_the_first_answer(shopper):

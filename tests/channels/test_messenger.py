@@ -122,8 +122,8 @@ async def test_send_api_errors_retry_or_fail(channel_client, fake_graph):
     await channel_client.post("/webhooks/messenger", data=b"", headers={})  # unsigned: refused, no effect
     sent = await fb.say("hello")
     sent = sent or await fb.replies(settle=1.0)
-    assert "\n\nHi!" in MessengerShopper.texts(sent)  # after the bot disclosure
-    assert len([m for m in fb.mine() if "Hi!" in m["message"].get("text", "")]) == 1
+    assert MessengerShopper.texts(sent).startswith("Hi!")
+    assert len([m for m in fb.mine() if m["message"].get("text", "").startswith("Hi!")]) == 1
     fake_graph.fail_next(5, 400, {"error": {"message": "This person isn't available right now.", "code": 551}})
     before = len(fake_graph.requests)
     await fb.say("thanks")
@@ -170,7 +170,7 @@ async def test_a_send_whose_answer_was_lost_twice_reaches_the_shopper_once(chann
     fb = MessengerShopper(channel_client, fake_graph, PSID)
     fake_graph.lose_answers(2, delay=3.0)  # longer than the channel settings' 1 s send timeout
     sent = await fb.say("hello")
-    assert "\n\nHi!" in MessengerShopper.texts(sent)  # after the bot disclosure
+    assert MessengerShopper.texts(sent).startswith("Hi!")
     copies = [r for r in fake_graph.requests if "message" in r["json"]]
     assert len(copies) == 1, [r["json"]["message"] for r in copies]
     record = await channel_client.app[DB].run(reply_record)
