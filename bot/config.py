@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -9,7 +10,7 @@ from babel.numbers import is_currency
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEFAULT_GRAPH_API_VERSION = "v23.0"
+DEFAULT_GRAPH_API_VERSION = "v25.0"  # released Feb 2026, supported until Jul 2028
 
 
 def parse_duration(text: str) -> timedelta:
@@ -101,6 +102,7 @@ class Settings(BaseSettings):
     twilio_auth_token: SecretStr | None = None
     twilio_whatsapp_from: str | None = None
     twilio_sms_from: str | None = None
+    twilio_messaging_service_sid: str | None = None
     twilio_api_base: str = "https://api.twilio.com"
 
     messenger_page_access_token: SecretStr | None = None
@@ -118,6 +120,7 @@ class Settings(BaseSettings):
     nlu_threads: int = 1
     nlu_cache_dir: str = "data/nlu-cache"
 
+    bot_disclosure: str = "on"
     default_timezone: str = "America/New_York"
     quiet_hours: str = "21:00-08:00"
     cart_reminder_delays: str = "1h,24h"
@@ -246,6 +249,18 @@ class Settings(BaseSettings):
 
         StaffedHours.parse(value, "UTC")
         return value
+
+    def disclosure(self) -> Callable[[str], str] | None:
+        """What tells a shopper at first contact on a channel that a bot answers, in a language:
+        BOT_DISCLOSURE `on` (the text in bot/i18n.py), `off` (None), or the retailer's own text."""
+        value = self.bot_disclosure.strip()
+        if value.lower() in ("off", "false", "no", "0", ""):
+            return None
+        if value.lower() in ("on", "true", "yes", "1"):
+            from bot.i18n import text_in  # imports nothing of the project: no cycle
+
+            return lambda language: text_in(language, "disclosure")
+        return lambda language: value
 
     @property
     def base_url(self) -> str:

@@ -82,6 +82,15 @@ TEXTS: dict[str, dict[str, str]] = {
         ZH: "您已訂閱優惠和提醒訊息。隨時傳送 STOP 即可取消訂閱。",
     },
     "support": {EN: "Our support team will be glad to help.", ZH: "我們的客服團隊很樂意為您服務。"},
+    "disclosure": {
+        EN: "You're chatting with Northwind Outfitters' automated assistant; ask for a person at any time.",
+        ZH: "您正在與 Northwind Outfitters 的自動化購物小幫手對話；隨時都可以要求轉接真人客服。",
+    },
+    "timezone.set": {
+        EN: "Got it: you're on {zone} time, where it's {time} now. I'll keep reminders and offers to "
+            "daytime there.",
+        ZH: "好的，已將您的時區設為 {zone}，當地現在是 {time}。提醒和優惠訊息只會在當地白天傳送。",
+    },
     "consent.ask": {
         EN: "Would you like to get our offers and reminders in this chat? You can stop them at any time "
             "by sending STOP.",

@@ -227,7 +227,9 @@ class TwilioChannel:
     def missing(settings: Settings, sender: str | None, sender_setting: str) -> str | None:
         if not (settings.twilio_account_sid and settings.twilio_auth_token):
             return "TWILIO_ACCOUNT_SID/TWILIO_AUTH_TOKEN"
-        return None if sender else sender_setting
+        if sender or settings.twilio_messaging_service_sid:
+            return None
+        return f"{sender_setting} (or TWILIO_MESSAGING_SERVICE_SID)"
 
     def __init__(self, settings: Settings, sender: str | None) -> None:
         if settings.twilio_auth_token is None:
@@ -235,6 +237,8 @@ class TwilioChannel:
         token = settings.twilio_auth_token.get_secret_value()
         self._validator = RequestValidator(token)
         self._sender = sender
+        # A Messaging Service sends from its own pool of senders, in place of `from_`.
+        self._service = settings.twilio_messaging_service_sid
         self._status_callback = f"{settings.base_url}{STATUS_PATH}"
         # Each request to Twilio is bounded by SEND_TIMEOUT_SECONDS (`send` and `_already_sent`).
         self._timeout = settings.send_timeout_seconds
@@ -327,8 +331,8 @@ class TwilioChannel:
                     and (found := await self._already_sent(address, part, in_doubt))):
                 sid = found  # the try that died had sent it: do not send it twice
                 continue
-            kwargs: dict[str, Any] = {"to": address, "from_": self._sender, "status_callback": self._status_callback,
-                                      **template}
+            sender = {"messaging_service_sid": self._service} if self._service else {"from_": self._sender}
+            kwargs: dict[str, Any] = {"to": address, **sender, "status_callback": self._status_callback, **template}
             if part.body:
                 kwargs["body"] = part.body
             if part.media_urls:
@@ -350,7 +354,9 @@ class TwilioChannel:
         (less a minute, for clock skew), if Twilio has one."""
         try:
             async with asyncio.timeout(self._timeout):
-                recent = await self._rest().messages.list_async(to=address, from_=self._sender, limit=50)
+                # A Messaging Service may have sent it from any number of its pool.
+                sender = {} if self._service else {"from_": self._sender}
+                recent = await self._rest().messages.list_async(to=address, limit=50, **sender)
         except Exception as exc:  # cannot tell: sending again is better than not at all
             log.warning("could not check for an earlier send", extra={"error": type(exc).__name__})
             return None
@@ -377,7 +383,7 @@ class WhatsAppChannel(TwilioChannel):
 
     def deep_link(self, token: str, text: str, ref: str) -> str | None:
         digits = re.sub(r"\D", "", self._sender or "")
-        return f"https://wa.me/{digits}?text={quote(text)}"
+        return f"https://wa.me/{digits}?text={quote(text)}" if digits else None  # a service alone has no number
 
 
 class SmsChannel(TwilioChannel):
@@ -393,4 +399,6 @@ class SmsChannel(TwilioChannel):
         super().__init__(settings, settings.twilio_sms_from)
 
     def deep_link(self, token: str, text: str, ref: str) -> str | None:
+        if not self._sender:  # a Messaging Service alone: no one number to open
+            return None
         return f"sms:{self._sender}?&body={quote(text)}"  # "?&" is read by both iOS and Android

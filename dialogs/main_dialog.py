@@ -8,10 +8,12 @@ from botbuilder.core import TurnContext
 from botbuilder.dialogs import ComponentDialog, DialogContext, DialogTurnResult, DialogTurnStatus
 from botbuilder.dialogs.prompts import ConfirmPrompt, Prompt
 
+from bot.conversation import timezones
 from bot.conversation.turn import RESUME, TURN_INFO_KEY, command, turn_info
 from bot.i18n import MENU_LABELS, yes_no_zh
 from bot.messages import Choice, reply
 from bot.nlu import FALLBACK, Intent, normalise
+from bot.store.models import utcnow
 from dialogs.account_dialog import LinkDialog, PrivacyDialog
 from dialogs.add_to_cart_dialog import AddToCartDialog
 from dialogs.cancel_order_dialog import CancelOrderDialog
@@ -62,6 +64,8 @@ class MainDialog(ComponentDialog):
     async def on_begin_dialog(self, inner_dc: DialogContext, options: object) -> DialogTurnResult:
         if turn_info(inner_dc.context).intent.name == RESUME:  # nothing in progress to resume
             return DialogTurnResult(DialogTurnStatus.Waiting)
+        if await self._time_zone(inner_dc):
+            return DialogTurnResult(DialogTurnStatus.Waiting)
         await self._resolve(inner_dc)
         if await self._hand_over(inner_dc):
             return DialogTurnResult(DialogTurnStatus.Waiting)
@@ -70,6 +74,10 @@ class MainDialog(ComponentDialog):
     async def on_continue_dialog(self, inner_dc: DialogContext) -> DialogTurnResult:
         intent = turn_info(inner_dc.context).intent
         if intent.name == RESUME:  # the conversation moved to this chat: ask its question here
+            if inner_dc.active_dialog is not None:
+                await inner_dc.reprompt_dialog()
+            return DialogTurnResult(DialogTurnStatus.Waiting)
+        if await self._time_zone(inner_dc):  # on the side: the journey asks its question again
             if inner_dc.active_dialog is not None:
                 await inner_dc.reprompt_dialog()
             return DialogTurnResult(DialogTurnStatus.Waiting)
@@ -90,6 +98,18 @@ class MainDialog(ComponentDialog):
             await inner_dc.continue_dialog()
             return DialogTurnResult(DialogTurnStatus.Waiting)
         return await self._route(inner_dc)
+
+    async def _time_zone(self, inner_dc: DialogContext) -> bool:
+        """"I'm in Taipei", "my time zone is Los Angeles", "我在台北": the shopper's zone changes,
+        and the reply confirms it with the time there. True if the message said so."""
+        context = inner_dc.context
+        zone = timezones.recognise(context.activity.text or "")
+        if zone is None:
+            return False
+        await self.shop.profiles.set_timezone(turn_info(context).customer_id, zone)
+        await context.send_activity(reply(text(context, "timezone.set", zone=zone,
+                                               time=timezones.local_time(zone, utcnow()))))
+        return True
 
     async def _hand_over(self, inner_dc: DialogContext) -> bool:
         """Hand the conversation to a person when the shopper asks, a retailer's rule applies,

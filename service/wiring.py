@@ -183,6 +183,7 @@ class Services:
             SenderLimit.from_settings(settings.sender_rate_limit, settings.sender_rate_window_seconds,
                                       lambda language: text_in(language, "rate_limited")),
             lambda language: text_in(language, "turn_failed"),
+            settings.disclosure(),
         )
 
     # --- running ------------------------------------------------------------------------------

@@ -62,7 +62,10 @@ def database_url(tmp_path: Path) -> str:
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
-    return Settings(_env_file=None, database_url=database_url, public_base_url="http://shop.test")
+    # BOT_DISCLOSURE off: the tests read a new shopper's first answer as it is; tests/channels/
+    # test_disclosure.py turns it on.
+    return Settings(_env_file=None, database_url=database_url, public_base_url="http://shop.test",
+                    bot_disclosure="off")
 
 
 @pytest.fixture
@@ -98,7 +101,7 @@ def channel_settings(database_url: str, fake_twilio: FakeTwilio, fake_graph: Fak
         twilio_api_base=fake_twilio.url, messenger_page_access_token=FakeGraph.page_token,
         messenger_app_secret=FakeGraph.app_secret, messenger_verify_token=FakeGraph.verify_token,
         graph_api_base=fake_graph.url, send_timeout_seconds=1.0, outbox_retry_base_seconds=0.05,
-        outbox_max_attempts=4,
+        outbox_max_attempts=4, bot_disclosure="off",
     )
 
 

@@ -4,7 +4,8 @@ providers; the bot stays silent meanwhile and takes over again with a rating que
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from pydantic import SecretStr
@@ -256,7 +257,10 @@ async def test_outside_staffed_hours_the_shopper_learns_when_someone_answers(aio
     client = await aiohttp_client(create_app(settings, recognizer))
     wa = TwilioShopper(client, fake_twilio, "whatsapp", NUMBER)
     out = await wa.say("customer service please")
-    assert "offline right now" in out and "09:00 (UTC)" in out
+    # The opening in the shopper's zone (their number's), since 09:00 UTC is night in California.
+    opens = datetime.combine((datetime.now(UTC) + timedelta(days=2)).date(), time(9), UTC)
+    assert "offline right now" in out
+    assert f"{opens.astimezone(ZoneInfo('America/Los_Angeles')):%H:%M} (America/Los_Angeles)" in out
     [opened] = await tickets(client)
     assert opened["status"] == "queued"
     assert await wa.say("hello?") == ""

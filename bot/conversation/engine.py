@@ -60,6 +60,10 @@ _CUSTOMER_FACTS = sa_select(_CUSTOMER.c.id, _CUSTOMER.c.language, _CUSTOMER.c.sh
                             _CUSTOMER.c.display_name, _CUSTOMER.c.created_at).where(
     _CUSTOMER.c.id == bindparam("customer"))
 _LANGUAGE = sa_select(_CUSTOMER.c.language).where(_CUSTOMER.c.id == bindparam("customer"))
+# An earlier message from this shopper on this channel: none means this is their first contact here.
+_EARLIER_HERE = sa_select(_MESSAGE.c.id).where(
+    _MESSAGE.c.customer_id == bindparam("customer"), _MESSAGE.c.channel == bindparam("channel_"),
+    _MESSAGE.c.direction == "in", _MESSAGE.c.id < bindparam("message")).limit(1)
 REPLIES_KEY = "shop.replies"
 RETURNING_AFTER = timedelta(hours=1)  # a shopper first seen longer ago than this is welcomed back
 RESUME_COMMAND = command(RESUME)
@@ -195,6 +199,7 @@ class Engine:
         default_timezone: str = "UTC",
         sender_limit: SenderLimit | None = None,
         sorry: Callable[[str], str] = lambda language: "Sorry, something went wrong on our side. Please try again.",
+        disclosure: Callable[[str], str] | None = None,
     ) -> None:
         self.db = db
         self.recognizer = recognizer
@@ -209,6 +214,8 @@ class Engine:
         self._zone = default_timezone  # times in link questions, for shoppers whose own zone is unknown
         self._sender_limit = sender_limit
         self._sorry = sorry  # the apology for a turn that could not finish, in a language
+        # That the shopper is talking to a bot, in a language: said once, at first contact on a channel.
+        self._disclosure = disclosure
 
     async def receive(self, msg: InboundMessage) -> Received:
         """Store an inbound message and resolve its customer; a provider retry is recognised."""
@@ -528,6 +535,15 @@ class Engine:
             identity.set_language(session, received.customer_id, language)
         else:  # a reply from outside the dialogs (linking, a handoff): in the language the shopper has
             language = connection.execute(_LANGUAGE, {"customer": received.customer_id}).scalar() or "en"
+        if self._disclosure is not None and replies and connection.execute(_EARLIER_HERE, {
+                "customer": received.customer_id, "channel_": received.channel,
+                "message": received.message_id}).first() is None:
+            # A paragraph before the first reply's text (a message of its own if it has none), so the
+            # shopper gets no extra message to pay for or scroll past.
+            said = self._disclosure(language)
+            first_reply = replies[0]
+            replies = ([replace(first_reply, text=f"{said}\n\n{first_reply.text}"), *replies[1:]] if first_reply.text
+                       else [OutboundMessage(text=said), *replies])
         rows = []
         offset = 0
         for index, reply in enumerate(replies):

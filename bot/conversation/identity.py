@@ -5,10 +5,11 @@ from sqlalchemy import bindparam, update
 from sqlmodel import Session, select
 
 from bot.channel import identity_key
+from bot.conversation import timezones
 from bot.store.database import Database
 from bot.store.models import ChannelIdentity, Customer, utcnow
 
-__all__ = ["StoreProfiles", "identity_key", "resolve", "resolve_id", "set_consent", "set_language"]
+__all__ = ["StoreProfiles", "identity_key", "resolve", "resolve_id", "set_consent", "set_language", "set_timezone"]
 
 
 _IDENTITY = ChannelIdentity.__table__
@@ -45,7 +46,10 @@ def resolve(session: Session, channel: str, address: str, profile_name: str | No
     if identity is not None:
         customer = session.get(Customer, identity.customer_id)
     else:
-        customer = Customer(display_name=profile_name, phone=key if space == "phone" else None)
+        phone = key if space == "phone" else None
+        # A phone number that lies in one time zone tells us the shopper's, until they say otherwise.
+        customer = Customer(display_name=profile_name, phone=phone,
+                            timezone=timezones.from_phone(phone) if phone else None)
         session.add(customer)
         session.flush()
         session.add(ChannelIdentity(channel=space, address=key, customer_id=customer.id))
@@ -65,13 +69,20 @@ def set_consent(session: Session, customer_id: str, consent: bool, source: str =
         customer.consent_source = source
 
 
+def set_timezone(session: Session, customer_id: str, zone: str) -> None:
+    """The time zone the shopper told us they are in."""
+    customer = session.get(Customer, customer_id)
+    if customer is not None:
+        customer.timezone = zone
+
+
 def set_language(session: Session, customer_id: str, language: str) -> None:
     session.connection().execute(_SET_LANGUAGE, {"customer": customer_id, "language_": language})
 
 
 class StoreProfiles:
     """What dialogs may read and change of a shopper's profile: marketing consent, the receipt
-    contact they gave last time."""
+    contact they gave last time, their time zone."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -85,3 +96,6 @@ class StoreProfiles:
 
     async def set_consent(self, customer_id: str, consent: bool) -> None:
         await self._db.run(lambda s: set_consent(s, customer_id, consent))
+
+    async def set_timezone(self, customer_id: str, zone: str) -> None:
+        await self._db.run(lambda s: set_timezone(s, customer_id, zone))

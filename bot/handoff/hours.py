@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.i18n import weekday_name
 
@@ -56,5 +56,12 @@ class StaffedHours:
                     return start
         return None
 
-    def describe(self, moment: datetime, language: str) -> str:
-        return f"{weekday_name(language, moment.date())} {moment:%H:%M} ({self.zone.key})"
+    def describe(self, moment: datetime, language: str, zone: str | None = None) -> str:
+        """`moment` as a shopper reads it: in their zone when known (a name the store holds may be
+        one this system lacks: then the shop's)."""
+        try:
+            where = ZoneInfo(zone) if zone else self.zone
+        except (ZoneInfoNotFoundError, ValueError):
+            where = self.zone
+        local = moment.astimezone(where)
+        return f"{weekday_name(language, local.date())} {local:%H:%M} ({where.key})"

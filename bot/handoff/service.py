@@ -240,7 +240,8 @@ class Handoffs:
         def run(session: Session) -> Opened:
             ticket, created = self.open_ticket(session, customer_id, trigger, language, intents, faq_key)
             assert ticket.id is not None  # stored, or just flushed
-            return Opened(ticket.id, created, *self._staffed(language))
+            customer = session.get(Customer, customer_id)
+            return Opened(ticket.id, created, *self._staffed(language, customer.timezone if customer else None))
 
         for attempt in range(2):
             try:
@@ -250,12 +251,13 @@ class Handoffs:
                     raise
         raise AssertionError("unreachable")
 
-    def _staffed(self, language: str) -> tuple[bool, str | None]:
+    def _staffed(self, language: str, zone: str | None = None) -> tuple[bool, str | None]:
+        """Whether someone is in, and if not when they will be, in the shopper's zone when known."""
         now = utcnow()
         if self.hours.is_open(now):
             return True, None
         opens = self.hours.next_open(now)
-        return False, self.hours.describe(opens, language) if opens else None
+        return False, self.hours.describe(opens, language, zone) if opens else None
 
     def open_ticket(self, session: Session, customer_id: str, trigger: Trigger, language: str,
                     intents: list[str], faq_key: str | None = None) -> tuple[HandoffTicket, bool]:

@@ -8,10 +8,12 @@ from dataclasses import replace
 
 from sqlmodel import func, select
 
+from bot.config import DEFAULT_GRAPH_API_VERSION
 from bot.messages import Choice, Link, OutboundMessage, ProductCard
 from bot.store.models import MessageRecord
 from channels.messenger import render
 from service.app import DB
+from service.keys import SETTINGS
 from tests.fakes.phone import MessengerShopper
 from tests.fakes.providers import FakeGraph
 
@@ -190,3 +192,12 @@ async def test_a_send_in_doubt_is_not_sent_blind_when_the_thread_cannot_be_check
     assert "not sent again" in record.error_reason and "could not be checked" in record.error_reason
     # checked again with backoff until the attempts ran out (the first try was the send itself)
     assert len(fake_graph.lookups) == record.attempts - 1 == 3
+
+
+async def test_the_send_api_is_called_at_the_default_graph_version(channel_client, fake_graph):
+    """A version Meta still supports (v25.0 runs until July 2028), unless GRAPH_API_VERSION says otherwise."""
+    assert DEFAULT_GRAPH_API_VERSION == "v25.0"
+    assert channel_client.app[SETTINGS].graph_api_version == DEFAULT_GRAPH_API_VERSION
+    await MessengerShopper(channel_client, fake_graph, PSID).say("hello")
+    sends = [r for r in fake_graph.requests if "message" in r["json"]]
+    assert sends and {r["version"] for r in sends} == {"v25.0"}

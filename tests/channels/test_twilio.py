@@ -7,10 +7,12 @@ from urllib.parse import urlencode
 import pytest
 from sqlmodel import func, select
 
+from bot.config import Settings
 from bot.messages import Choice, OutboundMessage, ProductCard
 from bot.store.models import Customer, MessageRecord
-from channels.twilio import render, sms_units, split_text
-from service.app import DB
+from channels.registry import enabled
+from channels.twilio import SmsChannel, render, sms_units, split_text
+from service.app import DB, create_app
 from tests.fakes.phone import BASE, TwilioShopper
 from tests.fakes.providers import encode_form, twilio_form
 
@@ -305,3 +307,21 @@ async def test_signature_headers_are_found_whatever_their_case(channel_client, f
     refused = await channel_client.post("/webhooks/messenger", data=body, headers={
         "content-type": "application/json", "x-hub-signature-256": "sha256=" + "0" * 64})
     assert refused.status == 403 and shopper.psid == "7300"
+
+
+async def test_a_messaging_service_sends_in_place_of_a_sender(aiohttp_client, channel_settings, recognizer,
+                                                                 fake_twilio):
+    """With TWILIO_MESSAGING_SERVICE_SID, WhatsApp and SMS are on without their From addresses, and
+    every send names the service (MessagingServiceSid) and no From."""
+    service = "MG" + "0" * 32
+    settings = Settings(_env_file=None, **{**channel_settings.model_dump(), "twilio_whatsapp_from": None,
+                                           "twilio_sms_from": None, "twilio_messaging_service_sid": service})
+    assert set(enabled(settings)) >= {"whatsapp", "sms"}
+    without = Settings(_env_file=None, **{**settings.model_dump(), "twilio_messaging_service_sid": None})
+    assert "whatsapp" not in enabled(without) and "TWILIO_SMS_FROM" in (SmsChannel.missing_settings(without) or "")
+    client = await aiohttp_client(create_app(settings, recognizer))
+    for channel in ("whatsapp", "sms"):
+        assert "Hi!" in await TwilioShopper(client, fake_twilio, channel, "+14155550401").say("hi")
+    sent = fake_twilio.delivered()
+    assert {r["to"] for r in sent} == {"whatsapp:+14155550401", "+14155550401"}
+    assert all(r["messaging_service_sid"] == service and r["from"] is None for r in sent)

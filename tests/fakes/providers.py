@@ -116,6 +116,7 @@ class FakeTwilio(FakeProvider):
             return web.json_response({"code": 20003, "message": "Authenticate", "status": 401}, status=401)
         form = await request.post()
         record = {"to": form.get("To"), "from": form.get("From"), "body": form.get("Body"),
+                  "messaging_service_sid": form.get("MessagingServiceSid"),
                   "media": form.getall("MediaUrl", []), "status_callback": form.get("StatusCallback"),
                   "content_sid": form.get("ContentSid"), "content_variables": form.get("ContentVariables"),
                   "failed": True,  # until it is answered: a caller that timed out got nothing

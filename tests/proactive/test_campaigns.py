@@ -165,7 +165,7 @@ async def test_quiet_hours_postpone_and_the_cap_skips(aiohttp_client, marketing_
     settings = changed(marketing_settings, quiet_hours=f"{start}-{end}", default_timezone="UTC",
                        marketing_weekly_cap=1)
     client = await aiohttp_client(create_app(settings, recognizer))
-    wa = TwilioShopper(client, fake_twilio, "whatsapp", "+14155550104")
+    wa = TwilioShopper(client, fake_twilio, "whatsapp", "+15555550104")  # in no one zone: the shop's
     await wa.say("subscribe")
     await wa.say("yes")  # a subscription is confirmed
     spec = {"name": "Flash", "segment": {"channel": "whatsapp"}, "messages": {"en": "Flash sale!"}}
@@ -196,7 +196,7 @@ async def test_opt_out_while_postponed_withdraws_the_message(aiohttp_client, mar
     settings = changed(marketing_settings, default_timezone="UTC", quiet_hours="{}-{}".format(
         (now - timedelta(hours=1)).strftime("%H:%M"), (now + timedelta(hours=2)).strftime("%H:%M")))
     client = await aiohttp_client(create_app(settings, recognizer))
-    wa = TwilioShopper(client, fake_twilio, "whatsapp", "+14155550105")
+    wa = TwilioShopper(client, fake_twilio, "whatsapp", "+15555550105")
     await wa.say("subscribe")
     await wa.say("yes")  # a subscription is confirmed
     spec = {"name": "Later", "segment": {"channel": "whatsapp"}, "messages": {"en": "Tomorrow only!"}}
