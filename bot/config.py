@@ -110,6 +110,12 @@ class Settings(BaseSettings):
     messenger_verify_token: SecretStr | None = None
     messenger_page_name: str | None = None
     graph_api_base: str = "https://graph.facebook.com"
+    whatsapp_cloud_token: SecretStr | None = None
+    whatsapp_cloud_phone_number_id: str | None = None
+    whatsapp_cloud_app_secret: SecretStr | None = None
+    whatsapp_cloud_verify_token: SecretStr | None = None
+    whatsapp_cloud_display_number: str | None = None
+    whatsapp_cloud_rate: float = Field(default=80.0, gt=0)
     graph_api_version: str = DEFAULT_GRAPH_API_VERSION
 
     nlu_model: str | None = None

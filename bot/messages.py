@@ -64,7 +64,8 @@ class ProductCard:
 
 @dataclass(frozen=True)
 class Template:
-    """A pre-approved message template: a WhatsApp Content template (`HX…`) and its variables."""
+    """A pre-approved message template and its variables: a Twilio Content template (`HX…`) or,
+    for Meta's Cloud API, the template's name and language as "name:language"."""
 
     content_sid: str
     variables: dict[str, str] = field(default_factory=dict)
@@ -176,6 +177,7 @@ class StatusUpdate:
     error_code: str | None = None
     address: str | None = None
     watermark_ms: int | None = None  # Messenger: everything sent before this time
+    error_reason: str | None = None  # what the channel reads in its error code ("outside_window")
 
     def __post_init__(self) -> None:
         _clean_fields(self)

@@ -9,11 +9,12 @@ from bot.config import Settings
 from channels.messenger import MessengerChannel
 from channels.twilio import SmsChannel, WhatsAppChannel
 from channels.web import WebChannel
+from channels.whatsapp_cloud import WhatsAppCloudChannel
 
 log = logging.getLogger(__name__)
 
 # Every channel that needs credentials from the settings, in the order links are offered.
-CHANNEL_CLASSES = (WhatsAppChannel, MessengerChannel, SmsChannel)
+CHANNEL_CLASSES = (WhatsAppChannel, WhatsAppCloudChannel, MessengerChannel, SmsChannel)
 
 register(*(cls.profile for cls in CHANNEL_CLASSES), WebChannel.profile)
 

@@ -458,6 +458,8 @@ def apply_status(session: Session, update_: StatusUpdate) -> int:
             row.status = update_.status
         if update_.error_code:
             record_error(session, row, update_.error_code)
+        if update_.error_reason:  # the channel's own reading of its code
+            row.error_reason = update_.error_reason
     return len(rows)
 
 

@@ -39,7 +39,9 @@ from bot.store.models import (
 SEGMENT_KEYS = {"channel", "language", "has_open_cart", "bought_category", "last_active_before",
                 "last_active_after", "opted_in"}
 EDITABLE = {"draft", "scheduled", "paused"}
-TEMPLATE_SID = re.compile(r"^HX[0-9a-fA-F]{32}$")
+# A template is named as its provider knows it: a Twilio Content SID, or (Meta's Cloud API) the
+# template's name and language, "name:language".
+TEMPLATE_SID = re.compile(r"^(HX[0-9a-fA-F]{32}|[a-z0-9_]{1,512}:[A-Za-z]{2,3}(_[A-Za-z0-9]{2,4})?)$")
 PRODUCT_SKU = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
 
 
@@ -82,10 +84,12 @@ def parse_spec(data: Any) -> CampaignSpec:
     templates = data.get("templates") or {}
     templated = templated_channels()
     if not isinstance(templates, dict) or set(templates) - templated:
-        raise CampaignError("templates: only a WhatsApp Content template can be given, as templates.whatsapp")
+        raise CampaignError("templates: only for channels that need one outside their window, "
+                                f"as templates.<channel> ({', '.join(sorted(templated))})")
     for channel, template in templates.items():
         if not isinstance(template, dict) or not TEMPLATE_SID.match(str(template.get("content_sid", ""))):
-            raise CampaignError(f"templates.{channel}.content_sid must be a Content SID (HX and 32 hex digits)")
+            raise CampaignError(f"templates.{channel}.content_sid must be a Content SID (HX and 32 hex digits) "
+                                "or a template's name:language (order_update:en_US)")
         variables = template.get("variables") or {}
         if not isinstance(variables, dict) or not all(isinstance(v, str) for v in variables.values()):
             raise CampaignError(f"templates.{channel}.variables maps numbers to texts")
