@@ -253,3 +253,64 @@ def messenger_body(*events: dict[str, Any], entries: int = 1) -> bytes:
 
 def encode_form(form: dict[str, str]) -> bytes:
     return urlencode(form).encode()
+
+
+class FakeWhatsAppCloud(FakeProvider):
+    """The WhatsApp Cloud API's `POST /{version}/{phone-number-id}/messages` (bearer token)."""
+
+    token = "test-cloud-token"
+    app_secret = "test-cloud-app-secret"
+    verify_token = "test-cloud-verify-token"
+    phone_number_id = "109000000000001"
+
+    def routes(self, app: web.Application) -> None:
+        app.router.add_post("/{version}/{phone_number_id}/messages", self.send)
+
+    async def send(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        record = {"json": body, "version": request.match_info["version"],
+                  "phone_number_id": request.match_info["phone_number_id"],
+                  "authorization": request.headers.get("Authorization"),
+                  "failed": True, "received": datetime.now(UTC)}  # failed until it is answered
+        self.requests.append(record)
+        await self._slow(body.get("to") or body.get("recipient"))
+        failure = await self._gate()
+        record["failed"] = failure is not None
+        if failure is not None:
+            return failure
+        if request.headers.get("Authorization") != f"Bearer {self.token}":
+            record["failed"] = True
+            return web.json_response({"error": {"message": "Invalid OAuth access token", "type": "OAuthException",
+                                                "code": 190}}, status=401)
+        if body.get("messaging_product") != "whatsapp" or not (body.get("to") or body.get("recipient")):
+            record["failed"] = True
+            return web.json_response({"error": {"message": "Invalid parameter", "code": 100}}, status=400)
+        record["wamid"] = "wamid." + uuid4().hex
+        if self.lost_answers:
+            self.lost_answers -= 1
+            await asyncio.sleep(self.lost_answer_delay)
+        contact = {"input": body.get("to") or body.get("recipient"), "wa_id": body.get("to") or ""}
+        return web.json_response({"messaging_product": "whatsapp", "contacts": [contact],
+                                  "messages": [{"id": record["wamid"]}]})
+
+    def fail_with(self, code: int, status: int = 400, count: int = 1, message: str = "fake failure") -> None:
+        """The next `count` sends are refused with this Graph API error code."""
+        self.fail_next(count, status, {"error": {"message": message, "type": "OAuthException", "code": code,
+                                                 "fbtrace_id": "Afake"}})
+
+    def messages(self) -> list[dict[str, Any]]:
+        return [r["json"] for r in self.requests if not r["failed"]]
+
+    def sign(self, body: bytes) -> str:
+        return "sha256=" + hmac.new(self.app_secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def cloud_body(*values: dict[str, Any], phone_number_id: str = FakeWhatsAppCloud.phone_number_id) -> bytes:
+    """A WhatsApp Business Account webhook with one change per value (`messages`, `contacts`,
+    `statuses`), for our phone number."""
+    return json.dumps({"object": "whatsapp_business_account", "entry": [{"id": "WABA_ID", "changes": [
+        {"field": "messages", "value": {"messaging_product": "whatsapp",
+                                        "metadata": {"display_phone_number": "15550002222",
+                                                     "phone_number_id": phone_number_id}, **value}}
+        for value in values
+    ]}]}).encode()
