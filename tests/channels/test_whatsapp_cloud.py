@@ -104,31 +104,44 @@ async def test_a_text_turn_is_answered_through_the_cloud_api(cloud_client, fake_
     assert after_first > before and len(fake_cloud.requests) == after_first
 
 
+def kind_of(messages: list[dict]) -> str:
+    """How the last message offers its choices: "button_reply" or "list_reply"."""
+    last = [m for m in messages if m["type"] == "interactive"][-1]["interactive"]
+    return "button_reply" if last["type"] == "button" else "list_reply"
+
+
 async def test_a_button_tap_continues_the_journey(cloud_client, fake_cloud):
     wa = CloudShopper(cloud_client, fake_cloud, WA_ID)
-    sent = await wa.say("Do you have the Trail Blazer Runner in size 9?")
-    assert "in stock" in CloudShopper.texts(sent)
-    options = CloudShopper.options(sent)
-    assert options, sent
-    interactive = [m for m in sent if m["type"] == "interactive"]
-    assert interactive[-1]["interactive"]["type"] in ("button", "list")
-    sent = await wa.tap(options[0]["id"], options[0]["title"],
-                        "button_reply" if interactive[-1]["interactive"]["type"] == "button" else "list_reply")
-    assert "Added 1 × Trail Blazer Runner (9," in CloudShopper.texts(sent)
-
-
-async def test_a_list_reply_answers_like_a_button(cloud_client, fake_cloud):
-    wa = CloudShopper(cloud_client, fake_cloud, WA_ID)
-    await wa.say('/add_to_cart {"product":"TEE-CLASSIC","size":"M","colour":"white"}')
+    sent = await wa.say("show me running shoes")
+    cards = [m for m in sent if m["type"] == "interactive" and "header" in m["interactive"]]
+    assert cards and cards[0]["interactive"]["header"]["type"] == "image"
+    add = next(b["reply"] for b in cards[0]["interactive"]["action"]["buttons"] if b["reply"]["title"] == "Add to cart")
+    sent = await wa.tap(add["id"], add["title"], "button_reply")
+    for _ in range(3):  # a size, then a colour, as the product asks
+        if "Added" in CloudShopper.texts(sent):
+            break
+        option = CloudShopper.options(sent)[0]
+        sent = await wa.tap(option["id"], option["title"], kind_of(sent))
+    assert "Added 1 × Aero Runner" in CloudShopper.texts(sent)
+    # the cart's three actions are reply buttons; tapping one goes on to checkout
     sent = await wa.say("view my cart")
-    options = CloudShopper.options(sent)
-    checkout = next(o for o in options if o["title"].startswith("Checkout"))
-    sent = await wa.tap(checkout["id"], checkout["title"], "list_reply")
+    assert kind_of(sent) == "button_reply"
+    checkout = next(o for o in CloudShopper.options(sent) if o["title"] == "Checkout")
+    sent = await wa.tap(checkout["id"], checkout["title"])
     assert "shipping address" in CloudShopper.texts(sent)
-    # a typed number picks from the same options, as on Twilio's WhatsApp
-    stored = await cloud_client.app[DB].run(lambda s: s.exec(select(MessageRecord.text).where(
+
+
+async def test_a_list_reply_answers_the_stock_question(cloud_client, fake_cloud):
+    wa = CloudShopper(cloud_client, fake_cloud, WA_ID)
+    sent = await wa.say("Do you have the Trail Blazer Runner in size 9?")
+    assert "in stock" in CloudShopper.texts(sent) and kind_of(sent) == "list_reply"
+    rows = CloudShopper.options(sent)
+    assert [r["title"] for r in rows][-1] == "No thanks" and len(rows) > 3
+    sent = await wa.tap(rows[0]["id"], rows[0]["title"], "list_reply")
+    assert "Added 1 × Trail Blazer Runner (9," in CloudShopper.texts(sent)
+    stored = await cloud_client.app[DB].run(lambda s: s.exec(select(MessageRecord).where(
         MessageRecord.direction == "in").order_by(MessageRecord.id.desc())).first())
-    assert stored == checkout["id"]
+    assert stored.text == rows[0]["id"] and stored.payload["ButtonText"] == rows[0]["title"]
 
 
 async def test_statuses_update_the_outbox_record(cloud_client, fake_cloud):
