@@ -571,6 +571,7 @@ TEXTS: dict[str, dict[str, str]] = {
     "link.cart": {EN: "Your cart has {items} item{s}. ", ZH: "您的購物車有 {items} 件商品。"},
     # The chat a shopper carries on from, in a sentence.
     "link.from.whatsapp": {EN: "WhatsApp", ZH: "WhatsApp"},
+    "link.from.whatsapp_cloud": {EN: "WhatsApp", ZH: "WhatsApp"},  # Meta's Cloud API: WhatsApp to the shopper
     "link.from.messenger": {EN: "Messenger", ZH: "Messenger"},
     "link.from.sms": {EN: "SMS", ZH: "簡訊"},
     "link.from.web": {EN: "web chat", ZH: "網頁聊天"},
@@ -584,6 +585,7 @@ TEXTS: dict[str, dict[str, str]] = {
     "link.asked.other": {EN: "another chat", ZH: "另一個對話"},
     # --- channels by name, on buttons and in lists (English: the link prompt's values)
     "channel.whatsapp": {EN: "WhatsApp", ZH: "WhatsApp"},
+    "channel.whatsapp_cloud": {EN: "WhatsApp", ZH: "WhatsApp"},
     "channel.messenger": {EN: "Messenger", ZH: "Messenger"},
     "channel.sms": {EN: "SMS", ZH: "SMS"},
     # --- a channel's own words around a message (channels/twilio.py, channels/messenger.py)

@@ -20,6 +20,8 @@ SECRETS = {
     "TWILIO_WHATSAPP_FROM": "whatsapp:+15550001111", "TWILIO_SMS_FROM": "+15550001111",
     "MESSENGER_PAGE_ACCESS_TOKEN": "page-secret-token-456", "MESSENGER_APP_SECRET": "app-secret-789",
     "MESSENGER_VERIFY_TOKEN": "verify-secret-000",
+    "WHATSAPP_CLOUD_TOKEN": "cloud-secret-token-321", "WHATSAPP_CLOUD_PHONE_NUMBER_ID": "109000000000001",
+    "WHATSAPP_CLOUD_APP_SECRET": "cloud-app-secret-654", "WHATSAPP_CLOUD_VERIFY_TOKEN": "cloud-verify-secret-987",
 }
 
 
@@ -70,6 +72,7 @@ def test_serve(tmp_path, configured):
         assert "send will be retried" in out
         assert "4155550123" not in out
     off = [line for line in out.splitlines() if "channel off" in line]
-    assert len(off) == (0 if configured else 3), out
-    for secret in ("twilio-secret-token-123", "page-secret-token-456", "app-secret-789", "verify-secret-000"):
+    assert len(off) == (0 if configured else 4), out
+    for secret in ("twilio-secret-token-123", "page-secret-token-456", "app-secret-789", "verify-secret-000",
+                   "cloud-secret-token-321", "cloud-app-secret-654", "cloud-verify-secret-987"):
         assert secret not in out
