@@ -1,14 +1,17 @@
 """WhatsApp through Meta's Cloud API, end to end: signed webhooks in, the fake Cloud API out."""
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from sqlmodel import func, select
 
+from bot.channel import SendError
 from bot.config import Settings
-from bot.messages import Choice, Link, OutboundMessage, ProductCard, Template
+from bot.messages import ChannelAddress, Choice, Link, OutboundMessage, ProductCard, Template
 from bot.store.models import ChannelIdentity, Customer, MessageRecord
 from channels.registry import enabled
-from channels.whatsapp_cloud import WhatsAppCloudChannel, parse_events, render
+from channels.whatsapp_cloud import TokenBucket, WhatsAppCloudChannel, parse_events, render
 from service.app import DB, create_app
 from tests.fakes.phone import CloudShopper, TwilioShopper
 from tests.fakes.providers import FakeTwilio, FakeWhatsAppCloud, cloud_body
@@ -55,7 +58,8 @@ async def outbound(client, address: str) -> list[MessageRecord]:
 
 
 def test_off_without_its_settings_and_on_with_them(cloud_settings, caplog):
-    assert "whatsapp_cloud" in enabled(cloud_settings)
+    both = cloud_settings.model_copy(update={"twilio_whatsapp_from": "whatsapp:+15550001111"})
+    assert {"whatsapp", "whatsapp_cloud", "sms"} <= set(enabled(both))  # both WhatsApp providers at once
     bare = Settings(_env_file=None)
     with caplog.at_level("INFO"):
         assert "whatsapp_cloud" not in enabled(bare)
@@ -233,6 +237,34 @@ async def test_send_errors_are_permanent_or_retried(cloud_client, fake_cloud, co
             assert row.error_reason == reason
     else:
         assert row.status == "sent" and len(fake_cloud.requests) == 2 and len(fake_cloud.messages()) == 1
+
+
+async def test_a_template_goes_by_name_and_language(cloud_settings, fake_cloud):
+    channel = WhatsAppCloudChannel(cloud_settings)
+    try:
+        msg = OutboundMessage(text="Your cart misses you", kind="marketing",
+                              template=Template("cart_reminder:en_US", {"1": "Classic Tee"}))
+        receipt = await channel.send(ChannelAddress("whatsapp_cloud", "+" + WA_ID), msg)
+        (sent,) = fake_cloud.messages()
+        assert receipt.provider_message_id == fake_cloud.requests[0]["wamid"]
+        assert sent["to"] == WA_ID and sent["type"] == "template"
+        assert sent["template"]["name"] == "cart_reminder" and sent["template"]["language"] == {"code": "en_US"}
+        with pytest.raises(SendError) as refused:
+            await channel.send(ChannelAddress("whatsapp_cloud", "+" + WA_ID),
+                               OutboundMessage(template=Template("HX" + "0" * 32)))
+        assert refused.value.permanent and refused.value.code == "template_unsupported"
+        assert len(fake_cloud.requests) == 1  # nothing sent for it
+    finally:
+        await channel.close()
+
+
+async def test_sends_are_paced_per_number():
+    bucket = TokenBucket(20)  # a burst of 20, then one every 50 ms
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    for _ in range(25):
+        await bucket.take()
+    assert 0.2 <= loop.time() - start < 1.0
 
 
 def test_deep_link_opens_a_chat_with_the_display_number(cloud_settings):
