@@ -379,12 +379,12 @@ def _status(status: dict[str, Any]) -> StatusUpdate | None:
     recipient = _optional(status.get("recipient_id"), "recipient_id")
     user_id = _optional(status.get("recipient_user_id"), "recipient_user_id")
     address = address_of(recipient, user_id) if (recipient or user_id) else None
-    code: int | None = None
+    code: str | None = None
     errors = status.get("errors")
     if isinstance(errors, list) and errors and isinstance(errors[0], dict) and errors[0].get("code") is not None:
-        code = int(errors[0]["code"])
-    return StatusUpdate(NAME, mid, state, str(code) if code is not None else None, address,
-                        error_reason=REASONS.get(code) if code is not None else None)
+        code = _string(errors[0]["code"], "errors.code")
+    reason = REASONS.get(int(code)) if code and code.isascii() and code.isdigit() and len(code) < 12 else None
+    return StatusUpdate(NAME, mid, state, code, address, error_reason=reason)
 
 
 # --- sending ---------------------------------------------------------------------------------

@@ -346,3 +346,12 @@ def test_parse_reads_media_product_replies_and_skips_other_numbers():
     assert first.media[0].url == "whatsapp-media:MEDIA1" and first.text == "this one"
     assert second.extra["product"] == "TRAIL-9" and second.address == "+" + WA_ID
     assert parse_events(cloud_body(wa.value(image), phone_number_id="999"), FakeWhatsAppCloud.phone_number_id) == []
+
+
+@pytest.mark.parametrize("code, reason", [(131047, "outside_window"), ("131026", "undeliverable"),
+                                          (130429, "rate_limited"), (131056, "rate_limited"), (131000, None)])
+def test_parse_reads_failed_statuses(code, reason):
+    report = {"id": "wamid.x", "status": "failed", "recipient_user_id": BSUID,
+              "errors": [{"code": code, "title": "t"}]}
+    (update,) = parse_events(cloud_body({"statuses": [report, {"id": "wamid.y", "status": "deleted"}]}))
+    assert (update.status, update.error_code, update.error_reason, update.address) == ("failed", str(code), reason, BSUID)
