@@ -141,6 +141,8 @@ def _clean_fields(obj: DataclassInstance) -> None:
             cleaned = storable(value)
         elif isinstance(value, dict):
             cleaned = {storable(str(k)): storable(v) if isinstance(v, str) else v for k, v in value.items()}
+        elif isinstance(value, tuple) and value and isinstance(value[0], str):
+            cleaned = tuple(storable(v) for v in value)
         elif isinstance(value, tuple) and value and isinstance(value[0], Media):
             cleaned = tuple(Media(storable(m.url), storable(m.content_type)) for m in value)
         else:
@@ -162,6 +164,9 @@ class InboundMessage:
     received_at: datetime | None = None
     profile_name: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
+    # Other addresses the provider gives for the same sender on this channel (WhatsApp's
+    # business-scoped user id beside the phone number): they find the same customer.
+    aliases: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         _clean_fields(self)

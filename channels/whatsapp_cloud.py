@@ -367,7 +367,9 @@ def _message(message: dict[str, Any], contacts: list[Any]) -> InboundMessage | N
             extra["product"] = _string(product["product_retailer_id"], "product_retailer_id")
         if context.get("id"):
             extra["reply_to"] = _string(context["id"], "context.id")
-    return InboundMessage(NAME, address, mid, text, media_, profile_name=name, extra=extra)
+    # With the phone number, the user id finds the same shopper once the number is hidden.
+    aliases = (user_id,) if user_id and user_id != address and not user_id.startswith("+") else ()
+    return InboundMessage(NAME, address, mid, text, media_, profile_name=name, extra=extra, aliases=aliases)
 
 
 def _status(status: dict[str, Any]) -> StatusUpdate | None:

@@ -228,7 +228,7 @@ class Engine:
             if existing is not None:
                 return Received(existing.id, existing.customer_id, existing.channel, existing.address or msg.address,
                                 existing.text or "", True, existing.status == "processed")
-            customer_id = identity.resolve_id(session, msg.channel, msg.address, msg.profile_name)
+            customer_id = identity.resolve_id(session, msg.channel, msg.address, msg.profile_name, msg.aliases)
             media = [{"url": m.url, "content_type": m.content_type} for m in msg.media]
             payload = {"media": media, **msg.extra} if (media or msg.extra) else None
             text = msg.text[: self._max_chars]

@@ -25,16 +25,51 @@ _SET_LANGUAGE = update(_CUSTOMER).where(
 ).values(language=bindparam("language_"))
 
 
-def resolve_id(session: Session, channel: str, address: str, profile_name: str | None = None) -> str:
+def resolve_id(session: Session, channel: str, address: str, profile_name: str | None = None,
+               aliases: tuple[str, ...] = ()) -> str:
     """The id of the customer behind `address` on `channel` (created on first contact), marked
-    active now. The same as `resolve`, without loading the customer."""
+    active now. The same as `resolve`, without loading the customer.
+
+    `aliases`: other addresses the provider gives for the same sender on this channel (WhatsApp's
+    business-scoped user id beside the phone number). The customer is the one any of them finds;
+    those not yet known, the address included, are attached to it. One already another
+    customer's stays theirs (joining two customers is the link dialog's, with the shopper's yes).
+    """
     space, key = identity_key(channel, address)
     connection = session.connection()
     found = connection.execute(_FIND_ID, {"space": space, "key": key}).scalar()
+    if aliases:
+        return _resolve_aliases(session, channel, address, found, aliases, profile_name)
     if found is None:
         return resolve(session, channel, address, profile_name).id
     connection.execute(_TOUCH, {"customer": found, "channel_": channel, "now": utcnow()})
     return found
+
+
+def _resolve_aliases(session: Session, channel: str, address: str, found: str | None,
+                     aliases: tuple[str, ...], profile_name: str | None) -> str:
+    connection = session.connection()
+    own = identity_key(channel, address)
+    known: dict[tuple[str, str], str | None] = {own: found}
+    for space, key in (identity_key(channel, a) for a in aliases):
+        known.setdefault((space, key), connection.execute(_FIND_ID, {"space": space, "key": key}).scalar())
+    customer_id = found or next((owner for owner in known.values() if owner), None)
+    if customer_id is None:  # first contact by every address: made as without aliases
+        customer_id = resolve(session, channel, address, profile_name).id
+        known[own] = customer_id
+    for (space, key), owner in known.items():
+        if owner is not None:
+            continue
+        # A free address joins the customer (a concurrent attach fails the unique constraint,
+        # and the engine's retry finds it).
+        session.add(ChannelIdentity(channel=space, address=key, customer_id=customer_id))
+        customer = session.get(Customer, customer_id) if space == "phone" else None
+        if customer is not None and customer.phone is None:
+            customer.phone = key
+            customer.timezone = customer.timezone or timezones.from_phone(key)
+    session.flush()
+    connection.execute(_TOUCH, {"customer": customer_id, "channel_": channel, "now": utcnow()})
+    return customer_id
 
 
 def resolve(session: Session, channel: str, address: str, profile_name: str | None = None) -> Customer:

@@ -222,6 +222,29 @@ async def test_a_wa_id_shopper_and_the_same_number_on_sms_are_one_customer(cloud
     assert stored.address == "+" + WA_ID and stored.payload["user_id"] == BSUID  # the user id rides along
 
 
+async def test_a_shopper_who_hides_their_number_later_is_the_same_customer(cloud_client, fake_cloud):
+    """Meta sends the number and the user id while it may; once the username hides the number,
+    the user id alone finds the shopper they were."""
+    with_number = CloudShopper(cloud_client, fake_cloud, WA_ID, user_id=BSUID, name="Mei")
+    await with_number.say('/add_to_cart {"product":"TEE-CLASSIC","size":"M","colour":"white"}')
+    hidden = CloudShopper(cloud_client, fake_cloud, user_id=BSUID, name="Mei")
+    sent = await hidden.say("view my cart")
+    assert "Classic" in CloudShopper.texts(sent) and all(m["recipient"] == BSUID for m in sent)
+    assert await count(cloud_client, Customer) == 2  # the demo shopper and Mei
+
+
+async def test_a_user_id_shopper_whose_number_appears_keeps_their_customer(cloud_client, fake_cloud, fake_twilio):
+    hidden = CloudShopper(cloud_client, fake_cloud, user_id=BSUID, name="Mei")
+    await hidden.say('/add_to_cart {"product":"TEE-CLASSIC","size":"M","colour":"white"}')
+    shown = CloudShopper(cloud_client, fake_cloud, WA_ID, user_id=BSUID, name="Mei")
+    assert "Classic" in CloudShopper.texts(await shown.say("view my cart"))
+    customer = await cloud_client.app[DB].run(lambda s: s.exec(select(Customer).where(Customer.display_name == "Mei")).one())
+    assert customer.phone == "+" + WA_ID and customer.timezone  # the number now known, with its zone
+    # and the number joins the phone space: the same shopper by SMS
+    assert "Classic" in await TwilioShopper(cloud_client, fake_twilio, "sms", "+" + WA_ID).say("view my cart")
+    assert await count(cloud_client, Customer) == 2
+
+
 @pytest.mark.parametrize("code, status, permanent, reason", [
     (131047, 400, True, "outside_window"), (131026, 400, True, "undeliverable"),
     (190, 401, True, None), (130429, 400, False, "rate_limited"), (131056, 400, False, "rate_limited"),
