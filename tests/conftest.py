@@ -17,7 +17,7 @@ from bot.store.database import Database
 from bot.store.seed import seed_demo
 from integrations.faq import StoreFaq
 from service.app import build_recognizer, create_app, teach_shop
-from tests.fakes.providers import FakeGraph, FakeTwilio
+from tests.fakes.providers import FakeGraph, FakeTwilio, FakeWhatsAppCloud
 from tests.fakes.web_shopper import WebShopper
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
@@ -108,6 +108,34 @@ def channel_settings(database_url: str, fake_twilio: FakeTwilio, fake_graph: Fak
 @pytest.fixture
 async def channel_client(aiohttp_client, channel_settings: Settings, recognizer: Recognizer):
     return await aiohttp_client(create_app(channel_settings, recognizer))
+
+
+@pytest.fixture
+async def fake_cloud():
+    fake = await FakeWhatsAppCloud().start()
+    yield fake
+    await fake.close()
+
+
+@pytest.fixture
+def cloud_settings(database_url: str, fake_cloud: FakeWhatsAppCloud, fake_twilio: FakeTwilio) -> Settings:
+    """WhatsApp through the Cloud API (GRAPH_API_BASE at its fake), and SMS through Twilio."""
+    return Settings(
+        _env_file=None, database_url=database_url, public_base_url="https://shop.example.com",
+        twilio_account_sid=FakeTwilio.account_sid, twilio_auth_token=FakeTwilio.auth_token,
+        twilio_sms_from="+15550001111", twilio_api_base=fake_twilio.url,
+        whatsapp_cloud_token=FakeWhatsAppCloud.token, whatsapp_cloud_app_secret=FakeWhatsAppCloud.app_secret,
+        whatsapp_cloud_verify_token=FakeWhatsAppCloud.verify_token,
+        whatsapp_cloud_phone_number_id=FakeWhatsAppCloud.phone_number_id,
+        whatsapp_cloud_display_number="+1 555 000 2222",
+        graph_api_base=fake_cloud.url, send_timeout_seconds=1.0, outbox_retry_base_seconds=0.05,
+        outbox_max_attempts=4, bot_disclosure="off",
+    )
+
+
+@pytest.fixture
+async def cloud_client(aiohttp_client, cloud_settings: Settings, recognizer: Recognizer):
+    return await aiohttp_client(create_app(cloud_settings, recognizer))
 
 
 @pytest.fixture

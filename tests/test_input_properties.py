@@ -1,5 +1,5 @@
 """Property-based: whatever a provider or an outsider sends to a webhook (Twilio inbound and status,
-Messenger) or to the web chat API, correctly signed or not, the answer is below 500 and the store
+Messenger, the WhatsApp Cloud API) or to the web chat API, correctly signed or not, the answer is below 500 and the store
 holds no partial record. Bodies are random, or valid ones mutated and then signed again."""
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from sqlmodel import func, select
 from bot.store.models import ChannelIdentity, Customer, MessageRecord
 from service.app import DB
 from tests.fakes.phone import BASE
-from tests.fakes.providers import FakeGraph, FakeTwilio, twilio_form
+from tests.fakes.providers import FakeGraph, FakeTwilio, FakeWhatsAppCloud, twilio_form
 from tests.fakes.web_shopper import WebShopper
 
 # Few enough that every target runs in seconds; each example is a real request to the real app.
@@ -83,6 +83,20 @@ def messenger_event(psid: str) -> st.SearchStrategy[dict[str, Any]]:
             "sender": {"id": psid if keep else sender}, "recipient": {"id": "PAGE"},
             "timestamp": 1764000000000 if keep else stamp, kind: body},
         kinds, sub, json_values, json_values, st.booleans())
+
+
+def cloud_message(wa_id: str) -> st.SearchStrategy[dict[str, Any]]:
+    kinds = st.sampled_from(["text", "interactive", "button", "image", "document", "location", "system", "order"])
+    sub = json_values | st.dictionaries(st.sampled_from(
+        ["body", "id", "title", "type", "button_reply", "list_reply", "payload", "text", "mime_type", "caption",
+         "latitude", "longitude", "name", "address"]), json_values, max_size=4)
+    sender = st.sampled_from([{"from": wa_id}, {"from_user_id": "US." + wa_id}, {"from": wa_id, "from_user_id": "US.1"},
+                              {}]) | st.dictionaries(st.sampled_from(["from", "from_user_id"]), json_values, max_size=2)
+    return st.builds(
+        lambda kind, body, who, mid, context: {"id": mid, "timestamp": "1764000000", "type": kind, kind: body, **who,
+                                               **({"context": context} if context is not None else {})},
+        kinds, sub, sender, st.text("abc123", min_size=1, max_size=8).map(lambda s: "wamid." + s) | json_values,
+        st.none() | json_values)
 
 
 async def snapshot(client) -> tuple[int, int, int]:
@@ -198,6 +212,36 @@ async def test_messenger_webhooks(channel_client, caplog):
         data = raw if raw is not None else json.dumps(body).encode()  # lone surrogates as \\ud800 escapes
         signature = FakeGraph().sign(data) if signed else "sha256=" + "0" * 64
         driver.post("/webhooks/messenger", data, {"Content-Type": "application/json", "X-Hub-Signature-256": signature})
+
+    await asyncio.to_thread(run)
+    await driver.check_store()
+    assert driver.answers.get(200, 0) >= ANSWERED, driver.answers
+    no_errors_logged(caplog)
+
+
+async def test_whatsapp_cloud_webhooks(cloud_client, caplog):
+    driver = Driver(cloud_client)
+    contact = st.fixed_dictionaries({"wa_id": st.sampled_from(["14155550181", "x"]) | json_values,
+                                     "profile": json_values | st.fixed_dictionaries({"name": wild_text})})
+    status = st.dictionaries(st.sampled_from(["id", "status", "recipient_id", "recipient_user_id", "errors"]),
+                             json_values, max_size=5)
+    value = st.fixed_dictionaries({
+        "metadata": st.just({"phone_number_id": FakeWhatsAppCloud.phone_number_id}) | json_values,
+        "contacts": st.lists(contact | json_values, max_size=2),
+        "messages": st.lists(cloud_message("14155550181") | cloud_message("14155550182"), max_size=3),
+        "statuses": st.lists(status, max_size=2)})
+    change = st.fixed_dictionaries({"field": st.just("messages") | json_values, "value": value | json_values})
+    entry = st.fixed_dictionaries({"id": st.just("WABA"), "changes": st.lists(change | json_values, max_size=2)})
+    account = st.fixed_dictionaries({"object": st.just("whatsapp_business_account"),
+                                     "entry": st.lists(entry | json_values, max_size=2)})
+
+    @PROPERTY
+    @given(body=account | json_values, raw=st.none() | raw_bodies, unsigned=st.integers(0, 9))
+    def run(body, raw, unsigned):
+        data = raw if raw is not None else json.dumps(body).encode()
+        signature = "sha256=" + "0" * 64 if unsigned == 5 else FakeWhatsAppCloud().sign(data)
+        driver.post("/webhooks/whatsapp-cloud", data,
+                    {"Content-Type": "application/json", "X-Hub-Signature-256": signature})
 
     await asyncio.to_thread(run)
     await driver.check_store()

@@ -12,40 +12,13 @@ from bot.messages import ChannelAddress, Choice, Link, OutboundMessage, ProductC
 from bot.store.models import ChannelIdentity, Customer, MessageRecord
 from channels.registry import enabled
 from channels.whatsapp_cloud import TokenBucket, WhatsAppCloudChannel, parse_events, render
-from service.app import DB, create_app
+from service.app import DB
 from tests.fakes.phone import CloudShopper, TwilioShopper
-from tests.fakes.providers import FakeTwilio, FakeWhatsAppCloud, cloud_body
+from tests.fakes.providers import FakeWhatsAppCloud, cloud_body
 
 WA_ID = "14155550177"  # the digits Meta sends as wa_id
 BSUID = "US.13491208655302741918"
 PATH = "/webhooks/whatsapp-cloud"
-
-
-@pytest.fixture
-async def fake_cloud():
-    fake = await FakeWhatsAppCloud().start()
-    yield fake
-    await fake.close()
-
-
-@pytest.fixture
-def cloud_settings(database_url: str, fake_cloud: FakeWhatsAppCloud, fake_twilio: FakeTwilio) -> Settings:
-    return Settings(
-        _env_file=None, database_url=database_url, public_base_url="https://shop.example.com",
-        twilio_account_sid=FakeTwilio.account_sid, twilio_auth_token=FakeTwilio.auth_token,
-        twilio_sms_from="+15550001111", twilio_api_base=fake_twilio.url,
-        whatsapp_cloud_token=FakeWhatsAppCloud.token, whatsapp_cloud_app_secret=FakeWhatsAppCloud.app_secret,
-        whatsapp_cloud_verify_token=FakeWhatsAppCloud.verify_token,
-        whatsapp_cloud_phone_number_id=FakeWhatsAppCloud.phone_number_id,
-        whatsapp_cloud_display_number="+1 555 000 2222",
-        graph_api_base=fake_cloud.url, send_timeout_seconds=1.0, outbox_retry_base_seconds=0.05,
-        outbox_max_attempts=4, bot_disclosure="off",
-    )
-
-
-@pytest.fixture
-async def cloud_client(aiohttp_client, cloud_settings: Settings, recognizer):
-    return await aiohttp_client(create_app(cloud_settings, recognizer))
 
 
 async def count(client, model, *where) -> int:
