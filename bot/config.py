@@ -145,6 +145,7 @@ class Settings(BaseSettings):
     outbox_retry_base_seconds: float = 1.0
     outbox_max_attempts: int = 8
     outbox_lease_seconds: float = 120.0
+    web_workers: int = Field(default=1, ge=1, le=64)
     outbox_workers: int = Field(default=1, ge=1)
     link_ttl_minutes: int = 10
     max_message_chars: int = 4000
