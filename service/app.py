@@ -77,7 +77,10 @@ def app_for(services: Services) -> web.Application:
             services.outbox.notify()
 
     async def on_cleanup(app: web.Application) -> None:
+        # The server has stopped listening (SIGTERM): finish the turns under way, then stop
+        # delivery, which hands back what the outbox claimed and did not send.
         if app[TASKS]:
+            log.info("finishing turns under way", extra={"count": len(app[TASKS])})
             await asyncio.gather(*app[TASKS], return_exceptions=True)
         await services.close()
 
