@@ -450,6 +450,10 @@ class Lane:
                     await self.outbox._postpone(later, retry_at)
         except Exception:  # the records stay leased: claimed again, in doubt, when the lease runs out
             log.exception("outbox send failed", extra={"channel": self.channel})
+            # Not handed back on stop either: by then another dispatcher may have claimed them.
+            self.unsent.pop(row.id, None)
+            for later_row, _ in queue:
+                self.unsent.pop(later_row.id, None)
         finally:
             self.held -= len(queue)
             queue.clear()
