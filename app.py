@@ -18,6 +18,9 @@ if TYPE_CHECKING:
     from bot.nlu import Recognizer
 
 
+SHUTDOWN_SECONDS = 15.0  # requests in flight get this long to finish when the server stops
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per log line; extra fields are carried over."""
 
@@ -63,7 +66,10 @@ def serve(settings: Settings) -> None:
     app = create_app(settings)
     settle_heap()
     logging.getLogger("app").info("serving", extra={"url": f"http://{settings.host}:{settings.port}/"})
-    web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None)
+    # On SIGTERM or SIGINT: stop listening, give requests in flight up to SHUTDOWN_SECONDS, then
+    # the app's cleanup finishes the turns under way and stops the outbox (see service/app.py).
+    web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None,
+                shutdown_timeout=SHUTDOWN_SECONDS)
 
 
 def serve_workers(settings: Settings, count: int) -> None:

@@ -163,6 +163,11 @@ class Services:
         teach_shop(recognizer, self.db, self.faq)
         return recognizer
 
+    @property
+    def model_loaded(self) -> bool:
+        """The recogniser has been made: its model is loaded and fitted (readiness)."""
+        return "recognizer" in self.__dict__
+
     @cached_property
     def engine(self) -> Engine:
         settings, db = self.settings, self.db
