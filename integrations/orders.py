@@ -119,7 +119,7 @@ class Orders(Protocol):
     async def payment_link(self, customer_id: str, number: int, payments: Payments) -> OrderView | None: ...
     async def find(self, customer_id: str, number: int) -> OrderView | None: ...
     async def recent(self, customer_id: str, limit: int = 3) -> list[OrderView]: ...
-    async def cancel(self, customer_id: str, number: int) -> OrderView: ...
+    async def cancel(self, customer_id: str, number: int, payments: Payments | None = None) -> OrderView: ...
     async def start_return(self, customer_id: str, number: int, line_id: int, reason: str) -> str: ...
 
 
@@ -276,23 +276,28 @@ class StoreOrders:
 
         return await self._db.run(load)
 
-    async def cancel(self, customer_id: str, number: int) -> OrderView:
-        """Cancel an order that has not shipped and put its items back in stock.
+    async def cancel(self, customer_id: str, number: int, payments: Payments | None = None) -> OrderView:
+        """Cancel an order that has not shipped and put its items back in stock. With `payments`,
+        a paid order is refunded and an unpaid one's payment link closed, after the cancel.
 
         Raises:
             OrderError: unknown order ("not_found") or already shipped ("not_cancellable").
         """
 
-        def cancel(session: Session) -> OrderView:
+        def cancel(session: Session) -> tuple[OrderView, str, str | None, str | None]:
             order = _own(session, customer_id, number, lock=not self._db.is_sqlite)
             if order is None:
                 raise OrderError("not_found")
             if order.status not in CANCELLABLE:
                 raise OrderError("not_cancellable")
+            was = order.status
             cancel_order(session, order)
-            return _view(session, order)
+            return _view(session, order), was, order.payment_ref, order.payment_capture_ref
 
-        return await self._db.run(cancel)
+        view, was, reference, capture_ref = await self._db.run(cancel)
+        if payments is not None:
+            await settle_cancelled(payments, view, was, reference, capture_ref)
+        return view
 
     async def start_return(self, customer_id: str, number: int, line_id: int, reason: str) -> str:
         """Open a return for one delivered item and give its reference.
@@ -354,6 +359,22 @@ def mark_paid_in(session: Session, reference: str, on_paid: Callable[[Session, s
     if on_paid is not None:
         on_paid(session, order.customer_id, view)
     return Payment("paid", order.customer_id, view)
+
+
+async def settle_cancelled(payments: Payments, order: OrderView, was: str, reference: str | None,
+                           capture_ref: str | None) -> None:
+    """Give back the money of a cancelled order that was paid, or close the link of one that was
+    not. The provider's idempotency keys make a repeat harmless; a provider that is down is
+    logged for a person, as the order is cancelled either way."""
+    try:
+        if was == "paid" and capture_ref:
+            await payments.refund(order, capture_ref)
+            log.info("refunded a cancelled order", extra={"order": order.number})
+        elif was == "pending_payment" and reference:
+            await payments.close_link(reference)
+    except PaymentUnavailable as exc:
+        log.error("payment provider unavailable after a cancel: a person must finish it",
+                  extra={"order": order.number, "was": was, "reason": str(exc)})
 
 
 def cancel_order(session: Session, order: Order) -> None:

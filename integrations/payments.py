@@ -39,6 +39,14 @@ class Payments(Protocol):
         """
         ...
 
+    async def close_link(self, reference: str) -> None:
+        """Stop the link of an order cancelled before it was paid from taking a payment.
+
+        Raises:
+            PaymentUnavailable: the provider is down or refused.
+        """
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -61,6 +69,9 @@ class SandboxPayments:
 
     async def refund(self, order: OrderView, capture_ref: str) -> None:
         """Nothing moved in the sandbox, so nothing goes back."""
+
+    async def close_link(self, reference: str) -> None:
+        """The pay page itself refuses an order that is not awaiting payment."""
 
     async def close(self) -> None:
         pass

@@ -131,6 +131,17 @@ class StripePayments:
         except stripe.StripeError as exc:
             raise PaymentUnavailable(f"{type(exc).__name__}: {exc.http_status}") from exc
 
+    async def close_link(self, reference: str) -> None:
+        """Expire the order's Checkout Session, so nobody pays a cancelled order.
+
+        Raises:
+            PaymentUnavailable: Stripe is down or refused the request.
+        """
+        try:
+            await self._client.v1.checkout.sessions.expire_async(reference)
+        except stripe.StripeError as exc:
+            raise PaymentUnavailable(f"{type(exc).__name__}: {exc.http_status}") from exc
+
     def verified_event(self, payload: bytes, signature: str) -> dict[str, Any]:
         """The event of a webhook body signed by Stripe within the last five minutes.
 

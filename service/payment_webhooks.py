@@ -16,7 +16,7 @@ from bot.delivery.outbox import queue_to_customer
 from bot.i18n import text_in
 from bot.messages import OutboundMessage
 from bot.store.models import ORDER_NUMBER_OFFSET, Order, ProviderEvent
-from integrations.orders import cancel_order, mark_paid_in, order_by_payment_ref
+from integrations.orders import OrderView, cancel_order, mark_paid_in, order_by_payment_ref, settle_cancelled
 from integrations.stripe_payments import StripePayments
 from service.http import json_error, read_body
 from service.keys import DB, OUTBOX, PAYMENTS
@@ -39,6 +39,7 @@ class Handled:
     outcome: str
     queued: bool = False
     order: int | None = None
+    refund: tuple[OrderView, str] | None = None  # money taken for a cancelled order: give it back
 
 
 async def stripe_webhook(request: web.Request) -> web.Response:
@@ -62,6 +63,9 @@ async def stripe_webhook(request: web.Request) -> web.Response:
                                     "order": handled.order})
     if handled.queued:
         request.app[OUTBOX].notify()
+    if handled.refund is not None:
+        order, intent = handled.refund
+        await settle_cancelled(payments, order, "paid", None, intent)
     return web.json_response({"received": True})
 
 
@@ -99,7 +103,10 @@ def session_completed(session: Session, event: dict[str, Any], obj: dict[str, An
                   extra={"order": number, "amount": obj.get("amount_total"), "currency": obj.get("currency"),
                          "total": payment.order.total_cents if payment.order else None})
     elif payment.outcome == "not_payable" and payment.order and payment.order.status == "cancelled":
-        log.error("stripe payment for a cancelled order: a person must refund it", extra={"order": number})
+        # Paid on a session that was still open when the order was cancelled: refund it.
+        log.warning("stripe payment for a cancelled order: refunding it", extra={"order": number})
+        if isinstance(intent, str):
+            return Handled("refund_cancelled", order=number, refund=(payment.order, intent))
     return Handled(payment.outcome, payment.outcome == "paid", number)
 
 

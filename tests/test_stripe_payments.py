@@ -228,3 +228,33 @@ async def test_whatsapp_checkout_pays_through_stripe(aiohttp_client, channel_set
     assert (await order_of(client, number)).status == "paid"
     await post_event(client, body)
     assert f"Payment received for order #{number}" not in await wa.replies(settle=0.2)
+
+
+async def test_cancelling_in_chat_refunds_a_paid_order_and_closes_an_unpaid_ones_session(stripe_client, fake_stripe):
+    shopper = await WebShopper.start(stripe_client)
+    await add(shopper, "add the linen sundress size S")
+    paid = await checkout(shopper)
+    session_id = (await order_of(stripe_client, paid)).payment_ref
+    body = event_body("checkout.session.completed", fake_stripe.completed(session_id, 7900, payment_intent="pi_paid"))
+    assert (await post_event(stripe_client, body)).status == 200
+
+    await shopper.say(f"cancel order {paid}")
+    await shopper.tap("Yes")
+    assert "is cancelled" in shopper.texts(), shopper.texts()
+    [refund] = fake_stripe.posted("/v1/refunds")
+    assert refund["form"]["payment_intent"] == "pi_paid"
+    assert refund["headers"]["Idempotency-Key"] == f"order-{paid}-refund"
+
+    await add(shopper, "add the linen sundress size S")
+    unpaid = await checkout(shopper)
+    open_session = (await order_of(stripe_client, unpaid)).payment_ref
+    await shopper.say(f"cancel order {unpaid}")
+    await shopper.tap("Yes")
+    assert "is cancelled" in shopper.texts(), shopper.texts()
+    assert fake_stripe.sessions[open_session]["status"] == "expired"
+    assert len(fake_stripe.posted("/v1/refunds")) == 1
+    # Paid in the moment before the session closed: the money goes back, the order stays cancelled.
+    late = event_body("checkout.session.completed", fake_stripe.completed(open_session, 7900, payment_intent="pi_late"))
+    assert (await post_event(stripe_client, late)).status == 200
+    assert (await order_of(stripe_client, unpaid)).status == "cancelled"
+    assert [r["form"]["payment_intent"] for r in fake_stripe.posted("/v1/refunds")] == ["pi_paid", "pi_late"]

@@ -1,4 +1,4 @@
-"""A fake Stripe API on loopback (Checkout Sessions, coupons, refunds) that records every
+"""A fake Stripe API on loopback (Checkout Sessions and their expiry, coupons, refunds) that records every
 request, honours Idempotency-Key as Stripe does and can be down for a while; and a helper that
 signs a webhook body exactly as Stripe does."""
 from __future__ import annotations
@@ -49,6 +49,7 @@ class FakeStripe(FakeProvider):
         app.router.add_post("/v1/checkout/sessions", self.create_session)
         app.router.add_post("/v1/coupons", self.create_coupon)
         app.router.add_post("/v1/refunds", self.create_refund)
+        app.router.add_post("/v1/checkout/sessions/{id}/expire", self.expire_session)
 
     def posted(self, path: str) -> list[dict[str, Any]]:
         return [r for r in self.requests if r["path"] == path]
@@ -90,6 +91,19 @@ class FakeStripe(FakeProvider):
             return session
 
         return await self._handle(request, create)
+
+    async def expire_session(self, request: web.Request) -> web.Response:
+        session_id = request.match_info["id"]
+
+        def expire(form: dict[str, Any]) -> dict[str, Any]:
+            session = self.sessions[session_id]
+            session["status"] = "expired"
+            return session
+
+        if session_id not in self.sessions:
+            return web.json_response({"error": {"type": "invalid_request_error", "message": "No such session"}},
+                                     status=404)
+        return await self._handle(request, expire)
 
     async def create_coupon(self, request: web.Request) -> web.Response:
         return await self._handle(request, lambda form: {
