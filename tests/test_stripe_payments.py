@@ -258,3 +258,8 @@ async def test_cancelling_in_chat_refunds_a_paid_order_and_closes_an_unpaid_ones
     assert (await post_event(stripe_client, late)).status == 200
     assert (await order_of(stripe_client, unpaid)).status == "cancelled"
     assert [r["form"]["payment_intent"] for r in fake_stripe.posted("/v1/refunds")] == ["pi_paid", "pi_late"]
+
+
+async def test_the_sandbox_has_no_stripe_webhook(client):
+    body = event_body("checkout.session.completed", {"id": "cs_x"})
+    assert (await post_event(client, body)).status == 404
