@@ -18,6 +18,9 @@ if TYPE_CHECKING:
     from bot.nlu import Recognizer
 
 
+SHUTDOWN_SECONDS = 15.0  # requests in flight get this long to finish when the server stops
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per log line; extra fields are carried over."""
 
@@ -52,10 +55,111 @@ def serve(settings: Settings) -> None:
 
     from service.app import create_app
 
+    workers = settings.web_workers
+    if workers > 1 and settings.database_url.startswith("sqlite"):
+        logging.getLogger("app").warning("WEB_WORKERS above 1 needs PostgreSQL (SQLite serves one process); "
+                                         "one web worker runs", extra={"web_workers": workers})
+        workers = 1
+    if workers > 1:
+        serve_workers(settings, workers)
+        return
     app = create_app(settings)
     settle_heap()
     logging.getLogger("app").info("serving", extra={"url": f"http://{settings.host}:{settings.port}/"})
-    web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None)
+    # On SIGTERM or SIGINT: stop listening, give requests in flight up to SHUTDOWN_SECONDS, then
+    # the app's cleanup finishes the turns under way and stops the outbox (see service/app.py).
+    web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None,
+                shutdown_timeout=SHUTDOWN_SECONDS)
+
+
+def serve_workers(settings: Settings, count: int) -> None:
+    """`count` serving processes on one port, each with its own listening socket bound with
+    SO_REUSEPORT, so that the kernel spreads new connections evenly between them (one shared
+    socket let the idlest-looking process take almost every connection: 19 of 20 in a burst).
+    The model is loaded and the store prepared once, here;
+    the workers are forked after that and share the model's memory copy-on-write (the heap is
+    frozen first, so garbage collection does not touch, and copy, its pages). The first worker
+    runs the scheduler when SCHEDULER_IN_PROCESS is on; a worker that dies is started again."""
+    import os
+    import signal
+    import time
+
+    from service.wiring import build, build_recognizer
+
+    log = logging.getLogger("app")
+    if settings.nlu_threads > 1:
+        log.warning("NLU_THREADS above 1 with WEB_WORKERS: the model's thread pool does not survive a fork; "
+                    "each worker computes on one thread")
+    recognizer = build_recognizer(settings)
+    prepared = build(settings, seed=True, lead=False)
+    prepared.db  # noqa: B018  (the schema and the demo catalog, once, before the workers start)
+    prepared.db.close()  # no connection may cross the fork
+    settle_heap()
+    workers: dict[int, int] = {}  # pid -> worker index
+    stopping = False
+
+    def start(index: int) -> None:
+        pid = os.fork()
+        if pid:
+            workers[pid] = index
+            return
+        code = 0
+        try:
+            run_worker(settings, index, recognizer)
+        except BaseException:
+            log.exception("web worker failed", extra={"worker": index})
+            code = 1
+        finally:
+            os._exit(code)
+
+    def stop(signum, frame) -> None:
+        nonlocal stopping
+        stopping = True
+        for pid in list(workers):
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+    for index in range(count):
+        start(index)
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    log.info("serving", extra={"url": f"http://{settings.host}:{settings.port}/", "web_workers": count})
+    while workers:
+        try:
+            pid, status = os.wait()
+        except ChildProcessError:
+            break
+        except InterruptedError:
+            continue
+        index = workers.pop(pid, None)
+        if index is not None and not stopping:
+            log.warning("web worker stopped; starting it again", extra={"worker": index, "status": status})
+            time.sleep(1.0)
+            start(index)
+
+
+def run_worker(settings: Settings, index: int, recognizer) -> None:
+    """One forked serving process: its own store connections, channels, outbox and app."""
+    import os
+
+    from aiohttp import web
+
+    from service.app import create_app
+
+    recognizer.batcher.after_fork()
+    lead = settings.scheduler_in_process and index == 0
+    app = create_app(settings.model_copy(update={"scheduler_in_process": lead}), recognizer, seed=False)
+    worker = f"worker-{index}"
+
+    async def served_by(request: web.Request, response: web.StreamResponse) -> None:
+        response.headers["X-Served-By"] = worker  # which process answered (load balancing is the kernel's)
+
+    app.on_response_prepare.append(served_by)
+    settle_heap()
+    logging.getLogger("app").info("web worker serving", extra={"worker": index, "pid": os.getpid()})
+    web.run_app(app, host=settings.host, port=settings.port, reuse_port=True, print=None, access_log=None)
 
 
 def migrate(settings: Settings, new_revision: str | None) -> int:

@@ -7,9 +7,10 @@ from datetime import time, timedelta
 from zoneinfo import ZoneInfo
 
 from babel.numbers import is_currency
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+PAYMENT_PROVIDERS = ("sandbox", "stripe")  # PAYMENTS; paypal is planned, not yet supported
 DEFAULT_GRAPH_API_VERSION = "v25.0"  # released Feb 2026, supported until Jul 2028
 
 
@@ -151,6 +152,7 @@ class Settings(BaseSettings):
     outbox_retry_base_seconds: float = 1.0
     outbox_max_attempts: int = 8
     outbox_lease_seconds: float = 120.0
+    web_workers: int = Field(default=1, ge=1, le=64)
     outbox_workers: int = Field(default=1, ge=1)
     link_ttl_minutes: int = 10
     max_message_chars: int = 4000
@@ -158,10 +160,31 @@ class Settings(BaseSettings):
     sender_rate_limit: int = Field(default=20, ge=0)
     sender_rate_window_seconds: float = Field(default=60.0, gt=0)
 
+    payments: str = "sandbox"
+    stripe_secret_key: SecretStr | None = None
+    stripe_webhook_secret: SecretStr | None = None
+    stripe_api_base: str = "https://api.stripe.com"
+
     handoff_rules: str | None = None
     handoff_hours: str = ""
     handoff_agent_timeout: str = "5m"
     handoff_check_seconds: float = 5.0
+
+    @field_validator("payments")
+    @classmethod
+    def _check_payments(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value == "paypal":
+            raise ValueError("PAYMENTS=paypal is not supported yet: use sandbox or stripe")
+        if value not in PAYMENT_PROVIDERS:
+            raise ValueError(f"PAYMENTS must be one of {', '.join(PAYMENT_PROVIDERS)}, not {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _check_stripe(self) -> Settings:
+        if self.payments == "stripe" and not (self.stripe_secret_key and self.stripe_webhook_secret):
+            raise ValueError("PAYMENTS=stripe needs STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET")
+        return self
 
     @field_validator("cart_reminder_delays")
     @classmethod

@@ -333,6 +333,33 @@ TEXTS: dict[str, dict[str, str]] = {
         ZH: "訂單 #{number} 已成立，金額 {total}。{shipping}預計 {date} 前送達。"
             "請透過下方連結安全付款，付款完成後我們會在這裡通知您。",
     },
+    "checkout.pay_later": {
+        EN: "Order #{number} is placed: {total}, and your items are held for you. Our payment service "
+            "isn't answering right now, so please try again in a minute: ask about order #{number} and "
+            "you'll get the link to pay.",
+        ZH: "訂單 #{number} 已成立，金額 {total}，商品已為您保留。付款服務目前沒有回應，"
+            "請一分鐘後再試一次：詢問訂單 #{number}，就會收到付款連結。",
+    },
+    "order.pay_later": {
+        EN: "Our payment service still isn't answering, sorry. Order #{number} is held for you: please try "
+            "again in a minute.",
+        ZH: "抱歉，付款服務仍然沒有回應。訂單 #{number} 已為您保留，請一分鐘後再試一次。",
+    },
+    "pay.failed": {
+        EN: "Your payment for order #{number} didn't go through, and nothing was charged. You can try again "
+            "with the same pay link, with another card if you like.",
+        ZH: "訂單 #{number} 的付款沒有成功，沒有扣款。您可以用同一個付款連結再試一次，也可以換一張卡。",
+    },
+    "pay.done.title": {EN: "Thank you", ZH: "謝謝您"},
+    "pay.done": {
+        EN: "We'll confirm your payment in the chat in a moment. You can close this page.",
+        ZH: "我們稍後會在對話中確認您的付款。您可以關閉這個頁面。",
+    },
+    "pay.cancelled.title": {EN: "Payment not made", ZH: "尚未付款"},
+    "pay.cancelled": {
+        EN: "Nothing was charged. Your order is held for a while: go back to the chat to pay when you're ready.",
+        ZH: "沒有扣款。您的訂單會保留一段時間，準備好時請回到對話中付款。",
+    },
     "checkout.placed_shipping": {EN: "That includes {fee} shipping. ", ZH: "含運費 {fee}。"},
     "checkout.placed_free": {EN: "Shipping is free. ", ZH: "免運費。"},
     # --- discount codes

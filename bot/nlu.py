@@ -433,6 +433,11 @@ class Batcher(Generic[R]):
         self._drainer: asyncio.Task | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nlu")
 
+    def after_fork(self) -> None:
+        """Start afresh in a forked process: the parent's worker thread did not come along."""
+        self._pending, self._drainer = [], None
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nlu")
+
     async def submit(self, text: str) -> R:
         loop = asyncio.get_running_loop()
         future: asyncio.Future = loop.create_future()

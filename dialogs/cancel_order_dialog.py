@@ -46,7 +46,7 @@ class CancelOrderDialog(ComponentDialog):
             await step.context.send_activity(reply(text(step.context, "cancel.kept", number=number)))
             return await step.end_dialog()
         try:
-            order = await self.shop.orders.cancel(step.context.activity.from_property.id, number)
+            order = await self.shop.orders.cancel(step.context.activity.from_property.id, number, self.shop.payments)
         except OrderError:
             await step.context.send_activity(reply(text(step.context, "cancel.too_late", number=number)))
             return await step.end_dialog()

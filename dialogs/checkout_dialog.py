@@ -169,7 +169,7 @@ class CheckoutDialog(ComponentDialog):
             return await step.end_dialog()
         customer_id = step.context.activity.from_property.id
         try:
-            order = await self.shop.orders.place(customer_id, step.values["address"], self.shop.payments.create_link,
+            order = await self.shop.orders.place(customer_id, step.values["address"], self.shop.payments,
                                                  step.values["contact"] or None)
         except OutOfStock:
             await step.context.send_activity(
@@ -184,6 +184,9 @@ class CheckoutDialog(ComponentDialog):
         shipping = (text(ctx, "checkout.placed_shipping", fee=money(ctx, order.shipping_cents, currency))
                     if order.shipping_cents else text(ctx, "checkout.placed_free"))
         total = money(ctx, order.total_cents, currency)
+        if not order.payment_url:  # the payment provider is down: the order waits for its link
+            await ctx.send_activity(reply(text(ctx, "checkout.pay_later", number=order.number, total=total)))
+            return await step.end_dialog()
         await ctx.send_activity(
             reply(
                 text(ctx, "checkout.placed", number=order.number, total=total, shipping=shipping,

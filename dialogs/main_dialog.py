@@ -187,8 +187,10 @@ class MainDialog(ComponentDialog):
             return
         product = await self.shop.last_product(context, e.category)
         if product is not None:
+            # "add 2 in black" after "is the tee in size M?": the size asked about still holds.
+            size = e.size or (await self.shop.size_asked(context, product) if e.colour else None)
             self._replace(context, replace(intent, name=name, confidence=max(intent.confidence, SWITCH_CONFIDENCE),
-                                           entities=replace(e, product=product)))
+                                           entities=replace(e, product=product, size=size)))
 
     async def _counts_shown_list(self, inner_dc: DialogContext, prompt: dict) -> bool:
         if turn_info(inner_dc.context).intent.entities.ordinal is None:

@@ -66,9 +66,15 @@ class ShopServices:
     currency: str  # CURRENCY (ISO 4217): what the catalog's prices are in
     handoff: Escalations | None = None  # None: the bot gives the contact details instead
 
-    async def remember_product(self, context: TurnContext, sku: str, category: str | None = None) -> None:
-        """The product the shopper is looking at now: what "this" and "in black" refer to."""
+    async def remember_product(self, context: TurnContext, sku: str, category: str | None = None,
+                               size: str | None = None) -> None:
+        """The product the shopper is looking at now: what "this" and "in black" refer to, and the
+        size they asked it in, which "add 2 in black" keeps."""
         memory = await self.memory.get(context, dict)
+        if size:
+            memory["last_size"] = [sku, size]
+        elif (memory.get("last_size") or [None])[0] != sku:
+            memory.pop("last_size", None)
         memory["last_product"] = sku
         memory["focus"] = "product"
         recent = [entry for entry in memory.get("recent", []) if entry[0] != sku]
@@ -95,6 +101,12 @@ class ShopServices:
         if category is None:
             return memory.get("last_product")
         return next((sku for sku, kind in memory.get("recent", []) if kind == category), None)
+
+    async def size_asked(self, context: TurnContext, sku: str) -> str | None:
+        """The size the shopper asked `sku` in, while it is the product in focus."""
+        memory = await self.memory.get(context, dict)
+        asked = memory.get("last_size") or [None, None]
+        return asked[1] if asked[0] == sku and memory.get("last_product") == sku else None
 
     async def references(self, context: TurnContext) -> tuple[str | None, list[str], str | None]:
         """(what was shown last: "product" or "list", the list's SKUs, the intent it answered)."""

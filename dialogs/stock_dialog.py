@@ -81,7 +81,7 @@ class StockDialog(ComponentDialog):
         ctx = step.context
         name = self.shop.name(ctx, product)
         step.values["product"] = product.sku
-        await self.shop.remember_product(step.context, product.sku, product.category)
+        await self.shop.remember_product(step.context, product.sku, product.category, step.values.get("size"))
         size, colour = step.values.get("size"), step.values.get("colour")
         if colour and colour not in product.colours(in_stock=False):
             colour = step.values["colour"] = None

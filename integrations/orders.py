@@ -1,11 +1,12 @@
 """Orders and shipping: placing an order from the cart, status and tracking, cancels, returns."""
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, select
@@ -24,6 +25,12 @@ from bot.store.models import (
     utcnow,
 )
 from integrations.cart import CartView, OutOfStock, cart_view, open_cart
+from integrations.payments import PaymentUnavailable
+
+if TYPE_CHECKING:
+    from integrations.payments import Payments
+
+log = logging.getLogger(__name__)
 
 RETURN_WINDOW = timedelta(days=30)
 CANCELLABLE = ("pending_payment", "paid")
@@ -102,15 +109,17 @@ class OrderView:
     shipping_cents: int = 0
     estimated_delivery: date | None = None
     receipt_contact: str | None = None
+    placed_at: datetime | None = None  # when it was placed (UTC)
 
 
 class Orders(Protocol):
     async def quote(self, customer_id: str) -> Quote: ...
-    async def place(self, customer_id: str, address: str, payment_link_for,
+    async def place(self, customer_id: str, address: str, payments: Payments,
                     receipt_contact: str | None = None) -> OrderView: ...
+    async def payment_link(self, customer_id: str, number: int, payments: Payments) -> OrderView | None: ...
     async def find(self, customer_id: str, number: int) -> OrderView | None: ...
     async def recent(self, customer_id: str, limit: int = 3) -> list[OrderView]: ...
-    async def cancel(self, customer_id: str, number: int) -> OrderView: ...
+    async def cancel(self, customer_id: str, number: int, payments: Payments | None = None) -> OrderView: ...
     async def start_return(self, customer_id: str, number: int, line_id: int, reason: str) -> str: ...
 
 
@@ -136,13 +145,15 @@ def _view(session: Session, order: Order) -> OrderView:
         shipping_cents=order.shipping_cents,
         estimated_delivery=order.estimated_delivery,
         receipt_contact=order.receipt_contact,
+        placed_at=as_utc(order.created_at),
     )
 
 
 @dataclass(frozen=True)
 class Payment:
     """What became of a payment: "paid" now, "not_payable" (the order is not awaiting payment:
-    cancelled, or paid already) or "unknown" (no order has this payment reference)."""
+    cancelled, or paid already), "wrong_amount" (the provider took another amount than the
+    order's total: not marked paid) or "unknown" (no order has this payment reference)."""
 
     outcome: str
     customer_id: str | None = None
@@ -176,13 +187,15 @@ class StoreOrders:
 
         return await self._db.run(read)
 
-    async def place(self, customer_id: str, address: str, payment_link_for,
+    async def place(self, customer_id: str, address: str, payments: Payments,
                     receipt_contact: str | None = None) -> OrderView:
         """Turn the open cart into an order (its discount code, the shipping fee and the delivery
-        estimate included), take the stock and attach a payment link. A receipt contact is kept
-        on the order and remembered for the shopper's next checkout.
+        estimate included), take the stock and attach a payment link from `payments`. A receipt
+        contact is kept on the order and remembered for the shopper's next checkout.
 
-        `payment_link_for(number, amount_cents)` returns a `PaymentLink`.
+        The order is placed first and the link asked for after, outside the transaction (a
+        provider may be slow): when the provider does not answer, the order waits with its stock
+        held and no `payment_url`; `payment_link` asks again later.
 
         Raises:
             OrderError: the cart is empty.
@@ -212,8 +225,6 @@ class StoreOrders:
                         colour=line.colour, quantity=line.quantity, unit_price_cents=line.unit_price_cents,
                     )
                 )
-            link = payment_link_for(order.number, order.total_cents)
-            order.payment_ref, order.payment_url = link.reference, link.url
             cart.status = "checked_out"
             cart.updated_at = cart.checked_out_at = utcnow()
             customer = session.get(Customer, customer_id)
@@ -224,7 +235,34 @@ class StoreOrders:
             session.flush()
             return _view(session, order)
 
-        return await self._db.run(place)
+        return await self._attach_link(customer_id, await self._db.run(place), payments)
+
+    async def _attach_link(self, customer_id: str, order: OrderView, payments: Payments) -> OrderView:
+        try:
+            link = await payments.create_link(order)
+        except PaymentUnavailable as exc:
+            log.warning("payment provider unavailable: the order waits for its link",
+                        extra={"order": order.number, "reason": str(exc)})
+            return order
+
+        def attach(session: Session) -> OrderView | None:
+            row = _own(session, customer_id, order.number, lock=not self._db.is_sqlite)
+            if row is None:
+                return None
+            if row.payment_ref is None:  # a retry that raced another keeps the first link
+                row.payment_ref, row.payment_url = link.reference, link.url
+                session.flush()
+            return _view(session, row)
+
+        return await self._db.run(attach) or order
+
+    async def payment_link(self, customer_id: str, number: int, payments: Payments) -> OrderView | None:
+        """The order, with a payment link asked for again if it awaits payment without one (the
+        provider was down when it was placed). None for an unknown order."""
+        order = await self.find(customer_id, number)
+        if order is None or order.status != "pending_payment" or order.payment_url:
+            return order
+        return await self._attach_link(customer_id, order, payments)
 
     async def find(self, customer_id: str, number: int) -> OrderView | None:
         return await self._db.run(lambda s: (o := _own(s, customer_id, number)) and _view(s, o))
@@ -238,28 +276,28 @@ class StoreOrders:
 
         return await self._db.run(load)
 
-    async def cancel(self, customer_id: str, number: int) -> OrderView:
-        """Cancel an order that has not shipped and put its items back in stock.
+    async def cancel(self, customer_id: str, number: int, payments: Payments | None = None) -> OrderView:
+        """Cancel an order that has not shipped and put its items back in stock. With `payments`,
+        a paid order is refunded and an unpaid one's payment link closed, after the cancel.
 
         Raises:
             OrderError: unknown order ("not_found") or already shipped ("not_cancellable").
         """
 
-        def cancel(session: Session) -> OrderView:
+        def cancel(session: Session) -> tuple[OrderView, str, str | None, str | None]:
             order = _own(session, customer_id, number, lock=not self._db.is_sqlite)
             if order is None:
                 raise OrderError("not_found")
             if order.status not in CANCELLABLE:
                 raise OrderError("not_cancellable")
-            for item in session.exec(select(OrderItem).where(OrderItem.order_id == order.id)).all():
-                variant = session.get(Variant, item.variant_sku)
-                if variant is not None:
-                    variant.stock += item.quantity
-            order.status = "cancelled"
-            session.flush()
-            return _view(session, order)
+            was = order.status
+            cancel_order(session, order)
+            return _view(session, order), was, order.payment_ref, order.payment_capture_ref
 
-        return await self._db.run(cancel)
+        view, was, reference, capture_ref = await self._db.run(cancel)
+        if payments is not None:
+            await settle_cancelled(payments, view, was, reference, capture_ref)
+        return view
 
     async def start_return(self, customer_id: str, number: int, line_id: int, reason: str) -> str:
         """Open a return for one delivered item and give its reference.
@@ -289,21 +327,64 @@ class StoreOrders:
         runs in the same transaction (the shopper's notice is queued with the status change, so
         a crash keeps both or neither)."""
 
-        def paid(session: Session) -> Payment:
-            order_id = session.exec(select(Order.id).where(Order.payment_ref == reference)).first()
-            if order_id is None:
-                return Payment("unknown")
-            order = _locked(session, Order, order_id, not self._db.is_sqlite)
-            if order.status != "pending_payment":
-                return Payment("not_payable", order.customer_id, _view(session, order))
-            order.status = "paid"
-            session.flush()
-            view = _view(session, order)
-            if on_paid is not None:
-                on_paid(session, order.customer_id, view)
-            return Payment("paid", order.customer_id, view)
+        return await self._db.run(lambda s: mark_paid_in(s, reference, on_paid, lock=not self._db.is_sqlite))
 
-        return await self._db.run(paid)
+
+def order_by_payment_ref(session: Session, reference: str, lock: bool = False) -> Order | None:
+    """The order whose payment reference (the provider's id of its checkout) this is."""
+    order_id = session.exec(select(Order.id).where(Order.payment_ref == reference)).first()
+    return None if order_id is None else _locked(session, Order, order_id, lock)
+
+
+def view_of(session: Session, order: Order) -> OrderView:
+    return _view(session, order)
+
+
+def mark_paid_in(session: Session, reference: str, on_paid: Callable[[Session, str, OrderView], None] | None = None,
+                 lock: bool = False, amount_cents: int | None = None, capture_ref: str | None = None) -> Payment:
+    """`StoreOrders.mark_paid` inside a caller's transaction (a webhook records its event in
+    the same one). With `amount_cents` (what the provider took), an order whose total differs is
+    not marked paid ("wrong_amount"); `capture_ref` is kept for refunds."""
+    order = order_by_payment_ref(session, reference, lock)
+    if order is None:
+        return Payment("unknown")
+    if order.status != "pending_payment":
+        return Payment("not_payable", order.customer_id, _view(session, order))
+    if amount_cents is not None and amount_cents != order.total_cents:
+        return Payment("wrong_amount", order.customer_id, _view(session, order))
+    order.status = "paid"
+    order.payment_capture_ref = capture_ref or order.payment_capture_ref
+    session.flush()
+    view = _view(session, order)
+    if on_paid is not None:
+        on_paid(session, order.customer_id, view)
+    return Payment("paid", order.customer_id, view)
+
+
+async def settle_cancelled(payments: Payments, order: OrderView, was: str, reference: str | None,
+                           capture_ref: str | None) -> None:
+    """Give back the money of a cancelled order that was paid, or close the link of one that was
+    not. The provider's idempotency keys make a repeat harmless; a provider that is down is
+    logged for a person, as the order is cancelled either way."""
+    try:
+        if was == "paid" and capture_ref:
+            await payments.refund(order, capture_ref)
+            log.info("refunded a cancelled order", extra={"order": order.number})
+        elif was == "pending_payment" and reference:
+            await payments.close_link(reference)
+    except PaymentUnavailable as exc:
+        log.error("payment provider unavailable after a cancel: a person must finish it",
+                  extra={"order": order.number, "was": was, "reason": str(exc)})
+
+
+def cancel_order(session: Session, order: Order) -> None:
+    """Cancel it and put its items back in stock (the caller checked it may be cancelled)."""
+    for item in session.exec(select(OrderItem).where(OrderItem.order_id == order.id)).all():
+        variant = session.get(Variant, item.variant_sku)
+        if variant is not None:
+            variant.stock += item.quantity
+    order.status = "cancelled"
+    session.flush()
 
 
 def checkout_rules(settings) -> CheckoutRules:

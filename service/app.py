@@ -1,5 +1,5 @@
 """The aiohttp application: its routes, middleware, start-up and shutdown. What it serves is
-assembled by `service.wiring`; the handlers live in webhooks, webchat, pay and the admin APIs."""
+assembled by `service.wiring`; the handlers live in webhooks, webchat, pay, payment_webhooks and the admin APIs."""
 from __future__ import annotations
 
 import asyncio
@@ -12,7 +12,7 @@ from bot.config import Settings
 from bot.nlu import Recognizer
 from bot.store.database import StoreUnavailable
 from channels.registry import CHANNEL_CLASSES
-from service import agents_api, marketing_api, pay, webchat, webhooks
+from service import agents_api, marketing_api, pay, payment_webhooks, webchat, webhooks
 from service.http import RETRY_AFTER_SECONDS, json_error, unavailable
 from service.keys import (  # noqa: F401  (re-exported: tests and command lines read the app by them)
     ACCOUNTS,
@@ -60,10 +60,12 @@ def app_for(services: Services) -> web.Application:
     app[SCHEDULER], app[TASKS] = services.scheduler, set()
     app[TURN_SLOTS] = asyncio.Semaphore(BACKGROUND_TURNS)
     add_security_headers(app, services.settings.base_url)
+    app.router.add_get("/livez", livez)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     webchat.add_routes(app)
     pay.add_routes(app)
+    payment_webhooks.add_routes(app)
     webhooks.add_routes(app, CHANNEL_CLASSES)
     marketing_api.add_routes(app)
     agents_api.add_routes(app, services.handoffs, services.settings)
@@ -76,7 +78,10 @@ def app_for(services: Services) -> web.Application:
             services.outbox.notify()
 
     async def on_cleanup(app: web.Application) -> None:
+        # The server has stopped listening (SIGTERM): finish the turns under way, then stop
+        # delivery, which hands back what the outbox claimed and did not send.
         if app[TASKS]:
+            log.info("finishing turns under way", extra={"count": len(app[TASKS])})
             await asyncio.gather(*app[TASKS], return_exceptions=True)
         await services.close()
 
@@ -109,10 +114,24 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok", "store": "ok"})
 
 
+async def livez(_request: web.Request) -> web.Response:
+    """Liveness for an orchestrator: the process answers. Nothing else is asked, so a store that
+    is down makes no one restart a process that would be fine once it is back."""
+    return web.json_response({"status": "alive"})
+
+
 async def readyz(request: web.Request) -> web.Response:
-    """Readiness: the store would take a write within its timeout, so a webhook would be stored."""
+    """Readiness: the store would take a write within its timeout, so a webhook would be stored;
+    the model is loaded; and the store's schema is the newest revision, the one this version
+    reads and writes. Each part is named in the answer; 503 with the reasons when one is not."""
     problem = await request.app[DB].check(write=True)
-    if problem is not None:
-        return web.json_response({"status": "unavailable", "store": problem}, status=503,
+    parts = {"store": problem or "ok"}
+    parts["model"] = "loaded" if request.app[SERVICES].model_loaded else "not loaded"
+    if problem is None:
+        parts["schema"] = await request.app[DB].schema_problem() or "ok"
+    else:
+        parts["schema"] = "unknown: the store did not answer"
+    if any(value not in ("ok", "loaded") for value in parts.values()):
+        return web.json_response({"status": "unavailable", **parts}, status=503,
                                  headers={"Retry-After": RETRY_AFTER_SECONDS})
-    return web.json_response({"status": "ready", "store": "ok"})
+    return web.json_response({"status": "ready", **parts})

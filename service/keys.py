@@ -15,7 +15,7 @@ from bot.store.database import Database
 from channels.web import WebChannel
 from integrations.catalog import StoreCatalog
 from integrations.orders import StoreOrders
-from integrations.payments import SandboxPayments
+from integrations.payments import Payments
 from service.wiring import Services
 
 SERVICES = web.AppKey("services", Services)
@@ -24,7 +24,7 @@ DB = web.AppKey("db", Database)
 ENGINE = web.AppKey("engine", Engine)
 WEB = web.AppKey("web", WebChannel)
 ORDERS = web.AppKey("orders", StoreOrders)
-PAYMENTS = web.AppKey("payments", SandboxPayments)
+PAYMENTS = web.AppKey("payments", Payments)  # type: ignore[type-abstract]
 CATALOG = web.AppKey("catalog", StoreCatalog)
 CHANNELS = web.AppKey("channels", dict)
 OUTBOX = web.AppKey("outbox", Outbox)

@@ -12,6 +12,8 @@ from bot.delivery.outbox import queue_to_customer
 from bot.i18n import EN, language_of, money, text_in
 from bot.messages import OutboundMessage
 from bot.store.models import Customer, Order
+from integrations.orders import OrderView
+from integrations.payments import SandboxPayments
 from service.keys import DB, ORDERS, OUTBOX, PAYMENTS, SETTINGS
 
 log = logging.getLogger(__name__)
@@ -31,7 +33,8 @@ async def _payable(request: web.Request):
     reference, signature = request.match_info["reference"], request.query.get("sig", "")
     if request.method == "POST":
         signature = (await request.post()).get("sig", "") or signature
-    if not request.app[PAYMENTS].verify(reference, str(signature)):
+    payments = request.app[PAYMENTS]
+    if not isinstance(payments, SandboxPayments) or not payments.verify(reference, str(signature)):
         raise web.HTTPForbidden(text="This payment link is not valid.")
     return reference, str(signature)
 
@@ -77,12 +80,7 @@ async def pay_submit(request: web.Request) -> web.Response:
     opened, or paid already) is refused with 409 and charges nothing."""
     reference, _ = await _payable(request)
 
-    def notice(session: Session, customer_id: str, order) -> None:
-        lang = _language(session, customer_id)
-        queue_to_customer(session, customer_id, f"paid:{order.number}", OutboundMessage(
-            text=text_in(lang, "pay.notice", number=order.number), kind="post_purchase"))
-
-    payment = await request.app[ORDERS].mark_paid(reference, notice)
+    payment = await request.app[ORDERS].mark_paid(reference, paid_notice)
     if payment.outcome == "unknown":
         raise web.HTTPNotFound(text="Unknown payment.")
     lang = await request.app[DB].run(lambda s: _language(s, payment.customer_id))
@@ -92,6 +90,13 @@ async def pay_submit(request: web.Request) -> web.Response:
     request.app[OUTBOX].notify()
     body = f"<h1>{html.escape(text_in(lang, 'pay.received.title'))}</h1><p>{html.escape(text_in(lang, 'pay.received'))}</p>"
     return _page(lang, "pay.received.title", body)
+
+
+def paid_notice(session: Session, customer_id: str, order: OrderView) -> None:
+    """Queue the shopper's "payment received" notice, once per order, in the caller's transaction."""
+    lang = _language(session, customer_id)
+    queue_to_customer(session, customer_id, f"paid:{order.number}", OutboundMessage(
+        text=text_in(lang, "pay.notice", number=order.number), kind="post_purchase"))
 
 
 def _language(session: Session, customer_id: str) -> str:

@@ -38,7 +38,8 @@ from integrations.cart import StoreCarts
 from integrations.catalog import StoreCatalog
 from integrations.faq import StoreFaq
 from integrations.orders import StoreOrders, checkout_rules
-from integrations.payments import SandboxPayments
+from integrations.payments import Payments, SandboxPayments
+from integrations.stripe_payments import StripePayments
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +114,10 @@ class Services:
         return StoreOrders(self.db, checkout_rules(self.settings))
 
     @cached_property
-    def payments(self) -> SandboxPayments:
+    def payments(self) -> Payments:
+        """PAYMENTS: Stripe Checkout, or the sandbox pay page (the default)."""
+        if self.settings.payments == "stripe":
+            return StripePayments.from_settings(self.settings)
         return SandboxPayments(self.settings.base_url, stored_secret(self.db, "payments"))
 
     # --- channels and delivery ----------------------------------------------------------------
@@ -163,6 +167,11 @@ class Services:
         teach_shop(recognizer, self.db, self.faq)
         return recognizer
 
+    @property
+    def model_loaded(self) -> bool:
+        """The recogniser has been made: its model is loaded and fitted (readiness)."""
+        return "recognizer" in self.__dict__
+
     @cached_property
     def engine(self) -> Engine:
         settings, db = self.settings, self.db
@@ -207,6 +216,8 @@ class Services:
         if "channels" in made:
             for channel in self.channels.values():
                 await channel.close()
+        if "payments" in made:
+            await self.payments.close()
         if "recognizer" in made and self._given_recognizer is None:
             self.recognizer.batcher.close()
         if "db" in made:

@@ -40,3 +40,15 @@ def test_currency_is_an_iso_code():
     assert Settings(_env_file=None, currency=" eur ").currency == "EUR"
     with pytest.raises(ValueError):
         Settings(_env_file=None, currency="dollars")
+
+
+def test_payments_are_the_sandbox_unless_stripe_is_chosen_with_its_keys():
+    assert Settings(_env_file=None).payments == "sandbox"
+    assert Settings(_env_file=None, payments="Stripe", stripe_secret_key="sk_test_x",
+                    stripe_webhook_secret="whsec_x").payments == "stripe"
+    with pytest.raises(ValueError, match="needs STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET"):
+        Settings(_env_file=None, payments="stripe")
+    with pytest.raises(ValueError, match="paypal is not supported yet"):
+        Settings(_env_file=None, payments="paypal")
+    with pytest.raises(ValueError, match="PAYMENTS must be one of"):
+        Settings(_env_file=None, payments="cash")

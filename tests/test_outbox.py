@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 
 import pytest
+from sqlalchemy import update
+from sqlmodel import select
 
 from bot.config import Settings
+from bot.delivery.outbox import queue_to_customer
+from bot.messages import OutboundMessage
+from bot.store.database import Database
+from bot.store.models import MessageRecord
 from service.app import create_app
 from tests.fakes.phone import MessengerShopper, TwilioShopper
 from tests.fakes.providers import FakeGraph, FakeTwilio, twilio_form
+from tests.proactive.test_campaign_crash import add_sms_shoppers
 
 ALICE, BOB = "+14155550101", "+14155550102"
 
@@ -65,3 +73,47 @@ async def test_a_slow_recipient_holds_up_no_one_else_and_keeps_their_order(patie
     first, *rest = [r for r in fake_twilio.delivered() if r["to"] == "whatsapp:" + ALICE]
     assert first["body"].startswith("Hi") and rest and "ship" in rest[0]["body"].lower()
     assert rest[0]["received"] >= first["created"]  # her second reply left after the first was taken
+
+
+async def test_a_stopped_app_hands_back_what_it_claimed_and_the_next_one_sends_each_once(
+        aiohttp_client, channel_settings: Settings, recognizer, fake_twilio: FakeTwilio, database_url: str):
+    """Stopping (SIGTERM) lets the send in flight finish and puts what was claimed and not yet
+    sent back to pending at once, rather than leaving it leased; the next app sends it, once."""
+    settings = channel_settings.model_copy(update={"send_timeout_seconds": 10.0})
+    db = Database(database_url)
+    db.create_schema()
+    alice, bob = add_sms_shoppers(db, 2, "+1646")
+    for key, customer, text in (("a1", "crash0000000", "first"), ("a2", "crash0000000", "second"),
+                                ("a3", "crash0000000", "third"), ("b1", "crash0000001", "other shopper")):
+        db.transaction(lambda s, key=key, customer=customer, text=text: queue_to_customer(
+            s, customer, key, OutboundMessage(text=text, kind="update"), channel="sms"))
+    for customer, number in (("crash0000000", alice), ("crash0000001", bob)):
+        db.transaction(lambda s, customer=customer, number=number: s.execute(
+            update(MessageRecord).where(MessageRecord.customer_id == customer).values(address=number)))
+
+    def statuses() -> dict[str, tuple[str, object]]:
+        with db.session() as session:
+            rows = session.exec(select(MessageRecord).where(MessageRecord.direction == "out")).all()
+            return {row.text or "": (row.status, row.next_attempt_at) for row in rows}
+
+    fake_twilio.slow(alice, 1.5)  # Alice's first message is in flight when the app is told to stop
+    client = await aiohttp_client(create_app(settings, recognizer))
+    await fake_twilio.wait_for(2)  # Alice's first and Bob's are on their way; her others wait their turn
+    assert statuses()["second"][0] == "sending" and statuses()["third"][0] == "sending"  # claimed
+    started = time.monotonic()
+    await client.close()  # what SIGTERM runs: cleanup
+    assert time.monotonic() - started < 8
+    after = statuses()
+    assert after["first"][0] == "sent" and after["other shopper"][0] == "sent"  # finished in flight
+    assert after["second"] == ("pending", None) and after["third"] == ("pending", None)  # handed back
+    assert sorted(r["body"] for r in fake_twilio.requests) == ["first", "other shopper"]
+
+    fake_twilio.slow_for.clear()
+    await aiohttp_client(create_app(settings, recognizer))  # the next app (or the next deployment)
+    await fake_twilio.wait_for(4)
+    await asyncio.sleep(0.5)  # nothing more comes
+    sent = Counter(r["body"] for r in fake_twilio.delivered())
+    assert sent == {"first": 1, "second": 1, "third": 1, "other shopper": 1}
+    assert [r["body"] for r in fake_twilio.delivered() if r["to"] == alice] == ["first", "second", "third"]
+    assert {status for status, _ in statuses().values()} == {"sent"}
+    db.close()

@@ -42,7 +42,8 @@ def make_outbox(settings: Settings, db: Database, channels: dict[str, ChannelAda
     so that together they keep to it."""
     rates = {name: rate / dispatchers for name, rate in settings.rate_limits.items()}
     return Outbox(db, channels, settings.outbox_max_attempts, settings.outbox_retry_base_seconds,
-                  lease_seconds=settings.outbox_lease_seconds, rate_limits=rates)
+                  lease_seconds=settings.outbox_lease_seconds, rate_limits=rates,
+                  stop_grace=settings.send_timeout_seconds)
 
 
 class DispatcherProcesses:

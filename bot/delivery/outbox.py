@@ -65,6 +65,7 @@ class Outbox:
         lease_seconds: float = 120.0,
         batch: int = 500,
         rate_limits: dict[str, float] | None = None,
+        stop_grace: float = 10.0,
     ) -> None:
         self.db = db
         self.channels = channels
@@ -73,6 +74,7 @@ class Outbox:
         self.max_delay = max_delay
         self.lease = timedelta(seconds=lease_seconds)
         self.batch = batch
+        self.stop_grace = stop_grace  # how long sends in flight may take to finish on stop
         self._outcomes: list[Callable[[Session], None]] = []
         self._sent: list[dict] = []  # successful sends waiting to be recorded, in one statement
         self._writing = asyncio.Lock()
@@ -111,6 +113,14 @@ class Outbox:
             self._due = self._due.with_for_update(skip_locked=True)
         self._lease = update(_MESSAGE).where(one_of(_MESSAGE.c.id, "ids", postgres)).values(
             status="sending", next_attempt_at=bindparam("until"))
+        # On stop: what was claimed and not handed to the channel is due again at once, for the
+        # next dispatcher (the recipient's message in flight, if any, still goes first). One that
+        # was claimed in doubt keeps its doubt, so the next try first asks the provider.
+        self._release = update(_MESSAGE).where(one_of(_MESSAGE.c.id, "ids", postgres), _MESSAGE.c.status == "sending").values(
+            status="pending", next_attempt_at=None,
+            error_code=case((one_of(_MESSAGE.c.id, "doubt", postgres) & or_(
+                _MESSAGE.c.error_code.is_(None), _MESSAGE.c.error_code.not_in(sorted(AMBIGUOUS_CODES))), "in_doubt"),
+                else_=_MESSAGE.c.error_code))
         self._skip_opted_out = update(_MESSAGE).where(one_of(_MESSAGE.c.id, "ids", postgres)).values(
             status="skipped", error_reason="opted_out", next_attempt_at=None)
         self._refused = sa_select(_CUSTOMER.c.id, _CUSTOMER.c.marketing_consent, _CUSTOMER.c.sms_opted_out).where(
@@ -128,8 +138,17 @@ class Outbox:
             lane.start()
 
     async def stop(self) -> None:
-        for lane in self.lanes.values():
-            await lane.stop()
+        """Stop claiming; give the sends in flight up to `stop_grace` seconds to finish (the rest
+        stay leased, in doubt); hand back what was claimed and not yet sent; record what was."""
+        await asyncio.gather(*(lane.stop(self.stop_grace) for lane in self.lanes.values()))
+        await self._record()
+
+    async def _hand_back(self, unsent: dict[int, bool]) -> None:
+        """Claimed records that were not handed to their channel: pending again, due now."""
+        ids = list(unsent)
+        doubt = [record_id for record_id, in_doubt in unsent.items() if in_doubt] or [-1]
+        await self.db.run(lambda s: s.connection().execute(self._release, {"ids": ids, "doubt": doubt}))
+        log.info("outbox handed back unsent messages", extra={"count": len(ids)})
 
     async def dispatch_once(self) -> int:
         """Claim what is due on every channel once and send it; returns how many records were
@@ -178,6 +197,7 @@ class Outbox:
             return None
         try:
             async with lane.slot():  # not while the outcome is recorded: that waits for the database
+                lane.unsent.pop(row.id, None)  # from here on it may reach the provider
                 receipt = await channel.send(ChannelAddress(row.channel, row.address),
                                              OutboundMessage.from_dict(row.payload or {}),
                                              resume_from=row.parts_sent, in_doubt=in_doubt)
@@ -268,6 +288,10 @@ class Outbox:
         return withdrawn
 
 
+class LaneStopped(Exception):
+    """The lane stopped before this send began."""
+
+
 class Lane:
     """One channel's sending. It claims due records as room frees up (not batch by batch), keeps
     at most SEND_CONCURRENCY sends in flight, and gives each recipient a queue whose messages go
@@ -291,6 +315,8 @@ class Lane:
         self._next_claim = 0.0
         self._notified = False
         self._task: asyncio.Task | None = None
+        self.unsent: dict[int, bool] = {}  # claimed and not yet handed to the channel -> in doubt
+        self.stopping = False
 
     def notify(self) -> None:
         self._notified, self._next_claim = True, 0.0
@@ -300,12 +326,31 @@ class Lane:
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._run())
 
-    async def stop(self) -> None:
-        tasks = [task for task in (self._task, *self._workers.values()) if task is not None]
-        for task in tasks:
+    async def stop(self, grace: float = 0.0) -> None:
+        """Stop claiming, let the sends in flight finish within `grace` seconds (no recipient's
+        next message starts), then hand back what was claimed and not sent."""
+        self.stopping = True
+        if self._task is not None:
+            # Woken rather than cancelled: a claim under way finishes, so what it leased is known
+            # and handed back below.
+            self._wake.set()
+            await asyncio.wait([self._task], timeout=max(grace, POLL_SECONDS))
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        workers = list(self._workers.values())
+        if workers and grace > 0:
+            await asyncio.wait(workers, timeout=grace)
+        for task in workers:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        self._task = None
+        await asyncio.gather(*workers, return_exceptions=True)
+        unsent, self.unsent = self.unsent, {}
+        if unsent:
+            try:
+                await self.outbox._hand_back(unsent)
+            except Exception:  # they stay leased: claimed again when the lease runs out
+                log.exception("outbox could not hand back unsent messages", extra={"channel": self.channel})
+        self.stopping = False
 
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
@@ -317,6 +362,9 @@ class Lane:
             await self._slots.acquire()
         finally:
             self.ready -= 1
+        if self.stopping:  # not begun: handed back
+            self._slots.release()
+            raise LaneStopped
         self.sending += 1
         try:
             yield
@@ -332,7 +380,7 @@ class Lane:
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
-        while True:
+        while not self.stopping:
             self._wake.clear()  # before looking: a wake from now on is not lost
             timeout = POLL_SECONDS
             room = self.limit - self.held
@@ -374,6 +422,7 @@ class Lane:
                 queue = self._queues[row.address] = deque()
                 self._workers[row.address] = asyncio.get_running_loop().create_task(self._work(row.address, queue))
             queue.append((row, as_utc(row.created_at) if row.id in in_doubt else None))
+            self.unsent[row.id] = row.id in in_doubt
             workers.add(self._workers[row.address])
         self.held += len(rows)
         return len(rows), claimed, workers
@@ -381,21 +430,30 @@ class Lane:
     async def _work(self, address: str | None, queue: deque[tuple[Row, datetime | None]]) -> None:
         """Send one recipient's messages in order until their queue is empty."""
         try:
-            while queue:
+            while queue and not self.stopping:
                 row, in_doubt = queue.popleft()
                 try:
                     retry_at = await self.outbox._send(row, in_doubt, self)
+                except LaneStopped:
+                    break  # handed back, with the rest of the queue
                 finally:
                     self.held -= 1
                     if self.ready < SEND_CONCURRENCY:  # the lane may want more
                         self._wake.set()
+                self.unsent.pop(row.id, None)
                 if retry_at is not None and queue:  # keep the order: the rest wait for this one
                     later = [r.id for r, _ in queue]
+                    for record_id in later:
+                        self.unsent.pop(record_id, None)
                     self.held -= len(queue)
                     queue.clear()
                     await self.outbox._postpone(later, retry_at)
         except Exception:  # the records stay leased: claimed again, in doubt, when the lease runs out
             log.exception("outbox send failed", extra={"channel": self.channel})
+            # Not handed back on stop either: by then another dispatcher may have claimed them.
+            self.unsent.pop(row.id, None)
+            for later_row, _ in queue:
+                self.unsent.pop(later_row.id, None)
         finally:
             self.held -= len(queue)
             queue.clear()

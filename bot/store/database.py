@@ -331,9 +331,18 @@ class Database:
     async def check(self, write: bool = True) -> str | None:
         """None when the store answers within `timeout` (and, with `write`, would take a write);
         otherwise what is wrong, in a few words."""
-        future = self._probe_thread.submit(self._probe, write)
+        return await self._ask(lambda: self._probe(write))
+
+    async def schema_problem(self) -> str | None:
+        """None when the store is stamped with the newest schema revision (one small read, on the
+        probe thread); otherwise what is wrong, in a few words."""
+        return await self._ask(self._schema_probe)
+
+    async def _ask(self, probe: Callable[[], str | None]) -> str | None:
+        """Run `probe` on the probe thread within `timeout`: its answer, or what went wrong."""
+        future = self._probe_thread.submit(probe)
         try:
-            await asyncio.wait_for(asyncio.wrap_future(future), self.timeout)
+            return await asyncio.wait_for(asyncio.wrap_future(future), self.timeout)
         except TimeoutError:
             return f"did not answer within {self.timeout:g} s"
         except Exception as exc:  # the answer is the report; nothing to raise
@@ -342,7 +351,13 @@ class Database:
             else:
                 reason = str(exc) or type(exc).__name__
             return reason[:200]
-        return None
+
+    def _schema_probe(self) -> str | None:
+        with self.engine.connect() as connection:
+            try:
+                return schema.behind(schema.current_revision(connection))
+            finally:
+                connection.rollback()
 
     def _probe(self, write: bool) -> None:
         with self.engine.connect() as connection:

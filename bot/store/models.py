@@ -1,5 +1,5 @@
 """SQLModel tables: customers and their channel identities, the transcript, the catalog,
-carts, orders, returns, the restock waitlist, FAQ entries, bot state and human handoff."""
+carts, orders, payment providers' events, returns, the restock waitlist, FAQ entries, bot state and human handoff."""
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
@@ -155,10 +155,24 @@ class Order(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
     shipped_at: datetime | None = None
     delivered_at: datetime | None = None
+    # Added by a later revision, so last (a migration adds columns at the end).
+    payment_capture_ref: str | None = None  # the provider's id of the payment made (Stripe: payment intent)
 
     @property
     def number(self) -> int:
         return ORDER_NUMBER_OFFSET + (self.id or 0)
+
+
+class ProviderEvent(SQLModel, table=True):
+    """A payment or commerce provider's webhook event, kept so a retry or duplicate is processed once."""
+
+    __tablename__ = "provider_event"
+    __table_args__ = (UniqueConstraint("provider", "event_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    provider: str  # "stripe"
+    event_id: str
+    type: str = ""
+    received_at: datetime = Field(default_factory=utcnow)
 
 
 class OrderItem(SQLModel, table=True):

@@ -196,6 +196,23 @@ def _migration(engine: Engine) -> Iterator[Connection]:
                 connection.commit()
 
 
+def current_revision(connection: Connection) -> str | None:
+    """The revision the store is stamped with: None when it has none (empty, or made before
+    migrations)."""
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+def behind(current: str | None) -> str | None:
+    """None when `current` is the newest revision; otherwise what is wrong, in a sentence."""
+    target = head()
+    if current == target:
+        return None
+    if current is not None and current not in {rev.revision for rev in scripts().walk_revisions()}:
+        return f"the store is at revision {current}, which this version does not know (its newest is {target})"
+    return (f"the store is at revision {current or 'none'} and this version needs {target}: "
+            "run `python app.py migrate`")
+
+
 def _current(connection: Connection, tables: set[str]) -> str | None:
     if VERSION_TABLE not in tables:
         return None

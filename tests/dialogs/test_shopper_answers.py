@@ -116,6 +116,12 @@ async def test_a_size_asks_about_the_product_in_focus(shopper):
     assert "Trail Blazer Runner in size 9" in shopper.texts(), shopper.texts()
 
 
+async def test_a_colour_after_a_size_question_keeps_the_size(shopper):
+    await shopper.say("is the classic crew tee in size M?")
+    await shopper.say("add 2 in black")
+    assert "Added 2 × Classic Crew Tee (M, black)" in shopper.texts(), shopper.texts()
+
+
 async def test_a_size_narrows_the_list_shown(shopper):
     await shopper.say("show me running shoes")
     shoes = set(shopper.cards())

@@ -123,13 +123,18 @@ def test_the_newest_revision_matches_the_models(new_url):
 
 @pytest.mark.parametrize("new_url", BACKENDS, indirect=True)
 def test_a_store_made_before_migrations_is_adopted(new_url):
-    from sqlmodel import SQLModel
+    from alembic import command
 
     engine = make_engine(new_url("legacy"))
     try:
-        SQLModel.metadata.create_all(engine)  # as the start-up of an earlier version left it
+        # The baseline's tables with no version table: as the start-up of an earlier version left them.
+        with engine.begin() as connection:
+            command.upgrade(schema.alembic_config(connection), schema.BASELINE)
+            connection.execute(text(f"DROP TABLE {schema.VERSION_TABLE}"))
         outcome = schema.upgrade(engine)
         assert (outcome.action, outcome.after) == ("adopted", schema.head())
+        assert [step.split()[0] for step in outcome.applied] == [  # the revisions after the baseline
+            rev.revision for rev in reversed(list(schema.scripts().iterate_revisions("head", schema.BASELINE)))]
         assert schema.upgrade(engine).action == "none"
     finally:
         engine.dispose()

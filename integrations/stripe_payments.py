@@ -1,0 +1,164 @@
+"""Stripe behind the payments interface: a Checkout Session per order, refunds, and the
+verification of Stripe's webhook events."""
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import stripe
+
+from integrations.orders import OrderView
+from integrations.payments import PaymentLink, PaymentUnavailable
+
+log = logging.getLogger(__name__)
+
+WEBHOOK_TOLERANCE_SECONDS = 300  # Stripe's default: an older signed event is a replay
+SESSION_LIFETIME = timedelta(hours=1)  # Stripe accepts 30 minutes to 24 hours
+SESSION_MIN_LIFETIME = timedelta(minutes=31)
+REQUEST_TIMEOUT_SECONDS = 10.0
+
+
+def checkout_key(number: int) -> str:
+    """The Idempotency-Key of an order's Checkout Session: asking again returns the same session."""
+    return f"order-{number}-checkout"
+
+
+def session_expiry(order: OrderView, now: datetime) -> int:
+    """When the session ends: an hour after the order was placed, so a retry sends the same
+    parameters under the same idempotency key; a retry that late gets an hour from now."""
+    placed = order.placed_at or now
+    expires = placed + SESSION_LIFETIME
+    if expires < now + SESSION_MIN_LIFETIME:
+        expires = now + SESSION_LIFETIME
+    return int(expires.timestamp())
+
+
+def checkout_params(order: OrderView, currency: str, base_url: str, now: datetime,
+                    coupon: str | None = None) -> dict[str, Any]:
+    """The Checkout Session for `order`: its lines at their unit prices, shipping as a fixed
+    rate, the discount as a coupon (Stripe takes it off the goods, as we do), the order number
+    in the metadata of the session and of its payment intent."""
+    currency = currency.lower()
+    number = str(order.number)
+    params: dict[str, Any] = {
+        "mode": "payment",
+        "client_reference_id": number,
+        "metadata": {"order_number": number},
+        "payment_intent_data": {"metadata": {"order_number": number}},
+        "line_items": [
+            {"quantity": line.quantity,
+             "price_data": {"currency": currency, "unit_amount": line.unit_price_cents,
+                            "product_data": {"name": f"{line.name} ({line.size}, {line.colour})"}}}
+            for line in order.lines
+        ],
+        "shipping_options": [
+            {"shipping_rate_data": {"type": "fixed_amount", "display_name": "Shipping",
+                                    "fixed_amount": {"amount": order.shipping_cents, "currency": currency}}}
+        ],
+        "success_url": f"{base_url}/payments/done?order={number}",
+        "cancel_url": f"{base_url}/payments/cancelled?order={number}",
+        "expires_at": session_expiry(order, now),
+    }
+    if coupon:
+        params["discounts"] = [{"coupon": coupon}]
+    return params
+
+
+class StripePayments:
+    """Stripe Checkout: the pay link is the session's `url`, its id the order's payment reference.
+
+    Uses the `stripe` package's async methods over its aiohttp HTTP client (aiohttp is ours
+    already), with `STRIPE_API_BASE` as the API's address.
+    """
+
+    def __init__(self, secret_key: str, webhook_secret: str, base_url: str, currency: str,
+                 api_base: str = "https://api.stripe.com", retries: int = 1) -> None:
+        self._http = stripe.AIOHTTPClient(timeout=REQUEST_TIMEOUT_SECONDS)
+        self._client = stripe.StripeClient(
+            secret_key, base_addresses={"api": api_base.rstrip("/")}, http_client=self._http,
+            max_network_retries=retries,
+        )
+        self._webhook_secret = webhook_secret
+        self._base_url = base_url.rstrip("/")
+        self.currency = currency
+
+    @classmethod
+    def from_settings(cls, settings) -> StripePayments:
+        return cls(settings.stripe_secret_key.get_secret_value(), settings.stripe_webhook_secret.get_secret_value(),
+                   settings.base_url, settings.currency, settings.stripe_api_base)
+
+    async def create_link(self, order: OrderView) -> PaymentLink:
+        """Create (or, for an order asked about before, find again) the order's Checkout Session.
+
+        Raises:
+            PaymentUnavailable: Stripe is down or refused the request.
+        """
+        try:
+            coupon = await self._coupon(order) if order.discount_cents else None
+            session = await self._client.v1.checkout.sessions.create_async(
+                checkout_params(order, self.currency, self._base_url, datetime.now(UTC), coupon),  # type: ignore[arg-type]
+                {"idempotency_key": checkout_key(order.number)},
+            )
+        except stripe.StripeError as exc:
+            raise PaymentUnavailable(f"{type(exc).__name__}: {exc.http_status}") from exc
+        if not session.url:
+            raise PaymentUnavailable("the checkout session has no url")
+        return PaymentLink(session.id, session.url)
+
+    async def _coupon(self, order: OrderView) -> str:
+        # A one-off coupon for exactly this order's discount, so Stripe's total is ours to the cent.
+        coupon = await self._client.v1.coupons.create_async(
+            {"amount_off": order.discount_cents, "currency": self.currency.lower(), "duration": "once",
+             "max_redemptions": 1, "name": order.discount_code or "Discount",
+             "metadata": {"order_number": str(order.number)}},
+            {"idempotency_key": f"order-{order.number}-coupon"},
+        )
+        return coupon.id
+
+    async def refund(self, order: OrderView, capture_ref: str) -> None:
+        """Refund the order's payment intent in full, once per order.
+
+        Raises:
+            PaymentUnavailable: Stripe is down or refused the request.
+        """
+        try:
+            await self._client.v1.refunds.create_async(
+                {"payment_intent": capture_ref, "metadata": {"order_number": str(order.number)}},
+                {"idempotency_key": f"order-{order.number}-refund"},
+            )
+        except stripe.StripeError as exc:
+            raise PaymentUnavailable(f"{type(exc).__name__}: {exc.http_status}") from exc
+
+    async def close_link(self, reference: str) -> None:
+        """Expire the order's Checkout Session, so nobody pays a cancelled order.
+
+        Raises:
+            PaymentUnavailable: Stripe is down or refused the request.
+        """
+        try:
+            await self._client.v1.checkout.sessions.expire_async(reference)
+        except stripe.StripeError as exc:
+            raise PaymentUnavailable(f"{type(exc).__name__}: {exc.http_status}") from exc
+
+    def verified_event(self, payload: bytes, signature: str) -> dict[str, Any]:
+        """The event of a webhook body signed by Stripe within the last five minutes.
+
+        Raises:
+            ValueError: a bad, missing or stale signature, or a body that is not an event.
+        """
+        try:
+            stripe.Webhook.construct_event(payload.decode("utf-8"), signature, self._webhook_secret,
+                                           WEBHOOK_TOLERANCE_SECONDS)
+            event = json.loads(payload)  # the same body, as plain JSON for the handler
+        except (stripe.SignatureVerificationError, ValueError, TypeError, AttributeError, KeyError) as exc:
+            raise ValueError(str(exc) or type(exc).__name__) from exc
+        data = event.get("data") if isinstance(event, dict) else None
+        if not (isinstance(event, dict) and isinstance(event.get("id"), str) and isinstance(event.get("type"), str)
+                and isinstance(data, dict) and isinstance(data.get("object"), dict)):
+            raise ValueError("not a Stripe event")
+        return event
+
+    async def close(self) -> None:
+        await self._http.close_async()

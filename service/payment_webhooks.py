@@ -1,0 +1,171 @@
+"""Stripe's webhook (`POST /webhooks/stripe`) and the pages its Checkout returns the shopper to:
+each verified event is recorded and acted on in one transaction, so a retry, a duplicate or an
+event out of order is processed once and never moves an order backwards."""
+from __future__ import annotations
+
+import html
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from bot.delivery.outbox import queue_to_customer
+from bot.i18n import text_in
+from bot.messages import OutboundMessage
+from bot.store.models import ORDER_NUMBER_OFFSET, Order, ProviderEvent
+from integrations.orders import OrderView, cancel_order, mark_paid_in, order_by_payment_ref, settle_cancelled
+from integrations.stripe_payments import StripePayments
+from service.http import json_error, read_body
+from service.keys import DB, OUTBOX, PAYMENTS
+from service.pay import PAGE, _language, paid_notice
+
+log = logging.getLogger(__name__)
+STRIPE_BODY_BYTES = 256 * 1024  # Stripe's events are far smaller
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/webhooks/stripe", stripe_webhook)
+    app.router.add_get("/payments/done", returned_page)
+    app.router.add_get("/payments/cancelled", returned_page)
+
+
+@dataclass(frozen=True)
+class Handled:
+    """What an event did: `outcome` for the log, `queued` when a message to the shopper waits."""
+
+    outcome: str
+    queued: bool = False
+    order: int | None = None
+    refund: tuple[OrderView, str] | None = None  # money taken for a cancelled order: give it back
+
+
+async def stripe_webhook(request: web.Request) -> web.Response:
+    """Verify Stripe's signature on the raw body (400 and nothing stored when it fails, as
+    Stripe's docs answer), then record and act on the event; 200 for anything verified, so
+    Stripe retries only what we could not store."""
+    payments = request.app[PAYMENTS]
+    if not isinstance(payments, StripePayments):
+        raise web.HTTPNotFound(text="Stripe is not this shop's payment provider.")
+    raw = await read_body(request, STRIPE_BODY_BYTES)
+    try:
+        event = payments.verified_event(raw, request.headers.get("Stripe-Signature", ""))
+    except ValueError as exc:
+        log.warning("stripe webhook refused", extra={"reason": str(exc)[:200]})
+        return json_error(400, "invalid Stripe signature or payload")
+    try:
+        handled = await request.app[DB].run(lambda s: handle_event(s, event, payments.currency))
+    except IntegrityError:  # the same event, delivered twice at once: the other one has it
+        handled = Handled("duplicate")
+    log.info("stripe event", extra={"event": event["id"], "type": event["type"], "outcome": handled.outcome,
+                                    "order": handled.order})
+    if handled.queued:
+        request.app[OUTBOX].notify()
+    if handled.refund is not None:
+        order, intent = handled.refund
+        await settle_cancelled(payments, order, "paid", None, intent)
+    return web.json_response({"received": True})
+
+
+def handle_event(session: Session, event: dict[str, Any], currency: str) -> Handled:
+    """Record the event, then act on it, in the caller's transaction. A recorded event does nothing."""
+    if session.exec(select(ProviderEvent.id).where(ProviderEvent.provider == "stripe",
+                                                    ProviderEvent.event_id == event["id"])).first():
+        return Handled("duplicate")
+    session.add(ProviderEvent(provider="stripe", event_id=event["id"], type=event["type"][:100]))
+    session.flush()
+    obj: dict[str, Any] = event["data"]["object"]
+    action = ACTIONS.get(event["type"])
+    return action(session, event, obj, currency) if action else Handled("ignored")
+
+
+def _lock(session: Session) -> bool:
+    return session.get_bind().dialect.name != "sqlite"
+
+
+def session_completed(session: Session, event: dict[str, Any], obj: dict[str, Any], currency: str) -> Handled:
+    """Paid: the order is marked paid and the shopper's notice queued together, if Stripe took
+    the order's total in the shop's currency; anything else is left for a person to look at."""
+    reference = str(obj.get("id", ""))
+    if obj.get("payment_status") not in ("paid", "no_payment_required"):
+        return Handled("not_paid_yet")  # a delayed method: checkout.session.async_payment_succeeded follows
+    amount = obj.get("amount_total")
+    if not isinstance(amount, int) or str(obj.get("currency", "")).lower() != currency.lower():
+        amount = -1  # never equal to a total
+    intent = obj.get("payment_intent")
+    payment = mark_paid_in(session, reference, paid_notice, lock=_lock(session), amount_cents=amount,
+                           capture_ref=intent if isinstance(intent, str) else None)
+    number = payment.order.number if payment.order else None
+    if payment.outcome == "wrong_amount":
+        log.error("stripe took another amount than the order's total: not marked paid; a person must check it",
+                  extra={"order": number, "amount": obj.get("amount_total"), "currency": obj.get("currency"),
+                         "total": payment.order.total_cents if payment.order else None})
+    elif payment.outcome == "not_payable" and payment.order and payment.order.status == "cancelled":
+        # Paid on a session that was still open when the order was cancelled: refund it.
+        log.warning("stripe payment for a cancelled order: refunding it", extra={"order": number})
+        if isinstance(intent, str):
+            return Handled("refund_cancelled", order=number, refund=(payment.order, intent))
+    return Handled(payment.outcome, payment.outcome == "paid", number)
+
+
+def session_expired(session: Session, event: dict[str, Any], obj: dict[str, Any], currency: str) -> Handled:
+    """Never paid in time: an order still awaiting this payment is cancelled and its stock freed."""
+    order = order_by_payment_ref(session, str(obj.get("id", "")), lock=_lock(session))
+    if order is None:
+        return Handled("unknown")
+    if order.status != "pending_payment":  # paid since, or cancelled already: leave it be
+        return Handled("not_pending", order=order.number)
+    cancel_order(session, order)
+    return Handled("cancelled", order=order.number)
+
+
+def payment_failed(session: Session, event: dict[str, Any], obj: dict[str, Any], currency: str) -> Handled:
+    """A card was declined: the shopper hears so, while the order still awaits payment."""
+    order = _order_of_intent(session, obj)
+    if order is None:
+        return Handled("unknown")
+    if order.status != "pending_payment":
+        return Handled("not_pending", order=order.number)
+    lang = _language(session, order.customer_id)
+    queued = queue_to_customer(session, order.customer_id, f"payment-failed:{event['id']}", OutboundMessage(
+        text=text_in(lang, "pay.failed", number=order.number), kind="post_purchase"))
+    return Handled("told", queued is not None, order.number)
+
+
+def charge_refunded(session: Session, event: dict[str, Any], obj: dict[str, Any], currency: str) -> Handled:
+    """A refund went through. Orders have no "refunded" status yet: the log keeps it."""
+    intent = obj.get("payment_intent")
+    order = (session.exec(select(Order).where(Order.payment_capture_ref == intent)).first()
+             if isinstance(intent, str) else None)
+    if order is None:
+        return Handled("unknown")
+    log.info("stripe refund", extra={"order": order.number, "status": order.status,
+                                     "amount_refunded": obj.get("amount_refunded"), "full": obj.get("refunded")})
+    return Handled("refund_noted", order=order.number)
+
+
+def _order_of_intent(session: Session, intent: dict[str, Any]) -> Order | None:
+    number = str((intent.get("metadata") or {}).get("order_number", ""))
+    if not number.isdigit() or int(number) <= ORDER_NUMBER_OFFSET:
+        return None
+    return session.get(Order, int(number) - ORDER_NUMBER_OFFSET)
+
+
+ACTIONS = {
+    "checkout.session.completed": session_completed,
+    "checkout.session.async_payment_succeeded": session_completed,
+    "checkout.session.expired": session_expired,
+    "payment_intent.payment_failed": payment_failed,
+    "charge.refunded": charge_refunded,
+}
+
+
+async def returned_page(request: web.Request) -> web.Response:
+    """Where Stripe Checkout sends the shopper back: the chat confirms the payment, not this page."""
+    done = request.path.endswith("/done")
+    lang = "en" if "zh" not in request.headers.get("Accept-Language", "")[:5].lower() else "zh-TW"
+    title = html.escape(text_in(lang, "pay.done.title" if done else "pay.cancelled.title"))
+    body = f"<h1>{title}</h1><p>{html.escape(text_in(lang, 'pay.done' if done else 'pay.cancelled'))}</p>"
+    return web.Response(text=PAGE.format(lang=lang, title=title, body=body), content_type="text/html")

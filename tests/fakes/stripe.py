@@ -1,0 +1,127 @@
+"""A fake Stripe API on loopback (Checkout Sessions and their expiry, coupons, refunds) that records every
+request, honours Idempotency-Key as Stripe does and can be down for a while; and a helper that
+signs a webhook body exactly as Stripe does."""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from typing import Any
+from uuid import uuid4
+
+from aiohttp import web
+
+from tests.fakes.providers import FakeProvider
+
+SECRET_KEY = "sk_test_fake"
+WEBHOOK_SECRET = "whsec_test_fake"
+
+
+def stripe_signature(body: bytes, secret: str = WEBHOOK_SECRET, timestamp: int | None = None) -> str:
+    """The `Stripe-Signature` header of this body: `t={time},v1={hex HMAC-SHA256(secret, "{t}.{body}")}`."""
+    t = int(time.time()) if timestamp is None else timestamp
+    digest = hmac.new(secret.encode(), f"{t}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={t},v1={digest}"
+
+
+def event_body(event_type: str, obj: dict[str, Any], event_id: str | None = None) -> bytes:
+    """A Stripe event as it arrives at a webhook."""
+    return json.dumps({
+        "id": event_id or f"evt_{uuid4().hex[:24]}", "object": "event", "type": event_type,
+        "created": int(time.time()), "livemode": False, "api_version": "2026-11-17",
+        "data": {"object": obj},
+    }).encode()
+
+
+class FakeStripe(FakeProvider):
+    """`POST /v1/checkout/sessions`, `/v1/coupons`, `/v1/refunds`. Each request is recorded as
+    `{"path", "form" (the form-encoded fields as sent), "headers", "status"}`; a repeated
+    Idempotency-Key gets the first answer again, and creates nothing."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sessions: dict[str, dict[str, Any]] = {}
+        self.refunds: list[dict[str, Any]] = []
+        self._answers: dict[str, tuple[int, dict[str, Any]]] = {}
+
+    def routes(self, app: web.Application) -> None:
+        app.router.add_post("/v1/checkout/sessions", self.create_session)
+        app.router.add_post("/v1/coupons", self.create_coupon)
+        app.router.add_post("/v1/refunds", self.create_refund)
+        app.router.add_post("/v1/checkout/sessions/{id}/expire", self.expire_session)
+
+    def posted(self, path: str) -> list[dict[str, Any]]:
+        return [r for r in self.requests if r["path"] == path]
+
+    async def _handle(self, request: web.Request, create) -> web.Response:
+        form = {k: v for k, v in (await request.post()).items()}
+        record = {"path": request.path, "form": form, "headers": dict(request.headers), "status": None}
+        self.requests.append(record)
+        if request.headers.get("Authorization") != f"Bearer {SECRET_KEY}":
+            record["status"] = 401
+            return web.json_response({"error": {"type": "invalid_request_error", "message": "bad key"}}, status=401)
+        failure = await self._gate()
+        if failure is not None:
+            record["status"] = failure.status
+            return web.json_response({"error": {"type": "api_error", "message": "fake outage"}}, status=failure.status)
+        key = request.headers.get("Idempotency-Key")
+        if key and key in self._answers:
+            status, body = self._answers[key]
+            record["status"] = status
+            return web.json_response(body, status=status, headers={"Idempotent-Replayed": "true"})
+        body = create(form)
+        if key:
+            self._answers[key] = (200, body)
+        record["status"] = 200
+        return web.json_response(body)
+
+    async def create_session(self, request: web.Request) -> web.Response:
+        def create(form: dict[str, Any]) -> dict[str, Any]:
+            session_id = f"cs_test_{uuid4().hex}"
+            session = {
+                "id": session_id, "object": "checkout.session", "url": f"https://checkout.stripe.test/c/pay/{session_id}",
+                "mode": form.get("mode"), "status": "open", "payment_status": "unpaid",
+                "client_reference_id": form.get("client_reference_id"),
+                "metadata": {"order_number": form.get("metadata[order_number]")},
+                "currency": form.get("line_items[0][price_data][currency]"),
+                "expires_at": int(form.get("expires_at", 0)),
+            }
+            self.sessions[session_id] = session
+            return session
+
+        return await self._handle(request, create)
+
+    async def expire_session(self, request: web.Request) -> web.Response:
+        session_id = request.match_info["id"]
+
+        def expire(form: dict[str, Any]) -> dict[str, Any]:
+            session = self.sessions[session_id]
+            session["status"] = "expired"
+            return session
+
+        if session_id not in self.sessions:
+            return web.json_response({"error": {"type": "invalid_request_error", "message": "No such session"}},
+                                     status=404)
+        return await self._handle(request, expire)
+
+    async def create_coupon(self, request: web.Request) -> web.Response:
+        return await self._handle(request, lambda form: {
+            "id": f"coupon_{uuid4().hex[:12]}", "object": "coupon", "amount_off": int(form["amount_off"]),
+            "currency": form.get("currency"), "duration": form.get("duration"), "name": form.get("name")})
+
+    async def create_refund(self, request: web.Request) -> web.Response:
+        def create(form: dict[str, Any]) -> dict[str, Any]:
+            refund = {"id": f"re_{uuid4().hex[:16]}", "object": "refund", "status": "succeeded",
+                      "payment_intent": form.get("payment_intent")}
+            self.refunds.append(refund)
+            return refund
+
+        return await self._handle(request, create)
+
+    def completed(self, session_id: str, amount_total: int, currency: str = "usd",
+                  payment_intent: str | None = None) -> dict[str, Any]:
+        """The session object of `checkout.session.completed` for one this fake created."""
+        return {**self.sessions[session_id], "status": "complete", "payment_status": "paid",
+                "amount_total": amount_total, "currency": currency,
+                "payment_intent": payment_intent or f"pi_{uuid4().hex[:16]}"}
