@@ -1,4 +1,5 @@
 """Command line: serve (default), migrate, scheduler, outbox, campaign, order, agent, chat, seed, nlu parse / nlu eval."""
+
 from __future__ import annotations
 
 import argparse
@@ -39,7 +40,15 @@ def setup_logging(level: str) -> None:
     handler.setFormatter(JsonFormatter())
     logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
     # twilio logs whole API requests (phone numbers and bodies) at INFO.
-    for noisy in ("sentence_transformers", "transformers", "httpx", "aiohttp.access", "twilio", "apscheduler", "alembic"):
+    for noisy in (
+        "sentence_transformers",
+        "transformers",
+        "httpx",
+        "aiohttp.access",
+        "twilio",
+        "apscheduler",
+        "alembic",
+    ):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
@@ -57,8 +66,10 @@ def serve(settings: Settings) -> None:
 
     workers = settings.web_workers
     if workers > 1 and settings.database_url.startswith("sqlite"):
-        logging.getLogger("app").warning("WEB_WORKERS above 1 needs PostgreSQL (SQLite serves one process); "
-                                         "one web worker runs", extra={"web_workers": workers})
+        logging.getLogger("app").warning(
+            "WEB_WORKERS above 1 needs PostgreSQL (SQLite serves one process); one web worker runs",
+            extra={"web_workers": workers},
+        )
         workers = 1
     if workers > 1:
         serve_workers(settings, workers)
@@ -68,8 +79,9 @@ def serve(settings: Settings) -> None:
     logging.getLogger("app").info("serving", extra={"url": f"http://{settings.host}:{settings.port}/"})
     # On SIGTERM or SIGINT: stop listening, give requests in flight up to SHUTDOWN_SECONDS, then
     # the app's cleanup finishes the turns under way and stops the outbox (see service/app.py).
-    web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None,
-                shutdown_timeout=SHUTDOWN_SECONDS)
+    web.run_app(
+        app, host=settings.host, port=settings.port, print=None, access_log=None, shutdown_timeout=SHUTDOWN_SECONDS
+    )
 
 
 def serve_workers(settings: Settings, count: int) -> None:
@@ -88,8 +100,10 @@ def serve_workers(settings: Settings, count: int) -> None:
 
     log = logging.getLogger("app")
     if settings.nlu_threads > 1:
-        log.warning("NLU_THREADS above 1 with WEB_WORKERS: the model's thread pool does not survive a fork; "
-                    "each worker computes on one thread")
+        log.warning(
+            "NLU_THREADS above 1 with WEB_WORKERS: the model's thread pool does not survive a fork; "
+            "each worker computes on one thread"
+        )
     recognizer = build_recognizer(settings)
     prepared = build(settings, seed=True, lead=False)
     prepared.db  # noqa: B018  (the schema and the demo catalog, once, before the workers start)
@@ -212,8 +226,10 @@ async def outbox_only(settings: Settings) -> None:
 
     services = build(settings, lead=False)
     if services.db.is_sqlite:
-        print("python app.py outbox needs PostgreSQL: SQLite serves one process, whose own dispatcher sends",
-              file=sys.stderr)
+        print(
+            "python app.py outbox needs PostgreSQL: SQLite serves one process, whose own dispatcher sends",
+            file=sys.stderr,
+        )
         await services.close()
         raise SystemExit(2)
     # Its share of SEND_RATE_LIMITS is that of one of OUTBOX_WORKERS dispatchers.
@@ -286,12 +302,21 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command")
     sub.add_parser("serve", help="serve the bot (default)")
     chat_cmd = sub.add_parser("chat", help="talk to the bot in the terminal")
-    chat_cmd.add_argument("--as", dest="address", default="demo-shopper",
-                          help="web address to chat as (default: the demo shopper, who has orders)")
-    migrate_cmd = sub.add_parser("migrate", help="upgrade the store's schema to the newest revision "
-                                 "(run once before the processes start)")
-    migrate_cmd.add_argument("--autogenerate", metavar="MESSAGE", dest="new_revision",
-                             help="instead, write a new revision from the models' difference to the store")
+    chat_cmd.add_argument(
+        "--as",
+        dest="address",
+        default="demo-shopper",
+        help="web address to chat as (default: the demo shopper, who has orders)",
+    )
+    migrate_cmd = sub.add_parser(
+        "migrate", help="upgrade the store's schema to the newest revision (run once before the processes start)"
+    )
+    migrate_cmd.add_argument(
+        "--autogenerate",
+        metavar="MESSAGE",
+        dest="new_revision",
+        help="instead, write a new revision from the models' difference to the store",
+    )
     sub.add_parser("seed", help="seed the demo data into an empty store")
     sub.add_parser("scheduler", help="run the scheduler and the outbox alone (for several web workers)")
     sub.add_parser("outbox", help="run one more outbox dispatcher (PostgreSQL; see OUTBOX_WORKERS)")
@@ -302,8 +327,9 @@ def main(argv: list[str] | None = None) -> int:
     nlu_sub = nlu.add_subparsers(dest="nlu_command", required=True)
     parse = nlu_sub.add_parser("parse", help="recognise one text, or each line of a file")
     parse.add_argument("text", nargs="?")
-    parse.add_argument("--file", metavar="FILE",
-                       help="recognise each line of FILE (- for standard input), one JSON object a line")
+    parse.add_argument(
+        "--file", metavar="FILE", help="recognise each line of FILE (- for standard input), one JSON object a line"
+    )
     evaluate = nlu_sub.add_parser("eval", help="accuracy on a JSONL file of {text, intent, lang?, accept?}")
     evaluate.add_argument("file", type=Path)
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
@@ -367,8 +393,12 @@ async def parse_lines(recognizer: Recognizer, lines: TextIO) -> None:
     async def flush() -> None:
         for text, result in zip(batch, await asyncio.gather(*(recognizer.recognize(t) for t in batch))):
             data = result.to_dict()
-            row = {"text": text, "intent": data["intent"], "confidence": data["confidence"],
-                   "entities": data["entities"]}
+            row = {
+                "text": text,
+                "intent": data["intent"],
+                "confidence": data["confidence"],
+                "entities": data["entities"],
+            }
             print(json.dumps(row, ensure_ascii=False))
         sys.stdout.flush()
         batch.clear()
@@ -415,8 +445,10 @@ async def nlu_command(settings: Settings, args: argparse.Namespace) -> int:
         return 0
     print(f"accuracy: {report.accuracy:.1%} on {report.total} utterances")
     if report.with_accept:
-        print(f"  {report.with_accept} lines accept more than one intent; "
-              f"{report.accepted_alternatives} were right through one of their alternatives")
+        print(
+            f"  {report.with_accept} lines accept more than one intent; "
+            f"{report.accepted_alternatives} were right through one of their alternatives"
+        )
     print("per language:")
     for lang, row in report.per_language.items():
         print(f"  {lang:8} {row['accuracy']:.1%}  ({row['count']})")

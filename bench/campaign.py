@@ -13,6 +13,7 @@ that of the largest process), and the abandoned-cart scan is timed over --carts 
     python bench/campaign.py [--recipients 100000] [--pg postgresql://...] [--rate 200] [--carts 1000000]
                              [--skip-campaign] [--workers 1,2]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -59,8 +60,16 @@ class CountingTwilio(FakeTwilio):
         self.count += 1
         self.recipients.add(form.get("To"))
         return aiohttp.web.json_response(
-            {"sid": f"SM{self.count:032x}", "status": "queued", "to": form.get("To"), "from": form.get("From"),
-             "body": form.get("Body"), "account_sid": self.account_sid}, status=201)
+            {
+                "sid": f"SM{self.count:032x}",
+                "status": "queued",
+                "to": form.get("To"),
+                "from": form.get("From"),
+                "body": form.get("Body"),
+                "account_sid": self.account_sid,
+            },
+            status=201,
+        )
 
     def reset(self) -> None:
         self.count, self.recipients, self.first, self.last = 0, set(), 0.0, 0.0
@@ -81,25 +90,52 @@ def add_shoppers(db: Database, count: int) -> None:
     for start in range(0, count, 20_000):
         ids = range(start, min(count, start + 20_000))
         with db.engine.begin() as connection:
-            connection.execute(insert(Customer.__table__), [
-                {"id": f"b{i:08d}", "language": "en", "last_channel": "sms", "marketing_consent": True,
-                 "sms_opted_out": False, "created_at": now, "last_active_at": now} for i in ids])
-            connection.execute(insert(ChannelIdentity.__table__), [
-                {"channel": "phone", "address": f"+1999{i:07d}", "customer_id": f"b{i:08d}", "created_at": now}
-                for i in ids])
+            connection.execute(
+                insert(Customer.__table__),
+                [
+                    {
+                        "id": f"b{i:08d}",
+                        "language": "en",
+                        "last_channel": "sms",
+                        "marketing_consent": True,
+                        "sms_opted_out": False,
+                        "created_at": now,
+                        "last_active_at": now,
+                    }
+                    for i in ids
+                ],
+            )
+            connection.execute(
+                insert(ChannelIdentity.__table__),
+                [
+                    {"channel": "phone", "address": f"+1999{i:07d}", "customer_id": f"b{i:08d}", "created_at": now}
+                    for i in ids
+                ],
+            )
 
 
 def env_for(url: str, fake: CountingTwilio, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TWILIO_", "MESSENGER_", "SEND_RATE"))}
-    env.update({"DATABASE_URL": url, "TWILIO_ACCOUNT_SID": fake.account_sid, "TWILIO_AUTH_TOKEN": fake.auth_token,
-                "TWILIO_SMS_FROM": SENDER, "TWILIO_API_BASE": fake.url, "QUIET_HOURS": "",
-                "MARKETING_WEEKLY_CAP": "100", "LOG_LEVEL": "WARNING", **extra})
+    env.update(
+        {
+            "DATABASE_URL": url,
+            "TWILIO_ACCOUNT_SID": fake.account_sid,
+            "TWILIO_AUTH_TOKEN": fake.auth_token,
+            "TWILIO_SMS_FROM": SENDER,
+            "TWILIO_API_BASE": fake.url,
+            "QUIET_HOURS": "",
+            "MARKETING_WEEKLY_CAP": "100",
+            "LOG_LEVEL": "WARNING",
+            **extra,
+        }
+    )
     return env
 
 
 async def cli(env: dict[str, str], *args: str) -> str:
-    proc = await asyncio.create_subprocess_exec(sys.executable, "app.py", "campaign", *args, cwd=ROOT, env=env,
-                                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "app.py", "campaign", *args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     out, err = await proc.communicate()
     if proc.returncode:
         raise SystemExit(f"app.py campaign {' '.join(args)} failed: {err.decode()}")
@@ -130,9 +166,14 @@ async def run_campaign(url: str, fake: CountingTwilio, recipients: int, **extra:
     finally:
         child.send_signal(signal.SIGTERM)
         _, status, usage = os.wait4(child.pid, 0)
-    return {"rate": recipients / elapsed, "seconds": elapsed, "rss_mb": usage.ru_maxrss / 1024,
-            "pace": (fake.count - 1) / (fake.last - fake.first) if fake.last > fake.first else 0.0,
-            "unique": len(fake.recipients), "received": fake.count}
+    return {
+        "rate": recipients / elapsed,
+        "seconds": elapsed,
+        "rss_mb": usage.ru_maxrss / 1024,
+        "pace": (fake.count - 1) / (fake.last - fake.first) if fake.last > fake.first else 0.0,
+        "unique": len(fake.recipients),
+        "received": fake.count,
+    }
 
 
 async def ceiling(fake: CountingTwilio, requests: int, concurrency: int = 100) -> float:
@@ -144,8 +185,15 @@ async def ceiling(fake: CountingTwilio, requests: int, concurrency: int = 100) -
 
     async def worker(http: aiohttp.ClientSession) -> None:
         for i in counter:
-            async with http.post(url, data={"To": f"+1999{i:07d}", "From": SENDER, "Body": "Bench sale: 10% off.",
-                                            "StatusCallback": "http://127.0.0.1/webhooks/twilio/status"}) as resp:
+            async with http.post(
+                url,
+                data={
+                    "To": f"+1999{i:07d}",
+                    "From": SENDER,
+                    "Body": "Bench sale: 10% off.",
+                    "StatusCallback": "http://127.0.0.1/webhooks/twilio/status",
+                },
+            ) as resp:
                 await resp.read()
 
     started = time.perf_counter()
@@ -162,17 +210,30 @@ def cart_scan(url: str, carts: int) -> tuple[float, float, int]:
         sku = session.exec(select(Variant.sku).limit(1)).one()
     now = utcnow()
     with db.engine.begin() as connection:
-        connection.execute(insert(Customer.__table__), [{"id": "cartowner", "language": "en", "created_at": now,
-                                                         "last_active_at": now, "sms_opted_out": False}])
+        connection.execute(
+            insert(Customer.__table__),
+            [{"id": "cartowner", "language": "en", "created_at": now, "last_active_at": now, "sms_opted_out": False}],
+        )
     step = timedelta(days=60) / carts
     for start in range(0, carts, 50_000):
         ids = range(start + 1, min(carts, start + 50_000) + 1)
         with db.engine.begin() as connection:
-            connection.execute(insert(Cart.__table__), [
-                {"id": i, "customer_id": "cartowner", "status": "open" if i % 3 else "checked_out",
-                 "updated_at": now - step * i, "discount_percent": 0} for i in ids])
-            connection.execute(insert(CartItem.__table__), [
-                {"cart_id": i, "variant_sku": sku, "quantity": 1} for i in ids])
+            connection.execute(
+                insert(Cart.__table__),
+                [
+                    {
+                        "id": i,
+                        "customer_id": "cartowner",
+                        "status": "open" if i % 3 else "checked_out",
+                        "updated_at": now - step * i,
+                        "discount_percent": 0,
+                    }
+                    for i in ids
+                ],
+            )
+            connection.execute(
+                insert(CartItem.__table__), [{"cart_id": i, "variant_sku": sku, "quantity": 1} for i in ids]
+            )
     with db.engine.begin() as connection:
         connection.execute(text("ANALYZE"))
     timings = []
@@ -193,8 +254,11 @@ async def main() -> None:
     parser.add_argument("--rate", type=float, default=200.0, help="messages/s for the rate-limited run")
     parser.add_argument("--carts", type=int, default=1_000_000)
     parser.add_argument("--skip-campaign", action="store_true", help="only the rate-limited run and the cart scan")
-    parser.add_argument("--workers", default="1,2",
-                        help="OUTBOX_WORKERS values to run on PostgreSQL, comma-separated (SQLite always runs 1)")
+    parser.add_argument(
+        "--workers",
+        default="1,2",
+        help="OUTBOX_WORKERS values to run on PostgreSQL, comma-separated (SQLite always runs 1)",
+    )
     args = parser.parse_args()
     fake = await CountingTwilio().start()
     workers = [int(n) for n in args.workers.split(",")]
@@ -208,9 +272,11 @@ async def main() -> None:
         result = await run_campaign(url, fake, args.recipients, OUTBOX_WORKERS=str(dispatchers))
         top = await ceiling(fake, args.recipients)
         label = f"{name} x{dispatchers}"
-        print(f"  {label:13s} {result['rate']:8,.0f} msg/s ({result['seconds']:.1f} s), bare aiohttp client "
-              f"{top:8,.0f} req/s -> {result['rate'] / top:5.1%} of the ceiling; peak RSS {result['rss_mb']:.0f} MB; "
-              f"{result['unique']:,} distinct recipients of {result['received']:,} messages")
+        print(
+            f"  {label:13s} {result['rate']:8,.0f} msg/s ({result['seconds']:.1f} s), bare aiohttp client "
+            f"{top:8,.0f} req/s -> {result['rate'] / top:5.1%} of the ceiling; peak RSS {result['rss_mb']:.0f} MB; "
+            f"{result['unique']:,} distinct recipients of {result['received']:,} messages"
+        )
     if args.rate:
         n = int(args.rate * 10)
         runs = [("SQLite", f"sqlite:///{tempfile.mkdtemp()}/rate.db", 1)]
@@ -219,16 +285,21 @@ async def main() -> None:
             db = fresh_store(url)
             add_shoppers(db, n)
             db.close()
-            result = await run_campaign(url, fake, n, SEND_RATE_LIMITS=f"sms={args.rate:g}",
-                                        OUTBOX_WORKERS=str(dispatchers))
-            print(f"rate limit sms={args.rate:g}/s over {n:,} messages, {name} x{dispatchers}: sent at "
-                  f"{result['pace']:.1f}/s from the first to the last ({result['pace'] / args.rate - 1:+.1%}); "
-                  f"{result['rate']:.1f}/s counting from the schedule command (scheduler pick-up and queueing "
-                  f"included)")
+            result = await run_campaign(
+                url, fake, n, SEND_RATE_LIMITS=f"sms={args.rate:g}", OUTBOX_WORKERS=str(dispatchers)
+            )
+            print(
+                f"rate limit sms={args.rate:g}/s over {n:,} messages, {name} x{dispatchers}: sent at "
+                f"{result['pace']:.1f}/s from the first to the last ({result['pace'] / args.rate - 1:+.1%}); "
+                f"{result['rate']:.1f}/s counting from the schedule command (scheduler pick-up and queueing "
+                f"included)"
+            )
     if args.pg and args.carts:
         first, second, found = cart_scan(args.pg, args.carts)
-        print(f"abandoned-cart scan over {args.carts:,} carts (PostgreSQL): first-reminder query {first * 1000:.0f} ms, "
-              f"second-reminder query {second * 1000:.0f} ms ({found} due, at most 1,000 per scan)")
+        print(
+            f"abandoned-cart scan over {args.carts:,} carts (PostgreSQL): first-reminder query {first * 1000:.0f} ms, "
+            f"second-reminder query {second * 1000:.0f} ms ({found} due, at most 1,000 per scan)"
+        )
     await fake.close()
 
 

@@ -8,6 +8,7 @@ latency and turns/s beside the echo's.
 
     python bench/channels.py [--senders 64] [--seconds 10]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -83,12 +84,20 @@ async def main() -> None:
     port, echo_port = free_port(), free_port()
     base = f"http://127.0.0.1:{port}"
     env = {
-        **os.environ, "DATABASE_URL": f"sqlite:///{tmp / 'bench.db'}", "PORT": str(port), "HOST": "127.0.0.1",
-        "LOG_LEVEL": "WARNING", "PUBLIC_BASE_URL": base,
-        "TWILIO_ACCOUNT_SID": FakeTwilio.account_sid, "TWILIO_AUTH_TOKEN": FakeTwilio.auth_token,
-        "TWILIO_WHATSAPP_FROM": "whatsapp:+15550001111", "TWILIO_SMS_FROM": "+15550001111",
-        "TWILIO_API_BASE": twilio.url, "GRAPH_API_BASE": graph.url,
-        "MESSENGER_PAGE_ACCESS_TOKEN": FakeGraph.page_token, "MESSENGER_APP_SECRET": FakeGraph.app_secret,
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{tmp / 'bench.db'}",
+        "PORT": str(port),
+        "HOST": "127.0.0.1",
+        "LOG_LEVEL": "WARNING",
+        "PUBLIC_BASE_URL": base,
+        "TWILIO_ACCOUNT_SID": FakeTwilio.account_sid,
+        "TWILIO_AUTH_TOKEN": FakeTwilio.auth_token,
+        "TWILIO_WHATSAPP_FROM": "whatsapp:+15550001111",
+        "TWILIO_SMS_FROM": "+15550001111",
+        "TWILIO_API_BASE": twilio.url,
+        "GRAPH_API_BASE": graph.url,
+        "MESSENGER_PAGE_ACCESS_TOKEN": FakeGraph.page_token,
+        "MESSENGER_APP_SECRET": FakeGraph.app_secret,
         "MESSENGER_VERIFY_TOKEN": FakeGraph.verify_token,
         "SENDER_RATE_LIMIT": "0",  # each simulated sender writes far faster than a person
     }
@@ -105,8 +114,14 @@ async def main() -> None:
         async def no_headers(session, i):
             return {}
 
-        echo = await drive(f"http://127.0.0.1:{echo_port}/echo", lambda n, i: {"text": "hi"}, no_headers,
-                           args.senders, args.seconds, args.senders)
+        echo = await drive(
+            f"http://127.0.0.1:{echo_port}/echo",
+            lambda n, i: {"text": "hi"},
+            no_headers,
+            args.senders,
+            args.seconds,
+            args.senders,
+        )
         stop = time.monotonic() + args.seconds
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=args.senders)) as session:
 
@@ -114,14 +129,22 @@ async def main() -> None:
                 number = f"+1555{n:07d}"
                 form = twilio_form("whatsapp", number, "hi", sid="SM" + uuid4().hex)
                 body = encode_form(form)
-                headers = {"Content-Type": "application/x-www-form-urlencoded",
-                           "X-Twilio-Signature": twilio.sign(base + "/webhooks/twilio/whatsapp", form)}
+                headers = {
+                    "Content-Type": "application/x-www-form-urlencoded",
+                    "X-Twilio-Signature": twilio.sign(base + "/webhooks/twilio/whatsapp", form),
+                }
                 return "/webhooks/twilio/whatsapp", body, headers, "whatsapp:" + number
 
             async def messenger(n: int):
                 psid = f"9{n:015d}"
-                body = messenger_body({"sender": {"id": psid}, "recipient": {"id": "PAGE"}, "timestamp": 1,
-                                       "message": {"mid": "m_" + uuid4().hex, "text": "hi"}})
+                body = messenger_body(
+                    {
+                        "sender": {"id": psid},
+                        "recipient": {"id": "PAGE"},
+                        "timestamp": 1,
+                        "message": {"mid": "m_" + uuid4().hex, "text": "hi"},
+                    }
+                )
                 headers = {"Content-Type": "application/json", "X-Hub-Signature-256": graph.sign(body)}
                 return "/webhooks/messenger", body, headers, psid
 
@@ -153,12 +176,18 @@ async def main() -> None:
         await graph.close()
     end_to_end = summary(turns, elapsed)
     print(f"{args.senders} senders, {args.seconds:.0f} s per run")
-    print(f"bare aiohttp echo               {echo['turns_per_s']:8.0f}/s   p50 {echo['p50_ms']:6.1f} ms   p95 {echo['p95_ms']:6.1f} ms")
+    print(
+        f"bare aiohttp echo               {echo['turns_per_s']:8.0f}/s   p50 {echo['p50_ms']:6.1f} ms   p95 {echo['p95_ms']:6.1f} ms"
+    )
     for channel, values in acks.items():
         s = summary(values, elapsed)
-        print(f"webhook ack, {channel:10}         p50 {s['p50_ms']:6.1f} ms   p95 {s['p95_ms']:6.1f} ms  (target p95 < 20 ms)")
-    print(f"end to end (webhook -> fake)    {end_to_end['turns_per_s']:8.0f}/s   p50 {end_to_end['p50_ms']:6.1f} ms   "
-          f"p95 {end_to_end['p95_ms']:6.1f} ms")
+        print(
+            f"webhook ack, {channel:10}         p50 {s['p50_ms']:6.1f} ms   p95 {s['p95_ms']:6.1f} ms  (target p95 < 20 ms)"
+        )
+    print(
+        f"end to end (webhook -> fake)    {end_to_end['turns_per_s']:8.0f}/s   p50 {end_to_end['p50_ms']:6.1f} ms   "
+        f"p95 {end_to_end['p95_ms']:6.1f} ms"
+    )
     print(f"end-to-end turns / echo:        {end_to_end['turns_per_s'] / echo['turns_per_s']:.1%}")
 
 

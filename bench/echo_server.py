@@ -1,4 +1,5 @@
 """A bare aiohttp JSON echo handler: the yardstick the bot's turns are compared with."""
+
 from __future__ import annotations
 
 import sys

@@ -6,6 +6,7 @@ own encode rate in this process. Prints each figure and the ratios the targets a
 
     python bench/turns.py [--concurrency 32] [--seconds 10]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -118,9 +119,14 @@ async def main() -> None:
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-"))
     bot_port, echo_port = free_port(), free_port()
-    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp / 'bench.db'}", "PORT": str(bot_port),
-           "HOST": "127.0.0.1", "LOG_LEVEL": "WARNING",
-           "SENDER_RATE_LIMIT": "0"}  # each simulated shopper sends far faster than a person
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{tmp / 'bench.db'}",
+        "PORT": str(bot_port),
+        "HOST": "127.0.0.1",
+        "LOG_LEVEL": "WARNING",
+        "SENDER_RATE_LIMIT": "0",
+    }  # each simulated shopper sends far faster than a person
     procs = [
         subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env),
         subprocess.Popen([sys.executable, str(ROOT / "bench" / "echo_server.py"), str(echo_port)], cwd=ROOT),
@@ -139,12 +145,16 @@ async def main() -> None:
 
         c, s = args.concurrency, args.seconds
         echo = await drive(f"http://127.0.0.1:{echo_port}/echo", lambda n, i: {"text": "hi"}, no_headers, c, s, c)
-        button = await drive(f"{bot}/api/web/messages", lambda n, i: {"id": uuid4().hex, "text": "/view_cart"},
-                             web_session, c, s, c)
+        button = await drive(
+            f"{bot}/api/web/messages", lambda n, i: {"id": uuid4().hex, "text": "/view_cart"}, web_session, c, s, c
+        )
         free = await drive(
             f"{bot}/api/web/messages",
             lambda n, i: {"id": uuid4().hex, "text": FREE_TEXTS[(n + i) % len(FREE_TEXTS)]},
-            web_session, c, s, c,
+            web_session,
+            c,
+            s,
+            c,
         )
     finally:
         for proc in procs:

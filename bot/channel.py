@@ -1,6 +1,7 @@
 """The channel interface the core speaks to (channels/ implements it; channels/registry.py lists
 them), what each channel declares about itself (its profile), the errors a send can end in, and
 the bounded JSON reading every body from outside goes through."""
+
 from __future__ import annotations
 
 import json
@@ -84,8 +85,14 @@ class RawRequest:
 class SendError(Exception):
     """A send failed. `permanent` errors are recorded and never retried."""
 
-    def __init__(self, reason: str, code: str | None = None, permanent: bool = False,
-                 retry_after: float | None = None, parts_sent: int = 0):
+    def __init__(
+        self,
+        reason: str,
+        code: str | None = None,
+        permanent: bool = False,
+        retry_after: float | None = None,
+        parts_sent: int = 0,
+    ):
         super().__init__(reason)
         self.reason = reason
         self.code = code
@@ -174,6 +181,7 @@ class ChannelAdapter(Protocol):
 
     @property
     def name(self) -> str: ...
+
     profile: ClassVar[ChannelProfile]
     numbered_choices: ClassVar[bool]  # choices are sent as a numbered list and answered by number
     webhook_paths: ClassVar[tuple[str, ...]]  # POST; a `subscription_paths` tuple adds GET checks
@@ -183,14 +191,19 @@ class ChannelAdapter(Protocol):
     def acknowledge(self, req: RawRequest) -> Acknowledgement: ...
     def subscription(self, query: Mapping[str, str]) -> str | None:
         """The challenge to echo to a provider's GET subscription check, None to refuse it."""
+
     def deep_link(self, token: str, text: str, ref: str) -> str | None:
         """A one-tap link that opens a chat with the shop carrying a link token: as the raw
         `token`, as `text` typed for the shopper to send, or as a `ref` the provider sends back."""
+
     def keyword(self, text: str) -> str | None:
-        """"opt_out", "opt_in" or "help" when the whole message is a consent keyword here."""
-    async def send(self, to: ChannelAddress, msg: OutboundMessage, resume_from: int = 0,
-                   in_doubt: datetime | None = None) -> SendReceipt:
+        """ "opt_out", "opt_in" or "help" when the whole message is a consent keyword here."""
+
+    async def send(
+        self, to: ChannelAddress, msg: OutboundMessage, resume_from: int = 0, in_doubt: datetime | None = None
+    ) -> SendReceipt:
         """Send `msg`, skipping the first `resume_from` provider messages (sent by an earlier try).
         `in_doubt`: an earlier try, after this time, may have sent the next part unrecorded (it
         died mid-send); a channel whose provider can list sent messages checks before sending it again."""
+
     async def close(self) -> None: ...

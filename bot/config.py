@@ -1,4 +1,5 @@
 """Settings: every knob of the service, read once from the environment or a `.env` file."""
+
 from __future__ import annotations
 
 import re

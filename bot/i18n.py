@@ -9,6 +9,7 @@ translation falls back to English. Button *values* (command payloads, prompt cho
 come from here: only what is shown. Imports nothing of the project (settings validate with
 `bot/handoff/hours.py`, which uses it).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -63,9 +64,9 @@ TEXTS: dict[str, dict[str, str]] = {
     # --- small talk (main dialog)
     "greet": {
         EN: "Hi! I'm the Northwind Outfitters assistant. I can find products, check sizes and stock, "
-            "manage your cart and track your orders. What are you looking for?",
+        "manage your cart and track your orders. What are you looking for?",
         ZH: "您好！我是 Northwind Outfitters 的購物小幫手，可以幫您找商品、查詢尺寸和庫存、管理購物車，"
-            "以及追蹤訂單。請問您在找什麼呢？",
+        "以及追蹤訂單。請問您在找什麼呢？",
     },
     "thanks": {EN: "You're welcome! Anything else?", ZH: "不客氣！還有什麼需要幫忙的嗎？"},
     "goodbye": {
@@ -87,47 +88,48 @@ TEXTS: dict[str, dict[str, str]] = {
         ZH: "您正在與 Northwind Outfitters 的自動化購物小幫手對話；隨時都可以要求轉接真人客服。",
     },
     "timezone.set": {
-        EN: "Got it: you're on {zone} time, where it's {time} now. I'll keep reminders and offers to "
-            "daytime there.",
+        EN: "Got it: you're on {zone} time, where it's {time} now. I'll keep reminders and offers to daytime there.",
         ZH: "好的，已將您的時區設為 {zone}，當地現在是 {time}。提醒和優惠訊息只會在當地白天傳送。",
     },
     "consent.ask": {
         EN: "Would you like to get our offers and reminders in this chat? You can stop them at any time "
-            "by sending STOP.",
+        "by sending STOP.",
         ZH: "您想在這個對話中收到我們的優惠和提醒訊息嗎？隨時傳送 STOP 即可停止。",
     },
-    "consent.declined": {EN: "OK, no offers. Anything else I can help with?",
-                         ZH: "好的，不會傳送優惠訊息。還有什麼需要幫忙的嗎？"},
+    "consent.declined": {
+        EN: "OK, no offers. Anything else I can help with?",
+        ZH: "好的，不會傳送優惠訊息。還有什麼需要幫忙的嗎？",
+    },
     "greet.first_name": {
         EN: "Hi {name}! I'm the Northwind Outfitters assistant. I can find products, check sizes and stock, "
-            "manage your cart and track your orders. What are you looking for?",
+        "manage your cart and track your orders. What are you looking for?",
         ZH: "{name}您好！我是 Northwind Outfitters 的購物小幫手，可以幫您找商品、查詢尺寸和庫存、管理購物車，"
-            "以及追蹤訂單。請問您在找什麼呢？",
+        "以及追蹤訂單。請問您在找什麼呢？",
     },
     "greet.name": {
         EN: "Hi {name}, welcome back! I can find products, check sizes and stock, manage your cart and "
-            "track your orders. What are you looking for today?",
+        "track your orders. What are you looking for today?",
         ZH: "{name}您好，歡迎回來！我可以幫您找商品、查詢尺寸和庫存、管理購物車，以及追蹤訂單。今天想找什麼呢？",
     },
     "not_sold": {
         EN: "Sorry, we don't sell {item}. We have dresses, running shoes, socks, t-shirts, jeans, jackets, "
-            "hoodies, hats and bags.",
+        "hoodies, hats and bags.",
         ZH: "抱歉，我們沒有販售{item}。我們有洋裝、跑鞋、襪子、T恤、牛仔褲、外套、連帽上衣、帽子和包包。",
     },
     # --- human handoff
     "handoff.queued": {
         EN: "I'm passing you to a member of our team. They'll see our conversation so far, so there's no need "
-            "to repeat yourself. Someone will reply right here shortly.",
+        "to repeat yourself. Someone will reply right here shortly.",
         ZH: "我幫您轉接給我們的專人。對方會看到我們目前的對話內容，您不需要再說明一次，請稍候，專人很快就會在這裡回覆您。",
     },
     "handoff.offline": {
         EN: "Our team is offline right now. I've passed your request on, and someone will reply right here "
-            "from {opens}. There's no need to repeat yourself.",
+        "from {opens}. There's no need to repeat yourself.",
         ZH: "目前客服人員不在線上。我已經幫您轉達需求，專人會在{opens}起於這裡回覆您，您不需要再說明一次。",
     },
     "handoff.requeued": {
         EN: "Sorry for the wait. The next available member of our team will pick up your conversation; "
-            "they'll see everything you've written.",
+        "they'll see everything you've written.",
         ZH: "抱歉讓您久等了。下一位有空的專人會接手您的對話，並且會看到您先前的所有訊息。",
     },
     "handoff.resolved": {
@@ -198,7 +200,7 @@ TEXTS: dict[str, dict[str, str]] = {
     },
     "stock.waitlist_done_web": {
         EN: "Done! When it's back, the notice will be waiting in this chat on our website: open the chat "
-            "again to see it.",
+        "again to see it.",
         ZH: "好的！補貨時，通知會留在網站上的這個對話裡，再次打開對話就能看到。",
     },
     "stock.waitlist_phone_offer": {
@@ -217,7 +219,7 @@ TEXTS: dict[str, dict[str, str]] = {
     "search.product": {EN: "{name}: {description}", ZH: "{name}：{description}"},
     "search.nothing": {
         EN: "I couldn't find anything like that. We have dresses, running shoes, socks, t-shirts, "
-            "jeans, jackets, hoodies, hats and bags.",
+        "jeans, jackets, hoodies, hats and bags.",
         ZH: "找不到符合的商品。我們有洋裝、跑鞋、襪子、T恤、牛仔褲、外套、連帽上衣、帽子和包包。",
     },
     "search.items": {EN: "items", ZH: "商品"},
@@ -251,7 +253,7 @@ TEXTS: dict[str, dict[str, str]] = {
     },
     "add.only_left_ask": {
         EN: "Sorry, only {left} more of the {name} in {size}, {colour} can go in your cart (you asked for "
-            "{wanted}). Add {left}?",
+        "{wanted}). Add {left}?",
         ZH: "抱歉，{name}（{size}，{colour}）最多只能再加 {left} 件到購物車（您要 {wanted} 件）。要加入 {left} 件嗎？",
     },
     "add.too_many": {
@@ -329,25 +331,25 @@ TEXTS: dict[str, dict[str, str]] = {
     },
     "checkout.placed": {
         EN: "Order #{number} is placed: {total}. {shipping}It arrives by {date}. "
-            "Pay securely with the link below and we'll confirm here as soon as it's paid.",
+        "Pay securely with the link below and we'll confirm here as soon as it's paid.",
         ZH: "訂單 #{number} 已成立，金額 {total}。{shipping}預計 {date} 前送達。"
-            "請透過下方連結安全付款，付款完成後我們會在這裡通知您。",
+        "請透過下方連結安全付款，付款完成後我們會在這裡通知您。",
     },
     "checkout.pay_later": {
         EN: "Order #{number} is placed: {total}, and your items are held for you. Our payment service "
-            "isn't answering right now, so please try again in a minute: ask about order #{number} and "
-            "you'll get the link to pay.",
+        "isn't answering right now, so please try again in a minute: ask about order #{number} and "
+        "you'll get the link to pay.",
         ZH: "訂單 #{number} 已成立，金額 {total}，商品已為您保留。付款服務目前沒有回應，"
-            "請一分鐘後再試一次：詢問訂單 #{number}，就會收到付款連結。",
+        "請一分鐘後再試一次：詢問訂單 #{number}，就會收到付款連結。",
     },
     "order.pay_later": {
         EN: "Our payment service still isn't answering, sorry. Order #{number} is held for you: please try "
-            "again in a minute.",
+        "again in a minute.",
         ZH: "抱歉，付款服務仍然沒有回應。訂單 #{number} 已為您保留，請一分鐘後再試一次。",
     },
     "pay.failed": {
         EN: "Your payment for order #{number} didn't go through, and nothing was charged. You can try again "
-            "with the same pay link, with another card if you like.",
+        "with the same pay link, with another card if you like.",
         ZH: "訂單 #{number} 的付款沒有成功，沒有扣款。您可以用同一個付款連結再試一次，也可以換一張卡。",
     },
     "pay.done.title": {EN: "Thank you", ZH: "謝謝您"},
@@ -416,7 +418,7 @@ TEXTS: dict[str, dict[str, str]] = {
     "order.arrives": {EN: " It arrives by {date}.", ZH: "預計 {date} 前送達。"},
     "order.arrival.pending_payment": {
         EN: "Order #{number} is waiting for payment. Paid when it was placed, it would arrive by {date}; "
-            "we pack it once it's paid.",
+        "we pack it once it's paid.",
         ZH: "訂單 #{number} 等待付款中。下單當天付款的話，預計 {date} 前送達；付款後我們就會包裝出貨。",
     },
     "order.arrival.paid": {
@@ -429,7 +431,7 @@ TEXTS: dict[str, dict[str, str]] = {
     },
     "order.arrival.shipped_no_date": {
         EN: "Order #{number} is on its way with {carrier}, tracking number {tracking}: the link below shows "
-            "when it arrives.",
+        "when it arrives.",
         ZH: "訂單 #{number} 已由 {carrier} 配送中，追蹤編號 {tracking}：點下方連結可查看送達時間。",
     },
     "order.arrival.delivered": {EN: "Order #{number} was delivered already.", ZH: "訂單 #{number} 已經送達了。"},
@@ -473,7 +475,10 @@ TEXTS: dict[str, dict[str, str]] = {
     "cancel.not_possible": {EN: "Order #{number} can't be cancelled: {why}.", ZH: "訂單 #{number} 無法取消：{why}。"},
     "cancel.confirm": {EN: "Cancel order {title}?", ZH: "要取消訂單 {title} 嗎？"},
     "cancel.kept": {EN: "OK, order #{number} stays as it is.", ZH: "好的，訂單 #{number} 維持不變。"},
-    "cancel.too_late": {EN: "Sorry, order #{number} can no longer be cancelled.", ZH: "抱歉，訂單 #{number} 已經無法取消。"},
+    "cancel.too_late": {
+        EN: "Sorry, order #{number} can no longer be cancelled.",
+        ZH: "抱歉，訂單 #{number} 已經無法取消。",
+    },
     "cancel.done": {
         EN: "Order #{number} is cancelled. If you already paid, the refund reaches you in 3-5 business days.",
         ZH: "訂單 #{number} 已取消。如果您已付款，退款會在 3 到 5 個工作天內退回。",
@@ -491,25 +496,27 @@ TEXTS: dict[str, dict[str, str]] = {
     "return.too_late": {EN: "Sorry, that item can't be returned any more.", ZH: "抱歉，這項商品已經無法退貨。"},
     "return.opened": {
         EN: "Your return for the {name} is open. Reference: {reference}. "
-            "Pack the item with the reference inside; the refund follows within 5 days of it reaching us.",
+        "Pack the item with the reference inside; the refund follows within 5 days of it reaching us.",
         ZH: "{name}的退貨申請已成立。退貨編號：{reference}。請把寫有退貨編號的紙條放進包裹一起寄回；"
-            "我們收到商品後 5 天內會為您退款。",
+        "我們收到商品後 5 天內會為您退款。",
     },
     # --- account: other channels, privacy
     "channel.web": {EN: "Web chat", ZH: "網頁聊天"},
     "link.where": {EN: "Where would you like to continue?", ZH: "您想在哪裡繼續對話？"},
     "link.offer": {
         EN: "To continue on {name}, tap the link below and send the message it prepares, or send the code "
-            "{code} there, then say yes when you're asked to confirm. It works once, for {minutes} minutes; "
-            "don't share it with anyone. Your cart and this conversation come with you.",
+        "{code} there, then say yes when you're asked to confirm. It works once, for {minutes} minutes; "
+        "don't share it with anyone. Your cart and this conversation come with you.",
         ZH: "要在 {name} 繼續，請點下方連結並送出預先填好的訊息，或在 {name} 傳送代碼 {code}，"
-            "並在詢問是否連結時回答「是」。代碼只能使用一次，{minutes} 分鐘內有效，請勿提供給任何人。"
-            "您的購物車和這段對話都會一起帶過去。",
+        "並在詢問是否連結時回答「是」。代碼只能使用一次，{minutes} 分鐘內有效，請勿提供給任何人。"
+        "您的購物車和這段對話都會一起帶過去。",
     },
     "privacy.updates": {EN: "• Updates go to: {channel}", ZH: "• 通知會傳到：{channel}"},
     "prefer.button": {EN: "Send updates here", ZH: "通知傳到這裡"},
-    "prefer.done": {EN: "Done: order updates and messages from us will come to this chat.",
-                    ZH: "好的：訂單通知和我們的訊息之後都會傳到這個對話。"},
+    "prefer.done": {
+        EN: "Done: order updates and messages from us will come to this chat.",
+        ZH: "好的：訂單通知和我們的訊息之後都會傳到這個對話。",
+    },
     "privacy.header": {EN: "Here is what we keep about you:", ZH: "以下是我們保存的您的資料："},
     "privacy.chats": {EN: "• Chats: {channels}", ZH: "• 對話管道：{channels}"},
     "privacy.language": {EN: "• Language: {language}", ZH: "• 語言：{language}"},
@@ -529,9 +536,9 @@ TEXTS: dict[str, dict[str, str]] = {
     "privacy.language.zh-TW": {EN: "zh-TW", ZH: "繁體中文"},
     "privacy.confirm": {
         EN: "This deletes your chats, cart, saved address and contact details. Orders stay in our records "
-            "without your personal details. Delete everything?",
+        "without your personal details. Delete everything?",
         ZH: "這會刪除您的對話、購物車、儲存的地址和聯絡資料。訂單會留在我們的紀錄中，但不含您的個人資料。"
-            "確定要全部刪除嗎？",
+        "確定要全部刪除嗎？",
     },
     "privacy.kept": {EN: "OK, nothing was deleted.", ZH: "好的，沒有刪除任何資料。"},
     "privacy.erased": {
@@ -547,7 +554,7 @@ TEXTS: dict[str, dict[str, str]] = {
     },
     "rate_limited": {
         EN: "You're sending messages faster than I can read them. Please wait a moment, then send me "
-            "your latest message again.",
+        "your latest message again.",
         ZH: "您傳訊息的速度比我讀得還快。請稍候片刻，再把最新的訊息傳一次給我。",
     },
     # --- linking two chats (bot/conversation/linking.py)
@@ -565,7 +572,7 @@ TEXTS: dict[str, dict[str, str]] = {
     },
     "link.blocked": {
         EN: "That code no longer works: it was tried too often where it does not belong. "
-            "Ask for a new one in the chat you came from.",
+        "Ask for a new one in the chat you came from.",
         ZH: "這個代碼在其他地方被嘗試太多次，已經失效。請在原本的對話中重新索取。",
     },
     "link.rate_limited": {
@@ -574,9 +581,9 @@ TEXTS: dict[str, dict[str, str]] = {
     },
     "link.confirm": {
         EN: "Link this chat with {other} that asked for a link at {time}? It will share your cart, "
-            "orders and saved address. Only say yes if you asked for this yourself.",
+        "orders and saved address. Only say yes if you asked for this yourself.",
         ZH: "要把這個對話和{other}連結嗎？那邊在 {time} 索取了連結。連結後會共用購物車、訂單和儲存的地址。"
-            "只有在是您本人要求的情況下才回答「是」。",
+        "只有在是您本人要求的情況下才回答「是」。",
     },
     "link.declined": {
         EN: "OK, nothing was linked. If someone else sent you that link or code, you can ignore it.",
@@ -588,7 +595,7 @@ TEXTS: dict[str, dict[str, str]] = {
     },
     "link.linked": {
         EN: "You're linked: this chat carries on from {where}. {cart}"
-            "Say “checkout” to finish your order, or ask me anything.",
+        "Say “checkout” to finish your order, or ask me anything.",
         ZH: "已連結：這裡接續您在{where}的對話。{cart}輸入「結帳」即可完成訂單，或隨時問我任何問題。",
     },
     "link.linked_resume": {
@@ -626,7 +633,7 @@ TEXTS: dict[str, dict[str, str]] = {
     },
     "reminder.cart2": {
         EN: "Your cart is still waiting: {items}. Here's {percent}% off with code {code} — it is "
-            "applied when you check out.",
+        "applied when you check out.",
         ZH: "您的購物車還在等您：{items}。使用優惠碼 {code} 享 {percent}% 折扣，結帳時自動套用。",
     },
     "reminder.checkout": {EN: "Check out", ZH: "結帳"},
@@ -636,27 +643,45 @@ TEXTS: dict[str, dict[str, str]] = {
     },
     # --- the shipping notice (integrations/shipments.py)
     "shipment.shipped": {
-        EN: "Good news: order #{number} has shipped with {carrier}, tracking number {tracking}. "
-            "It arrives by {date}.",
+        EN: "Good news: order #{number} has shipped with {carrier}, tracking number {tracking}. It arrives by {date}.",
         ZH: "好消息：訂單 #{number} 已由 {carrier} 出貨，追蹤編號 {tracking}，預計 {date} 前送達。",
     },
 }
 TEXTS.update({f"menu.{intent}": labels for intent, labels in MENU_LABELS.items()})
 
 COLOURS_ZH = {
-    "black": "黑色", "white": "白色", "blue": "藍色", "navy": "海軍藍", "grey": "灰色", "gray": "灰色",
-    "green": "綠色", "beige": "米色", "pink": "粉紅色", "red": "紅色", "brown": "棕色", "yellow": "黃色",
-    "purple": "紫色", "orange": "橘色",
+    "black": "黑色",
+    "white": "白色",
+    "blue": "藍色",
+    "navy": "海軍藍",
+    "grey": "灰色",
+    "gray": "灰色",
+    "green": "綠色",
+    "beige": "米色",
+    "pink": "粉紅色",
+    "red": "紅色",
+    "brown": "棕色",
+    "yellow": "黃色",
+    "purple": "紫色",
+    "orange": "橘色",
 }
 CATEGORIES_ZH = {
-    "dresses": "洋裝", "shoes": "鞋款", "socks": "襪子", "t-shirts": "T恤", "jeans": "牛仔褲",
-    "jackets": "外套", "hoodies": "連帽上衣", "hats": "帽子", "bags": "包包",
+    "dresses": "洋裝",
+    "shoes": "鞋款",
+    "socks": "襪子",
+    "t-shirts": "T恤",
+    "jeans": "牛仔褲",
+    "jackets": "外套",
+    "hoodies": "連帽上衣",
+    "hats": "帽子",
+    "bags": "包包",
 }
 
 # What a shopper may answer to a yes/no question in Chinese (punctuation stripped first).
-YES_ZH = frozenset({"是", "是的", "對", "對的", "好", "好的", "好啊", "要", "要的", "可以", "確定", "沒問題", "當然", "嗯"})
+YES_ZH = frozenset(
+    {"是", "是的", "對", "對的", "好", "好的", "好啊", "要", "要的", "可以", "確定", "沒問題", "當然", "嗯"}
+)
 NO_ZH = frozenset({"否", "不", "不是", "不要", "不用", "不用了", "不了", "算了", "先不要", "不必", "不好"})
-
 
 
 # How a delivery date and a day of the week read (Babel date patterns).
@@ -732,7 +757,7 @@ def size_in(language: str, size: str | None) -> str:
 
 
 def join_in(language: str, items: Sequence[str]) -> str:
-    """"a, b and c" in English, "a、b和c" in Chinese."""
+    """ "a, b and c" in English, "a、b和c" in Chinese."""
     items = list(items)
     if len(items) <= 1:
         return "".join(items)

@@ -4,6 +4,7 @@ Dialogs build replies only with the helpers here (`reply`, `choices`, `product_c
 they place everything in standard Activity fields, and `to_outbound` turns such an Activity into
 the one `OutboundMessage` a channel renders.
 """
+
 from __future__ import annotations
 
 import re
@@ -275,8 +276,7 @@ def to_outbound(activity: Activity) -> OutboundMessage:
                     image_url=_field(images[0], "url") if images else None,
                     url=_field(tap, "value") if tap else None,
                     buttons=tuple(
-                        Choice(str(_field(b, "title")), str(_field(b, "value")))
-                        for b in _field(hero, "buttons") or ()
+                        Choice(str(_field(b, "title")), str(_field(b, "value"))) for b in _field(hero, "buttons") or ()
                     ),
                 )
             )

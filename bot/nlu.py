@@ -1,5 +1,6 @@
 """Intent and entity recognition: the bundled sentence-transformers model over example utterances
 a retailer edits, plus rules for entities; concurrent requests share one batched encode."""
+
 from __future__ import annotations
 
 import asyncio
@@ -24,17 +25,42 @@ from bot.nlu_cache import FitCache
 R = TypeVar("R")
 
 INTENTS = (
-    "greet", "goodbye", "thanks", "affirm", "deny", "product_search", "check_stock", "recommend",
-    "add_to_cart", "view_cart", "remove_from_cart", "checkout", "order_status", "cancel_order",
-    "return_item", "faq", "human_agent", "opt_out", "opt_in", "link_account", "privacy_info", "forget_me",
-    "change_quantity", "restart", "apply_discount",
+    "greet",
+    "goodbye",
+    "thanks",
+    "affirm",
+    "deny",
+    "product_search",
+    "check_stock",
+    "recommend",
+    "add_to_cart",
+    "view_cart",
+    "remove_from_cart",
+    "checkout",
+    "order_status",
+    "cancel_order",
+    "return_item",
+    "faq",
+    "human_agent",
+    "opt_out",
+    "opt_in",
+    "link_account",
+    "privacy_info",
+    "forget_me",
+    "change_quantity",
+    "restart",
+    "apply_discount",
 )
 FALLBACK = "fallback"
 DATA_DIR = Path(__file__).parent / "nlu_data"
 MAX_MODEL_CHARS = 512
 # How the classifiers are fitted; part of the fit cache's key, so a change here refits.
 FIT_SETTINGS: dict[str, Any] = {
-    "meaning_c": 20, "spelling_c": 30, "max_iter": 3000, "spelling_ngrams": (1, 3), "faq_ngrams": (1, 2),
+    "meaning_c": 20,
+    "spelling_c": 30,
+    "max_iter": 3000,
+    "spelling_ngrams": (1, 3),
+    "faq_ngrams": (1, 2),
 }
 log = logging.getLogger(__name__)
 
@@ -55,32 +81,81 @@ KEYWORDS: dict[str, str] = {
 }
 
 SIZE_WORDS = {
-    "extra small": "XS", "x-small": "XS", "xsmall": "XS", "small": "S", "medium": "M",
-    "large": "L", "extra large": "XL", "x-large": "XL", "xlarge": "XL",
+    "extra small": "XS",
+    "x-small": "XS",
+    "xsmall": "XS",
+    "small": "S",
+    "medium": "M",
+    "large": "L",
+    "extra large": "XL",
+    "x-large": "XL",
+    "xlarge": "XL",
 }
 COLOUR_SYNONYMS = {"gray": "grey", "tan": "beige", "cream": "beige", "khaki": "beige"}
 NUMBER_WORDS = {
-    "a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6,
-    "seven": 7, "eight": 8, "nine": 9, "ten": 10, "a couple of": 2, "a pair of": 1, "pair of": 1,
+    "a": 1,
+    "an": 1,
+    "one": 1,
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "seven": 7,
+    "eight": 8,
+    "nine": 9,
+    "ten": 10,
+    "a couple of": 2,
+    "a pair of": 1,
+    "pair of": 1,
 }
 CATEGORY_WORDS = {
-    "dress": "dresses", "dresses": "dresses", "gown": "dresses",
-    "shoe": "shoes", "shoes": "shoes", "runner": "shoes", "runners": "shoes", "sneaker": "shoes",
-    "sneakers": "shoes", "trainers": "shoes", "trainer": "shoes",
-    "sock": "socks", "socks": "socks",
-    "tshirt": "t-shirts", "t-shirt": "t-shirts", "t-shirts": "t-shirts", "tee": "t-shirts", "tees": "t-shirts",
-    "jeans": "jeans", "denim": "jeans",
-    "jacket": "jackets", "jackets": "jackets", "coat": "jackets",
-    "hoodie": "hoodies", "hoodies": "hoodies", "sweatshirt": "hoodies",
-    "hat": "hats", "hats": "hats", "cap": "hats", "beanie": "hats",
-    "bag": "bags", "bags": "bags", "backpack": "bags", "tote": "bags",
+    "dress": "dresses",
+    "dresses": "dresses",
+    "gown": "dresses",
+    "shoe": "shoes",
+    "shoes": "shoes",
+    "runner": "shoes",
+    "runners": "shoes",
+    "sneaker": "shoes",
+    "sneakers": "shoes",
+    "trainers": "shoes",
+    "trainer": "shoes",
+    "sock": "socks",
+    "socks": "socks",
+    "tshirt": "t-shirts",
+    "t-shirt": "t-shirts",
+    "t-shirts": "t-shirts",
+    "tee": "t-shirts",
+    "tees": "t-shirts",
+    "jeans": "jeans",
+    "denim": "jeans",
+    "jacket": "jackets",
+    "jackets": "jackets",
+    "coat": "jackets",
+    "hoodie": "hoodies",
+    "hoodies": "hoodies",
+    "sweatshirt": "hoodies",
+    "hat": "hats",
+    "hats": "hats",
+    "cap": "hats",
+    "beanie": "hats",
+    "bag": "bags",
+    "bags": "bags",
+    "backpack": "bags",
+    "tote": "bags",
 }
 # "apply code COMEBACK10", "my promo code is vip20", "使用優惠碼 WELCOME5": the word that follows.
 DISCOUNT_RE = re.compile(
     r"(?:\b(?:code|coupon|voucher|promo)\b(?:\s+code\b)?|優惠碼|折扣碼|優惠代碼|折價券|優惠券)\s*(?:is\b|是|:|：|=)?\s*"
-    r"([A-Za-z0-9][A-Za-z0-9_-]{2,31})(?![A-Za-z0-9_-])", re.I)
+    r"([A-Za-z0-9][A-Za-z0-9_-]{2,31})(?![A-Za-z0-9_-])",
+    re.I,
+)
 EMAIL_RE = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
-ORDER_RE = re.compile(r"(?:#\s*|\border\s*(?:number|no\.?|num|#)?\s*|訂單\s*(?:編號|號碼)?\s*)(\d{3,8})(?!\d)|(?<![\d.])(\d{4,8})(?![\d.])", re.I)
+ORDER_RE = re.compile(
+    r"(?:#\s*|\border\s*(?:number|no\.?|num|#)?\s*|訂單\s*(?:編號|號碼)?\s*)(\d{3,8})(?!\d)|(?<![\d.])(\d{4,8})(?![\d.])",
+    re.I,
+)
 SIZE_RE = re.compile(
     r"\bsize\s*(\d{1,2}(?:\.5)?|(?<=\s)(?:xxl|xl|xs|s|m|l))\b|\b(?:in|an?)\s+(\d{1,2}(?:\.5)?|xxl|xl|xs|s|m|l)\b(?!\s*(?:pairs?|items?|of)\b)",
     re.I,
@@ -88,50 +163,168 @@ SIZE_RE = re.compile(
 # Traditional Chinese: "9號" (size 9), "中號" (M), "黑色" (black), "兩件" (two pieces).
 ZH_SIZE_WORDS = {"特小號": "XS", "加大號": "XL", "特大號": "XL", "小號": "S", "中號": "M", "大號": "L"}
 ZH_SIZE_RE = re.compile(r"(\d{1,2}(?:\.5)?)\s*號|尺寸\s*(\d{1,2}|xs|s|m|l|xl)", re.I)
-ZH_COLOURS = {"黑": "black", "白": "white", "紅": "red", "藍": "blue", "綠": "green", "灰": "grey", "米": "beige",
-              "粉": "pink", "海軍藍": "navy", "深藍": "navy", "卡其": "beige"}
+ZH_COLOURS = {
+    "黑": "black",
+    "白": "white",
+    "紅": "red",
+    "藍": "blue",
+    "綠": "green",
+    "灰": "grey",
+    "米": "beige",
+    "粉": "pink",
+    "海軍藍": "navy",
+    "深藍": "navy",
+    "卡其": "beige",
+}
 ZH_DIGITS = {"一": 1, "兩": 2, "二": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9, "十": 10}
 ZH_QUANTITY_RE = re.compile(r"(\d{1,2}|[一兩二三四五六七八九十])\s*(?:件|雙|個|條|頂|份|套)")
-ZH_CATEGORY_WORDS = {"洋裝": "dresses", "連身裙": "dresses", "跑鞋": "shoes", "鞋": "shoes", "襪": "socks",
-                     "t恤": "t-shirts", "上衣": "t-shirts", "牛仔褲": "jeans", "外套": "jackets", "夾克": "jackets",
-                     "帽t": "hoodies", "連帽": "hoodies", "帽": "hats", "包": "bags", "背包": "bags"}
+ZH_CATEGORY_WORDS = {
+    "洋裝": "dresses",
+    "連身裙": "dresses",
+    "跑鞋": "shoes",
+    "鞋": "shoes",
+    "襪": "socks",
+    "t恤": "t-shirts",
+    "上衣": "t-shirts",
+    "牛仔褲": "jeans",
+    "外套": "jackets",
+    "夾克": "jackets",
+    "帽t": "hoodies",
+    "連帽": "hoodies",
+    "帽": "hats",
+    "包": "bags",
+    "背包": "bags",
+}
 MAX_QUANTITY = 999
 # Questions in one message: split at question marks, and at "and" before a new question.
 QUESTION_SPLIT_RE = re.compile(
     r"[?？;；。]+|,?\s+(?:and|also|plus)\s+(?=(?:can|do|does|is|are|will|how|what|when|where|which|could|would)\b)",
-    re.I)
+    re.I,
+)
 FAQ_CLAUSE_SIMILARITY = 0.55  # a clause the classifiers do not see as a question must match an FAQ this well
 ZH_FAQ_SIMILARITY = 0.2  # cosine of character n-grams: lower than of meanings for the same closeness
 # "change quantity to 2", "make it 3", "set it to 4", "I'll take 2 instead", "just 1"
 CHANGE_TO_RE = re.compile(
     r"\b(?:make (?:it|that|them)|change (?:it |that |the quantity |quantity |the amount )?to|"
     r"set (?:it |that |the quantity |quantity )?to|(?:quantity|qty|amount) (?:to |of )?|just|only)\s*(\d{1,3})\b"
-    r"|\b(\d{1,3})\s+instead\b")
+    r"|\b(\d{1,3})\s+instead\b"
+)
 ZH_CHANGE_RE = re.compile(r"(?:改成|改為|換成|只要|數量改?成?)\s*(\d{1,3}|[一兩二三四五六七八九十])")
-ORDINALS = {"first": 1, "1st": 1, "second": 2, "2nd": 2, "third": 3, "3rd": 3, "fourth": 4, "4th": 4,
-            "fifth": 5, "5th": 5, "last": -1}
+ORDINALS = {
+    "first": 1,
+    "1st": 1,
+    "second": 2,
+    "2nd": 2,
+    "third": 3,
+    "3rd": 3,
+    "fourth": 4,
+    "4th": 4,
+    "fifth": 5,
+    "5th": 5,
+    "last": -1,
+}
 ORDINAL_RE = re.compile(
     r"\b(first|second|third|fourth|fifth|last|1st|2nd|3rd|4th|5th)\b(?!\s+(?:time|order|class)\b)"
-    r"|\b(?:number|option|item|no\.?)\s*([1-9])\b")
+    r"|\b(?:number|option|item|no\.?)\s*([1-9])\b"
+)
 ZH_ORDINAL_RE = re.compile(r"第\s*([一二兩三四五1-5])\s*(?:個|件|雙|款|項|頂|條|組|個)?|最後一(?:個|件|雙|款|項)()")
-DEICTIC_RE = re.compile(r"\b(?:this|that|these|those)\b(?!\s+(?:is|was|are|were|will|would|much|many)\b)"
-                        r"|\b(?:it|them|one)\b(?=\s+(?:in|size|with)\b)|\b(?:add|get|buy|take) (?:it|them|one)\b")
+DEICTIC_RE = re.compile(
+    r"\b(?:this|that|these|those)\b(?!\s+(?:is|was|are|were|will|would|much|many)\b)"
+    r"|\b(?:it|them|one)\b(?=\s+(?:in|size|with)\b)|\b(?:add|get|buy|take) (?:it|them|one)\b"
+)
 ZH_DEICTIC_RE = re.compile(r"[這那](?:件|雙|個|款|頂|條|組|只|套)|它")
 ARTICLES = {"a", "an", "the", "any", "some", "your", "you", "guys", "u"}
 NAME_FILLER = {"a", "an", "the", "of", "in", "and", "with", "for", "my", "to", "3-pack", "pack", "s"}
 # Words of shop talk that an item question may use without naming a product ("do you have free shipping?").
-SHOP_WORDS = {"size", "sizes", "stock", "colour", "colours", "color", "colors", "shipping", "delivery", "sale",
-              "sales", "deal", "deals", "discount", "discounts", "offers", "offer", "coupon", "coupons", "code",
-              "codes", "gift", "card", "cards", "voucher", "vouchers", "returns", "refund", "refunds", "it", "them",
-              "this", "that", "these", "those", "one", "ones", "anything", "something", "stuff", "clothes",
-              "clothing", "apparel", "shop", "store", "stores", "hours", "option", "options", "payment", "paypal",
-              "more", "other", "new", "arrivals", "items", "products", "kids", "men", "women", "mens", "womens"}
-ZH_SHOP_WORDS = ("尺寸", "庫存", "現貨", "運費", "免運", "優惠", "折扣", "禮物卡", "禮券", "退貨", "退款", "門市",
-                 "這", "那", "它", "衣服", "商品", "東西")
+SHOP_WORDS = {
+    "size",
+    "sizes",
+    "stock",
+    "colour",
+    "colours",
+    "color",
+    "colors",
+    "shipping",
+    "delivery",
+    "sale",
+    "sales",
+    "deal",
+    "deals",
+    "discount",
+    "discounts",
+    "offers",
+    "offer",
+    "coupon",
+    "coupons",
+    "code",
+    "codes",
+    "gift",
+    "card",
+    "cards",
+    "voucher",
+    "vouchers",
+    "returns",
+    "refund",
+    "refunds",
+    "it",
+    "them",
+    "this",
+    "that",
+    "these",
+    "those",
+    "one",
+    "ones",
+    "anything",
+    "something",
+    "stuff",
+    "clothes",
+    "clothing",
+    "apparel",
+    "shop",
+    "store",
+    "stores",
+    "hours",
+    "option",
+    "options",
+    "payment",
+    "paypal",
+    "more",
+    "other",
+    "new",
+    "arrivals",
+    "items",
+    "products",
+    "kids",
+    "men",
+    "women",
+    "mens",
+    "womens",
+}
+ZH_SHOP_WORDS = (
+    "尺寸",
+    "庫存",
+    "現貨",
+    "運費",
+    "免運",
+    "優惠",
+    "折扣",
+    "禮物卡",
+    "禮券",
+    "退貨",
+    "退款",
+    "門市",
+    "這",
+    "那",
+    "它",
+    "衣服",
+    "商品",
+    "東西",
+)
 SELL_RE = re.compile(
     r"\b(?:do|does|did|don't|can|could) (?:you|u|ya|your (?:shop|store))(?: guys)? "
     r"(?:sell|have|carry|stock|offer|make|got)\s+(.+)$"
-    r"|\b(?:i'?m|i am) looking for (?:an? |some )(.+)$")
+    r"|\b(?:i'?m|i am) looking for (?:an? |some )(.+)$"
+)
 ZH_SELL_RE = re.compile(r"(?:有沒有賣|有賣|有在賣|賣不賣|是否有賣)(.+?)(?:嗎|呢|\?|？|$)")
 INVISIBLE_RE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")
 CJK_RE = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
@@ -166,8 +359,9 @@ class Entities:
     discount_code: str | None = None  # upper case
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()
-                if v is not None and v != ()}
+        return {
+            k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items() if v is not None and v != ()
+        }
 
 
 @dataclass(frozen=True)
@@ -190,7 +384,7 @@ class Intent:
 def normalise(text: str) -> str:
     """NFKC, drop zero-width and direction marks, collapse spaces, cap the length."""
     text = INVISIBLE_RE.sub("", unicodedata.normalize("NFKC", text or ""))
-    return " ".join(text.split())[:MAX_MODEL_CHARS * 4]
+    return " ".join(text.split())[: MAX_MODEL_CHARS * 4]
 
 
 def detect_language(text: str) -> str:
@@ -233,8 +427,9 @@ class EntityExtractor:
         self._tokens = {sku: [(w, w not in generic and len(w) >= 4) for w in words] for sku, words in tokens.items()}
         self._zh_cores = {t.sku: core for t in catalog if (core := _zh_core(t.name_zh or ""))}
         tags = {w for t in catalog for tag in t.tags for w in _words(tag.lower())}
-        self._vocabulary = (set(CATEGORY_WORDS) | tags | set(counts) | self._colours | SHOP_WORDS
-                            | {w for w in (known_words or ())})
+        self._vocabulary = (
+            set(CATEGORY_WORDS) | tags | set(counts) | self._colours | SHOP_WORDS | {w for w in (known_words or ())}
+        )
 
     def extract(self, text: str) -> Entities:
         low = text.lower()
@@ -268,9 +463,19 @@ class EntityExtractor:
         if product is not None and category is None:
             category = self._by_sku[product].category
         unknown = None if (product or category) else self._unknown_item(low, cjk)
-        return Entities(size, colour, quantity, product, category, order_number, email,
-                        ordinal=ordinal, deictic=deictic or None, unknown_item=unknown,
-                        discount_code=discount_code(text))
+        return Entities(
+            size,
+            colour,
+            quantity,
+            product,
+            category,
+            order_number,
+            email,
+            ordinal=ordinal,
+            deictic=deictic or None,
+            unknown_item=unknown,
+            discount_code=discount_code(text),
+        )
 
     @staticmethod
     def _chinese(low: str, size, colour, quantity, category):
@@ -280,15 +485,22 @@ class EntityExtractor:
             else:
                 size = next((code for word, code in ZH_SIZE_WORDS.items() if word in low), None)
         if colour is None:
-            colour = next((c for word, c in sorted(ZH_COLOURS.items(), key=lambda kv: -len(kv[0]))
-                           if word + "色" in low or (len(word) > 1 and word in low)), None)
+            colour = next(
+                (
+                    c
+                    for word, c in sorted(ZH_COLOURS.items(), key=lambda kv: -len(kv[0]))
+                    if word + "色" in low or (len(word) > 1 and word in low)
+                ),
+                None,
+            )
         if quantity is None and (m := ZH_QUANTITY_RE.search(low)):
             quantity = int(m.group(1)) if m.group(1).isdigit() else ZH_DIGITS[m.group(1)]
         if quantity is None and (m := ZH_CHANGE_RE.search(low)):
             quantity = int(m.group(1)) if m.group(1).isdigit() else ZH_DIGITS[m.group(1)]
         if category is None:
-            category = next((c for word, c in sorted(ZH_CATEGORY_WORDS.items(), key=lambda kv: -len(kv[0]))
-                             if word in low), None)
+            category = next(
+                (c for word, c in sorted(ZH_CATEGORY_WORDS.items(), key=lambda kv: -len(kv[0])) if word in low), None
+            )
         return size, colour, quantity, category
 
     @staticmethod
@@ -340,7 +552,9 @@ class EntityExtractor:
         for sku, core in self._zh_cores.items():
             if category is not None and self._by_sku[sku].category != category:
                 continue
-            match = SequenceMatcher(None, core, compact, autojunk=False).find_longest_match(0, len(core), 0, len(compact))
+            match = SequenceMatcher(None, core, compact, autojunk=False).find_longest_match(
+                0, len(core), 0, len(compact)
+            )
             if match.size >= 2 and match.size * 2 >= len(core):
                 found.append((match.size / len(core), match.size, sku))
         if not found:
@@ -359,8 +573,12 @@ class EntityExtractor:
         if not item or len(item) > 40:
             return None
         if cjk:
-            known = (any(w in item for w in ZH_CATEGORY_WORDS) or any(w in item for w in ZH_COLOURS)
-                     or any(w in item for w in ZH_SHOP_WORDS) or self._chinese_product(item, None) is not None)
+            known = (
+                any(w in item for w in ZH_CATEGORY_WORDS)
+                or any(w in item for w in ZH_COLOURS)
+                or any(w in item for w in ZH_SHOP_WORDS)
+                or self._chinese_product(item, None) is not None
+            )
             return None if known else item
         words = [w for w in _words(item) if w not in NAME_FILLER and w not in ARTICLES]
         if not words or len(words) > 4:
@@ -379,8 +597,7 @@ def _same_word(name_word: str, said: str) -> bool:
     if name_word == said or name_word + "s" == said or name_word + "es" == said:
         return True
     # A slip keeps the first letter and most of the word; short words are too alike ("sell", "shell").
-    return (len(name_word) >= 5 and len(said) >= 5 and name_word[0] == said[0]
-            and fuzz.ratio(name_word, said) >= 85)
+    return len(name_word) >= 5 and len(said) >= 5 and name_word[0] == said[0] and fuzz.ratio(name_word, said) >= 85
 
 
 def _zh_core(name_zh: str) -> str:
@@ -399,7 +616,7 @@ def _reference(low: str) -> tuple[int | None, bool, str]:
     if m := ORDINAL_RE.search(low):
         word = m.group(1) or m.group(2)
         ordinal = ORDINALS.get(word) or (int(word) if word.isdigit() else None)
-        spoken = m.group(0) + (" one" if low[m.end():].startswith(" one") else "")
+        spoken = m.group(0) + (" one" if low[m.end() :].startswith(" one") else "")
     elif m := ZH_ORDINAL_RE.search(low):
         digit = m.group(1)
         ordinal = -1 if digit is None else (int(digit) if digit.isdigit() else ZH_DIGITS.get(digit))
@@ -568,7 +785,8 @@ class Recognizer:
         log.info("fitting the recogniser", extra={"examples": len(texts)})
         matrix = self.encode_now(texts)
         by_meaning = LogisticRegression(C=FIT_SETTINGS["meaning_c"], max_iter=FIT_SETTINGS["max_iter"]).fit(
-            matrix, labels)
+            matrix, labels
+        )
         by_spelling = make_pipeline(
             TfidfVectorizer(analyzer="char_wb", ngram_range=FIT_SETTINGS["spelling_ngrams"], sublinear_tf=True),
             LogisticRegression(C=FIT_SETTINGS["spelling_c"], max_iter=FIT_SETTINGS["max_iter"]),
@@ -590,6 +808,7 @@ class Recognizer:
                 texts.append(normalise(text).lower())
         self._faq_keys = keys
         if texts:
+
             def fit() -> tuple[np.ndarray, Any, Any]:
                 spelling = TfidfVectorizer(analyzer="char", ngram_range=FIT_SETTINGS["faq_ngrams"], sublinear_tf=True)
                 return self.encode_now(texts), spelling, spelling.fit_transform(texts)
@@ -602,7 +821,10 @@ class Recognizer:
 
     def encode_now(self, texts: list[str]) -> np.ndarray:
         return self.model.encode(
-            texts, batch_size=self._max_batch, normalize_embeddings=True, convert_to_numpy=True,
+            texts,
+            batch_size=self._max_batch,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
             show_progress_bar=False,
         )
 

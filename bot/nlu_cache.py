@@ -8,6 +8,7 @@ cannot be read is refitted with a warning. Files are written to a temporary name
 a reader never sees half a file. They are pickles (joblib) this app wrote itself; do not put files
 from elsewhere in the directory, as loading a pickle can run code.
 """
+
 from __future__ import annotations
 
 import hashlib

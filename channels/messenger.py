@@ -1,4 +1,5 @@
 """Facebook Messenger: webhook verification and parsing, rendering and the Send API (aiohttp)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -44,11 +45,14 @@ THREAD_LOOKBACK = 20
 CLOCK_SKEW = timedelta(minutes=1)
 # A person's reply after the 24 h window carries HUMAN_AGENT (allowed up to 7 days; the shop
 # decides which kind applies, see bot/handoff.py).
-MESSAGING_TYPE = {"reply": ("RESPONSE", None), "update": ("UPDATE", None),
-                  "post_purchase": ("MESSAGE_TAG", "POST_PURCHASE_UPDATE"),
-                  # Promotions may only go inside the 24-hour window; the policy gate sees to that.
-                  "marketing": ("UPDATE", None),
-                  "human_agent": ("MESSAGE_TAG", "HUMAN_AGENT")}
+MESSAGING_TYPE = {
+    "reply": ("RESPONSE", None),
+    "update": ("UPDATE", None),
+    "post_purchase": ("MESSAGE_TAG", "POST_PURCHASE_UPDATE"),
+    # Promotions may only go inside the 24-hour window; the policy gate sees to that.
+    "marketing": ("UPDATE", None),
+    "human_agent": ("MESSAGE_TAG", "HUMAN_AGENT"),
+}
 
 
 PATH = "/webhooks/messenger"
@@ -57,14 +61,19 @@ PATH = "/webhooks/messenger"
 # order the shopper placed. Recurring notifications (marketing outside the window) were retired
 # on 10 February 2026 (PLATFORMS.md sections 7 and 9).
 PROFILE = ChannelProfile(
-    "messenger", pushable=True, window=timedelta(hours=24), agent_window=timedelta(days=7),
+    "messenger",
+    pushable=True,
+    window=timedelta(hours=24),
+    agent_window=timedelta(days=7),
     aliases=r"messenger|facebook|\bfb\b|臉書",
     rules={
         MARKETING: Rule(NEVER, REFUSED),
         CART_REMINDER: Rule(NEVER, REFUSED),
         REQUESTED: Rule(NEVER, REFUSED),
         ORDER_UPDATE: Rule(NEVER, TAGGED, honours_opt_out=False),
-    })
+    },
+)
+
 
 def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
@@ -76,33 +85,66 @@ def render(msg: OutboundMessage) -> list[dict[str, Any]]:
     messages: list[dict[str, Any]] = []
     text = msg.text or ""
     if msg.links:
-        messages.append({"attachment": {"type": "template", "payload": {
-            "template_type": "button",
-            "text": _cut(text or text_in(msg.language, "render.links"), BUTTON_TEMPLATE_TEXT_LIMIT),
-            "buttons": [{"type": "web_url", "url": link.url, "title": _cut(link.title, TITLE_LIMIT)}
-                        for link in msg.links[:3]],
-        }}})
-    elif text:
-        messages.extend({"text": text[i:i + TEXT_LIMIT]} for i in range(0, len(text), TEXT_LIMIT))
-    if msg.cards:
-        messages.append({"attachment": {"type": "template", "payload": {
-            "template_type": "generic",
-            "elements": [
-                {
-                    "title": _cut(card.title, CARD_TEXT_LIMIT),
-                    "subtitle": _cut(card.subtitle, CARD_TEXT_LIMIT),
-                    **({"image_url": card.image_url} if card.image_url else {}),
-                    **({"buttons": [{"type": "postback", "title": _cut(b.title, TITLE_LIMIT),
-                                     "payload": b.value[:PAYLOAD_LIMIT]} for b in card.buttons[:3]]}
-                       if card.buttons else {}),
+        messages.append(
+            {
+                "attachment": {
+                    "type": "template",
+                    "payload": {
+                        "template_type": "button",
+                        "text": _cut(text or text_in(msg.language, "render.links"), BUTTON_TEMPLATE_TEXT_LIMIT),
+                        "buttons": [
+                            {"type": "web_url", "url": link.url, "title": _cut(link.title, TITLE_LIMIT)}
+                            for link in msg.links[:3]
+                        ],
+                    },
                 }
-                for card in msg.cards[:CARD_LIMIT]
-            ],
-        }}})
+            }
+        )
+    elif text:
+        messages.extend({"text": text[i : i + TEXT_LIMIT]} for i in range(0, len(text), TEXT_LIMIT))
+    if msg.cards:
+        messages.append(
+            {
+                "attachment": {
+                    "type": "template",
+                    "payload": {
+                        "template_type": "generic",
+                        "elements": [
+                            {
+                                "title": _cut(card.title, CARD_TEXT_LIMIT),
+                                "subtitle": _cut(card.subtitle, CARD_TEXT_LIMIT),
+                                **({"image_url": card.image_url} if card.image_url else {}),
+                                **(
+                                    {
+                                        "buttons": [
+                                            {
+                                                "type": "postback",
+                                                "title": _cut(b.title, TITLE_LIMIT),
+                                                "payload": b.value[:PAYLOAD_LIMIT],
+                                            }
+                                            for b in card.buttons[:3]
+                                        ]
+                                    }
+                                    if card.buttons
+                                    else {}
+                                ),
+                            }
+                            for card in msg.cards[:CARD_LIMIT]
+                        ],
+                    },
+                }
+            }
+        )
     for item in msg.media:
         kind = item.content_type.split("/")[0]
-        messages.append({"attachment": {"type": kind if kind in ("image", "audio", "video") else "file",
-                                        "payload": {"url": item.url, "is_reusable": True}}})
+        messages.append(
+            {
+                "attachment": {
+                    "type": kind if kind in ("image", "audio", "video") else "file",
+                    "payload": {"url": item.url, "is_reusable": True},
+                }
+            }
+        )
     if msg.choices:
         if not messages:
             messages.append({"text": text_in(msg.language, "render.choose")})
@@ -121,7 +163,7 @@ def parse_events(body: bytes) -> list[InboundMessage | StatusUpdate]:
     """
     data = load_json(body)
     if not isinstance(data, dict) or data.get("object") != "page" or not isinstance(data.get("entry"), list):
-        raise ValueError("expected {\"object\": \"page\", \"entry\": [...]}")
+        raise ValueError('expected {"object": "page", "entry": [...]}')
     events: list[InboundMessage | StatusUpdate] = []
     for entry in data["entry"]:
         messaging = entry.get("messaging") if isinstance(entry, dict) else None
@@ -150,7 +192,7 @@ def _text(value: Any, what: str, default: str | None = None) -> str:
         return default
     if isinstance(value, str):
         return value
-    if isinstance(value, int) and not isinstance(value, bool) and abs(value) < 10 ** 20:
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) < 10**20:
         return str(value)
     raise ValueError(f"{what} must be a string")
 
@@ -183,7 +225,8 @@ def _event(event: dict[str, Any]) -> InboundMessage | StatusUpdate | None:
             return None  # our own message, echoed back
         media = tuple(
             Media(_words(a["payload"]["url"], "attachment url"), f"{_words(a.get('type'), 'type') or 'file'}/*")
-            for a in message.get("attachments") or [] if (a.get("payload") or {}).get("url")
+            for a in message.get("attachments") or []
+            if (a.get("payload") or {}).get("url")
         )
         reply = _words((message.get("quick_reply") or {}).get("payload"), "quick_reply.payload")
         text = reply or _words(message.get("text"), "text")
@@ -196,14 +239,25 @@ def _event(event: dict[str, Any]) -> InboundMessage | StatusUpdate | None:
         text = _words(postback.get("payload"), "payload") or _words(postback.get("title"), "title")
         return InboundMessage("messenger", sender, mid, text, extra=extra)
     if "referral" in event:
-        return InboundMessage("messenger", sender, f"referral-{sender}-{stamp}", "",
-                              extra={"ref": _text(event["referral"].get("ref"), "referral.ref", "")})
+        return InboundMessage(
+            "messenger",
+            sender,
+            f"referral-{sender}-{stamp}",
+            "",
+            extra={"ref": _text(event["referral"].get("ref"), "referral.ref", "")},
+        )
     if "delivery" in event:
-        return StatusUpdate("messenger", None, "delivered", address=sender,
-                            watermark_ms=_millis(event["delivery"]["watermark"], "watermark"))
+        return StatusUpdate(
+            "messenger",
+            None,
+            "delivered",
+            address=sender,
+            watermark_ms=_millis(event["delivery"]["watermark"], "watermark"),
+        )
     if "read" in event:
-        return StatusUpdate("messenger", None, "read", address=sender,
-                            watermark_ms=_millis(event["read"]["watermark"], "watermark"))
+        return StatusUpdate(
+            "messenger", None, "read", address=sender, watermark_ms=_millis(event["read"]["watermark"], "watermark")
+        )
     return None  # optins and other event types we do not act on
 
 
@@ -232,9 +286,14 @@ class MessengerChannel:
         return "MESSENGER_PAGE_ACCESS_TOKEN/MESSENGER_APP_SECRET/MESSENGER_VERIFY_TOKEN"
 
     def __init__(self, settings: Settings) -> None:
-        if (settings.messenger_app_secret is None or settings.messenger_page_access_token is None
-                or settings.messenger_verify_token is None):
-            raise ValueError("Messenger needs MESSENGER_PAGE_ACCESS_TOKEN, MESSENGER_APP_SECRET and MESSENGER_VERIFY_TOKEN")
+        if (
+            settings.messenger_app_secret is None
+            or settings.messenger_page_access_token is None
+            or settings.messenger_verify_token is None
+        ):
+            raise ValueError(
+                "Messenger needs MESSENGER_PAGE_ACCESS_TOKEN, MESSENGER_APP_SECRET and MESSENGER_VERIFY_TOKEN"
+            )
         self._page_name = settings.messenger_page_name
         self._secret = settings.messenger_app_secret.get_secret_value().encode()
         self._token = settings.messenger_page_access_token.get_secret_value()
@@ -296,11 +355,13 @@ class MessengerChannel:
         error = (data or {}).get("error", {}) if isinstance(data, dict) else {}
         code = error.get("code")
         transient = status == 429 or status >= 500 or code in TRANSIENT_ERROR_CODES
-        raise SendError(str(error.get("message") or f"HTTP {status}")[:200], str(code or status),
-                        permanent=not transient)
+        raise SendError(
+            str(error.get("message") or f"HTTP {status}")[:200], str(code or status), permanent=not transient
+        )
 
-    async def send(self, to: ChannelAddress, msg: OutboundMessage, resume_from: int = 0,
-                   in_doubt: datetime | None = None) -> SendReceipt:
+    async def send(
+        self, to: ChannelAddress, msg: OutboundMessage, resume_from: int = 0, in_doubt: datetime | None = None
+    ) -> SendReceipt:
         """Raises: SendError; permanent when Meta refuses (blocked, window closed, bad token).
 
         A part an earlier try may have sent (`in_doubt`) is looked up in the thread first and not
@@ -342,12 +403,20 @@ class MessengerChannel:
         """
         text = shown_text(message)
         if not text:
-            raise SendError("not sent again: an earlier try may have reached the shopper, and a message "
-                            "without text cannot be found in the thread", "in_doubt", permanent=True,
-                            parts_sent=index)
-        params = {"platform": "messenger", "user_id": psid, "access_token": self._token,
-                  "appsecret_proof": self._proof,
-                  "fields": f"messages.limit({THREAD_LOOKBACK}){{message,created_time,from,id}}"}
+            raise SendError(
+                "not sent again: an earlier try may have reached the shopper, and a message "
+                "without text cannot be found in the thread",
+                "in_doubt",
+                permanent=True,
+                parts_sent=index,
+            )
+        params = {
+            "platform": "messenger",
+            "user_id": psid,
+            "access_token": self._token,
+            "appsecret_proof": self._proof,
+            "fields": f"messages.limit({THREAD_LOOKBACK}){{message,created_time,from,id}}",
+        }
         try:
             async with self._http().get(self._conversations_url, params=params) as resp:
                 data = await resp.json(content_type=None)
@@ -357,14 +426,24 @@ class MessengerChannel:
                 raise ValueError(f"HTTP {status} {error.get('code') or ''}".strip())
             thread = [m for c in data["data"] for m in (c.get("messages") or {}).get("data", [])]
             earliest = since - CLOCK_SKEW
-            return next((str(m["id"]) for m in thread
-                         if m.get("message") == text and str((m.get("from") or {}).get("id")) != psid
-                         and _graph_time(m["created_time"]) >= earliest), None)
+            return next(
+                (
+                    str(m["id"])
+                    for m in thread
+                    if m.get("message") == text
+                    and str((m.get("from") or {}).get("id")) != psid
+                    and _graph_time(m["created_time"]) >= earliest
+                ),
+                None,
+            )
         except (aiohttp.ClientError, TimeoutError, ValueError, KeyError, TypeError) as exc:
             log.warning("could not check the thread for an earlier send", extra={"error": type(exc).__name__})
-            raise SendError(f"not sent again: an earlier try may have reached the shopper, and the thread "
-                            f"could not be checked ({type(exc).__name__}: {exc})"[:200], "in_doubt",
-                            parts_sent=index) from exc
+            raise SendError(
+                f"not sent again: an earlier try may have reached the shopper, and the thread "
+                f"could not be checked ({type(exc).__name__}: {exc})"[:200],
+                "in_doubt",
+                parts_sent=index,
+            ) from exc
 
     async def close(self) -> None:
         if self._session is not None:

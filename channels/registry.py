@@ -1,5 +1,6 @@
 """The channels this service speaks, and which of them are on (their credentials set). Adding a
 channel is a module in this package and a line in `CHANNEL_CLASSES`."""
+
 from __future__ import annotations
 
 import logging

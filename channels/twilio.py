@@ -1,4 +1,5 @@
 """Twilio webhook verification, parsing and sending for WhatsApp and SMS."""
+
 from __future__ import annotations
 
 import asyncio
@@ -74,27 +75,36 @@ TWIML_EMPTY = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
 #   quiet hours; a notice the shopper asked for and order updates are informational. A STOP to our
 #   number blocks every text to it, whatever the purpose.
 WHATSAPP = ChannelProfile(
-    "whatsapp", pushable=True, window=timedelta(hours=24), address_space="phone", address_prefix="whatsapp:",
+    "whatsapp",
+    pushable=True,
+    window=timedelta(hours=24),
+    address_space="phone",
+    address_prefix="whatsapp:",
     aliases=r"whats\s*app|\bwa\b",
     rules={
         MARKETING: Rule(ALWAYS, TEMPLATE, "marketing"),
         CART_REMINDER: Rule(OUTSIDE_WINDOW, TEMPLATE, "marketing"),
         REQUESTED: Rule(NEVER, TEMPLATE, "utility"),
         ORDER_UPDATE: Rule(NEVER, TEMPLATE, "utility", honours_opt_out=False),
-    })
+    },
+)
 SMS = ChannelProfile(
-    "sms", pushable=True, address_space="phone", consent_keywords=True,
+    "sms",
+    pushable=True,
+    address_space="phone",
+    consent_keywords=True,
     aliases=r"\bsms\b|\btext\b|my phone|\bphone\b|簡訊|手機",
     rules={
         MARKETING: Rule(ALWAYS),
         CART_REMINDER: Rule(ALWAYS),
         REQUESTED: Rule(NEVER),
         ORDER_UPDATE: Rule(NEVER, honours_opt_out=False),
-    })
+    },
+)
 
 
 def sms_keyword(text: str) -> str | None:
-    """"opt_out", "opt_in" or "help" when the whole message is a carrier keyword."""
+    """ "opt_out", "opt_in" or "help" when the whole message is a carrier keyword."""
     word = text.strip().upper()
     if word in OPT_OUT_WORDS:
         return "opt_out"
@@ -193,9 +203,17 @@ class TwilioHttpClient(AsyncHttpClient):
         self._session = aiohttp.ClientSession()  # 100 pooled connections, aiohttp's default
         self._credentials: dict[tuple[str, str], str] = {}
 
-    async def request(self, method: str, url: str, params: dict | None = None, data: dict | None = None,
-                      headers: dict | None = None, auth: tuple[str, str] | None = None,
-                      timeout: float | None = None, allow_redirects: bool = False) -> Response:
+    async def request(
+        self,
+        method: str,
+        url: str,
+        params: dict | None = None,
+        data: dict | None = None,
+        headers: dict | None = None,
+        auth: tuple[str, str] | None = None,
+        timeout: float | None = None,
+        allow_redirects: bool = False,
+    ) -> Response:
         headers = dict(headers or {})
         if auth is not None:
             if (credentials := self._credentials.get(auth)) is None:
@@ -206,8 +224,9 @@ class TwilioHttpClient(AsyncHttpClient):
         if data:
             body = urlencode(data, doseq=True).encode()  # a list (MediaUrl) becomes repeated fields
             headers["Content-Type"] = "application/x-www-form-urlencoded"
-        async with self._session.request(method, url, params=params, data=body, headers=headers,
-                                         allow_redirects=allow_redirects) as response:
+        async with self._session.request(
+            method, url, params=params, data=body, headers=headers, allow_redirects=allow_redirects
+        ) as response:
             return Response(response.status, await response.text(), response.headers)
 
     async def close(self) -> None:
@@ -259,7 +278,9 @@ class TwilioChannel:
         signature = req.headers.get("X-Twilio-Signature", "")
         if not signature:
             return False
-        return self._validator.validate(req.url, dict(parse_qsl(req.body.decode("utf-8", "replace"), keep_blank_values=True)), signature)
+        return self._validator.validate(
+            req.url, dict(parse_qsl(req.body.decode("utf-8", "replace"), keep_blank_values=True)), signature
+        )
 
     def acknowledge(self, req: RawRequest) -> Acknowledgement:
         if req.path == STATUS_PATH:
@@ -297,7 +318,11 @@ class TwilioChannel:
         place = extra.get("Address") or ",".join(extra[k] for k in ("Latitude", "Longitude") if k in extra)
         if not text and place:  # a shared location; a careless sender may leave out half of it
             text = f"my location: {place}"
-        return [InboundMessage(self.name, sender, sid, text, tuple(media), profile_name=form.get("ProfileName"), extra=extra)]
+        return [
+            InboundMessage(
+                self.name, sender, sid, text, tuple(media), profile_name=form.get("ProfileName"), extra=extra
+            )
+        ]
 
     @staticmethod
     def parse_status(req: RawRequest) -> StatusUpdate:
@@ -307,11 +332,16 @@ class TwilioChannel:
         status = form.get("MessageStatus") or form.get("SmsStatus")
         if not sid or not status:
             raise ValueError("MessageSid and MessageStatus are required")
-        channel = "whatsapp" if form.get("From", "").startswith("whatsapp:") or form.get("To", "").startswith("whatsapp:") else "sms"
+        channel = (
+            "whatsapp"
+            if form.get("From", "").startswith("whatsapp:") or form.get("To", "").startswith("whatsapp:")
+            else "sms"
+        )
         return StatusUpdate(channel, sid, status.lower(), form.get("ErrorCode") or None, form.get("To"))
 
-    async def send(self, to: ChannelAddress, msg: OutboundMessage, resume_from: int = 0,
-                   in_doubt: datetime | None = None) -> SendReceipt:
+    async def send(
+        self, to: ChannelAddress, msg: OutboundMessage, resume_from: int = 0, in_doubt: datetime | None = None
+    ) -> SendReceipt:
         """Raises: SendError, permanent for refusals such as 21610 (opted out)."""
         address = to.address
         if self.name == "whatsapp" and not address.startswith("whatsapp:"):
@@ -320,15 +350,21 @@ class TwilioChannel:
         if msg.template is not None and self.name == "whatsapp":
             # An approved template goes by its Content SID; body and media must be left out.
             parts = [TwilioPart("")]
-            template = {"content_sid": msg.template.content_sid,
-                        "content_variables": json.dumps(msg.template.variables, ensure_ascii=False)}
+            template = {
+                "content_sid": msg.template.content_sid,
+                "content_variables": json.dumps(msg.template.variables, ensure_ascii=False),
+            }
         else:
             parts, template = render(msg, self.name), {}
         for index, part in enumerate(parts):
             if index < resume_from:
                 continue
-            if (in_doubt and index == resume_from and part.body
-                    and (found := await self._already_sent(address, part, in_doubt))):
+            if (
+                in_doubt
+                and index == resume_from
+                and part.body
+                and (found := await self._already_sent(address, part, in_doubt))
+            ):
                 sid = found  # the try that died had sent it: do not send it twice
                 continue
             sender = {"messaging_service_sid": self._service} if self._service else {"from_": self._sender}
@@ -342,8 +378,9 @@ class TwilioChannel:
                     created = await self._rest().messages.create_async(**kwargs)
             except TwilioRestException as exc:
                 transient = exc.status == 429 or exc.status >= 500 or exc.code in TRANSIENT_CODES
-                raise SendError(str(exc.msg)[:200], str(exc.code or exc.status), permanent=not transient,
-                                parts_sent=index) from exc
+                raise SendError(
+                    str(exc.msg)[:200], str(exc.code or exc.status), permanent=not transient, parts_sent=index
+                ) from exc
             except Exception as exc:  # timeouts, refused connections: try again later
                 raise SendError(f"{type(exc).__name__}: {exc}"[:200], "network", parts_sent=index) from exc
             sid = created.sid
@@ -361,8 +398,9 @@ class TwilioChannel:
             log.warning("could not check for an earlier send", extra={"error": type(exc).__name__})
             return None
         earliest = since - timedelta(minutes=1)
-        return next((m.sid for m in recent if m.body == part.body and m.date_created and m.date_created >= earliest),
-                    None)
+        return next(
+            (m.sid for m in recent if m.body == part.body and m.date_created and m.date_created >= earliest), None
+        )
 
     async def close(self) -> None:
         if self._http is not None:

@@ -1,5 +1,6 @@
 """The web chat channel: signed anonymous sessions and rendering for the widget. The widget
 fetches its messages (service/webchat.py), so there is nothing to send and no webhook."""
+
 from __future__ import annotations
 
 import base64
@@ -19,12 +20,15 @@ SESSION_TTL_SECONDS = 30 * 24 * 3600
 # The web chat reaches nobody who left, but a shopper who comes back sees what waits there:
 # notices they asked for and order updates go there, promotions and reminders do not.
 PROFILE = ChannelProfile(
-    HOME_CHANNEL, pushable=False, pulled=True,
+    HOME_CHANNEL,
+    pushable=False,
+    pulled=True,
     aliases=r"\bweb\b|website|browser|computer|laptop|網頁|網站|瀏覽器|電腦",
     rules={
         REQUESTED: Rule(NEVER, quiet_hours=False),
         ORDER_UPDATE: Rule(NEVER, honours_opt_out=False, quiet_hours=False),
-    })
+    },
+)
 
 
 class WebChannel:
@@ -59,8 +63,9 @@ class WebChannel:
     def keyword(self, text: str) -> str | None:
         return None
 
-    async def send(self, to: ChannelAddress, msg: OutboundMessage, resume_from: int = 0,
-                   in_doubt: datetime | None = None) -> SendReceipt:
+    async def send(
+        self, to: ChannelAddress, msg: OutboundMessage, resume_from: int = 0, in_doubt: datetime | None = None
+    ) -> SendReceipt:
         return SendReceipt(None, "pending")  # it waits in the transcript for the widget
 
     async def close(self) -> None:
@@ -101,11 +106,24 @@ def render(message_id: int, direction: str, text: str | None, payload: dict[str,
             "text": msg.text,
             "choices": [{"title": c.title, "value": c.value} for c in msg.choices],
             "cards": [
-                {"title": c.title, "subtitle": c.subtitle, "image_url": c.image_url, "url": c.url,
-                 "buttons": [{"title": b.title, "value": b.value} for b in c.buttons]}
+                {
+                    "title": c.title,
+                    "subtitle": c.subtitle,
+                    "image_url": c.image_url,
+                    "url": c.url,
+                    "buttons": [{"title": b.title, "value": b.value} for b in c.buttons],
+                }
                 for c in msg.cards
             ],
             "links": [{"title": link.title, "url": link.url} for link in msg.links],
             "media": [{"url": m.url, "content_type": m.content_type} for m in msg.media],
         }
-    return {"id": message_id, "direction": direction, "text": text, "choices": [], "cards": [], "links": [], "media": []}
+    return {
+        "id": message_id,
+        "direction": direction,
+        "text": text,
+        "choices": [],
+        "cards": [],
+        "links": [],
+        "media": [],
+    }

@@ -1,5 +1,6 @@
 """WhatsApp through Meta's Cloud API (direct, no Twilio): webhook verification and parsing,
 rendering to interactive messages and the `/{phone-number-id}/messages` endpoint (aiohttp)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -71,8 +72,12 @@ PAIR_RATE_CODE = 131056  # too many messages to the same shopper in a short time
 PAIR_RATE_SECONDS = 6.0
 # Temporary on Meta's side or rate limited: try again later. Anything else is a refusal.
 TRANSIENT_CODES = {1, 2, 4, 17, 32, 613, 80007, RATE_LIMIT_CODE, PAIR_RATE_CODE, 131000, 131016, 133004}
-REASONS = {OUTSIDE_WINDOW_CODE: "outside_window", UNDELIVERABLE_CODE: "undeliverable",
-           RATE_LIMIT_CODE: "rate_limited", PAIR_RATE_CODE: "rate_limited"}
+REASONS = {
+    OUTSIDE_WINDOW_CODE: "outside_window",
+    UNDELIVERABLE_CODE: "undeliverable",
+    RATE_LIMIT_CODE: "rate_limited",
+    PAIR_RATE_CODE: "rate_limited",
+}
 STATUSES = {"sent", "delivered", "read", "failed"}
 # A template given as "name:language" (language as Meta spells it: en_US, zh_TW); a Twilio
 # Content SID (HX...) names nothing on the Cloud API.
@@ -95,14 +100,18 @@ class CloudProfile(ChannelProfile):
 # window, approved templates outside it; marketing needs an explicit opt-in and no marketing
 # template goes to a US (+1) number.
 PROFILE = CloudProfile(
-    NAME, pushable=True, window=timedelta(hours=24), address_space=PHONE_SPACE,
+    NAME,
+    pushable=True,
+    window=timedelta(hours=24),
+    address_space=PHONE_SPACE,
     aliases=r"whats\s*app|\bwa\b",
     rules={
         MARKETING: Rule(ALWAYS, TEMPLATE, "marketing"),
         CART_REMINDER: Rule(OUTSIDE_WINDOW, TEMPLATE, "marketing"),
         REQUESTED: Rule(NEVER, TEMPLATE, "utility"),
         ORDER_UPDATE: Rule(NEVER, TEMPLATE, "utility", honours_opt_out=False),
-    })
+    },
+)
 
 
 def _cut(text: str, limit: int) -> str:
@@ -110,20 +119,24 @@ def _cut(text: str, limit: int) -> str:
 
 
 def _texts(text: str) -> list[dict[str, Any]]:
-    return [{"type": "text", "text": {"body": text[i:i + TEXT_LIMIT], "preview_url": False}}
-            for i in range(0, len(text), TEXT_LIMIT)]
+    return [
+        {"type": "text", "text": {"body": text[i : i + TEXT_LIMIT], "preview_url": False}}
+        for i in range(0, len(text), TEXT_LIMIT)
+    ]
 
 
 def _fits_buttons(options: list[Choice]) -> bool:
     ids = [c.value for c in options]
-    return (0 < len(options) <= BUTTON_LIMIT and len(set(ids)) == len(ids)
-            and all(0 < len(i) <= BUTTON_ID_LIMIT for i in ids))
+    return (
+        0 < len(options) <= BUTTON_LIMIT
+        and len(set(ids)) == len(ids)
+        and all(0 < len(i) <= BUTTON_ID_LIMIT for i in ids)
+    )
 
 
 def _fits_list(options: list[Choice]) -> bool:
     ids = [c.value for c in options]
-    return (0 < len(options) <= ROW_LIMIT and len(set(ids)) == len(ids)
-            and all(0 < len(i) <= ROW_ID_LIMIT for i in ids))
+    return 0 < len(options) <= ROW_LIMIT and len(set(ids)) == len(ids) and all(0 < len(i) <= ROW_ID_LIMIT for i in ids)
 
 
 def _buttons(options: list[Choice]) -> list[dict[str, Any]]:
@@ -135,11 +148,14 @@ def _template(msg: OutboundMessage) -> dict[str, Any]:
     assert msg.template is not None
     match = TEMPLATE_NAME.match(msg.template.content_sid)
     if match is None:
-        raise SendError("the WhatsApp Cloud API needs a template as name:language", "template_unsupported",
-                        permanent=True)
+        raise SendError(
+            "the WhatsApp Cloud API needs a template as name:language", "template_unsupported", permanent=True
+        )
     variables = msg.template.variables
     # Variables are numbered from 1, as in the template's body ({{1}}, {{2}}).
-    ordered = [variables[k] for k in sorted(variables, key=lambda k: (not k.isdigit(), int(k) if k.isdigit() else 0, k))]
+    ordered = [
+        variables[k] for k in sorted(variables, key=lambda k: (not k.isdigit(), int(k) if k.isdigit() else 0, k))
+    ]
     template: dict[str, Any] = {"name": match.group(1), "language": {"code": match.group(2)}}
     if ordered:
         template["components"] = [{"type": "body", "parameters": [{"type": "text", "text": v} for v in ordered]}]
@@ -182,11 +198,22 @@ def render(msg: OutboundMessage) -> list[dict[str, Any]]:
         numbers = [next(counter) for _ in card.buttons]
         body = _cut("\n".join(filter(None, [f"*{card.title}*", card.subtitle])), BODY_LIMIT)
         if _fits_buttons(list(card.buttons)):
-            header = ({"type": "image", "image": {"link": card.image_url}} if card.image_url
-                      else {"type": "text", "text": _cut(card.title, HEADER_LIMIT)})
-            messages.append({"type": "interactive", "interactive": {
-                "type": "button", "header": header, "body": {"text": body},
-                "action": {"buttons": _buttons(list(card.buttons))}}})
+            header = (
+                {"type": "image", "image": {"link": card.image_url}}
+                if card.image_url
+                else {"type": "text", "text": _cut(card.title, HEADER_LIMIT)}
+            )
+            messages.append(
+                {
+                    "type": "interactive",
+                    "interactive": {
+                        "type": "button",
+                        "header": header,
+                        "body": {"text": body},
+                        "action": {"buttons": _buttons(list(card.buttons))},
+                    },
+                }
+            )
             continue
         caption = "\n".join([body, *(f"{n}. {b.title}" for n, b in zip(numbers, card.buttons, strict=True))])
         if card.image_url:
@@ -201,8 +228,12 @@ def render(msg: OutboundMessage) -> list[dict[str, Any]]:
         return messages
     body = text if carry and text else text_in(msg.language, "render.choose")
     if _fits_buttons(choices):
-        messages.append({"type": "interactive", "interactive": {
-            "type": "button", "body": {"text": body}, "action": {"buttons": _buttons(choices)}}})
+        messages.append(
+            {
+                "type": "interactive",
+                "interactive": {"type": "button", "body": {"text": body}, "action": {"buttons": _buttons(choices)}},
+            }
+        )
     elif _fits_list(choices):
         rows = []
         for c in choices:
@@ -211,22 +242,32 @@ def render(msg: OutboundMessage) -> list[dict[str, Any]]:
                 row["description"] = _cut(c.title, ROW_DESCRIPTION_LIMIT)
             rows.append(row)
         label = text_in(msg.language, "render.choose").rstrip(":：")
-        messages.append({"type": "interactive", "interactive": {
-            "type": "list", "body": {"text": body},
-            "action": {"button": _cut(label, LIST_BUTTON_LIMIT), "sections": [{"rows": rows}]}}})
+        messages.append(
+            {
+                "type": "interactive",
+                "interactive": {
+                    "type": "list",
+                    "body": {"text": body},
+                    "action": {"button": _cut(label, LIST_BUTTON_LIMIT), "sections": [{"rows": rows}]},
+                },
+            }
+        )
     else:
         numbered = "\n".join(f"{next(counter)}. {c.title}" for c in choices)
-        messages += _texts("\n\n".join(filter(None, [text, numbered, text_in(msg.language, "render.reply_with_number")])))
+        messages += _texts(
+            "\n\n".join(filter(None, [text, numbered, text_in(msg.language, "render.reply_with_number")]))
+        )
     return messages
 
 
 # --- parsing ---------------------------------------------------------------------------------
 
+
 def _string(value: Any, what: str) -> str:
     """A string field (ids may come as numbers). Raises: ValueError for anything else."""
     if isinstance(value, str):
         return value
-    if isinstance(value, int) and not isinstance(value, bool) and abs(value) < 10 ** 20:
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) < 10**20:
         return str(value)
     raise ValueError(f"{what} must be a string")
 
@@ -261,9 +302,12 @@ def parse_events(body: bytes, phone_number_id: str | None = None) -> list[Inboun
         ValueError: the body is not a WhatsApp Business Account webhook.
     """
     data = load_json(body)
-    if (not isinstance(data, dict) or data.get("object") != "whatsapp_business_account"
-            or not isinstance(data.get("entry"), list)):
-        raise ValueError("expected {\"object\": \"whatsapp_business_account\", \"entry\": [...]}")
+    if (
+        not isinstance(data, dict)
+        or data.get("object") != "whatsapp_business_account"
+        or not isinstance(data.get("entry"), list)
+    ):
+        raise ValueError('expected {"object": "whatsapp_business_account", "entry": [...]}')
     events: list[InboundMessage | StatusUpdate] = []
     for entry in data["entry"]:
         changes = entry.get("changes") if isinstance(entry, dict) else None
@@ -274,7 +318,11 @@ def parse_events(body: bytes, phone_number_id: str | None = None) -> list[Inboun
             value = change.get("value") if isinstance(change, dict) else None
             if not isinstance(value, dict) or change.get("field", "messages") != "messages":
                 continue  # other fields (templates, account updates) are not ours to act on
-            number = (value.get("metadata") or {}).get("phone_number_id") if isinstance(value.get("metadata"), dict) else None
+            number = (
+                (value.get("metadata") or {}).get("phone_number_id")
+                if isinstance(value.get("metadata"), dict)
+                else None
+            )
             if phone_number_id and number is not None and str(number) != phone_number_id:
                 log.info("skipped a change for another phone number")
                 continue
@@ -345,15 +393,25 @@ def _message(message: dict[str, Any], contacts: list[Any]) -> InboundMessage | N
     elif kind in ("image", "document", "video", "audio", "sticker"):
         item = message[kind]
         # Meta sends a media id; its URL is read from the Graph API with the token (GET /{id}).
-        media_ = (Media(f"whatsapp-media:{_string(item['id'], 'media id')}",
-                       _string(item.get("mime_type") or f"{kind}/*", "mime_type")),)
+        media_ = (
+            Media(
+                f"whatsapp-media:{_string(item['id'], 'media id')}",
+                _string(item.get("mime_type") or f"{kind}/*", "mime_type"),
+            ),
+        )
         text = _string(item.get("caption") or "", "caption")
     elif kind == "location":
         place = message["location"]
-        for key, field in (("Latitude", "latitude"), ("Longitude", "longitude"), ("Address", "address"),
-                           ("Label", "name")):
+        for key, field in (
+            ("Latitude", "latitude"),
+            ("Longitude", "longitude"),
+            ("Address", "address"),
+            ("Label", "name"),
+        ):
             if place.get(field) not in (None, ""):
-                extra[key] = str(place[field]) if isinstance(place[field], int | float) else _string(place[field], field)
+                extra[key] = (
+                    str(place[field]) if isinstance(place[field], int | float) else _string(place[field], field)
+                )
         where = extra.get("Address") or ",".join(extra[k] for k in ("Latitude", "Longitude") if k in extra)
         text = f"my location: {where}" if where else ""
     elif kind in ("system", "unsupported", "reaction", "ephemeral", "request_welcome"):
@@ -391,6 +449,7 @@ def _status(status: dict[str, Any]) -> StatusUpdate | None:
 
 # --- sending ---------------------------------------------------------------------------------
 
+
 class TokenBucket:
     """At most `rate` sends a second from one phone number, in bursts of up to `rate`."""
 
@@ -425,8 +484,13 @@ def send_error(status: int, data: Any, index: int = 0) -> SendError:
     transient = (status == 429 or status >= 500 or code in TRANSIENT_CODES) and status != 401 and code != 190
     reason = REASONS.get(code) if code is not None else None
     message = str(error.get("message") or f"HTTP {status}")
-    return SendError((reason or message)[:200], str(code if code is not None else status), permanent=not transient,
-                     retry_after=PAIR_RATE_SECONDS if code == PAIR_RATE_CODE else None, parts_sent=index)
+    return SendError(
+        (reason or message)[:200],
+        str(code if code is not None else status),
+        permanent=not transient,
+        retry_after=PAIR_RATE_SECONDS if code == PAIR_RATE_CODE else None,
+        parts_sent=index,
+    )
 
 
 class WhatsAppCloudChannel:
@@ -439,15 +503,24 @@ class WhatsAppCloudChannel:
 
     @classmethod
     def missing_settings(cls, settings: Settings) -> str | None:
-        if (settings.whatsapp_cloud_token and settings.whatsapp_cloud_phone_number_id
-                and settings.whatsapp_cloud_app_secret and settings.whatsapp_cloud_verify_token):
+        if (
+            settings.whatsapp_cloud_token
+            and settings.whatsapp_cloud_phone_number_id
+            and settings.whatsapp_cloud_app_secret
+            and settings.whatsapp_cloud_verify_token
+        ):
             return None
-        return ("WHATSAPP_CLOUD_TOKEN/WHATSAPP_CLOUD_PHONE_NUMBER_ID/WHATSAPP_CLOUD_APP_SECRET/"
-                "WHATSAPP_CLOUD_VERIFY_TOKEN")
+        return (
+            "WHATSAPP_CLOUD_TOKEN/WHATSAPP_CLOUD_PHONE_NUMBER_ID/WHATSAPP_CLOUD_APP_SECRET/WHATSAPP_CLOUD_VERIFY_TOKEN"
+        )
 
     def __init__(self, settings: Settings) -> None:
-        if (settings.whatsapp_cloud_token is None or settings.whatsapp_cloud_app_secret is None
-                or settings.whatsapp_cloud_verify_token is None or not settings.whatsapp_cloud_phone_number_id):
+        if (
+            settings.whatsapp_cloud_token is None
+            or settings.whatsapp_cloud_app_secret is None
+            or settings.whatsapp_cloud_verify_token is None
+            or not settings.whatsapp_cloud_phone_number_id
+        ):
             raise ValueError("WhatsApp Cloud needs " + (self.missing_settings(settings) or ""))
         self._token = settings.whatsapp_cloud_token.get_secret_value()
         self._secret = settings.whatsapp_cloud_app_secret.get_secret_value().encode()
@@ -509,17 +582,23 @@ class WhatsAppCloudChannel:
         if status != 200:
             raise send_error(status, data, index)
         messages = data.get("messages") if isinstance(data, dict) else None
-        return str(messages[0].get("id")) if isinstance(messages, list) and messages and isinstance(messages[0], dict) else None
+        return (
+            str(messages[0].get("id"))
+            if isinstance(messages, list) and messages and isinstance(messages[0], dict)
+            else None
+        )
 
-    async def send(self, to: ChannelAddress, msg: OutboundMessage, resume_from: int = 0,
-                   in_doubt: datetime | None = None) -> SendReceipt:
+    async def send(
+        self, to: ChannelAddress, msg: OutboundMessage, resume_from: int = 0, in_doubt: datetime | None = None
+    ) -> SendReceipt:
         """Raises: SendError; permanent when Meta refuses (window closed, undeliverable, bad token).
 
         The Cloud API cannot list what a number sent, so a part in doubt (`in_doubt`) is sent
         again: a shopper may, rarely, get it twice.
         """
-        recipient = ({"to": to.address.removeprefix("+")} if to.address.startswith("+")
-                     else {"recipient": to.address})  # a business-scoped user id
+        recipient = (
+            {"to": to.address.removeprefix("+")} if to.address.startswith("+") else {"recipient": to.address}
+        )  # a business-scoped user id
         message_id = None
         for index, message in enumerate(render(msg)):
             if index < resume_from:

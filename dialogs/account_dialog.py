@@ -1,4 +1,5 @@
 """The shopper's account: continue on another channel, see what we keep, be forgotten."""
+
 from __future__ import annotations
 
 from botbuilder.dialogs import ComponentDialog, DialogTurnResult, WaterfallDialog, WaterfallStepContext
@@ -42,9 +43,10 @@ class LinkDialog(ComponentDialog):
         step.values["available"] = available
         return await step.prompt(
             "choice",
-            PromptOptions(prompt=reply(text(step.context, "link.where")),
-                          choices=prompt_choices([(channel_name(step.context, c), channel_name_in(EN, c))
-                                                  for c in available])),
+            PromptOptions(
+                prompt=reply(text(step.context, "link.where")),
+                choices=prompt_choices([(channel_name(step.context, c), channel_name_in(EN, c)) for c in available]),
+            ),
         )
 
     async def offer_step(self, step: WaterfallStepContext) -> DialogTurnResult:
@@ -86,8 +88,9 @@ class PrivacyDialog(ComponentDialog):
                 text(ctx, "privacy.updates", channel=channel_name_in(EN, data["updates"]) if data["updates"] else "-"),
                 text(ctx, "privacy.how_to_forget"),
             ]
-            await step.context.send_activity(reply(
-                "\n".join(lines), quick=[Choice(text(ctx, "prefer.button"), command("prefer_channel"))]))
+            await step.context.send_activity(
+                reply("\n".join(lines), quick=[Choice(text(ctx, "prefer.button"), command("prefer_channel"))])
+            )
             return await step.end_dialog()
         return await step.prompt(
             "confirm",
@@ -100,7 +103,5 @@ class PrivacyDialog(ComponentDialog):
             return await step.end_dialog()
         counts = await self.shop.accounts.forget(step.context.activity.from_property.id)
         await self.shop.memory.delete(step.context)
-        await step.context.send_activity(
-            reply(text(step.context, "privacy.erased", messages=counts["messages"]))
-        )
+        await step.context.send_activity(reply(text(step.context, "privacy.erased", messages=counts["messages"])))
         return await step.end_dialog()

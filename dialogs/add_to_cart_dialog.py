@@ -1,4 +1,5 @@
 """Adding a product to the cart: which product, size and colour, then add-on suggestions."""
+
 from __future__ import annotations
 
 from botbuilder.dialogs import ComponentDialog, DialogTurnResult, WaterfallDialog, WaterfallStepContext
@@ -63,7 +64,9 @@ class AddToCartDialog(ComponentDialog):
         return await step.prompt(
             "choice",
             PromptOptions(
-                prompt=reply(text(step.context, "add.which_one"), cards=[self.shop.card(step.context, p) for p in found]),
+                prompt=reply(
+                    text(step.context, "add.which_one"), cards=[self.shop.card(step.context, p) for p in found]
+                ),
                 choices=prompt_choices([(self.shop.name(step.context, p), p.name) for p in found]),
             ),
         )
@@ -93,10 +96,15 @@ class AddToCartDialog(ComponentDialog):
             key = "add.no_size" if not product.has_size(size) else "add.size_sold_out"
             await step.context.send_activity(
                 reply(
-                    text(ctx, key, name=name, size=size, size_label=size_label(ctx, size),
-                         sizes=join_words(sizes, ctx)),
-                    quick=[Choice(text(ctx, "btn.notify_size", size=size, size_label=size_label(ctx, size)),
-                                  command("check_stock", product=product.sku, size=size))]
+                    text(
+                        ctx, key, name=name, size=size, size_label=size_label(ctx, size), sizes=join_words(sizes, ctx)
+                    ),
+                    quick=[
+                        Choice(
+                            text(ctx, "btn.notify_size", size=size, size_label=size_label(ctx, size)),
+                            command("check_stock", product=product.sku, size=size),
+                        )
+                    ]
                     if product.has_size(size)
                     else None,
                 )
@@ -108,8 +116,9 @@ class AddToCartDialog(ComponentDialog):
             "choice",
             PromptOptions(
                 prompt=reply(text(ctx, "add.which_size", name=name)),
-                choices=prompt_choices([(size_label(ctx, s), s) for s in sizes]
-                                       + [(text(ctx, "btn.no_thanks"), NO_THANKS)]),
+                choices=prompt_choices(
+                    [(size_label(ctx, s), s) for s in sizes] + [(text(ctx, "btn.no_thanks"), NO_THANKS)]
+                ),
             ),
         )
 
@@ -127,10 +136,19 @@ class AddToCartDialog(ComponentDialog):
         return await step.prompt(
             "choice",
             PromptOptions(
-                prompt=reply(text(step.context, "add.which_colour", size=size, size_label=size_label(step.context, size),
-                                  colours=join_words([colour_name(step.context, c) for c in colours], step.context))),
-                choices=prompt_choices([(colour_name(step.context, c), c) for c in colours]
-                                       + [(text(step.context, "btn.no_thanks"), NO_THANKS)]),
+                prompt=reply(
+                    text(
+                        step.context,
+                        "add.which_colour",
+                        size=size,
+                        size_label=size_label(step.context, size),
+                        colours=join_words([colour_name(step.context, c) for c in colours], step.context),
+                    )
+                ),
+                choices=prompt_choices(
+                    [(colour_name(step.context, c), c) for c in colours]
+                    + [(text(step.context, "btn.no_thanks"), NO_THANKS)]
+                ),
             ),
         )
 
@@ -152,8 +170,13 @@ class AddToCartDialog(ComponentDialog):
             cart = await self.shop.carts.add(customer_id, variant.sku, wanted)
         except OutOfStock as exc:
             left = min(max(exc.available, 0), MAX_PER_ADD)
-            words = {"left": left, "wanted": wanted, "name": name, "size": size_label(ctx, variant.size),
-                     "colour": colour_name(ctx, variant.colour)}
+            words = {
+                "left": left,
+                "wanted": wanted,
+                "name": name,
+                "size": size_label(ctx, variant.size),
+                "colour": colour_name(ctx, variant.colour),
+            }
             if not left:
                 await step.context.send_activity(reply(text(ctx, "add.all_taken", **words)))
                 return await step.end_dialog()
@@ -162,7 +185,7 @@ class AddToCartDialog(ComponentDialog):
         return await self._added(step, product, variant, wanted, cart)
 
     async def what_is_left_step(self, step: WaterfallStepContext) -> DialogTurnResult:
-        """"Only 4 left: add 4?" answered."""
+        """ "Only 4 left: add 4?" answered."""
         partial = step.values.get("partial")
         if not step.result or not partial:
             await step.context.send_activity(reply(text(step.context, "no_problem")))
@@ -175,27 +198,47 @@ class AddToCartDialog(ComponentDialog):
         try:
             cart = await self.shop.carts.add(step.context.activity.from_property.id, variant.sku, partial["left"])
         except OutOfStock:  # someone else was quicker
-            await step.context.send_activity(reply(text(
-                step.context, "add.all_taken", name=self.shop.name(step.context, product),
-                size=size_label(step.context, variant.size), colour=colour_name(step.context, variant.colour))))
+            await step.context.send_activity(
+                reply(
+                    text(
+                        step.context,
+                        "add.all_taken",
+                        name=self.shop.name(step.context, product),
+                        size=size_label(step.context, variant.size),
+                        colour=colour_name(step.context, variant.colour),
+                    )
+                )
+            )
             return await step.end_dialog()
         return await self._added(step, product, variant, partial["left"], cart)
 
-    async def _added(self, step: WaterfallStepContext, product: ProductView, variant, quantity: int,
-                     cart) -> DialogTurnResult:
+    async def _added(
+        self, step: WaterfallStepContext, product: ProductView, variant, quantity: int, cart
+    ) -> DialogTurnResult:
         ctx = step.context
         name = self.shop.name(ctx, product)
         price = money(ctx, product.price_cents * quantity, self.shop.currency)
         await step.context.send_activity(
             reply(
-                text(ctx, "add.added", quantity=quantity, name=name, size=size_label(ctx, variant.size),
-                     colour=colour_name(ctx, variant.colour), price=price,
-                     summary=await self.shop.cart_text(ctx, cart)),
-                quick=[Choice(text(ctx, "btn.checkout"), command("checkout")),
-                       Choice(text(ctx, "btn.view_cart"), command("view_cart"))],
+                text(
+                    ctx,
+                    "add.added",
+                    quantity=quantity,
+                    name=name,
+                    size=size_label(ctx, variant.size),
+                    colour=colour_name(ctx, variant.colour),
+                    price=price,
+                    summary=await self.shop.cart_text(ctx, cart),
+                ),
+                quick=[
+                    Choice(text(ctx, "btn.checkout"), command("checkout")),
+                    Choice(text(ctx, "btn.view_cart"), command("view_cart")),
+                ],
             )
         )
-        addons = [p for p in await self.shop.catalog.related(product.sku) if p.sku not in {l.product_sku for l in cart.lines}]
+        addons = [
+            p for p in await self.shop.catalog.related(product.sku) if p.sku not in {l.product_sku for l in cart.lines}
+        ]
         if addons:
             await self.shop.remember_shown(ctx, addons, "check_stock", focus=False)
             await step.context.send_activity(

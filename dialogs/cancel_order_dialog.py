@@ -1,4 +1,5 @@
 """Cancelling an order that has not shipped yet, after the shopper confirms."""
+
 from __future__ import annotations
 
 from botbuilder.dialogs import ComponentDialog, DialogTurnResult, WaterfallDialog, WaterfallStepContext
@@ -36,8 +37,7 @@ class CancelOrderDialog(ComponentDialog):
         step.values["number"] = order.number
         title = order_title(order, step.context, currency=self.shop.currency)
         return await step.prompt(
-            "confirm",
-            PromptOptions(prompt=reply(text(step.context, "cancel.confirm", title=title)))
+            "confirm", PromptOptions(prompt=reply(text(step.context, "cancel.confirm", title=title)))
         )
 
     async def cancel_step(self, step: WaterfallStepContext) -> DialogTurnResult:
@@ -50,7 +50,5 @@ class CancelOrderDialog(ComponentDialog):
         except OrderError:
             await step.context.send_activity(reply(text(step.context, "cancel.too_late", number=number)))
             return await step.end_dialog()
-        await step.context.send_activity(
-            reply(text(step.context, "cancel.done", number=order.number))
-        )
+        await step.context.send_activity(reply(text(step.context, "cancel.done", number=order.number)))
         return await step.end_dialog()

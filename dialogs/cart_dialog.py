@@ -1,4 +1,5 @@
 """The cart: view it, change a quantity, remove an item."""
+
 from __future__ import annotations
 
 from botbuilder.core import TurnContext
@@ -11,13 +12,21 @@ from dialogs.shop import ShopServices, cart_summary, choice_prompt, colour_name,
 from integrations.cart import CartView, OutOfStock
 
 
-def cart_reply(cart: CartView, prefix: str = "", context: TurnContext | None = None,
-               names: dict[str, str] | None = None, *, currency: str):
+def cart_reply(
+    cart: CartView,
+    prefix: str = "",
+    context: TurnContext | None = None,
+    names: dict[str, str] | None = None,
+    *,
+    currency: str,
+):
     """The cart and what to do next, in the shopper's language when `context` is given."""
     quick = (
-        [Choice(text(context, "btn.checkout"), command("checkout")),
-         Choice(text(context, "btn.change_quantity"), command("change_quantity")),
-         Choice(text(context, "btn.remove_item"), command("remove_from_cart"))]
+        [
+            Choice(text(context, "btn.checkout"), command("checkout")),
+            Choice(text(context, "btn.change_quantity"), command("change_quantity")),
+            Choice(text(context, "btn.remove_item"), command("remove_from_cart")),
+        ]
         if cart.lines
         else [Choice(text(context, "btn.browse"), command("product_search"))]
     )
@@ -59,11 +68,18 @@ class CartDialog(ComponentDialog):
             "choice",
             PromptOptions(
                 prompt=reply(text(ctx, key)),
-                choices=prompt_choices([
-                    text(ctx, "item_title", name=names.get(l.product_sku, l.name), size=size_label(ctx, l.size),
-                         colour=colour_name(ctx, l.colour))
-                    for l in cart.lines
-                ]),
+                choices=prompt_choices(
+                    [
+                        text(
+                            ctx,
+                            "item_title",
+                            name=names.get(l.product_sku, l.name),
+                            size=size_label(ctx, l.size),
+                            colour=colour_name(ctx, l.colour),
+                        )
+                        for l in cart.lines
+                    ]
+                ),
             ),
         )
 
@@ -72,8 +88,10 @@ class CartDialog(ComponentDialog):
         if options.get("product"):
             return [l for l in cart.lines if l.product_sku == options["product"]]
         if options.get("category"):
-            kinds = {l.product_sku: getattr(await self.shop.catalog.product(l.product_sku), "category", None)
-                     for l in cart.lines}
+            kinds = {
+                l.product_sku: getattr(await self.shop.catalog.product(l.product_sku), "category", None)
+                for l in cart.lines
+            }
             named = [l for l in cart.lines if kinds[l.product_sku] == options["category"]]
             if named:
                 return named
@@ -90,8 +108,10 @@ class CartDialog(ComponentDialog):
             return await step.next(step.values["quantity"])
         return await step.prompt(
             "number",
-            PromptOptions(prompt=reply(text(step.context, "cart.how_many")),
-                          retry_prompt=reply(text(step.context, "cart.number_retry"))),
+            PromptOptions(
+                prompt=reply(text(step.context, "cart.how_many")),
+                retry_prompt=reply(text(step.context, "cart.number_retry")),
+            ),
         )
 
     async def apply_step(self, step: WaterfallStepContext) -> DialogTurnResult:

@@ -1,6 +1,7 @@
 """Checkout: shipping address (remembered), a receipt contact (remembered, optional), a discount
 code at any point, the confirmation with shipping, total and delivery date, the order and its
 payment link."""
+
 from __future__ import annotations
 
 import re
@@ -29,8 +30,11 @@ SKIPPED = ""  # the shopper gave no receipt contact
 
 async def plausible_address(prompt: PromptValidatorContext) -> bool:
     text = (prompt.recognized.value or "").strip()
-    return prompt.recognized.succeeded and 8 <= len(text) <= 300 and bool(re.search(r"\d", text)) and bool(
-        re.search(r"[^\W\d_]{2,}", text)
+    return (
+        prompt.recognized.succeeded
+        and 8 <= len(text) <= 300
+        and bool(re.search(r"\d", text))
+        and bool(re.search(r"[^\W\d_]{2,}", text))
     )
 
 
@@ -63,25 +67,36 @@ class CheckoutDialog(ComponentDialog):
         self.add_dialog(
             WaterfallDialog(
                 "steps",
-                [self.discount_step, self.saved_address_step, self.ask_address_step, self.saved_contact_step,
-                 self.ask_contact_step, self.confirm_step, self.place_order_step],
+                [
+                    self.discount_step,
+                    self.saved_address_step,
+                    self.ask_address_step,
+                    self.saved_contact_step,
+                    self.ask_contact_step,
+                    self.confirm_step,
+                    self.place_order_step,
+                ],
             )
         )
         self.initial_dialog_id = "steps"
 
     async def on_continue_dialog(self, inner_dc: DialogContext) -> DialogTurnResult:
-        """"Apply code X" at any question of the checkout: apply it, then carry on from where the
+        """ "Apply code X" at any question of the checkout: apply it, then carry on from where the
         shopper was, with what they had answered, and show the new total."""
         intent = turn_info(inner_dc.context).intent
         answering_for_code = inner_dc.active_dialog is not None and inner_dc.active_dialog.id == DiscountDialog.__name__
         if answering_for_code or not wants_discount(intent):
             return await super().on_continue_dialog(inner_dc)
         waterfall = inner_dc.stack[-1]  # the bottom of the stack: our steps, under their prompt
-        answered = {k: v for k, v in (waterfall.state.get(WaterfallDialog.PersistedValues) or {}).items()
-                    if k in ("address", "contact")}
+        answered = {
+            k: v
+            for k, v in (waterfall.state.get(WaterfallDialog.PersistedValues) or {}).items()
+            if k in ("address", "contact")
+        }
         await inner_dc.cancel_all_dialogs()
-        return await inner_dc.begin_dialog("steps", {"resume": answered,
-                                                     "discount": intent.entities.discount_code or ""})
+        return await inner_dc.begin_dialog(
+            "steps", {"resume": answered, "discount": intent.entities.discount_code or ""}
+        )
 
     async def discount_step(self, step: WaterfallStepContext) -> DialogTurnResult:
         options = step.options or {}
@@ -94,8 +109,10 @@ class CheckoutDialog(ComponentDialog):
         cart = await self.shop.carts.get(step.context.activity.from_property.id)
         if not cart.lines:
             await step.context.send_activity(
-                reply(text(step.context, "checkout.empty_yet"),
-                      quick=[Choice(text(step.context, "btn.browse"), command("product_search"))])
+                reply(
+                    text(step.context, "checkout.empty_yet"),
+                    quick=[Choice(text(step.context, "btn.browse"), command("product_search"))],
+                )
             )
             return await step.end_dialog()
         if "address" in step.values:
@@ -129,7 +146,8 @@ class CheckoutDialog(ComponentDialog):
         if saved:
             step.values["saved_contact"] = saved
             return await step.prompt(
-                "confirm", PromptOptions(prompt=reply(text(step.context, "checkout.saved_contact", contact=saved))))
+                "confirm", PromptOptions(prompt=reply(text(step.context, "checkout.saved_contact", contact=saved)))
+            )
         return await step.next(False)
 
     async def ask_contact_step(self, step: WaterfallStepContext) -> DialogTurnResult:
@@ -157,9 +175,17 @@ class CheckoutDialog(ComponentDialog):
         return await step.prompt(
             "confirm",
             PromptOptions(
-                prompt=reply(text(ctx, "checkout.confirm", summary=summary,
-                                  charges=charges(ctx, quote, self.shop.currency), date=delivery_date(ctx, quote.arrives_by),
-                                  receipt=receipt, address=step.values["address"]))
+                prompt=reply(
+                    text(
+                        ctx,
+                        "checkout.confirm",
+                        summary=summary,
+                        charges=charges(ctx, quote, self.shop.currency),
+                        date=delivery_date(ctx, quote.arrives_by),
+                        receipt=receipt,
+                        address=step.values["address"],
+                    )
+                )
             ),
         )
 
@@ -169,28 +195,40 @@ class CheckoutDialog(ComponentDialog):
             return await step.end_dialog()
         customer_id = step.context.activity.from_property.id
         try:
-            order = await self.shop.orders.place(customer_id, step.values["address"], self.shop.payments,
-                                                 step.values["contact"] or None)
+            order = await self.shop.orders.place(
+                customer_id, step.values["address"], self.shop.payments, step.values["contact"] or None
+            )
         except OutOfStock:
             await step.context.send_activity(
-                reply(text(step.context, "checkout.sold_out"),
-                      quick=[Choice(text(step.context, "btn.view_cart"), command("view_cart"))])
+                reply(
+                    text(step.context, "checkout.sold_out"),
+                    quick=[Choice(text(step.context, "btn.view_cart"), command("view_cart"))],
+                )
             )
             return await step.end_dialog()
         except OrderError:
             await step.context.send_activity(reply(text(step.context, "checkout.empty")))
             return await step.end_dialog()
         ctx, currency = step.context, self.shop.currency
-        shipping = (text(ctx, "checkout.placed_shipping", fee=money(ctx, order.shipping_cents, currency))
-                    if order.shipping_cents else text(ctx, "checkout.placed_free"))
+        shipping = (
+            text(ctx, "checkout.placed_shipping", fee=money(ctx, order.shipping_cents, currency))
+            if order.shipping_cents
+            else text(ctx, "checkout.placed_free")
+        )
         total = money(ctx, order.total_cents, currency)
         if not order.payment_url:  # the payment provider is down: the order waits for its link
             await ctx.send_activity(reply(text(ctx, "checkout.pay_later", number=order.number, total=total)))
             return await step.end_dialog()
         await ctx.send_activity(
             reply(
-                text(ctx, "checkout.placed", number=order.number, total=total, shipping=shipping,
-                     date=delivery_date(ctx, order.estimated_delivery))
+                text(
+                    ctx,
+                    "checkout.placed",
+                    number=order.number,
+                    total=total,
+                    shipping=shipping,
+                    date=delivery_date(ctx, order.estimated_delivery),
+                )
                 + (" " + text(ctx, "checkout.discount", code=order.discount_code) if order.discount_code else ""),
                 links=[link(text(ctx, "btn.pay_now"), order.payment_url)],
             )
@@ -202,9 +240,19 @@ def charges(context, quote: Quote, currency: str) -> str:
     """The discount, shipping and total lines of a confirmation, amounts in `currency`."""
     lines = []
     if quote.discount_code:
-        lines.append(text(context, "checkout.discount_line", code=quote.discount_code,
-                          percent=quote.discount_percent, amount=money(context, quote.discount_cents, currency)))
-    lines.append(text(context, "checkout.shipping_line", fee=money(context, quote.shipping_cents, currency))
-                 if quote.shipping_cents else text(context, "checkout.shipping_free"))
+        lines.append(
+            text(
+                context,
+                "checkout.discount_line",
+                code=quote.discount_code,
+                percent=quote.discount_percent,
+                amount=money(context, quote.discount_cents, currency),
+            )
+        )
+    lines.append(
+        text(context, "checkout.shipping_line", fee=money(context, quote.shipping_cents, currency))
+        if quote.shipping_cents
+        else text(context, "checkout.shipping_free")
+    )
     lines.append(text(context, "checkout.total_line", total=money(context, quote.total_cents, currency)))
     return "\n".join(lines)

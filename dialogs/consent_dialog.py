@@ -1,4 +1,5 @@
 """Marketing consent: a subscription is asked for in so many words and confirmed before it counts."""
+
 from __future__ import annotations
 
 from botbuilder.dialogs import ComponentDialog, DialogTurnResult, WaterfallDialog, WaterfallStepContext
@@ -9,7 +10,7 @@ from dialogs.shop import ShopServices, confirm_prompt, text
 
 
 class ConsentDialog(ComponentDialog):
-    """"Get offers and reminders here? Yes / No": only a yes records consent (a consent record that
+    """ "Get offers and reminders here? Yes / No": only a yes records consent (a consent record that
     an ordinary phrase made would be a false one; WhatsApp and US SMS rules need an explicit opt-in)."""
 
     def __init__(self, shop: ShopServices) -> None:

@@ -1,5 +1,6 @@
 """Discount codes: "apply code WELCOME5" or "I have a coupon" puts a code on the open cart, and
 the checkout takes it off; an unknown code gets a clear answer."""
+
 from __future__ import annotations
 
 import re
@@ -21,7 +22,8 @@ INTERRUPT_CONFIDENCE = 0.6
 def wants_discount(intent: Intent) -> bool:
     """Does the shopper ask to use a discount code (with a code, or to be asked for one)?"""
     return intent.name == "apply_discount" and (
-        intent.entities.discount_code is not None or intent.confidence >= INTERRUPT_CONFIDENCE)
+        intent.entities.discount_code is not None or intent.confidence >= INTERRUPT_CONFIDENCE
+    )
 
 
 def code_in(answer: str) -> str | None:

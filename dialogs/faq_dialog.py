@@ -1,4 +1,5 @@
 """Shop policy questions answered from the FAQ entries."""
+
 from __future__ import annotations
 
 from botbuilder.dialogs import ComponentDialog, DialogTurnResult, WaterfallDialog, WaterfallStepContext
@@ -26,7 +27,12 @@ class FaqDialog(ComponentDialog):
             await step.context.send_activity(reply("\n\n".join(answers)))
         else:
             await step.context.send_activity(
-                reply(text(step.context, "faq.topics"),
-                      quick=[Choice(title, command("faq", faq=k)) for k, title in self.shop.faq.topics(language(step.context))][:8])
+                reply(
+                    text(step.context, "faq.topics"),
+                    quick=[
+                        Choice(title, command("faq", faq=k))
+                        for k, title in self.shop.faq.topics(language(step.context))
+                    ][:8],
+                )
             )
         return await step.end_dialog()

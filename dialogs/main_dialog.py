@@ -1,5 +1,6 @@
 """The root dialog: routes each new intent to its journey, answers small talk, lets the shopper
 change the subject mid-journey, and asks when it is unsure."""
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -55,9 +56,19 @@ class MainDialog(ComponentDialog):
         super().__init__(MainDialog.__name__)
         self.shop = shop
         for dialog in (
-            StockDialog(shop), SearchDialog(shop), AddToCartDialog(shop), CartDialog(shop),
-            CheckoutDialog(shop), OrderStatusDialog(shop), CancelOrderDialog(shop), ReturnDialog(shop),
-            FaqDialog(shop), LinkDialog(shop), PrivacyDialog(shop), ConsentDialog(shop), DiscountDialog(shop),
+            StockDialog(shop),
+            SearchDialog(shop),
+            AddToCartDialog(shop),
+            CartDialog(shop),
+            CheckoutDialog(shop),
+            OrderStatusDialog(shop),
+            CancelOrderDialog(shop),
+            ReturnDialog(shop),
+            FaqDialog(shop),
+            LinkDialog(shop),
+            PrivacyDialog(shop),
+            ConsentDialog(shop),
+            DiscountDialog(shop),
         ):
             self.add_dialog(dialog)
 
@@ -100,15 +111,16 @@ class MainDialog(ComponentDialog):
         return await self._route(inner_dc)
 
     async def _time_zone(self, inner_dc: DialogContext) -> bool:
-        """"I'm in Taipei", "my time zone is Los Angeles", "我在台北": the shopper's zone changes,
+        """ "I'm in Taipei", "my time zone is Los Angeles", "我在台北": the shopper's zone changes,
         and the reply confirms it with the time there. True if the message said so."""
         context = inner_dc.context
         zone = timezones.recognise(context.activity.text or "")
         if zone is None:
             return False
         await self.shop.profiles.set_timezone(turn_info(context).customer_id, zone)
-        await context.send_activity(reply(text(context, "timezone.set", zone=zone,
-                                               time=timezones.local_time(zone, utcnow()))))
+        await context.send_activity(
+            reply(text(context, "timezone.set", zone=zone, time=timezones.local_time(zone, utcnow())))
+        )
         return True
 
     async def _hand_over(self, inner_dc: DialogContext) -> bool:
@@ -135,12 +147,14 @@ class MainDialog(ComponentDialog):
             seen["intents"] = (seen["intents"] + [intent.name])[-5:]
         if intent.entities.faq:
             seen["faq"] = intent.entities.faq
-        trigger = await handoff.triggered(info.customer_id, context.activity.text or "", intent,
-                                          seen["fallbacks"], seen["repeats"])
+        trigger = await handoff.triggered(
+            info.customer_id, context.activity.text or "", intent, seen["fallbacks"], seen["repeats"]
+        )
         if trigger is None:
             return False
-        opened = await handoff.open(info.customer_id, trigger, language(context), list(seen["intents"]),
-                                    seen.get("faq"))
+        opened = await handoff.open(
+            info.customer_id, trigger, language(context), list(seen["intents"]), seen.get("faq")
+        )
         memory["handoff"] = {"fallbacks": 0, "last": "", "repeats": 0, "intents": []}
         await inner_dc.cancel_all_dialogs()
         if opened.staffed:
@@ -169,8 +183,15 @@ class MainDialog(ComponentDialog):
             index = e.ordinal - 1 if e.ordinal > 0 else len(shown) - 1
             if 0 <= index < len(shown):
                 name = intent.name if acting else (shown_for or "check_stock")
-                self._replace(context, replace(intent, name=name, confidence=max(intent.confidence, SWITCH_CONFIDENCE),
-                                               entities=replace(e, product=shown[index], ordinal=None)))
+                self._replace(
+                    context,
+                    replace(
+                        intent,
+                        name=name,
+                        confidence=max(intent.confidence, SWITCH_CONFIDENCE),
+                        entities=replace(e, product=shown[index], ordinal=None),
+                    ),
+                )
             return
         if intent.name not in PRODUCT_INTENTS | {FALLBACK}:
             return
@@ -189,8 +210,15 @@ class MainDialog(ComponentDialog):
         if product is not None:
             # "add 2 in black" after "is the tee in size M?": the size asked about still holds.
             size = e.size or (await self.shop.size_asked(context, product) if e.colour else None)
-            self._replace(context, replace(intent, name=name, confidence=max(intent.confidence, SWITCH_CONFIDENCE),
-                                           entities=replace(e, product=product, size=size)))
+            self._replace(
+                context,
+                replace(
+                    intent,
+                    name=name,
+                    confidence=max(intent.confidence, SWITCH_CONFIDENCE),
+                    entities=replace(e, product=product, size=size),
+                ),
+            )
 
     async def _counts_shown_list(self, inner_dc: DialogContext, prompt: dict) -> bool:
         if turn_info(inner_dc.context).intent.entities.ordinal is None:
@@ -222,8 +250,10 @@ class MainDialog(ComponentDialog):
     def _changes_subject(inner_dc: DialogContext, intent: Intent) -> bool:
         if intent.name in REPLY_INTENTS or intent.confidence < SWITCH_CONFIDENCE:
             return False
-        if intent.name == "apply_discount" and inner_dc.active_dialog.id in (CheckoutDialog.__name__,
-                                                                            DiscountDialog.__name__):
+        if intent.name == "apply_discount" and inner_dc.active_dialog.id in (
+            CheckoutDialog.__name__,
+            DiscountDialog.__name__,
+        ):
             return False  # the checkout takes the code and carries on; a code answers "What's the code?"
         text = (inner_dc.context.activity.text or "").strip().lower()
         if text.startswith("/"):
@@ -264,15 +294,23 @@ class MainDialog(ComponentDialog):
         intent = turn_info(context).intent
         e = intent.entities
         options = {
-            "product": e.product, "category": e.category, "size": e.size, "colour": e.colour,
-            "quantity": e.quantity, "order_number": e.order_number, "faq": e.faq, "faqs": list(e.faqs),
+            "product": e.product,
+            "category": e.category,
+            "size": e.size,
+            "colour": e.colour,
+            "quantity": e.quantity,
+            "order_number": e.order_number,
+            "faq": e.faq,
+            "faqs": list(e.faqs),
             "channel": e.channel,
             "text": context.activity.text or "",
         }
         if context.turn_state.get(CANDIDATES_KEY):
             options["candidates"] = context.turn_state[CANDIDATES_KEY]
         if e.unknown_item and not e.product and intent.name in PRODUCT_INTENTS | {FALLBACK, "faq"}:
-            await context.send_activity(reply(text(context, "not_sold", item=e.unknown_item), quick=menu(context=context)))
+            await context.send_activity(
+                reply(text(context, "not_sold", item=e.unknown_item), quick=menu(context=context))
+            )
             return NOT_SOLD
         if e.product:
             await self.shop.remember_product(context, e.product, e.category)
@@ -331,8 +369,10 @@ class MainDialog(ComponentDialog):
         guesses = [name for name, score in intent.candidates if name in LABELS and score >= 0.1]
         if guesses:
             await context.send_activity(
-                reply(text(context, "clarify_guess"),
-                      quick=menu(guesses + [m for m in MENU if m not in guesses], context)[:4])
+                reply(
+                    text(context, "clarify_guess"),
+                    quick=menu(guesses + [m for m in MENU if m not in guesses], context)[:4],
+                )
             )
         else:
             await context.send_activity(reply(text(context, "clarify"), quick=menu(context=context)))

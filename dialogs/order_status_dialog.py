@@ -1,4 +1,5 @@
 """Where is my order: status and tracking of the shopper's own orders."""
+
 from __future__ import annotations
 
 import re
@@ -18,17 +19,26 @@ ON_THE_WAY = ("pending_payment", "paid", "shipped")
 ARRIVAL_RE = re.compile(
     r"\bwhen\b.*\b(arrive|arriving|deliver\w*|get (?:here|it|to me)|come|coming|be here|show up)\b"
     r"|\beta\b|how long (?:until|till|before)|how much longer"
-    r"|(什麼時候|何時|幾時|哪天|多久).*(到|送達|寄到|收到)|預計.*(到|送達)", re.I)
+    r"|(什麼時候|何時|幾時|哪天|多久).*(到|送達|寄到|收到)|預計.*(到|送達)",
+    re.I,
+)
 
 
 def asks_arrival(utterance: str) -> bool:
     return bool(ARRIVAL_RE.search(utterance or ""))
+
+
 STATUS_TEXT = {status: TEXTS[f"order.status.{status}"]["en"] for status in STATUSES}  # English, by status
 
 
 def order_title(order: OrderView, context: TurnContext | None = None, *, currency: str) -> str:
-    return text(context, "order.title", number=order.number, created_at=order.created_at,
-                total=money(context, order.total_cents, currency))
+    return text(
+        context,
+        "order.title",
+        number=order.number,
+        created_at=order.created_at,
+        total=money(context, order.total_cents, currency),
+    )
 
 
 def status_reply(order: OrderView, context: TurnContext | None = None):
@@ -55,8 +65,10 @@ def arrival_reply(order: OrderView, context: TurnContext | None = None):
     date = delivery_date(context, order.estimated_delivery) if order.estimated_delivery else None
     if order.status == "shipped" and order.tracking_number:
         key = "order.arrival.shipped" if date else "order.arrival.shipped_no_date"
-        return reply(text(context, key, number=order.number, carrier=order.carrier, tracking=order.tracking_number,
-                          date=date), links=links)
+        return reply(
+            text(context, key, number=order.number, carrier=order.carrier, tracking=order.tracking_number, date=date),
+            links=links,
+        )
     if order.status in ("delivered", "cancelled") or (order.status in ON_THE_WAY and date):
         message = text(context, f"order.arrival.{order.status}", number=order.number, date=date)
         if order.status == "pending_payment" and order.payment_url:
@@ -87,8 +99,10 @@ async def pick_order(step: WaterfallStepContext, shop: ShopServices, wanted, ver
     step.values["orders"] = [o.number for o in orders]
     return await step.prompt(
         "choice",
-        PromptOptions(prompt=reply(text(step.context, f"order.which.{verb}")),
-                      choices=prompt_choices([order_title(o, step.context, currency=shop.currency) for o in orders])),
+        PromptOptions(
+            prompt=reply(text(step.context, f"order.which.{verb}")),
+            choices=prompt_choices([order_title(o, step.context, currency=shop.currency) for o in orders]),
+        ),
     )
 
 

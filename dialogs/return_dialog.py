@@ -1,4 +1,5 @@
 """Starting a return: a delivered order, the item, the reason, and a return reference."""
+
 from __future__ import annotations
 
 from botbuilder.dialogs import ComponentDialog, DialogTurnResult, WaterfallDialog, WaterfallStepContext
@@ -30,9 +31,7 @@ class ReturnDialog(ComponentDialog):
     async def pick_item_step(self, step: WaterfallStepContext) -> DialogTurnResult:
         order = await chosen_order(step, self.shop)
         if not order.returnable:
-            await step.context.send_activity(
-                reply(text(step.context, "return.not_returnable", number=order.number))
-            )
+            await step.context.send_activity(reply(text(step.context, "return.not_returnable", number=order.number)))
             return await step.end_dialog()
         step.values["number"] = order.number
         step.values["lines"] = [l.id for l in order.lines]
@@ -41,12 +40,21 @@ class ReturnDialog(ComponentDialog):
             return await step.next(0)
         return await step.prompt(
             "choice",
-            PromptOptions(prompt=reply(text(step.context, "return.which_item")),
-                          choices=prompt_choices([
-                              text(step.context, "item_title", name=l.name, size=size_label(step.context, l.size),
-                                   colour=colour_name(step.context, l.colour))
-                              for l in order.lines
-                          ])),
+            PromptOptions(
+                prompt=reply(text(step.context, "return.which_item")),
+                choices=prompt_choices(
+                    [
+                        text(
+                            step.context,
+                            "item_title",
+                            name=l.name,
+                            size=size_label(step.context, l.size),
+                            colour=colour_name(step.context, l.colour),
+                        )
+                        for l in order.lines
+                    ]
+                ),
+            ),
         )
 
     async def reason_step(self, step: WaterfallStepContext) -> DialogTurnResult:
@@ -63,7 +71,9 @@ class ReturnDialog(ComponentDialog):
         index = step.values["line"]
         try:
             reference = await self.shop.orders.start_return(
-                step.context.activity.from_property.id, step.values["number"], step.values["lines"][index],
+                step.context.activity.from_property.id,
+                step.values["number"],
+                step.values["lines"][index],
                 step.result.value,
             )
         except OrderError:

@@ -1,4 +1,5 @@
 """Browsing: search the catalog, and recommendations with add-ons from related products."""
+
 from __future__ import annotations
 
 from botbuilder.dialogs import ComponentDialog, DialogTurnResult, WaterfallDialog, WaterfallStepContext
@@ -27,9 +28,15 @@ class SearchDialog(ComponentDialog):
             if product:
                 await self.shop.remember_product(step.context, product.sku, product.category)
                 await step.context.send_activity(
-                    reply(text(ctx, "search.product", name=self.shop.name(ctx, product),
-                               description=self.shop.description(ctx, product)),
-                          cards=[self.shop.card(ctx, product)])
+                    reply(
+                        text(
+                            ctx,
+                            "search.product",
+                            name=self.shop.name(ctx, product),
+                            description=self.shop.description(ctx, product),
+                        ),
+                        cards=[self.shop.card(ctx, product)],
+                    )
                 )
                 return await step.end_dialog()
         query = "" if o.get("category") else o.get("text", "")
@@ -40,18 +47,24 @@ class SearchDialog(ComponentDialog):
             await step.context.send_activity(
                 reply(
                     text(ctx, "search.nothing"),
-                    quick=[Choice(text(ctx, "btn.dresses"), command("product_search", category="dresses")),
-                           Choice(text(ctx, "btn.running_shoes"), command("product_search", category="shoes"))],
+                    quick=[
+                        Choice(text(ctx, "btn.dresses"), command("product_search", category="dresses")),
+                        Choice(text(ctx, "btn.running_shoes"), command("product_search", category="shoes")),
+                    ],
                 )
             )
             return await step.end_dialog()
         await self.shop.remember_shown(step.context, found, "check_stock")
         category = category_name(ctx, o["category"]) if o.get("category") else text(ctx, "search.items")
         what = ("" if is_zh(ctx) else " ").join(x for x in (colour_name(ctx, o.get("colour")), category) if x)
-        size = text(ctx, "search.in_size", size=o["size"], size_label=size_label(ctx, o["size"])) if o.get("size") else ""
+        size = (
+            text(ctx, "search.in_size", size=o["size"], size_label=size_label(ctx, o["size"])) if o.get("size") else ""
+        )
         await step.context.send_activity(
-            reply(text(ctx, "search.results", what=what, size=size),
-                  cards=[self.shop.card(ctx, p, o.get("size")) for p in found])
+            reply(
+                text(ctx, "search.results", what=what, size=size),
+                cards=[self.shop.card(ctx, p, o.get("size")) for p in found],
+            )
         )
         return await step.end_dialog()
 
@@ -66,8 +79,10 @@ class SearchDialog(ComponentDialog):
             if base and picks:
                 await self.shop.remember_shown(step.context, picks, "check_stock", focus=False)
                 await step.context.send_activity(
-                    reply(text(step.context, "search.goes_with", name=self.shop.name(step.context, base)),
-                          cards=[self.shop.card(step.context, p) for p in picks])
+                    reply(
+                        text(step.context, "search.goes_with", name=self.shop.name(step.context, base)),
+                        cards=[self.shop.card(step.context, p) for p in picks],
+                    )
                 )
                 return await step.end_dialog()
         picks = await self.shop.catalog.search(

@@ -1,5 +1,6 @@
 """What every journey dialog is given: the shop's services and the phrasing they share, in the
 language of the turn (the texts themselves are in `bot/i18n.py`)."""
+
 from __future__ import annotations
 
 import unicodedata
@@ -66,8 +67,9 @@ class ShopServices:
     currency: str  # CURRENCY (ISO 4217): what the catalog's prices are in
     handoff: Escalations | None = None  # None: the bot gives the contact details instead
 
-    async def remember_product(self, context: TurnContext, sku: str, category: str | None = None,
-                               size: str | None = None) -> None:
+    async def remember_product(
+        self, context: TurnContext, sku: str, category: str | None = None, size: str | None = None
+    ) -> None:
         """The product the shopper is looking at now: what "this" and "in black" refer to, and the
         size they asked it in, which "add 2 in black" keeps."""
         memory = await self.memory.get(context, dict)
@@ -80,8 +82,9 @@ class ShopServices:
         recent = [entry for entry in memory.get("recent", []) if entry[0] != sku]
         memory["recent"] = ([[sku, category]] + recent)[:RECENT_PRODUCTS]
 
-    async def remember_shown(self, context: TurnContext, products: Sequence[ProductView], intent: str,
-                             focus: bool = True) -> None:
+    async def remember_shown(
+        self, context: TurnContext, products: Sequence[ProductView], intent: str, focus: bool = True
+    ) -> None:
         """A list of products just shown: what "the second one" refers to, and (with `focus`) what
         a follow-up such as "in black" narrows down. A list of one is that product."""
         if len(products) == 1 and focus:
@@ -195,7 +198,7 @@ def size_label(context: TurnContext | None, size: str | None) -> str:
 
 
 def join_list(context: TurnContext | None, items: Sequence[str]) -> str:
-    """"a, b and c" in English, "a、b和c" in Chinese."""
+    """ "a, b and c" in English, "a、b和c" in Chinese."""
     return i18n.join_in(language(context), items)
 
 
@@ -210,26 +213,40 @@ def money(context: TurnContext | None, cents: int, currency: str) -> str:
 
 
 def join_words(items: Sequence[str], context: TurnContext | None = None) -> str:
-    """"a, b and c"; in Chinese for a Chinese-speaking shopper when `context` is given."""
+    """ "a, b and c"; in Chinese for a Chinese-speaking shopper when `context` is given."""
     return join_list(context, items)
 
 
-def cart_summary(cart: CartView, context: TurnContext | None = None, names: dict[str, str] | None = None,
-                 total_key: str = "cart.total", *, currency: str) -> str:
+def cart_summary(
+    cart: CartView,
+    context: TurnContext | None = None,
+    names: dict[str, str] | None = None,
+    total_key: str = "cart.total",
+    *,
+    currency: str,
+) -> str:
     """The cart as text, amounts in `currency`; `names` (product SKU -> name) overrides the lines'
     own names, and `total_key` names its last line ("cart.subtotal" where shipping follows)."""
     if not cart.lines:
         return text(context, "cart.empty")
     names = names or {}
     lines = [
-        text(context, "cart.line", i=i, name=names.get(line.product_sku, line.name),
-             size=size_label(context, line.size), colour=colour_name(context, line.colour),
-             quantity=line.quantity, total=money(context, line.total_cents, currency))
+        text(
+            context,
+            "cart.line",
+            i=i,
+            name=names.get(line.product_sku, line.name),
+            size=size_label(context, line.size),
+            colour=colour_name(context, line.colour),
+            quantity=line.quantity,
+            total=money(context, line.total_cents, currency),
+        )
         for i, line in enumerate(cart.lines, 1)
     ]
     count = cart.item_count
-    total = text(context, total_key, total=money(context, cart.total_cents, currency), count=count,
-                 s="s" * (count != 1))
+    total = text(
+        context, total_key, total=money(context, cart.total_cents, currency), count=count, s="s" * (count != 1)
+    )
     return text(context, "cart.header") + "\n" + "\n".join(lines) + "\n" + total
 
 
@@ -244,8 +261,13 @@ def prompt_choices(items: Sequence[str | tuple[str, str]]) -> list[PromptChoice]
         title, value = (item, item) if isinstance(item, str) else item
         # The engine NFKC-normalises what comes back (（，→ (,), so the tap sends that form.
         sent = unicodedata.normalize("NFKC", title)
-        result.append(PromptChoice(value=value, action=CardAction(type="imBack", title=title, value=sent),
-                                   synonyms=[sent] if sent != title else None))
+        result.append(
+            PromptChoice(
+                value=value,
+                action=CardAction(type="imBack", title=title, value=sent),
+                synonyms=[sent] if sent != title else None,
+            )
+        )
     return result
 
 

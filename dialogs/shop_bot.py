@@ -1,4 +1,5 @@
 """The bot: each message continues the customer's dialog stack under `MainDialog`."""
+
 from __future__ import annotations
 
 from botbuilder.core import ActivityHandler, BotState, TurnContext

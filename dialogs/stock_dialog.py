@@ -1,5 +1,6 @@
 """Stock questions: is a product in stock, in which sizes and colours; if not, similar items
 and the restock waitlist."""
+
 from __future__ import annotations
 
 from botbuilder.dialogs import ComponentDialog, DialogTurnResult, WaterfallDialog, WaterfallStepContext
@@ -44,17 +45,19 @@ class StockDialog(ComponentDialog):
             return await self.shop.catalog.product(options["product"])
         if options.get("candidates"):  # a follow-up narrowing the list shown last ("in black")
             found = [p for p in [await self.shop.catalog.product(sku) for sku in options["candidates"]] if p]
-            fits = [p for p in found if (not options.get("size") or p.has_size(options["size"]))
-                    and (not options.get("colour") or options["colour"] in p.colours(in_stock=False))]
+            fits = [
+                p
+                for p in found
+                if (not options.get("size") or p.has_size(options["size"]))
+                and (not options.get("colour") or options["colour"] in p.colours(in_stock=False))
+            ]
             return fits[0] if len(fits) == 1 else (fits or found)
         last = await self.shop.last_product(step.context, options.get("category"))
         if last:
             product = await self.shop.catalog.product(last)
             if product:
                 return product
-        return await self.shop.catalog.search(
-            options.get("text", ""), category=options.get("category"), limit=3
-        )
+        return await self.shop.catalog.search(options.get("text", ""), category=options.get("category"), limit=3)
 
     async def answer_step(self, step: WaterfallStepContext) -> DialogTurnResult:
         step.values.update(dict(step.options or {}))
@@ -68,11 +71,17 @@ class StockDialog(ComponentDialog):
             else:
                 await self.shop.remember_shown(step.context, found, "check_stock")
                 ctx, asked = step.context, step.values
-                narrowed = [colour_name(ctx, asked.get("colour")),
-                            text(ctx, "stock.what_size", size=asked["size"], size_label=size_label(ctx, asked["size"]))
-                            if asked.get("size") else ""]
-                which = (text(ctx, "stock.which_in", what=("，" if is_zh(ctx) else " ").join(w for w in narrowed if w))
-                         if asked.get("candidates") and any(narrowed) else text(ctx, "stock.which"))
+                narrowed = [
+                    colour_name(ctx, asked.get("colour")),
+                    text(ctx, "stock.what_size", size=asked["size"], size_label=size_label(ctx, asked["size"]))
+                    if asked.get("size")
+                    else "",
+                ]
+                which = (
+                    text(ctx, "stock.which_in", what=("，" if is_zh(ctx) else " ").join(w for w in narrowed if w))
+                    if asked.get("candidates") and any(narrowed)
+                    else text(ctx, "stock.which")
+                )
                 await step.context.send_activity(
                     reply(which, cards=[self.shop.card(step.context, p, asked.get("size")) for p in found])
                 )
@@ -87,8 +96,16 @@ class StockDialog(ComponentDialog):
             colour = step.values["colour"] = None
         if size and not product.has_size(size):
             await step.context.send_activity(
-                reply(text(ctx, "stock.no_such_size", name=name, size=size, size_label=size_label(ctx, size),
-                           sizes=join_words(product.sizes(in_stock=False), ctx)))
+                reply(
+                    text(
+                        ctx,
+                        "stock.no_such_size",
+                        name=name,
+                        size=size,
+                        size_label=size_label(ctx, size),
+                        sizes=join_words(product.sizes(in_stock=False), ctx),
+                    )
+                )
             )
             return await step.end_dialog()
         if size:
@@ -99,8 +116,14 @@ class StockDialog(ComponentDialog):
                     "choice",
                     PromptOptions(
                         prompt=reply(
-                            text(ctx, "stock.size_in_stock", name=name, size=size, size_label=size_label(ctx, size),
-                                 colours=join_words([colour_name(ctx, c) for c in shown], ctx))
+                            text(
+                                ctx,
+                                "stock.size_in_stock",
+                                name=name,
+                                size=size,
+                                size_label=size_label(ctx, size),
+                                colours=join_words([colour_name(ctx, c) for c in shown], ctx),
+                            )
                         ),
                         choices=prompt_choices(
                             [(text(ctx, "btn.add_colour", colour=colour_name(ctx, c)), f"Add {c}") for c in shown]
@@ -119,8 +142,15 @@ class StockDialog(ComponentDialog):
             "choice",
             PromptOptions(
                 prompt=reply(
-                    text(ctx, "stock.sizes_in_stock", name=name, in_colour=in_colour,
-                         size_word="size" if len(sizes) == 1 else "sizes", sizes=join_words(sizes, ctx), note=note)
+                    text(
+                        ctx,
+                        "stock.sizes_in_stock",
+                        name=name,
+                        in_colour=in_colour,
+                        size_word="size" if len(sizes) == 1 else "sizes",
+                        sizes=join_words(sizes, ctx),
+                        note=note,
+                    )
                 ),
                 choices=prompt_choices(
                     [(text(ctx, "btn.size", size=s, size_label=size_label(ctx, s)), f"Size {s}") for s in sizes]
@@ -132,20 +162,26 @@ class StockDialog(ComponentDialog):
     async def _sold_out(self, step: WaterfallStepContext, product: ProductView, size: str | None, colour: str | None):
         ctx = step.context
         name = self.shop.name(ctx, product)
-        parts = [text(ctx, "stock.what_size", size=size, size_label=size_label(ctx, size)) if size else "",
-                 colour_name(ctx, colour)]
+        parts = [
+            text(ctx, "stock.what_size", size=size, size_label=size_label(ctx, size)) if size else "",
+            colour_name(ctx, colour),
+        ]
         what = ("，" if is_zh(ctx) else " ").join(x for x in parts if x)
         what = text(ctx, "stock.what", what=what) if what else ""
         sorry = text(ctx, "stock.sold_out", name=name, what=what)
         similar = await self.shop.catalog.similar_in_stock(product, size)
         step.values["waitlist"] = [
-            v.sku for v in product.variants
+            v.sku
+            for v in product.variants
             if v.stock <= 0 and (size is None or v.size == size) and (colour is None or v.colour == colour)
         ]
         if similar:
             await self.shop.remember_shown(ctx, similar, "check_stock", focus=False)
-            these = (text(ctx, "stock.similar_size", size=size, size_label=size_label(ctx, size)) if size
-                     else text(ctx, "stock.similar"))
+            these = (
+                text(ctx, "stock.similar_size", size=size, size_label=size_label(ctx, size))
+                if size
+                else text(ctx, "stock.similar")
+            )
             await step.context.send_activity(
                 reply(sorry + these, cards=[self.shop.card(ctx, p, size) for p in similar])
             )
@@ -169,8 +205,12 @@ class StockDialog(ComponentDialog):
         if chosen == NO_THANKS:
             await step.context.send_activity(reply(text(step.context, "no_problem")))
             return await step.end_dialog()
-        options = {"product": step.values["product"], "size": step.values.get("size"),
-                   "colour": step.values.get("colour"), "quantity": step.values.get("quantity")}
+        options = {
+            "product": step.values["product"],
+            "size": step.values.get("size"),
+            "colour": step.values.get("colour"),
+            "quantity": step.values.get("quantity"),
+        }
         if chosen.startswith("Add "):
             options["colour"] = chosen.removeprefix("Add ")
         elif chosen.startswith("Size "):

@@ -1,4 +1,5 @@
 """The shopper's cart: lines, quantities and totals, with stock respected."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -78,10 +79,7 @@ def cart_view(session: Session, cart: Cart | None) -> CartView:
         .order_by(CartItem.id)
     ).all()
     return CartView(
-        tuple(
-            CartLine(v.sku, p.sku, p.name, v.size, v.colour, item.quantity, p.price_cents)
-            for item, v, p in rows
-        )
+        tuple(CartLine(v.sku, p.sku, p.name, v.size, v.colour, item.quantity, p.price_cents) for item, v, p in rows)
     )
 
 
@@ -89,12 +87,26 @@ _CART, _ITEM = Cart.__table__, CartItem.__table__
 _VARIANT, _PRODUCT = Variant.__table__, Product.__table__
 # What `cart_view(open_cart(...))` reads, in one prepared statement: every "view cart" runs it.
 _OPEN_CART_LINES = (
-    sa_select(_VARIANT.c.sku, _PRODUCT.c.sku, _PRODUCT.c.name, _VARIANT.c.size, _VARIANT.c.colour,
-              _ITEM.c.quantity, _PRODUCT.c.price_cents)
-    .select_from(_ITEM.join(_VARIANT, _VARIANT.c.sku == _ITEM.c.variant_sku)
-                 .join(_PRODUCT, _PRODUCT.c.sku == _VARIANT.c.product_sku))
-    .where(_ITEM.c.cart_id == sa_select(func.min(_CART.c.id)).where(
-        _CART.c.customer_id == bindparam("customer"), _CART.c.status == "open").scalar_subquery())
+    sa_select(
+        _VARIANT.c.sku,
+        _PRODUCT.c.sku,
+        _PRODUCT.c.name,
+        _VARIANT.c.size,
+        _VARIANT.c.colour,
+        _ITEM.c.quantity,
+        _PRODUCT.c.price_cents,
+    )
+    .select_from(
+        _ITEM.join(_VARIANT, _VARIANT.c.sku == _ITEM.c.variant_sku).join(
+            _PRODUCT, _PRODUCT.c.sku == _VARIANT.c.product_sku
+        )
+    )
+    .where(
+        _ITEM.c.cart_id
+        == sa_select(func.min(_CART.c.id))
+        .where(_CART.c.customer_id == bindparam("customer"), _CART.c.status == "open")
+        .scalar_subquery()
+    )
     .order_by(_ITEM.c.id)
 )
 

@@ -1,4 +1,5 @@
 """Catalog and inventory: products, variants, stock, related items and the restock waitlist."""
+
 from __future__ import annotations
 
 import re
@@ -69,16 +70,47 @@ class Catalog(Protocol):
 
     async def product(self, sku: str) -> ProductView | None: ...
     async def search(
-        self, query: str = "", category: str | None = None, colour: str | None = None,
-        size: str | None = None, limit: int = 5,
+        self,
+        query: str = "",
+        category: str | None = None,
+        colour: str | None = None,
+        size: str | None = None,
+        limit: int = 5,
     ) -> list[ProductView]: ...
     async def similar_in_stock(self, product: ProductView, size: str | None, limit: int = 3) -> list[ProductView]: ...
     async def related(self, sku: str, limit: int = 3) -> list[ProductView]: ...
     async def join_waitlist(self, customer_id: str, variant_skus: list[str]) -> int: ...
 
 
-QUERY_FILLER = {"do", "you", "have", "the", "these", "those", "this", "that", "in", "size", "any", "some", "show",
-                "me", "please", "are", "is", "there", "what", "which", "for", "with", "and", "a", "an", "of", "my"}
+QUERY_FILLER = {
+    "do",
+    "you",
+    "have",
+    "the",
+    "these",
+    "those",
+    "this",
+    "that",
+    "in",
+    "size",
+    "any",
+    "some",
+    "show",
+    "me",
+    "please",
+    "are",
+    "is",
+    "there",
+    "what",
+    "which",
+    "for",
+    "with",
+    "and",
+    "a",
+    "an",
+    "of",
+    "my",
+}
 SIZE_ORDER = {s: i for i, s in enumerate(["XXS", "XS", "S", "M", "L", "XL", "XXL", "OS"])}
 
 
@@ -152,8 +184,12 @@ class StoreCatalog:
         return found[0] if found else None
 
     async def search(
-        self, query: str = "", category: str | None = None, colour: str | None = None,
-        size: str | None = None, limit: int = 5,
+        self,
+        query: str = "",
+        category: str | None = None,
+        colour: str | None = None,
+        size: str | None = None,
+        limit: int = 5,
     ) -> list[ProductView]:
         products = await self.all()
         query = query.lower()

@@ -1,4 +1,5 @@
 """FAQ answers (shipping, returns, payment methods, store hours ...) from the store's entries."""
+
 from __future__ import annotations
 
 from sqlmodel import select
@@ -27,5 +28,7 @@ class StoreFaq:
 
     def phrasings(self) -> dict[str, list[str]]:
         """Each entry's question and paraphrases, for the recogniser."""
-        return {k: [e.question, *([e.question_zh] if e.question_zh else []), *(e.examples or [])]
-                for k, e in self._entries.items()}
+        return {
+            k: [e.question, *([e.question_zh] if e.question_zh else []), *(e.examples or [])]
+            for k, e in self._entries.items()
+        }

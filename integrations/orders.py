@@ -1,4 +1,5 @@
 """Orders and shipping: placing an order from the cart, status and tracking, cancels, returns."""
+
 from __future__ import annotations
 
 import logging
@@ -77,8 +78,16 @@ def quote_cart(cart: Cart | None, view: CartView, rules: CheckoutRules, now: dat
     code = cart.discount_code if cart is not None and cart.discount_code and cart.discount_percent else None
     discount = subtotal * cart.discount_percent // 100 if code else 0
     shipping = rules.shipping(subtotal - discount) if view.lines else 0
-    return Quote(view, subtotal, code if discount else None, cart.discount_percent if discount else 0, discount,
-                 shipping, subtotal - discount + shipping, rules.estimate.arrives_by(now))
+    return Quote(
+        view,
+        subtotal,
+        code if discount else None,
+        cart.discount_percent if discount else 0,
+        discount,
+        shipping,
+        subtotal - discount + shipping,
+        rules.estimate.arrives_by(now),
+    )
 
 
 @dataclass(frozen=True)
@@ -114,8 +123,9 @@ class OrderView:
 
 class Orders(Protocol):
     async def quote(self, customer_id: str) -> Quote: ...
-    async def place(self, customer_id: str, address: str, payments: Payments,
-                    receipt_contact: str | None = None) -> OrderView: ...
+    async def place(
+        self, customer_id: str, address: str, payments: Payments, receipt_contact: str | None = None
+    ) -> OrderView: ...
     async def payment_link(self, customer_id: str, number: int, payments: Payments) -> OrderView | None: ...
     async def find(self, customer_id: str, number: int) -> OrderView | None: ...
     async def recent(self, customer_id: str, limit: int = 3) -> list[OrderView]: ...
@@ -187,8 +197,9 @@ class StoreOrders:
 
         return await self._db.run(read)
 
-    async def place(self, customer_id: str, address: str, payments: Payments,
-                    receipt_contact: str | None = None) -> OrderView:
+    async def place(
+        self, customer_id: str, address: str, payments: Payments, receipt_contact: str | None = None
+    ) -> OrderView:
         """Turn the open cart into an order (its discount code, the shipping fee and the delivery
         estimate included), take the stock and attach a payment link from `payments`. A receipt
         contact is kept on the order and remembered for the shopper's next checkout.
@@ -208,10 +219,16 @@ class StoreOrders:
             if cart is None or not view.lines:
                 raise OrderError("empty_cart")
             quote = quote_cart(cart, view, self.rules, utcnow())
-            order = Order(customer_id=customer_id, shipping_address=address, total_cents=quote.total_cents,
-                          discount_code=quote.discount_code, discount_cents=quote.discount_cents,
-                          shipping_cents=quote.shipping_cents, estimated_delivery=quote.arrives_by,
-                          receipt_contact=receipt_contact)
+            order = Order(
+                customer_id=customer_id,
+                shipping_address=address,
+                total_cents=quote.total_cents,
+                discount_code=quote.discount_code,
+                discount_cents=quote.discount_cents,
+                shipping_cents=quote.shipping_cents,
+                estimated_delivery=quote.arrives_by,
+                receipt_contact=receipt_contact,
+            )
             session.add(order)
             session.flush()
             for line in view.lines:
@@ -221,8 +238,13 @@ class StoreOrders:
                 variant.stock -= line.quantity
                 session.add(
                     OrderItem(
-                        order_id=order.id, variant_sku=line.variant_sku, name=line.name, size=line.size,
-                        colour=line.colour, quantity=line.quantity, unit_price_cents=line.unit_price_cents,
+                        order_id=order.id,
+                        variant_sku=line.variant_sku,
+                        name=line.name,
+                        size=line.size,
+                        colour=line.colour,
+                        quantity=line.quantity,
+                        unit_price_cents=line.unit_price_cents,
                     )
                 )
             cart.status = "checked_out"
@@ -241,8 +263,10 @@ class StoreOrders:
         try:
             link = await payments.create_link(order)
         except PaymentUnavailable as exc:
-            log.warning("payment provider unavailable: the order waits for its link",
-                        extra={"order": order.number, "reason": str(exc)})
+            log.warning(
+                "payment provider unavailable: the order waits for its link",
+                extra={"order": order.number, "reason": str(exc)},
+            )
             return order
 
         def attach(session: Session) -> OrderView | None:
@@ -321,8 +345,9 @@ class StoreOrders:
 
         return await self._db.run(start)
 
-    async def mark_paid(self, reference: str,
-                        on_paid: Callable[[Session, str, OrderView], None] | None = None) -> Payment:
+    async def mark_paid(
+        self, reference: str, on_paid: Callable[[Session, str, OrderView], None] | None = None
+    ) -> Payment:
         """Record a payment for an order awaiting one. `on_paid(session, customer_id, order)`
         runs in the same transaction (the shopper's notice is queued with the status change, so
         a crash keeps both or neither)."""
@@ -340,8 +365,14 @@ def view_of(session: Session, order: Order) -> OrderView:
     return _view(session, order)
 
 
-def mark_paid_in(session: Session, reference: str, on_paid: Callable[[Session, str, OrderView], None] | None = None,
-                 lock: bool = False, amount_cents: int | None = None, capture_ref: str | None = None) -> Payment:
+def mark_paid_in(
+    session: Session,
+    reference: str,
+    on_paid: Callable[[Session, str, OrderView], None] | None = None,
+    lock: bool = False,
+    amount_cents: int | None = None,
+    capture_ref: str | None = None,
+) -> Payment:
     """`StoreOrders.mark_paid` inside a caller's transaction (a webhook records its event in
     the same one). With `amount_cents` (what the provider took), an order whose total differs is
     not marked paid ("wrong_amount"); `capture_ref` is kept for refunds."""
@@ -361,8 +392,9 @@ def mark_paid_in(session: Session, reference: str, on_paid: Callable[[Session, s
     return Payment("paid", order.customer_id, view)
 
 
-async def settle_cancelled(payments: Payments, order: OrderView, was: str, reference: str | None,
-                           capture_ref: str | None) -> None:
+async def settle_cancelled(
+    payments: Payments, order: OrderView, was: str, reference: str | None, capture_ref: str | None
+) -> None:
     """Give back the money of a cancelled order that was paid, or close the link of one that was
     not. The provider's idempotency keys make a repeat harmless; a provider that is down is
     logged for a person, as the order is cancelled either way."""
@@ -373,8 +405,10 @@ async def settle_cancelled(payments: Payments, order: OrderView, was: str, refer
         elif was == "pending_payment" and reference:
             await payments.close_link(reference)
     except PaymentUnavailable as exc:
-        log.error("payment provider unavailable after a cancel: a person must finish it",
-                  extra={"order": order.number, "was": was, "reason": str(exc)})
+        log.error(
+            "payment provider unavailable after a cancel: a person must finish it",
+            extra={"order": order.number, "was": was, "reason": str(exc)},
+        )
 
 
 def cancel_order(session: Session, order: Order) -> None:
@@ -390,6 +424,7 @@ def cancel_order(session: Session, order: Order) -> None:
 def checkout_rules(settings) -> CheckoutRules:
     """The shipping fee and delivery estimate of these `Settings`."""
     return CheckoutRules(
-        settings.shipping_fee_cents, settings.free_shipping_from_cents,
+        settings.shipping_fee_cents,
+        settings.free_shipping_from_cents,
         DeliveryEstimate(settings.processing_days, settings.transit_days, ZoneInfo(settings.default_timezone)),
     )

@@ -1,6 +1,7 @@
 """Marking a paid order shipped: carrier, tracking number and tracking link, and the shopper told
 through the outbox on their channel for updates. One function serves the admin API and the
 command line."""
+
 from __future__ import annotations
 
 import re
@@ -63,8 +64,15 @@ def parcel(carrier: object, tracking_number: object) -> Parcel:
     return Parcel(known[0], number, known[1].format(number))
 
 
-def ship(session: Session, policy: Policy, estimate: DeliveryEstimate, number: int, shipment: Parcel,
-         now: datetime, template_sid: str | None = None) -> dict:
+def ship(
+    session: Session,
+    policy: Policy,
+    estimate: DeliveryEstimate,
+    number: int,
+    shipment: Parcel,
+    now: datetime,
+    template_sid: str | None = None,
+) -> dict:
     """Mark a paid order shipped and queue the shopper's notice (once per order), in the
     caller's transaction. Returns the order's shipment and what became of the notice.
 
@@ -72,8 +80,9 @@ def ship(session: Session, policy: Policy, estimate: DeliveryEstimate, number: i
         ShipmentError: 404 unknown order, 409 not paid or shipped already.
     """
     order_id = number - ORDER_NUMBER_OFFSET
-    order = session.get(Order, order_id, with_for_update=session.bind.dialect.name != "sqlite") \
-        if order_id > 0 else None
+    order = (
+        session.get(Order, order_id, with_for_update=session.bind.dialect.name != "sqlite") if order_id > 0 else None
+    )
     if order is None:
         raise ShipmentError(404, f"no order #{number}")
     if order.status in ("shipped", "delivered"):
@@ -82,26 +91,56 @@ def ship(session: Session, policy: Policy, estimate: DeliveryEstimate, number: i
         raise ShipmentError(409, f"order #{number} is not paid (it is {order.status.replace('_', ' ')})")
     order.status, order.shipped_at = "shipped", now
     order.carrier, order.tracking_number, order.tracking_url = (
-        shipment.carrier, shipment.tracking_number, shipment.tracking_url)
+        shipment.carrier,
+        shipment.tracking_number,
+        shipment.tracking_url,
+    )
     order.estimated_delivery = estimate.arrives_after_shipping(now)
     customer = session.get(Customer, order.customer_id)
     language = language_of(customer.language if customer is not None else EN)
     message = OutboundMessage(
-        text=text_in(language, "shipment.shipped", number=number, carrier=shipment.carrier,
-                     tracking=shipment.tracking_number, date=date_text(language, order.estimated_delivery)),
+        text=text_in(
+            language,
+            "shipment.shipped",
+            number=number,
+            carrier=shipment.carrier,
+            tracking=shipment.tracking_number,
+            date=date_text(language, order.estimated_delivery),
+        ),
         links=(Link(text_in(language, "btn.track_parcel"), shipment.tracking_url),) if shipment.tracking_url else (),
     )
-    template = OutboundMessage(text=message.text, template=Template(template_sid, {
-        "1": str(number), "2": shipment.carrier, "3": shipment.tracking_number})) if template_sid else None
-    counts = queue(session, policy, "shipment", order.id, 0, [Planned(order.customer_id, message, template)],
-                   ORDER_UPDATE, now)
-    return {"number": number, "status": order.status, "carrier": order.carrier,
-            "tracking_number": order.tracking_number, "tracking_url": order.tracking_url,
-            "estimated_delivery": order.estimated_delivery.isoformat(), "notice": next(iter(counts), "queued")}
+    template = (
+        OutboundMessage(
+            text=message.text,
+            template=Template(template_sid, {"1": str(number), "2": shipment.carrier, "3": shipment.tracking_number}),
+        )
+        if template_sid
+        else None
+    )
+    counts = queue(
+        session, policy, "shipment", order.id, 0, [Planned(order.customer_id, message, template)], ORDER_UPDATE, now
+    )
+    return {
+        "number": number,
+        "status": order.status,
+        "carrier": order.carrier,
+        "tracking_number": order.tracking_number,
+        "tracking_url": order.tracking_url,
+        "estimated_delivery": order.estimated_delivery.isoformat(),
+        "notice": next(iter(counts), "queued"),
+    }
 
 
-async def ship_order(db: Database, policy: Policy, estimate: DeliveryEstimate, number: int, carrier: object,
-                     tracking_number: object, now: datetime, template_sid: str | None = None) -> dict:
+async def ship_order(
+    db: Database,
+    policy: Policy,
+    estimate: DeliveryEstimate,
+    number: int,
+    carrier: object,
+    tracking_number: object,
+    now: datetime,
+    template_sid: str | None = None,
+) -> dict:
     """`ship` in its own transaction, after checking the input.
 
     Raises:

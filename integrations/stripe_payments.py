@@ -1,5 +1,6 @@
 """Stripe behind the payments interface: a Checkout Session per order, refunds, and the
 verification of Stripe's webhook events."""
+
 from __future__ import annotations
 
 import json
@@ -35,8 +36,9 @@ def session_expiry(order: OrderView, now: datetime) -> int:
     return int(expires.timestamp())
 
 
-def checkout_params(order: OrderView, currency: str, base_url: str, now: datetime,
-                    coupon: str | None = None) -> dict[str, Any]:
+def checkout_params(
+    order: OrderView, currency: str, base_url: str, now: datetime, coupon: str | None = None
+) -> dict[str, Any]:
     """The Checkout Session for `order`: its lines at their unit prices, shipping as a fixed
     rate, the discount as a coupon (Stripe takes it off the goods, as we do), the order number
     in the metadata of the session and of its payment intent."""
@@ -48,14 +50,24 @@ def checkout_params(order: OrderView, currency: str, base_url: str, now: datetim
         "metadata": {"order_number": number},
         "payment_intent_data": {"metadata": {"order_number": number}},
         "line_items": [
-            {"quantity": line.quantity,
-             "price_data": {"currency": currency, "unit_amount": line.unit_price_cents,
-                            "product_data": {"name": f"{line.name} ({line.size}, {line.colour})"}}}
+            {
+                "quantity": line.quantity,
+                "price_data": {
+                    "currency": currency,
+                    "unit_amount": line.unit_price_cents,
+                    "product_data": {"name": f"{line.name} ({line.size}, {line.colour})"},
+                },
+            }
             for line in order.lines
         ],
         "shipping_options": [
-            {"shipping_rate_data": {"type": "fixed_amount", "display_name": "Shipping",
-                                    "fixed_amount": {"amount": order.shipping_cents, "currency": currency}}}
+            {
+                "shipping_rate_data": {
+                    "type": "fixed_amount",
+                    "display_name": "Shipping",
+                    "fixed_amount": {"amount": order.shipping_cents, "currency": currency},
+                }
+            }
         ],
         "success_url": f"{base_url}/payments/done?order={number}",
         "cancel_url": f"{base_url}/payments/cancelled?order={number}",
@@ -73,11 +85,20 @@ class StripePayments:
     already), with `STRIPE_API_BASE` as the API's address.
     """
 
-    def __init__(self, secret_key: str, webhook_secret: str, base_url: str, currency: str,
-                 api_base: str = "https://api.stripe.com", retries: int = 1) -> None:
+    def __init__(
+        self,
+        secret_key: str,
+        webhook_secret: str,
+        base_url: str,
+        currency: str,
+        api_base: str = "https://api.stripe.com",
+        retries: int = 1,
+    ) -> None:
         self._http = stripe.AIOHTTPClient(timeout=REQUEST_TIMEOUT_SECONDS)
         self._client = stripe.StripeClient(
-            secret_key, base_addresses={"api": api_base.rstrip("/")}, http_client=self._http,
+            secret_key,
+            base_addresses={"api": api_base.rstrip("/")},
+            http_client=self._http,
             max_network_retries=retries,
         )
         self._webhook_secret = webhook_secret
@@ -86,8 +107,13 @@ class StripePayments:
 
     @classmethod
     def from_settings(cls, settings) -> StripePayments:
-        return cls(settings.stripe_secret_key.get_secret_value(), settings.stripe_webhook_secret.get_secret_value(),
-                   settings.base_url, settings.currency, settings.stripe_api_base)
+        return cls(
+            settings.stripe_secret_key.get_secret_value(),
+            settings.stripe_webhook_secret.get_secret_value(),
+            settings.base_url,
+            settings.currency,
+            settings.stripe_api_base,
+        )
 
     async def create_link(self, order: OrderView) -> PaymentLink:
         """Create (or, for an order asked about before, find again) the order's Checkout Session.
@@ -110,9 +136,14 @@ class StripePayments:
     async def _coupon(self, order: OrderView) -> str:
         # A one-off coupon for exactly this order's discount, so Stripe's total is ours to the cent.
         coupon = await self._client.v1.coupons.create_async(
-            {"amount_off": order.discount_cents, "currency": self.currency.lower(), "duration": "once",
-             "max_redemptions": 1, "name": order.discount_code or "Discount",
-             "metadata": {"order_number": str(order.number)}},
+            {
+                "amount_off": order.discount_cents,
+                "currency": self.currency.lower(),
+                "duration": "once",
+                "max_redemptions": 1,
+                "name": order.discount_code or "Discount",
+                "metadata": {"order_number": str(order.number)},
+            },
             {"idempotency_key": f"order-{order.number}-coupon"},
         )
         return coupon.id
@@ -149,14 +180,20 @@ class StripePayments:
             ValueError: a bad, missing or stale signature, or a body that is not an event.
         """
         try:
-            stripe.Webhook.construct_event(payload.decode("utf-8"), signature, self._webhook_secret,
-                                           WEBHOOK_TOLERANCE_SECONDS)
+            stripe.Webhook.construct_event(
+                payload.decode("utf-8"), signature, self._webhook_secret, WEBHOOK_TOLERANCE_SECONDS
+            )
             event = json.loads(payload)  # the same body, as plain JSON for the handler
         except (stripe.SignatureVerificationError, ValueError, TypeError, AttributeError, KeyError) as exc:
             raise ValueError(str(exc) or type(exc).__name__) from exc
         data = event.get("data") if isinstance(event, dict) else None
-        if not (isinstance(event, dict) and isinstance(event.get("id"), str) and isinstance(event.get("type"), str)
-                and isinstance(data, dict) and isinstance(data.get("object"), dict)):
+        if not (
+            isinstance(event, dict)
+            and isinstance(event.get("id"), str)
+            and isinstance(event.get("type"), str)
+            and isinstance(data, dict)
+            and isinstance(data.get("object"), dict)
+        ):
             raise ValueError("not a Stripe event")
         return event
 

@@ -1,4 +1,5 @@
 """`python app.py agent ...`: the retailer's support agents, from the command line."""
+
 from __future__ import annotations
 
 import argparse
@@ -37,7 +38,8 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
             print(f"error: {problem}", file=sys.stderr)
             return 2
         agent, token = db.transaction(
-            lambda s: Handoffs.create_agent(s, args.name.strip(), languages, topics, args.capacity))
+            lambda s: Handoffs.create_agent(s, args.name.strip(), languages, topics, args.capacity)
+        )
         print(f"agent {agent.id} ({agent.name}) created; sign-in token, shown this once:\n{token}")
         return 0
     finally:

@@ -1,5 +1,6 @@
 """The agent console: the JSON API under /api/handoffs, the page at /admin/agents, and the
 background check that re-queues tickets whose agent went silent."""
+
 from __future__ import annotations
 
 import asyncio
@@ -115,8 +116,7 @@ async def create_agent(request: web.Request) -> web.Response:
     if problem:
         raise http_error(400, problem)
     handoffs = request.app[HANDOFFS]
-    agent, token = await handoffs.db.run(
-        lambda s: handoffs.create_agent(s, name.strip(), languages, topics, capacity))
+    agent, token = await handoffs.db.run(lambda s: handoffs.create_agent(s, name.strip(), languages, topics, capacity))
     log.info("agent created", extra={"agent_id": agent.id})
     return web.json_response({"id": agent.id, "name": agent.name, "token": token}, status=201)
 
@@ -195,4 +195,3 @@ async def _sweeper(app: web.Application) -> AsyncIterator[None]:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
-

@@ -1,5 +1,6 @@
 """The aiohttp application: its routes, middleware, start-up and shutdown. What it serves is
 assembled by `service.wiring`; the handlers live in webhooks, webchat, pay, payment_webhooks and the admin APIs."""
+
 from __future__ import annotations
 
 import asyncio
@@ -45,8 +46,7 @@ def create_app(
 ) -> web.Application:
     """Build the whole service. Pass a `recognizer` to share one loaded model between apps."""
     # The process that runs the scheduler also starts the extra dispatchers of OUTBOX_WORKERS.
-    services = build(settings, recognizer=recognizer, seed=seed, channels=channels,
-                     lead=settings.scheduler_in_process)
+    services = build(settings, recognizer=recognizer, seed=seed, channels=channels, lead=settings.scheduler_in_process)
     return app_for(services)
 
 
@@ -55,7 +55,12 @@ def app_for(services: Services) -> web.Application:
     engine = services.engine  # made first: it loads the model and fits the recogniser
     app = web.Application(client_max_size=webhooks.MAX_BODY_BYTES, middlewares=[error_middleware])
     app[SERVICES], app[SETTINGS], app[DB], app[ENGINE] = services, services.settings, services.db, engine
-    app[WEB], app[ORDERS], app[PAYMENTS], app[CATALOG] = services.web, services.orders, services.payments, services.catalog
+    app[WEB], app[ORDERS], app[PAYMENTS], app[CATALOG] = (
+        services.web,
+        services.orders,
+        services.payments,
+        services.catalog,
+    )
     app[ACCOUNTS], app[CHANNELS], app[OUTBOX] = services.accounts, services.channels, services.outbox
     app[SCHEDULER], app[TASKS] = services.scheduler, set()
     app[TURN_SLOTS] = asyncio.Semaphore(BACKGROUND_TURNS)
@@ -132,6 +137,7 @@ async def readyz(request: web.Request) -> web.Response:
     else:
         parts["schema"] = "unknown: the store did not answer"
     if any(value not in ("ok", "loaded") for value in parts.values()):
-        return web.json_response({"status": "unavailable", **parts}, status=503,
-                                 headers={"Retry-After": RETRY_AFTER_SECONDS})
+        return web.json_response(
+            {"status": "unavailable", **parts}, status=503, headers={"Retry-After": RETRY_AFTER_SECONDS}
+        )
     return web.json_response({"status": "ready", **parts})

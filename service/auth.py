@@ -1,4 +1,5 @@
 """Who may use the marketer and agent APIs and pages: a bearer `ADMIN_TOKEN`."""
+
 from __future__ import annotations
 
 import hmac

@@ -1,5 +1,6 @@
 """`python app.py campaign ...`: the marketer API's operations from the terminal. Changes go to
 the store and its job store; the leading scheduler sees them within seconds."""
+
 from __future__ import annotations
 
 import argparse
@@ -25,9 +26,13 @@ def add_parser(sub) -> None:
     ops.add_parser("list", help="all campaigns with their status and stats")
     create = ops.add_parser("create", help="create a campaign from a JSON file (- for standard input)")
     create.add_argument("file")
-    for name, text in (("preview", "audience size and a rendered sample"), ("stats", "delivery statistics"),
-                       ("pause", "pause (messages not yet sent are held)"), ("resume", "resume a paused campaign"),
-                       ("cancel", "cancel (messages not yet sent are dropped)")):
+    for name, text in (
+        ("preview", "audience size and a rendered sample"),
+        ("stats", "delivery statistics"),
+        ("pause", "pause (messages not yet sent are held)"),
+        ("resume", "resume a paused campaign"),
+        ("cancel", "cancel (messages not yet sent are dropped)"),
+    ):
         ops.add_parser(name, help=text).add_argument("id", type=int)
     schedule = ops.add_parser("schedule", help="send now, at a time, or on a cron schedule")
     schedule.add_argument("id", type=int)
@@ -59,10 +64,12 @@ async def _run(settings: Settings, db: Database, scheduler: ShopScheduler, args:
     op = args.campaign_command
     window = timedelta(days=settings.conversion_window_days)
     if op == "list":
-        rows = await db.run(lambda s: [
-            {**campaigns.view(c), "stats": campaigns.stats(s, c.id, window)}
-            for c in s.exec(select(Campaign).order_by(Campaign.id)).all()
-        ])
+        rows = await db.run(
+            lambda s: [
+                {**campaigns.view(c), "stats": campaigns.stats(s, c.id, window)}
+                for c in s.exec(select(Campaign).order_by(Campaign.id)).all()
+            ]
+        )
         _print({"campaigns": rows})
     elif op == "create":
         text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text(encoding="utf-8")
@@ -73,6 +80,7 @@ async def _run(settings: Settings, db: Database, scheduler: ShopScheduler, args:
         spec = campaigns.parse_spec(data)
         _print(campaigns.view(await db.run(lambda s: campaigns.create(s, spec))))
     elif op in ("preview", "stats"):
+
         def load(session):
             campaign = session.get(Campaign, args.id)
             if campaign is None:
@@ -80,6 +88,7 @@ async def _run(settings: Settings, db: Database, scheduler: ShopScheduler, args:
             if op == "preview":
                 return campaigns.preview(session, campaign, scheduler.p.policy, utcnow(), 3)
             return campaigns.stats(session, args.id, window)
+
         _print(await db.run(load))
     else:
         send_at = campaigns.parse_time(args.at, "--at") if getattr(args, "at", None) else None

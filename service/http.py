@@ -1,4 +1,5 @@
 """The HTTP helpers every handler uses: JSON errors, reading a bounded JSON body, bearer tokens."""
+
 from __future__ import annotations
 
 import json
@@ -12,8 +13,12 @@ BODY_BYTES = 64 * 1024  # an API or web chat body; webhooks have their own, larg
 RETRY_AFTER_SECONDS = "5"
 
 _ERRORS: dict[int, type[web.HTTPException]] = {
-    400: web.HTTPBadRequest, 401: web.HTTPUnauthorized, 403: web.HTTPForbidden, 404: web.HTTPNotFound,
-    409: web.HTTPConflict, 503: web.HTTPServiceUnavailable,
+    400: web.HTTPBadRequest,
+    401: web.HTTPUnauthorized,
+    403: web.HTTPForbidden,
+    404: web.HTTPNotFound,
+    409: web.HTTPConflict,
+    503: web.HTTPServiceUnavailable,
 }
 
 
@@ -24,8 +29,9 @@ def json_error(status: int, message: str, **headers: str) -> web.Response:
 
 def http_error(status: int, message: str, **headers: str) -> web.HTTPException:
     """The same, as an exception to raise from deep in a handler."""
-    return _ERRORS[status](text=json.dumps({"error": message}), content_type="application/json",
-                           headers=headers or None)
+    return _ERRORS[status](
+        text=json.dumps({"error": message}), content_type="application/json", headers=headers or None
+    )
 
 
 def unavailable() -> web.Response:
@@ -56,8 +62,9 @@ async def read_json(request: web.Request, limit: int = BODY_BYTES) -> Any:
         raise http_error(400, f"body must be JSON ({exc})" if "nested" in str(exc) else "body must be JSON")
 
 
-async def read_object(request: web.Request, allowed: set[str] | None = None, empty_ok: bool = False,
-                      limit: int = BODY_BYTES) -> dict[str, Any]:
+async def read_object(
+    request: web.Request, allowed: set[str] | None = None, empty_ok: bool = False, limit: int = BODY_BYTES
+) -> dict[str, Any]:
     """The body as a JSON object, with only the `allowed` fields (when given).
 
     Raises: 400 for anything else, 413 when too large.

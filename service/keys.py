@@ -1,5 +1,6 @@
 """The keys of what the aiohttp application holds (settings, store, engine, channels, outbox...),
 in one module that every handler module reads them from."""
+
 from __future__ import annotations
 
 import asyncio

@@ -1,5 +1,6 @@
 """Marketer and retailer APIs (bearer ADMIN_TOKEN): campaigns, inventory changes, shipments,
 metrics; the click redirect of campaign links; the marketer page under /admin/."""
+
 from __future__ import annotations
 
 import hmac
@@ -71,8 +72,9 @@ async def list_campaigns(request: web.Request) -> web.Response:
 
     def load(session: Session):
         rows = session.exec(select(Campaign).order_by(Campaign.id.desc()).limit(200)).all()
-        return [{**campaigns.view(c), "stats": campaigns.stats(session, c.id, _conversion_window(settings))}
-                for c in rows]
+        return [
+            {**campaigns.view(c), "stats": campaigns.stats(session, c.id, _conversion_window(settings))} for c in rows
+        ]
 
     items = await db.run(load)
     for item in items:
@@ -110,7 +112,10 @@ async def get_campaign(request: web.Request) -> web.Response:
         campaign = session.get(Campaign, campaign_id)
         if campaign is None:
             return None
-        return {**campaigns.view(campaign), "stats": campaigns.stats(session, campaign_id, _conversion_window(settings))}
+        return {
+            **campaigns.view(campaign),
+            "stats": campaigns.stats(session, campaign_id, _conversion_window(settings)),
+        }
 
     item = await db.run(load)
     if item is None:
@@ -161,8 +166,9 @@ async def cancel_campaign(request: web.Request) -> web.Response:
     return await change(db, scheduler, _id(request), "cancel")
 
 
-async def change(db: Database, scheduler: ShopScheduler, campaign_id: int, action: str,
-                 send_at=None, cron=None) -> web.Response:
+async def change(
+    db: Database, scheduler: ShopScheduler, campaign_id: int, action: str, send_at=None, cron=None
+) -> web.Response:
     """Schedule, pause, resume or cancel; the one place these state changes happen (API and CLI)."""
     try:
         view = await apply_change(db, scheduler, campaign_id, action, send_at, cron)
@@ -173,8 +179,9 @@ async def change(db: Database, scheduler: ShopScheduler, campaign_id: int, actio
     return web.json_response(view)
 
 
-async def apply_change(db: Database, scheduler: ShopScheduler, campaign_id: int, action: str,
-                       send_at=None, cron=None) -> dict[str, Any]:
+async def apply_change(
+    db: Database, scheduler: ShopScheduler, campaign_id: int, action: str, send_at=None, cron=None
+) -> dict[str, Any]:
     """Raises: LookupError (no such campaign), CampaignError (not allowed in its state)."""
 
     def update(session: Session) -> Campaign:
@@ -256,9 +263,16 @@ async def record_shipment(request: web.Request) -> web.Response:
     if not isinstance(body, dict) or set(body) != {"carrier", "tracking_number"}:
         return json_error(400, 'the body must be {"carrier": ..., "tracking_number": ...} and nothing else')
     try:
-        result = await ship_order(db, scheduler.p.policy, checkout_rules(settings).estimate, int(raw),
-                                  body["carrier"], body["tracking_number"], utcnow(),
-                                  settings.whatsapp_shipping_template_sid)
+        result = await ship_order(
+            db,
+            scheduler.p.policy,
+            checkout_rules(settings).estimate,
+            int(raw),
+            body["carrier"],
+            body["tracking_number"],
+            utcnow(),
+            settings.whatsapp_shipping_template_sid,
+        )
     except ShipmentError as exc:
         return json_error(exc.status, exc.message)
     scheduler.p.run_context.on_batch()  # wake the outbox
@@ -269,13 +283,19 @@ async def metrics(request: web.Request) -> web.Response:
     _, db, _ = _deps(request)
 
     def load(session: Session):
-        outbox = dict(session.exec(
-            select(MessageRecord.status, func.count()).where(MessageRecord.direction == "out")
-            .group_by(MessageRecord.status)
-        ).all())
-        proactive = {f"{source}:{status}": n for source, status, n in session.exec(
-            select(Dispatch.source, Dispatch.status, func.count()).group_by(Dispatch.source, Dispatch.status)
-        ).all()}
+        outbox = dict(
+            session.exec(
+                select(MessageRecord.status, func.count())
+                .where(MessageRecord.direction == "out")
+                .group_by(MessageRecord.status)
+            ).all()
+        )
+        proactive = {
+            f"{source}:{status}": n
+            for source, status, n in session.exec(
+                select(Dispatch.source, Dispatch.status, func.count()).group_by(Dispatch.source, Dispatch.status)
+            ).all()
+        }
         return {"carts": recovery(session), "outbox": outbox, "proactive": proactive}
 
     return web.json_response(await db.run(load))
@@ -287,7 +307,8 @@ async def click(request: web.Request) -> web.Response:
     secret = request.app[SCHEDULER].p.run_context.click_secret
     # Our keys and signatures are ASCII; compare_digest refuses other strings with a TypeError.
     if not (key.isascii() and signature.isascii()) or not hmac.compare_digest(
-            campaigns.click_signature(secret, key).encode(), signature.encode()):
+        campaigns.click_signature(secret, key).encode(), signature.encode()
+    ):
         raise web.HTTPNotFound()
 
     def record(session: Session) -> str:

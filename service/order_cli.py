@@ -1,5 +1,6 @@
 """`python app.py order ship NUMBER --carrier UPS --tracking 1Z...`: the retailer's shipment API
 from the terminal. The shopper's notice is queued in the store; a running server's outbox sends it."""
+
 from __future__ import annotations
 
 import argparse
@@ -29,8 +30,16 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     services = build(settings)
     try:
-        result = await ship_order(services.db, services.policy, checkout_rules(settings).estimate, int(raw),
-                                  args.carrier, args.tracking, utcnow(), settings.whatsapp_shipping_template_sid)
+        result = await ship_order(
+            services.db,
+            services.policy,
+            checkout_rules(settings).estimate,
+            int(raw),
+            args.carrier,
+            args.tracking,
+            utcnow(),
+            settings.whatsapp_shipping_template_sid,
+        )
     except ShipmentError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 2

@@ -1,5 +1,6 @@
 """The sandbox payment page: a signed link from the chat opens it, Pay now marks the order paid
 and queues the shopper's notice in the same transaction."""
+
 from __future__ import annotations
 
 import html
@@ -47,8 +48,10 @@ def _page(lang: str, title_key: str, body: str, status: int = 200, **values: obj
 def _not_payable_page(lang: str, number: int, status: str) -> web.Response:
     """An order that is not awaiting payment: 409, and why, so nobody thinks they paid."""
     why = "pay.refused.cancelled" if status == "cancelled" else "pay.refused.paid"
-    body = f"<h1>{html.escape(text_in(lang, 'pay.refused.title', number=number))}</h1>" \
-           f"<p>{html.escape(text_in(lang, why, number=number))}</p><p>{html.escape(text_in(lang, 'pay.back'))}</p>"
+    body = (
+        f"<h1>{html.escape(text_in(lang, 'pay.refused.title', number=number))}</h1>"
+        f"<p>{html.escape(text_in(lang, why, number=number))}</p><p>{html.escape(text_in(lang, 'pay.back'))}</p>"
+    )
     return _page(lang, "pay.refused.title", body, 409, number=number)
 
 
@@ -95,8 +98,12 @@ async def pay_submit(request: web.Request) -> web.Response:
 def paid_notice(session: Session, customer_id: str, order: OrderView) -> None:
     """Queue the shopper's "payment received" notice, once per order, in the caller's transaction."""
     lang = _language(session, customer_id)
-    queue_to_customer(session, customer_id, f"paid:{order.number}", OutboundMessage(
-        text=text_in(lang, "pay.notice", number=order.number), kind="post_purchase"))
+    queue_to_customer(
+        session,
+        customer_id,
+        f"paid:{order.number}",
+        OutboundMessage(text=text_in(lang, "pay.notice", number=order.number), kind="post_purchase"),
+    )
 
 
 def _language(session: Session, customer_id: str) -> str:

@@ -1,6 +1,7 @@
 """Stripe's webhook (`POST /webhooks/stripe`) and the pages its Checkout returns the shopper to:
 each verified event is recorded and acted on in one transaction, so a retry, a duplicate or an
 event out of order is processed once and never moves an order backwards."""
+
 from __future__ import annotations
 
 import html
@@ -59,8 +60,10 @@ async def stripe_webhook(request: web.Request) -> web.Response:
         handled = await request.app[DB].run(lambda s: handle_event(s, event, payments.currency))
     except IntegrityError:  # the same event, delivered twice at once: the other one has it
         handled = Handled("duplicate")
-    log.info("stripe event", extra={"event": event["id"], "type": event["type"], "outcome": handled.outcome,
-                                    "order": handled.order})
+    log.info(
+        "stripe event",
+        extra={"event": event["id"], "type": event["type"], "outcome": handled.outcome, "order": handled.order},
+    )
     if handled.queued:
         request.app[OUTBOX].notify()
     if handled.refund is not None:
@@ -71,8 +74,9 @@ async def stripe_webhook(request: web.Request) -> web.Response:
 
 def handle_event(session: Session, event: dict[str, Any], currency: str) -> Handled:
     """Record the event, then act on it, in the caller's transaction. A recorded event does nothing."""
-    if session.exec(select(ProviderEvent.id).where(ProviderEvent.provider == "stripe",
-                                                    ProviderEvent.event_id == event["id"])).first():
+    if session.exec(
+        select(ProviderEvent.id).where(ProviderEvent.provider == "stripe", ProviderEvent.event_id == event["id"])
+    ).first():
         return Handled("duplicate")
     session.add(ProviderEvent(provider="stripe", event_id=event["id"], type=event["type"][:100]))
     session.flush()
@@ -95,13 +99,25 @@ def session_completed(session: Session, event: dict[str, Any], obj: dict[str, An
     if not isinstance(amount, int) or str(obj.get("currency", "")).lower() != currency.lower():
         amount = -1  # never equal to a total
     intent = obj.get("payment_intent")
-    payment = mark_paid_in(session, reference, paid_notice, lock=_lock(session), amount_cents=amount,
-                           capture_ref=intent if isinstance(intent, str) else None)
+    payment = mark_paid_in(
+        session,
+        reference,
+        paid_notice,
+        lock=_lock(session),
+        amount_cents=amount,
+        capture_ref=intent if isinstance(intent, str) else None,
+    )
     number = payment.order.number if payment.order else None
     if payment.outcome == "wrong_amount":
-        log.error("stripe took another amount than the order's total: not marked paid; a person must check it",
-                  extra={"order": number, "amount": obj.get("amount_total"), "currency": obj.get("currency"),
-                         "total": payment.order.total_cents if payment.order else None})
+        log.error(
+            "stripe took another amount than the order's total: not marked paid; a person must check it",
+            extra={
+                "order": number,
+                "amount": obj.get("amount_total"),
+                "currency": obj.get("currency"),
+                "total": payment.order.total_cents if payment.order else None,
+            },
+        )
     elif payment.outcome == "not_payable" and payment.order and payment.order.status == "cancelled":
         # Paid on a session that was still open when the order was cancelled: refund it.
         log.warning("stripe payment for a cancelled order: refunding it", extra={"order": number})
@@ -129,20 +145,34 @@ def payment_failed(session: Session, event: dict[str, Any], obj: dict[str, Any],
     if order.status != "pending_payment":
         return Handled("not_pending", order=order.number)
     lang = _language(session, order.customer_id)
-    queued = queue_to_customer(session, order.customer_id, f"payment-failed:{event['id']}", OutboundMessage(
-        text=text_in(lang, "pay.failed", number=order.number), kind="post_purchase"))
+    queued = queue_to_customer(
+        session,
+        order.customer_id,
+        f"payment-failed:{event['id']}",
+        OutboundMessage(text=text_in(lang, "pay.failed", number=order.number), kind="post_purchase"),
+    )
     return Handled("told", queued is not None, order.number)
 
 
 def charge_refunded(session: Session, event: dict[str, Any], obj: dict[str, Any], currency: str) -> Handled:
     """A refund went through. Orders have no "refunded" status yet: the log keeps it."""
     intent = obj.get("payment_intent")
-    order = (session.exec(select(Order).where(Order.payment_capture_ref == intent)).first()
-             if isinstance(intent, str) else None)
+    order = (
+        session.exec(select(Order).where(Order.payment_capture_ref == intent)).first()
+        if isinstance(intent, str)
+        else None
+    )
     if order is None:
         return Handled("unknown")
-    log.info("stripe refund", extra={"order": order.number, "status": order.status,
-                                     "amount_refunded": obj.get("amount_refunded"), "full": obj.get("refunded")})
+    log.info(
+        "stripe refund",
+        extra={
+            "order": order.number,
+            "status": order.status,
+            "amount_refunded": obj.get("amount_refunded"),
+            "full": obj.get("refunded"),
+        },
+    )
     return Handled("refund_noted", order=order.number)
 
 

@@ -1,6 +1,7 @@
 """Security headers on every response: a Content-Security-Policy that the widget, the agent
 console, the marketer page and the pay page keep with no inline script or style, and no framing,
 no content sniffing, no referrer."""
+
 from __future__ import annotations
 
 from urllib.parse import urlsplit
@@ -14,18 +15,20 @@ def content_security_policy(base_url: str) -> str:
     plain http in a demo."""
     parts = urlsplit(base_url)
     own = f" {parts.scheme}://{parts.netloc}" if parts.scheme == "http" and parts.netloc else ""
-    return "; ".join([
-        "default-src 'none'",
-        "script-src 'self'",
-        "style-src 'self'",
-        f"img-src 'self' data: https:{own}",
-        f"media-src 'self' https:{own}",
-        "connect-src 'self'",
-        "form-action 'self'",  # the pay page posts to itself
-        "frame-ancestors 'none'",
-        "base-uri 'none'",
-        "object-src 'none'",
-    ])
+    return "; ".join(
+        [
+            "default-src 'none'",
+            "script-src 'self'",
+            "style-src 'self'",
+            f"img-src 'self' data: https:{own}",
+            f"media-src 'self' https:{own}",
+            "connect-src 'self'",
+            "form-action 'self'",  # the pay page posts to itself
+            "frame-ancestors 'none'",
+            "base-uri 'none'",
+            "object-src 'none'",
+        ]
+    )
 
 
 def security_headers(base_url: str) -> dict[str, str]:

@@ -1,5 +1,6 @@
 """The web chat's routes: the widget's page and pictures, its session, messages (sent and
 fetched), configuration and "continue on another channel" links."""
+
 from __future__ import annotations
 
 import re
@@ -47,14 +48,19 @@ async def index(request: web.Request) -> web.FileResponse:
 
 def solid_png(hex_colour: str, width: int = 320, height: int = 240) -> bytes:
     """A one-colour PNG: a product picture stand-in that every channel (WhatsApp too) accepts."""
-    r, g, b = (int(hex_colour[i:i + 2], 16) for i in (1, 3, 5))
+    r, g, b = (int(hex_colour[i : i + 2], 16) for i in (1, 3, 5))
     row = b"\x00" + bytes((r, g, b)) * width
 
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(row * height)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(row * height))
+        + chunk(b"IEND", b"")
+    )
 
 
 async def product_image(request: web.Request) -> web.Response:
@@ -97,7 +103,9 @@ async def web_send(request: web.Request) -> web.Response:
     engine = request.app[ENGINE]
     received = await engine.receive(
         # Ids come from the browser: they are unique only within one session.
-        InboundMessage(channel=WebChannel.name, address=session_id, provider_message_id=f"{session_id}:{message_id}", text=text)
+        InboundMessage(
+            channel=WebChannel.name, address=session_id, provider_message_id=f"{session_id}:{message_id}", text=text
+        )
     )
     try:
         replies = await engine.run_turn(received, reply_status="delivered")
@@ -108,8 +116,10 @@ async def web_send(request: web.Request) -> web.Response:
             pass  # the message stays stored as it was; the retry runs it
         raise
     return web.json_response(
-        {"duplicate": received.duplicate,
-         "messages": [web_channel.render(r.id, r.direction, r.text, r.payload) for r in replies]}
+        {
+            "duplicate": received.duplicate,
+            "messages": [web_channel.render(r.id, r.direction, r.text, r.payload) for r in replies],
+        }
     )
 
 
@@ -134,14 +144,21 @@ async def web_config(request: web.Request) -> web.Response:
     language = await _web_language(request, session_id)
     config: dict[str, Any] = {
         "link_channels": channels,
-        "welcome": {"text": text_in(language, "greet"),
-                    "choices": [{"title": text_in(language, f"menu.{intent}"), "value": command(intent)}
-                                for intent in WELCOME_MENU]},
+        "welcome": {
+            "text": text_in(language, "greet"),
+            "choices": [
+                {"title": text_in(language, f"menu.{intent}"), "value": command(intent)} for intent in WELCOME_MENU
+            ],
+        },
     }
     sku = request.query.get("product", "")
     if sku and len(sku) <= 40 and (product := await request.app[CATALOG].product(sku)) is not None:
         name = product.name_zh if language_of(language) == ZH and product.name_zh else product.name
-        config["product"] = {"sku": product.sku, "name": name, "command": command("product_search", product=product.sku)}
+        config["product"] = {
+            "sku": product.sku,
+            "name": name,
+            "command": command("product_search", product=product.sku),
+        }
     return web.json_response(config)
 
 
@@ -150,8 +167,11 @@ async def _web_language(request: web.Request, session_id: str) -> str:
     space, address = identity_key(WebChannel.name, session_id)
 
     def known(session: Session) -> str | None:
-        return session.exec(select(Customer.language).join(ChannelIdentity, ChannelIdentity.customer_id == Customer.id)
-                            .where(ChannelIdentity.channel == space, ChannelIdentity.address == address)).first()
+        return session.exec(
+            select(Customer.language)
+            .join(ChannelIdentity, ChannelIdentity.customer_id == Customer.id)
+            .where(ChannelIdentity.channel == space, ChannelIdentity.address == address)
+        ).first()
 
     language = await request.app[DB].run(known)
     if language:
@@ -204,6 +224,4 @@ async def web_history(request: web.Request) -> web.Response:
         return rows
 
     rows = await request.app[DB].run(load)
-    return web.json_response(
-        {"messages": [web_channel.render(r.id, r.direction, r.text, r.payload) for r in rows]}
-    )
+    return web.json_response({"messages": [web_channel.render(r.id, r.direction, r.text, r.payload) for r in rows]})

@@ -2,6 +2,7 @@
 store and dedupe, consent keywords, the provider's acknowledgement; the turns run after the
 answer and their replies go out through the outbox. A provider's GET subscription check
 (Meta's) is answered here too."""
+
 from __future__ import annotations
 
 import asyncio
@@ -78,8 +79,9 @@ async def webhook(request: web.Request) -> web.Response:
         if received.duplicate and received.processed:
             continue
         if keyword := channel.keyword(message.text):
-            handled = await db.run(lambda s: apply_keyword(s, received.message_id, received.customer_id,
-                                                           channel.name, keyword))
+            handled = await db.run(
+                lambda s: apply_keyword(s, received.message_id, received.customer_id, channel.name, keyword)
+            )
             if handled:
                 continue
         in_background(request.app, turn_then_send(request.app, received))

@@ -2,6 +2,7 @@
 recogniser, the engine and its dialogs, the outbox, the scheduler. Every command (serve, chat,
 scheduler, outbox, the command lines) asks `build(settings)` for what it needs; each part is
 made on first use, so a command line that only reads the store loads no model."""
+
 from __future__ import annotations
 
 import logging
@@ -51,8 +52,13 @@ def build_recognizer(settings: Settings) -> Recognizer:
     if settings.nlu_cache_dir:
         cache = FitCache(settings.nlu_cache_dir, model_identity(model_path(settings.nlu_model)))
     return Recognizer(
-        load_model(settings.nlu_model, settings.nlu_threads), load_examples(), settings.nlu_threshold,
-        settings.nlu_min_similarity, settings.nlu_batch_window_ms, settings.nlu_batch_max, cache,
+        load_model(settings.nlu_model, settings.nlu_threads),
+        load_examples(),
+        settings.nlu_threshold,
+        settings.nlu_min_similarity,
+        settings.nlu_batch_window_ms,
+        settings.nlu_batch_max,
+        cache,
     )
 
 
@@ -79,8 +85,14 @@ class Services:
             (`SCHEDULER_IN_PROCESS` for a server; always for `python app.py scheduler`).
     """
 
-    def __init__(self, settings: Settings, recognizer: Recognizer | None = None, seed: bool = False,
-                 channels: dict[str, ChannelAdapter] | None = None, lead: bool = True) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        recognizer: Recognizer | None = None,
+        seed: bool = False,
+        channels: dict[str, ChannelAdapter] | None = None,
+        lead: bool = True,
+    ) -> None:
         self.settings = settings
         self._given_recognizer = recognizer
         self._seed = seed
@@ -178,19 +190,35 @@ class Services:
         storage = SqlStorage(db)
         conversation_state = CustomerConversationState(storage)
         shop = ShopServices(
-            catalog=self.catalog, carts=StoreCarts(db, settings.codes), orders=self.orders, payments=self.payments,
-            faq=self.faq, profiles=StoreProfiles(db), accounts=self.accounts,
+            catalog=self.catalog,
+            carts=StoreCarts(db, settings.codes),
+            orders=self.orders,
+            payments=self.payments,
+            faq=self.faq,
+            profiles=StoreProfiles(db),
+            accounts=self.accounts,
             memory=conversation_state.create_property("ShopMemory"),
-            media_base=settings.base_url, currency=settings.currency, handoff=self.handoffs,
+            media_base=settings.base_url,
+            currency=settings.currency,
+            handoff=self.handoffs,
         )
         bot = ShopBot(conversation_state, MainDialog(shop))
         states: list[BotState] = [conversation_state]
         return Engine(
-            db, self.recognizer, bot.on_turn, storage, states, settings.max_message_chars,
-            frozenset(name for name, channel in self.channels.items() if channel.numbered_choices), self.handoffs,
+            db,
+            self.recognizer,
+            bot.on_turn,
+            storage,
+            states,
+            settings.max_message_chars,
+            frozenset(name for name, channel in self.channels.items() if channel.numbered_choices),
+            self.handoffs,
             settings.default_timezone,
-            SenderLimit.from_settings(settings.sender_rate_limit, settings.sender_rate_window_seconds,
-                                      lambda language: text_in(language, "rate_limited")),
+            SenderLimit.from_settings(
+                settings.sender_rate_limit,
+                settings.sender_rate_window_seconds,
+                lambda language: text_in(language, "rate_limited"),
+            ),
             lambda language: text_in(language, "turn_failed"),
             settings.disclosure(),
         )

@@ -1,4 +1,5 @@
 """Shared fixtures: one loaded recogniser per run, a fresh store per test, the real app."""
+
 from __future__ import annotations
 
 import os
@@ -23,8 +24,12 @@ from tests.fakes.web_shopper import WebShopper
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMIUM_FLAGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync", "--no-first-run",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
 ]
 
 
@@ -64,8 +69,7 @@ def database_url(tmp_path: Path) -> str:
 def settings(database_url: str) -> Settings:
     # BOT_DISCLOSURE off: the tests read a new shopper's first answer as it is; tests/channels/
     # test_disclosure.py turns it on.
-    return Settings(_env_file=None, database_url=database_url, public_base_url="http://shop.test",
-                    bot_disclosure="off")
+    return Settings(_env_file=None, database_url=database_url, public_base_url="http://shop.test", bot_disclosure="off")
 
 
 @pytest.fixture
@@ -95,13 +99,22 @@ async def fake_graph():
 @pytest.fixture
 def channel_settings(database_url: str, fake_twilio: FakeTwilio, fake_graph: FakeGraph) -> Settings:
     return Settings(
-        _env_file=None, database_url=database_url, public_base_url="https://shop.example.com",
-        twilio_account_sid=FakeTwilio.account_sid, twilio_auth_token=FakeTwilio.auth_token,
-        twilio_whatsapp_from="whatsapp:+15550001111", twilio_sms_from="+15550001111",
-        twilio_api_base=fake_twilio.url, messenger_page_access_token=FakeGraph.page_token,
-        messenger_app_secret=FakeGraph.app_secret, messenger_verify_token=FakeGraph.verify_token,
-        graph_api_base=fake_graph.url, send_timeout_seconds=1.0, outbox_retry_base_seconds=0.05,
-        outbox_max_attempts=4, bot_disclosure="off",
+        _env_file=None,
+        database_url=database_url,
+        public_base_url="https://shop.example.com",
+        twilio_account_sid=FakeTwilio.account_sid,
+        twilio_auth_token=FakeTwilio.auth_token,
+        twilio_whatsapp_from="whatsapp:+15550001111",
+        twilio_sms_from="+15550001111",
+        twilio_api_base=fake_twilio.url,
+        messenger_page_access_token=FakeGraph.page_token,
+        messenger_app_secret=FakeGraph.app_secret,
+        messenger_verify_token=FakeGraph.verify_token,
+        graph_api_base=fake_graph.url,
+        send_timeout_seconds=1.0,
+        outbox_retry_base_seconds=0.05,
+        outbox_max_attempts=4,
+        bot_disclosure="off",
     )
 
 
@@ -121,15 +134,23 @@ async def fake_cloud():
 def cloud_settings(database_url: str, fake_cloud: FakeWhatsAppCloud, fake_twilio: FakeTwilio) -> Settings:
     """WhatsApp through the Cloud API (GRAPH_API_BASE at its fake), and SMS through Twilio."""
     return Settings(
-        _env_file=None, database_url=database_url, public_base_url="https://shop.example.com",
-        twilio_account_sid=FakeTwilio.account_sid, twilio_auth_token=FakeTwilio.auth_token,
-        twilio_sms_from="+15550001111", twilio_api_base=fake_twilio.url,
-        whatsapp_cloud_token=FakeWhatsAppCloud.token, whatsapp_cloud_app_secret=FakeWhatsAppCloud.app_secret,
+        _env_file=None,
+        database_url=database_url,
+        public_base_url="https://shop.example.com",
+        twilio_account_sid=FakeTwilio.account_sid,
+        twilio_auth_token=FakeTwilio.auth_token,
+        twilio_sms_from="+15550001111",
+        twilio_api_base=fake_twilio.url,
+        whatsapp_cloud_token=FakeWhatsAppCloud.token,
+        whatsapp_cloud_app_secret=FakeWhatsAppCloud.app_secret,
         whatsapp_cloud_verify_token=FakeWhatsAppCloud.verify_token,
         whatsapp_cloud_phone_number_id=FakeWhatsAppCloud.phone_number_id,
         whatsapp_cloud_display_number="+1 555 000 2222",
-        graph_api_base=fake_cloud.url, send_timeout_seconds=1.0, outbox_retry_base_seconds=0.05,
-        outbox_max_attempts=4, bot_disclosure="off",
+        graph_api_base=fake_cloud.url,
+        send_timeout_seconds=1.0,
+        outbox_retry_base_seconds=0.05,
+        outbox_max_attempts=4,
+        bot_disclosure="off",
     )
 
 
@@ -166,4 +187,3 @@ class PolicyBypass:
 
     def __getattr__(self, name):
         return getattr(self._browser, name)
-

@@ -1,6 +1,7 @@
 """Input an outsider or a careless provider sends: characters no store can hold, batches with a
 bad event in them, and malformed bodies that must get a 4xx, never a 500. Run on SQLite and, with
 TEST_DATABASE_URL, on PostgreSQL (whose text cannot hold NUL)."""
+
 from __future__ import annotations
 
 import json
@@ -22,8 +23,13 @@ CLEAN = "hi there[31m 👋 你好\tok\nline two\x7f"
 
 
 async def inbound(client, *where) -> list[MessageRecord]:
-    return await client.app[DB].run(lambda s: list(s.exec(
-        select(MessageRecord).where(MessageRecord.direction == "in", *where).order_by(MessageRecord.id)).all()))
+    return await client.app[DB].run(
+        lambda s: list(
+            s.exec(
+                select(MessageRecord).where(MessageRecord.direction == "in", *where).order_by(MessageRecord.id)
+            ).all()
+        )
+    )
 
 
 async def count(client, table=MessageRecord) -> int:
@@ -31,6 +37,7 @@ async def count(client, table=MessageRecord) -> int:
 
 
 # --- characters no store can hold --------------------------------------------------------------
+
 
 @pytest.mark.parametrize("channel", ["whatsapp", "sms"])
 async def test_nul_and_controls_in_a_twilio_message_are_cleaned(channel_client, fake_twilio, channel):
@@ -66,35 +73,49 @@ async def test_nul_and_lone_surrogates_in_a_messenger_batch_lose_nothing(channel
 async def test_a_twilio_status_with_a_nul_in_its_sid_is_harmless(channel_client, fake_twilio):
     form = {"MessageSid": "SM\x00" + "1" * 32, "MessageStatus": "delivered", "To": "whatsapp:" + NUMBER}
     signature = fake_twilio.sign("https://shop.example.com/webhooks/twilio/status", form)
-    resp = await channel_client.post("/webhooks/twilio/status", data=urlencode(form).encode(), headers={
-        "Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": signature})
+    resp = await channel_client.post(
+        "/webhooks/twilio/status",
+        data=urlencode(form).encode(),
+        headers={"Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": signature},
+    )
     assert resp.status == 204
 
 
 # --- one bad event never fails its neighbours ----------------------------------------------------
+
 
 def refuse_text(client, poison: str) -> None:
     """Make the store itself refuse one message text, as a constraint it enforces would."""
     db = client.app[DB]
     with db.engine.begin() as connection:
         if db.is_sqlite:
-            connection.execute(sql_text(
-                f"CREATE TRIGGER refuse_poison BEFORE INSERT ON message WHEN NEW.text = '{poison}' "
-                "BEGIN SELECT RAISE(ABORT, 'refused by the store'); END"))
+            connection.execute(
+                sql_text(
+                    f"CREATE TRIGGER refuse_poison BEFORE INSERT ON message WHEN NEW.text = '{poison}' "
+                    "BEGIN SELECT RAISE(ABORT, 'refused by the store'); END"
+                )
+            )
         else:
-            connection.execute(sql_text(
-                "CREATE OR REPLACE FUNCTION refuse_poison() RETURNS trigger AS $$ BEGIN "
-                f"IF NEW.text = '{poison}' THEN RAISE EXCEPTION 'refused by the store'; END IF; "
-                "RETURN NEW; END $$ LANGUAGE plpgsql"))
-            connection.execute(sql_text(
-                "CREATE TRIGGER refuse_poison BEFORE INSERT ON message FOR EACH ROW EXECUTE FUNCTION refuse_poison()"))
+            connection.execute(
+                sql_text(
+                    "CREATE OR REPLACE FUNCTION refuse_poison() RETURNS trigger AS $$ BEGIN "
+                    f"IF NEW.text = '{poison}' THEN RAISE EXCEPTION 'refused by the store'; END IF; "
+                    "RETURN NEW; END $$ LANGUAGE plpgsql"
+                )
+            )
+            connection.execute(
+                sql_text(
+                    "CREATE TRIGGER refuse_poison BEFORE INSERT ON message FOR EACH ROW EXECUTE FUNCTION refuse_poison()"
+                )
+            )
 
 
 async def test_an_event_the_store_refuses_is_skipped_and_the_rest_processed(channel_client, fake_graph):
     refuse_text(channel_client, "poison")
     alice, bob, carol = (MessengerShopper(channel_client, fake_graph, p) for p in ("6101", "6102", "6103"))
-    resp = await alice.post_events(alice.text_event("hello"), bob.text_event("poison"),
-                                   carol.text_event("where is my order?"))
+    resp = await alice.post_events(
+        alice.text_event("hello"), bob.text_event("poison"), carol.text_event("where is my order?")
+    )
     assert resp.status == 200
     assert [r.address for r in await inbound(channel_client)] == ["6101", "6103"]
     assert await alice.replies() and await carol.replies()
@@ -102,13 +123,17 @@ async def test_an_event_the_store_refuses_is_skipped_and_the_rest_processed(chan
 
 # --- malformed bodies get a 4xx -------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("path", ["/api/web/messages", "/api/web/link"])
-@pytest.mark.parametrize("body", [
-    "[" * 5000 + "]" * 5000,
-    '{"id": "deep", "text": ' + "[" * 5000 + "]" * 5000 + "}",
-    '{"channel": ' + '{"a":' * 3000 + "1" + "}" * 3000 + "}",
-    '{"id": "deep", "text": ' + "[" * 100 + "]" * 100 + "}",
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        "[" * 5000 + "]" * 5000,
+        '{"id": "deep", "text": ' + "[" * 5000 + "]" * 5000 + "}",
+        '{"channel": ' + '{"a":' * 3000 + "1" + "}" * 3000 + "}",
+        '{"id": "deep", "text": ' + "[" * 100 + "]" * 100 + "}",
+    ],
+)
 async def test_deeply_nested_json_is_a_400(client, shopper, path, body):
     assert len(body) < 64 * 1024
     resp = await client.post(path, data=body.encode(), headers={**shopper.headers, "Content-Type": "application/json"})
@@ -123,14 +148,17 @@ async def test_a_chunked_web_body_over_the_limit_is_refused(client, shopper):
             yield b" " * 1024
         yield b'{"id": "x", "text": "hi"}'
 
-    resp = await client.post("/api/web/messages", data=chunks(),
-                             headers={**shopper.headers, "Content-Type": "application/json"})
+    resp = await client.post(
+        "/api/web/messages", data=chunks(), headers={**shopper.headers, "Content-Type": "application/json"}
+    )
     assert resp.status == 413
     assert await count(client) == 0
 
 
-@pytest.mark.parametrize("after", ["99999999999999999999999", "-99999999999999999999999", "9223372036854775808",
-                                   "1e9", "0x10", "1_000", "١٢", " 5"])
+@pytest.mark.parametrize(
+    "after",
+    ["99999999999999999999999", "-99999999999999999999999", "9223372036854775808", "1e9", "0x10", "1_000", "١٢", " 5"],
+)
 async def test_history_after_an_id_beyond_range_is_a_400(client, shopper, after):
     await shopper.say("hello")
     resp = await client.get("/api/web/messages", params={"after": after}, headers=shopper.headers)
@@ -165,27 +193,32 @@ async def test_a_location_without_longitude_is_stored(channel_client, fake_twili
     assert rows[1].payload["Longitude"] == "121.5654" and "Latitude" not in rows[1].payload
 
 
-@pytest.mark.parametrize("bad", [
-    {"message": {"mid": "m_bad", "text": {"not": "a string"}}},
-    {"message": {"mid": "m_bad", "text": ["a", "list"]}},
-    {"message": {"mid": "m_bad", "text": 42}},
-    {"message": {"mid": {"a": 1}, "text": "hi"}},
-    {"message": {"mid": "m_bad", "quick_reply": {"payload": ["x"]}}},
-    {"message": {"mid": "m_bad", "attachments": [{"payload": {"url": 5}}]}},
-    {"message": {"mid": "m_bad", "attachments": "nope"}},
-    {"postback": {"payload": {"x": 1}}},
-    {"referral": {"ref": ["x"]}},
-    {"delivery": {"watermark": 10 ** 30}},
-    {"read": {"watermark": -(10 ** 30)}},
-    {"delivery": {"watermark": "soon"}},
-    {"timestamp": 10 ** 400, "postback": {"payload": "/help"}},
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"message": {"mid": "m_bad", "text": {"not": "a string"}}},
+        {"message": {"mid": "m_bad", "text": ["a", "list"]}},
+        {"message": {"mid": "m_bad", "text": 42}},
+        {"message": {"mid": {"a": 1}, "text": "hi"}},
+        {"message": {"mid": "m_bad", "quick_reply": {"payload": ["x"]}}},
+        {"message": {"mid": "m_bad", "attachments": [{"payload": {"url": 5}}]}},
+        {"message": {"mid": "m_bad", "attachments": "nope"}},
+        {"postback": {"payload": {"x": 1}}},
+        {"referral": {"ref": ["x"]}},
+        {"delivery": {"watermark": 10**30}},
+        {"read": {"watermark": -(10**30)}},
+        {"delivery": {"watermark": "soon"}},
+        {"timestamp": 10**400, "postback": {"payload": "/help"}},
+    ],
+)
 async def test_a_malformed_messenger_event_is_skipped_and_its_neighbours_kept(channel_client, fake_graph, bad):
     good = MessengerShopper(channel_client, fake_graph, "7101")
     also = MessengerShopper(channel_client, fake_graph, "7102")
-    resp = await good.post_events(good.text_event("hello"), {"sender": {"id": "7999"}, "recipient": {"id": "PAGE"},
-                                                             "timestamp": 1764000000000, **bad},
-                                  also.text_event("view my cart"))
+    resp = await good.post_events(
+        good.text_event("hello"),
+        {"sender": {"id": "7999"}, "recipient": {"id": "PAGE"}, "timestamp": 1764000000000, **bad},
+        also.text_event("view my cart"),
+    )
     assert resp.status == 200, await resp.text()
     assert [r.address for r in await inbound(channel_client)] == ["7101", "7102"]
     assert await good.replies() and await also.replies()
@@ -195,8 +228,11 @@ async def test_a_malformed_messenger_event_is_skipped_and_its_neighbours_kept(ch
 async def test_a_malformed_messenger_entry_is_skipped(channel_client, fake_graph, entry):
     good = MessengerShopper(channel_client, fake_graph, "7201")
     body = json.dumps({"object": "page", "entry": [entry, {"id": "PAGE", "messaging": [good.text_event("hi")]}]})
-    resp = await channel_client.post("/webhooks/messenger", data=body.encode(), headers={
-        "Content-Type": "application/json", "X-Hub-Signature-256": fake_graph.sign(body.encode())})
+    resp = await channel_client.post(
+        "/webhooks/messenger",
+        data=body.encode(),
+        headers={"Content-Type": "application/json", "X-Hub-Signature-256": fake_graph.sign(body.encode())},
+    )
     assert resp.status == 200, await resp.text()
     assert [r.address for r in await inbound(channel_client)] == ["7201"]
 

@@ -1,4 +1,5 @@
 """Settings: `.env.example` stays in step with `Settings`, and values parse."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -44,8 +45,12 @@ def test_currency_is_an_iso_code():
 
 def test_payments_are_the_sandbox_unless_stripe_is_chosen_with_its_keys():
     assert Settings(_env_file=None).payments == "sandbox"
-    assert Settings(_env_file=None, payments="Stripe", stripe_secret_key="sk_test_x",
-                    stripe_webhook_secret="whsec_x").payments == "stripe"
+    assert (
+        Settings(
+            _env_file=None, payments="Stripe", stripe_secret_key="sk_test_x", stripe_webhook_secret="whsec_x"
+        ).payments
+        == "stripe"
+    )
     with pytest.raises(ValueError, match="needs STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET"):
         Settings(_env_file=None, payments="stripe")
     with pytest.raises(ValueError, match="paypal is not supported yet"):

@@ -1,5 +1,6 @@
 """The image and the compose file run the app's own commands, the ones the tests run: every
 service's command is a real subcommand of app.py, and the image installs the pinned CPU torch."""
+
 from __future__ import annotations
 
 import os
@@ -27,11 +28,23 @@ def test_every_service_runs_a_real_subcommand_of_app_py():
         command = spec["command"]
         assert command[:2] == ["python", "app.py"], (name, command)
         # argparse answers --help for a subcommand it has (exit 0), and refuses one it has not (2)
-        shown = subprocess.run([sys.executable, "app.py", *command[2:], "--help"], cwd=ROOT, env=env,
-                               capture_output=True, text=True, timeout=120)
+        shown = subprocess.run(
+            [sys.executable, "app.py", *command[2:], "--help"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert shown.returncode == 0, (name, shown.stderr)
-    refused = subprocess.run([sys.executable, "app.py", "no-such-command", "--help"], cwd=ROOT, env=env,
-                             capture_output=True, text=True, timeout=120)
+    refused = subprocess.run(
+        [sys.executable, "app.py", "no-such-command", "--help"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert refused.returncode == 2
 
 
@@ -55,4 +68,4 @@ def test_the_image_installs_the_pinned_cpu_torch_before_the_requirements():
     assert cpu < DOCKERFILE.index("pip install -r requirements.txt")
     assert "FROM python:3.11-slim" in DOCKERFILE and "HF_HUB_OFFLINE=1" in DOCKERFILE
     assert re.search(r"^USER (?!root)\S+", DOCKERFILE, re.M)
-    assert '/livez' in DOCKERFILE and 'CMD ["python", "app.py"]' in DOCKERFILE
+    assert "/livez" in DOCKERFILE and 'CMD ["python", "app.py"]' in DOCKERFILE

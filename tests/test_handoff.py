@@ -1,6 +1,7 @@
 """Human handoff end to end: shoppers on WhatsApp, SMS, Messenger and the web reach a person
 through real webhooks; agents work the ticket through /api/handoffs; replies reach the fake
 providers; the bot stays silent meanwhile and takes over again with a rating question."""
+
 from __future__ import annotations
 
 import asyncio
@@ -36,8 +37,11 @@ async def app_client(aiohttp_client, handoff_settings, recognizer):
 
 
 async def new_agent(client, name: str, languages=("en",), topics=(), capacity: int = 3) -> tuple[int, dict]:
-    resp = await client.post("/api/handoffs/agents", headers=ADMIN, json={
-        "name": name, "languages": list(languages), "topics": list(topics), "capacity": capacity})
+    resp = await client.post(
+        "/api/handoffs/agents",
+        headers=ADMIN,
+        json={"name": name, "languages": list(languages), "topics": list(topics), "capacity": capacity},
+    )
     assert resp.status == 201, await resp.text()
     body = await resp.json()
     return body["id"], {"Authorization": f"Bearer {body['token']}"}
@@ -75,7 +79,10 @@ async def test_whatsapp_shopper_reaches_a_person_and_rates_the_help(app_client, 
     assert summary["customer"]["addresses"][0]["address"] != NUMBER  # masked
     assert NUMBER not in str(detail["summary"])
     assert "order_status" in summary["recent_intents"]
-    assert [m["text"] for m in summary["last_messages"]][-2:] == ["Where is my order?", "I want to talk to a real person"]
+    assert [m["text"] for m in summary["last_messages"]][-2:] == [
+        "Where is my order?",
+        "I want to talk to a real person",
+    ]
     assert summary["bot_answers"] and summary["faq"]["key"] == "shipping"
 
     agent_id, dana = await new_agent(app_client, "Dana")
@@ -117,9 +124,11 @@ async def test_messenger_reply_after_the_24h_window_uses_the_human_agent_tag(app
     assert inside["messaging_type"] == "RESPONSE" and "tag" not in inside
 
     def age(hours: float):
-        return lambda s: s.execute(update(MessageRecord).where(
-            MessageRecord.channel == "messenger", MessageRecord.direction == "in"
-        ).values(created_at=utcnow() - timedelta(hours=hours)))
+        return lambda s: s.execute(
+            update(MessageRecord)
+            .where(MessageRecord.channel == "messenger", MessageRecord.direction == "in")
+            .values(created_at=utcnow() - timedelta(hours=hours))
+        )
 
     await app_client.app[DB].run(age(25))  # the shopper's last message was 25 hours ago
     await act(app_client, queued["id"], "reply", status=201, text="Your refund went through")
@@ -137,8 +146,9 @@ async def test_two_agents_claiming_at_once_one_wins(app_client, fake_twilio):
     await wa.say("human")
     [queued] = await tickets(app_client)
     (a_id, a), (b_id, b) = await new_agent(app_client, "Ann"), await new_agent(app_client, "Ben")
-    responses = await asyncio.gather(*(app_client.post(f"/api/handoffs/{queued['id']}/claim", headers=h)
-                                       for h in (a, b, a, b)))
+    responses = await asyncio.gather(
+        *(app_client.post(f"/api/handoffs/{queued['id']}/claim", headers=h) for h in (a, b, a, b))
+    )
     statuses = [r.status for r in responses]
     winner = (await ticket(app_client, queued["id"]))["agent_id"]
     assert winner in (a_id, b_id)
@@ -230,8 +240,9 @@ async def test_rules_priority_and_routing_to_a_free_agent(app_client, fake_twili
     assert resp.status == 409 and "capacity" in (await resp.json())["error"]
 
 
-async def test_silent_agent_loses_the_ticket_and_the_shopper_is_told(aiohttp_client, handoff_settings, recognizer,
-                                                                     fake_twilio):
+async def test_silent_agent_loses_the_ticket_and_the_shopper_is_told(
+    aiohttp_client, handoff_settings, recognizer, fake_twilio
+):
     settings = handoff_settings.model_copy(update={"handoff_agent_timeout": "1s"})
     client = await aiohttp_client(create_app(settings, recognizer))
     ann_id, ann = await new_agent(client, "Ann")
@@ -249,11 +260,13 @@ async def test_silent_agent_loses_the_ticket_and_the_shopper_is_told(aiohttp_cli
     assert agent.available is False  # marked away, so the ticket is not routed back to her
 
 
-async def test_outside_staffed_hours_the_shopper_learns_when_someone_answers(aiohttp_client, handoff_settings,
-                                                                            recognizer, fake_twilio):
+async def test_outside_staffed_hours_the_shopper_learns_when_someone_answers(
+    aiohttp_client, handoff_settings, recognizer, fake_twilio
+):
     tomorrow = DAYS[(datetime.now(UTC).weekday() + 2) % 7]
-    settings = handoff_settings.model_copy(update={"handoff_hours": f"{tomorrow} 09:00-17:00",
-                                                   "default_timezone": "UTC"})
+    settings = handoff_settings.model_copy(
+        update={"handoff_hours": f"{tomorrow} 09:00-17:00", "default_timezone": "UTC"}
+    )
     client = await aiohttp_client(create_app(settings, recognizer))
     wa = TwilioShopper(client, fake_twilio, "whatsapp", NUMBER)
     out = await wa.say("customer service please")
@@ -282,16 +295,19 @@ async def test_tokens_are_required(app_client, aiohttp_client, settings, recogni
     assert (await off.get("/api/handoffs", headers=ADMIN)).status == 403
 
 
-@pytest.mark.parametrize("text, intent, expected", [
-    ("I want to report a fraud", "faq", "rule:fraud"),
-    ("I'll file a chargeback", FALLBACK, "rule:chargeback"),
-    ("can I get a special discount for 40 jackets?", "product_search", "rule:discount_approval"),
-    ("talk to a human", "human_agent", "asked"),
-    ("我要找真人客服", "human_agent", "asked"),
-    ("this is useless", FALLBACK, "frustration"),
-    ("I like agents of shield", "product_search", None),
-    ("show me dresses", "product_search", None),
-])
+@pytest.mark.parametrize(
+    "text, intent, expected",
+    [
+        ("I want to report a fraud", "faq", "rule:fraud"),
+        ("I'll file a chargeback", FALLBACK, "rule:chargeback"),
+        ("can I get a special discount for 40 jackets?", "product_search", "rule:discount_approval"),
+        ("talk to a human", "human_agent", "asked"),
+        ("我要找真人客服", "human_agent", "asked"),
+        ("this is useless", FALLBACK, "frustration"),
+        ("I like agents of shield", "product_search", None),
+        ("show me dresses", "product_search", None),
+    ],
+)
 def test_rules_match(text, intent, expected):
     found = match(load_rules(), text, Intent(intent, 0.9), fallbacks=0, repeats=1)
     assert (found.reason if found else None) == expected
@@ -357,8 +373,13 @@ async def test_transfer_between_agents_and_back_to_the_queue(app_client, fake_tw
     assert [e["kind"] for e in back["events"]] == ["opened", "claimed", "transfer", "transfer"]
     # WhatsApp allows no free-form message 24 hours after the shopper's last one.
     await act(app_client, opened["id"], "claim", ben)
-    await app_client.app[DB].run(lambda s: s.execute(update(MessageRecord).where(
-        MessageRecord.direction == "in").values(created_at=utcnow() - timedelta(hours=25))))
+    await app_client.app[DB].run(
+        lambda s: s.execute(
+            update(MessageRecord)
+            .where(MessageRecord.direction == "in")
+            .values(created_at=utcnow() - timedelta(hours=25))
+        )
+    )
     resp = await app_client.post(f"/api/handoffs/{opened['id']}/reply", headers=ben, json={"text": "late"})
     assert resp.status == 409 and "24-hour" in (await resp.json())["error"]
     resp = await app_client.post(f"/api/handoffs/{opened['id']}/reply", headers=ben, json={"text": " "})
@@ -383,8 +404,9 @@ async def test_forget_me_after_a_handoff_keeps_only_the_figures(app_client, fake
     assert "Main St" not in str(detail)
 
 
-async def test_agents_created_on_the_command_line_sign_in_to_the_console(database_url, aiohttp_client, settings,
-                                                                        recognizer):
+async def test_agents_created_on_the_command_line_sign_in_to_the_console(
+    database_url, aiohttp_client, settings, recognizer
+):
     """`python app.py agent add` prints a token once; that token signs in; bad details are refused."""
     import os
     import subprocess
@@ -395,8 +417,9 @@ async def test_agents_created_on_the_command_line_sign_in_to_the_console(databas
     env = {**os.environ, "DATABASE_URL": database_url, "LOG_LEVEL": "WARNING"}
 
     def cli(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "app.py", "agent", *args], cwd=root, env=env, capture_output=True,
-                              text=True, timeout=120)
+        return subprocess.run(
+            [sys.executable, "app.py", "agent", *args], cwd=root, env=env, capture_output=True, text=True, timeout=120
+        )
 
     added = cli("add", "Mei Chen", "--languages", "zh-TW,en", "--topics", "returns", "--capacity", "4")
     assert added.returncode == 0, added.stderr

@@ -1,4 +1,5 @@
 """The shopper's language, money in CURRENCY and dates, as the shopper's locale writes them."""
+
 from __future__ import annotations
 
 from datetime import date
@@ -8,21 +9,34 @@ import pytest
 from bot.i18n import EN, ZH, date_text, language_of, money, text_in, weekday_name
 
 
-@pytest.mark.parametrize("tag, language", [
-    ("zh-TW", ZH), ("zh", ZH), ("ZH-hant", ZH), ("en", EN), ("en-GB", EN), ("fr", EN), ("", EN), (None, EN),
-])
+@pytest.mark.parametrize(
+    "tag, language",
+    [
+        ("zh-TW", ZH),
+        ("zh", ZH),
+        ("ZH-hant", ZH),
+        ("en", EN),
+        ("en-GB", EN),
+        ("fr", EN),
+        ("", EN),
+        (None, EN),
+    ],
+)
 def test_language_of(tag, language):
     assert language_of(tag) == language
 
 
-@pytest.mark.parametrize("cents, language, currency, shown", [
-    (2400, EN, "USD", "$24.00"),
-    (123456, EN, "USD", "$1,234.56"),
-    (2400, ZH, "USD", "US$24.00"),
-    (2400, EN, "EUR", "€24.00"),
-    (2400, EN, "TWD", "NT$24.00"),
-    (2400, ZH, "TWD", "$24.00"),
-])
+@pytest.mark.parametrize(
+    "cents, language, currency, shown",
+    [
+        (2400, EN, "USD", "$24.00"),
+        (123456, EN, "USD", "$1,234.56"),
+        (2400, ZH, "USD", "US$24.00"),
+        (2400, EN, "EUR", "€24.00"),
+        (2400, EN, "TWD", "NT$24.00"),
+        (2400, ZH, "TWD", "$24.00"),
+    ],
+)
 def test_money(cents, language, currency, shown):
     assert money(cents, language, currency) == shown
 

@@ -1,6 +1,7 @@
 """Linking cannot be turned against a shopper: a link or code that reaches a chat only asks that
 chat to confirm, and guessing codes is limited without locking out anyone who typed none.
 End to end through the real webhooks, the web chat API and the fake providers."""
+
 from __future__ import annotations
 
 import asyncio
@@ -30,7 +31,8 @@ async def asked_at(client, **where) -> str:
     """When the token was made, as the question shows it (the shop's zone, America/New_York)."""
     column, value = next(iter(where.items()))
     token = await client.app[DB].run(
-        lambda s: s.exec(select(LinkToken).where(getattr(LinkToken, column) == value)).one())
+        lambda s: s.exec(select(LinkToken).where(getattr(LinkToken, column) == value)).one()
+    )
     return as_utc(token.created_at).astimezone(ZoneInfo("America/New_York")).strftime("%H:%M")
 
 
@@ -66,8 +68,9 @@ async def test_a_web_link_pushed_to_a_whatsapp_shopper_merges_nothing_without_ye
     await shopper_with_an_order(victim.say)
     attacker = await WebShopper.start(channel_client)
     await attacker.say("hi")
-    offer = await (await channel_client.post("/api/web/link", json={"channel": "whatsapp"},
-                                             headers=attacker.headers)).json()
+    offer = await (
+        await channel_client.post("/api/web/link", json={"channel": "whatsapp"}, headers=attacker.headers)
+    ).json()
     prefilled = parse_qs(urlparse(offer["url"]).query)["text"][0]
 
     question = await victim.say(prefilled)  # all the victim did: send the prefilled message
@@ -140,8 +143,7 @@ async def test_numbered_and_chinese_answers(channel_client, fake_twilio):
 
     web = await WebShopper.start(channel_client)
     await web.say("你好")
-    offer = await (await channel_client.post("/api/web/link", json={"channel": "whatsapp"},
-                                             headers=web.headers)).json()
+    offer = await (await channel_client.post("/api/web/link", json={"channel": "whatsapp"}, headers=web.headers)).json()
     wa = TwilioShopper(channel_client, fake_twilio, "whatsapp", "+886912345678")
     question = await wa.say(offer["code"])  # a new chat: in the language of whoever asked for it
     assert "要把這個對話和網頁聊天連結嗎" in question and "只有在是您本人要求" in question
@@ -165,8 +167,12 @@ async def test_opening_an_m_me_link_alone_only_asks(messenger_client, fake_graph
     ref = parse_qs(urlparse(offer["url"]).query)["ref"][0]
 
     # Opening the link: Messenger sends an OPEN_THREAD referral, nothing typed.
-    referral = {"sender": {"id": victim.psid}, "recipient": {"id": "PAGE"}, "timestamp": 1764000000001,
-                "referral": {"ref": ref, "source": "SHORTLINK", "type": "OPEN_THREAD"}}
+    referral = {
+        "sender": {"id": victim.psid},
+        "recipient": {"id": "PAGE"},
+        "timestamp": 1764000000001,
+        "referral": {"ref": ref, "source": "SHORTLINK", "type": "OPEN_THREAD"},
+    }
     assert (await victim.post_events(referral)).status == 200
     sent = await victim.replies()
     assert "Link this chat with the web chat" in MessengerShopper.texts(sent)
@@ -185,8 +191,7 @@ async def test_opening_an_m_me_link_alone_only_asks(messenger_client, fake_graph
 async def test_forty_numbers_guessing_lock_out_nobody_else(channel_client, fake_twilio):
     web = await WebShopper.start(channel_client)
     await web.say(ADD.format(p="TEE-CLASSIC", s="M", c="white"))
-    offer = await (await channel_client.post("/api/web/link", json={"channel": "whatsapp"},
-                                             headers=web.headers)).json()
+    offer = await (await channel_client.post("/api/web/link", json={"channel": "whatsapp"}, headers=web.headers)).json()
     right = offer["code"]
     wrong = [f"{n:06d}" for n in range(100000, 100300) if f"{n:06d}" != right]
 

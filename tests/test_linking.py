@@ -1,4 +1,5 @@
 """One shopper across channels, end to end through the real webhooks and the fake providers."""
+
 from __future__ import annotations
 
 import asyncio
@@ -30,7 +31,9 @@ async def confirmed(shopper, text: str) -> str:
 
 async def cart_quantities(client, customer_id: str | None = None) -> dict[str, int]:
     def load(session):
-        query = select(CartItem.variant_sku, CartItem.quantity, Cart.customer_id).join(Cart, Cart.id == CartItem.cart_id)
+        query = select(CartItem.variant_sku, CartItem.quantity, Cart.customer_id).join(
+            Cart, Cart.id == CartItem.cart_id
+        )
         rows = session.exec(query.where(Cart.status == "open")).all()
         return {sku: qty for sku, qty, cid in rows if customer_id in (None, cid)}
 
@@ -127,7 +130,9 @@ async def test_expired_reused_and_guessed_tokens_are_refused(channel_client, fak
     offer = await (await channel_client.post("/api/web/link", json={"channel": "sms"}, headers=web.headers)).json()
 
     def expire(session):
-        session.exec(select(LinkToken).where(LinkToken.code == offer["code"])).one().expires_at = utcnow() - timedelta(seconds=1)
+        session.exec(select(LinkToken).where(LinkToken.code == offer["code"])).one().expires_at = utcnow() - timedelta(
+            seconds=1
+        )
 
     await db.run(expire)
     assert "expired" in await stranger.say(offer["code"])
@@ -180,7 +185,8 @@ async def test_what_we_know_and_forget_me(channel_client, fake_twilio):
     out = await wa.say("yes")
     assert "deleted" in out
     customer = await channel_client.app[DB].run(
-        lambda s: s.exec(select(Customer).where(Customer.erased_at.is_not(None))).one())
+        lambda s: s.exec(select(Customer).where(Customer.erased_at.is_not(None))).one()
+    )
     assert customer.phone is None
     out = await wa.say("view my cart")  # a new customer now: nothing of the old one
     assert "Your cart is empty" in out
@@ -198,5 +204,6 @@ async def test_a_shopper_chooses_where_updates_go(channel_client, fake_twilio):
     assert "will come to this chat" in web.texts()
     await wa.say("hi")  # WhatsApp is now the channel used last, but web chat was chosen
     customer = await channel_client.app[DB].run(
-        lambda s: s.exec(select(Customer).where(Customer.id != "demo-shopper")).one())
+        lambda s: s.exec(select(Customer).where(Customer.id != "demo-shopper")).one()
+    )
     assert customer.preferred_channel == "web" and customer.last_channel == "whatsapp"

@@ -1,5 +1,6 @@
 """The recogniser with the real bundled model: accuracy on the shipped test set, entities,
 bad input, and shared batches."""
+
 from __future__ import annotations
 
 import asyncio
@@ -29,8 +30,11 @@ async def test_accuracy_on_the_shipped_test_set(recognizer: Recognizer):
         ("Do you have the runners in size 9?", "check_stock", {"size": "9", "category": "shoes"}),
         ("is the midnight wrap dress available in other sizes?", "check_stock", {"product": "DRS-MIDNIGHT"}),
         ("add two pairs of running socks", "add_to_cart", {"quantity": 2, "category": "socks"}),
-        ("add 2 aero runners size 10 in black", "add_to_cart",
-         {"quantity": 2, "size": "10", "colour": "black", "product": "RUN-AERO"}),
+        (
+            "add 2 aero runners size 10 in black",
+            "add_to_cart",
+            {"quantity": 2, "size": "10", "colour": "black", "product": "RUN-AERO"},
+        ),
         ("where is my order #1002?", "order_status", {"order_number": 1002}),
         ("cancel order 1003 please", "cancel_order", {"order_number": 1003}),
         ("show me gray hoodies in large", "product_search", {"colour": "grey", "size": "L", "category": "hoodies"}),
@@ -52,8 +56,19 @@ async def test_intents_and_entities(recognizer: Recognizer, text, intent, entiti
 
 @pytest.mark.parametrize(
     "text",
-    ["", "   ", "😀🎉🔥", "\u200b\u200c\u200d", "a" * 10_000, "שלום עולם", "مرحبا", "hello 你好 мир",
-     "\u202eevil\u202c", "\x00\x01", "1234567890" * 50],
+    [
+        "",
+        "   ",
+        "😀🎉🔥",
+        "\u200b\u200c\u200d",
+        "a" * 10_000,
+        "שלום עולם",
+        "مرحبا",
+        "hello 你好 мир",
+        "\u202eevil\u202c",
+        "\x00\x01",
+        "1234567890" * 50,
+    ],
 )
 async def test_bad_input_never_raises(recognizer: Recognizer, text):
     result = await recognizer.recognize(text)
@@ -89,24 +104,38 @@ def cli_env(tmp_path: Path, nlu_cache_dir: Path) -> dict[str, str]:
     recogniser, so the command loads rather than fits)."""
     import os
 
-    return {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}", "HOME": str(tmp_path),
-            "NLU_CACHE_DIR": str(nlu_cache_dir)}
+    return {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}",
+        "HOME": str(tmp_path),
+        "NLU_CACHE_DIR": str(nlu_cache_dir),
+    }
 
 
 def test_cli_parse_and_eval(tmp_path, recognizer, nlu_cache_dir):
     env = cli_env(tmp_path, nlu_cache_dir)
     out = subprocess.run(
         [sys.executable, "app.py", "nlu", "parse", "where is my order 1001"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert out.returncode == 0, out.stderr[-2000:]
     parsed = json.loads(out.stdout.strip().splitlines()[-1])
     assert parsed["intent"] == "order_status" and parsed["entities"]["order_number"] == 1001
     small = tmp_path / "small.jsonl"
-    small.write_text('{"text": "hello there", "intent": "greet"}\n{"text": "where is my parcel", "intent": "order_status", "lang": "en"}\n')
+    small.write_text(
+        '{"text": "hello there", "intent": "greet"}\n{"text": "where is my parcel", "intent": "order_status", "lang": "en"}\n'
+    )
     out = subprocess.run(
         [sys.executable, "app.py", "nlu", "eval", str(small), "--json"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert out.returncode == 0, out.stderr[-2000:]
     report = json.loads(out.stdout.strip().splitlines()[-1])
@@ -116,8 +145,12 @@ def test_cli_parse_and_eval(tmp_path, recognizer, nlu_cache_dir):
 def test_cli_parse_file_from_standard_input(tmp_path, recognizer, nlu_cache_dir):
     lines = "where is my order 1001\n\n   \n有沒有9號的黑色跑鞋？\nhello\n"
     out = subprocess.run(
-        [sys.executable, "app.py", "nlu", "parse", "--file", "-"], input=lines.encode("utf-8"),
-        cwd=ROOT, env=cli_env(tmp_path, nlu_cache_dir), capture_output=True, timeout=300,
+        [sys.executable, "app.py", "nlu", "parse", "--file", "-"],
+        input=lines.encode("utf-8"),
+        cwd=ROOT,
+        env=cli_env(tmp_path, nlu_cache_dir),
+        capture_output=True,
+        timeout=300,
     )
     assert out.returncode == 0, out.stderr[-2000:]
     rows = [json.loads(line) for line in out.stdout.decode("utf-8").splitlines()]
@@ -130,11 +163,23 @@ def test_cli_parse_file_from_standard_input(tmp_path, recognizer, nlu_cache_dir)
 
 def test_cli_parse_needs_text_or_file(tmp_path, nlu_cache_dir):
     for args in ([], ["hello", "--file", "-"]):
-        out = subprocess.run([sys.executable, "app.py", "nlu", "parse", *args], cwd=ROOT,
-                             env=cli_env(tmp_path, nlu_cache_dir), capture_output=True, text=True, timeout=60)
+        out = subprocess.run(
+            [sys.executable, "app.py", "nlu", "parse", *args],
+            cwd=ROOT,
+            env=cli_env(tmp_path, nlu_cache_dir),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert out.returncode == 2 and "either TEXT or --file" in out.stderr
-    out = subprocess.run([sys.executable, "app.py", "nlu", "parse", "--file", str(tmp_path / "missing.txt")],
-                         cwd=ROOT, env=cli_env(tmp_path, nlu_cache_dir), capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "app.py", "nlu", "parse", "--file", str(tmp_path / "missing.txt")],
+        cwd=ROOT,
+        env=cli_env(tmp_path, nlu_cache_dir),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 2 and "cannot read" in out.stderr
 
 
@@ -156,11 +201,14 @@ async def test_eval_counts_accepted_intents_as_right(recognizer: Recognizer, tmp
     assert report.to_dict()["accepted_alternatives"] == 1
 
 
-@pytest.mark.parametrize("line, message", [
-    ('{"text": "hi", "accept": ["greet"]}', "expected a JSON object with text and intent"),
-    ('{"text": "hi", "intent": "greet", "accept": "greet"}', "accept is not a list"),
-    ('{"text": "hi", "intent": "greet", "accept": ["greeting"]}', "unknown intent in accept: 'greeting'"),
-])
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ('{"text": "hi", "accept": ["greet"]}', "expected a JSON object with text and intent"),
+        ('{"text": "hi", "intent": "greet", "accept": "greet"}', "accept is not a list"),
+        ('{"text": "hi", "intent": "greet", "accept": ["greeting"]}', "unknown intent in accept: 'greeting'"),
+    ],
+)
 async def test_eval_refuses_bad_accept(recognizer: Recognizer, tmp_path, line, message):
     path = tmp_path / "bad.jsonl"
     path.write_text(line + "\n")

@@ -1,6 +1,7 @@
 """The fit cache: written on the first build, used on the next, refitted when what the fit depends
 on changes or the file is broken. Uses the real bundled model of the session's recogniser, on a few
 examples so that each fit is quick."""
+
 from __future__ import annotations
 
 import logging
@@ -88,7 +89,12 @@ def test_another_model_or_settings_refit(recognizer, tmp_path, caplog):
     build(recognizer, FitCache(tmp_path, {**MODEL, "files": [["model.safetensors", 2, 1]]}))
     assert "fitting the recogniser" in messages(caplog)
     caplog.clear()
-    Recognizer(recognizer.model, EXAMPLES, max_batch=8, cache=FitCache(tmp_path, {**MODEL, "files": [["model.safetensors", 2, 1]]}))
+    Recognizer(
+        recognizer.model,
+        EXAMPLES,
+        max_batch=8,
+        cache=FitCache(tmp_path, {**MODEL, "files": [["model.safetensors", 2, 1]]}),
+    )
     assert "fitting the recogniser" in messages(caplog)
 
 

@@ -1,5 +1,6 @@
 """The outbox's lanes: a slow provider delays no other channel, a slow recipient no other
 recipient, and a recipient's messages still go in order."""
+
 from __future__ import annotations
 
 import asyncio
@@ -41,8 +42,9 @@ async def reply_time(fake: FakeTwilio, wa: TwilioShopper, text: str, timeout: fl
     return time.monotonic() - started
 
 
-async def test_a_hanging_graph_api_does_not_delay_whatsapp(patient_client, fake_graph: FakeGraph,
-                                                          fake_twilio: FakeTwilio):
+async def test_a_hanging_graph_api_does_not_delay_whatsapp(
+    patient_client, fake_graph: FakeGraph, fake_twilio: FakeTwilio
+):
     fb = MessengerShopper(patient_client, fake_graph, "2400000000000009")
     wa = TwilioShopper(patient_client, fake_twilio, "whatsapp", ALICE)
     assert await wa.say("hi")  # warm: the WhatsApp client session is open
@@ -76,20 +78,31 @@ async def test_a_slow_recipient_holds_up_no_one_else_and_keeps_their_order(patie
 
 
 async def test_a_stopped_app_hands_back_what_it_claimed_and_the_next_one_sends_each_once(
-        aiohttp_client, channel_settings: Settings, recognizer, fake_twilio: FakeTwilio, database_url: str):
+    aiohttp_client, channel_settings: Settings, recognizer, fake_twilio: FakeTwilio, database_url: str
+):
     """Stopping (SIGTERM) lets the send in flight finish and puts what was claimed and not yet
     sent back to pending at once, rather than leaving it leased; the next app sends it, once."""
     settings = channel_settings.model_copy(update={"send_timeout_seconds": 10.0})
     db = Database(database_url)
     db.create_schema()
     alice, bob = add_sms_shoppers(db, 2, "+1646")
-    for key, customer, text in (("a1", "crash0000000", "first"), ("a2", "crash0000000", "second"),
-                                ("a3", "crash0000000", "third"), ("b1", "crash0000001", "other shopper")):
-        db.transaction(lambda s, key=key, customer=customer, text=text: queue_to_customer(
-            s, customer, key, OutboundMessage(text=text, kind="update"), channel="sms"))
+    for key, customer, text in (
+        ("a1", "crash0000000", "first"),
+        ("a2", "crash0000000", "second"),
+        ("a3", "crash0000000", "third"),
+        ("b1", "crash0000001", "other shopper"),
+    ):
+        db.transaction(
+            lambda s, key=key, customer=customer, text=text: queue_to_customer(
+                s, customer, key, OutboundMessage(text=text, kind="update"), channel="sms"
+            )
+        )
     for customer, number in (("crash0000000", alice), ("crash0000001", bob)):
-        db.transaction(lambda s, customer=customer, number=number: s.execute(
-            update(MessageRecord).where(MessageRecord.customer_id == customer).values(address=number)))
+        db.transaction(
+            lambda s, customer=customer, number=number: s.execute(
+                update(MessageRecord).where(MessageRecord.customer_id == customer).values(address=number)
+            )
+        )
 
     def statuses() -> dict[str, tuple[str, object]]:
         with db.session() as session:

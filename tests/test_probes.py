@@ -1,5 +1,6 @@
 """The probes an orchestrator asks, through the real app: /livez (the process answers),
 /readyz (the store takes a write, the model is loaded, the schema is the newest revision)."""
+
 from __future__ import annotations
 
 from sqlalchemy import text
@@ -27,8 +28,9 @@ def stamp(database_url: str, revision: str | None) -> None:
         with engine.begin() as connection:
             connection.execute(text(f"DELETE FROM {schema.VERSION_TABLE}"))
             if revision is not None:
-                connection.execute(text(f"INSERT INTO {schema.VERSION_TABLE} (version_num) VALUES (:rev)"),
-                                   {"rev": revision})
+                connection.execute(
+                    text(f"INSERT INTO {schema.VERSION_TABLE} (version_num) VALUES (:rev)"), {"rev": revision}
+                )
     finally:
         engine.dispose()
 

@@ -1,6 +1,7 @@
 """Stripe Checkout end to end through the real app, on the web chat and WhatsApp, against a fake
 Stripe: the session the shopper is sent to, signed webhooks that pay, expire or fail an order
 once, refused forgeries and replays, and a provider outage that charges nobody twice."""
+
 from __future__ import annotations
 
 import asyncio
@@ -30,8 +31,14 @@ async def fake_stripe():
 
 
 def with_stripe(settings, fake: FakeStripe, **more):
-    return changed(settings, payments="stripe", stripe_secret_key=SECRET_KEY, stripe_webhook_secret=WEBHOOK_SECRET,
-                   stripe_api_base=fake.url, **more)
+    return changed(
+        settings,
+        payments="stripe",
+        stripe_secret_key=SECRET_KEY,
+        stripe_webhook_secret=WEBHOOK_SECRET,
+        stripe_api_base=fake.url,
+        **more,
+    )
 
 
 @pytest.fixture
@@ -56,8 +63,14 @@ async def checkout(shopper: WebShopper) -> int:
 
 
 async def post_event(client, body: bytes, signature: str | None = None):
-    return await client.post("/webhooks/stripe", data=body, headers={
-        "Content-Type": "application/json", "Stripe-Signature": stripe_signature(body) if signature is None else signature})
+    return await client.post(
+        "/webhooks/stripe",
+        data=body,
+        headers={
+            "Content-Type": "application/json",
+            "Stripe-Signature": stripe_signature(body) if signature is None else signature,
+        },
+    )
 
 
 async def order_of(client, number: int) -> Order:
@@ -139,8 +152,9 @@ async def test_a_wrong_amount_does_not_pay_and_an_expired_session_cancels_and_fr
     await add(shopper, "add the linen sundress size S")
     number = await checkout(shopper)
     order = await order_of(stripe_client, number)
-    sku = await stripe_client.app[DB].run(lambda s: s.exec(
-        select(OrderItem.variant_sku).where(OrderItem.order_id == order.id)).one())
+    sku = await stripe_client.app[DB].run(
+        lambda s: s.exec(select(OrderItem.variant_sku).where(OrderItem.order_id == order.id)).one()
+    )
     held = await stock(stripe_client, sku)
 
     short = event_body("checkout.session.completed", fake_stripe.completed(order.payment_ref, 7800))
@@ -149,8 +163,10 @@ async def test_a_wrong_amount_does_not_pay_and_an_expired_session_cancels_and_fr
     assert (await post_event(stripe_client, euros)).status == 200
     assert (await order_of(stripe_client, number)).status == "pending_payment"
 
-    declined = event_body("payment_intent.payment_failed", {
-        "id": "pi_declined", "object": "payment_intent", "metadata": {"order_number": str(number)}})
+    declined = event_body(
+        "payment_intent.payment_failed",
+        {"id": "pi_declined", "object": "payment_intent", "metadata": {"order_number": str(number)}},
+    )
     assert (await post_event(stripe_client, declined)).status == 200
     assert await count(stripe_client, MessageRecord, MessageRecord.idempotency_key.startswith("payment-failed:")) == 1
 
@@ -167,8 +183,10 @@ async def test_a_wrong_amount_does_not_pay_and_an_expired_session_cancels_and_fr
     assert await stock(stripe_client, sku) == held + 1
     assert await count(stripe_client, MessageRecord, MessageRecord.idempotency_key == f"paid:{number}") == 0
     # An event for an order we do not know: answered, logged, nothing else.
-    unknown = event_body("checkout.session.completed", {"id": "cs_unknown", "payment_status": "paid",
-                                                        "amount_total": 100, "currency": "usd"})
+    unknown = event_body(
+        "checkout.session.completed",
+        {"id": "cs_unknown", "payment_status": "paid", "amount_total": 100, "currency": "usd"},
+    )
     assert (await post_event(stripe_client, unknown)).status == 200
 
 
@@ -208,8 +226,9 @@ async def test_a_discount_is_a_coupon_of_exactly_its_amount(aiohttp_client, sett
     assert created["form"]["discounts[0][coupon]"].startswith("coupon_")
 
 
-async def test_whatsapp_checkout_pays_through_stripe(aiohttp_client, channel_settings, recognizer, fake_twilio,
-                                                    fake_stripe):
+async def test_whatsapp_checkout_pays_through_stripe(
+    aiohttp_client, channel_settings, recognizer, fake_twilio, fake_stripe
+):
     client = await aiohttp_client(create_app(with_stripe(channel_settings, fake_stripe), recognizer))
     wa = TwilioShopper(client, fake_twilio, "whatsapp", NUMBER)
     await wa.say('/add_to_cart {"product":"TEE-CLASSIC","size":"M","colour":"white"}')

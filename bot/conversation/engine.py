@@ -1,5 +1,6 @@
 """The turn pipeline: persist inbound -> resolve customer -> one turn at a time per customer ->
 botbuilder dialogs -> replies recorded, with our `BotAdapter` underneath."""
+
 from __future__ import annotations
 
 import asyncio
@@ -40,30 +41,46 @@ T = TypeVar("T")
 # The statements every turn runs, built once (see `identity.resolve_id`).
 _MESSAGE = MessageRecord.__table__
 _FIND_INBOUND = sa_select(
-    _MESSAGE.c.id, _MESSAGE.c.customer_id, _MESSAGE.c.channel, _MESSAGE.c.address, _MESSAGE.c.text,
+    _MESSAGE.c.id,
+    _MESSAGE.c.customer_id,
+    _MESSAGE.c.channel,
+    _MESSAGE.c.address,
+    _MESSAGE.c.text,
     _MESSAGE.c.status,
 ).where(
-    _MESSAGE.c.channel == bindparam("channel_"), _MESSAGE.c.provider_message_id == bindparam("provider_id"),
+    _MESSAGE.c.channel == bindparam("channel_"),
+    _MESSAGE.c.provider_message_id == bindparam("provider_id"),
     _MESSAGE.c.direction == "in",
 )
 _INSERT_MESSAGE = insert(_MESSAGE).returning(_MESSAGE.c.id)
 # The model's defaults, for the columns an insert does not set itself (a Core insert fills none).
 _MESSAGE_DEFAULTS = {
     c.name: c.default.arg if isinstance(c.default, ColumnDefault) and c.default.is_scalar else None
-    for c in _MESSAGE.columns if c.name not in ("id", "customer_id", "channel", "direction", "created_at")
+    for c in _MESSAGE.columns
+    if c.name not in ("id", "customer_id", "channel", "direction", "created_at")
 }
 _STATUS = sa_select(_MESSAGE.c.status).where(_MESSAGE.c.id == bindparam("message"))
-_MARK_PROCESSED = update(_MESSAGE).where(
-    _MESSAGE.c.id == bindparam("message"), _MESSAGE.c.status != "processed").values(status="processed")
+_MARK_PROCESSED = (
+    update(_MESSAGE)
+    .where(_MESSAGE.c.id == bindparam("message"), _MESSAGE.c.status != "processed")
+    .values(status="processed")
+)
 _CUSTOMER = Customer.__table__
-_CUSTOMER_FACTS = sa_select(_CUSTOMER.c.id, _CUSTOMER.c.language, _CUSTOMER.c.shipping_address,
-                            _CUSTOMER.c.display_name, _CUSTOMER.c.created_at).where(
-    _CUSTOMER.c.id == bindparam("customer"))
+_CUSTOMER_FACTS = sa_select(
+    _CUSTOMER.c.id, _CUSTOMER.c.language, _CUSTOMER.c.shipping_address, _CUSTOMER.c.display_name, _CUSTOMER.c.created_at
+).where(_CUSTOMER.c.id == bindparam("customer"))
 _LANGUAGE = sa_select(_CUSTOMER.c.language).where(_CUSTOMER.c.id == bindparam("customer"))
 # An earlier message from this shopper on this channel: none means this is their first contact here.
-_EARLIER_HERE = sa_select(_MESSAGE.c.id).where(
-    _MESSAGE.c.customer_id == bindparam("customer"), _MESSAGE.c.channel == bindparam("channel_"),
-    _MESSAGE.c.direction == "in", _MESSAGE.c.id < bindparam("message")).limit(1)
+_EARLIER_HERE = (
+    sa_select(_MESSAGE.c.id)
+    .where(
+        _MESSAGE.c.customer_id == bindparam("customer"),
+        _MESSAGE.c.channel == bindparam("channel_"),
+        _MESSAGE.c.direction == "in",
+        _MESSAGE.c.id < bindparam("message"),
+    )
+    .limit(1)
+)
 REPLIES_KEY = "shop.replies"
 RETURNING_AFTER = timedelta(hours=1)  # a shopper first seen longer ago than this is welcomed back
 RESUME_COMMAND = command(RESUME)
@@ -226,25 +243,34 @@ class Engine:
                 _FIND_INBOUND, {"channel_": msg.channel, "provider_id": msg.provider_message_id}
             ).first()
             if existing is not None:
-                return Received(existing.id, existing.customer_id, existing.channel, existing.address or msg.address,
-                                existing.text or "", True, existing.status == "processed")
+                return Received(
+                    existing.id,
+                    existing.customer_id,
+                    existing.channel,
+                    existing.address or msg.address,
+                    existing.text or "",
+                    True,
+                    existing.status == "processed",
+                )
             customer_id = identity.resolve_id(session, msg.channel, msg.address, msg.profile_name, msg.aliases)
             media = [{"url": m.url, "content_type": m.content_type} for m in msg.media]
             payload = {"media": media, **msg.extra} if (media or msg.extra) else None
             text = msg.text[: self._max_chars]
-            message_id = connection.execute(_INSERT_MESSAGE, {
-                **_MESSAGE_DEFAULTS,
-                "customer_id": customer_id,
-                "channel": msg.channel,
-                "direction": "in",
-                "text": text,
-                "payload": payload,
-                "provider_message_id": msg.provider_message_id,
-                "address": msg.address,
-                "created_at": msg.received_at or utcnow(),
-            }).scalar_one()
-            return Received(message_id, customer_id, msg.channel, msg.address, text, False, False,
-                            msg.extra.get("ref"))
+            message_id = connection.execute(
+                _INSERT_MESSAGE,
+                {
+                    **_MESSAGE_DEFAULTS,
+                    "customer_id": customer_id,
+                    "channel": msg.channel,
+                    "direction": "in",
+                    "text": text,
+                    "payload": payload,
+                    "provider_message_id": msg.provider_message_id,
+                    "address": msg.address,
+                    "created_at": msg.received_at or utcnow(),
+                },
+            ).scalar_one()
+            return Received(message_id, customer_id, msg.channel, msg.address, text, False, False, msg.extra.get("ref"))
 
         for attempt in range(3):
             try:
@@ -255,8 +281,9 @@ class Engine:
                     raise
         raise AssertionError("unreachable")
 
-    async def run_turn(self, received: Received, reply_status: str = "pending",
-                       slots: asyncio.Semaphore | None = None) -> list[MessageRecord]:
+    async def run_turn(
+        self, received: Received, reply_status: str = "pending", slots: asyncio.Semaphore | None = None
+    ) -> list[MessageRecord]:
         """Run the dialog turn for a stored message (once) and record its replies.
 
         `reply_status` is "delivered" when the caller hands the replies over itself (web chat).
@@ -276,21 +303,25 @@ class Engine:
             log.warning("turn lost its database connection; running it again", extra={"record_id": received.message_id})
             return await self._run_turn(received, reply_status, slots)
 
-    async def _run_turn(self, received: Received, reply_status: str,
-                        slots: asyncio.Semaphore | None) -> list[MessageRecord]:
+    async def _run_turn(
+        self, received: Received, reply_status: str, slots: asyncio.Semaphore | None
+    ) -> list[MessageRecord]:
         # A stored message whose turn failed runs again when the provider retries it.
         attempt = linking.find_token(received.text, {"ref": received.ref} if received.ref else None)
         if attempt is not None:
             return await self._locks(received.customer_id, lambda: self._link(received, *attempt, reply_status))
         if linking.may_answer(received.text, received.channel in self._numbered):
             pending = await self.db.run(
-                lambda s: linking.pending_claim(s, received.channel, received.address, received.message_id))
+                lambda s: linking.pending_claim(s, received.channel, received.address, received.message_id)
+            )
             if pending is not None:
-                return await self._locks.many([received.customer_id, pending.owner_id],
-                                              lambda: self._answer_link(received, pending, reply_status))
+                return await self._locks.many(
+                    [received.customer_id, pending.owner_id], lambda: self._answer_link(received, pending, reply_status)
+                )
             if linking.answer(received.text, []) is not None:  # a Yes/No button with nothing waiting
-                return await self._locks(received.customer_id, lambda: self._link_reply(
-                    received, linking.LinkResult("stale"), reply_status))
+                return await self._locks(
+                    received.customer_id, lambda: self._link_reply(received, linking.LinkResult("stale"), reply_status)
+                )
         if slots is None:
             return await self._locks(received.customer_id, lambda: self._run_locked(received, reply_status))
 
@@ -309,23 +340,26 @@ class Engine:
             assert message is not None  # stored by `receive`, and this turn holds the shopper's lock
             if message.status == "processed":
                 return self._replies(session, received.message_id)
-            result = linking.claim(session, kind, value, received.channel, received.address, received.customer_id,
-                                   received.message_id)
+            result = linking.claim(
+                session, kind, value, received.channel, received.address, received.customer_id, received.message_id
+            )
             reply = linking.result_reply(session, result, received.customer_id, self._zone, received.message_id)
             return self._commit(session, received, {}, [reply], None, reply_status)
 
         return await self.db.run(link)
 
-    async def _link_reply(self, received: Received, result: linking.LinkResult,
-                          reply_status: str) -> list[MessageRecord]:
+    async def _link_reply(
+        self, received: Received, result: linking.LinkResult, reply_status: str
+    ) -> list[MessageRecord]:
         def answer(session: Session) -> list[MessageRecord]:
             reply = linking.result_reply(session, result, received.customer_id, self._zone)
             return self._commit(session, received, {}, [reply], None, reply_status)
 
         return await self.db.run(answer)
 
-    async def _answer_link(self, received: Received, pending: linking.PendingLink,
-                           reply_status: str) -> list[MessageRecord]:
+    async def _answer_link(
+        self, received: Received, pending: linking.PendingLink, reply_status: str
+    ) -> list[MessageRecord]:
         """Maybe the answer to a confirmation question, with both customers' turn locks held.
 
         Yes merges and the kept customer's dialog in progress asks its question again here; No
@@ -346,8 +380,15 @@ class Engine:
             rerun = token is not None and token.confirmed_message_id == received.message_id
             if yes is None and not rerun:
                 return "turn", None
-            result = linking.confirm(session, pending, yes is not False, received.channel, received.address,
-                                     received.customer_id, received.message_id)
+            result = linking.confirm(
+                session,
+                pending,
+                yes is not False,
+                received.channel,
+                received.address,
+                received.customer_id,
+                received.message_id,
+            )
             kept = result.kept_id or received.customer_id
             reply = linking.result_reply(session, result, kept, self._zone)
             if result.status == "linked":
@@ -380,8 +421,9 @@ class Engine:
             ).all()
         )
 
-    async def _run_locked(self, received: Received, reply_status: str,
-                          first: list[OutboundMessage] | None = None) -> list[MessageRecord]:
+    async def _run_locked(
+        self, received: Received, reply_status: str, first: list[OutboundMessage] | None = None
+    ) -> list[MessageRecord]:
         """The dialog turn, with the customer's lock held. `first` are replies that go before the
         turn's own (what a link said before the conversation carries on)."""
         first = first or []
@@ -404,8 +446,12 @@ class Engine:
                     # A person has the conversation (or this answers their rating question).
                     instead = self._handoff.intercept(session, received.customer_id, text)
                     if instead is not None:
-                        return status, None, None, self._commit(session, received, {}, first + instead, None,
-                                                                reply_status)
+                        return (
+                            status,
+                            None,
+                            None,
+                            self._commit(session, received, {}, first + instead, None, reply_status),
+                        )
                 customer = connection.execute(_CUSTOMER_FACTS, {"customer": received.customer_id}).one()
                 return status, customer, self._storage.read_sync(session, keys, stored), None
 
@@ -419,15 +465,17 @@ class Engine:
                 intent = await self._recognize(text)
             language = self._language(intent, text, customer.language)
             returning = utcnow() - as_utc(customer.created_at) > RETURNING_AFTER
-            context.turn_state[TURN_INFO_KEY] = TurnInfo(customer.id, language, customer.shipping_address, intent,
-                                                         customer.display_name, returning)
+            context.turn_state[TURN_INFO_KEY] = TurnInfo(
+                customer.id, language, customer.shipping_address, intent, customer.display_name, returning
+            )
             with self._storage.turn(docs, keys, stored) as buffer:
                 await self.adapter.run_pipeline(context, self._turn)
             replies = context.turn_state.get(REPLIES_KEY, [])
             try:
                 return await self.db.run(
-                    lambda s: self._commit(s, received, buffer.pending, first + replies, language, reply_status,
-                                           buffer.encoded)
+                    lambda s: self._commit(
+                        s, received, buffer.pending, first + replies, language, reply_status, buffer.encoded
+                    )
                 )
             except ETagConflict:
                 log.warning("state changed under a turn; retrying", extra={"attempt": attempt + 1})
@@ -436,8 +484,9 @@ class Engine:
         sorry = [OutboundMessage(text=self._sorry(language or "en"), language=language or "en")]
         return await self.db.run(lambda s: self._commit(s, received, {}, first + sorry, None, reply_status))
 
-    def _hold_back(self, session: Session, received: Received, verdict: Verdict,
-                   reply_status: str) -> list[MessageRecord]:
+    def _hold_back(
+        self, session: Session, received: Received, verdict: Verdict, reply_status: str
+    ) -> list[MessageRecord]:
         """A message over the sender's rate limit: processed without a turn, the reason recorded;
         the first of a flood is answered with the notice, in the shopper's language."""
         assert self._sender_limit is not None  # only a sender limit holds a message back
@@ -470,8 +519,11 @@ class Engine:
         ).first()
         if last is None:
             return []
-        payloads = [last.payload or {}] if last.reply_to_id is None else [
-            r.payload or {} for r in self._replies(session, last.reply_to_id)]
+        payloads = (
+            [last.payload or {}]
+            if last.reply_to_id is None
+            else [r.payload or {} for r in self._replies(session, last.reply_to_id)]
+        )
         # The replies to one message are numbered as one list (see `option_offset`).
         return [o for p in payloads for o in numbered_options(OutboundMessage.from_dict(p))]
 
@@ -535,15 +587,24 @@ class Engine:
             identity.set_language(session, received.customer_id, language)
         else:  # a reply from outside the dialogs (linking, a handoff): in the language the shopper has
             language = connection.execute(_LANGUAGE, {"customer": received.customer_id}).scalar() or "en"
-        if self._disclosure is not None and replies and connection.execute(_EARLIER_HERE, {
-                "customer": received.customer_id, "channel_": received.channel,
-                "message": received.message_id}).first() is None:
+        if (
+            self._disclosure is not None
+            and replies
+            and connection.execute(
+                _EARLIER_HERE,
+                {"customer": received.customer_id, "channel_": received.channel, "message": received.message_id},
+            ).first()
+            is None
+        ):
             # A paragraph before the first reply's text (a message of its own if it has none), so the
             # shopper gets no extra message to pay for or scroll past.
             said = self._disclosure(language)
             first_reply = replies[0]
-            replies = ([replace(first_reply, text=f"{said}\n\n{first_reply.text}"), *replies[1:]] if first_reply.text
-                       else [OutboundMessage(text=said), *replies])
+            replies = (
+                [replace(first_reply, text=f"{said}\n\n{first_reply.text}"), *replies[1:]]
+                if first_reply.text
+                else [OutboundMessage(text=said), *replies]
+            )
         rows = []
         offset = 0
         for index, reply in enumerate(replies):
@@ -572,19 +633,22 @@ class Engine:
             lambda s: list(
                 s.exec(
                     select(  # type: ignore[call-overload]  # sqlmodel types select() for at most four columns
-                        MessageRecord.id, MessageRecord.customer_id, MessageRecord.channel, MessageRecord.address,
-                        MessageRecord.text, MessageRecord.payload,
-                    ).where(
-                        MessageRecord.direction == "in", MessageRecord.status == "stored"
-                    )
+                        MessageRecord.id,
+                        MessageRecord.customer_id,
+                        MessageRecord.channel,
+                        MessageRecord.address,
+                        MessageRecord.text,
+                        MessageRecord.payload,
+                    ).where(MessageRecord.direction == "in", MessageRecord.status == "stored")
                 ).all()
             )
         )
         for message_id, customer_id, channel, address, text, payload in pending:
             ref = (payload or {}).get("ref")
             try:
-                await self.run_turn(Received(message_id, customer_id, channel, address or "", text or "", False,
-                                             False, ref))
+                await self.run_turn(
+                    Received(message_id, customer_id, channel, address or "", text or "", False, False, ref)
+                )
             except Exception:  # one bad message must not keep the service from starting
                 log.exception("stored message failed again", extra={"record_id": message_id})
                 await self.db.run(lambda s: self._count_failure(s, message_id))

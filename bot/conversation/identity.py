@@ -1,4 +1,5 @@
 """Channel address -> Customer: find or create the shopper behind a message."""
+
 from __future__ import annotations
 
 from sqlalchemy import bindparam, update
@@ -17,16 +18,23 @@ _CUSTOMER = Customer.__table__
 # Built once: every inbound message runs these, and a prepared Core statement costs a tenth of
 # an ORM query.
 _FIND_ID = select(_IDENTITY.c.customer_id).where(
-    _IDENTITY.c.channel == bindparam("space"), _IDENTITY.c.address == bindparam("key"))
-_TOUCH = update(_CUSTOMER).where(_CUSTOMER.c.id == bindparam("customer")).values(
-    last_channel=bindparam("channel_"), last_active_at=bindparam("now"))
-_SET_LANGUAGE = update(_CUSTOMER).where(
-    _CUSTOMER.c.id == bindparam("customer"), _CUSTOMER.c.language != bindparam("language_")
-).values(language=bindparam("language_"))
+    _IDENTITY.c.channel == bindparam("space"), _IDENTITY.c.address == bindparam("key")
+)
+_TOUCH = (
+    update(_CUSTOMER)
+    .where(_CUSTOMER.c.id == bindparam("customer"))
+    .values(last_channel=bindparam("channel_"), last_active_at=bindparam("now"))
+)
+_SET_LANGUAGE = (
+    update(_CUSTOMER)
+    .where(_CUSTOMER.c.id == bindparam("customer"), _CUSTOMER.c.language != bindparam("language_"))
+    .values(language=bindparam("language_"))
+)
 
 
-def resolve_id(session: Session, channel: str, address: str, profile_name: str | None = None,
-               aliases: tuple[str, ...] = ()) -> str:
+def resolve_id(
+    session: Session, channel: str, address: str, profile_name: str | None = None, aliases: tuple[str, ...] = ()
+) -> str:
     """The id of the customer behind `address` on `channel` (created on first contact), marked
     active now. The same as `resolve`, without loading the customer.
 
@@ -46,8 +54,9 @@ def resolve_id(session: Session, channel: str, address: str, profile_name: str |
     return found
 
 
-def _resolve_aliases(session: Session, channel: str, address: str, found: str | None,
-                     aliases: tuple[str, ...], profile_name: str | None) -> str:
+def _resolve_aliases(
+    session: Session, channel: str, address: str, found: str | None, aliases: tuple[str, ...], profile_name: str | None
+) -> str:
     connection = session.connection()
     own = identity_key(channel, address)
     known: dict[tuple[str, str], str | None] = {own: found}
@@ -83,8 +92,9 @@ def resolve(session: Session, channel: str, address: str, profile_name: str | No
     else:
         phone = key if space == "phone" else None
         # A phone number that lies in one time zone tells us the shopper's, until they say otherwise.
-        customer = Customer(display_name=profile_name, phone=phone,
-                            timezone=timezones.from_phone(phone) if phone else None)
+        customer = Customer(
+            display_name=profile_name, phone=phone, timezone=timezones.from_phone(phone) if phone else None
+        )
         session.add(customer)
         session.flush()
         session.add(ChannelIdentity(channel=space, address=key, customer_id=customer.id))

@@ -1,5 +1,6 @@
 """Consent keywords a carrier acts on (STOP, START on SMS): applied before any dialog sees the
 message, and answered by the carrier itself, so the shop adds no second reply."""
+
 from __future__ import annotations
 
 from sqlmodel import Session

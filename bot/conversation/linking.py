@@ -1,5 +1,6 @@
 """One shopper across channels: link tokens and codes, merging two customers into one, and
 what a shopper may see of, or erase from, their own data."""
+
 from __future__ import annotations
 
 import math
@@ -54,7 +55,9 @@ MAX_TOKEN_FAILURES = 3  # failed attempts naming one token (wrong channel, taken
 # The buttons of the confirmation question. Plain words count only as an answer to that question
 # when it is the last thing this chat was asked.
 CONFIRM, CANCEL = "/link_confirm", "/link_cancel"
-YES_WORDS = frozenset({"yes", "y", "yeah", "yep", "sure", "ok", "okay", "是", "是的", "好", "好的", "對", "要", "可以", "確定"})
+YES_WORDS = frozenset(
+    {"yes", "y", "yeah", "yep", "sure", "ok", "okay", "是", "是的", "好", "好的", "對", "要", "可以", "確定"}
+)
 NO_WORDS = frozenset({"no", "n", "nope", "cancel", "否", "不", "不是", "不要", "不用", "取消", "算了"})
 _ANSWER_STRIP = " .!?。！？～~，,"
 
@@ -149,41 +152,70 @@ def answer(text: str, offered: list[str]) -> bool | None:
     return None
 
 
-def create_link(session: Session, customer_id: str, channel: str, targets: LinkTargets,
-                ttl: timedelta = timedelta(minutes=10), origin: tuple[str, str] | None = None) -> LinkOffer:
+def create_link(
+    session: Session,
+    customer_id: str,
+    channel: str,
+    targets: LinkTargets,
+    ttl: timedelta = timedelta(minutes=10),
+    origin: tuple[str, str] | None = None,
+) -> LinkOffer:
     """A token and a code for `channel`. `origin` is the chat asking (channel, address); without
     it, the chat of the customer's latest message, which is the one whose turn is running."""
     now = utcnow()
     # Codes are unique among live tokens, so a typed code names exactly one shopper.
     while True:
         code = f"{secrets.randbelow(1_000_000):06d}"
-        clash = session.exec(select(LinkToken.id).where(
-            LinkToken.code == code, col(LinkToken.used_at).is_(None), LinkToken.expires_at > now)).first()
+        clash = session.exec(
+            select(LinkToken.id).where(
+                LinkToken.code == code, col(LinkToken.used_at).is_(None), LinkToken.expires_at > now
+            )
+        ).first()
         if clash is None:
             break
     asker: tuple[str, str | None] | None = origin
     if asker is None:
-        asker = session.exec(select(MessageRecord.channel, MessageRecord.address).where(
-            MessageRecord.customer_id == customer_id, MessageRecord.direction == "in"
-        ).order_by(col(MessageRecord.id).desc())).first()
+        asker = session.exec(
+            select(MessageRecord.channel, MessageRecord.address)
+            .where(MessageRecord.customer_id == customer_id, MessageRecord.direction == "in")
+            .order_by(col(MessageRecord.id).desc())
+        ).first()
     token = secrets.token_urlsafe(16)  # 128 bits
-    session.add(LinkToken(token=token, code=code, customer_id=customer_id, target_channel=channel,
-                          expires_at=now + ttl, created_at=now,
-                          origin_channel=asker[0] if asker else None, origin_address=asker[1] if asker else None))
+    session.add(
+        LinkToken(
+            token=token,
+            code=code,
+            customer_id=customer_id,
+            target_channel=channel,
+            expires_at=now + ttl,
+            created_at=now,
+            origin_channel=asker[0] if asker else None,
+            origin_address=asker[1] if asker else None,
+        )
+    )
     return LinkOffer(channel, targets.url(channel, token), code, int(ttl.total_seconds() // 60))
 
 
 def _wait_minutes(session: Session, kind: str, channel: str, address: str, now: datetime) -> int | None:
     """Minutes this sender must wait before another try, or None when it may try now."""
-    mine = session.exec(select(LinkAttempt.created_at).where(
-        LinkAttempt.channel == channel, LinkAttempt.address == address,
-        LinkAttempt.created_at > now - WRONG_CODE_WINDOW).order_by(col(LinkAttempt.created_at))).all()
+    mine = session.exec(
+        select(LinkAttempt.created_at)
+        .where(
+            LinkAttempt.channel == channel,
+            LinkAttempt.address == address,
+            LinkAttempt.created_at > now - WRONG_CODE_WINDOW,
+        )
+        .order_by(col(LinkAttempt.created_at))
+    ).all()
     if not mine:
         return None  # whatever else is going on, a sender who never guessed wrong may try
     limit = MAX_WRONG_CODES
     if kind == "code" and len(mine) >= MAX_WRONG_CODES_UNDER_ATTACK:
-        everyone = session.exec(select(func.count()).select_from(LinkAttempt).where(
-            LinkAttempt.channel == channel, LinkAttempt.created_at > now - WRONG_CODE_WINDOW)).one()
+        everyone = session.exec(
+            select(func.count())
+            .select_from(LinkAttempt)
+            .where(LinkAttempt.channel == channel, LinkAttempt.created_at > now - WRONG_CODE_WINDOW)
+        ).one()
         if everyone >= ATTACK_WRONG_CODES:
             limit = MAX_WRONG_CODES_UNDER_ATTACK
     if len(mine) < limit:
@@ -210,8 +242,9 @@ def _refusal(link: LinkToken | None, kind: str, channel: str, address: str, now:
     return None
 
 
-def claim(session: Session, kind: str, value: str, channel: str, address: str, customer_id: str,
-          message_id: int) -> LinkResult:
+def claim(
+    session: Session, kind: str, value: str, channel: str, address: str, customer_id: str, message_id: int
+) -> LinkResult:
     """A token or code arrived in a chat: refuse it, or hold it there for that chat's confirmation.
     Nothing is merged here; see `confirm`."""
     now = utcnow()
@@ -226,14 +259,24 @@ def claim(session: Session, kind: str, value: str, channel: str, address: str, c
         return LinkResult("same", customer_id, link.origin_channel)
     if refusal is None and link is not None and link.claimed_at is None:
         # Conditional, so two processes receiving it from two chats at once agree on one.
-        taken = session.exec(update(LinkToken).where(col(LinkToken.id) == link.id, col(LinkToken.claimed_at).is_(None)).values(
-            claimed_channel=channel, claimed_address=address, claimed_customer_id=customer_id, claimed_at=now,
-            claimed_message_id=message_id)).rowcount
+        taken = session.exec(
+            update(LinkToken)
+            .where(col(LinkToken.id) == link.id, col(LinkToken.claimed_at).is_(None))
+            .values(
+                claimed_channel=channel,
+                claimed_address=address,
+                claimed_customer_id=customer_id,
+                claimed_at=now,
+                claimed_message_id=message_id,
+            )
+        ).rowcount
         refusal = None if taken else "used"
     if refusal is not None:
         session.add(LinkAttempt(channel=channel, address=address, created_at=now))
         if link is not None:
-            session.execute(update(LinkToken).where(col(LinkToken.id) == link.id).values(failures=LinkToken.failures + 1))
+            session.execute(
+                update(LinkToken).where(col(LinkToken.id) == link.id).values(failures=LinkToken.failures + 1)
+            )
         return LinkResult(refusal)
     assert link is not None  # `_refusal` refuses a missing token
     return LinkResult("confirm", link.customer_id, link.origin_channel, link.origin_address, as_utc(link.created_at))
@@ -241,10 +284,15 @@ def claim(session: Session, kind: str, value: str, channel: str, address: str, c
 
 def pending_claim(session: Session, channel: str, address: str, message_id: int) -> PendingLink | None:
     """The token waiting for this chat's answer (or already confirmed by this very message)."""
-    row = session.exec(select(LinkToken.id, LinkToken.customer_id).where(
-        LinkToken.claimed_channel == channel, LinkToken.claimed_address == address,
-        or_(col(LinkToken.used_at).is_(None), col(LinkToken.confirmed_message_id) == message_id),
-    ).order_by(col(LinkToken.claimed_at).desc(), col(LinkToken.id).desc())).first()
+    row = session.exec(
+        select(LinkToken.id, LinkToken.customer_id)
+        .where(
+            LinkToken.claimed_channel == channel,
+            LinkToken.claimed_address == address,
+            or_(col(LinkToken.used_at).is_(None), col(LinkToken.confirmed_message_id) == message_id),
+        )
+        .order_by(col(LinkToken.claimed_at).desc(), col(LinkToken.id).desc())
+    ).first()
     if row is None:
         return None
     token_id, owner_id = row
@@ -252,16 +300,21 @@ def pending_claim(session: Session, channel: str, address: str, message_id: int)
     return PendingLink(token_id, owner_id)
 
 
-def confirm(session: Session, pending: PendingLink, yes: bool, channel: str, address: str, customer_id: str,
-            message_id: int) -> LinkResult:
+def confirm(
+    session: Session, pending: PendingLink, yes: bool, channel: str, address: str, customer_id: str, message_id: int
+) -> LinkResult:
     """This chat's answer to the confirmation question: Yes merges (in the caller's transaction,
     both customers' turn locks held), No spends the token."""
     now = utcnow()
     link = session.get(LinkToken, pending.token_id)
     if link is not None and link.confirmed_message_id == message_id:  # this Yes ran before
         return LinkResult("linked", link.customer_id, link.origin_channel)
-    if (link is None or link.used_at is not None or link.customer_id != pending.owner_id
-            or (link.claimed_channel, link.claimed_address) != (channel, address)):
+    if (
+        link is None
+        or link.used_at is not None
+        or link.customer_id != pending.owner_id
+        or (link.claimed_channel, link.claimed_address) != (channel, address)
+    ):
         return LinkResult("stale")
     if not yes:
         link.used_at, link.outcome = now, "declined"
@@ -274,11 +327,18 @@ def confirm(session: Session, pending: PendingLink, yes: bool, channel: str, add
         return LinkResult("same", customer_id, link.origin_channel)
     link.outcome = "linked"
     # A chat whose first words were the link says nothing yet of the shopper's language.
-    spoke = session.exec(select(MessageRecord.id).where(
-        MessageRecord.customer_id == customer_id, MessageRecord.direction == "in",
-        col(MessageRecord.id) < (link.claimed_message_id or 0)).limit(1)).first()
-    merge(session, keep_id=link.customer_id, drop_id=customer_id, current_channel=channel,
-          drop_language=spoke is not None)
+    spoke = session.exec(
+        select(MessageRecord.id)
+        .where(
+            MessageRecord.customer_id == customer_id,
+            MessageRecord.direction == "in",
+            col(MessageRecord.id) < (link.claimed_message_id or 0),
+        )
+        .limit(1)
+    ).first()
+    merge(
+        session, keep_id=link.customer_id, drop_id=customer_id, current_channel=channel, drop_language=spoke is not None
+    )
     return LinkResult("linked", link.customer_id, link.origin_channel)
 
 
@@ -288,8 +348,11 @@ def _reply_language(session: Session, result: LinkResult, customer_id: str, mess
     customer = session.get(Customer, customer_id)
     lang = customer.language if customer is not None else "en"
     if result.status == "confirm" and message_id is not None and result.kept_id:
-        earlier = session.exec(select(MessageRecord.id).where(
-            MessageRecord.customer_id == customer_id, col(MessageRecord.id) < message_id).limit(1)).first()
+        earlier = session.exec(
+            select(MessageRecord.id)
+            .where(MessageRecord.customer_id == customer_id, col(MessageRecord.id) < message_id)
+            .limit(1)
+        ).first()
         owner = session.get(Customer, result.kept_id)
         if earlier is None and owner is not None:
             lang = owner.language
@@ -301,8 +364,9 @@ def _local_time(moment: datetime, zone: str, now: datetime) -> str:
     return local.strftime("%H:%M") if local.date() == today.date() else local.strftime("%Y-%m-%d %H:%M")
 
 
-def result_reply(session: Session, result: LinkResult, customer_id: str, default_zone: str,
-                 message_id: int | None = None) -> OutboundMessage:
+def result_reply(
+    session: Session, result: LinkResult, customer_id: str, default_zone: str, message_id: int | None = None
+) -> OutboundMessage:
     """What the chat is told after a link attempt or an answer, in its language. The question
     names the other chat (a number masked) and the time, and nothing of its cart or address."""
     lang = _reply_language(session, result, customer_id, message_id)
@@ -314,11 +378,18 @@ def result_reply(session: Session, result: LinkResult, customer_id: str, default
         asked = f"link.asked.{result.from_channel}"
         other = text_in(lang, asked if has_text(asked) else "link.asked.other", address=address).strip()
         question = text_in(lang, "link.confirm", other=other, time=_local_time(result.asked_at, zone, utcnow()))
-        return OutboundMessage(text=question, choices=(Choice(text_in(lang, "btn.yes"), CONFIRM),
-                                                       Choice(text_in(lang, "btn.no"), CANCEL)))
+        return OutboundMessage(
+            text=question, choices=(Choice(text_in(lang, "btn.yes"), CONFIRM), Choice(text_in(lang, "btn.no"), CANCEL))
+        )
     if result.status in ("linked", "same"):
-        items = session.exec(select(func.sum(CartItem.quantity)).join(Cart, col(Cart.id) == CartItem.cart_id).where(
-            Cart.customer_id == customer_id, Cart.status == "open")).one() or 0
+        items = (
+            session.exec(
+                select(func.sum(CartItem.quantity))
+                .join(Cart, col(Cart.id) == CartItem.cart_id)
+                .where(Cart.customer_id == customer_id, Cart.status == "open")
+            ).one()
+            or 0
+        )
         where = text_in(lang, _from_key(result.from_channel, "link.from.other"))
         cart = text_in(lang, "link.cart", items=items, s="s" * (items != 1)) if items else ""
         key = "link.linked_resume" if _has_dialog(session, customer_id) else "link.linked"
@@ -351,22 +422,25 @@ def _has_dialog(session: Session, customer_id: str) -> bool:
 def _merge_tickets(session: Session, keep_id: str, drop_id: str) -> int:
     """Handoff tickets follow the shopper. One open ticket per customer: if both had one, the
     earlier stays open and the other is closed into it."""
-    open_ones = session.exec(select(HandoffTicket).where(col(HandoffTicket.open_key).in_([keep_id, drop_id]))
-                             .order_by(col(HandoffTicket.id))).all()
+    open_ones = session.exec(
+        select(HandoffTicket).where(col(HandoffTicket.open_key).in_([keep_id, drop_id])).order_by(col(HandoffTicket.id))
+    ).all()
     for extra in open_ones[1:]:
         extra.status, extra.open_key, extra.resolved_at = "resolved", None, utcnow()
         extra.summary = {**(extra.summary or {}), "merged_into": open_ones[0].id}
     session.flush()
     moved = session.exec(
-        update(HandoffTicket).where(col(HandoffTicket.customer_id) == drop_id).values(customer_id=keep_id)).rowcount
+        update(HandoffTicket).where(col(HandoffTicket.customer_id) == drop_id).values(customer_id=keep_id)
+    ).rowcount
     if open_ones:
         session.flush()
         open_ones[0].open_key = keep_id
     return moved
 
 
-def merge(session: Session, keep_id: str, drop_id: str, current_channel: str,
-          drop_language: bool = True) -> MergeRecord:
+def merge(
+    session: Session, keep_id: str, drop_id: str, current_channel: str, drop_language: bool = True
+) -> MergeRecord:
     """Fold customer `drop_id` into `keep_id`, in the caller's transaction. The language of the
     chat in use wins unless `drop_language` is False (that chat has not said anything yet)."""
     keep, drop = session.get(Customer, keep_id), session.get(Customer, drop_id)
@@ -374,22 +448,36 @@ def merge(session: Session, keep_id: str, drop_id: str, current_channel: str,
         raise LookupError(f"cannot merge customer {drop_id} into {keep_id}: no such customer")
     summary: dict[str, Any] = {}
     summary["identities"] = session.exec(
-        update(ChannelIdentity).where(col(ChannelIdentity.customer_id) == drop_id).values(customer_id=keep_id)).rowcount
+        update(ChannelIdentity).where(col(ChannelIdentity.customer_id) == drop_id).values(customer_id=keep_id)
+    ).rowcount
     summary["cart_items"] = _merge_carts(session, keep_id, drop_id)
-    for model, key in ((Order, "orders"), (MessageRecord, "messages"), (WaitlistEntry, "waitlist"),
-                       (LinkToken, "link_tokens")):
+    for model, key in (
+        (Order, "orders"),
+        (MessageRecord, "messages"),
+        (WaitlistEntry, "waitlist"),
+        (LinkToken, "link_tokens"),
+    ):
         summary[key] = session.exec(
-            update(model).where(col(model.customer_id) == drop_id).values(customer_id=keep_id)).rowcount
-    session.execute(update(LinkToken).where(col(LinkToken.claimed_customer_id) == drop_id)
-                    .values(claimed_customer_id=keep_id))
+            update(model).where(col(model.customer_id) == drop_id).values(customer_id=keep_id)
+        ).rowcount
+    session.execute(
+        update(LinkToken).where(col(LinkToken.claimed_customer_id) == drop_id).values(claimed_customer_id=keep_id)
+    )
     # Consent: the stricter wins; an opt-out anywhere stays.
     if keep.marketing_consent is False or drop.marketing_consent is False:
         keep.marketing_consent = False
     elif drop.marketing_consent:
         keep.marketing_consent = True
     keep.sms_opted_out = keep.sms_opted_out or drop.sms_opted_out
-    for name in ("shipping_address", "receipt_contact", "email", "phone", "display_name", "timezone",
-                 "preferred_channel"):
+    for name in (
+        "shipping_address",
+        "receipt_contact",
+        "email",
+        "phone",
+        "display_name",
+        "timezone",
+        "preferred_channel",
+    ):
         if getattr(keep, name) is None and getattr(drop, name) is not None:
             setattr(keep, name, getattr(drop, name))
     if drop_language and drop.last_channel == current_channel:
@@ -417,8 +505,12 @@ def merge(session: Session, keep_id: str, drop_id: str, current_channel: str,
 
 
 def _merge_carts(session: Session, keep_id: str, drop_id: str) -> int:
-    carts = {cid: session.exec(select(Cart).where(Cart.customer_id == cid, Cart.status == "open")
-                               .order_by(col(Cart.id))).first() for cid in (keep_id, drop_id)}
+    carts = {
+        cid: session.exec(
+            select(Cart).where(Cart.customer_id == cid, Cart.status == "open").order_by(col(Cart.id))
+        ).first()
+        for cid in (keep_id, drop_id)
+    }
     source, target = carts[drop_id], carts[keep_id]
     if source is None:
         return 0
@@ -428,8 +520,9 @@ def _merge_carts(session: Session, keep_id: str, drop_id: str) -> int:
     assert target.id is not None  # a stored cart has its id
     moved = 0
     for item in session.exec(select(CartItem).where(CartItem.cart_id == source.id)).all():
-        existing = session.exec(select(CartItem).where(
-            CartItem.cart_id == target.id, CartItem.variant_sku == item.variant_sku)).first()
+        existing = session.exec(
+            select(CartItem).where(CartItem.cart_id == target.id, CartItem.variant_sku == item.variant_sku)
+        ).first()
         variant = session.get(Variant, item.variant_sku)
         assert variant is not None  # a cart item's variant is a foreign key
         stock = variant.stock
@@ -467,8 +560,9 @@ def describe(session: Session, customer_id: str) -> dict[str, Any]:
     if customer is None:
         raise LookupError(f"no customer {customer_id}")
     identities = session.exec(select(ChannelIdentity).where(ChannelIdentity.customer_id == customer_id)).all()
-    messages = session.exec(select(func.count()).select_from(MessageRecord).where(
-        MessageRecord.customer_id == customer_id)).one()
+    messages = session.exec(
+        select(func.count()).select_from(MessageRecord).where(MessageRecord.customer_id == customer_id)
+    ).one()
     orders = session.exec(select(func.count()).select_from(Order).where(Order.customer_id == customer_id)).one()
     return {
         "channels": [f"{_channel_in_list(i.channel)} {mask(i.address)}" for i in identities],
@@ -485,12 +579,19 @@ def forget(session: Session, customer_id: str) -> dict[str, int]:
     """Erase a shopper: identities, transcript, carts, waitlist and state go; orders stay for
     the shop's records, without personal details."""
     counts = {}
-    for model, key in ((ChannelIdentity, "identities"), (MessageRecord, "messages"), (WaitlistEntry, "waitlist"),
-                       (LinkToken, "link_tokens")):
+    for model, key in (
+        (ChannelIdentity, "identities"),
+        (MessageRecord, "messages"),
+        (WaitlistEntry, "waitlist"),
+        (LinkToken, "link_tokens"),
+    ):
         counts[key] = session.exec(delete(model).where(col(model.customer_id) == customer_id)).rowcount
     # Links that arrived in this shopper's chats belong to someone else; only the chat's address goes.
-    session.execute(update(LinkToken).where(col(LinkToken.claimed_customer_id) == customer_id).values(
-        claimed_address=None, claimed_customer_id=None, used_at=func.coalesce(LinkToken.used_at, utcnow())))
+    session.execute(
+        update(LinkToken)
+        .where(col(LinkToken.claimed_customer_id) == customer_id)
+        .values(claimed_address=None, claimed_customer_id=None, used_at=func.coalesce(LinkToken.used_at, utcnow()))
+    )
     cart_ids = session.exec(select(Cart.id).where(Cart.customer_id == customer_id)).all()
     if cart_ids:
         session.execute(delete(CartItem).where(col(CartItem.cart_id).in_(cart_ids)))
@@ -509,8 +610,16 @@ def forget(session: Session, customer_id: str) -> dict[str, int]:
     customer = session.get(Customer, customer_id)
     if customer is None:
         raise LookupError(f"no customer {customer_id}")
-    for name in ("display_name", "email", "phone", "shipping_address", "receipt_contact", "timezone",
-                 "preferred_channel", "last_channel"):
+    for name in (
+        "display_name",
+        "email",
+        "phone",
+        "shipping_address",
+        "receipt_contact",
+        "timezone",
+        "preferred_channel",
+        "last_channel",
+    ):
         setattr(customer, name, None)
     customer.marketing_consent = False
     customer.erased_at = utcnow()

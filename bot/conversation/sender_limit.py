@@ -7,6 +7,7 @@ is over the limit when the shopper's inbound message `limit` places before it wa
 the window before it. Those over it are marked processed with the reason `rate_limited`, so they
 are never run again at start-up; the first of a flood gets the notice, the rest nothing.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -33,14 +34,21 @@ class SenderLimit:
         self.limit = limit
         self.window = window
         self.notice = notice  # the notice's text in a language ("en", "zh-TW")
-        inbound = (_MESSAGE.c.customer_id == bindparam("customer")) & (_MESSAGE.c.direction == "in") & (
-            _MESSAGE.c.id < bindparam("message"))
+        inbound = (
+            (_MESSAGE.c.customer_id == bindparam("customer"))
+            & (_MESSAGE.c.direction == "in")
+            & (_MESSAGE.c.id < bindparam("message"))
+        )
         self._created = select(_MESSAGE.c.created_at).where(_MESSAGE.c.id == bindparam("message"))
         # The shopper's index on customer_id, walked back from this message: about `limit` rows.
-        self._earlier = (select(_MESSAGE.c.created_at).where(inbound)
-                         .order_by(_MESSAGE.c.id.desc()).limit(1).offset(limit - 1))
-        self._noticed = select(_MESSAGE.c.id).where(
-            inbound, _MESSAGE.c.error_reason == REASON, _MESSAGE.c.created_at > bindparam("since")).limit(1)
+        self._earlier = (
+            select(_MESSAGE.c.created_at).where(inbound).order_by(_MESSAGE.c.id.desc()).limit(1).offset(limit - 1)
+        )
+        self._noticed = (
+            select(_MESSAGE.c.id)
+            .where(inbound, _MESSAGE.c.error_reason == REASON, _MESSAGE.c.created_at > bindparam("since"))
+            .limit(1)
+        )
         self._mark = update(_MESSAGE).where(_MESSAGE.c.id == bindparam("message")).values(error_reason=REASON)
 
     @classmethod

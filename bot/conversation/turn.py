@@ -1,4 +1,5 @@
 """What the engine tells dialogs about the current turn: who the shopper is and what they said."""
+
 from __future__ import annotations
 
 import json

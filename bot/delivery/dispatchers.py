@@ -6,6 +6,7 @@ locks with SKIP LOCKED); the process that runs the scheduler starts `OUTBOX_WORK
 as `python app.py outbox`, restarts one that dies, and stops them when it stops. SQLite serves
 one process, so there the setting stays at one.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -31,8 +32,10 @@ STOP_GRACE = 15.0
 def dispatcher_count(settings: Settings, db: Database) -> int:
     """How many dispatchers run: `OUTBOX_WORKERS`, or one on SQLite."""
     if settings.outbox_workers > 1 and db.is_sqlite:
-        log.warning("OUTBOX_WORKERS above 1 needs PostgreSQL (SQLite serves one process); one dispatcher runs",
-                    extra={"outbox_workers": settings.outbox_workers})
+        log.warning(
+            "OUTBOX_WORKERS above 1 needs PostgreSQL (SQLite serves one process); one dispatcher runs",
+            extra={"outbox_workers": settings.outbox_workers},
+        )
         return 1
     return settings.outbox_workers
 
@@ -41,9 +44,15 @@ def make_outbox(settings: Settings, db: Database, channels: dict[str, ChannelAda
     """This process's dispatcher. A sender's rate limit is shared out between the dispatchers,
     so that together they keep to it."""
     rates = {name: rate / dispatchers for name, rate in settings.rate_limits.items()}
-    return Outbox(db, channels, settings.outbox_max_attempts, settings.outbox_retry_base_seconds,
-                  lease_seconds=settings.outbox_lease_seconds, rate_limits=rates,
-                  stop_grace=settings.send_timeout_seconds)
+    return Outbox(
+        db,
+        channels,
+        settings.outbox_max_attempts,
+        settings.outbox_retry_base_seconds,
+        lease_seconds=settings.outbox_lease_seconds,
+        rate_limits=rates,
+        stop_grace=settings.send_timeout_seconds,
+    )
 
 
 class DispatcherProcesses:

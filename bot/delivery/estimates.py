@@ -1,5 +1,6 @@
 """Delivery estimates: business days counted in the shop's time zone (`bot.i18n.date_text` writes
 the date as a shopper reads it)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -1,5 +1,6 @@
 """The outbox: every outbound message is a durable record; a dispatcher sends pending ones
 through their channel, retries transient failures with backoff and records permanent ones."""
+
 from __future__ import annotations
 
 import asyncio
@@ -21,16 +22,38 @@ from bot.store.models import Customer, MessageRecord, as_utc, utcnow
 
 log = logging.getLogger(__name__)
 
-STATUS_RANK = {"pending": 0, "sending": 0, "accepted": 1, "scheduled": 1, "queued": 1, "sent": 2,
-               "delivered": 3, "read": 4, "undelivered": 5, "failed": 5, "canceled": 5}
+STATUS_RANK = {
+    "pending": 0,
+    "sending": 0,
+    "accepted": 1,
+    "scheduled": 1,
+    "queued": 1,
+    "sent": 2,
+    "delivered": 3,
+    "read": 4,
+    "undelivered": 5,
+    "failed": 5,
+    "canceled": 5,
+}
 OUTSIDE_WINDOW_CODES = {"63016"}
 OPTED_OUT_CODES = {"21610"}
 
 
 _MESSAGE, _CUSTOMER = MessageRecord.__table__, Customer.__table__
 # The columns a send needs of a claimed record.
-_CLAIMED = ("id", "customer_id", "channel", "address", "payload", "status", "attempts", "parts_sent", "reply_to_id",
-            "error_code", "created_at")
+_CLAIMED = (
+    "id",
+    "customer_id",
+    "channel",
+    "address",
+    "payload",
+    "status",
+    "attempts",
+    "parts_sent",
+    "reply_to_id",
+    "error_code",
+    "created_at",
+)
 # Sends in flight at once on one channel: each channel's client session keeps 100 connections
 # (aiohttp's default), and a send that queued for one would spend its timeout waiting.
 SEND_CONCURRENCY = 100
@@ -84,9 +107,14 @@ class Outbox:
         # even if every send ran into its timeout they would be done well within the lease; a
         # rate-limited lane holds what it can send in a quarter of the lease.
         self.lanes = {
-            name: Lane(self, name, batch if name not in rates else max(1, min(batch, int(rates[name] * lease_seconds / 4))),
-                       Pacer(rates[name]) if name in rates else None)
-            for name, channel in channels.items() if not channel.profile.pulled  # the widget fetches its own
+            name: Lane(
+                self,
+                name,
+                batch if name not in rates else max(1, min(batch, int(rates[name] * lease_seconds / 4))),
+                Pacer(rates[name]) if name in rates else None,
+            )
+            for name, channel in channels.items()
+            if not channel.profile.pulled  # the widget fetches its own
         }
         # What is due on one channel, oldest first (prepared once: the lanes poll it).
         # A message waits while another one to the same address is being sent (by this
@@ -94,7 +122,8 @@ class Outbox:
         # process sends them.
         busy = _MESSAGE.alias("busy")
         in_flight = sa_select(busy.c.address).where(
-            busy.c.status == "sending", busy.c.next_attempt_at > bindparam("now"), busy.c.address.is_not(None))
+            busy.c.status == "sending", busy.c.next_attempt_at > bindparam("now"), busy.c.address.is_not(None)
+        )
         self._due = (
             sa_select(*(_MESSAGE.c[name] for name in _CLAIMED))
             .where(
@@ -111,18 +140,35 @@ class Outbox:
         postgres = not self.db.is_sqlite
         if postgres:
             self._due = self._due.with_for_update(skip_locked=True)
-        self._lease = update(_MESSAGE).where(one_of(_MESSAGE.c.id, "ids", postgres)).values(
-            status="sending", next_attempt_at=bindparam("until"))
+        self._lease = (
+            update(_MESSAGE)
+            .where(one_of(_MESSAGE.c.id, "ids", postgres))
+            .values(status="sending", next_attempt_at=bindparam("until"))
+        )
         # On stop: what was claimed and not handed to the channel is due again at once, for the
         # next dispatcher (the recipient's message in flight, if any, still goes first). One that
         # was claimed in doubt keeps its doubt, so the next try first asks the provider.
-        self._release = update(_MESSAGE).where(one_of(_MESSAGE.c.id, "ids", postgres), _MESSAGE.c.status == "sending").values(
-            status="pending", next_attempt_at=None,
-            error_code=case((one_of(_MESSAGE.c.id, "doubt", postgres) & or_(
-                _MESSAGE.c.error_code.is_(None), _MESSAGE.c.error_code.not_in(sorted(AMBIGUOUS_CODES))), "in_doubt"),
-                else_=_MESSAGE.c.error_code))
-        self._skip_opted_out = update(_MESSAGE).where(one_of(_MESSAGE.c.id, "ids", postgres)).values(
-            status="skipped", error_reason="opted_out", next_attempt_at=None)
+        self._release = (
+            update(_MESSAGE)
+            .where(one_of(_MESSAGE.c.id, "ids", postgres), _MESSAGE.c.status == "sending")
+            .values(
+                status="pending",
+                next_attempt_at=None,
+                error_code=case(
+                    (
+                        one_of(_MESSAGE.c.id, "doubt", postgres)
+                        & or_(_MESSAGE.c.error_code.is_(None), _MESSAGE.c.error_code.not_in(sorted(AMBIGUOUS_CODES))),
+                        "in_doubt",
+                    ),
+                    else_=_MESSAGE.c.error_code,
+                ),
+            )
+        )
+        self._skip_opted_out = (
+            update(_MESSAGE)
+            .where(one_of(_MESSAGE.c.id, "ids", postgres))
+            .values(status="skipped", error_reason="opted_out", next_attempt_at=None)
+        )
         self._refused = sa_select(_CUSTOMER.c.id, _CUSTOMER.c.marketing_consent, _CUSTOMER.c.sms_opted_out).where(
             one_of(_CUSTOMER.c.id, "ids", postgres),
             or_(_CUSTOMER.c.marketing_consent.is_(False), _CUSTOMER.c.sms_opted_out.is_(True)),
@@ -198,33 +244,51 @@ class Outbox:
         try:
             async with lane.slot():  # not while the outcome is recorded: that waits for the database
                 lane.unsent.pop(row.id, None)  # from here on it may reach the provider
-                receipt = await channel.send(ChannelAddress(row.channel, row.address),
-                                             OutboundMessage.from_dict(row.payload or {}),
-                                             resume_from=row.parts_sent, in_doubt=in_doubt)
+                receipt = await channel.send(
+                    ChannelAddress(row.channel, row.address),
+                    OutboundMessage.from_dict(row.payload or {}),
+                    resume_from=row.parts_sent,
+                    in_doubt=in_doubt,
+                )
         except SendError as failure:
             exc = failure  # the lambdas below run in the database thread, after this block
             attempts = row.attempts + 1
             if exc.permanent or attempts >= self.max_attempts:
-                log.warning("send failed", extra={"channel": row.channel, "record_id": row.id, "code": exc.code,
-                                                  "permanent": exc.permanent})
+                log.warning(
+                    "send failed",
+                    extra={"channel": row.channel, "record_id": row.id, "code": exc.code, "permanent": exc.permanent},
+                )
                 await self._record(lambda s: self._finish(s, row.id, "failed", None, exc.code, exc.reason, attempts))
                 return None
             delay = exc.retry_after or min(self.max_delay, self.base_delay * 2 ** (attempts - 1))
             retry_at = utcnow() + timedelta(seconds=delay)
-            log.info("send will be retried", extra={"channel": row.channel, "record_id": row.id, "code": exc.code,
-                                                    "attempt": attempts, "delay_s": delay})
+            log.info(
+                "send will be retried",
+                extra={
+                    "channel": row.channel,
+                    "record_id": row.id,
+                    "code": exc.code,
+                    "attempt": attempts,
+                    "delay_s": delay,
+                },
+            )
             await self._record(lambda s: self._retry(s, row.id, attempts, retry_at, exc))
             return retry_at
         self.sent += 1
-        await self._record(sent={"b_id": row.id, "b_provider_id": receipt.provider_message_id,
-                                 "b_attempts": row.attempts + 1})
+        await self._record(
+            sent={"b_id": row.id, "b_provider_id": receipt.provider_message_id, "b_attempts": row.attempts + 1}
+        )
         return None
 
     async def _postpone(self, ids: list[int], retry_at: datetime) -> None:
         """A recipient's later messages wait for their earlier one's retry, to keep the order."""
-        await self.db.run(lambda s: s.execute(
-            update(MessageRecord).where(among(s, MessageRecord.id, ids)).values(status="pending", next_attempt_at=retry_at)
-        ))
+        await self.db.run(
+            lambda s: s.execute(
+                update(MessageRecord)
+                .where(among(s, MessageRecord.id, ids))
+                .values(status="pending", next_attempt_at=retry_at)
+            )
+        )
 
     @staticmethod
     def _finish_sent(session: Session, sent: list[dict]) -> None:
@@ -234,10 +298,14 @@ class Outbox:
             return
         table = MessageRecord.__table__
         session.execute(
-            update(table).where(table.c.id == bindparam("b_id")).values(
-                status=case((or_(table.c.status == "pending", table.c.status == "sending"), "sent"),
-                            else_=table.c.status),
-                provider_message_id=bindparam("b_provider_id"), attempts=bindparam("b_attempts"),
+            update(table)
+            .where(table.c.id == bindparam("b_id"))
+            .values(
+                status=case(
+                    (or_(table.c.status == "pending", table.c.status == "sending"), "sent"), else_=table.c.status
+                ),
+                provider_message_id=bindparam("b_provider_id"),
+                attempts=bindparam("b_attempts"),
                 next_attempt_at=None,
             ),
             sent,
@@ -253,8 +321,15 @@ class Outbox:
         row.parts_sent = max(row.parts_sent, exc.parts_sent)  # the retry resumes after them
 
     @staticmethod
-    def _finish(session: Session, message_id: int, status: str, provider_id: str | None,
-                code: str | None, reason: str | None, attempts: int | None = None) -> None:
+    def _finish(
+        session: Session,
+        message_id: int,
+        status: str,
+        provider_id: str | None,
+        code: str | None,
+        reason: str | None,
+        attempts: int | None = None,
+    ) -> None:
         row = session.get(MessageRecord, message_id)
         if row is None:  # erased (the shopper asked to be forgotten) while it was being sent
             raise LookupError(f"message {message_id} is no longer stored")
@@ -272,7 +347,9 @@ class Outbox:
     def _withdrawn(self, session: Session, rows: Sequence[Row]) -> set[int]:
         """Messages the shop started whose shopper opted out after they were queued: not sent.
         Returns their ids, marked skipped."""
-        started = [r for r in rows if r.reply_to_id is None and (r.payload or {}).get("kind") in ("marketing", "update")]
+        started = [
+            r for r in rows if r.reply_to_id is None and (r.payload or {}).get("kind") in ("marketing", "update")
+        ]
         if not started:
             return set()
         connection = session.connection()
@@ -281,8 +358,11 @@ class Outbox:
         no_sms = {customer_id for customer_id, _, opted_out in refused if opted_out}
         # A carrier keyword (STOP) blocks every text on the channel it was sent on.
         keyword_channels = {p.name for p in profiles() if p.consent_keywords}
-        withdrawn = {row.id for row in started if row.customer_id in no_marketing
-                     or (row.channel in keyword_channels and row.customer_id in no_sms)}
+        withdrawn = {
+            row.id
+            for row in started
+            if row.customer_id in no_marketing or (row.channel in keyword_channels and row.customer_id in no_sms)
+        }
         if withdrawn:
             connection.execute(self._skip_opted_out, {"ids": list(withdrawn)})
         return withdrawn
@@ -501,10 +581,13 @@ def apply_status(session: Session, update_: StatusUpdate) -> int:
     elif update_.watermark_ms is not None and update_.address:
         cutoff = datetime.fromtimestamp(update_.watermark_ms / 1000, tz=utcnow().tzinfo)
         rows = [
-            r for r in session.exec(
+            r
+            for r in session.exec(
                 select(MessageRecord).where(
-                    MessageRecord.channel == update_.channel, MessageRecord.address == update_.address,
-                    MessageRecord.direction == "out", col(MessageRecord.status).in_(["sent", "delivered"]),
+                    MessageRecord.channel == update_.channel,
+                    MessageRecord.address == update_.address,
+                    MessageRecord.direction == "out",
+                    col(MessageRecord.status).in_(["sent", "delivered"]),
                 )
             ).all()
             if as_utc(r.created_at) <= cutoff
@@ -525,8 +608,9 @@ def customer_address(session: Session, customer_id: str, channel: str) -> str | 
     """The address this customer last wrote to us from on `channel`."""
     return session.exec(
         select(MessageRecord.address)
-        .where(MessageRecord.customer_id == customer_id, MessageRecord.channel == channel,
-               MessageRecord.direction == "in")
+        .where(
+            MessageRecord.customer_id == customer_id, MessageRecord.channel == channel, MessageRecord.direction == "in"
+        )
         .order_by(col(MessageRecord.id).desc())
         .limit(1)
     ).first()
@@ -550,8 +634,9 @@ def update_channel(customer: Customer | None) -> str:
     return (customer.preferred_channel if customer else None) or conversation_channel(customer)
 
 
-def queue_to_customer(session: Session, customer_id: str, key: str, message: OutboundMessage,
-                      channel: str | None = None) -> MessageRecord | None:
+def queue_to_customer(
+    session: Session, customer_id: str, key: str, message: OutboundMessage, channel: str | None = None
+) -> MessageRecord | None:
     """A message the shop sends on its own, at most once per `key`: on `channel`, or else on the
     shopper's chosen channel for updates, or else the one they last used. None if already queued."""
     if session.exec(select(MessageRecord.id).where(MessageRecord.idempotency_key == key)).first():
@@ -561,8 +646,14 @@ def queue_to_customer(session: Session, customer_id: str, key: str, message: Out
     if customer is not None:
         message = replace(message, language=customer.language)
     row = MessageRecord(
-        customer_id=customer_id, channel=channel, address=customer_address(session, customer_id, channel),
-        direction="out", text=message.text, payload=message.to_dict(), idempotency_key=key, status="pending",
+        customer_id=customer_id,
+        channel=channel,
+        address=customer_address(session, customer_id, channel),
+        direction="out",
+        text=message.text,
+        payload=message.to_dict(),
+        idempotency_key=key,
+        status="pending",
     )
     session.add(row)
     return row

@@ -1,6 +1,7 @@
 """The policy gate every proactive message passes: what each purpose of message needs on each
 channel (consent, the platform's window and template rules), the frequency cap and quiet hours
 in the shopper's time zone (see PLATFORMS.md)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

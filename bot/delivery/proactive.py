@@ -1,6 +1,7 @@
 """Messages the shop starts: each one to one shopper passes the policy gate and is then queued
 in the outbox, or recorded as skipped with the reason. A key per (source, shopper) makes
 queueing idempotent, so a crash and a re-run never send twice."""
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -37,21 +38,35 @@ class Planned:
     template: OutboundMessage | None = None
 
 
-def recipients(session: Session, customer_ids: Sequence[str], now: datetime,
-               channel: str | None = None, purpose: str = MARKETING) -> dict[str, Recipient]:
+def recipients(
+    session: Session, customer_ids: Sequence[str], now: datetime, channel: str | None = None, purpose: str = MARKETING
+) -> dict[str, Recipient]:
     """The gate's facts for these customers, read set-wise (a few queries per batch), on the
     channel `purpose` would use (see `policy.choose_channel`), unless `channel` says which."""
     if not customer_ids:
         return {}
     table = Customer.__table__  # rows, not models: a batch is hundreds of shoppers
-    customers = session.connection().execute(sa_select(
-        table.c.id, table.c.preferred_channel, table.c.last_channel, table.c.language, table.c.timezone,
-        table.c.marketing_consent, table.c.sms_opted_out, table.c.erased_at,
-    ).where(among(session, table.c.id, customer_ids))).all()
+    customers = (
+        session.connection()
+        .execute(
+            sa_select(
+                table.c.id,
+                table.c.preferred_channel,
+                table.c.last_channel,
+                table.c.language,
+                table.c.timezone,
+                table.c.marketing_consent,
+                table.c.sms_opted_out,
+                table.c.erased_at,
+            ).where(among(session, table.c.id, customer_ids))
+        )
+        .all()
+    )
     identities: dict[tuple[str, str], str] = {}
     for row in session.exec(
-        select(ChannelIdentity.customer_id, ChannelIdentity.channel, ChannelIdentity.address)
-        .where(among(session, ChannelIdentity.customer_id, customer_ids))
+        select(ChannelIdentity.customer_id, ChannelIdentity.channel, ChannelIdentity.address).where(
+            among(session, ChannelIdentity.customer_id, customer_ids)
+        )
     ).all():
         identities[(row[0], row[1])] = row[2]
     last_in: dict[tuple[str, str], datetime] = {
@@ -65,8 +80,12 @@ def recipients(session: Session, customer_ids: Sequence[str], now: datetime,
     recent = dict(
         session.exec(
             select(Dispatch.customer_id, func.count())
-            .where(among(session, Dispatch.customer_id, customer_ids), col(Dispatch.marketing).is_(True),
-                   Dispatch.status == "queued", Dispatch.created_at > now - CAP_PERIOD)
+            .where(
+                among(session, Dispatch.customer_id, customer_ids),
+                col(Dispatch.marketing).is_(True),
+                Dispatch.status == "queued",
+                Dispatch.created_at > now - CAP_PERIOD,
+            )
             .group_by(Dispatch.customer_id)
         ).all()
     )
@@ -75,12 +94,16 @@ def recipients(session: Session, customer_ids: Sequence[str], now: datetime,
     for c in customers:
         name = channel or c.preferred_channel or c.last_channel
         if web and channel is None:
-            used = sorted((n for n in pushable() if (c.id, n) in last_in), key=lambda n: last_in[(c.id, n)],
-                          reverse=True)
+            used = sorted(
+                (n for n in pushable() if (c.id, n) in last_in), key=lambda n: last_in[(c.id, n)], reverse=True
+            )
             name = choose_channel(purpose, name, used, (c.id, HOME_CHANNEL) in identities)
         # A notice the phone channel cannot take (its window closed) waits in the web chat instead.
-        fallback = (_recipient(c, HOME_CHANNEL, identities, last_in, recent)
-                    if web and name != HOME_CHANNEL and (c.id, HOME_CHANNEL) in identities else None)
+        fallback = (
+            _recipient(c, HOME_CHANNEL, identities, last_in, recent)
+            if web and name != HOME_CHANNEL and (c.id, HOME_CHANNEL) in identities
+            else None
+        )
         result[c.id] = _recipient(c, name, identities, last_in, recent, fallback)
     return result
 
@@ -91,15 +114,22 @@ def _space(channel: str) -> str:
     return declared.address_space or channel if declared else channel
 
 
-def _recipient(c, name: str | None, identities: dict, last_in: dict, recent: dict,
-               fallback: Recipient | None = None) -> Recipient:
+def _recipient(
+    c, name: str | None, identities: dict, last_in: dict, recent: dict, fallback: Recipient | None = None
+) -> Recipient:
     inbound = last_in.get((c.id, name)) if name else None
     return Recipient(
-        customer_id=c.id, channel=name,
+        customer_id=c.id,
+        channel=name,
         address=identities.get((c.id, _space(name))) if name else None,
-        language=c.language, timezone=c.timezone, consent=c.marketing_consent,
-        sms_opted_out=c.sms_opted_out, erased=c.erased_at is not None,
-        last_inbound_at=_utc(inbound), recent_marketing=recent.get(c.id, 0), fallback=fallback,
+        language=c.language,
+        timezone=c.timezone,
+        consent=c.marketing_consent,
+        sms_opted_out=c.sms_opted_out,
+        erased=c.erased_at is not None,
+        last_inbound_at=_utc(inbound),
+        recent_marketing=recent.get(c.id, 0),
+        fallback=fallback,
     )
 
 
@@ -109,9 +139,18 @@ def notice_channel(session: Session, customer_id: str, purpose: str, now: dateti
     return who.channel if who is not None else None
 
 
-def queue(session: Session, policy: Policy, source: str, source_id: int, step: int,
-          plans: Sequence[Planned], purpose: str, now: datetime,
-          channel: str | None = None, on_queued: Callable[[str], None] | None = None) -> dict[str, int]:
+def queue(
+    session: Session,
+    policy: Policy,
+    source: str,
+    source_id: int,
+    step: int,
+    plans: Sequence[Planned],
+    purpose: str,
+    now: datetime,
+    channel: str | None = None,
+    on_queued: Callable[[str], None] | None = None,
+) -> dict[str, int]:
     """Gate and queue one message per plan; plans whose key exists already are left alone.
     Returns counts by outcome ("queued", or the skip reason)."""
     keys = {p.customer_id: f"{source}:{source_id}:{step}:{p.customer_id}" for p in plans}
@@ -132,17 +171,39 @@ def queue(session: Session, policy: Policy, source: str, source_id: int, step: i
         assert outcome is not None  # a verdict that does not send says why
         counts[outcome] = counts.get(outcome, 0) + 1
         key = keys[plan.customer_id]
-        dispatches.append({"key": key, "source": source, "source_id": source_id, "step": step,
-                           "customer_id": who.customer_id, "channel": who.channel, "marketing": POLICY[purpose].capped,
-                           "status": "queued" if verdict.send else "skipped", "reason": verdict.reason,
-                           "created_at": now})
+        dispatches.append(
+            {
+                "key": key,
+                "source": source,
+                "source_id": source_id,
+                "step": step,
+                "customer_id": who.customer_id,
+                "channel": who.channel,
+                "marketing": POLICY[purpose].capped,
+                "status": "queued" if verdict.send else "skipped",
+                "reason": verdict.reason,
+                "created_at": now,
+            }
+        )
         if verdict.send:
             message = replace(_message(plan, verdict, purpose), language=who.language)
             # The outbox record shares the dispatch's key: that is what makes queueing idempotent.
-            records.append({"customer_id": who.customer_id, "channel": who.channel, "address": who.address,
-                            "direction": "out", "text": message.text, "payload": message.to_dict(),
-                            "idempotency_key": key, "status": "pending", "attempts": 0, "parts_sent": 0,
-                            "next_attempt_at": verdict.not_before, "created_at": now})
+            records.append(
+                {
+                    "customer_id": who.customer_id,
+                    "channel": who.channel,
+                    "address": who.address,
+                    "direction": "out",
+                    "text": message.text,
+                    "payload": message.to_dict(),
+                    "idempotency_key": key,
+                    "status": "pending",
+                    "attempts": 0,
+                    "parts_sent": 0,
+                    "next_attempt_at": verdict.not_before,
+                    "created_at": now,
+                }
+            )
             if on_queued is not None:
                 on_queued(plan.customer_id)
     # Bulk inserts: a campaign queues hundreds of thousands of these.

@@ -1,6 +1,7 @@
 """Staffed hours: when people answer, parsed from `mon-fri 09:00-18:00, sat 10:00-14:00` in the
 shop's zone, and the next opening as a shopper reads it. Settings validate HANDOFF_HOURS with it,
 so it imports nothing of the project but `bot.i18n` (which imports none)."""
+
 from __future__ import annotations
 
 import re
@@ -25,13 +26,19 @@ class StaffedHours:
         """Raises: ValueError for text that is not a list of `DAYS HH:MM-HH:MM`."""
         spans: list[tuple[int, time, time]] = []
         for part in filter(None, (p.strip() for p in re.split(r"[,;]", text or ""))):
-            found = re.fullmatch(r"([a-z]{3})(?:-([a-z]{3}))?\s+(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})", part.lower())
+            found = re.fullmatch(
+                r"([a-z]{3})(?:-([a-z]{3}))?\s+(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})", part.lower()
+            )
             if not found or found.group(1) not in DAYS or (found.group(2) and found.group(2) not in DAYS):
                 raise ValueError(f"staffed hours must look like 'mon-fri 09:00-18:00', not {part!r}")
             first = DAYS.index(found.group(1))
             last = DAYS.index(found.group(2)) if found.group(2) else first
             start = time(int(found.group(3)), int(found.group(4)))
-            end = time(23, 59, 59) if found.group(5, 6) == ("24", "00") else time(int(found.group(5)), int(found.group(6)))
+            end = (
+                time(23, 59, 59)
+                if found.group(5, 6) == ("24", "00")
+                else time(int(found.group(5)), int(found.group(6)))
+            )
             days = range(first, last + 1) if first <= last else [*range(first, 7), *range(0, last + 1)]
             spans.extend((day, start, end) for day in days)
         return cls(tuple(spans), ZoneInfo(zone))
@@ -49,8 +56,9 @@ class StaffedHours:
         local = now.astimezone(self.zone)
         for ahead in range(8):
             day = (local + timedelta(days=ahead)).date()
-            starts = sorted(datetime.combine(day, start, self.zone) for weekday, start, _ in self.spans
-                            if weekday == day.weekday())
+            starts = sorted(
+                datetime.combine(day, start, self.zone) for weekday, start, _ in self.spans if weekday == day.weekday()
+            )
             for start in starts:
                 if start > local:
                     return start

@@ -1,5 +1,6 @@
 """Human handoff: when to escalate, the ticket and its summary, routing to agents, and what
 agents do with a ticket (claim, reply, note, transfer, resolve) until the bot takes over again."""
+
 from __future__ import annotations
 
 import hashlib
@@ -47,9 +48,11 @@ from bot.store.models import (
 )
 
 _TICKET = HandoffTicket.__table__
-_ANY_TICKET = sa_select(_TICKET.c.id).where(
-    _TICKET.c.customer_id == bindparam("customer"), or_(_TICKET.c.open_key.is_not(None), _TICKET.c.csat_pending)
-).limit(1)
+_ANY_TICKET = (
+    sa_select(_TICKET.c.id)
+    .where(_TICKET.c.customer_id == bindparam("customer"), or_(_TICKET.c.open_key.is_not(None), _TICKET.c.csat_pending))
+    .limit(1)
+)
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +83,7 @@ class Conflict(HandoffError):
 
 
 # --- rules -----------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Rule:
@@ -116,16 +120,24 @@ def load_rules(path: str | Path | None = None) -> Rules:
         raise ValueError("handoff rules must be a mapping")
     try:
         rules = tuple(
-            Rule(str(r["name"]), str(r.get("topic", r["name"])), int(r.get("priority", 1)),
-                 tuple(str(k) for k in r.get("keywords", ())), tuple(str(i) for i in r.get("intents", ())),
-                 round(float(r["order_over"]) * 100) if r.get("order_over") is not None else None)
+            Rule(
+                str(r["name"]),
+                str(r.get("topic", r["name"])),
+                int(r.get("priority", 1)),
+                tuple(str(k) for k in r.get("keywords", ())),
+                tuple(str(i) for i in r.get("intents", ())),
+                round(float(r["order_over"]) * 100) if r.get("order_over") is not None else None,
+            )
             for r in data.get("rules", ())
         )
         frustration = data.get("frustration") or {}
         return Rules(
-            tuple(str(p) for p in data.get("ask_phrases", ())), rules,
-            tuple(str(p) for p in frustration.get("phrases", ())), int(frustration.get("repeats", 3)),
-            int(frustration.get("priority", 2)), int(data.get("fallbacks", 2)),
+            tuple(str(p) for p in data.get("ask_phrases", ())),
+            rules,
+            tuple(str(p) for p in frustration.get("phrases", ())),
+            int(frustration.get("repeats", 3)),
+            int(frustration.get("priority", 2)),
+            int(data.get("fallbacks", 2)),
             {str(k): str(v) for k, v in (data.get("topics") or {}).items()},
             {str(k): str(v) for k, v in (data.get("faq_for_topic") or {}).items()},
         )
@@ -150,8 +162,14 @@ class Trigger:
     priority: int
 
 
-def match(rules: Rules, text: str, intent: Intent, fallbacks: int, repeats: int,
-          order_cents: Callable[[], int | None] = lambda: None) -> Trigger | None:
+def match(
+    rules: Rules,
+    text: str,
+    intent: Intent,
+    fallbacks: int,
+    repeats: int,
+    order_cents: Callable[[], int | None] = lambda: None,
+) -> Trigger | None:
     """The first trigger that applies: a configured rule, a request for a person, frustration,
     or the bot unsure too often. `order_cents` is asked only when a rule needs an order's value."""
     for rule in rules.rules:
@@ -175,6 +193,7 @@ def match(rules: Rules, text: str, intent: Intent, fallbacks: int, repeats: int,
 # --- staffed hours ---------------------------------------------------------------------------
 
 # --- who is asking ---------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Actor:
@@ -203,12 +222,19 @@ class Opened:
 
 # --- the service -----------------------------------------------------------------------------
 
+
 class Handoffs:
     """Tickets and agents. Methods taking a `Session` run in the caller's transaction; the
     async ones run their own."""
 
-    def __init__(self, db: Database, rules: Rules, hours: StaffedHours, agent_timeout: timedelta,
-                 notify: Callable[[], None] = lambda: None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        rules: Rules,
+        hours: StaffedHours,
+        agent_timeout: timedelta,
+        notify: Callable[[], None] = lambda: None,
+    ) -> None:
         self.db = db
         self.rules = rules
         self.hours = hours
@@ -217,14 +243,19 @@ class Handoffs:
 
     @classmethod
     def from_settings(cls, db: Database, settings: Settings, notify: Callable[[], None] = lambda: None) -> Handoffs:
-        return cls(db, load_rules(settings.handoff_rules),
-                   StaffedHours.parse(settings.handoff_hours, settings.default_timezone),
-                   settings.agent_timeout, notify)
+        return cls(
+            db,
+            load_rules(settings.handoff_rules),
+            StaffedHours.parse(settings.handoff_hours, settings.default_timezone),
+            settings.agent_timeout,
+            notify,
+        )
 
     # --- the bot's side ----------------------------------------------------------------------
 
-    async def triggered(self, customer_id: str, text: str, intent: Intent, fallbacks: int,
-                        repeats: int) -> Trigger | None:
+    async def triggered(
+        self, customer_id: str, text: str, intent: Intent, fallbacks: int, repeats: int
+    ) -> Trigger | None:
         """Whether this turn should go to a person (see `match`)."""
         needs_order = any(intent.name in r.intents and r.order_over_cents is not None for r in self.rules.rules)
         order_value = None
@@ -233,8 +264,9 @@ class Handoffs:
             order_value = await self.db.run(lambda s: _order_value(s, customer_id, number))
         return match(self.rules, text, intent, fallbacks, repeats, lambda: order_value)
 
-    async def open(self, customer_id: str, trigger: Trigger, language: str, intents: list[str],
-                   faq_key: str | None = None) -> Opened:
+    async def open(
+        self, customer_id: str, trigger: Trigger, language: str, intents: list[str], faq_key: str | None = None
+    ) -> Opened:
         """Open a ticket for the customer, or return the one already open."""
 
         def run(session: Session) -> Opened:
@@ -259,8 +291,15 @@ class Handoffs:
         opens = self.hours.next_open(now)
         return False, self.hours.describe(opens, language, zone) if opens else None
 
-    def open_ticket(self, session: Session, customer_id: str, trigger: Trigger, language: str,
-                    intents: list[str], faq_key: str | None = None) -> tuple[HandoffTicket, bool]:
+    def open_ticket(
+        self,
+        session: Session,
+        customer_id: str,
+        trigger: Trigger,
+        language: str,
+        intents: list[str],
+        faq_key: str | None = None,
+    ) -> tuple[HandoffTicket, bool]:
         existing = session.exec(select(HandoffTicket).where(HandoffTicket.open_key == customer_id)).first()
         if existing is not None:
             existing.priority = max(existing.priority, trigger.priority)
@@ -272,8 +311,14 @@ class Handoffs:
         faq_key = (faq_key if trigger.topic == "general" else None) or self.rules.faq_for_topic.get(topic)
         now = utcnow()
         ticket = HandoffTicket(
-            customer_id=customer_id, open_key=customer_id, priority=trigger.priority, topic=topic,
-            language=language, trigger=trigger.reason, created_at=now, last_customer_activity_at=now,
+            customer_id=customer_id,
+            open_key=customer_id,
+            priority=trigger.priority,
+            topic=topic,
+            language=language,
+            trigger=trigger.reason,
+            created_at=now,
+            last_customer_activity_at=now,
             awaiting_agent_since=now,
         )
         ticket.summary = build_summary(session, customer_id, replace(trigger, topic=topic), intents, faq_key, language)
@@ -281,8 +326,10 @@ class Handoffs:
         session.flush()
         assert ticket.id is not None  # the flush gave it its id
         _event(session, ticket.id, "opened", "bot", None, {"trigger": trigger.reason, "topic": topic})
-        log.info("handoff ticket opened", extra={"ticket": ticket.id, "trigger": trigger.reason, "topic": topic,
-                                                 "priority": trigger.priority})
+        log.info(
+            "handoff ticket opened",
+            extra={"ticket": ticket.id, "trigger": trigger.reason, "topic": topic, "priority": trigger.priority},
+        )
         self.route(session)
         return ticket, True
 
@@ -294,9 +341,12 @@ class Handoffs:
             return None  # the usual case, answered by one prepared statement
         ticket = session.exec(
             select(HandoffTicket)
-            .where(HandoffTicket.customer_id == customer_id,
-                   or_(col(HandoffTicket.open_key).is_not(None), col(HandoffTicket.csat_pending)))
-            .order_by(col(HandoffTicket.id).desc()).limit(1)
+            .where(
+                HandoffTicket.customer_id == customer_id,
+                or_(col(HandoffTicket.open_key).is_not(None), col(HandoffTicket.csat_pending)),
+            )
+            .order_by(col(HandoffTicket.id).desc())
+            .limit(1)
         ).first()
         if ticket is None:
             return None
@@ -326,8 +376,9 @@ class Handoffs:
         return Actor(agent.name, agent.id)
 
     @staticmethod
-    def create_agent(session: Session, name: str, languages: list[str], topics: list[str],
-                     capacity: int) -> tuple[Agent, str]:
+    def create_agent(
+        session: Session, name: str, languages: list[str], topics: list[str], capacity: int
+    ) -> tuple[Agent, str]:
         """A new agent and their token, which is shown this once."""
         token = secrets.token_urlsafe(32)
         agent = Agent(name=name, token_hash=hash_token(token), languages=languages, topics=topics, capacity=capacity)
@@ -347,18 +398,27 @@ class Handoffs:
         available, online, under capacity and speaks the language; topic skill and a light load
         count next. A ticket nobody suits waits. Returns how many were assigned."""
         now = now or utcnow()
-        agents = [a for a in session.exec(select(Agent).where(Agent.active, Agent.available)).all()
-                  if a.last_seen_at and as_utc(a.last_seen_at) > now - ONLINE]
+        agents = [
+            a
+            for a in session.exec(select(Agent).where(Agent.active, Agent.available)).all()
+            if a.last_seen_at and as_utc(a.last_seen_at) > now - ONLINE
+        ]
         if not agents:
             return 0
-        load = dict(session.exec(
-            select(HandoffTicket.agent_id, func.count()).where(HandoffTicket.status == "assigned")
-            .group_by(col(HandoffTicket.agent_id))
-        ).all())
+        load = dict(
+            session.exec(
+                select(HandoffTicket.agent_id, func.count())
+                .where(HandoffTicket.status == "assigned")
+                .group_by(col(HandoffTicket.agent_id))
+            ).all()
+        )
         assigned = 0
         for ticket in _queue(session):
-            fits = [a for a in agents if load.get(a.id, 0) < a.capacity
-                    and (not a.languages or ticket.language in a.languages)]
+            fits = [
+                a
+                for a in agents
+                if load.get(a.id, 0) < a.capacity and (not a.languages or ticket.language in a.languages)
+            ]
             if not fits:
                 continue
             best = max(fits, key=lambda a: (ticket.topic in a.topics, not a.topics, -load.get(a.id, 0) / a.capacity))
@@ -374,8 +434,13 @@ class Handoffs:
         changed = session.exec(
             update(HandoffTicket)
             .where(col(HandoffTicket.id) == ticket_id, col(HandoffTicket.status) == "queued")
-            .values(status="assigned", agent_id=actor.agent_id, agent_name=actor.name, assigned_at=now,
-                    last_agent_activity_at=now)
+            .values(
+                status="assigned",
+                agent_id=actor.agent_id,
+                agent_name=actor.name,
+                assigned_at=now,
+                last_agent_activity_at=now,
+            )
         ).rowcount
         if changed == 1:
             _event(session, ticket_id, kind, actor.name)
@@ -427,8 +492,13 @@ class Handoffs:
         channel = conversation_channel(customer)
         kind = _reply_kind(session, ticket.customer_id, channel, utcnow())
         ticket.agent_replies += 1
-        row = queue_to_customer(session, ticket.customer_id, f"handoff:{ticket.id}:{ticket.agent_replies}",
-                                OutboundMessage(text=text, kind=kind), channel=channel)
+        row = queue_to_customer(
+            session,
+            ticket.customer_id,
+            f"handoff:{ticket.id}:{ticket.agent_replies}",
+            OutboundMessage(text=text, kind=kind),
+            channel=channel,
+        )
         now = utcnow()
         ticket.last_agent_activity_at, ticket.awaiting_agent_since = now, None
         _event(session, ticket_id, "reply", actor.name, text, {"channel": channel, "kind": kind})
@@ -442,8 +512,9 @@ class Handoffs:
         _ticket(session, ticket_id)
         return _event(session, ticket_id, "note", actor.name, text)
 
-    def transfer(self, session: Session, ticket_id: int, actor: Actor, agent_id: int | None,
-                 topic: str | None = None) -> HandoffTicket:
+    def transfer(
+        self, session: Session, ticket_id: int, actor: Actor, agent_id: int | None, topic: str | None = None
+    ) -> HandoffTicket:
         """To another agent (who must be active and under capacity), or back to the queue.
 
         Raises: NotFound (ticket or agent), Conflict.
@@ -487,18 +558,29 @@ class Handoffs:
         _event(session, ticket_id, "resolved", actor.name)
         language = _language(session, ticket.customer_id)
         channel, kind = _conversation_channel(session, ticket.customer_id)
-        queue_to_customer(session, ticket.customer_id, f"handoff:{ticket.id}:resolved",
-                          OutboundMessage(text=text_in(language, "handoff.resolved"), kind=kind), channel=channel)
-        queue_to_customer(session, ticket.customer_id, f"handoff:{ticket.id}:csat",
-                          replace(self.csat_question(language), kind=kind), channel=channel)
+        queue_to_customer(
+            session,
+            ticket.customer_id,
+            f"handoff:{ticket.id}:resolved",
+            OutboundMessage(text=text_in(language, "handoff.resolved"), kind=kind),
+            channel=channel,
+        )
+        queue_to_customer(
+            session,
+            ticket.customer_id,
+            f"handoff:{ticket.id}:csat",
+            replace(self.csat_question(language), kind=kind),
+            channel=channel,
+        )
         session.flush()
         log.info("handoff ticket resolved", extra={"ticket": ticket.id})
         return ticket
 
     def csat_question(self, language: str) -> OutboundMessage:
         # Choice n is the nth option, so "3" typed on a numbered channel means 3 stars.
-        return OutboundMessage(text=text_in(language, "handoff.csat"),
-                               choices=tuple(Choice("★" * n, str(n)) for n in range(1, 6)))
+        return OutboundMessage(
+            text=text_in(language, "handoff.csat"), choices=tuple(Choice("★" * n, str(n)) for n in range(1, 6))
+        )
 
     def sweep(self, session: Session, now: datetime | None = None) -> int:
         """Put back in the queue the tickets whose agent has let the shopper wait longer than
@@ -506,8 +588,11 @@ class Handoffs:
         many went back."""
         now = now or utcnow()
         requeued = 0
-        for ticket in session.exec(select(HandoffTicket).where(HandoffTicket.status == "assigned",
-                                                               col(HandoffTicket.awaiting_agent_since).is_not(None))).all():
+        for ticket in session.exec(
+            select(HandoffTicket).where(
+                HandoffTicket.status == "assigned", col(HandoffTicket.awaiting_agent_since).is_not(None)
+            )
+        ).all():
             assert ticket.id is not None and ticket.awaiting_agent_since is not None  # stored; and the query's filter
             since = max(as_utc(ticket.awaiting_agent_since), as_utc(ticket.assigned_at or ticket.awaiting_agent_since))
             if now - since < self.agent_timeout:
@@ -515,21 +600,33 @@ class Handoffs:
             agent_id, agent_name = ticket.agent_id, ticket.agent_name  # the update below clears them
             changed = session.exec(
                 update(HandoffTicket)
-                .where(col(HandoffTicket.id) == ticket.id, col(HandoffTicket.status) == "assigned",
-                       col(HandoffTicket.agent_id).is_(None) if agent_id is None else col(HandoffTicket.agent_id) == agent_id)
+                .where(
+                    col(HandoffTicket.id) == ticket.id,
+                    col(HandoffTicket.status) == "assigned",
+                    col(HandoffTicket.agent_id).is_(None)
+                    if agent_id is None
+                    else col(HandoffTicket.agent_id) == agent_id,
+                )
                 .values(status="queued", agent_id=None, agent_name=None, assigned_at=None)
             ).rowcount
             if changed != 1:
                 continue
             if agent_id is not None:
                 session.execute(update(Agent).where(col(Agent.id) == agent_id).values(available=False))
-            count = session.exec(select(func.count()).select_from(HandoffEvent).where(
-                HandoffEvent.ticket_id == ticket.id, HandoffEvent.kind == "requeued")).one()
+            count = session.exec(
+                select(func.count())
+                .select_from(HandoffEvent)
+                .where(HandoffEvent.ticket_id == ticket.id, HandoffEvent.kind == "requeued")
+            ).one()
             _event(session, ticket.id, "requeued", "bot", None, {"from": agent_name})
             channel, kind = _conversation_channel(session, ticket.customer_id)
-            queue_to_customer(session, ticket.customer_id, f"handoff:{ticket.id}:requeued:{count + 1}",
-                              OutboundMessage(text=text_in(_language(session, ticket.customer_id), "handoff.requeued"),
-                                              kind=kind), channel=channel)
+            queue_to_customer(
+                session,
+                ticket.customer_id,
+                f"handoff:{ticket.id}:requeued:{count + 1}",
+                OutboundMessage(text=text_in(_language(session, ticket.customer_id), "handoff.requeued"), kind=kind),
+                channel=channel,
+            )
             log.info("handoff ticket requeued: agent silent", extra={"ticket": ticket.id})
             requeued += 1
         session.flush()
@@ -548,12 +645,19 @@ class Handoffs:
             if status == "open":
                 query = query.where(col(HandoffTicket.status).in_(OPEN))
             elif status == "mine":
-                mine = col(HandoffTicket.agent_id).is_(None) if actor.is_admin else col(HandoffTicket.agent_id) == actor.agent_id
+                mine = (
+                    col(HandoffTicket.agent_id).is_(None)
+                    if actor.is_admin
+                    else col(HandoffTicket.agent_id) == actor.agent_id
+                )
                 query = query.where(HandoffTicket.status == "assigned", HandoffTicket.agent_name == actor.name, mine)
             else:
                 query = query.where(HandoffTicket.status == status)
-            order = (col(HandoffTicket.priority).desc(), col(HandoffTicket.created_at)) if status != "resolved" else (
-                col(HandoffTicket.resolved_at).desc(),)
+            order = (
+                (col(HandoffTicket.priority).desc(), col(HandoffTicket.created_at))
+                if status != "resolved"
+                else (col(HandoffTicket.resolved_at).desc(),)
+            )
             tickets = list(session.exec(query.order_by(*order).limit(200)).all())
         return [ticket_view(t) for t in tickets]
 
@@ -563,18 +667,23 @@ class Handoffs:
         (every channel), or the part after message id `after`. Raises: NotFound."""
         ticket = _ticket(session, ticket_id)
         rows = session.exec(
-            select(MessageRecord).where(MessageRecord.customer_id == ticket.customer_id, col(MessageRecord.id) > after)
-            .order_by(col(MessageRecord.id).desc()).limit(500)
+            select(MessageRecord)
+            .where(MessageRecord.customer_id == ticket.customer_id, col(MessageRecord.id) > after)
+            .order_by(col(MessageRecord.id).desc())
+            .limit(500)
         ).all()
-        events = session.exec(select(HandoffEvent).where(HandoffEvent.ticket_id == ticket.id)
-                              .order_by(col(HandoffEvent.id))).all()
+        events = session.exec(
+            select(HandoffEvent).where(HandoffEvent.ticket_id == ticket.id).order_by(col(HandoffEvent.id))
+        ).all()
         csat = session.exec(select(CsatAnswer.score).where(CsatAnswer.ticket_id == ticket.id)).first()
         return {
             **ticket_view(ticket),
             "summary": ticket.summary,
             "csat": csat,
-            "events": [{"id": e.id, "kind": e.kind, "actor": e.actor, "text": e.text, "data": e.data,
-                        "at": _iso(e.created_at)} for e in events],
+            "events": [
+                {"id": e.id, "kind": e.kind, "actor": e.actor, "text": e.text, "data": e.data, "at": _iso(e.created_at)}
+                for e in events
+            ],
             "transcript": [_transcript_entry(r) for r in reversed(rows)],
         }
 
@@ -586,8 +695,10 @@ class Handoffs:
 
 # --- helpers ---------------------------------------------------------------------------------
 
-def _event(session: Session, ticket_id: int, kind: str, actor: str, text: str | None = None,
-           data: dict[str, Any] | None = None) -> HandoffEvent:
+
+def _event(
+    session: Session, ticket_id: int, kind: str, actor: str, text: str | None = None, data: dict[str, Any] | None = None
+) -> HandoffEvent:
     event = HandoffEvent(ticket_id=ticket_id, kind=kind, actor=actor, text=text, data=data)
     session.add(event)
     return event
@@ -606,15 +717,22 @@ def _holds(ticket: HandoffTicket, actor: Actor) -> bool:
 
 
 def _queue(session: Session) -> list[HandoffTicket]:
-    return list(session.exec(
-        select(HandoffTicket).where(HandoffTicket.status == "queued")
-        .order_by(col(HandoffTicket.priority).desc(), col(HandoffTicket.created_at), col(HandoffTicket.id)).limit(200)
-    ).all())
+    return list(
+        session.exec(
+            select(HandoffTicket)
+            .where(HandoffTicket.status == "queued")
+            .order_by(col(HandoffTicket.priority).desc(), col(HandoffTicket.created_at), col(HandoffTicket.id))
+            .limit(200)
+        ).all()
+    )
 
 
 def _load(session: Session, agent_id: int) -> int:
-    return session.exec(select(func.count()).select_from(HandoffTicket).where(
-        HandoffTicket.agent_id == agent_id, HandoffTicket.status == "assigned")).one()
+    return session.exec(
+        select(func.count())
+        .select_from(HandoffTicket)
+        .where(HandoffTicket.agent_id == agent_id, HandoffTicket.status == "assigned")
+    ).one()
 
 
 def _language(session: Session, customer_id: str) -> str:
@@ -643,15 +761,19 @@ def _reply_kind(session: Session, customer_id: str, channel: str, now: datetime,
 
     Raises: Conflict (when `strict`) if the platform allows no reply from us now.
     """
-    last = session.exec(select(func.max(MessageRecord.created_at)).where(
-        MessageRecord.customer_id == customer_id, MessageRecord.channel == channel,
-        MessageRecord.direction == "in")).one()
+    last = session.exec(
+        select(func.max(MessageRecord.created_at)).where(
+            MessageRecord.customer_id == customer_id, MessageRecord.channel == channel, MessageRecord.direction == "in"
+        )
+    ).one()
     kind = agent_reply_kind(channel, now - as_utc(last) if last else None)
     if kind is not None:
         return kind
     if strict:
-        raise Conflict(f"the shopper's last {channel} message is outside the {window_name(channel)} window; "
-                       "they must write again before a reply can reach them")
+        raise Conflict(
+            f"the shopper's last {channel} message is outside the {window_name(channel)} window; "
+            "they must write again before a reply can reach them"
+        )
     return "reply"
 
 
@@ -666,23 +788,34 @@ def _iso(moment: datetime | None) -> str | None:
     return as_utc(moment).isoformat() if moment else None
 
 
-def build_summary(session: Session, customer_id: str, trigger: Trigger, intents: list[str],
-                  faq_key: str | None, language: str) -> dict[str, Any]:
+def build_summary(
+    session: Session, customer_id: str, trigger: Trigger, intents: list[str], faq_key: str | None, language: str
+) -> dict[str, Any]:
     """What the agent needs before reading the transcript: who, what they want, what the bot
     said, and the policy that applies."""
     customer = session.get(Customer, customer_id)
     identities = session.exec(select(ChannelIdentity).where(ChannelIdentity.customer_id == customer_id)).all()
     used = session.exec(select(MessageRecord.channel).where(MessageRecord.customer_id == customer_id).distinct()).all()
-    orders = session.exec(select(Order).where(Order.customer_id == customer_id).order_by(col(Order.id).desc()).limit(5)).all()
+    orders = session.exec(
+        select(Order).where(Order.customer_id == customer_id).order_by(col(Order.id).desc()).limit(5)
+    ).all()
     lines = session.exec(
         select(CartItem.quantity, Variant.size, Variant.colour, Product.name)
-        .join(Cart, col(Cart.id) == CartItem.cart_id).join(Variant, col(Variant.sku) == CartItem.variant_sku)
+        .join(Cart, col(Cart.id) == CartItem.cart_id)
+        .join(Variant, col(Variant.sku) == CartItem.variant_sku)
         .join(Product, col(Product.sku) == Variant.product_sku)
         .where(Cart.customer_id == customer_id, Cart.status == "open")
     ).all()
-    recent = list(reversed(session.exec(
-        select(MessageRecord).where(MessageRecord.customer_id == customer_id)
-        .order_by(col(MessageRecord.id).desc()).limit(12)).all()))
+    recent = list(
+        reversed(
+            session.exec(
+                select(MessageRecord)
+                .where(MessageRecord.customer_id == customer_id)
+                .order_by(col(MessageRecord.id).desc())
+                .limit(12)
+            ).all()
+        )
+    )
     faq = session.get(FaqEntry, faq_key) if faq_key else None
     zh = language_of(language) == ZH
     return {
@@ -693,18 +826,28 @@ def build_summary(session: Session, customer_id: str, trigger: Trigger, intents:
             "addresses": [{"channel": i.channel, "address": mask(i.address)} for i in identities],
             "last_channel": customer.last_channel if customer else None,
         },
-        "orders": [{"number": o.number, "status": o.status, "total_cents": o.total_cents,
-                    "created_at": _iso(o.created_at)} for o in orders],
-        "cart": [{"name": name, "size": size, "colour": colour, "quantity": quantity}
-                 for quantity, size, colour, name in lines],
+        "orders": [
+            {"number": o.number, "status": o.status, "total_cents": o.total_cents, "created_at": _iso(o.created_at)}
+            for o in orders
+        ],
+        "cart": [
+            {"name": name, "size": size, "colour": colour, "quantity": quantity}
+            for quantity, size, colour, name in lines
+        ],
         "reason": trigger.reason,
         "topic": trigger.topic,
         "recent_intents": intents[-5:],
-        "last_messages": [{"channel": m.channel, "text": (m.text or "")[:500]} for m in recent if m.direction == "in"][-6:],
+        "last_messages": [{"channel": m.channel, "text": (m.text or "")[:500]} for m in recent if m.direction == "in"][
+            -6:
+        ],
         "bot_answers": [(m.text or "")[:500] for m in recent if m.direction == "out" and m.text][-4:],
-        "faq": {"key": faq.key,
-                "question": faq.question_zh if zh and faq.question_zh else faq.question,
-                "answer": faq.answer_zh if zh and faq.answer_zh else faq.answer} if faq else None,
+        "faq": {
+            "key": faq.key,
+            "question": faq.question_zh if zh and faq.question_zh else faq.question,
+            "answer": faq.answer_zh if zh and faq.answer_zh else faq.answer,
+        }
+        if faq
+        else None,
     }
 
 
@@ -712,10 +855,17 @@ def ticket_view(ticket: HandoffTicket) -> dict[str, Any]:
     summary = ticket.summary or {}
     last = (summary.get("last_messages") or [{}])[-1].get("text")
     return {
-        "id": ticket.id, "status": ticket.status, "priority": ticket.priority, "topic": ticket.topic,
-        "language": ticket.language, "trigger": ticket.trigger, "agent_id": ticket.agent_id,
-        "agent_name": ticket.agent_name, "created_at": _iso(ticket.created_at),
-        "assigned_at": _iso(ticket.assigned_at), "resolved_at": _iso(ticket.resolved_at),
+        "id": ticket.id,
+        "status": ticket.status,
+        "priority": ticket.priority,
+        "topic": ticket.topic,
+        "language": ticket.language,
+        "trigger": ticket.trigger,
+        "agent_id": ticket.agent_id,
+        "agent_name": ticket.agent_name,
+        "created_at": _iso(ticket.created_at),
+        "assigned_at": _iso(ticket.assigned_at),
+        "resolved_at": _iso(ticket.resolved_at),
         "last_agent_activity_at": _iso(ticket.last_agent_activity_at),
         "last_customer_activity_at": _iso(ticket.last_customer_activity_at),
         "awaiting_agent_since": _iso(ticket.awaiting_agent_since),
@@ -738,9 +888,17 @@ def agent_problem(name: Any, languages: Any, topics: Any, capacity: Any) -> str 
 
 
 def agent_view(agent: Agent, load: int) -> dict[str, Any]:
-    return {"id": agent.id, "name": agent.name, "languages": agent.languages, "topics": agent.topics,
-            "capacity": agent.capacity, "active": agent.active, "available": agent.available,
-            "open_tickets": load, "last_seen_at": _iso(agent.last_seen_at)}
+    return {
+        "id": agent.id,
+        "name": agent.name,
+        "languages": agent.languages,
+        "topics": agent.topics,
+        "capacity": agent.capacity,
+        "active": agent.active,
+        "available": agent.available,
+        "open_tickets": load,
+        "last_seen_at": _iso(agent.last_seen_at),
+    }
 
 
 def _transcript_entry(row: MessageRecord) -> dict[str, Any]:
@@ -751,5 +909,13 @@ def _transcript_entry(row: MessageRecord) -> dict[str, Any]:
     else:
         author = "bot"
     choices = [c.get("title") for c in (row.payload or {}).get("choices", ())] if row.direction == "out" else []
-    return {"id": row.id, "channel": row.channel, "direction": row.direction, "author": author,
-            "text": row.text, "choices": choices, "status": row.status, "at": _iso(row.created_at)}
+    return {
+        "id": row.id,
+        "channel": row.channel,
+        "direction": row.direction,
+        "author": author,
+        "text": row.text,
+        "choices": choices,
+        "status": row.status,
+        "at": _iso(row.created_at),
+    }

@@ -1,5 +1,6 @@
 """Marketer campaigns: who gets them (a segment), what they say (per locale, and per channel a
 template), when (once, or on a cron schedule); preview, runs that survive a crash, statistics."""
+
 from __future__ import annotations
 
 import hashlib
@@ -36,8 +37,15 @@ from bot.store.models import (
     utcnow,
 )
 
-SEGMENT_KEYS = {"channel", "language", "has_open_cart", "bought_category", "last_active_before",
-                "last_active_after", "opted_in"}
+SEGMENT_KEYS = {
+    "channel",
+    "language",
+    "has_open_cart",
+    "bought_category",
+    "last_active_before",
+    "last_active_after",
+    "opted_in",
+}
 EDITABLE = {"draft", "scheduled", "paused"}
 # A template is named as its provider knows it: a Twilio Content SID, or (Meta's Cloud API) the
 # template's name and language, "name:language".
@@ -77,19 +85,27 @@ def parse_spec(data: Any) -> CampaignSpec:
     segment = data.get("segment") or {}
     check_segment(segment)
     messages = data.get("messages")
-    if not isinstance(messages, dict) or not messages or not all(
-        isinstance(k, str) and isinstance(v, str) and v.strip() and len(v) <= 1600 for k, v in messages.items()
+    if (
+        not isinstance(messages, dict)
+        or not messages
+        or not all(
+            isinstance(k, str) and isinstance(v, str) and v.strip() and len(v) <= 1600 for k, v in messages.items()
+        )
     ):
         raise CampaignError("messages maps a locale (en, zh-TW) to a non-empty text of at most 1600 characters")
     templates = data.get("templates") or {}
     templated = templated_channels()
     if not isinstance(templates, dict) or set(templates) - templated:
-        raise CampaignError("templates: only for channels that need one outside their window, "
-                                f"as templates.<channel> ({', '.join(sorted(templated))})")
+        raise CampaignError(
+            "templates: only for channels that need one outside their window, "
+            f"as templates.<channel> ({', '.join(sorted(templated))})"
+        )
     for channel, template in templates.items():
         if not isinstance(template, dict) or not TEMPLATE_SID.match(str(template.get("content_sid", ""))):
-            raise CampaignError(f"templates.{channel}.content_sid must be a Content SID (HX and 32 hex digits) "
-                                "or a template's name:language (order_update:en_US)")
+            raise CampaignError(
+                f"templates.{channel}.content_sid must be a Content SID (HX and 32 hex digits) "
+                "or a template's name:language (order_update:en_US)"
+            )
         variables = template.get("variables") or {}
         if not isinstance(variables, dict) or not all(isinstance(v, str) for v in variables.values()):
             raise CampaignError(f"templates.{channel}.variables maps numbers to texts")
@@ -111,11 +127,19 @@ def parse_link(link: Any) -> dict[str, str] | None:
     """
     if link is None:
         return None
-    if isinstance(link, dict) and set(link) == {"product"} and isinstance(link["product"], str) \
-            and PRODUCT_SKU.match(link["product"]):
+    if (
+        isinstance(link, dict)
+        and set(link) == {"product"}
+        and isinstance(link["product"], str)
+        and PRODUCT_SKU.match(link["product"])
+    ):
         return {"product": link["product"]}
-    if isinstance(link, dict) and set(link) == {"url"} and isinstance(link["url"], str) \
-            and re.match(r"^https?://[^\s]{3,500}$", link["url"]):
+    if (
+        isinstance(link, dict)
+        and set(link) == {"url"}
+        and isinstance(link["url"], str)
+        and re.match(r"^https?://[^\s]{3,500}$", link["url"])
+    ):
         return {"url": link["url"]}
     raise CampaignError('link is {"product": "SKU"} or {"url": "https://..."}')
 
@@ -154,8 +178,9 @@ def check_segment(segment: Any) -> None:
         raise CampaignError("segment is an object of filters")
     unknown = set(segment) - SEGMENT_KEYS
     if unknown:
-        raise CampaignError(f"unknown segment filters: {', '.join(sorted(unknown))} "
-                            f"(known: {', '.join(sorted(SEGMENT_KEYS))})")
+        raise CampaignError(
+            f"unknown segment filters: {', '.join(sorted(unknown))} (known: {', '.join(sorted(SEGMENT_KEYS))})"
+        )
     channels, known = segment.get("channel"), {p.name for p in profiles()}
     if channels is not None and not set(_as_list(channels)) <= known:
         raise CampaignError(f"segment.channel: one or more of {', '.join(sorted(known))}")
@@ -175,27 +200,39 @@ def audience(segment: dict[str, Any]) -> SelectOfScalar[str]:
     """The segment as a query of customer ids (streamed by the caller in id order)."""
     query = select(Customer.id).where(col(Customer.erased_at).is_(None))
     if "channel" in segment:
-        query = query.where(func.coalesce(Customer.preferred_channel, Customer.last_channel).in_(
-            _as_list(segment["channel"])))
+        query = query.where(
+            func.coalesce(Customer.preferred_channel, Customer.last_channel).in_(_as_list(segment["channel"]))
+        )
     if "language" in segment:
         query = query.where(col(Customer.language).in_(_as_list(segment["language"])))
     if "opted_in" in segment:
-        query = query.where(col(Customer.marketing_consent).is_(True) if segment["opted_in"]
-                            else or_(col(Customer.marketing_consent).is_(None), col(Customer.marketing_consent).is_(False)))
+        query = query.where(
+            col(Customer.marketing_consent).is_(True)
+            if segment["opted_in"]
+            else or_(col(Customer.marketing_consent).is_(None), col(Customer.marketing_consent).is_(False))
+        )
     if "last_active_before" in segment:
         query = query.where(Customer.last_active_at < parse_time(segment["last_active_before"], ""))
     if "last_active_after" in segment:
         query = query.where(Customer.last_active_at >= parse_time(segment["last_active_after"], ""))
     if "has_open_cart" in segment:
-        open_cart = exists().where(col(Cart.customer_id) == Customer.id, col(Cart.status) == "open",
-                                   exists().where(col(CartItem.cart_id) == Cart.id))
+        open_cart = exists().where(
+            col(Cart.customer_id) == Customer.id,
+            col(Cart.status) == "open",
+            exists().where(col(CartItem.cart_id) == Cart.id),
+        )
         query = query.where(open_cart if segment["has_open_cart"] else ~open_cart)
     if "bought_category" in segment:
-        query = query.where(exists().where(
-            col(Order.customer_id) == Customer.id, col(Order.status) != "cancelled", col(OrderItem.order_id) == Order.id,
-            col(Variant.sku) == OrderItem.variant_sku, col(Product.sku) == Variant.product_sku,
-            col(Product.category).in_(_as_list(segment["bought_category"])),
-        ))
+        query = query.where(
+            exists().where(
+                col(Order.customer_id) == Customer.id,
+                col(Order.status) != "cancelled",
+                col(OrderItem.order_id) == Order.id,
+                col(Variant.sku) == OrderItem.variant_sku,
+                col(Product.sku) == Variant.product_sku,
+                col(Product.category).in_(_as_list(segment["bought_category"])),
+            )
+        )
     return query
 
 
@@ -209,7 +246,9 @@ class Addressee(Protocol):
     def display_name(self) -> str | None: ...
 
 
-def render(campaign: Campaign, customer: Addressee, link: str | None = None) -> tuple[OutboundMessage, OutboundMessage | None]:
+def render(
+    campaign: Campaign, customer: Addressee, link: str | None = None
+) -> tuple[OutboundMessage, OutboundMessage | None]:
     """The message in the shopper's language (else English, else the first given), and the
     WhatsApp template version when the campaign has one."""
     texts = campaign.messages
@@ -244,8 +283,15 @@ def click_signature(secret: bytes, key: str) -> str:
 
 
 def create(session: Session, spec: CampaignSpec) -> Campaign:
-    campaign = Campaign(name=spec.name, segment=spec.segment, messages=spec.messages, templates=spec.templates,
-                        send_at=spec.send_at, cron=spec.cron, link=spec.link)
+    campaign = Campaign(
+        name=spec.name,
+        segment=spec.segment,
+        messages=spec.messages,
+        templates=spec.templates,
+        send_at=spec.send_at,
+        cron=spec.cron,
+        link=spec.link,
+    )
     session.add(campaign)
     session.flush()
     return campaign
@@ -254,8 +300,9 @@ def create(session: Session, spec: CampaignSpec) -> Campaign:
 PREVIEW_BATCH = 1000
 
 
-def preview(session: Session, campaign: Campaign, policy: Policy, now: datetime,
-            sample_size: int = 1) -> dict[str, Any]:
+def preview(
+    session: Session, campaign: Campaign, policy: Policy, now: datetime, sample_size: int = 1
+) -> dict[str, Any]:
     """Who would really get the campaign now: the segment's size, how many the policy gate lets
     through and why it would skip the others (consent, window, cap...), the split of those who
     get it by channel and language, and rendered samples."""
@@ -265,7 +312,7 @@ def preview(session: Session, campaign: Campaign, policy: Policy, now: datetime,
     receivers: list[str] = []
     ids = [row for row in session.exec(audience(campaign.segment).order_by(Customer.id)).all()]
     for start in range(0, len(ids), PREVIEW_BATCH):
-        batch = ids[start:start + PREVIEW_BATCH]
+        batch = ids[start : start + PREVIEW_BATCH]
         size += len(batch)
         facts = recipients(session, batch, now)
         for customer_id in batch:
@@ -283,25 +330,42 @@ def preview(session: Session, campaign: Campaign, policy: Policy, now: datetime,
     samples = []
     for customer in session.exec(select(Customer).where(col(Customer.id).in_(receivers)).order_by(Customer.id)).all():
         message, template = render(campaign, customer, "https://…")
-        samples.append({"language": customer.language, "channel": customer.preferred_channel or customer.last_channel,
-                        "text": message.text,
-                        "template": template.template.content_sid if template and template.template else None})
+        samples.append(
+            {
+                "language": customer.language,
+                "channel": customer.preferred_channel or customer.last_channel,
+                "text": message.text,
+                "template": template.template.content_sid if template and template.template else None,
+            }
+        )
     if not samples:  # nobody would get it: still show what the message looks like
         message, _ = render(campaign, Customer(display_name="Alex"), "https://…")
         samples.append({"language": "en", "channel": None, "text": message.text, "template": None})
-    return {"audience": size, "receiving": receiving, "skipped": skipped,
-            "by_channel_language": [{"channel": c, "language": lang, "count": n}
-                                    for (c, lang), n in sorted(split.items(), key=lambda kv: (-kv[1], str(kv[0])))],
-            "samples": samples}
+    return {
+        "audience": size,
+        "receiving": receiving,
+        "skipped": skipped,
+        "by_channel_language": [
+            {"channel": c, "language": lang, "count": n}
+            for (c, lang), n in sorted(split.items(), key=lambda kv: (-kv[1], str(kv[0])))
+        ],
+        "samples": samples,
+    }
 
 
 def view(campaign: Campaign) -> dict[str, Any]:
     return {
-        "id": campaign.id, "name": campaign.name, "status": campaign.status, "segment": campaign.segment,
-        "messages": campaign.messages, "templates": campaign.templates,
-        "send_at": as_utc(campaign.send_at).isoformat() if campaign.send_at else None, "cron": campaign.cron,
+        "id": campaign.id,
+        "name": campaign.name,
+        "status": campaign.status,
+        "segment": campaign.segment,
+        "messages": campaign.messages,
+        "templates": campaign.templates,
+        "send_at": as_utc(campaign.send_at).isoformat() if campaign.send_at else None,
+        "cron": campaign.cron,
         "link": campaign.link,
-        "runs": campaign.runs, "created_at": as_utc(campaign.created_at).isoformat(),
+        "runs": campaign.runs,
+        "created_at": as_utc(campaign.created_at).isoformat(),
     }
 
 
@@ -330,8 +394,9 @@ def start_run(session: Session, campaign_id: int, new_run: bool) -> tuple[int, s
     return campaign.runs, None
 
 
-def run_batch(session: Session, ctx: RunContext, campaign_id: int, run: int, cursor: str | None,
-              now: datetime) -> tuple[str | None, dict[str, int]] | None:
+def run_batch(
+    session: Session, ctx: RunContext, campaign_id: int, run: int, cursor: str | None, now: datetime
+) -> tuple[str | None, dict[str, int]] | None:
     """Queue the next batch of one run. Returns (new cursor, counts); cursor None when the run
     is finished. None if the campaign was paused or cancelled meanwhile."""
     campaign = session.get(Campaign, campaign_id)
@@ -342,13 +407,16 @@ def run_batch(session: Session, ctx: RunContext, campaign_id: int, run: int, cur
         query = query.where(Customer.id > cursor)
     ids = list(session.exec(query).all())
     table = Customer.__table__  # rows, not models: a batch is hundreds of shoppers
-    customers = {c.id: c for c in session.connection().execute(
-        sa_select(table.c.id, table.c.language, table.c.display_name).where(among(session, table.c.id, ids)))}
+    customers = {
+        c.id: c
+        for c in session.connection().execute(
+            sa_select(table.c.id, table.c.language, table.c.display_name).where(among(session, table.c.id, ids))
+        )
+    }
     plans = []
     for customer_id in ids:
         key = f"campaign:{campaign_id}:{run}:{customer_id}"
-        message, template = render(campaign, customers[customer_id],
-                                   click_link(ctx.base_url, ctx.click_secret, key))
+        message, template = render(campaign, customers[customer_id], click_link(ctx.base_url, ctx.click_secret, key))
         plans.append(Planned(customer_id, message, template))
     counts = queue(session, ctx.policy, "campaign", campaign_id, run, plans, MARKETING, now)
     new_cursor = ids[-1] if len(ids) == ctx.batch_size else None
@@ -362,14 +430,19 @@ def run_batch(session: Session, ctx: RunContext, campaign_id: int, run: int, cur
 def stats(session: Session, campaign_id: int, conversion_window: timedelta) -> dict[str, Any]:
     """Targeted, sent, delivered, read, failed, skipped by reason, clicked, converted."""
     base = (Dispatch.source == "campaign", Dispatch.source_id == campaign_id)
-    skipped = dict(session.exec(
-        select(Dispatch.reason, func.count()).where(*base, Dispatch.status == "skipped").group_by(Dispatch.reason)
-    ).all())
-    status_counts = dict(session.exec(
-        select(MessageRecord.status, func.count())
-        .join(Dispatch, col(Dispatch.key) == MessageRecord.idempotency_key).where(*base)
-        .group_by(MessageRecord.status)
-    ).all())
+    skipped = dict(
+        session.exec(
+            select(Dispatch.reason, func.count()).where(*base, Dispatch.status == "skipped").group_by(Dispatch.reason)
+        ).all()
+    )
+    status_counts = dict(
+        session.exec(
+            select(MessageRecord.status, func.count())
+            .join(Dispatch, col(Dispatch.key) == MessageRecord.idempotency_key)
+            .where(*base)
+            .group_by(MessageRecord.status)
+        ).all()
+    )
     targeted = session.exec(select(func.count()).where(*base)).one()
     clicked = session.exec(select(func.count()).where(*base, col(Dispatch.clicked_at).is_not(None))).one()
     converted = _converted(session, campaign_id, conversion_window)
@@ -395,9 +468,16 @@ def _converted(session: Session, campaign_id: int, window: timedelta) -> int:
     """Recipients who ordered within `window` after their campaign message."""
     rows = session.exec(
         select(Dispatch.id, Dispatch.created_at, Order.created_at)
-        .join(Order, and_(col(Order.customer_id) == Dispatch.customer_id, col(Order.status) != "cancelled",
-                          col(Order.created_at) >= Dispatch.created_at))
+        .join(
+            Order,
+            and_(
+                col(Order.customer_id) == Dispatch.customer_id,
+                col(Order.status) != "cancelled",
+                col(Order.created_at) >= Dispatch.created_at,
+            ),
+        )
         .where(Dispatch.source == "campaign", Dispatch.source_id == campaign_id, Dispatch.status == "queued")
     ).all()
-    return len({dispatch_id for dispatch_id, sent_at, ordered_at in rows
-                if as_utc(ordered_at) - as_utc(sent_at) <= window})
+    return len(
+        {dispatch_id for dispatch_id, sent_at, ordered_at in rows if as_utc(ordered_at) - as_utc(sent_at) <= window}
+    )

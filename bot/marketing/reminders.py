@@ -1,5 +1,6 @@
 """Abandoned-cart reminders (at most two per cart, the second may carry a discount the checkout
 honours) and back-in-stock notices to the restock waitlist (once per entry)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from bot.store.models import Cart, CartItem, Customer, Dispatch, Product, Varian
 STALE_AFTER = timedelta(days=7)
 SCAN_LIMIT = 1000
 
+
 @dataclass(frozen=True)
 class ReminderSettings:
     delays: list[timedelta]
@@ -35,16 +37,27 @@ def due_carts(session: Session, step: int, delay: timedelta, now: datetime, limi
     cutoff = now - delay
     query = (
         select(Cart.id)
-        .where(Cart.status == "open", Cart.updated_at <= cutoff, Cart.updated_at > cutoff - STALE_AFTER,
-               exists().where(col(CartItem.cart_id) == Cart.id),
-               ~exists().where(col(Dispatch.source) == "cart_reminder", col(Dispatch.source_id) == Cart.id,
-                               col(Dispatch.step) == step))
+        .where(
+            Cart.status == "open",
+            Cart.updated_at <= cutoff,
+            Cart.updated_at > cutoff - STALE_AFTER,
+            exists().where(col(CartItem.cart_id) == Cart.id),
+            ~exists().where(
+                col(Dispatch.source) == "cart_reminder", col(Dispatch.source_id) == Cart.id, col(Dispatch.step) == step
+            ),
+        )
         .order_by(col(Cart.updated_at))
         .limit(limit)
     )
     if step > 1:
-        query = query.where(exists().where(col(Dispatch.source) == "cart_reminder", col(Dispatch.source_id) == Cart.id,
-                                           col(Dispatch.step) == step - 1, col(Dispatch.status) == "queued"))
+        query = query.where(
+            exists().where(
+                col(Dispatch.source) == "cart_reminder",
+                col(Dispatch.source_id) == Cart.id,
+                col(Dispatch.step) == step - 1,
+                col(Dispatch.status) == "queued",
+            )
+        )
     return [cart_id for cart_id in session.exec(query).all() if cart_id is not None]  # primary keys: never None
 
 
@@ -58,12 +71,18 @@ def remind_carts(session: Session, policy: Policy, settings: ReminderSettings, n
         carts = session.exec(select(Cart).where(among(session, Cart.id, ids))).all()
         lines = session.exec(
             select(CartItem.cart_id, CartItem.quantity, Product.name, Product.name_zh)
-            .join(Variant, col(Variant.sku) == CartItem.variant_sku).join(Product, col(Product.sku) == Variant.product_sku)
-            .where(among(session, CartItem.cart_id, ids)).order_by(col(CartItem.id))
+            .join(Variant, col(Variant.sku) == CartItem.variant_sku)
+            .join(Product, col(Product.sku) == Variant.product_sku)
+            .where(among(session, CartItem.cart_id, ids))
+            .order_by(col(CartItem.id))
         ).all()
-        languages = dict(session.exec(
-            select(Customer.id, Customer.language).where(among(session, Customer.id, {c.customer_id for c in carts}))
-        ).all())
+        languages = dict(
+            session.exec(
+                select(Customer.id, Customer.language).where(
+                    among(session, Customer.id, {c.customer_id for c in carts})
+                )
+            ).all()
+        )
         discount = settings.discount if step == 2 else None
         for cart in carts:
             assert cart.id is not None  # a stored cart
@@ -72,15 +91,26 @@ def remind_carts(session: Session, policy: Policy, settings: ReminderSettings, n
             message = _cart_message(language, step, items, discount)
             template = None
             if settings.cart_template_sid:
-                template = OutboundMessage(text=message.text, template=Template(
-                    settings.cart_template_sid, {"1": items, "2": discount[0] if discount else ""}))
+                template = OutboundMessage(
+                    text=message.text,
+                    template=Template(settings.cart_template_sid, {"1": items, "2": discount[0] if discount else ""}),
+                )
 
             def offered(customer_id: str, cart: Cart = cart) -> None:
                 if discount:  # the checkout applies it; the reminder says so
                     cart.discount_code, cart.discount_percent = discount
-            for outcome, n in queue(session, policy, "cart_reminder", cart.id, step,
-                                    [Planned(cart.customer_id, message, template)], CART_REMINDER, now,
-                                    on_queued=offered).items():
+
+            for outcome, n in queue(
+                session,
+                policy,
+                "cart_reminder",
+                cart.id,
+                step,
+                [Planned(cart.customer_id, message, template)],
+                CART_REMINDER,
+                now,
+                on_queued=offered,
+            ).items():
                 counts[outcome] = counts.get(outcome, 0) + n
     return counts
 
@@ -95,37 +125,59 @@ def _cart_message(language: str, step: int, items: str, discount: tuple[str, int
         body = text_in(language, "reminder.cart2", items=items, code=discount[0], percent=discount[1])
     else:
         body = text_in(language, "reminder.cart1", items=items)
-    return OutboundMessage(text=body, choices=(Choice(text_in(language, "reminder.checkout"), command("checkout")),
-                                               Choice(text_in(language, "btn.view_cart"), command("view_cart"))))
+    return OutboundMessage(
+        text=body,
+        choices=(
+            Choice(text_in(language, "reminder.checkout"), command("checkout")),
+            Choice(text_in(language, "btn.view_cart"), command("view_cart")),
+        ),
+    )
 
 
 def notify_restocked(session: Session, policy: Policy, settings: ReminderSettings, now: datetime) -> dict[str, int]:
     """Tell everyone waiting for a variant that is in stock again, once; close their entries."""
     rows = session.exec(
         select(WaitlistEntry, Variant, Product)
-        .join(Variant, col(Variant.sku) == WaitlistEntry.variant_sku).join(Product, col(Product.sku) == Variant.product_sku)
+        .join(Variant, col(Variant.sku) == WaitlistEntry.variant_sku)
+        .join(Product, col(Product.sku) == Variant.product_sku)
         .where(col(WaitlistEntry.notified_at).is_(None), Variant.stock > 0)
-        .order_by(col(WaitlistEntry.id)).limit(SCAN_LIMIT)
+        .order_by(col(WaitlistEntry.id))
+        .limit(SCAN_LIMIT)
     ).all()
     counts: dict[str, int] = {}
-    languages = dict(session.exec(
-        select(Customer.id, Customer.language).where(among(session, Customer.id, {e.customer_id for e, _, _ in rows}))
-    ).all()) if rows else {}
+    languages = (
+        dict(
+            session.exec(
+                select(Customer.id, Customer.language).where(
+                    among(session, Customer.id, {e.customer_id for e, _, _ in rows})
+                )
+            ).all()
+        )
+        if rows
+        else {}
+    )
     for entry, variant, product in rows:
         assert entry.id is not None  # a stored entry
         language = languages.get(entry.customer_id, "en")
         name = product.name_zh if language_of(language) == ZH and product.name_zh else product.name
         message = OutboundMessage(
             text=text_in(language, "reminder.restock", name=name, size=variant.size, colour=variant.colour),
-            choices=(Choice(text_in(language, "btn.add_to_cart"), command("add_to_cart", product=product.sku,
-                                                                          size=variant.size, colour=variant.colour)),),
+            choices=(
+                Choice(
+                    text_in(language, "btn.add_to_cart"),
+                    command("add_to_cart", product=product.sku, size=variant.size, colour=variant.colour),
+                ),
+            ),
         )
         template = None
         if settings.restock_template_sid:
-            template = OutboundMessage(text=message.text, template=Template(
-                settings.restock_template_sid, {"1": name, "2": f"{variant.size}, {variant.colour}"}))
-        for outcome, n in queue(session, policy, "restock", entry.id, 0, [Planned(entry.customer_id, message, template)],
-                                REQUESTED, now).items():
+            template = OutboundMessage(
+                text=message.text,
+                template=Template(settings.restock_template_sid, {"1": name, "2": f"{variant.size}, {variant.colour}"}),
+            )
+        for outcome, n in queue(
+            session, policy, "restock", entry.id, 0, [Planned(entry.customer_id, message, template)], REQUESTED, now
+        ).items():
             counts[outcome] = counts.get(outcome, 0) + n
         entry.notified_at = now
     return counts
@@ -136,10 +188,14 @@ def recovery(session: Session) -> dict[str, float | int]:
     first = (
         select(Dispatch.source_id, func.min(Dispatch.created_at).label("at"))
         .where(Dispatch.source == "cart_reminder", Dispatch.status == "queued")
-        .group_by(col(Dispatch.source_id)).subquery()
+        .group_by(col(Dispatch.source_id))
+        .subquery()
     )
     rows = session.exec(select(first.c.at, Cart.checked_out_at).join(Cart, col(Cart.id) == first.c.source_id)).all()
     reminded = len(rows)
     recovered = sum(1 for at, done in rows if done is not None and as_utc(done) >= as_utc(at))
-    return {"carts_reminded": reminded, "carts_recovered": recovered,
-            "recovery_rate": round(recovered / reminded, 4) if reminded else 0.0}
+    return {
+        "carts_reminded": reminded,
+        "carts_recovered": recovered,
+        "recovery_rate": round(recovered / reminded, 4) if reminded else 0.0,
+    }

@@ -1,6 +1,7 @@
 """The scheduler: APScheduler with its jobs kept in the shop's database, so they survive
 restarts. One process leads (a PostgreSQL advisory lock; SQLite serves one process); the others
 only write jobs. Jobs missed during downtime run once (coalesce) if within the grace time."""
+
 from __future__ import annotations
 
 import asyncio
@@ -55,8 +56,11 @@ class ShopScheduler:
         self.scheduler = AsyncIOScheduler(
             # Its own engine: the job store disposes of it when the scheduler shuts down.
             jobstores={"default": SQLAlchemyJobStore(engine=make_engine(proactive.db.url))},
-            job_defaults={"coalesce": True, "max_instances": 1,
-                          "misfire_grace_time": settings.scheduler_misfire_grace_seconds},
+            job_defaults={
+                "coalesce": True,
+                "max_instances": 1,
+                "misfire_grace_time": settings.scheduler_misfire_grace_seconds,
+            },
             timezone=UTC,
         )
         self._leader_task: asyncio.Task | None = None
@@ -107,13 +111,16 @@ class ShopScheduler:
     async def _begin_leading(self) -> None:
         db = self.p.db
         self.scheduler.add_job(
-            "bot.marketing.scheduler:scan_job", "interval", seconds=self.p.settings.cart_scan_interval_seconds,
-            id="cart-and-restock-scan", replace_existing=True,
+            "bot.marketing.scheduler:scan_job",
+            "interval",
+            seconds=self.p.settings.cart_scan_interval_seconds,
+            id="cart-and-restock-scan",
+            replace_existing=True,
         )
         # A run cut short by a crash, a restart or a lost leadership carries on where it stopped.
-        for campaign_id in await db.run(lambda s: list(
-            s.exec(select(Campaign.id).where(Campaign.status == "running")).all()
-        )):
+        for campaign_id in await db.run(
+            lambda s: list(s.exec(select(Campaign.id).where(Campaign.status == "running")).all())
+        ):
             assert campaign_id is not None  # a primary key
             self.spawn(self.run_campaign(campaign_id, new_run=False))
         self.scheduler.resume()
@@ -155,15 +162,25 @@ class ShopScheduler:
         else:
             # A time already past (a paused campaign resumed late) means now, not a missed run.
             trigger = DateTrigger(max(as_utc(campaign.send_at), utcnow()) if campaign.send_at else utcnow())
-        job = self.scheduler.add_job("bot.marketing.scheduler:campaign_job", trigger, args=[campaign.id],
-                                     id=f"campaign:{campaign.id}", replace_existing=True)
+        job = self.scheduler.add_job(
+            "bot.marketing.scheduler:campaign_job",
+            trigger,
+            args=[campaign.id],
+            id=f"campaign:{campaign.id}",
+            replace_existing=True,
+        )
         self.scheduler.wakeup()
         return getattr(job, "next_run_time", None)
 
     def resume_now(self, campaign_id: int) -> None:
         """Carry on a run that was paused mid-way, in whichever process leads."""
-        self.scheduler.add_job("bot.marketing.scheduler:resume_job", DateTrigger(utcnow()), args=[campaign_id],
-                               id=f"campaign-resume:{campaign_id}", replace_existing=True)
+        self.scheduler.add_job(
+            "bot.marketing.scheduler:resume_job",
+            DateTrigger(utcnow()),
+            args=[campaign_id],
+            id=f"campaign-resume:{campaign_id}",
+            replace_existing=True,
+        )
         self.scheduler.wakeup()
 
     def unschedule(self, campaign_id: int) -> None:
@@ -211,7 +228,8 @@ def hold(session: Session, campaign_id: int, held: bool) -> int:
     prefix = f"campaign:{campaign_id}:%"
     before, after = ("pending", "held") if held else ("held", "pending")
     return session.exec(
-        update(MessageRecord).where(col(MessageRecord.idempotency_key).like(prefix), col(MessageRecord.status) == before)
+        update(MessageRecord)
+        .where(col(MessageRecord.idempotency_key).like(prefix), col(MessageRecord.status) == before)
         .values(status=after)
     ).rowcount
 
@@ -219,8 +237,11 @@ def hold(session: Session, campaign_id: int, held: bool) -> int:
 def drop(session: Session, campaign_id: int) -> int:
     """Cancelling drops a campaign's messages not yet sent."""
     return session.exec(
-        update(MessageRecord).where(col(MessageRecord.idempotency_key).like(f"campaign:{campaign_id}:%"),
-                                    col(MessageRecord.status).in_(["pending", "held"]))
+        update(MessageRecord)
+        .where(
+            col(MessageRecord.idempotency_key).like(f"campaign:{campaign_id}:%"),
+            col(MessageRecord.status).in_(["pending", "held"]),
+        )
         .values(status="canceled", error_reason="campaign_cancelled")
     ).rowcount
 
@@ -241,13 +262,18 @@ async def scan_job() -> None:
 
 
 def reminder_settings(settings: Settings) -> ReminderSettings:
-    return ReminderSettings(settings.reminder_delays, settings.discount, settings.whatsapp_cart_template_sid,
-                            settings.whatsapp_restock_template_sid)
+    return ReminderSettings(
+        settings.reminder_delays,
+        settings.discount,
+        settings.whatsapp_cart_template_sid,
+        settings.whatsapp_restock_template_sid,
+    )
 
 
 def proactive(settings: Settings, db: Database, outbox: Outbox) -> Proactive:
     """What scheduled jobs and campaigns need, wired to this store and outbox."""
     policy = Policy(settings)
-    run_context = RunContext(policy, settings.base_url, stored_secret(db, "clicks"), settings.campaign_batch_size,
-                             outbox.notify)
+    run_context = RunContext(
+        policy, settings.base_url, stored_secret(db, "clicks"), settings.campaign_batch_size, outbox.notify
+    )
     return Proactive(db, settings, policy, run_context, reminder_settings(settings))

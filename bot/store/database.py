@@ -1,5 +1,6 @@
 """The SQL database: engine, schema creation, a way to run blocking work off the event loop, and
 telling a store that does not answer (a 503 for the caller) from one that refuses a record."""
+
 from __future__ import annotations
 
 import asyncio
@@ -47,8 +48,14 @@ def connection_lost(exc: BaseException) -> bool:
 DEFAULT_STORE_TIMEOUT = 5.0
 # SQLite's result codes (the low byte) that mean "not now", not "not this record".
 _SQLITE_OUTAGE_CODES = {
-    sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN,
-    sqlite3.SQLITE_FULL, sqlite3.SQLITE_PROTOCOL, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_NOLFS,
+    sqlite3.SQLITE_BUSY,
+    sqlite3.SQLITE_LOCKED,
+    sqlite3.SQLITE_IOERR,
+    sqlite3.SQLITE_CANTOPEN,
+    sqlite3.SQLITE_FULL,
+    sqlite3.SQLITE_PROTOCOL,
+    sqlite3.SQLITE_READONLY,
+    sqlite3.SQLITE_NOLFS,
 }
 
 
@@ -80,8 +87,7 @@ def make_engine(url: str, timeout: float = DEFAULT_STORE_TIMEOUT) -> Engine:
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         # hide_parameters: SQL errors would otherwise log message texts and phone numbers.
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": timeout},
-                               hide_parameters=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": timeout}, hide_parameters=True)
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn, _record) -> None:  # pragma: no cover - trivial
@@ -94,8 +100,15 @@ def make_engine(url: str, timeout: float = DEFAULT_STORE_TIMEOUT) -> Engine:
         return engine
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
-    return create_engine(parsed, pool_size=10, max_overflow=10, pool_pre_ping=True, hide_parameters=True,
-                         pool_timeout=timeout, connect_args={"connect_timeout": max(1, math.ceil(timeout))})
+    return create_engine(
+        parsed,
+        pool_size=10,
+        max_overflow=10,
+        pool_pre_ping=True,
+        hide_parameters=True,
+        pool_timeout=timeout,
+        connect_args={"connect_timeout": max(1, math.ceil(timeout))},
+    )
 
 
 def one_of(column, name: str, postgres: bool) -> ColumnElement[bool]:
@@ -131,8 +144,12 @@ def insert_many(session: Session, table: Table, rows: list[dict]) -> None:
     assert driver is not None  # a connection in use has its driver's
     with driver.cursor() as cursor, cursor.copy(statement) as copy:
         for row in rows:
-            copy.write_row([json.dumps(row[name]) if encode and row[name] is not None else row[name]
-                            for name, encode in zip(names, as_json)])
+            copy.write_row(
+                [
+                    json.dumps(row[name]) if encode and row[name] is not None else row[name]
+                    for name, encode in zip(names, as_json)
+                ]
+            )
 
 
 class PriorityExecutor(Executor):
@@ -278,8 +295,10 @@ class Database:
 
     def _drop_lock_connection(self) -> None:
         """The database closed the lock connection: every advisory lock of this process is gone."""
-        log.warning("advisory lock connection lost; locks are taken again on a new one",
-                    extra={"generation": self._lock_generation, "kept": sorted(self._kept)})
+        log.warning(
+            "advisory lock connection lost; locks are taken again on a new one",
+            extra={"generation": self._lock_generation, "kept": sorted(self._kept)},
+        )
         connection, self._lock_connection = self._lock_connection, None
         assert connection is not None  # dropped after it failed
         try:

@@ -1,5 +1,6 @@
 """SQLModel tables: customers and their channel identities, the transcript, the catalog,
 carts, orders, payment providers' events, returns, the restock waitlist, FAQ entries, bot state and human handoff."""
+
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
@@ -295,8 +296,10 @@ class Dispatch(SQLModel, table=True):
 
     if TYPE_CHECKING:  # set by SQLModel for table models, not declared in its types
         __table__: ClassVar[Table]
-    __table_args__ = (Index("ix_dispatch_customer_created", "customer_id", "created_at"),
-                      Index("ix_dispatch_source", "source", "source_id"))
+    __table_args__ = (
+        Index("ix_dispatch_customer_created", "customer_id", "created_at"),
+        Index("ix_dispatch_source", "source", "source_id"),
+    )
     id: int | None = Field(default=None, primary_key=True)
     key: str = Field(unique=True)
     source: str  # campaign | cart_reminder | restock

@@ -1,6 +1,7 @@
 """The store's schema over time: Alembic revisions in `bot/store/migrations/versions`, applied by
 `python app.py migrate`. A fresh store is created from the models and stamped with the newest
 revision (cheap: tests make many); an existing one is brought forward by its revisions."""
+
 from __future__ import annotations
 
 import logging
@@ -101,9 +102,14 @@ def render_item(type_: str, obj, _context) -> str | bool:
 def differences(connection: Connection) -> list:
     """What autogenerate finds between the database on `connection` and the models: empty when
     they agree."""
-    context = MigrationContext.configure(connection, opts={
-        "include_name": include_name, "compare_type": True, "compare_server_default": True,
-    })
+    context = MigrationContext.configure(
+        connection,
+        opts={
+            "include_name": include_name,
+            "compare_type": True,
+            "compare_server_default": True,
+        },
+    )
     return compare_metadata(context, SQLModel.metadata)
 
 
@@ -127,13 +133,17 @@ def prepare(engine: Engine) -> None:
         if current == head():
             return
         if postgres:
-            raise SchemaError(f"the store is at revision {current or 'none (made before migrations)'} and this "
-                              f"version needs {head()}: run `python app.py migrate` first")
+            raise SchemaError(
+                f"the store is at revision {current or 'none (made before migrations)'} and this "
+                f"version needs {head()}: run `python app.py migrate` first"
+            )
     with _migration(engine) as connection:
         tables = set(inspect(connection).get_table_names())
         outcome = _upgrade(connection, tables, _current(connection, tables))
-        log.info("store schema upgraded", extra={"before": outcome.before, "after": outcome.after,
-                                                 "applied": outcome.applied})
+        log.info(
+            "store schema upgraded",
+            extra={"before": outcome.before, "after": outcome.after, "applied": outcome.applied},
+        )
 
 
 def upgrade(engine: Engine) -> Outcome:
@@ -162,10 +172,13 @@ def autogenerate(engine: Engine, message: str) -> Path:
         tables = set(inspect(connection).get_table_names())
         current = _current(connection, tables)
         if current != head():
-            raise SchemaError(f"the store is at revision {current or 'none'}, not the newest ({head()}): "
-                              "run `python app.py migrate` on it first, then compare")
-        script = command.revision(alembic_config(connection), message=message, autogenerate=True,
-                                  rev_id=f"{number:04d}")
+            raise SchemaError(
+                f"the store is at revision {current or 'none'}, not the newest ({head()}): "
+                "run `python app.py migrate` on it first, then compare"
+            )
+        script = command.revision(
+            alembic_config(connection), message=message, autogenerate=True, rev_id=f"{number:04d}"
+        )
     scripts.cache_clear()
     if not isinstance(script, Script):
         raise SchemaError("autogenerate wrote no single revision")
@@ -188,8 +201,10 @@ def _migration(engine: Engine) -> Iterator[Connection]:
                     connection.execute(_LOCK)
                 yield connection
                 if sqlite and (broken := connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()):
-                    raise SchemaError(f"after the migration {len(broken)} rows refer to rows that are missing "
-                                      f"(first: table {broken[0][0]}, row {broken[0][1]})")
+                    raise SchemaError(
+                        f"after the migration {len(broken)} rows refer to rows that are missing "
+                        f"(first: table {broken[0][0]}, row {broken[0][1]})"
+                    )
         finally:
             if sqlite:
                 connection.exec_driver_sql("PRAGMA foreign_keys=ON")
@@ -209,8 +224,7 @@ def behind(current: str | None) -> str | None:
         return None
     if current is not None and current not in {rev.revision for rev in scripts().walk_revisions()}:
         return f"the store is at revision {current}, which this version does not know (its newest is {target})"
-    return (f"the store is at revision {current or 'none'} and this version needs {target}: "
-            "run `python app.py migrate`")
+    return f"the store is at revision {current or 'none'} and this version needs {target}: run `python app.py migrate`"
 
 
 def _current(connection: Connection, tables: set[str]) -> str | None:
@@ -232,15 +246,20 @@ def _upgrade(connection: Connection, tables: set[str], current: str | None) -> O
     if current == target:
         return Outcome("none", current, target)
     if current is not None and current not in {rev.revision for rev in scripts().walk_revisions()}:
-        raise SchemaError(f"the store is at revision {current}, which this version does not know "
-                          f"(its newest is {target}): was it migrated by a newer version?")
+        raise SchemaError(
+            f"the store is at revision {current}, which this version does not know "
+            f"(its newest is {target}): was it migrated by a newer version?"
+        )
     action = "upgraded"
     if current is None and tables & set(SQLModel.metadata.tables):
         missing = _missing_from_baseline(connection)
         if missing:
-            raise SchemaError("the store predates migrations and lacks part of the baseline schema ("
-                              + ", ".join(missing[:10]) + (", ..." if len(missing) > 10 else "")
-                              + "); start it once with the last version before migrations, which adds missing columns, then migrate")
+            raise SchemaError(
+                "the store predates migrations and lacks part of the baseline schema ("
+                + ", ".join(missing[:10])
+                + (", ..." if len(missing) > 10 else "")
+                + "); start it once with the last version before migrations, which adds missing columns, then migrate"
+            )
         MigrationContext.configure(connection).stamp(scripts(), BASELINE)
         current, action = BASELINE, "adopted"
     elif current is None:
@@ -281,9 +300,14 @@ def _baseline_names() -> dict[str, tuple[set[str], set[str]]]:
 
 def _names(connection: Connection) -> dict[str, tuple[set[str], set[str]]]:
     inspector = inspect(connection)
-    return {table: ({c["name"] for c in inspector.get_columns(table)},
-                    {i["name"] for i in inspector.get_indexes(table) if i["name"]})
-            for table in inspector.get_table_names() if table != VERSION_TABLE}
+    return {
+        table: (
+            {c["name"] for c in inspector.get_columns(table)},
+            {i["name"] for i in inspector.get_indexes(table) if i["name"]},
+        )
+        for table in inspector.get_table_names()
+        if table != VERSION_TABLE
+    }
 
 
 def database_name(url: str) -> str:

@@ -1,4 +1,5 @@
 """Demo data: the catalog, FAQ entries and a demo shopper with a few orders, seeded once."""
+
 from __future__ import annotations
 
 import json
@@ -38,23 +39,34 @@ def seed_demo(db: Database, path: Path = CATALOG_FILE) -> bool:
         for p in data["products"]:
             session.add(
                 Product(
-                    sku=p["sku"], name=p["name"], name_zh=p.get("name_zh"), category=p["category"],
-                    description=p.get("description", ""), description_zh=p.get("description_zh"),
-                    price_cents=int(Decimal(p["price"]) * 100), tags=",".join(p.get("tags", [])),
+                    sku=p["sku"],
+                    name=p["name"],
+                    name_zh=p.get("name_zh"),
+                    category=p["category"],
+                    description=p.get("description", ""),
+                    description_zh=p.get("description_zh"),
+                    price_cents=int(Decimal(p["price"]) * 100),
+                    tags=",".join(p.get("tags", [])),
                     colour_hex=p.get("colour_hex", "#888888"),
                 )
             )
         session.flush()
         for p in data["products"]:
             for v in p["variants"]:
-                session.add(Variant(sku=v["sku"], product_sku=p["sku"], size=v["size"], colour=v["colour"], stock=v["stock"]))
+                session.add(
+                    Variant(sku=v["sku"], product_sku=p["sku"], size=v["size"], colour=v["colour"], stock=v["stock"])
+                )
             for related in p.get("related", []):
                 session.add(RelatedProduct(product_sku=p["sku"], related_sku=related))
         for f in data["faq"]:
             session.add(
                 FaqEntry(
-                    key=f["key"], question=f["question"], question_zh=f.get("question_zh"), answer=f["answer"],
-                    answer_zh=f.get("answer_zh"), examples=list(f.get("examples", [])) + list(f.get("examples_zh", [])),
+                    key=f["key"],
+                    question=f["question"],
+                    question_zh=f.get("question_zh"),
+                    answer=f["answer"],
+                    answer_zh=f.get("answer_zh"),
+                    examples=list(f.get("examples", [])) + list(f.get("examples_zh", [])),
                 )
             )
         session.flush()
@@ -66,8 +78,14 @@ def seed_demo(db: Database, path: Path = CATALOG_FILE) -> bool:
 
 def _demo_orders(session: Session) -> None:
     now = utcnow()
-    session.add(Customer(id=DEMO_CUSTOMER_ID, display_name="Demo Shopper", phone=DEMO_PHONE,
-                         shipping_address="12 Harbour Street, Springfield 12345"))
+    session.add(
+        Customer(
+            id=DEMO_CUSTOMER_ID,
+            display_name="Demo Shopper",
+            phone=DEMO_PHONE,
+            shipping_address="12 Harbour Street, Springfield 12345",
+        )
+    )
     session.flush()
     session.add(ChannelIdentity(channel="web", address=DEMO_WEB_ADDRESS, customer_id=DEMO_CUSTOMER_ID))
     session.add(ChannelIdentity(channel="phone", address=DEMO_PHONE, customer_id=DEMO_CUSTOMER_ID))
@@ -77,8 +95,12 @@ def _demo_orders(session: Session) -> None:
         ("paid", ["JNS-"], timedelta(days=1), None),
     ]
     for status, prefixes, age, tracking in plans:
-        order = Order(customer_id=DEMO_CUSTOMER_ID, status=status, shipping_address="12 Harbour Street, Springfield 12345",
-                      created_at=now - age)
+        order = Order(
+            customer_id=DEMO_CUSTOMER_ID,
+            status=status,
+            shipping_address="12 Harbour Street, Springfield 12345",
+            created_at=now - age,
+        )
         session.add(order)
         session.flush()
         assert order.id is not None  # the flush gave it its id
@@ -91,8 +113,17 @@ def _demo_orders(session: Session) -> None:
                 continue
             product = session.get(Product, variant.product_sku)
             assert product is not None  # a variant's product is a foreign key
-            session.add(OrderItem(order_id=order.id, variant_sku=variant.sku, name=product.name, size=variant.size,
-                                  colour=variant.colour, quantity=1, unit_price_cents=product.price_cents))
+            session.add(
+                OrderItem(
+                    order_id=order.id,
+                    variant_sku=variant.sku,
+                    name=product.name,
+                    size=variant.size,
+                    colour=variant.colour,
+                    quantity=1,
+                    unit_price_cents=product.price_cents,
+                )
+            )
             total += product.price_cents
         order.total_cents = total
         if tracking:

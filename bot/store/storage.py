@@ -1,4 +1,5 @@
 """A botbuilder `Storage` on the SQL store, with eTag optimistic concurrency."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -62,10 +63,14 @@ class TurnBuffer:
 _STATE = StateRecord.__table__
 _READ = select(_STATE.c.key, _STATE.c.etag, _STATE.c.data).where(_STATE.c.key.in_(bindparam("keys", expanding=True)))
 _EXISTS = select(_STATE.c.key).where(_STATE.c.key == bindparam("key_"))
-_CREATE = insert(_STATE).values(key=bindparam("key_"), etag=bindparam("etag_"), data=bindparam("data_"),
-                                updated_at=bindparam("now"))
-_REPLACE = update(_STATE).where(_STATE.c.key == bindparam("key_")).values(
-    etag=bindparam("etag_"), data=bindparam("data_"), updated_at=bindparam("now"))
+_CREATE = insert(_STATE).values(
+    key=bindparam("key_"), etag=bindparam("etag_"), data=bindparam("data_"), updated_at=bindparam("now")
+)
+_REPLACE = (
+    update(_STATE)
+    .where(_STATE.c.key == bindparam("key_"))
+    .values(etag=bindparam("etag_"), data=bindparam("data_"), updated_at=bindparam("now"))
+)
 _REPLACE_IF = _REPLACE.where(_STATE.c.etag == bindparam("expected"))
 
 _turn_buffer: ContextVar[TurnBuffer | None] = ContextVar("turn_buffer", default=None)
@@ -118,8 +123,9 @@ class SqlStorage(Storage):
             _with_etag(value, new_etag)
 
     @contextmanager
-    def turn(self, loaded: dict[str, Any], keys: list[str], stored: dict[str, str] | None = None
-             ) -> Iterator[TurnBuffer]:
+    def turn(
+        self, loaded: dict[str, Any], keys: list[str], stored: dict[str, str] | None = None
+    ) -> Iterator[TurnBuffer]:
         """Within this block, reads of `keys` come from `loaded` and writes wait in the buffer,
         to be committed with the turn's other results in one transaction."""
         buffer = TurnBuffer(loaded, set(keys), stored or {})
@@ -133,7 +139,11 @@ class SqlStorage(Storage):
         keys = [k for k in keys if k]
         buffer = _turn_buffer.get()
         if buffer is not None and set(keys) <= buffer.known:
-            return {k: buffer.pending.get(k, buffer.loaded.get(k)) for k in keys if k in buffer.pending or k in buffer.loaded}
+            return {
+                k: buffer.pending.get(k, buffer.loaded.get(k))
+                for k in keys
+                if k in buffer.pending or k in buffer.loaded
+            }
         if not keys:
             return {}
         return await self._db.run(lambda s: self.read_sync(s, keys))

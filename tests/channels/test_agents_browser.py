@@ -1,5 +1,6 @@
 """The agent console in headless Chromium: an agent signs in, claims a ticket raised from a
 WhatsApp message, replies, and the fake Twilio server receives the reply."""
+
 from __future__ import annotations
 
 from pydantic import SecretStr
@@ -11,13 +12,17 @@ ADMIN_TOKEN = "admin-secret-for-browser"
 NUMBER = "+14155550199"
 
 
-async def test_agent_claims_a_whatsapp_ticket_and_replies(aiohttp_server, aiohttp_client, channel_settings, recognizer,
-                                                          fake_twilio, browser):
+async def test_agent_claims_a_whatsapp_ticket_and_replies(
+    aiohttp_server, aiohttp_client, channel_settings, recognizer, fake_twilio, browser
+):
     settings = channel_settings.model_copy(update={"admin_token": SecretStr(ADMIN_TOKEN)})
     server = await aiohttp_server(create_app(settings, recognizer))
     client = await aiohttp_client(server)
-    created = await client.post("/api/handoffs/agents", json={"name": "Dana", "languages": ["en"]},
-                                headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    created = await client.post(
+        "/api/handoffs/agents",
+        json={"name": "Dana", "languages": ["en"]},
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+    )
     token = (await created.json())["token"]
     wa = TwilioShopper(client, fake_twilio, "whatsapp", NUMBER)
     await wa.say("Where is my order?")
@@ -45,5 +50,6 @@ async def test_agent_claims_a_whatsapp_ticket_and_replies(aiohttp_server, aiohtt
     # The shopper's answer shows up in the console by itself (it polls).
     assert await wa.say("Great, thank you!") == ""
     await page.wait_for_function(
-        "document.getElementById('transcript').textContent.includes('Great, thank you!')", timeout=10_000)
+        "document.getElementById('transcript').textContent.includes('Great, thank you!')", timeout=10_000
+    )
     assert not errors, errors

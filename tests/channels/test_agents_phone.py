@@ -1,5 +1,6 @@
 """The agent console at phone width in headless Chromium: one column, nothing wider than the
 screen, even with a long link in the conversation."""
+
 from __future__ import annotations
 
 from pydantic import SecretStr
@@ -11,8 +12,9 @@ ADMIN_TOKEN = "admin-secret-for-phone"
 
 
 async def test_the_console_fits_a_phone(aiohttp_server, aiohttp_client, settings, recognizer, browser):
-    server = await aiohttp_server(create_app(settings.model_copy(update={"admin_token": SecretStr(ADMIN_TOKEN)}),
-                                             recognizer))
+    server = await aiohttp_server(
+        create_app(settings.model_copy(update={"admin_token": SecretStr(ADMIN_TOKEN)}), recognizer)
+    )
     client = await aiohttp_client(server)
     shopper = await WebShopper.start(client)
     await shopper.say("I want to talk to a person")

@@ -1,4 +1,5 @@
 """BOT_DISCLOSURE: a shopper is told once per channel, at first contact, that a bot answers."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,5 @@
 """Messenger end to end: signed webhooks in, the fake Graph Send API out."""
+
 from __future__ import annotations
 
 import hashlib
@@ -27,25 +28,36 @@ async def count(client, *where) -> int:
 
 
 async def test_subscription_check(channel_client):
-    ok = await channel_client.get("/webhooks/messenger", params={
-        "hub.mode": "subscribe", "hub.verify_token": FakeGraph.verify_token, "hub.challenge": "1158201444"})
+    ok = await channel_client.get(
+        "/webhooks/messenger",
+        params={"hub.mode": "subscribe", "hub.verify_token": FakeGraph.verify_token, "hub.challenge": "1158201444"},
+    )
     assert ok.status == 200 and await ok.text() == "1158201444"
-    bad = await channel_client.get("/webhooks/messenger", params={
-        "hub.mode": "subscribe", "hub.verify_token": "wrong", "hub.challenge": "x"})
+    bad = await channel_client.get(
+        "/webhooks/messenger", params={"hub.mode": "subscribe", "hub.verify_token": "wrong", "hub.challenge": "x"}
+    )
     assert bad.status == 403
 
 
 async def test_messenger_journey_with_quick_replies_and_carousel(channel_client, fake_graph):
     fb = MessengerShopper(channel_client, fake_graph, PSID)
     sent = await fb.say("show me running shoes")
-    carousel = [m for m in sent if m["message"].get("attachment", {}).get("payload", {}).get("template_type") == "generic"]
+    carousel = [
+        m for m in sent if m["message"].get("attachment", {}).get("payload", {}).get("template_type") == "generic"
+    ]
     assert carousel, sent
     elements = carousel[0]["message"]["attachment"]["payload"]["elements"]
     assert 1 <= len(elements) <= 10 and all(len(e["title"]) <= 80 for e in elements)
     add = next(b for b in elements[0]["buttons"] if b["title"] == "Add to cart")
     # tapping a card button arrives as a postback
-    resp = await fb.post_events({"sender": {"id": PSID}, "recipient": {"id": "PAGE"}, "timestamp": 1764000000001,
-                                 "postback": {"mid": "m_pb1", "title": "Add to cart", "payload": add["payload"]}})
+    resp = await fb.post_events(
+        {
+            "sender": {"id": PSID},
+            "recipient": {"id": "PAGE"},
+            "timestamp": 1764000000001,
+            "postback": {"mid": "m_pb1", "title": "Add to cart", "payload": add["payload"]},
+        }
+    )
     assert resp.status == 200
     sent = await fb.replies()
     quick = MessengerShopper.quick_replies(sent)
@@ -75,27 +87,37 @@ async def test_bad_signature_and_bad_bodies(channel_client, fake_graph):
     assert (await fb.post_events(fb.text_event("hi"), signature="")).status == 403
     assert (await fb.post_events(fb.text_event("hi"), signature="sha256=é")).status == 403
     body = b"{not json"
-    resp = await channel_client.post("/webhooks/messenger", data=body,
-                                     headers={"X-Hub-Signature-256": fake_graph.sign(body)})
+    resp = await channel_client.post(
+        "/webhooks/messenger", data=body, headers={"X-Hub-Signature-256": fake_graph.sign(body)}
+    )
     assert resp.status == 400
     body = b'{"object": "instagram", "entry": []}'
-    resp = await channel_client.post("/webhooks/messenger", data=body,
-                                     headers={"X-Hub-Signature-256": fake_graph.sign(body)})
+    resp = await channel_client.post(
+        "/webhooks/messenger", data=body, headers={"X-Hub-Signature-256": fake_graph.sign(body)}
+    )
     assert resp.status == 400
     big = b'{"object":"page","entry":[],"pad":"' + b"x" * (2 * 1024 * 1024) + b'"}'
-    resp = await channel_client.post("/webhooks/messenger", data=big,
-                                     headers={"X-Hub-Signature-256": fake_graph.sign(big)})
+    resp = await channel_client.post(
+        "/webhooks/messenger", data=big, headers={"X-Hub-Signature-256": fake_graph.sign(big)}
+    )
     assert resp.status == 413
     assert await count(channel_client) == 0
 
 
 async def test_batch_with_a_bad_event_echoes_and_receipts(channel_client, fake_graph):
-    alice, bob = MessengerShopper(channel_client, fake_graph, "111"), MessengerShopper(channel_client, fake_graph, "222")
+    alice, bob = (
+        MessengerShopper(channel_client, fake_graph, "111"),
+        MessengerShopper(channel_client, fake_graph, "222"),
+    )
     events = [
         alice.text_event("hello", mid="m_a1"),
         {"sender": {"id": "333"}, "timestamp": 5, "message": "not an object"},  # malformed
-        {"sender": {"id": "PAGE"}, "recipient": {"id": "111"}, "timestamp": 6,
-         "message": {"mid": "m_echo", "is_echo": True, "text": "from the page"}},
+        {
+            "sender": {"id": "PAGE"},
+            "recipient": {"id": "111"},
+            "timestamp": 6,
+            "message": {"mid": "m_echo", "is_echo": True, "text": "from the page"},
+        },
         {"sender": {"id": "444"}, "recipient": {"id": "PAGE"}, "timestamp": 7, "optin": {"type": "x"}},  # unknown to us
         bob.text_event("where is my order?", mid="m_b1"),
     ]
@@ -107,11 +129,18 @@ async def test_batch_with_a_bad_event_echoes_and_receipts(channel_client, fake_g
     await alice.post_events(*events, entries=2)
     assert await count(channel_client, MessageRecord.direction == "in") == 2
     # delivery and read receipts advance the outbound records
-    receipt = {"sender": {"id": "111"}, "recipient": {"id": "PAGE"}, "timestamp": 8,
-               "read": {"watermark": 4102444800000}}
+    receipt = {
+        "sender": {"id": "111"},
+        "recipient": {"id": "PAGE"},
+        "timestamp": 8,
+        "read": {"watermark": 4102444800000},
+    }
     assert (await alice.post_events(receipt)).status == 200
-    statuses = await channel_client.app[DB].run(lambda s: s.exec(
-        select(MessageRecord.status).where(MessageRecord.address == "111", MessageRecord.direction == "out")).all())
+    statuses = await channel_client.app[DB].run(
+        lambda s: s.exec(
+            select(MessageRecord.status).where(MessageRecord.address == "111", MessageRecord.direction == "out")
+        ).all()
+    )
     assert statuses and set(statuses) == {"read"}
 
 
@@ -127,8 +156,11 @@ async def test_send_api_errors_retry_or_fail(channel_client, fake_graph):
     fake_graph.fail_next(5, 400, {"error": {"message": "This person isn't available right now.", "code": 551}})
     before = len(fake_graph.requests)
     await fb.say("thanks")
-    rows = await channel_client.app[DB].run(lambda s: s.exec(
-        select(MessageRecord).where(MessageRecord.direction == "out").order_by(MessageRecord.id.desc())).all())
+    rows = await channel_client.app[DB].run(
+        lambda s: s.exec(
+            select(MessageRecord).where(MessageRecord.direction == "out").order_by(MessageRecord.id.desc())
+        ).all()
+    )
     assert rows[0].status == "failed" and rows[0].error_code == "551"
     # typing indicator (refused, ignored) and the message itself, once: permanent errors are not retried
     assert len(fake_graph.requests) - before == 2
@@ -138,7 +170,9 @@ def test_render_limits():
     msg = OutboundMessage(
         text="x" * 4500,
         choices=tuple(Choice(f"A very long choice title {i}", f"v{i}") for i in range(20)),
-        cards=tuple(ProductCard("T" * 100, "S" * 100, None, None, (Choice("Add to cart", "/a"),) * 5) for _ in range(12)),
+        cards=tuple(
+            ProductCard("T" * 100, "S" * 100, None, None, (Choice("Add to cart", "/a"),) * 5) for _ in range(12)
+        ),
     )
     out = render(msg)
     texts = [m["text"] for m in out if "text" in m]
@@ -160,8 +194,9 @@ def test_render_words_of_its_own_follow_the_shoppers_language():
 
 
 def reply_record(session, psid: str = PSID) -> MessageRecord:
-    return session.exec(select(MessageRecord).where(
-        MessageRecord.direction == "out", MessageRecord.address == psid)).one()
+    return session.exec(
+        select(MessageRecord).where(MessageRecord.direction == "out", MessageRecord.address == psid)
+    ).one()
 
 
 async def test_a_send_whose_answer_was_lost_twice_reaches_the_shopper_once(channel_client, fake_graph):

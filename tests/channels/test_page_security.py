@@ -1,5 +1,6 @@
 """Every page carries the security headers, and works in Chromium under its Content-Security-Policy
 with no violation: the widget, the marketer page, the agent console and the pay page."""
+
 from __future__ import annotations
 
 import re

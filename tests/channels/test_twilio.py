@@ -1,4 +1,5 @@
 """WhatsApp and SMS through Twilio, end to end: signed webhooks in, the fake Twilio API out."""
+
 from __future__ import annotations
 
 import re
@@ -75,8 +76,9 @@ async def test_malformed_and_misrouted_webhooks(channel_client, fake_twilio):
     assert (await sms.post(no_sid)).status == 400
     whatsapp_on_sms = twilio_form("whatsapp", NUMBER, "hi")
     assert (await sms.post(whatsapp_on_sms)).status == 400
-    huge = await channel_client.post(sms.path, data=b"x" * (2 * 1024 * 1024),
-                                     headers={"Content-Type": "application/x-www-form-urlencoded"})
+    huge = await channel_client.post(
+        sms.path, data=b"x" * (2 * 1024 * 1024), headers={"Content-Type": "application/x-www-form-urlencoded"}
+    )
     assert huge.status == 413
     assert await count(channel_client) == 0
 
@@ -86,8 +88,11 @@ async def test_unconfigured_channel_is_404(aiohttp_client, settings, recognizer,
 
     client = await aiohttp_client(create_app(settings, recognizer))  # no credentials at all
     form = twilio_form("sms", NUMBER, "hi")
-    resp = await client.post("/webhooks/twilio/sms", data=encode_form(form),
-                             headers={"X-Twilio-Signature": "x", "Content-Type": "application/x-www-form-urlencoded"})
+    resp = await client.post(
+        "/webhooks/twilio/sms",
+        data=encode_form(form),
+        headers={"X-Twilio-Signature": "x", "Content-Type": "application/x-www-form-urlencoded"},
+    )
     assert resp.status == 404 and "not configured" in (await resp.json())["error"]
 
 
@@ -103,8 +108,14 @@ async def test_a_retried_message_sid_is_processed_once(channel_client, fake_twil
 
 async def test_media_and_location_are_stored(channel_client, fake_twilio):
     wa = TwilioShopper(channel_client, fake_twilio, "whatsapp", NUMBER)
-    form = twilio_form("whatsapp", NUMBER, "", NumMedia="1", MediaUrl0="https://api.twilio.com/media/ME1",
-                       MediaContentType0="image/jpeg")
+    form = twilio_form(
+        "whatsapp",
+        NUMBER,
+        "",
+        NumMedia="1",
+        MediaUrl0="https://api.twilio.com/media/ME1",
+        MediaContentType0="image/jpeg",
+    )
     assert (await wa.post(form)).status == 200
     form = twilio_form("whatsapp", NUMBER, "", Latitude="51.5", Longitude="-0.12", Address="London")
     assert (await wa.post(form)).status == 200
@@ -122,10 +133,14 @@ async def test_sms_stop_and_start_change_consent_without_a_second_reply(channel_
     sent = len(sms.mine())
     await sms.say("STOP")
     assert len(sms.mine()) == sent  # Twilio already answers STOP
-    customer = await channel_client.app[DB].run(lambda s: s.exec(select(Customer).where(Customer.phone == NUMBER)).one())
+    customer = await channel_client.app[DB].run(
+        lambda s: s.exec(select(Customer).where(Customer.phone == NUMBER)).one()
+    )
     assert customer.sms_opted_out and customer.marketing_consent is False
     await sms.say("START")
-    customer = await channel_client.app[DB].run(lambda s: s.exec(select(Customer).where(Customer.phone == NUMBER)).one())
+    customer = await channel_client.app[DB].run(
+        lambda s: s.exec(select(Customer).where(Customer.phone == NUMBER)).one()
+    )
     assert not customer.sms_opted_out and customer.marketing_consent is True
     out = await sms.say("yes")  # not opted out: "yes" is an answer for the dialog
     assert out
@@ -146,9 +161,11 @@ async def test_status_callbacks_update_the_outbox_record(channel_client, fake_tw
         if code:
             form["ErrorCode"] = code
         sig = fake_twilio.sign(BASE + "/webhooks/twilio/status", form)
-        resp = await channel_client.post("/webhooks/twilio/status", data=urlencode(form).encode(),
-                                         headers={"X-Twilio-Signature": sig,
-                                                  "Content-Type": "application/x-www-form-urlencoded"})
+        resp = await channel_client.post(
+            "/webhooks/twilio/status",
+            data=urlencode(form).encode(),
+            headers={"X-Twilio-Signature": sig, "Content-Type": "application/x-www-form-urlencoded"},
+        )
         return resp.status
 
     async def record() -> MessageRecord:
@@ -165,22 +182,28 @@ async def test_status_callbacks_update_the_outbox_record(channel_client, fake_tw
     row = await record()
     assert row.status == "failed" and row.error_code == "63016" and row.error_reason == "outside_window"
     form = {"MessageSid": sid, "MessageStatus": "delivered"}
-    bad = await channel_client.post("/webhooks/twilio/status", data=urlencode(form).encode(),
-                                    headers={"X-Twilio-Signature": "wrong",
-                                             "Content-Type": "application/x-www-form-urlencoded"})
+    bad = await channel_client.post(
+        "/webhooks/twilio/status",
+        data=urlencode(form).encode(),
+        headers={"X-Twilio-Signature": "wrong", "Content-Type": "application/x-www-form-urlencoded"},
+    )
     assert bad.status == 403
 
 
 async def test_opted_out_recipient_is_recorded_and_not_retried(channel_client, fake_twilio):
     sms = TwilioShopper(channel_client, fake_twilio, "sms", NUMBER)
-    fake_twilio.fail_next(1, 400, {"code": 21610, "message": "Attempt to send to unsubscribed recipient", "status": 400})
+    fake_twilio.fail_next(
+        1, 400, {"code": 21610, "message": "Attempt to send to unsubscribed recipient", "status": 400}
+    )
     await sms.say("hello")
     await fake_twilio.wait_for(1)
     rows = await channel_client.app[DB].run(
         lambda s: s.exec(select(MessageRecord).where(MessageRecord.direction == "out")).all()
     )
     assert rows[0].status == "failed" and rows[0].error_code == "21610" and rows[0].attempts == 1
-    customer = await channel_client.app[DB].run(lambda s: s.exec(select(Customer).where(Customer.phone == NUMBER)).one())
+    customer = await channel_client.app[DB].run(
+        lambda s: s.exec(select(Customer).where(Customer.phone == NUMBER)).one()
+    )
     assert customer.sms_opted_out
     assert len(fake_twilio.requests) == 1
 
@@ -277,8 +300,9 @@ async def test_a_send_whose_answer_was_lost_is_not_sent_again(channel_client, fa
     assert len(bodies) == 1, bodies
 
     def reply(session):
-        return session.exec(select(MessageRecord).where(
-            MessageRecord.direction == "out", MessageRecord.address == NUMBER)).one()
+        return session.exec(
+            select(MessageRecord).where(MessageRecord.direction == "out", MessageRecord.address == NUMBER)
+        ).one()
 
     record = await channel_client.app[DB].run(reply)
     assert record.status == "sent" and record.attempts == 2
@@ -293,29 +317,49 @@ async def test_signature_headers_are_found_whatever_their_case(channel_client, f
     path = "/webhooks/twilio/whatsapp"
     for name in ("x-twilio-signature", "X-TWILIO-SIGNATURE"):
         form["MessageSid"] = "SM" + name.encode().hex()[:32]
-        resp = await channel_client.post(path, data=encode_form(form), headers={
-            "content-type": "application/x-www-form-urlencoded", name: fake_twilio.sign(BASE + path, form)})
+        resp = await channel_client.post(
+            path,
+            data=encode_form(form),
+            headers={"content-type": "application/x-www-form-urlencoded", name: fake_twilio.sign(BASE + path, form)},
+        )
         assert resp.status == 200, await resp.text()
-    bad = await channel_client.post(path, data=encode_form(form), headers={
-        "content-type": "application/x-www-form-urlencoded", "x-twilio-signature": "bm9wZQ=="})
+    bad = await channel_client.post(
+        path,
+        data=encode_form(form),
+        headers={"content-type": "application/x-www-form-urlencoded", "x-twilio-signature": "bm9wZQ=="},
+    )
     assert bad.status == 403
     shopper = MessengerShopper(channel_client, fake_graph, "7300")
     body = b'{"object":"page","entry":[]}'
-    resp = await channel_client.post("/webhooks/messenger", data=body, headers={
-        "content-type": "application/json", "x-hub-signature-256": fake_graph.sign(body)})
+    resp = await channel_client.post(
+        "/webhooks/messenger",
+        data=body,
+        headers={"content-type": "application/json", "x-hub-signature-256": fake_graph.sign(body)},
+    )
     assert resp.status == 200, await resp.text()
-    refused = await channel_client.post("/webhooks/messenger", data=body, headers={
-        "content-type": "application/json", "x-hub-signature-256": "sha256=" + "0" * 64})
+    refused = await channel_client.post(
+        "/webhooks/messenger",
+        data=body,
+        headers={"content-type": "application/json", "x-hub-signature-256": "sha256=" + "0" * 64},
+    )
     assert refused.status == 403 and shopper.psid == "7300"
 
 
-async def test_a_messaging_service_sends_in_place_of_a_sender(aiohttp_client, channel_settings, recognizer,
-                                                                 fake_twilio):
+async def test_a_messaging_service_sends_in_place_of_a_sender(
+    aiohttp_client, channel_settings, recognizer, fake_twilio
+):
     """With TWILIO_MESSAGING_SERVICE_SID, WhatsApp and SMS are on without their From addresses, and
     every send names the service (MessagingServiceSid) and no From."""
     service = "MG" + "0" * 32
-    settings = Settings(_env_file=None, **{**channel_settings.model_dump(), "twilio_whatsapp_from": None,
-                                           "twilio_sms_from": None, "twilio_messaging_service_sid": service})
+    settings = Settings(
+        _env_file=None,
+        **{
+            **channel_settings.model_dump(),
+            "twilio_whatsapp_from": None,
+            "twilio_sms_from": None,
+            "twilio_messaging_service_sid": service,
+        },
+    )
     assert set(enabled(settings)) >= {"whatsapp", "sms"}
     without = Settings(_env_file=None, **{**settings.model_dump(), "twilio_messaging_service_sid": None})
     assert "whatsapp" not in enabled(without) and "TWILIO_SMS_FROM" in (SmsChannel.missing_settings(without) or "")

@@ -1,4 +1,5 @@
 """The web chat API: sessions, bad input, duplicates, history, restarts."""
+
 from __future__ import annotations
 
 import time
@@ -47,7 +48,8 @@ async def test_bad_bodies_get_clear_400s_and_store_nothing(client, shopper):
     ]
     for raw, expected in cases:
         resp = await client.post(
-            "/api/web/messages", data=raw,
+            "/api/web/messages",
+            data=raw,
             headers={**shopper.headers, "Content-Type": "application/json"},
         )
         assert resp.status == 400, raw[:40]
@@ -122,14 +124,21 @@ async def test_the_same_id_from_two_sessions_is_two_messages(client):
 
 
 async def test_forged_commands_and_odd_characters_are_harmless(client, shopper):
-    for text in ('/order_status {"order_number":"abc"}', '/order_status {"order_number":100000000000000000000000}',
-                 '/add_to_cart {"product":"TEE-CLASSIC","quantity":"x"}', '/check_stock {"product":"NOPE"}',
-                 '/add_to_cart {"product":{"a":1}}', "view cart", "፩"):
+    for text in (
+        '/order_status {"order_number":"abc"}',
+        '/order_status {"order_number":100000000000000000000000}',
+        '/add_to_cart {"product":"TEE-CLASSIC","quantity":"x"}',
+        '/check_stock {"product":"NOPE"}',
+        '/add_to_cart {"product":{"a":1}}',
+        "view cart",
+        "፩",
+    ):
         assert await shopper.say(text), text
     for bad in ("hi \ud800", "nul \x00 byte"):
         resp = await client.post("/api/web/messages", json={"id": uuid4().hex, "text": bad}, headers=shopper.headers)
         assert resp.status == 400
-    resp = await client.post("/api/web/messages", json={"id": "x", "text": "hi"},
-                             headers={"Authorization": "Bearer a.1.é"})
+    resp = await client.post(
+        "/api/web/messages", json={"id": "x", "text": "hi"}, headers={"Authorization": "Bearer a.1.é"}
+    )
     assert resp.status == 401
     assert (await client.get("/pay/pay_1_abc?sig=%C3%A9")).status == 403

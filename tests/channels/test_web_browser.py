@@ -1,4 +1,5 @@
 """The chat widget in headless Chromium: type, read the answer, tap a choice, see the cart change."""
+
 from __future__ import annotations
 
 import re
@@ -43,8 +44,9 @@ async def test_widget_conversation_and_cart(aiohttp_server, settings, recognizer
     assert not errors, errors
 
 
-async def test_a_web_link_asks_in_the_browser_before_linking(aiohttp_server, aiohttp_client, channel_settings,
-                                                             recognizer, browser, fake_twilio):
+async def test_a_web_link_asks_in_the_browser_before_linking(
+    aiohttp_server, aiohttp_client, channel_settings, recognizer, browser, fake_twilio
+):
     """/?link=TOKEN (a "continue on the web" link asked for on WhatsApp): the widget sends it, the
     chat asks Yes/No, and only the Yes brings the WhatsApp cart into this browser."""
     import re
@@ -85,7 +87,8 @@ async def test_a_restock_notice_is_in_the_widget_on_the_next_visit(aiohttp_serve
     await page.click("#send")
     await page.locator(".msg.bot .choices button.choice", has_text="Yes").click()
     await page.wait_for_function(
-        "[...document.querySelectorAll('.msg.bot')].some(m => m.innerText.includes('waiting in this chat'))")
+        "[...document.querySelectorAll('.msg.bot')].some(m => m.innerText.includes('waiting in this chat'))"
+    )
     await page.close()  # the shopper leaves
 
     async with aiohttp.ClientSession() as http:
@@ -99,7 +102,8 @@ async def test_a_restock_notice_is_in_the_widget_on_the_next_visit(aiohttp_serve
     assert "Aero Runner (9, white)" in await notice.inner_text()
     await notice.locator("button.choice", has_text="Add to cart").click()
     await page.wait_for_function(
-        "[...document.querySelectorAll('.msg.bot')].some(m => m.innerText.includes('Added 1 × Aero Runner'))")
+        "[...document.querySelectorAll('.msg.bot')].some(m => m.innerText.includes('Added 1 × Aero Runner'))"
+    )
     await context.close()
 
 
@@ -138,8 +142,9 @@ async def test_a_product_link_opens_the_chat_on_that_product(aiohttp_server, set
     assert "Aero" in await page.locator(".msg.bot").first.inner_text()
 
 
-async def test_the_widget_speaks_traditional_chinese_to_a_chinese_browser(aiohttp_server, settings, recognizer,
-                                                                         browser):
+async def test_the_widget_speaks_traditional_chinese_to_a_chinese_browser(
+    aiohttp_server, settings, recognizer, browser
+):
     server = await aiohttp_server(create_app(settings, recognizer))
     page = await browser.new_page(locale="zh-TW")
     await page.goto(str(server.make_url("/")))

@@ -1,4 +1,5 @@
 """WhatsApp through Meta's Cloud API, end to end: signed webhooks in, the fake Cloud API out."""
+
 from __future__ import annotations
 
 import asyncio
@@ -26,8 +27,15 @@ async def count(client, model, *where) -> int:
 
 
 async def outbound(client, address: str) -> list[MessageRecord]:
-    return await client.app[DB].run(lambda s: list(s.exec(select(MessageRecord).where(
-        MessageRecord.direction == "out", MessageRecord.address == address).order_by(MessageRecord.id)).all()))
+    return await client.app[DB].run(
+        lambda s: list(
+            s.exec(
+                select(MessageRecord)
+                .where(MessageRecord.direction == "out", MessageRecord.address == address)
+                .order_by(MessageRecord.id)
+            ).all()
+        )
+    )
 
 
 def test_off_without_its_settings_and_on_with_them(cloud_settings, caplog):
@@ -41,11 +49,18 @@ def test_off_without_its_settings_and_on_with_them(cloud_settings, caplog):
 
 
 async def test_subscription_check(cloud_client):
-    ok = await cloud_client.get(PATH, params={
-        "hub.mode": "subscribe", "hub.verify_token": FakeWhatsAppCloud.verify_token, "hub.challenge": "1158201444"})
+    ok = await cloud_client.get(
+        PATH,
+        params={
+            "hub.mode": "subscribe",
+            "hub.verify_token": FakeWhatsAppCloud.verify_token,
+            "hub.challenge": "1158201444",
+        },
+    )
     assert ok.status == 200 and await ok.text() == "1158201444"
-    bad = await cloud_client.get(PATH, params={
-        "hub.mode": "subscribe", "hub.verify_token": "wrong", "hub.challenge": "x"})
+    bad = await cloud_client.get(
+        PATH, params={"hub.mode": "subscribe", "hub.verify_token": "wrong", "hub.challenge": "x"}
+    )
     assert bad.status == 403
 
 
@@ -70,7 +85,9 @@ async def test_a_text_turn_is_answered_through_the_cloud_api(cloud_client, fake_
     assert request["authorization"] == f"Bearer {FakeWhatsAppCloud.token}"
     assert request["version"] == "v25.0" and request["phone_number_id"] == FakeWhatsAppCloud.phone_number_id
     assert all(m["messaging_product"] == "whatsapp" and m["to"] == WA_ID for m in sent)
-    customer = await cloud_client.app[DB].run(lambda s: s.exec(select(Customer).where(Customer.phone == "+" + WA_ID)).one())
+    customer = await cloud_client.app[DB].run(
+        lambda s: s.exec(select(Customer).where(Customer.phone == "+" + WA_ID)).one()
+    )
     assert customer.display_name == "Ana" and customer.last_channel == "whatsapp_cloud"
     # Meta retries the same message: processed once
     before = len(fake_cloud.requests)
@@ -116,8 +133,11 @@ async def test_a_list_reply_answers_the_stock_question(cloud_client, fake_cloud)
     assert [r["title"] for r in rows][-1] == "No thanks" and len(rows) > 3
     sent = await wa.tap(rows[0]["id"], rows[0]["title"], "list_reply")
     assert "Added 1 × Trail Blazer Runner (9," in CloudShopper.texts(sent)
-    stored = await cloud_client.app[DB].run(lambda s: s.exec(select(MessageRecord).where(
-        MessageRecord.direction == "in").order_by(MessageRecord.id.desc())).first())
+    stored = await cloud_client.app[DB].run(
+        lambda s: s.exec(
+            select(MessageRecord).where(MessageRecord.direction == "in").order_by(MessageRecord.id.desc())
+        ).first()
+    )
     assert stored.text == rows[0]["id"] and stored.payload["ButtonText"] == rows[0]["title"]
 
 
@@ -135,7 +155,8 @@ async def test_statuses_update_the_outbox_record(cloud_client, fake_cloud):
 
     async def record() -> MessageRecord:
         return await cloud_client.app[DB].run(
-            lambda s: s.exec(select(MessageRecord).where(MessageRecord.provider_message_id == wamid)).one())
+            lambda s: s.exec(select(MessageRecord).where(MessageRecord.provider_message_id == wamid)).one()
+        )
 
     await status("delivered")
     assert (await record()).status == "delivered"
@@ -148,7 +169,10 @@ async def test_statuses_update_the_outbox_record(cloud_client, fake_cloud):
 
 
 async def test_one_bad_event_never_fails_the_batch(cloud_client, fake_cloud):
-    alice, bob = CloudShopper(cloud_client, fake_cloud, "14155550101"), CloudShopper(cloud_client, fake_cloud, "14155550102")
+    alice, bob = (
+        CloudShopper(cloud_client, fake_cloud, "14155550101"),
+        CloudShopper(cloud_client, fake_cloud, "14155550102"),
+    )
     body = cloud_body(
         alice.value(alice.message("text", {"body": "hello"}), {"id": "wamid.bad", "type": "text"}),
         {"statuses": [{"id": "wamid.unknown", "status": "delivered"}, "not a status"]},
@@ -157,8 +181,11 @@ async def test_one_bad_event_never_fails_the_batch(cloud_client, fake_cloud):
     assert (await alice.post(body)).status == 200
     assert await alice.replies() and await bob.replies()
     assert await count(cloud_client, MessageRecord, MessageRecord.direction == "in") == 2
-    located = await cloud_client.app[DB].run(lambda s: s.exec(select(MessageRecord).where(
-        MessageRecord.address == "+14155550102", MessageRecord.direction == "in")).one())
+    located = await cloud_client.app[DB].run(
+        lambda s: s.exec(
+            select(MessageRecord).where(MessageRecord.address == "+14155550102", MessageRecord.direction == "in")
+        ).one()
+    )
     assert located.text == "my location: 25.03,121.56" and located.payload["Label"] == "Taipei 101"
 
 
@@ -170,11 +197,15 @@ async def test_a_shopper_known_only_by_a_business_scoped_user_id(cloud_client, f
     await wa.say("what's in my cart?")
     customers = await count(cloud_client, Customer, Customer.display_name == "Mei")
     assert customers == 1
-    identity = await cloud_client.app[DB].run(lambda s: s.exec(
-        select(ChannelIdentity).where(ChannelIdentity.address == BSUID)).one())
+    identity = await cloud_client.app[DB].run(
+        lambda s: s.exec(select(ChannelIdentity).where(ChannelIdentity.address == BSUID)).one()
+    )
     assert identity.channel == "whatsapp_cloud"
-    stored = await cloud_client.app[DB].run(lambda s: s.exec(select(MessageRecord).where(
-        MessageRecord.direction == "in", MessageRecord.address == BSUID)).first())
+    stored = await cloud_client.app[DB].run(
+        lambda s: s.exec(
+            select(MessageRecord).where(MessageRecord.direction == "in", MessageRecord.address == BSUID)
+        ).first()
+    )
     assert stored.payload["user_id"] == BSUID and stored.payload["username"] == "@mei"
     customer = await cloud_client.app[DB].run(lambda s: s.get(Customer, stored.customer_id))
     assert customer.phone is None
@@ -187,11 +218,15 @@ async def test_a_wa_id_shopper_and_the_same_number_on_sms_are_one_customer(cloud
     out = await sms.say("view my cart")
     assert "Classic" in out
     assert await count(cloud_client, Customer) == 2  # the demo shopper and this one phone number
-    identity = await cloud_client.app[DB].run(lambda s: s.exec(
-        select(ChannelIdentity).where(ChannelIdentity.address == "+" + WA_ID)).one())
+    identity = await cloud_client.app[DB].run(
+        lambda s: s.exec(select(ChannelIdentity).where(ChannelIdentity.address == "+" + WA_ID)).one()
+    )
     assert identity.channel == "phone"
-    stored = await cloud_client.app[DB].run(lambda s: s.exec(select(MessageRecord).where(
-        MessageRecord.channel == "whatsapp_cloud", MessageRecord.direction == "in")).first())
+    stored = await cloud_client.app[DB].run(
+        lambda s: s.exec(
+            select(MessageRecord).where(MessageRecord.channel == "whatsapp_cloud", MessageRecord.direction == "in")
+        ).first()
+    )
     assert stored.address == "+" + WA_ID and stored.payload["user_id"] == BSUID  # the user id rides along
 
 
@@ -211,17 +246,25 @@ async def test_a_user_id_shopper_whose_number_appears_keeps_their_customer(cloud
     await hidden.say('/add_to_cart {"product":"TEE-CLASSIC","size":"M","colour":"white"}')
     shown = CloudShopper(cloud_client, fake_cloud, WA_ID, user_id=BSUID, name="Mei")
     assert "Classic" in CloudShopper.texts(await shown.say("view my cart"))
-    customer = await cloud_client.app[DB].run(lambda s: s.exec(select(Customer).where(Customer.display_name == "Mei")).one())
+    customer = await cloud_client.app[DB].run(
+        lambda s: s.exec(select(Customer).where(Customer.display_name == "Mei")).one()
+    )
     assert customer.phone == "+" + WA_ID and customer.timezone  # the number now known, with its zone
     # and the number joins the phone space: the same shopper by SMS
     assert "Classic" in await TwilioShopper(cloud_client, fake_twilio, "sms", "+" + WA_ID).say("view my cart")
     assert await count(cloud_client, Customer) == 2
 
 
-@pytest.mark.parametrize("code, status, permanent, reason", [
-    (131047, 400, True, "outside_window"), (131026, 400, True, "undeliverable"),
-    (190, 401, True, None), (130429, 400, False, "rate_limited"), (131056, 400, False, "rate_limited"),
-])
+@pytest.mark.parametrize(
+    "code, status, permanent, reason",
+    [
+        (131047, 400, True, "outside_window"),
+        (131026, 400, True, "undeliverable"),
+        (190, 401, True, None),
+        (130429, 400, False, "rate_limited"),
+        (131056, 400, False, "rate_limited"),
+    ],
+)
 async def test_send_errors_are_permanent_or_retried(cloud_client, fake_cloud, code, status, permanent, reason):
     wa = CloudShopper(cloud_client, fake_cloud, WA_ID)
     fake_cloud.fail_with(code, status)
@@ -238,16 +281,20 @@ async def test_send_errors_are_permanent_or_retried(cloud_client, fake_cloud, co
 async def test_a_template_goes_by_name_and_language(cloud_settings, fake_cloud):
     channel = WhatsAppCloudChannel(cloud_settings)
     try:
-        msg = OutboundMessage(text="Your cart misses you", kind="marketing",
-                              template=Template("cart_reminder:en_US", {"1": "Classic Tee"}))
+        msg = OutboundMessage(
+            text="Your cart misses you",
+            kind="marketing",
+            template=Template("cart_reminder:en_US", {"1": "Classic Tee"}),
+        )
         receipt = await channel.send(ChannelAddress("whatsapp_cloud", "+" + WA_ID), msg)
         (sent,) = fake_cloud.messages()
         assert receipt.provider_message_id == fake_cloud.requests[0]["wamid"]
         assert sent["to"] == WA_ID and sent["type"] == "template"
         assert sent["template"]["name"] == "cart_reminder" and sent["template"]["language"] == {"code": "en_US"}
         with pytest.raises(SendError) as refused:
-            await channel.send(ChannelAddress("whatsapp_cloud", "+" + WA_ID),
-                               OutboundMessage(template=Template("HX" + "0" * 32)))
+            await channel.send(
+                ChannelAddress("whatsapp_cloud", "+" + WA_ID), OutboundMessage(template=Template("HX" + "0" * 32))
+            )
         assert refused.value.permanent and refused.value.code == "template_unsupported"
         assert len(fake_cloud.requests) == 1  # nothing sent for it
     finally:
@@ -270,6 +317,7 @@ def test_deep_link_opens_a_chat_with_the_display_number(cloud_settings):
 
 # --- render, alone ----------------------------------------------------------------------------
 
+
 def choices(n: int, title: str = "Option") -> tuple[Choice, ...]:
     return tuple(Choice(f"{title} {i}", f"/pick {i}") for i in range(1, n + 1))
 
@@ -281,7 +329,8 @@ def test_render_up_to_three_choices_as_reply_buttons(n):
     assert message["type"] == "interactive" and interactive["type"] == "button"
     assert interactive["body"]["text"] == "Which colour?"
     assert [b["reply"] for b in interactive["action"]["buttons"]] == [
-        {"id": f"/pick {i}", "title": f"Option {i}"} for i in range(1, n + 1)]
+        {"id": f"/pick {i}", "title": f"Option {i}"} for i in range(1, n + 1)
+    ]
 
 
 def test_render_five_choices_as_a_list():
@@ -306,11 +355,17 @@ def test_render_twelve_choices_as_numbered_text():
 
 
 def test_render_cards_links_media_and_long_texts():
-    card = ProductCard("Trail Blazer Runner", "$89.00", "https://img/p.png", None,
-                       (Choice("Add to cart", "/add 1"), Choice("More", "/more 1")))
+    card = ProductCard(
+        "Trail Blazer Runner",
+        "$89.00",
+        "https://img/p.png",
+        None,
+        (Choice("Add to cart", "/add 1"), Choice("More", "/more 1")),
+    )
     plain = ProductCard("Classic Tee", "$19.00", "https://img/t.png", None, ())
-    msg = OutboundMessage(text="Here you go", cards=(card, plain), links=(Link("Size guide", "https://s"),),
-                          choices=choices(2))
+    msg = OutboundMessage(
+        text="Here you go", cards=(card, plain), links=(Link("Size guide", "https://s"),), choices=choices(2)
+    )
     out = render(msg)
     assert out[0] == {"type": "text", "text": {"body": "Here you go\n\nSize guide: https://s", "preview_url": False}}
     assert out[1]["interactive"]["header"] == {"type": "image", "image": {"link": "https://img/p.png"}}
@@ -324,10 +379,16 @@ def test_render_cards_links_media_and_long_texts():
 def test_render_a_template_by_name_and_language():
     msg = OutboundMessage(text="Your cart", template=Template("cart_reminder:en_US", {"2": "SAVE10", "1": "Tee"}))
     (message,) = render(msg)
-    assert message == {"type": "template", "template": {
-        "name": "cart_reminder", "language": {"code": "en_US"},
-        "components": [{"type": "body", "parameters": [{"type": "text", "text": "Tee"},
-                                                       {"type": "text", "text": "SAVE10"}]}]}}
+    assert message == {
+        "type": "template",
+        "template": {
+            "name": "cart_reminder",
+            "language": {"code": "en_US"},
+            "components": [
+                {"type": "body", "parameters": [{"type": "text", "text": "Tee"}, {"type": "text", "text": "SAVE10"}]}
+            ],
+        },
+    }
     with pytest.raises(Exception, match="name:language"):
         render(OutboundMessage(template=Template("HX" + "0" * 32)))
 
@@ -335,19 +396,37 @@ def test_render_a_template_by_name_and_language():
 def test_parse_reads_media_product_replies_and_skips_other_numbers():
     wa = CloudShopper(None, FakeWhatsAppCloud(), WA_ID)
     image = wa.message("image", {"id": "MEDIA1", "mime_type": "image/jpeg", "caption": "this\x00 one"})
-    product = wa.message("text", {"body": "is it waterproof?"},
-                         context={"from": "15550002222", "id": "wamid.card",
-                                  "referred_product": {"catalog_id": "C1", "product_retailer_id": "TRAIL-9"}})
+    product = wa.message(
+        "text",
+        {"body": "is it waterproof?"},
+        context={
+            "from": "15550002222",
+            "id": "wamid.card",
+            "referred_product": {"catalog_id": "C1", "product_retailer_id": "TRAIL-9"},
+        },
+    )
     (first, second) = parse_events(cloud_body(wa.value(image, product)), FakeWhatsAppCloud.phone_number_id)
     assert first.media[0].url == "whatsapp-media:MEDIA1" and first.text == "this one"
     assert second.extra["product"] == "TRAIL-9" and second.address == "+" + WA_ID
     assert parse_events(cloud_body(wa.value(image), phone_number_id="999"), FakeWhatsAppCloud.phone_number_id) == []
 
 
-@pytest.mark.parametrize("code, reason", [(131047, "outside_window"), ("131026", "undeliverable"),
-                                          (130429, "rate_limited"), (131056, "rate_limited"), (131000, None)])
+@pytest.mark.parametrize(
+    "code, reason",
+    [
+        (131047, "outside_window"),
+        ("131026", "undeliverable"),
+        (130429, "rate_limited"),
+        (131056, "rate_limited"),
+        (131000, None),
+    ],
+)
 def test_parse_reads_failed_statuses(code, reason):
-    report = {"id": "wamid.x", "status": "failed", "recipient_user_id": BSUID,
-              "errors": [{"code": code, "title": "t"}]}
+    report = {"id": "wamid.x", "status": "failed", "recipient_user_id": BSUID, "errors": [{"code": code, "title": "t"}]}
     (update,) = parse_events(cloud_body({"statuses": [report, {"id": "wamid.y", "status": "deleted"}]}))
-    assert (update.status, update.error_code, update.error_reason, update.address) == ("failed", str(code), reason, BSUID)
+    assert (update.status, update.error_code, update.error_reason, update.address) == (
+        "failed",
+        str(code),
+        reason,
+        BSUID,
+    )

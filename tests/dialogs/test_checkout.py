@@ -1,5 +1,6 @@
 """Checkout and payment end to end through the web chat API and the sandbox pay page: what is
 charged, when it arrives, where the receipt goes, and that only an order awaiting payment is paid."""
+
 from __future__ import annotations
 
 import re
@@ -75,8 +76,9 @@ async def test_paying_twice_charges_once_and_tells_the_shopper_once(shopper, cli
     assert paid.status == 200 and "Payment received" in await paid.text()
     second = await client.post(path.split("?")[0], data=form)
     assert second.status == 409 and "already paid" in await second.text()
-    notices = await client.app[DB].run(lambda s: s.exec(
-        select(MessageRecord).where(MessageRecord.idempotency_key == f"paid:{number}")).all())
+    notices = await client.app[DB].run(
+        lambda s: s.exec(select(MessageRecord).where(MessageRecord.idempotency_key == f"paid:{number}")).all()
+    )
     assert len(notices) == 1 and f"#{number}" in notices[0].text
 
 
@@ -220,8 +222,9 @@ async def test_checkout_basics_in_chinese(shop):
     await shopper.tap("是")
     assert "金額 US$17.39。含運費 US$5.99。" in shopper.texts() and "已套用優惠碼 WELCOME5。" in shopper.texts()
     await shopper.say("我的訂單什麼時候會到？")
-    assert re.fullmatch(r"訂單 #\d+ 等待付款中。下單當天付款的話，預計 .+ 前送達；付款後我們就會包裝出貨。",
-                        shopper.texts()), shopper.texts()
+    assert re.fullmatch(
+        r"訂單 #\d+ 等待付款中。下單當天付款的話，預計 .+ 前送達；付款後我們就會包裝出貨。", shopper.texts()
+    ), shopper.texts()
 
 
 async def test_the_paid_status_and_the_notice_commit_together(database_url):

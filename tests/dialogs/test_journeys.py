@@ -1,4 +1,5 @@
 """Every shopper journey end to end through the web chat API, on the real app and store."""
+
 from __future__ import annotations
 
 import re
@@ -142,8 +143,10 @@ async def test_demo_shopper_tracking_cancel_and_return(client, settings, recogni
 
     async def say(text: str) -> str:
         _, replies = await engine.handle(InboundMessage("web", "demo-shopper", text + str(id(text)), text))
-        return "\n".join(r.text or "" for r in replies) + "|" + "|".join(
-            c["title"] for r in replies for c in (r.payload or {}).get("choices", [])
+        return (
+            "\n".join(r.text or "" for r in replies)
+            + "|"
+            + "|".join(c["title"] for r in replies for c in (r.payload or {}).get("choices", []))
         )
 
     assert "on its way" in await say("where is order 1002?")

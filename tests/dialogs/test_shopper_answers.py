@@ -1,6 +1,7 @@
 """What a shopper used to trip over, end to end through the web chat API and the fake providers:
 false consent, quantity changes, references to what was shown, confident wrong answers, gaps in
 Traditional Chinese, and greetings."""
+
 from __future__ import annotations
 
 import re
@@ -17,7 +18,8 @@ NUMBER = "+14155550177"
 
 async def consents(client) -> list[bool | None]:
     return await client.app[DB].run(
-        lambda s: [c.marketing_consent for c in s.exec(select(Customer).where(Customer.id != "demo-shopper")).all()])
+        lambda s: [c.marketing_consent for c in s.exec(select(Customer).where(Customer.id != "demo-shopper")).all()]
+    )
 
 
 async def stock(client, sku: str, count: int) -> None:
@@ -28,6 +30,7 @@ async def stock(client, sku: str, count: int) -> None:
 
 
 # --- consent ------------------------------------------------------------------------------------
+
 
 async def test_ordinary_phrases_on_whatsapp_record_no_consent(channel_client, fake_twilio):
     wa = TwilioShopper(channel_client, fake_twilio, "whatsapp", NUMBER)
@@ -53,7 +56,8 @@ async def test_a_subscription_is_confirmed_before_it_counts(channel_client, fake
     assert "You're subscribed" in out
     assert await consents(channel_client) == [True]
     customer = await channel_client.app[DB].run(
-        lambda s: s.exec(select(Customer).where(Customer.id != "demo-shopper")).one())
+        lambda s: s.exec(select(Customer).where(Customer.id != "demo-shopper")).one()
+    )
     assert customer.consent_updated_at is not None and customer.consent_source
 
 
@@ -65,6 +69,7 @@ async def test_declining_the_subscription_records_nothing(shopper, client):
 
 
 # --- quantities ---------------------------------------------------------------------------------
+
 
 async def test_changing_the_quantity_keeps_the_item(shopper):
     await shopper.say("add 3 classic crew tees in size M black")
@@ -91,6 +96,7 @@ async def test_removing_some_of_a_line(shopper):
 
 
 # --- references ---------------------------------------------------------------------------------
+
 
 async def test_the_second_one_of_a_list(shopper):
     await shopper.say("show me running shoes")
@@ -160,6 +166,7 @@ async def test_this_dress_after_looking_at_something_else(shopper):
 
 # --- confident wrong answers --------------------------------------------------------------------
 
+
 async def test_an_item_the_shop_does_not_sell(shopper):
     await shopper.say("do you sell surfboards?")
     assert "we don't sell surfboards" in shopper.texts(), shopper.texts()
@@ -188,6 +195,7 @@ async def test_a_fraud_report_shows_the_fraud_policy_to_the_agent(shopper, clien
 
 # --- Traditional Chinese ------------------------------------------------------------------------
 
+
 async def test_numbered_choices_are_explained_in_chinese(channel_client, fake_twilio):
     wa = TwilioShopper(channel_client, fake_twilio, "whatsapp", NUMBER)
     out = await wa.say("你好")
@@ -212,6 +220,7 @@ async def test_chinese_product_names_are_understood(shopper):
 
 
 # --- greetings ----------------------------------------------------------------------------------
+
 
 async def test_a_returning_shopper_is_greeted_by_name(channel_client, fake_twilio):
     from datetime import timedelta

@@ -1,5 +1,6 @@
 """Replies in Traditional Chinese (zh-TW) for a shopper who writes Chinese, end to end through the
 web chat API on the real app; an English shopper still gets English."""
+
 from __future__ import annotations
 
 import re
@@ -122,7 +123,18 @@ async def test_card_buttons_keep_chinese(shopper, client):
     assert "M 號" in shopper.buttons() and "Size M" not in shopper.buttons()
     await shopper.tap("M 號")
     if "要哪個顏色" in shopper.texts():
-        assert set(shopper.buttons()) <= {"黑色", "白色", "藍色", "海軍藍", "灰色", "綠色", "米色", "粉紅色", "紅色", "不用了"}
+        assert set(shopper.buttons()) <= {
+            "黑色",
+            "白色",
+            "藍色",
+            "海軍藍",
+            "灰色",
+            "綠色",
+            "米色",
+            "粉紅色",
+            "紅色",
+            "不用了",
+        }
         await shopper.tap(shopper.buttons()[0])
     assert "已加入 1 × 午夜裹身洋裝（M 號" in shopper.texts(), shopper.texts()
     # remove it again through the menu payloads: still Chinese
@@ -210,7 +222,7 @@ async def test_faq_topics_and_link_result_in_chinese(client):
     from tests.fakes.web_shopper import WebShopper
 
     web = await WebShopper.start(client)
-    await web.say('/faq')
+    await web.say("/faq")
     assert web.buttons()  # English shopper: English topics
     assert all(not any("\u4e00" <= ch <= "\u9fff" for ch in b) for b in web.buttons())
     zh = await WebShopper.start(client)

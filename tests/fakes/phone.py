@@ -1,4 +1,5 @@
 """A shopper on WhatsApp, SMS or Messenger: sends signed webhooks, reads what the fakes got."""
+
 from __future__ import annotations
 
 import asyncio
@@ -27,11 +28,17 @@ async def wait_settled(client, address: str, quiet: float, timeout: float = 30) 
     the outbox (sent, or failed for good), then `quiet` seconds more."""
 
     def busy(session) -> int:
-        return session.exec(select(func.count()).select_from(MessageRecord).where(
-            MessageRecord.address == address,
-            or_((MessageRecord.direction == "in") & (MessageRecord.status == "stored"),
-                (MessageRecord.direction == "out") & MessageRecord.status.in_(["pending", "sending"])),
-        )).one()
+        return session.exec(
+            select(func.count())
+            .select_from(MessageRecord)
+            .where(
+                MessageRecord.address == address,
+                or_(
+                    (MessageRecord.direction == "in") & (MessageRecord.status == "stored"),
+                    (MessageRecord.direction == "out") & MessageRecord.status.in_(["pending", "sending"]),
+                ),
+            )
+        ).one()
 
     for _ in range(int(timeout / 0.02)):
         if not await client.app[DB].run(busy):
@@ -55,7 +62,8 @@ class TwilioShopper:
         body = encode_form(form)
         sig = self.fake.sign(BASE + self.path, form) if signature is None else signature
         return await self.client.post(
-            self.path, data=body,
+            self.path,
+            data=body,
             headers={"Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": sig},
         )
 
@@ -68,7 +76,7 @@ class TwilioShopper:
 
     async def replies(self, settle: float = 0.05) -> str:
         await wait_settled(self.client, ("whatsapp:" if self.channel == "whatsapp" else "") + self.number, settle)
-        new = self.mine()[self.seen:]
+        new = self.mine()[self.seen :]
         self.seen = len(self.mine())
         return "\n---\n".join(r["body"] or "" for r in new)
 
@@ -86,7 +94,8 @@ class MessengerShopper:
         body = messenger_body(*events, entries=entries)
         sig = self.fake.sign(body) if signature is None else signature
         return await self.client.post(
-            "/webhooks/messenger", data=body,
+            "/webhooks/messenger",
+            data=body,
             headers={"Content-Type": "application/json", "X-Hub-Signature-256": sig},
         )
 
@@ -94,8 +103,12 @@ class MessengerShopper:
         message: dict[str, Any] = {"mid": mid or "m_" + uuid4().hex, "text": text}
         if quick_reply:
             message["quick_reply"] = {"payload": quick_reply}
-        return {"sender": {"id": self.psid}, "recipient": {"id": "PAGE"}, "timestamp": 1764000000000,
-                "message": message}
+        return {
+            "sender": {"id": self.psid},
+            "recipient": {"id": "PAGE"},
+            "timestamp": 1764000000000,
+            "message": message,
+        }
 
     async def say(self, text: str, quick_reply: str | None = None, settle: float = 0.05) -> list[dict[str, Any]]:
         resp = await self.post_events(self.text_event(text, quick_reply=quick_reply))
@@ -104,7 +117,7 @@ class MessengerShopper:
 
     async def replies(self, settle: float = 0.05) -> list[dict[str, Any]]:
         await wait_settled(self.client, self.psid, settle)
-        new = self.mine()[self.seen:]
+        new = self.mine()[self.seen :]
         self.seen = len(self.mine())
         return new
 
@@ -128,8 +141,9 @@ class CloudShopper:
     """A shopper on WhatsApp through the Cloud API: with a phone number (`wa_id`, digits), or
     known only by a business-scoped user id (`user_id`) when their username hides the number."""
 
-    def __init__(self, client, fake: FakeWhatsAppCloud, wa_id: str | None = None, user_id: str | None = None,
-                 name: str = "Ana") -> None:
+    def __init__(
+        self, client, fake: FakeWhatsAppCloud, wa_id: str | None = None, user_id: str | None = None, name: str = "Ana"
+    ) -> None:
         self.client, self.fake, self.wa_id, self.user_id, self.name = client, fake, wa_id, user_id, name
         self.seen = 0
 
@@ -139,8 +153,11 @@ class CloudShopper:
 
     async def post(self, body: bytes, signature: str | None = None):
         sig = self.fake.sign(body) if signature is None else signature
-        return await self.client.post("/webhooks/whatsapp-cloud", data=body,
-                                      headers={"Content-Type": "application/json", "X-Hub-Signature-256": sig})
+        return await self.client.post(
+            "/webhooks/whatsapp-cloud",
+            data=body,
+            headers={"Content-Type": "application/json", "X-Hub-Signature-256": sig},
+        )
 
     def value(self, *messages: dict[str, Any]) -> dict[str, Any]:
         contact: dict[str, Any] = {"profile": {"name": self.name}}
@@ -153,8 +170,13 @@ class CloudShopper:
         return {"contacts": [contact], "messages": list(messages)}
 
     def message(self, kind: str, content: dict[str, Any], mid: str | None = None, **more: Any) -> dict[str, Any]:
-        message: dict[str, Any] = {"id": mid or "wamid." + uuid4().hex, "timestamp": "1764000000", "type": kind,
-                                   kind: content, **more}
+        message: dict[str, Any] = {
+            "id": mid or "wamid." + uuid4().hex,
+            "timestamp": "1764000000",
+            "type": kind,
+            kind: content,
+            **more,
+        }
         if self.wa_id:
             message["from"] = self.wa_id
         if self.user_id:
@@ -176,7 +198,7 @@ class CloudShopper:
 
     async def replies(self, settle: float = 0.05) -> list[dict[str, Any]]:
         await wait_settled(self.client, self.address, settle)
-        new = self.mine()[self.seen:]
+        new = self.mine()[self.seen :]
         self.seen = len(self.mine())
         return new
 

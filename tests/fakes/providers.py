@@ -1,5 +1,6 @@
 """Fake provider APIs as real aiohttp servers on loopback: they record what they receive and
 can be told to fail or be slow. The app reaches them through TWILIO_API_BASE / GRAPH_API_BASE."""
+
 from __future__ import annotations
 
 import asyncio
@@ -75,8 +76,9 @@ class FakeProvider:
         if self.delay:
             await asyncio.sleep(self.delay)
         if time.monotonic() < self.down_until:
-            return web.json_response({"message": "Service Unavailable", "status": self.down_status},
-                                     status=self.down_status)
+            return web.json_response(
+                {"message": "Service Unavailable", "status": self.down_status}, status=self.down_status
+            )
         if self.failures:
             failure = self.failures.pop(0)
             return web.json_response(failure.body, status=failure.status)
@@ -115,12 +117,18 @@ class FakeTwilio(FakeProvider):
         if not self._authorised(request):
             return web.json_response({"code": 20003, "message": "Authenticate", "status": 401}, status=401)
         form = await request.post()
-        record = {"to": form.get("To"), "from": form.get("From"), "body": form.get("Body"),
-                  "messaging_service_sid": form.get("MessagingServiceSid"),
-                  "media": form.getall("MediaUrl", []), "status_callback": form.get("StatusCallback"),
-                  "content_sid": form.get("ContentSid"), "content_variables": form.get("ContentVariables"),
-                  "failed": True,  # until it is answered: a caller that timed out got nothing
-                  "received": datetime.now(UTC)}
+        record = {
+            "to": form.get("To"),
+            "from": form.get("From"),
+            "body": form.get("Body"),
+            "messaging_service_sid": form.get("MessagingServiceSid"),
+            "media": form.getall("MediaUrl", []),
+            "status_callback": form.get("StatusCallback"),
+            "content_sid": form.get("ContentSid"),
+            "content_variables": form.get("ContentVariables"),
+            "failed": True,  # until it is answered: a caller that timed out got nothing
+            "received": datetime.now(UTC),
+        }
         self.requests.append(record)
         await self._slow(form.get("To"))
         failure = await self._gate()
@@ -133,8 +141,14 @@ class FakeTwilio(FakeProvider):
             self.lost_answers -= 1
             await asyncio.sleep(self.lost_answer_delay)
         return web.json_response(
-            {"sid": sid, "status": "queued", "to": form.get("To"), "from": form.get("From"),
-             "body": form.get("Body"), "account_sid": self.account_sid},
+            {
+                "sid": sid,
+                "status": "queued",
+                "to": form.get("To"),
+                "from": form.get("From"),
+                "body": form.get("Body"),
+                "account_sid": self.account_sid,
+            },
             status=201,
         )
 
@@ -144,16 +158,34 @@ class FakeTwilio(FakeProvider):
             return web.json_response({"code": 20003, "message": "Authenticate", "status": 401}, status=401)
         to, sender = request.query.get("To"), request.query.get("From")
         size = int(request.query.get("PageSize", 50))
-        found = [r for r in reversed(self.requests) if r.get("sid") and (to is None or r["to"] == to)
-                 and (sender is None or r["from"] == sender)][:size]
+        found = [
+            r
+            for r in reversed(self.requests)
+            if r.get("sid") and (to is None or r["to"] == to) and (sender is None or r["from"] == sender)
+        ][:size]
         uri = request.path
-        return web.json_response({
-            "messages": [{"sid": r["sid"], "to": r["to"], "from": r["from"], "body": r["body"],
-                          "status": "sent", "account_sid": self.account_sid,
-                          "date_created": format_datetime(r["created"])} for r in found],
-            "first_page_uri": uri, "next_page_uri": None, "previous_page_uri": None,
-            "page": 0, "page_size": size, "uri": uri,
-        })
+        return web.json_response(
+            {
+                "messages": [
+                    {
+                        "sid": r["sid"],
+                        "to": r["to"],
+                        "from": r["from"],
+                        "body": r["body"],
+                        "status": "sent",
+                        "account_sid": self.account_sid,
+                        "date_created": format_datetime(r["created"]),
+                    }
+                    for r in found
+                ],
+                "first_page_uri": uri,
+                "next_page_uri": None,
+                "previous_page_uri": None,
+                "page": 0,
+                "page_size": size,
+                "uri": uri,
+            }
+        )
 
     def delivered(self) -> list[dict[str, Any]]:
         return [r for r in self.requests if not r["failed"]]
@@ -177,13 +209,19 @@ class FakeGraph(FakeProvider):
 
     def _authorised(self, request: web.Request) -> bool:
         proof = hmac.new(self.app_secret.encode(), self.page_token.encode(), hashlib.sha256).hexdigest()
-        return (request.query.get("access_token") == self.page_token
-                and hmac.compare_digest(request.query.get("appsecret_proof", ""), proof))
+        return request.query.get("access_token") == self.page_token and hmac.compare_digest(
+            request.query.get("appsecret_proof", ""), proof
+        )
 
     async def send(self, request: web.Request) -> web.Response:
         body = await request.json()
-        record = {"query": dict(request.query), "json": body, "version": request.match_info["version"],
-                  "failed": True, "received": datetime.now(UTC)}  # failed until it is answered
+        record = {
+            "query": dict(request.query),
+            "json": body,
+            "version": request.match_info["version"],
+            "failed": True,
+            "received": datetime.now(UTC),
+        }  # failed until it is answered
         self.requests.append(record)
         await self._slow((body.get("recipient") or {}).get("id"))
         failure = await self._gate()
@@ -211,8 +249,9 @@ class FakeGraph(FakeProvider):
         if failure is not None:
             return failure
         if self.conversations_down:
-            return web.json_response({"error": {"message": "An unexpected error has occurred.", "code": 2}},
-                                     status=self.conversations_down)
+            return web.json_response(
+                {"error": {"message": "An unexpected error has occurred.", "code": 2}}, status=self.conversations_down
+            )
         if not self._authorised(request):
             return web.json_response({"error": {"message": "Invalid OAuth access token", "code": 190}}, status=400)
         fields = re.fullmatch(r"messages\.limit\((\d+)\)\{([a-z_,]+)\}", request.query.get("fields", ""))
@@ -223,9 +262,15 @@ class FakeGraph(FakeProvider):
         taken = [r for r in reversed(self.requests) if r.get("mid") and r["json"]["recipient"]["id"] == psid]
         if not taken:
             return web.json_response({"data": []})
-        messages = [{"id": r["mid"], "message": r["json"]["message"].get("text", ""),
-                     "created_time": r["created"].strftime("%Y-%m-%dT%H:%M:%S+0000"),
-                     "from": {"id": self.page_id, "name": "Northwind Outfitters"}} for r in taken[:limit]]
+        messages = [
+            {
+                "id": r["mid"],
+                "message": r["json"]["message"].get("text", ""),
+                "created_time": r["created"].strftime("%Y-%m-%dT%H:%M:%S+0000"),
+                "from": {"id": self.page_id, "name": "Northwind Outfitters"},
+            }
+            for r in taken[:limit]
+        ]
         return web.json_response({"data": [{"id": "t_" + psid, "messages": {"data": messages}}]})
 
     def messages(self) -> list[dict[str, Any]]:
@@ -237,18 +282,24 @@ class FakeGraph(FakeProvider):
 
 def twilio_form(channel: str, number: str, text: str, sid: str | None = None, **extra: str) -> dict[str, str]:
     prefix = "whatsapp:" if channel == "whatsapp" else ""
-    form = {"MessageSid": sid or "SM" + uuid4().hex, "AccountSid": FakeTwilio.account_sid,
-            "From": prefix + number, "To": prefix + "+15550001111", "Body": text, "NumMedia": "0"}
+    form = {
+        "MessageSid": sid or "SM" + uuid4().hex,
+        "AccountSid": FakeTwilio.account_sid,
+        "From": prefix + number,
+        "To": prefix + "+15550001111",
+        "Body": text,
+        "NumMedia": "0",
+    }
     form.update(extra)
     return form
 
 
 def messenger_body(*events: dict[str, Any], entries: int = 1) -> bytes:
     per = max(1, len(events) // entries)
-    chunks = [events[i:i + per] for i in range(0, len(events), per)] or [()]
-    return json.dumps({"object": "page", "entry": [
-        {"id": "PAGE", "time": 1, "messaging": list(chunk)} for chunk in chunks
-    ]}).encode()
+    chunks = [events[i : i + per] for i in range(0, len(events), per)] or [()]
+    return json.dumps(
+        {"object": "page", "entry": [{"id": "PAGE", "time": 1, "messaging": list(chunk)} for chunk in chunks]}
+    ).encode()
 
 
 def encode_form(form: dict[str, str]) -> bytes:
@@ -268,10 +319,14 @@ class FakeWhatsAppCloud(FakeProvider):
 
     async def send(self, request: web.Request) -> web.Response:
         body = await request.json()
-        record = {"json": body, "version": request.match_info["version"],
-                  "phone_number_id": request.match_info["phone_number_id"],
-                  "authorization": request.headers.get("Authorization"),
-                  "failed": True, "received": datetime.now(UTC)}  # failed until it is answered
+        record = {
+            "json": body,
+            "version": request.match_info["version"],
+            "phone_number_id": request.match_info["phone_number_id"],
+            "authorization": request.headers.get("Authorization"),
+            "failed": True,
+            "received": datetime.now(UTC),
+        }  # failed until it is answered
         self.requests.append(record)
         await self._slow(body.get("to") or body.get("recipient"))
         failure = await self._gate()
@@ -280,8 +335,9 @@ class FakeWhatsAppCloud(FakeProvider):
             return failure
         if request.headers.get("Authorization") != f"Bearer {self.token}":
             record["failed"] = True
-            return web.json_response({"error": {"message": "Invalid OAuth access token", "type": "OAuthException",
-                                                "code": 190}}, status=401)
+            return web.json_response(
+                {"error": {"message": "Invalid OAuth access token", "type": "OAuthException", "code": 190}}, status=401
+            )
         if body.get("messaging_product") != "whatsapp" or not (body.get("to") or body.get("recipient")):
             record["failed"] = True
             return web.json_response({"error": {"message": "Invalid parameter", "code": 100}}, status=400)
@@ -290,13 +346,17 @@ class FakeWhatsAppCloud(FakeProvider):
             self.lost_answers -= 1
             await asyncio.sleep(self.lost_answer_delay)
         contact = {"input": body.get("to") or body.get("recipient"), "wa_id": body.get("to") or ""}
-        return web.json_response({"messaging_product": "whatsapp", "contacts": [contact],
-                                  "messages": [{"id": record["wamid"]}]})
+        return web.json_response(
+            {"messaging_product": "whatsapp", "contacts": [contact], "messages": [{"id": record["wamid"]}]}
+        )
 
     def fail_with(self, code: int, status: int = 400, count: int = 1, message: str = "fake failure") -> None:
         """The next `count` sends are refused with this Graph API error code."""
-        self.fail_next(count, status, {"error": {"message": message, "type": "OAuthException", "code": code,
-                                                 "fbtrace_id": "Afake"}})
+        self.fail_next(
+            count,
+            status,
+            {"error": {"message": message, "type": "OAuthException", "code": code, "fbtrace_id": "Afake"}},
+        )
 
     def messages(self) -> list[dict[str, Any]]:
         return [r["json"] for r in self.requests if not r["failed"]]
@@ -308,9 +368,24 @@ class FakeWhatsAppCloud(FakeProvider):
 def cloud_body(*values: dict[str, Any], phone_number_id: str = FakeWhatsAppCloud.phone_number_id) -> bytes:
     """A WhatsApp Business Account webhook with one change per value (`messages`, `contacts`,
     `statuses`), for our phone number."""
-    return json.dumps({"object": "whatsapp_business_account", "entry": [{"id": "WABA_ID", "changes": [
-        {"field": "messages", "value": {"messaging_product": "whatsapp",
-                                        "metadata": {"display_phone_number": "15550002222",
-                                                     "phone_number_id": phone_number_id}, **value}}
-        for value in values
-    ]}]}).encode()
+    return json.dumps(
+        {
+            "object": "whatsapp_business_account",
+            "entry": [
+                {
+                    "id": "WABA_ID",
+                    "changes": [
+                        {
+                            "field": "messages",
+                            "value": {
+                                "messaging_product": "whatsapp",
+                                "metadata": {"display_phone_number": "15550002222", "phone_number_id": phone_number_id},
+                                **value,
+                            },
+                        }
+                        for value in values
+                    ],
+                }
+            ],
+        }
+    ).encode()

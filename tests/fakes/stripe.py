@@ -1,6 +1,7 @@
 """A fake Stripe API on loopback (Checkout Sessions and their expiry, coupons, refunds) that records every
 request, honours Idempotency-Key as Stripe does and can be down for a while; and a helper that
 signs a webhook body exactly as Stripe does."""
+
 from __future__ import annotations
 
 import hashlib
@@ -27,11 +28,17 @@ def stripe_signature(body: bytes, secret: str = WEBHOOK_SECRET, timestamp: int |
 
 def event_body(event_type: str, obj: dict[str, Any], event_id: str | None = None) -> bytes:
     """A Stripe event as it arrives at a webhook."""
-    return json.dumps({
-        "id": event_id or f"evt_{uuid4().hex[:24]}", "object": "event", "type": event_type,
-        "created": int(time.time()), "livemode": False, "api_version": "2026-11-17",
-        "data": {"object": obj},
-    }).encode()
+    return json.dumps(
+        {
+            "id": event_id or f"evt_{uuid4().hex[:24]}",
+            "object": "event",
+            "type": event_type,
+            "created": int(time.time()),
+            "livemode": False,
+            "api_version": "2026-11-17",
+            "data": {"object": obj},
+        }
+    ).encode()
 
 
 class FakeStripe(FakeProvider):
@@ -80,8 +87,12 @@ class FakeStripe(FakeProvider):
         def create(form: dict[str, Any]) -> dict[str, Any]:
             session_id = f"cs_test_{uuid4().hex}"
             session = {
-                "id": session_id, "object": "checkout.session", "url": f"https://checkout.stripe.test/c/pay/{session_id}",
-                "mode": form.get("mode"), "status": "open", "payment_status": "unpaid",
+                "id": session_id,
+                "object": "checkout.session",
+                "url": f"https://checkout.stripe.test/c/pay/{session_id}",
+                "mode": form.get("mode"),
+                "status": "open",
+                "payment_status": "unpaid",
                 "client_reference_id": form.get("client_reference_id"),
                 "metadata": {"order_number": form.get("metadata[order_number]")},
                 "currency": form.get("line_items[0][price_data][currency]"),
@@ -101,27 +112,46 @@ class FakeStripe(FakeProvider):
             return session
 
         if session_id not in self.sessions:
-            return web.json_response({"error": {"type": "invalid_request_error", "message": "No such session"}},
-                                     status=404)
+            return web.json_response(
+                {"error": {"type": "invalid_request_error", "message": "No such session"}}, status=404
+            )
         return await self._handle(request, expire)
 
     async def create_coupon(self, request: web.Request) -> web.Response:
-        return await self._handle(request, lambda form: {
-            "id": f"coupon_{uuid4().hex[:12]}", "object": "coupon", "amount_off": int(form["amount_off"]),
-            "currency": form.get("currency"), "duration": form.get("duration"), "name": form.get("name")})
+        return await self._handle(
+            request,
+            lambda form: {
+                "id": f"coupon_{uuid4().hex[:12]}",
+                "object": "coupon",
+                "amount_off": int(form["amount_off"]),
+                "currency": form.get("currency"),
+                "duration": form.get("duration"),
+                "name": form.get("name"),
+            },
+        )
 
     async def create_refund(self, request: web.Request) -> web.Response:
         def create(form: dict[str, Any]) -> dict[str, Any]:
-            refund = {"id": f"re_{uuid4().hex[:16]}", "object": "refund", "status": "succeeded",
-                      "payment_intent": form.get("payment_intent")}
+            refund = {
+                "id": f"re_{uuid4().hex[:16]}",
+                "object": "refund",
+                "status": "succeeded",
+                "payment_intent": form.get("payment_intent"),
+            }
             self.refunds.append(refund)
             return refund
 
         return await self._handle(request, create)
 
-    def completed(self, session_id: str, amount_total: int, currency: str = "usd",
-                  payment_intent: str | None = None) -> dict[str, Any]:
+    def completed(
+        self, session_id: str, amount_total: int, currency: str = "usd", payment_intent: str | None = None
+    ) -> dict[str, Any]:
         """The session object of `checkout.session.completed` for one this fake created."""
-        return {**self.sessions[session_id], "status": "complete", "payment_status": "paid",
-                "amount_total": amount_total, "currency": currency,
-                "payment_intent": payment_intent or f"pi_{uuid4().hex[:16]}"}
+        return {
+            **self.sessions[session_id],
+            "status": "complete",
+            "payment_status": "paid",
+            "amount_total": amount_total,
+            "currency": currency,
+            "payment_intent": payment_intent or f"pi_{uuid4().hex[:16]}",
+        }

@@ -1,4 +1,5 @@
 """A shopper on the web chat API, as the widget would be: a session, messages, taps."""
+
 from __future__ import annotations
 
 from typing import Any

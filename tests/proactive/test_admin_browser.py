@@ -1,6 +1,7 @@
 """The marketer page in headless Chromium: sign in with the admin token, preview a campaign,
 create and schedule it, watch it reach a WhatsApp shopper who subscribed; then schedule, pause,
 resume and cancel a weekly one from the list."""
+
 from __future__ import annotations
 
 from playwright.async_api import expect
@@ -13,8 +14,9 @@ NUMBER = "+14155550177"
 TEXT = "Spring sale: 20% off all boots this week."
 
 
-async def test_marketer_previews_creates_and_schedules_a_campaign(aiohttp_server, aiohttp_client, channel_settings,
-                                                                  recognizer, fake_twilio, browser):
+async def test_marketer_previews_creates_and_schedules_a_campaign(
+    aiohttp_server, aiohttp_client, channel_settings, recognizer, fake_twilio, browser
+):
     settings = changed(channel_settings, admin_token=TOKEN, quiet_hours="")
     server = await aiohttp_server(create_app(settings, recognizer))
     client = await aiohttp_client(server)
@@ -88,8 +90,12 @@ async def test_marketer_previews_creates_and_schedules_a_campaign(aiohttp_server
     stored = await resp.json()
     assert stored["cron"] == "0 10 * * MON" and stored["segment"] == {"channel": ["whatsapp"]}
     assert stored["templates"] == {"whatsapp": {"content_sid": HX, "variables": {"1": "{name}"}}}
-    for button, state in [("Schedule", "Scheduled"), ("Pause", "Paused"), ("Resume", "Scheduled"),
-                          ("Cancel", "Cancelled")]:
+    for button, state in [
+        ("Schedule", "Scheduled"),
+        ("Pause", "Paused"),
+        ("Resume", "Scheduled"),
+        ("Cancel", "Cancelled"),
+    ]:
         await weekly.get_by_role("button", name=f"{button} Monday picks").click()
         await expect(weekly.locator(".status")).to_have_text(state)
     await expect(weekly.get_by_role("button")).to_have_count(0)

@@ -1,6 +1,7 @@
 """Reliability of campaigns: the server killed (SIGKILL) in the middle of a 10,000-recipient
 campaign and started again sends every recipient exactly one message; a provider outage delays
 messages and loses none."""
+
 from __future__ import annotations
 
 import asyncio
@@ -32,10 +33,22 @@ def add_sms_shoppers(db: Database, count: int, prefix: str = "+1415") -> list[st
     """`count` SMS shoppers who opted in to marketing; returns their numbers."""
     numbers = [f"{prefix}{i:07d}" for i in range(count)]
     now = utcnow()
-    customers = [{"id": f"crash{i:07d}", "language": "en", "last_channel": "sms", "marketing_consent": True,
-                  "sms_opted_out": False, "created_at": now, "last_active_at": now} for i in range(count)]
-    identities = [{"channel": "phone", "address": n, "customer_id": f"crash{i:07d}", "created_at": now}
-                  for i, n in enumerate(numbers)]
+    customers = [
+        {
+            "id": f"crash{i:07d}",
+            "language": "en",
+            "last_channel": "sms",
+            "marketing_consent": True,
+            "sms_opted_out": False,
+            "created_at": now,
+            "last_active_at": now,
+        }
+        for i in range(count)
+    ]
+    identities = [
+        {"channel": "phone", "address": n, "customer_id": f"crash{i:07d}", "created_at": now}
+        for i, n in enumerate(numbers)
+    ]
     with db.engine.begin() as connection:
         connection.execute(insert(Customer.__table__), customers)
         connection.execute(insert(ChannelIdentity.__table__), identities)
@@ -50,14 +63,24 @@ def free_port() -> int:
 
 def start_server(database_url: str, fake: FakeTwilio, port: int) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TWILIO_", "MESSENGER_"))}
-    env.update({
-        "DATABASE_URL": database_url, "PORT": str(port), "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
-        "TWILIO_ACCOUNT_SID": fake.account_sid, "TWILIO_AUTH_TOKEN": fake.auth_token,
-        "TWILIO_SMS_FROM": "+15550001111", "TWILIO_API_BASE": fake.url, "ADMIN_TOKEN": TOKEN,
-        "QUIET_HOURS": "", "OUTBOX_LEASE_SECONDS": "2", "LOG_LEVEL": "WARNING",
-    })
-    return subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+    env.update(
+        {
+            "DATABASE_URL": database_url,
+            "PORT": str(port),
+            "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
+            "TWILIO_ACCOUNT_SID": fake.account_sid,
+            "TWILIO_AUTH_TOKEN": fake.auth_token,
+            "TWILIO_SMS_FROM": "+15550001111",
+            "TWILIO_API_BASE": fake.url,
+            "ADMIN_TOKEN": TOKEN,
+            "QUIET_HOURS": "",
+            "OUTBOX_LEASE_SECONDS": "2",
+            "LOG_LEVEL": "WARNING",
+        }
+    )
+    return subprocess.Popen(
+        [sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
 
 
 async def wait_healthy(proc: subprocess.Popen, port: int) -> None:
@@ -80,8 +103,9 @@ async def test_killed_mid_campaign_every_recipient_gets_exactly_one(database_url
     db = Database(database_url)
     db.create_schema()
     numbers = add_sms_shoppers(db, RECIPIENTS)
-    spec = campaigns.parse_spec({"name": "Big sale", "segment": {"channel": "sms"},
-                                 "messages": {"en": "Big sale today: 30% off everything."}})
+    spec = campaigns.parse_spec(
+        {"name": "Big sale", "segment": {"channel": "sms"}, "messages": {"en": "Big sale today: 30% off everything."}}
+    )
     campaign = db.transaction(lambda s: campaigns.create(s, spec))
     db.close()
 
@@ -90,8 +114,7 @@ async def test_killed_mid_campaign_every_recipient_gets_exactly_one(database_url
     try:
         await wait_healthy(proc, port)
         async with aiohttp.ClientSession() as http:
-            async with http.post(f"http://127.0.0.1:{port}/api/campaigns/{campaign.id}/schedule",
-                                 headers=AUTH) as resp:
+            async with http.post(f"http://127.0.0.1:{port}/api/campaigns/{campaign.id}/schedule", headers=AUTH) as resp:
                 assert resp.status == 200, await resp.text()
         await wait_until(lambda: _received(fake_twilio, RECIPIENTS // 4), timeout=120)
         proc.send_signal(signal.SIGKILL)
@@ -120,22 +143,31 @@ async def _received(fake: FakeTwilio, count: int) -> bool:
 async def _settled(database_url: str) -> bool:
     db = Database(database_url)
     try:
-        waiting = db.transaction(lambda s: s.exec(
-            select(func.count()).select_from(MessageRecord).where(
-                MessageRecord.idempotency_key.like("campaign:%"),
-                MessageRecord.status.in_(["pending", "sending"]))).one())
-        queued = db.transaction(lambda s: s.exec(
-            select(func.count()).select_from(MessageRecord).where(
-                MessageRecord.idempotency_key.like("campaign:%"))).one())
+        waiting = db.transaction(
+            lambda s: s.exec(
+                select(func.count())
+                .select_from(MessageRecord)
+                .where(
+                    MessageRecord.idempotency_key.like("campaign:%"), MessageRecord.status.in_(["pending", "sending"])
+                )
+            ).one()
+        )
+        queued = db.transaction(
+            lambda s: s.exec(
+                select(func.count()).select_from(MessageRecord).where(MessageRecord.idempotency_key.like("campaign:%"))
+            ).one()
+        )
     finally:
         db.close()
     return queued == RECIPIENTS and waiting == 0
 
 
-async def test_a_provider_outage_delays_messages_and_loses_none(aiohttp_client, channel_settings, recognizer,
-                                                               fake_twilio):
-    settings = changed(channel_settings, admin_token=TOKEN, quiet_hours="", outbox_max_attempts=10,
-                       outbox_retry_base_seconds=0.1)
+async def test_a_provider_outage_delays_messages_and_loses_none(
+    aiohttp_client, channel_settings, recognizer, fake_twilio
+):
+    settings = changed(
+        channel_settings, admin_token=TOKEN, quiet_hours="", outbox_max_attempts=10, outbox_retry_base_seconds=0.1
+    )
     client = await aiohttp_client(create_app(settings, recognizer))
     numbers = add_sms_shoppers(client.app[DB], 200, "+1628")
     fake_twilio.fail_for(3.0, status=503)  # the provider is down for a while

@@ -1,4 +1,5 @@
 """Marketer campaigns end to end: the API, the policy gate, the fakes receiving, the stats."""
+
 from __future__ import annotations
 
 import asyncio
@@ -58,8 +59,11 @@ async def test_campaign_reaches_opted_in_shoppers_and_skips_the_rest_with_reason
     await wa.say("yes")  # a subscription is confirmed
     await sms.say("hi")  # never opted in: SMS marketing needs it
     await fb.say("hello")  # inside Messenger's 24-hour window
-    spec = {"name": "Winter sale", "segment": {}, "messages": {
-        "en": "Winter sale: 20% off boots this week. {link}", "zh-TW": "冬季特賣：靴子八折。{link}"}}
+    spec = {
+        "name": "Winter sale",
+        "segment": {},
+        "messages": {"en": "Winter sale: 20% off boots this week. {link}", "zh-TW": "冬季特賣：靴子八折。{link}"},
+    }
 
     preview = await app_client.post("/api/campaigns/preview", json=spec, headers=AUTH)
     assert preview.status == 200
@@ -79,12 +83,12 @@ async def test_campaign_reaches_opted_in_shoppers_and_skips_the_rest_with_reason
     assert stats["sent"] == 2
     assert stats["skipped"]["no_opt_in"] == 1  # the SMS shopper
     assert stats["skipped"].get("no_reachable_channel", 0) >= 1  # the web-only demo shopper
-    wa_got = [r for r in fake_twilio.delivered()[before[0]:] if r["to"] == "whatsapp:+14155550101"]
+    wa_got = [r for r in fake_twilio.delivered()[before[0] :] if r["to"] == "whatsapp:+14155550101"]
     assert len(wa_got) == 1 and wa_got[0]["body"].startswith("Winter sale")
     link = wa_got[0]["body"].split()[-1]
     assert link.startswith("https://shop.example.com/r/campaign:")
-    assert not [r for r in fake_twilio.delivered()[before[0]:] if r["to"] == "+14155550102"]
-    fb_got = [m for m in fake_graph.messages()[before[1]:] if m["recipient"]["id"] == "PSID-7"]
+    assert not [r for r in fake_twilio.delivered()[before[0] :] if r["to"] == "+14155550102"]
+    fb_got = [m for m in fake_graph.messages()[before[1] :] if m["recipient"]["id"] == "PSID-7"]
     assert len(fb_got) == 1 and fb_got[0]["messaging_type"] == "UPDATE"
 
     # the click is recorded once and lands on the shop
@@ -96,11 +100,20 @@ async def test_campaign_reaches_opted_in_shoppers_and_skips_the_rest_with_reason
 
     # delivery reports roll up into the campaign's stats
     for status in ("delivered", "read"):
-        form = {"MessageSid": wa_got[0]["sid"], "MessageStatus": status, "To": wa_got[0]["to"],
-                "From": wa_got[0]["from"]}
-        resp = await app_client.post("/webhooks/twilio/status", data=urlencode(form).encode(), headers={
-            "X-Twilio-Signature": fake_twilio.sign(BASE + "/webhooks/twilio/status", form),
-            "Content-Type": "application/x-www-form-urlencoded"})
+        form = {
+            "MessageSid": wa_got[0]["sid"],
+            "MessageStatus": status,
+            "To": wa_got[0]["to"],
+            "From": wa_got[0]["from"],
+        }
+        resp = await app_client.post(
+            "/webhooks/twilio/status",
+            data=urlencode(form).encode(),
+            headers={
+                "X-Twilio-Signature": fake_twilio.sign(BASE + "/webhooks/twilio/status", form),
+                "Content-Type": "application/x-www-form-urlencoded",
+            },
+        )
         assert resp.status == 204
     stats = await campaign_stats(app_client, campaign["id"])
     assert (stats["sent"], stats["delivered"], stats["read"]) == (2, 1, 1)
@@ -127,8 +140,9 @@ async def _done(client, campaign_id):
     return stats if body["status"] == "done" and stats["waiting"] == 0 else None
 
 
-async def test_whatsapp_outside_the_window_gets_the_template_and_messenger_is_skipped(app_client, fake_twilio,
-                                                                                     fake_graph):
+async def test_whatsapp_outside_the_window_gets_the_template_and_messenger_is_skipped(
+    app_client, fake_twilio, fake_graph
+):
     wa = TwilioShopper(app_client, fake_twilio, "whatsapp", "+447700900103")
     us = TwilioShopper(app_client, fake_twilio, "whatsapp", "+14155550103")
     fb = MessengerShopper(app_client, fake_graph, "PSID-8")
@@ -138,13 +152,18 @@ async def test_whatsapp_outside_the_window_gets_the_template_and_messenger_is_sk
     await us.say("yes")
     await fb.say("hi")
     # All three last wrote two days ago.
-    await app_client.app[DB].run(lambda s: [
-        setattr(m, "created_at", utcnow() - timedelta(days=2))
-        for m in s.exec(select(MessageRecord).where(MessageRecord.direction == "in")).all()
-    ])
-    spec = {"name": "New arrivals", "segment": {"channel": ["whatsapp", "messenger"]},
-            "messages": {"en": "New arrivals are in, {name}!"},
-            "templates": {"whatsapp": {"content_sid": HX, "variables": {"1": "{name}"}}}}
+    await app_client.app[DB].run(
+        lambda s: [
+            setattr(m, "created_at", utcnow() - timedelta(days=2))
+            for m in s.exec(select(MessageRecord).where(MessageRecord.direction == "in")).all()
+        ]
+    )
+    spec = {
+        "name": "New arrivals",
+        "segment": {"channel": ["whatsapp", "messenger"]},
+        "messages": {"en": "New arrivals are in, {name}!"},
+        "templates": {"whatsapp": {"content_sid": HX, "variables": {"1": "{name}"}}},
+    }
     campaign = await (await app_client.post("/api/campaigns", json=spec, headers=AUTH)).json()
     await app_client.post(f"/api/campaigns/{campaign['id']}/schedule", headers=AUTH)
     stats = await wait_until(lambda: _done(app_client, campaign["id"]))
@@ -162,8 +181,7 @@ async def test_quiet_hours_postpone_and_the_cap_skips(aiohttp_client, marketing_
     # Quiet hours that cover this very moment in the shop's zone (UTC here).
     start = (now - timedelta(hours=1)).strftime("%H:%M")
     end = (now + timedelta(hours=2)).strftime("%H:%M")
-    settings = changed(marketing_settings, quiet_hours=f"{start}-{end}", default_timezone="UTC",
-                       marketing_weekly_cap=1)
+    settings = changed(marketing_settings, quiet_hours=f"{start}-{end}", default_timezone="UTC", marketing_weekly_cap=1)
     client = await aiohttp_client(create_app(settings, recognizer))
     wa = TwilioShopper(client, fake_twilio, "whatsapp", "+15555550104")  # in no one zone: the shop's
     await wa.say("subscribe")
@@ -172,8 +190,11 @@ async def test_quiet_hours_postpone_and_the_cap_skips(aiohttp_client, marketing_
     first = await (await client.post("/api/campaigns", json=spec, headers=AUTH)).json()
     await client.post(f"/api/campaigns/{first['id']}/schedule", headers=AUTH)
     await wait_until(lambda: _queued(client, first["id"]))
-    record = await client.app[DB].run(lambda s: s.exec(
-        select(MessageRecord).where(MessageRecord.idempotency_key.like(f"campaign:{first['id']}:%"))).one())
+    record = await client.app[DB].run(
+        lambda s: s.exec(
+            select(MessageRecord).where(MessageRecord.idempotency_key.like(f"campaign:{first['id']}:%"))
+        ).one()
+    )
     assert record.status == "pending"  # postponed, not dropped
     wait = record.next_attempt_at.replace(tzinfo=now.tzinfo) - now
     assert timedelta(hours=1) < wait <= timedelta(hours=2, minutes=1)
@@ -186,15 +207,24 @@ async def test_quiet_hours_postpone_and_the_cap_skips(aiohttp_client, marketing_
 
 
 async def _queued(client, campaign_id):
-    return await client.app[DB].run(lambda s: s.exec(
-        select(Dispatch).where(Dispatch.source == "campaign", Dispatch.source_id == campaign_id)).first())
+    return await client.app[DB].run(
+        lambda s: s.exec(
+            select(Dispatch).where(Dispatch.source == "campaign", Dispatch.source_id == campaign_id)
+        ).first()
+    )
 
 
-async def test_opt_out_while_postponed_withdraws_the_message(aiohttp_client, marketing_settings, recognizer,
-                                                            fake_twilio):
+async def test_opt_out_while_postponed_withdraws_the_message(
+    aiohttp_client, marketing_settings, recognizer, fake_twilio
+):
     now = utcnow()
-    settings = changed(marketing_settings, default_timezone="UTC", quiet_hours="{}-{}".format(
-        (now - timedelta(hours=1)).strftime("%H:%M"), (now + timedelta(hours=2)).strftime("%H:%M")))
+    settings = changed(
+        marketing_settings,
+        default_timezone="UTC",
+        quiet_hours="{}-{}".format(
+            (now - timedelta(hours=1)).strftime("%H:%M"), (now + timedelta(hours=2)).strftime("%H:%M")
+        ),
+    )
     client = await aiohttp_client(create_app(settings, recognizer))
     wa = TwilioShopper(client, fake_twilio, "whatsapp", "+15555550105")
     await wa.say("subscribe")
@@ -208,17 +238,25 @@ async def test_opt_out_while_postponed_withdraws_the_message(aiohttp_client, mar
     def quiet_hours_end(session):
         row = session.exec(select(MessageRecord).where(MessageRecord.idempotency_key.like("campaign:%"))).one()
         row.next_attempt_at = utcnow()
+
     await client.app[DB].run(quiet_hours_end)
     client.app[OUTBOX].notify()
-    row = await wait_until(lambda: client.app[DB].run(lambda s: s.exec(
-        select(MessageRecord).where(MessageRecord.idempotency_key.like("campaign:%"),
-                                    MessageRecord.status != "pending")).first()))
+    row = await wait_until(
+        lambda: client.app[DB].run(
+            lambda s: s.exec(
+                select(MessageRecord).where(
+                    MessageRecord.idempotency_key.like("campaign:%"), MessageRecord.status != "pending"
+                )
+            ).first()
+        )
+    )
     assert row.status == "skipped" and row.error_reason == "opted_out"
     assert not [r for r in fake_twilio.delivered() if r["body"] == "Tomorrow only!"]
 
 
-async def test_admin_api_refuses_without_the_token_and_explains_bad_campaigns(app_client, aiohttp_client,
-                                                                              channel_settings, recognizer):
+async def test_admin_api_refuses_without_the_token_and_explains_bad_campaigns(
+    app_client, aiohttp_client, channel_settings, recognizer
+):
     assert (await app_client.get("/api/campaigns")).status == 401
     assert (await app_client.get("/api/campaigns", headers={"Authorization": "Bearer nope"})).status == 401
     off = await aiohttp_client(create_app(channel_settings, recognizer))  # no ADMIN_TOKEN set
@@ -259,8 +297,12 @@ async def test_a_scheduled_campaign_survives_a_restart(aiohttp_client, marketing
     wa = TwilioShopper(first, fake_twilio, "whatsapp", "+14155550106")
     await wa.say("subscribe")
     await wa.say("yes")  # a subscription is confirmed
-    spec = {"name": "After restart", "segment": {"channel": "whatsapp"}, "messages": {"en": "Still here!"},
-            "send_at": (utcnow() + timedelta(seconds=2)).isoformat()}
+    spec = {
+        "name": "After restart",
+        "segment": {"channel": "whatsapp"},
+        "messages": {"en": "Still here!"},
+        "send_at": (utcnow() + timedelta(seconds=2)).isoformat(),
+    }
     campaign = await (await first.post("/api/campaigns", json=spec, headers=AUTH)).json()
     await first.post(f"/api/campaigns/{campaign['id']}/schedule", headers=AUTH)
     await first.close()  # the service stops before the send time
@@ -279,8 +321,12 @@ async def test_runs_missed_while_down_are_caught_up_once(aiohttp_client, marketi
     wa = TwilioShopper(first, fake_twilio, "whatsapp", "+14155550107")
     await wa.say("subscribe")
     await wa.say("yes")  # a subscription is confirmed
-    spec = {"name": "Every minute", "segment": {"channel": "whatsapp"}, "messages": {"en": "Minute deal"},
-            "cron": "* * * * *"}
+    spec = {
+        "name": "Every minute",
+        "segment": {"channel": "whatsapp"},
+        "messages": {"en": "Minute deal"},
+        "cron": "* * * * *",
+    }
     campaign = await (await first.post("/api/campaigns", json=spec, headers=AUTH)).json()
     await first.post(f"/api/campaigns/{campaign['id']}/schedule", headers=AUTH)
     # The service was down for ten minutes: ten fire times of this job went by.
@@ -323,12 +369,15 @@ async def test_the_preview_counts_who_will_really_receive_it_and_why_not_the_oth
     assert body["samples"][0]["channel"] == "whatsapp"
 
 
-@pytest.mark.parametrize("template, name, expected", [
-    ("Hi {name}, our boots are in.", "", "Hi, our boots are in."),
-    ("Hi {name}, our boots are in.", "Ana", "Hi Ana, our boots are in."),
-    ("{name}, our boots are in.", "", "our boots are in."),
-    ("Boots for you {name}!", "", "Boots for you!"),
-])
+@pytest.mark.parametrize(
+    "template, name, expected",
+    [
+        ("Hi {name}, our boots are in.", "", "Hi, our boots are in."),
+        ("Hi {name}, our boots are in.", "Ana", "Hi Ana, our boots are in."),
+        ("{name}, our boots are in.", "", "our boots are in."),
+        ("Boots for you {name}!", "", "Boots for you!"),
+    ],
+)
 def test_a_missing_name_leaves_no_gap(template, name, expected):
     from bot.marketing.campaigns import fill
 
@@ -339,10 +388,13 @@ async def test_a_campaign_link_opens_its_product(app_client, fake_twilio):
     wa = TwilioShopper(app_client, fake_twilio, "whatsapp", "+14155550114")
     await wa.say("subscribe")
     await wa.say("yes")  # a subscription is confirmed
-    spec = {"name": "Runners", "segment": {"channel": "whatsapp"}, "messages": {"en": "New runners {link}"},
-            "link": {"product": "RUN-AERO"}}
-    bad = await app_client.post("/api/campaigns", json={**spec, "link": {"product": "no spaces allowed"}},
-                                headers=AUTH)
+    spec = {
+        "name": "Runners",
+        "segment": {"channel": "whatsapp"},
+        "messages": {"en": "New runners {link}"},
+        "link": {"product": "RUN-AERO"},
+    }
+    bad = await app_client.post("/api/campaigns", json={**spec, "link": {"product": "no spaces allowed"}}, headers=AUTH)
     assert bad.status == 400
     campaign = await (await app_client.post("/api/campaigns", json=spec, headers=AUTH)).json()
     assert campaign["link"] == {"product": "RUN-AERO"}

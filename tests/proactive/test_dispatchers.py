@@ -1,6 +1,7 @@
 """OUTBOX_WORKERS: the scheduler process starts extra outbox dispatcher processes on PostgreSQL;
 together they send a campaign once to everyone, survive one of them being killed, and do not
 outlive the scheduler. On SQLite the setting falls back to one dispatcher, with a warning."""
+
 from __future__ import annotations
 
 import asyncio
@@ -37,12 +38,27 @@ class Scheduler:
 
     def __init__(self, database_url: str, fake: FakeTwilio, **extra: str) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("TWILIO_", "MESSENGER_", "SEND_RATE"))}
-        env.update({"DATABASE_URL": database_url, "TWILIO_ACCOUNT_SID": fake.account_sid,
-                    "TWILIO_AUTH_TOKEN": fake.auth_token, "TWILIO_SMS_FROM": "+15550001111",
-                    "TWILIO_API_BASE": fake.url, "QUIET_HOURS": "", "LOG_LEVEL": "INFO", **extra})
+        env.update(
+            {
+                "DATABASE_URL": database_url,
+                "TWILIO_ACCOUNT_SID": fake.account_sid,
+                "TWILIO_AUTH_TOKEN": fake.auth_token,
+                "TWILIO_SMS_FROM": "+15550001111",
+                "TWILIO_API_BASE": fake.url,
+                "QUIET_HOURS": "",
+                "LOG_LEVEL": "INFO",
+                **extra,
+            }
+        )
         self.env = env
-        self.proc = subprocess.Popen([sys.executable, "app.py", "scheduler"], cwd=ROOT, env=env,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "app.py", "scheduler"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         self.lines: list[dict] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -96,8 +112,14 @@ def make_campaign(database_url: str, recipients: int) -> tuple[int, list[str]]:
 
 
 def schedule(env: dict[str, str], campaign_id: int) -> None:
-    subprocess.run([sys.executable, "app.py", "campaign", "schedule", str(campaign_id)], cwd=ROOT, env=env,
-                   check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        [sys.executable, "app.py", "campaign", "schedule", str(campaign_id)],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
 
 
 def per_number(fake: FakeTwilio) -> Counter:
@@ -134,11 +156,14 @@ async def test_two_dispatchers_send_a_campaign_once_to_everyone(database_url, fa
     else:  # SQLite serves one process: one dispatcher sent it all, and the log says why
         assert extra == []
         assert sent == [len(numbers)]
-        assert scheduler.logged("OUTBOX_WORKERS above 1 needs PostgreSQL (SQLite serves one process); "
-                                "one dispatcher runs")
+        assert scheduler.logged(
+            "OUTBOX_WORKERS above 1 needs PostgreSQL (SQLite serves one process); one dispatcher runs"
+        )
 
 
-@pytest.mark.skipif(not TEST_DATABASE_URL, reason="several dispatcher processes need PostgreSQL (set TEST_DATABASE_URL)")
+@pytest.mark.skipif(
+    not TEST_DATABASE_URL, reason="several dispatcher processes need PostgreSQL (set TEST_DATABASE_URL)"
+)
 async def test_a_killed_dispatcher_is_replaced_and_none_outlives_the_scheduler(database_url, fake_twilio):
     fake_twilio.delay = 0.2
     campaign_id, numbers = make_campaign(database_url, 4000)
@@ -167,19 +192,33 @@ async def test_a_killed_dispatcher_is_replaced_and_none_outlives_the_scheduler(d
 
 async def test_a_shoppers_messages_keep_their_order_across_dispatchers(database_url, fake_twilio):
     """While one dispatcher sends a shopper's first message, another does not send their second."""
-    settings = Settings(_env_file=None, database_url=database_url, twilio_account_sid=fake_twilio.account_sid,
-                        twilio_auth_token=fake_twilio.auth_token, twilio_sms_from="+15550001111",
-                        twilio_api_base=fake_twilio.url)
+    settings = Settings(
+        _env_file=None,
+        database_url=database_url,
+        twilio_account_sid=fake_twilio.account_sid,
+        twilio_auth_token=fake_twilio.auth_token,
+        twilio_sms_from="+15550001111",
+        twilio_api_base=fake_twilio.url,
+    )
     db = Database(database_url)
     db.create_schema()
     alice, bob = add_sms_shoppers(db, 2, "+1646")
-    for key, customer, text in (("a1", "crash0000000", "first"), ("a2", "crash0000000", "second"),
-                                ("b1", "crash0000001", "other shopper")):
-        db.transaction(lambda s, key=key, customer=customer, text=text: queue_to_customer(
-            s, customer, key, OutboundMessage(text=text, kind="update"), channel="sms"))
+    for key, customer, text in (
+        ("a1", "crash0000000", "first"),
+        ("a2", "crash0000000", "second"),
+        ("b1", "crash0000001", "other shopper"),
+    ):
+        db.transaction(
+            lambda s, key=key, customer=customer, text=text: queue_to_customer(
+                s, customer, key, OutboundMessage(text=text, kind="update"), channel="sms"
+            )
+        )
     for customer, number in (("crash0000000", alice), ("crash0000001", bob)):
-        db.transaction(lambda s, customer=customer, number=number: s.execute(
-            update(MessageRecord).where(MessageRecord.customer_id == customer).values(address=number)))
+        db.transaction(
+            lambda s, customer=customer, number=number: s.execute(
+                update(MessageRecord).where(MessageRecord.customer_id == customer).values(address=number)
+            )
+        )
     first, second = (Outbox(db, enabled(settings), batch=1) for _ in range(2))  # one message per claim
     fake_twilio.delay = 0.5
     try:
@@ -199,7 +238,8 @@ async def test_a_shoppers_messages_keep_their_order_across_dispatchers(database_
 
 def test_an_extra_dispatcher_on_sqlite_is_refused_with_the_reason(tmp_path):
     env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'shop.db'}"}
-    done = subprocess.run([sys.executable, "app.py", "outbox"], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=120)
+    done = subprocess.run(
+        [sys.executable, "app.py", "outbox"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 2
     assert "needs PostgreSQL" in done.stderr

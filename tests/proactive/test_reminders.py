@@ -1,4 +1,5 @@
 """Abandoned-cart reminders and back-in-stock notices, end to end through the fakes."""
+
 from __future__ import annotations
 
 import asyncio
@@ -17,12 +18,18 @@ from tests.proactive.test_campaigns import AUTH, changed, wait_until
 
 @pytest.fixture
 def reminder_settings(channel_settings):
-    return changed(channel_settings, admin_token="marketing-secret", quiet_hours="",
-                   cart_reminder_delays="1s,2s", cart_scan_interval_seconds=0.2)
+    return changed(
+        channel_settings,
+        admin_token="marketing-secret",
+        quiet_hours="",
+        cart_reminder_delays="1s,2s",
+        cart_scan_interval_seconds=0.2,
+    )
 
 
-async def test_two_cart_reminders_then_the_checkout_honours_the_code(aiohttp_client, reminder_settings,
-                                                                      recognizer, fake_twilio):
+async def test_two_cart_reminders_then_the_checkout_honours_the_code(
+    aiohttp_client, reminder_settings, recognizer, fake_twilio
+):
     client = await aiohttp_client(create_app(reminder_settings, recognizer))
     wa = TwilioShopper(client, fake_twilio, "whatsapp", "+14155550201")
     await wa.say("subscribe")
@@ -47,9 +54,12 @@ async def test_two_cart_reminders_then_the_checkout_honours_the_code(aiohttp_cli
     assert "Total:" in out and "Place the order?" in out
     out = await wa.say("yes")
     assert "Code COMEBACK10 is applied." in out
-    order, cart = await client.app[DB].run(lambda s: (
-        s.exec(select(Order).order_by(Order.id.desc())).first(),
-        s.exec(select(Cart).order_by(Cart.id.desc())).first()))
+    order, cart = await client.app[DB].run(
+        lambda s: (
+            s.exec(select(Order).order_by(Order.id.desc())).first(),
+            s.exec(select(Cart).order_by(Cart.id.desc())).first(),
+        )
+    )
     assert order.discount_code == "COMEBACK10" and order.discount_cents > 0
     assert order.shipping_cents == 0  # over $50 after the discount
     assert order.total_cents + order.discount_cents == 10 * order.discount_cents  # 10% off
@@ -58,17 +68,23 @@ async def test_two_cart_reminders_then_the_checkout_honours_the_code(aiohttp_cli
     assert metrics["carts"] == {"carts_reminded": 1, "carts_recovered": 1, "recovery_rate": 1.0}
 
 
-async def test_a_shopper_who_never_opted_in_is_reminded_inside_the_window(aiohttp_client, reminder_settings,
-                                                                        recognizer, fake_twilio):
+async def test_a_shopper_who_never_opted_in_is_reminded_inside_the_window(
+    aiohttp_client, reminder_settings, recognizer, fake_twilio
+):
     """A reminder about their own cart while they are talking to us is a service message on
     WhatsApp: free-form, no opt-in needed. Outside the window it would need one (and a template)."""
-    client = await aiohttp_client(create_app(changed(reminder_settings, cart_reminder_delays="1s,1h",
-                                                     whatsapp_cart_template_sid="HX" + "c" * 32), recognizer))
+    client = await aiohttp_client(
+        create_app(
+            changed(reminder_settings, cart_reminder_delays="1s,1h", whatsapp_cart_template_sid="HX" + "c" * 32),
+            recognizer,
+        )
+    )
     wa = TwilioShopper(client, fake_twilio, "whatsapp", "+14155550205")
     await wa.say("Do you have the Trail Blazer Runner in size 9?")
     assert "Added 1 × Trail Blazer Runner" in await wa.say("1")
-    consent = await client.app[DB].run(lambda s: s.exec(
-        select(Customer.marketing_consent).where(Customer.phone == "+14155550205")).one())
+    consent = await client.app[DB].run(
+        lambda s: s.exec(select(Customer.marketing_consent).where(Customer.phone == "+14155550205")).one()
+    )
     assert consent is None  # never asked, never said yes
 
     first = await wait_until(lambda: _reminders(wa, 1), timeout=10)
@@ -83,8 +99,9 @@ async def _reminders(wa: TwilioShopper, at_least: int):
     return found if len(found) >= at_least else None
 
 
-async def test_no_reminder_for_an_emptied_cart_or_without_consent(aiohttp_client, reminder_settings, recognizer,
-                                                                   fake_twilio):
+async def test_no_reminder_for_an_emptied_cart_or_without_consent(
+    aiohttp_client, reminder_settings, recognizer, fake_twilio
+):
     client = await aiohttp_client(create_app(reminder_settings, recognizer))
     emptied = TwilioShopper(client, fake_twilio, "whatsapp", "+14155550202")
     await emptied.say("subscribe")
@@ -140,8 +157,9 @@ async def _join_aero_waitlist_on_the_web(client) -> WebShopper:
     return web
 
 
-async def test_a_web_shopper_finds_the_restock_notice_in_the_web_chat(aiohttp_client, reminder_settings, recognizer,
-                                                                      fake_twilio):
+async def test_a_web_shopper_finds_the_restock_notice_in_the_web_chat(
+    aiohttp_client, reminder_settings, recognizer, fake_twilio
+):
     client = await aiohttp_client(create_app(reminder_settings, recognizer))
     web = await _join_aero_waitlist_on_the_web(client)
     # Told the truth: the notice waits in this chat; a phone channel is offered.
@@ -164,7 +182,8 @@ async def test_a_web_shopper_finds_the_restock_notice_in_the_web_chat(aiohttp_cl
 
 
 async def test_a_web_shopper_who_takes_the_phone_offer_gets_the_notice_on_whatsapp(
-        aiohttp_client, reminder_settings, recognizer, fake_twilio):
+    aiohttp_client, reminder_settings, recognizer, fake_twilio
+):
     client = await aiohttp_client(create_app(reminder_settings, recognizer))
     web = await _join_aero_waitlist_on_the_web(client)
     await web.tap("Get it on WhatsApp")
@@ -176,13 +195,15 @@ async def test_a_web_shopper_who_takes_the_phone_offer_gets_the_notice_on_whatsa
     await web.say("thanks")  # back on the web: the notice still goes to the phone
     await client.put("/api/inventory/RUN-AERO-9-WHT", json={"stock": 3}, headers=AUTH)
     assert "Aero Runner (9, white) is back in stock" in await wa.replies()
-    notices = await client.app[DB].run(lambda s: s.exec(
-        select(MessageRecord.channel).where(MessageRecord.idempotency_key.like("restock:%"))).all())
+    notices = await client.app[DB].run(
+        lambda s: s.exec(select(MessageRecord.channel).where(MessageRecord.idempotency_key.like("restock:%"))).all()
+    )
     assert notices == ["whatsapp"]
 
 
-async def test_a_notice_whatsapp_cannot_take_waits_in_the_web_chat(aiohttp_client, reminder_settings, recognizer,
-                                                                   fake_twilio):
+async def test_a_notice_whatsapp_cannot_take_waits_in_the_web_chat(
+    aiohttp_client, reminder_settings, recognizer, fake_twilio
+):
     """Linked to WhatsApp, but silent there for two days and no restock template set: the notice
     cannot go to WhatsApp, so it waits in the shopper's web chat rather than being lost."""
     from datetime import timedelta
@@ -195,13 +216,17 @@ async def test_a_notice_whatsapp_cannot_take_waits_in_the_web_chat(aiohttp_clien
     code = re.search(r"send the code (\d{6})", web.texts()).group(1)
     wa = TwilioShopper(client, fake_twilio, "whatsapp", "+14155550207")
     await wa.say(code)
-    await client.app[DB].run(lambda s: [
-        setattr(m, "created_at", utcnow() - timedelta(days=2))
-        for m in s.exec(select(MessageRecord).where(MessageRecord.direction == "in")).all()])
+    await client.app[DB].run(
+        lambda s: [
+            setattr(m, "created_at", utcnow() - timedelta(days=2))
+            for m in s.exec(select(MessageRecord).where(MessageRecord.direction == "in")).all()
+        ]
+    )
 
     resp = await client.put("/api/inventory/RUN-AERO-9-WHT", json={"stock": 3}, headers=AUTH)
     assert (await resp.json())["waitlist"] == {"queued": 1}
-    notice = await client.app[DB].run(lambda s: s.exec(
-        select(MessageRecord).where(MessageRecord.idempotency_key.like("restock:%"))).one())
+    notice = await client.app[DB].run(
+        lambda s: s.exec(select(MessageRecord).where(MessageRecord.idempotency_key.like("restock:%"))).one()
+    )
     assert notice.channel == "web" and "back in stock" in notice.text
     assert "back in stock" not in await wa.replies()

@@ -1,5 +1,6 @@
 """Marking an order shipped: the admin API and `python app.py order ship`, one function behind
 both; the shopper told through the outbox on their channel, through the fakes."""
+
 from __future__ import annotations
 
 import asyncio
@@ -47,15 +48,26 @@ def ship(client, number, body, headers=AUTH):
     return client.post(f"/api/orders/{number}/shipment", json=body, headers=headers)
 
 
-@pytest.mark.parametrize("carrier, tracking, name, url", [
-    ("ups", "1z 999 aa1 0123456784", "UPS", "https://www.ups.com/track?tracknum=1Z999AA10123456784"),
-    ("USPS", "9400111899223456789012", "USPS",
-     "https://tools.usps.com/go/TrackConfirmAction?tLabels=9400111899223456789012"),
-    ("Fed Ex", "123456789012", "FedEx", "https://www.fedex.com/fedextrack/?trknbr=123456789012"),
-    ("dhl", "JD014600006281230704", "DHL",
-     "https://www.dhl.com/global-en/home/tracking/tracking-express.html?submit=1&tracking-id=JD014600006281230704"),
-    ("Royal Mail", "AB123456789GB", "Royal Mail", None),
-])
+@pytest.mark.parametrize(
+    "carrier, tracking, name, url",
+    [
+        ("ups", "1z 999 aa1 0123456784", "UPS", "https://www.ups.com/track?tracknum=1Z999AA10123456784"),
+        (
+            "USPS",
+            "9400111899223456789012",
+            "USPS",
+            "https://tools.usps.com/go/TrackConfirmAction?tLabels=9400111899223456789012",
+        ),
+        ("Fed Ex", "123456789012", "FedEx", "https://www.fedex.com/fedextrack/?trknbr=123456789012"),
+        (
+            "dhl",
+            "JD014600006281230704",
+            "DHL",
+            "https://www.dhl.com/global-en/home/tracking/tracking-express.html?submit=1&tracking-id=JD014600006281230704",
+        ),
+        ("Royal Mail", "AB123456789GB", "Royal Mail", None),
+    ],
+)
 def test_known_carriers_get_a_tracking_link(carrier, tracking, name, url):
     shipment = parcel(carrier, tracking)
     assert (shipment.carrier, shipment.tracking_url) == (name, url)
@@ -68,9 +80,14 @@ async def test_the_admin_api_ships_a_paid_order_and_tells_the_web_shopper(shop):
     number, path = await place_order(shopper)
 
     assert (await ship(shop, number, {"carrier": "UPS", "tracking_number": TRACKING}, headers={})).status == 401
-    bad = [({"carrier": "UPS"}, 400), ({"carrier": "UPS", "tracking_number": TRACKING, "eta": "soon"}, 400),
-           ({"carrier": "", "tracking_number": TRACKING}, 400), ({"carrier": "UPS", "tracking_number": "<b>"}, 400),
-           ({"carrier": 5, "tracking_number": TRACKING}, 400), (["UPS"], 400)]
+    bad = [
+        ({"carrier": "UPS"}, 400),
+        ({"carrier": "UPS", "tracking_number": TRACKING, "eta": "soon"}, 400),
+        ({"carrier": "", "tracking_number": TRACKING}, 400),
+        ({"carrier": "UPS", "tracking_number": "<b>"}, 400),
+        ({"carrier": 5, "tracking_number": TRACKING}, 400),
+        (["UPS"], 400),
+    ]
     for body, status in bad:
         resp = await ship(shop, number, body)
         assert resp.status == status and "error" in await resp.json(), body
@@ -96,8 +113,10 @@ async def test_the_admin_api_ships_a_paid_order_and_tells_the_web_shopper(shop):
     assert f"Good news: order #{number} has shipped with UPS, tracking number {TRACKING}." in notices[0]["text"]
     assert notices[0]["links"] == [{"title": "Track parcel", "url": body["tracking_url"]}]
     await shopper.say("when will it arrive?")
-    assert (f"Order #{number} is on its way with UPS (tracking number {TRACKING}) and arrives by "
-            f"{arrives_after_shipping()}.") == shopper.texts()
+    assert (
+        f"Order #{number} is on its way with UPS (tracking number {TRACKING}) and arrives by "
+        f"{arrives_after_shipping()}."
+    ) == shopper.texts()
     assert shopper.last[0]["links"][0]["url"] == body["tracking_url"]
 
 
@@ -128,8 +147,11 @@ async def test_a_whatsapp_shopper_is_told_on_whatsapp_once(shop, fake_twilio):
     assert f"arrives by {arrives_after_shipping()}" in notice
     assert "Track parcel: https://www.fedex.com/fedextrack/?trknbr=123456789012" in notice
     assert "on its way with FedEx (tracking number 123456789012)" in await wa.say("when will it arrive?")
-    keys = await shop.app[DB].run(lambda s: s.exec(
-        select(MessageRecord.idempotency_key).where(MessageRecord.idempotency_key.like("shipment:%"))).all())
+    keys = await shop.app[DB].run(
+        lambda s: s.exec(
+            select(MessageRecord.idempotency_key).where(MessageRecord.idempotency_key.like("shipment:%"))
+        ).all()
+    )
     assert len(keys) == 1 and keys[0].startswith("shipment:")  # one per order
 
 
@@ -144,15 +166,17 @@ async def test_messenger_gets_the_shipping_notice_with_its_tag_outside_the_windo
     order = await shop.app[DB].run(lambda s: s.exec(select(Order).order_by(Order.id.desc())).first())
     await pay(shop, order.payment_url.removeprefix("https://shop.example.com"))
     await fb.replies()
-    await shop.app[DB].run(lambda s: [  # the shopper last wrote three days ago
-        setattr(m, "created_at", utcnow() - timedelta(days=3))
-        for m in s.exec(select(MessageRecord).where(MessageRecord.direction == "in")).all()])
+    await shop.app[DB].run(
+        lambda s: [  # the shopper last wrote three days ago
+            setattr(m, "created_at", utcnow() - timedelta(days=3))
+            for m in s.exec(select(MessageRecord).where(MessageRecord.direction == "in")).all()
+        ]
+    )
 
     assert (await ship(shop, number, {"carrier": "DHL", "tracking_number": "JD014600006281230704"})).status == 200
     sent = await fb.replies()
     shipped = [m for m in sent if "has shipped" in json.dumps(m)]
-    assert shipped and all(m["messaging_type"] == "MESSAGE_TAG" and m["tag"] == "POST_PURCHASE_UPDATE"
-                           for m in shipped)
+    assert shipped and all(m["messaging_type"] == "MESSAGE_TAG" and m["tag"] == "POST_PURCHASE_UPDATE" for m in shipped)
 
 
 async def test_the_command_line_ships_and_the_running_server_sends_the_notice(shop, fake_twilio, channel_settings):
@@ -167,12 +191,23 @@ async def test_the_command_line_ships_and_the_running_server_sends_the_notice(sh
     await wa.replies()
 
     # The same settings as the server's (no quiet hours), or the notice waits for the morning.
-    env = {**os.environ, "DATABASE_URL": channel_settings.database_url, "ADMIN_TOKEN": "", "LOG_LEVEL": "WARNING",
-           "QUIET_HOURS": ""}
+    env = {
+        **os.environ,
+        "DATABASE_URL": channel_settings.database_url,
+        "ADMIN_TOKEN": "",
+        "LOG_LEVEL": "WARNING",
+        "QUIET_HOURS": "",
+    }
 
     def cli(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "app.py", "order", "ship", *args], cwd=ROOT, env=env,
-                              capture_output=True, text=True, timeout=120)
+        return subprocess.run(
+            [sys.executable, "app.py", "order", "ship", *args],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
     missing = await asyncio.to_thread(cli, "99999", "--carrier", "UPS", "--tracking", TRACKING)
     assert missing.returncode == 2 and "no order #99999" in missing.stderr

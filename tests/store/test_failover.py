@@ -1,6 +1,7 @@
 """PostgreSQL drops every connection of the service (a restart or a failover): the next turns
 succeed without a restart of the service, a turn cut off mid-transaction runs again, and the
 scheduler takes its leadership back."""
+
 from __future__ import annotations
 
 import asyncio
@@ -32,10 +33,13 @@ def drop_every_connection() -> int:
     with side_connection() as conn:
         killed = conn.execute(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid()").fetchone()[0]
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchone()[0]
         for _ in range(200):  # until they are gone
-            left = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                                "AND pid <> pg_backend_pid() AND backend_type = 'client backend'").fetchone()[0]
+            left = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
+            ).fetchone()[0]
             if not left:
                 break
             time.sleep(0.02)
@@ -87,9 +91,14 @@ async def test_a_turn_cut_off_mid_transaction_runs_again(client):
 
         def turn_is_waiting() -> bool:
             with side_connection() as conn:
-                return conn.execute(
-                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                    "AND wait_event_type = 'Lock' AND pid <> %s", (locker.info.backend_pid,)).fetchone()[0] > 0
+                return (
+                    conn.execute(
+                        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                        "AND wait_event_type = 'Lock' AND pid <> %s",
+                        (locker.info.backend_pid,),
+                    ).fetchone()[0]
+                    > 0
+                )
 
         assert await wait_for(turn_is_waiting, timeout=15)
         # ... when the database drops every connection, that one included.

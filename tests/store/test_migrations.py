@@ -1,6 +1,7 @@
 """Schema migrations: running them from empty makes the same store as `create_schema` does, the
 newest revision matches the models, and `python app.py migrate` upgrades once and then does
 nothing. On SQLite, and on the PostgreSQL server of TEST_DATABASE_URL when it is set."""
+
 from __future__ import annotations
 
 import os
@@ -20,8 +21,15 @@ from bot.store.database import Database, make_engine
 from tests.conftest import TEST_DATABASE_URL
 
 ROOT = Path(__file__).resolve().parents[2]
-BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.skipif(
-    not TEST_DATABASE_URL, reason="PostgreSQL migrations need a server (set TEST_DATABASE_URL)"))]
+BACKENDS = [
+    "sqlite",
+    pytest.param(
+        "postgresql",
+        marks=pytest.mark.skipif(
+            not TEST_DATABASE_URL, reason="PostgreSQL migrations need a server (set TEST_DATABASE_URL)"
+        ),
+    ),
+]
 
 
 @pytest.fixture
@@ -61,9 +69,18 @@ def reflected(engine: Engine) -> dict:
         found = {}
         for table in sorted(inspector.get_table_names()):
             found[table] = {
-                "columns": [(c["name"], c["type"].compile(dialect=dialect), c["nullable"], c["default"],
-                             c.get("autoincrement"), c.get("computed"), c.get("identity"))
-                            for c in inspector.get_columns(table)],
+                "columns": [
+                    (
+                        c["name"],
+                        c["type"].compile(dialect=dialect),
+                        c["nullable"],
+                        c["default"],
+                        c.get("autoincrement"),
+                        c.get("computed"),
+                        c.get("identity"),
+                    )
+                    for c in inspector.get_columns(table)
+                ],
                 "primary key": _plain(inspector.get_pk_constraint(table)),
                 "indexes": sorted(_plain(inspector.get_indexes(table)), key=repr),
                 "unique": sorted(_plain(inspector.get_unique_constraints(table)), key=repr),
@@ -134,7 +151,8 @@ def test_a_store_made_before_migrations_is_adopted(new_url):
         outcome = schema.upgrade(engine)
         assert (outcome.action, outcome.after) == ("adopted", schema.head())
         assert [step.split()[0] for step in outcome.applied] == [  # the revisions after the baseline
-            rev.revision for rev in reversed(list(schema.scripts().iterate_revisions("head", schema.BASELINE)))]
+            rev.revision for rev in reversed(list(schema.scripts().iterate_revisions("head", schema.BASELINE)))
+        ]
         assert schema.upgrade(engine).action == "none"
     finally:
         engine.dispose()
@@ -161,8 +179,9 @@ def test_create_schema_upgrades_an_old_sqlite_store_and_refuses_an_unknown_revis
 
 def migrate(database_url: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "DATABASE_URL": database_url}
-    return subprocess.run([sys.executable, "app.py", "migrate"], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "app.py", "migrate"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_migrate_command_upgrades_once_then_does_nothing(tmp_path):

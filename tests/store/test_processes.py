@@ -1,4 +1,5 @@
 """Two service processes on one PostgreSQL database take turns per customer (advisory locks)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -20,6 +21,7 @@ pytestmark = pytest.mark.skipif(
 async def test_two_workers_one_shopper_no_lost_or_doubled_update(settings, recognizer):
     first, second = create_app(settings, recognizer), create_app(settings, recognizer)
     async with TestClient(TestServer(first)) as a, TestClient(TestServer(second)) as b:
+
         def restock(session):
             session.get(Variant, "TEE-CLASSIC-M-WHT").stock = 100
 
@@ -28,6 +30,9 @@ async def test_two_workers_one_shopper_no_lost_or_doubled_update(settings, recog
         shopper_b = WebShopper(b, shopper_a.token)  # the same session, served by the other worker
         command = '/add_to_cart {"product":"TEE-CLASSIC","size":"M","colour":"white"}'
         await asyncio.gather(*[s.say(command) for s in [shopper_a, shopper_b] * 10])
-        quantity = await a.app[DB].run(lambda s: s.exec(
-            select(CartItem.quantity).join(Cart, Cart.id == CartItem.cart_id).where(Cart.status == "open")).one())
+        quantity = await a.app[DB].run(
+            lambda s: s.exec(
+                select(CartItem.quantity).join(Cart, Cart.id == CartItem.cart_id).where(Cart.status == "open")
+            ).one()
+        )
         assert quantity == 20

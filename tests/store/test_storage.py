@@ -1,4 +1,5 @@
 """The botbuilder Storage on SQL: round trips, eTag conflicts, and data that survives restarts."""
+
 from __future__ import annotations
 
 import asyncio

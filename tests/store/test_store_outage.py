@@ -1,6 +1,7 @@
 """A store that cannot take a write in time: webhooks answer 503 with Retry-After within the store
 timeout (providers retry, and lose nothing), `/readyz` says so, and once the lock is gone the
 provider's retry is stored and answered once."""
+
 from __future__ import annotations
 
 import time
@@ -40,8 +41,9 @@ def locker(database_url):
     engine.dispose()
 
 
-async def test_a_locked_store_is_a_fast_503_and_the_retry_is_answered_once(aiohttp_client, channel_settings,
-                                                                           recognizer, fake_twilio, locker):
+async def test_a_locked_store_is_a_fast_503_and_the_retry_is_answered_once(
+    aiohttp_client, channel_settings, recognizer, fake_twilio, locker
+):
     client = await aiohttp_client(create_app(changed(channel_settings, store_timeout_seconds=1.0), recognizer))
     shopper = TwilioShopper(client, fake_twilio, "whatsapp", NUMBER)
     assert (await client.get("/readyz")).status == 200
@@ -68,14 +70,16 @@ async def test_a_locked_store_is_a_fast_503_and_the_retry_is_answered_once(aioht
     assert again.status == 200 and await shopper.replies(0.3) == ""
 
     def inbound(session: Session) -> int:
-        return session.execute(select(func.count()).select_from(MessageRecord).where(
-            MessageRecord.direction == "in")).scalar_one()
+        return session.execute(
+            select(func.count()).select_from(MessageRecord).where(MessageRecord.direction == "in")
+        ).scalar_one()
 
     assert await client.app[DB].run(inbound) == 1  # stored once, for all three tries
 
 
-async def test_a_flood_is_stored_and_answered_with_one_notice(aiohttp_client, channel_settings, recognizer,
-                                                              fake_twilio):
+async def test_a_flood_is_stored_and_answered_with_one_notice(
+    aiohttp_client, channel_settings, recognizer, fake_twilio
+):
     settings = changed(channel_settings, sender_rate_limit=4, sender_rate_window_seconds=60)
     client = await aiohttp_client(create_app(settings, recognizer))
     shopper = TwilioShopper(client, fake_twilio, "whatsapp", NUMBER)
@@ -87,8 +91,11 @@ async def test_a_flood_is_stored_and_answered_with_one_notice(aiohttp_client, ch
     assert await other.say("hi")  # someone else is not limited
 
     def stored(session: Session) -> list[tuple[str, str | None]]:
-        rows = session.execute(select(MessageRecord.text, MessageRecord.error_reason).where(
-            MessageRecord.direction == "in").order_by(MessageRecord.id)).all()
+        rows = session.execute(
+            select(MessageRecord.text, MessageRecord.error_reason)
+            .where(MessageRecord.direction == "in")
+            .order_by(MessageRecord.id)
+        ).all()
         return [tuple(r) for r in rows]
 
     rows = await client.app[DB].run(stored)

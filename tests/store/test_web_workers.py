@@ -1,5 +1,6 @@
 """WEB_WORKERS: several serving processes behind one port on PostgreSQL keep one shopper's turns
 in order (a burst split over the workers loses and doubles nothing); SQLite falls back to one."""
+
 from __future__ import annotations
 
 import asyncio
@@ -37,13 +38,22 @@ class Server:
     def __init__(self, database_url: str, workers: int, log_path: Path) -> None:
         self.port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith(("TWILIO_", "MESSENGER_"))}
-        env.update({"DATABASE_URL": database_url, "PORT": str(self.port), "WEB_WORKERS": str(workers),
-                    "LOG_LEVEL": "INFO", "QUIET_HOURS": "", "BOT_DISCLOSURE": "off",
-                    "SENDER_RATE_LIMIT": "0"})  # a burst of one shopper, not a flood to refuse
+        env.update(
+            {
+                "DATABASE_URL": database_url,
+                "PORT": str(self.port),
+                "WEB_WORKERS": str(workers),
+                "LOG_LEVEL": "INFO",
+                "QUIET_HOURS": "",
+                "BOT_DISCLOSURE": "off",
+                "SENDER_RATE_LIMIT": "0",
+            }
+        )  # a burst of one shopper, not a flood to refuse
         self.log_path = log_path
         self.log = log_path.open("w")
-        self.proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=self.log,
-                                     stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            [sys.executable, "app.py"], cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT
+        )
         self.url = f"http://127.0.0.1:{self.port}"
 
     async def ready(self, workers: int) -> None:
@@ -86,10 +96,14 @@ async def burst(url: str, count: int) -> tuple[str, Counter]:
 
     async def add(n: int) -> None:
         connector = aiohttp.TCPConnector(force_close=True)  # a new connection: the kernel picks the worker
-        async with aiohttp.ClientSession(connector=connector) as http, http.post(
-            f"{url}/api/web/messages", json={"id": f"add{n}", "text": ADD},
-            headers={"Authorization": f"Bearer {token}"},
-        ) as resp:
+        async with (
+            aiohttp.ClientSession(connector=connector) as http,
+            http.post(
+                f"{url}/api/web/messages",
+                json={"id": f"add{n}", "text": ADD},
+                headers={"Authorization": f"Bearer {token}"},
+            ) as resp,
+        ):
             assert resp.status == 200, await resp.text()
             served[resp.headers.get("X-Served-By")] += 1
 
@@ -110,8 +124,11 @@ def restock(database_url: str) -> None:
 
 def cart_quantity(database_url: str) -> int:
     db = Database(database_url)
-    quantity = db.transaction(lambda s: s.exec(
-        select(CartItem.quantity).join(Cart, Cart.id == CartItem.cart_id).where(Cart.status == "open")).one())
+    quantity = db.transaction(
+        lambda s: s.exec(
+            select(CartItem.quantity).join(Cart, Cart.id == CartItem.cart_id).where(Cart.status == "open")
+        ).one()
+    )
     db.close()
     return quantity
 

@@ -1,6 +1,7 @@
 """Alembic's environment for the store, run by `bot.store.schema` (`python app.py migrate`): the
 models' metadata, on the connection the caller put in the config's attributes, or else on the
 config's URL, or else on the `DATABASE_URL` of our settings."""
+
 from __future__ import annotations
 
 from typing import Any
