@@ -146,5 +146,5 @@ def test_channel_choice(purpose, chosen, used, has_web, expected):
 
 def test_every_purpose_names_known_channels_and_kinds():
     for purpose in POLICY.values():
-        assert set(purpose.channels) <= {"whatsapp", "sms", "messenger", "web"}
+        assert set(purpose.channels) <= {"whatsapp", "whatsapp_cloud", "sms", "messenger", "web"}
         assert purpose.kind in ("marketing", "update", "post_purchase")
