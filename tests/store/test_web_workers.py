@@ -57,18 +57,22 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
 
     async def ready(self, workers: int) -> None:
+        """Until every worker answers: each binds its socket only once its app has started."""
         deadline = time.monotonic() + 120
+        answered: set[str | None] = set()
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, self.log_path.read_text()
-            if len(self.logged("web worker serving")) >= workers or (workers == 1 and self.logged("serving")):
-                try:
-                    async with aiohttp.ClientSession() as http, http.get(f"{self.url}/healthz") as resp:
-                        if resp.status == 200:
-                            return
-                except aiohttp.ClientError:
-                    pass
-            await asyncio.sleep(0.3)
-        raise AssertionError("the server did not start:\n" + self.log_path.read_text())
+            try:
+                connector = aiohttp.TCPConnector(force_close=True)
+                async with aiohttp.ClientSession(connector=connector) as http, http.get(f"{self.url}/healthz") as resp:
+                    if resp.status == 200:
+                        answered.add(resp.headers.get("X-Served-By"))
+            except aiohttp.ClientError:
+                pass
+            if len(answered) >= workers:
+                return
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"not every worker answered ({answered}):\n" + self.log_path.read_text())
 
     def logged(self, msg: str) -> list[dict]:
         lines = []
