@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from bot.config import Settings
-from service import agent_cli, campaign_cli, order_cli
+from service import agent_cli, campaign_cli, catalog_cli, order_cli
 
 if TYPE_CHECKING:
     from bot.nlu import Recognizer
@@ -322,6 +322,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("outbox", help="run one more outbox dispatcher (PostgreSQL; see OUTBOX_WORKERS)")
     campaign_cli.add_parser(sub)
     order_cli.add_parser(sub)
+    catalog_cli.add_parser(sub)
     agent_cli.add_parser(sub)
     nlu = sub.add_parser("nlu", help="intent recognition tools")
     nlu_sub = nlu.add_subparsers(dest="nlu_command", required=True)
@@ -370,6 +371,8 @@ def run_command(settings: Settings, args: argparse.Namespace) -> int:
         asyncio.run(outbox_only(settings))
     elif args.command == "campaign":
         return asyncio.run(campaign_cli.run(settings, args))
+    elif args.command == "catalog":
+        return catalog_cli.run(settings, args)
     elif args.command == "order":
         return asyncio.run(order_cli.run(settings, args))
     elif args.command == "agent":
