@@ -537,7 +537,8 @@
 
   const busyCampaigns = (items) => items.some((c) => c.status === "running"
     || (c.stats && c.stats.waiting > 0)
-    || (c.status === "scheduled" && c.next_run_at && new Date(c.next_run_at) - Date.now() < 60000));
+    // A campaign scheduled with no next run is being picked up right now.
+    || (c.status === "scheduled" && (!c.next_run_at || new Date(c.next_run_at) - Date.now() < 60000)));
 
   /** Load campaigns and metrics; true if it worked. `loud`: errors go to the notice too. */
   const refresh = (loud = false) => {
