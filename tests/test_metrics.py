@@ -124,3 +124,13 @@ async def test_metrics_token_is_required_when_set(aiohttp_client, settings, reco
 
 async def test_metrics_are_open_without_a_token(client):
     assert "shop_outbox_pending" in await scrape(client)
+
+
+async def test_a_handoff_is_counted_as_opened_and_handed_to_a_person(channel_client, fake_twilio):
+    wa = TwilioShopper(channel_client, fake_twilio, "whatsapp", NUMBER)
+    await wa.say("I want to talk to a real person")
+    await wa.say("It's order 1002, thanks")  # a person has the conversation now: no bot turn
+    text = await scrape(channel_client)
+    assert value(text, "shop_handoffs_opened_total") == 1
+    assert value(text, "shop_turns_total", channel="whatsapp", outcome="handed_off") == 2
+    assert "1002" not in text
