@@ -97,6 +97,7 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///data/shop.db"
     public_base_url: str | None = None
     admin_token: SecretStr | None = None
+    metrics_token: SecretStr | None = None  # GET /metrics asks for it as a bearer token when set
     session_secret: SecretStr | None = None
     log_level: str = "INFO"
 

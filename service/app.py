@@ -13,7 +13,7 @@ from bot.config import Settings
 from bot.nlu import Recognizer
 from bot.store.database import StoreUnavailable
 from channels.registry import CHANNEL_CLASSES
-from service import agents_api, marketing_api, pay, payment_webhooks, webchat, webhooks
+from service import agents_api, marketing_api, metrics, pay, payment_webhooks, webchat, webhooks
 from service.http import RETRY_AFTER_SECONDS, json_error, unavailable
 from service.keys import (  # noqa: F401  (re-exported: tests and command lines read the app by them)
     ACCOUNTS,
@@ -21,6 +21,7 @@ from service.keys import (  # noqa: F401  (re-exported: tests and command lines 
     CHANNELS,
     DB,
     ENGINE,
+    METRICS,
     ORDERS,
     OUTBOX,
     PAYMENTS,
@@ -63,11 +64,13 @@ def app_for(services: Services) -> web.Application:
     )
     app[ACCOUNTS], app[CHANNELS], app[OUTBOX] = services.accounts, services.channels, services.outbox
     app[SCHEDULER], app[TASKS] = services.scheduler, set()
+    app[METRICS] = services.metrics
     app[TURN_SLOTS] = asyncio.Semaphore(BACKGROUND_TURNS)
     add_security_headers(app, services.settings.base_url)
     app.router.add_get("/livez", livez)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    metrics.add_routes(app)
     webchat.add_routes(app)
     pay.add_routes(app)
     payment_webhooks.add_routes(app)

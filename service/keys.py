@@ -12,6 +12,7 @@ from bot.conversation.engine import Engine
 from bot.conversation.linking import ShopperAccounts
 from bot.delivery.outbox import Outbox
 from bot.marketing.scheduler import ShopScheduler
+from bot.metrics import Metrics
 from bot.store.database import Database
 from channels.web import WebChannel
 from integrations.catalog import StoreCatalog
@@ -29,6 +30,7 @@ PAYMENTS = web.AppKey("payments", Payments)  # type: ignore[type-abstract]
 CATALOG = web.AppKey("catalog", StoreCatalog)
 CHANNELS = web.AppKey("channels", dict)
 OUTBOX = web.AppKey("outbox", Outbox)
+METRICS = web.AppKey("metrics", Metrics)
 TASKS = web.AppKey("tasks", set)
 ACCOUNTS = web.AppKey("accounts", ShopperAccounts)
 # Turns that run after a webhook's answer; a bound keeps the event loop free to answer webhooks.

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Iterable
 
 from aiohttp import web
@@ -18,7 +19,7 @@ from bot.delivery.outbox import apply_status
 from bot.messages import InboundMessage, StatusUpdate
 from bot.store.database import Database, StoreUnavailable
 from service.http import json_error
-from service.keys import CHANNELS, DB, ENGINE, OUTBOX, SETTINGS, TASKS, TURN_SLOTS
+from service.keys import CHANNELS, DB, ENGINE, METRICS, OUTBOX, SETTINGS, TASKS, TURN_SLOTS
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,26 @@ def raw_request(request: web.Request, body: bytes) -> RawRequest:
 
 
 async def webhook(request: web.Request) -> web.Response:
+    """Handle a provider's webhook, counting its answer and how long it took by channel and status."""
+    started = time.monotonic()
     channel = channel_for(request)
+    status = 500
+    try:
+        response = await handle_webhook(request, channel)
+        status = response.status
+        return response
+    except StoreUnavailable:
+        status = 503  # answered by the error middleware
+        raise
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        name = channel.name if channel is not None else "unconfigured"
+        request.app[METRICS].webhook(name, status, time.monotonic() - started)
+
+
+async def handle_webhook(request: web.Request, channel: ChannelAdapter | None) -> web.Response:
     if channel is None:
         return json_error(404, f"the channel for {request.path} is not configured")
     req = raw_request(request, await request.read())

@@ -10,6 +10,7 @@ from datetime import timedelta
 from functools import cached_property
 
 from botbuilder.core import BotState
+from prometheus_client import CollectorRegistry
 from sqlmodel import select
 
 from bot.channel import ChannelAdapter
@@ -24,6 +25,7 @@ from bot.delivery.policy import Policy
 from bot.handoff.service import Handoffs
 from bot.i18n import text_in
 from bot.marketing.scheduler import ShopScheduler, proactive
+from bot.metrics import Metrics
 from bot.nlu import CatalogTerm, Recognizer, load_examples, load_model, model_path
 from bot.nlu_cache import FitCache, model_identity
 from bot.store.database import Database, stored_secret
@@ -132,6 +134,11 @@ class Services:
             return StripePayments.from_settings(self.settings)
         return SandboxPayments(self.settings.base_url, stored_secret(self.db, "payments"))
 
+    @cached_property
+    def metrics(self) -> Metrics:
+        """This service's operations metrics, on a registry of its own (not the process-wide one)."""
+        return Metrics(CollectorRegistry())
+
     # --- channels and delivery ----------------------------------------------------------------
 
     @cached_property
@@ -152,7 +159,7 @@ class Services:
 
     @cached_property
     def outbox(self) -> Outbox:
-        return make_outbox(self.settings, self.db, self.channels, self.dispatchers)
+        return make_outbox(self.settings, self.db, self.channels, self.dispatchers, self.metrics)
 
     @cached_property
     def extra_dispatchers(self) -> DispatcherProcesses:
@@ -164,7 +171,7 @@ class Services:
 
     @cached_property
     def handoffs(self) -> Handoffs:
-        return Handoffs.from_settings(self.db, self.settings, self.outbox.notify)
+        return Handoffs.from_settings(self.db, self.settings, self.outbox.notify, self.metrics)
 
     @cached_property
     def accounts(self) -> ShopperAccounts:
@@ -221,6 +228,7 @@ class Services:
             ),
             lambda language: text_in(language, "turn_failed"),
             settings.disclosure(),
+            self.metrics,
         )
 
     # --- running ------------------------------------------------------------------------------

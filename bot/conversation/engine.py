@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import timedelta
@@ -30,6 +31,7 @@ from bot.conversation import identity, linking
 from bot.conversation.sender_limit import SenderLimit, Verdict
 from bot.conversation.turn import RESUME, TURN_INFO_KEY, TurnInfo, command, parse_command
 from bot.messages import Choice, InboundMessage, OutboundMessage, numbered_options, to_outbound
+from bot.metrics import Metrics
 from bot.nlu import CJK_RE, EMAIL_RE, FALLBACK, Intent, Recognizer, detect_language, normalise
 from bot.store.database import Database, connection_lost
 from bot.store.models import Customer, LinkToken, MessageRecord, as_utc, utcnow
@@ -164,6 +166,7 @@ class Received:
     duplicate: bool
     processed: bool
     ref: str | None = None  # a referral parameter (Messenger m.me links) that came with it
+    stored_at: float | None = None  # time.monotonic() when stored (or found, for a retry): the turn's latency
 
 
 class HandoffGate(Protocol):
@@ -217,8 +220,10 @@ class Engine:
         sender_limit: SenderLimit | None = None,
         sorry: Callable[[str], str] = lambda language: "Sorry, something went wrong on our side. Please try again.",
         disclosure: Callable[[str], str] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.db = db
+        self.metrics = metrics or Metrics()
         self.recognizer = recognizer
         self.adapter = ShopAdapter()
         self._bot_turn = bot_turn
@@ -251,6 +256,7 @@ class Engine:
                     existing.text or "",
                     True,
                     existing.status == "processed",
+                    stored_at=time.monotonic(),
                 )
             customer_id = identity.resolve_id(session, msg.channel, msg.address, msg.profile_name, msg.aliases)
             media = [{"url": m.url, "content_type": m.content_type} for m in msg.media]
@@ -270,7 +276,17 @@ class Engine:
                     "created_at": msg.received_at or utcnow(),
                 },
             ).scalar_one()
-            return Received(message_id, customer_id, msg.channel, msg.address, text, False, False, msg.extra.get("ref"))
+            return Received(
+                message_id,
+                customer_id,
+                msg.channel,
+                msg.address,
+                text,
+                False,
+                False,
+                msg.extra.get("ref"),
+                time.monotonic(),
+            )
 
         for attempt in range(3):
             try:
@@ -309,7 +325,9 @@ class Engine:
         # A stored message whose turn failed runs again when the provider retries it.
         attempt = linking.find_token(received.text, {"ref": received.ref} if received.ref else None)
         if attempt is not None:
-            return await self._locks(received.customer_id, lambda: self._link(received, *attempt, reply_status))
+            rows = await self._locks(received.customer_id, lambda: self._link(received, *attempt, reply_status))
+            self._count(received, "link")
+            return rows
         if linking.may_answer(received.text, received.channel in self._numbered):
             pending = await self.db.run(
                 lambda s: linking.pending_claim(s, received.channel, received.address, received.message_id)
@@ -319,9 +337,11 @@ class Engine:
                     [received.customer_id, pending.owner_id], lambda: self._answer_link(received, pending, reply_status)
                 )
             if linking.answer(received.text, []) is not None:  # a Yes/No button with nothing waiting
-                return await self._locks(
+                rows = await self._locks(
                     received.customer_id, lambda: self._link_reply(received, linking.LinkResult("stale"), reply_status)
                 )
+                self._count(received, "link")
+                return rows
         if slots is None:
             return await self._locks(received.customer_id, lambda: self._run_locked(received, reply_status))
 
@@ -397,6 +417,7 @@ class Engine:
 
         outcome, value = await self.db.run(decide)
         if outcome == "done":
+            self._count(received, "link")
             return value
         if outcome == "turn":
             return await self._run_locked(received, reply_status)
@@ -431,6 +452,8 @@ class Engine:
         if received.channel in self._numbered and text.isascii() and text.isdecimal():
             text = await self._numbered_choice(received, text)
         intent = parse_command(text)
+        handoff_opened = self.metrics.watch_turn()  # the dialogs may hand the shopper to a person
+        held: list[str] = []  # why no turn ran: "rate_limited", or "handed_off" (a person has it)
         for attempt in range(MAX_TURN_ATTEMPTS):
             context = TurnContext(self.adapter, self._activity(received, text))
             keys = [state.get_storage_key(context) for state in self._states]
@@ -441,11 +464,13 @@ class Engine:
                 if status != "processed" and self._sender_limit is not None:
                     verdict = self._sender_limit.check(connection, received.customer_id, received.message_id)
                     if verdict is not None:  # a flood: stored, no turn, one notice
+                        held[:] = ["rate_limited"]
                         return status, None, None, self._hold_back(session, received, verdict, reply_status)
                 if status != "processed" and self._handoff is not None:
                     # A person has the conversation (or this answers their rating question).
                     instead = self._handoff.intercept(session, received.customer_id, text)
                     if instead is not None:
+                        held[:] = ["handed_off"]
                         return (
                             status,
                             None,
@@ -458,6 +483,7 @@ class Engine:
             stored: dict[str, str] = {}
             status, customer, docs, handed_off = await self.db.run(load)
             if handed_off is not None:
+                self._count(received, intent.name if intent else None, outcome=held[0] if held else None)
                 return handed_off
             if status == "processed":  # a retry that arrived while the first was running
                 return await self.replies_to(received.message_id)
@@ -472,17 +498,26 @@ class Engine:
                 await self.adapter.run_pipeline(context, self._turn)
             replies = context.turn_state.get(REPLIES_KEY, [])
             try:
-                return await self.db.run(
+                rows = await self.db.run(
                     lambda s: self._commit(
                         s, received, buffer.pending, first + replies, language, reply_status, buffer.encoded
                     )
                 )
+                self._count(received, intent.name, outcome="handed_off" if handoff_opened else None)
+                return rows
             except ETagConflict:
                 log.warning("state changed under a turn; retrying", extra={"attempt": attempt + 1})
                 await asyncio.sleep(0.01 * (attempt + 1))
         log.error("turn gave up after repeated state conflicts")
         sorry = [OutboundMessage(text=self._sorry(language or "en"), language=language or "en")]
-        return await self.db.run(lambda s: self._commit(s, received, {}, first + sorry, None, reply_status))
+        rows = await self.db.run(lambda s: self._commit(s, received, {}, first + sorry, None, reply_status))
+        self._count(received, intent.name if intent else None, outcome="failed")
+        return rows
+
+    def _count(self, received: Received, intent: str | None, outcome: str | None = None) -> None:
+        """A turn's replies are recorded: count it, and its latency since the message was stored."""
+        latency = time.monotonic() - received.stored_at if received.stored_at is not None else None
+        self.metrics.turn(received.channel, intent, latency, outcome)
 
     def _hold_back(
         self, session: Session, received: Received, verdict: Verdict, reply_status: str

@@ -20,6 +20,7 @@ from pathlib import Path
 from bot.channel import ChannelAdapter
 from bot.config import Settings
 from bot.delivery.outbox import Outbox
+from bot.metrics import Metrics
 from bot.store.database import Database
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,13 @@ def dispatcher_count(settings: Settings, db: Database) -> int:
     return settings.outbox_workers
 
 
-def make_outbox(settings: Settings, db: Database, channels: dict[str, ChannelAdapter], dispatchers: int = 1) -> Outbox:
+def make_outbox(
+    settings: Settings,
+    db: Database,
+    channels: dict[str, ChannelAdapter],
+    dispatchers: int = 1,
+    metrics: Metrics | None = None,
+) -> Outbox:
     """This process's dispatcher. A sender's rate limit is shared out between the dispatchers,
     so that together they keep to it."""
     rates = {name: rate / dispatchers for name, rate in settings.rate_limits.items()}
@@ -52,6 +59,7 @@ def make_outbox(settings: Settings, db: Database, channels: dict[str, ChannelAda
         lease_seconds=settings.outbox_lease_seconds,
         rate_limits=rates,
         stop_grace=settings.send_timeout_seconds,
+        metrics=metrics,
     )
 
 

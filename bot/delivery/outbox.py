@@ -11,12 +11,13 @@ from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from sqlalchemy import Row, bindparam, case, or_, update
+from sqlalchemy import Row, bindparam, case, func, or_, text, update
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from bot.channel import HOME_CHANNEL, ChannelAdapter, SendError, profiles
 from bot.messages import ChannelAddress, OutboundMessage, StatusUpdate
+from bot.metrics import FAILED, RETRIED, SENT, Metrics
 from bot.store.database import Database, among, one_of
 from bot.store.models import Customer, MessageRecord, as_utc, utcnow
 
@@ -53,6 +54,7 @@ _CLAIMED = (
     "reply_to_id",
     "error_code",
     "created_at",
+    "next_attempt_at",
 )
 # Sends in flight at once on one channel: each channel's client session keeps 100 connections
 # (aiohttp's default), and a send that queued for one would spend its timeout waiting.
@@ -89,8 +91,10 @@ class Outbox:
         batch: int = 500,
         rate_limits: dict[str, float] | None = None,
         stop_grace: float = 10.0,
+        metrics: Metrics | None = None,
     ) -> None:
         self.db = db
+        self.metrics = metrics or Metrics()
         self.channels = channels
         self.max_attempts = max_attempts
         self.base_delay = base_delay
@@ -239,6 +243,7 @@ class Outbox:
         for now (the recipient's later messages wait for it)."""
         channel = self.channels[row.channel]
         if not row.address:
+            self.metrics.send(row.channel, FAILED, "no_address")
             await self._record(lambda s: self._finish(s, row.id, "failed", None, "no_address", "no channel address"))
             return None
         try:
@@ -258,6 +263,7 @@ class Outbox:
                     "send failed",
                     extra={"channel": row.channel, "record_id": row.id, "code": exc.code, "permanent": exc.permanent},
                 )
+                self.metrics.send(row.channel, FAILED, exc.code)
                 await self._record(lambda s: self._finish(s, row.id, "failed", None, exc.code, exc.reason, attempts))
                 return None
             delay = exc.retry_after or min(self.max_delay, self.base_delay * 2 ** (attempts - 1))
@@ -272,9 +278,13 @@ class Outbox:
                     "delay_s": delay,
                 },
             )
+            self.metrics.send(row.channel, RETRIED, exc.code)
             await self._record(lambda s: self._retry(s, row.id, attempts, retry_at, exc))
             return retry_at
         self.sent += 1
+        # Due since its retry time (or a dead dispatcher's lease ran out), else since it was queued.
+        due = row.next_attempt_at or row.created_at
+        self.metrics.send(row.channel, SENT, lag=(utcnow() - as_utc(due)).total_seconds() if due else None)
         await self._record(
             sent={"b_id": row.id, "b_provider_id": receipt.provider_message_id, "b_attempts": row.attempts + 1}
         )
@@ -602,6 +612,19 @@ def apply_status(session: Session, update_: StatusUpdate) -> int:
         if update_.error_reason:  # the channel's own reading of its code
             row.error_reason = update_.error_reason
     return len(rows)
+
+
+_PENDING = (
+    sa_select(_MESSAGE.c.channel, func.count())
+    # Written as the due index's own condition (bot/store/models.py), so the count reads that index.
+    .where(text("status IN ('pending', 'sending')"), _MESSAGE.c.direction == "out")
+    .group_by(_MESSAGE.c.channel)
+)
+
+
+def pending_by_channel(session: Session) -> dict[str, int]:
+    """How many outbound messages wait to be sent (or are being sent), per channel: one query."""
+    return {channel: count for channel, count in session.connection().execute(_PENDING).all()}
 
 
 def customer_address(session: Session, customer_id: str, channel: str) -> str | None:

@@ -26,6 +26,7 @@ from bot.delivery.policy import agent_reply_kind, window_name
 from bot.handoff.hours import DAYS, StaffedHours  # noqa: F401  (re-exported)
 from bot.i18n import ZH, language_of, text_in
 from bot.messages import Choice, OutboundMessage
+from bot.metrics import Metrics
 from bot.nlu import FALLBACK, Intent
 from bot.store.database import Database
 from bot.store.models import (
@@ -234,21 +235,30 @@ class Handoffs:
         hours: StaffedHours,
         agent_timeout: timedelta,
         notify: Callable[[], None] = lambda: None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.db = db
+        self.metrics = metrics or Metrics()
         self.rules = rules
         self.hours = hours
         self.agent_timeout = agent_timeout
         self.notify = notify  # wakes the outbox when messages were queued
 
     @classmethod
-    def from_settings(cls, db: Database, settings: Settings, notify: Callable[[], None] = lambda: None) -> Handoffs:
+    def from_settings(
+        cls,
+        db: Database,
+        settings: Settings,
+        notify: Callable[[], None] = lambda: None,
+        metrics: Metrics | None = None,
+    ) -> Handoffs:
         return cls(
             db,
             load_rules(settings.handoff_rules),
             StaffedHours.parse(settings.handoff_hours, settings.default_timezone),
             settings.agent_timeout,
             notify,
+            metrics,
         )
 
     # --- the bot's side ----------------------------------------------------------------------
@@ -277,10 +287,14 @@ class Handoffs:
 
         for attempt in range(2):
             try:
-                return await self.db.run(run)
+                opened = await self.db.run(run)
             except IntegrityError:  # another process opened one at the same moment: use it
                 if attempt:
                     raise
+                continue
+            if opened.created:
+                self.metrics.handoff_opened()
+            return opened
         raise AssertionError("unreachable")
 
     def _staffed(self, language: str, zone: str | None = None) -> tuple[bool, str | None]:
