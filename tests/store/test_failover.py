@@ -32,8 +32,10 @@ def drop_every_connection() -> int:
     """What a restart or failover does to the service: every other session of the database ends."""
     with side_connection() as conn:
         killed = conn.execute(
+            # The app's own sessions (an autovacuum worker may be at work too: not ours to end).
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+            "AND backend_type = 'client backend' AND usename = current_user"
         ).fetchone()[0]
         for _ in range(200):  # until they are gone
             left = conn.execute(
