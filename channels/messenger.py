@@ -28,6 +28,7 @@ from bot.channel import (
 from bot.config import Settings
 from bot.i18n import text_in
 from bot.messages import ChannelAddress, InboundMessage, Media, OutboundMessage, SendReceipt, StatusUpdate
+from channels.meta_webhooks import challenge, signed_by
 
 log = logging.getLogger(__name__)
 
@@ -306,11 +307,7 @@ class MessengerChannel:
         self._session: aiohttp.ClientSession | None = None
 
     def verify(self, req: RawRequest) -> bool:
-        header = req.headers.get("X-Hub-Signature-256", "")
-        if not header.startswith("sha256="):
-            return False
-        expected = hmac.new(self._secret, req.body, hashlib.sha256).hexdigest()
-        return hmac.compare_digest(expected.encode(), header.removeprefix("sha256=").encode("utf-8", "replace"))
+        return signed_by(self._secret, req)
 
     def acknowledge(self, req: RawRequest) -> Acknowledgement:
         return Acknowledgement(200, "EVENT_RECEIVED")
@@ -324,11 +321,7 @@ class MessengerChannel:
 
     def subscription(self, query) -> str | None:
         """The challenge to echo when Meta's subscription check carries our verify token."""
-        if query.get("hub.mode") == "subscribe" and hmac.compare_digest(
-            query.get("hub.verify_token", "").encode(), self.verify_token.encode()
-        ):
-            return query.get("hub.challenge", "")
-        return None
+        return challenge(query, self.verify_token)
 
     def parse(self, req: RawRequest) -> list[InboundMessage | StatusUpdate]:
         return parse_events(req.body)

@@ -4,8 +4,6 @@ rendering to interactive messages and the `/{phone-number-id}/messages` endpoint
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import logging
 import re
 from collections.abc import Mapping
@@ -43,6 +41,7 @@ from bot.messages import (
     StatusUpdate,
     numbered_options,
 )
+from channels.meta_webhooks import challenge, signed_by
 
 log = logging.getLogger(__name__)
 
@@ -535,22 +534,14 @@ class WhatsAppCloudChannel:
         self._session: aiohttp.ClientSession | None = None
 
     def verify(self, req: RawRequest) -> bool:
-        header = req.headers.get("X-Hub-Signature-256", "")
-        if not header.startswith("sha256="):
-            return False
-        expected = hmac.new(self._secret, req.body, hashlib.sha256).hexdigest()
-        return hmac.compare_digest(expected.encode(), header.removeprefix("sha256=").encode("utf-8", "replace"))
+        return signed_by(self._secret, req)
 
     def acknowledge(self, req: RawRequest) -> Acknowledgement:
         return Acknowledgement(200, "EVENT_RECEIVED")
 
     def subscription(self, query: Mapping[str, str]) -> str | None:
         """The challenge to echo when Meta's subscription check carries our verify token."""
-        if query.get("hub.mode") == "subscribe" and hmac.compare_digest(
-            query.get("hub.verify_token", "").encode(), self.verify_token.encode()
-        ):
-            return query.get("hub.challenge", "")
-        return None
+        return challenge(query, self.verify_token)
 
     def keyword(self, text: str) -> str | None:
         return None  # no carrier keywords on WhatsApp; opting out is a dialog
