@@ -183,15 +183,7 @@ class MainDialog(ComponentDialog):
             index = e.ordinal - 1 if e.ordinal > 0 else len(shown) - 1
             if 0 <= index < len(shown):
                 name = intent.name if acting else (shown_for or "check_stock")
-                self._replace(
-                    context,
-                    replace(
-                        intent,
-                        name=name,
-                        confidence=max(intent.confidence, SWITCH_CONFIDENCE),
-                        entities=replace(e, product=shown[index], ordinal=None),
-                    ),
-                )
+                self._act_on(context, intent, name, product=shown[index], ordinal=None)
             return
         if intent.name not in PRODUCT_INTENTS | {FALLBACK}:
             return
@@ -204,21 +196,13 @@ class MainDialog(ComponentDialog):
             name = "product_search"
         if follow_up and not e.deictic and focus == "list" and shown and e.category is None:
             context.turn_state[CANDIDATES_KEY] = shown
-            self._replace(context, replace(intent, name=name, confidence=max(intent.confidence, SWITCH_CONFIDENCE)))
+            self._act_on(context, intent, name)
             return
         product = await self.shop.last_product(context, e.category)
         if product is not None:
             # "add 2 in black" after "is the tee in size M?": the size asked about still holds.
             size = e.size or (await self.shop.size_asked(context, product) if e.colour else None)
-            self._replace(
-                context,
-                replace(
-                    intent,
-                    name=name,
-                    confidence=max(intent.confidence, SWITCH_CONFIDENCE),
-                    entities=replace(e, product=product, size=size),
-                ),
-            )
+            self._act_on(context, intent, name, product=product, size=size)
 
     async def _counts_shown_list(self, inner_dc: DialogContext, prompt: dict) -> bool:
         if turn_info(inner_dc.context).intent.entities.ordinal is None:
@@ -230,6 +214,15 @@ class MainDialog(ComponentDialog):
     @staticmethod
     def _replace(context: TurnContext, intent: Intent) -> None:
         context.turn_state[TURN_INFO_KEY] = replace(turn_info(context), intent=intent)
+
+    @staticmethod
+    def _act_on(context: TurnContext, intent: Intent, name: str, **entities: object) -> None:
+        """Make the turn's intent `name`, confident enough to act on, with these entities changed."""
+        changed = replace(intent.entities, **entities) if entities else intent.entities
+        MainDialog._replace(
+            context,
+            replace(intent, name=name, confidence=max(intent.confidence, SWITCH_CONFIDENCE), entities=changed),
+        )
 
     async def _side_request(self, inner_dc: DialogContext, intent: Intent) -> None:
         """Answer a request that does not replace the journey in progress ("continue on
