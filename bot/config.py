@@ -12,6 +12,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PAYMENT_PROVIDERS = ("sandbox", "stripe")  # PAYMENTS; paypal is planned, not yet supported
+SHIPPING_PROVIDERS = ("store", "easypost")  # SHIPPING; "demo" is read as "store"
 DEFAULT_GRAPH_API_VERSION = "v25.0"  # released Feb 2026, supported until Jul 2028
 
 
@@ -167,6 +168,13 @@ class Settings(BaseSettings):
     stripe_webhook_secret: SecretStr | None = None
     stripe_api_base: str = "https://api.stripe.com"
 
+    shipping: str = "store"
+    easypost_api_key: SecretStr | None = None
+    easypost_webhook_secret: SecretStr | None = None
+    easypost_from_address_id: str | None = None
+    easypost_api_base: str = "https://api.easypost.com"
+    whatsapp_order_update_template_sid: str | None = None
+
     handoff_rules: str | None = None
     handoff_hours: str = ""
     handoff_agent_timeout: str = "5m"
@@ -186,6 +194,38 @@ class Settings(BaseSettings):
     def _check_stripe(self) -> Settings:
         if self.payments == "stripe" and not (self.stripe_secret_key and self.stripe_webhook_secret):
             raise ValueError("PAYMENTS=stripe needs STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET")
+        return self
+
+    @field_validator("shipping")
+    @classmethod
+    def _check_shipping(cls, value: str) -> str:
+        value = value.strip().lower()
+        value = "store" if value == "demo" else value
+        if value not in SHIPPING_PROVIDERS:
+            raise ValueError(f"SHIPPING must be one of {', '.join(SHIPPING_PROVIDERS)}, not {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _check_easypost(self) -> Settings:
+        if self.shipping != "easypost":
+            return self
+        missing = [
+            name
+            for name, value in (
+                ("EASYPOST_API_KEY", self.easypost_api_key),
+                ("EASYPOST_WEBHOOK_SECRET", self.easypost_webhook_secret),
+                ("EASYPOST_FROM_ADDRESS_ID", self.easypost_from_address_id),
+            )
+            if not (value.get_secret_value() if isinstance(value, SecretStr) else value)
+        ]
+        if missing:
+            raise ValueError(f"SHIPPING=easypost needs {', '.join(missing)}")
+        if not re.fullmatch(r"adr_[A-Za-z0-9]+", self.easypost_from_address_id or ""):
+            raise ValueError("EASYPOST_FROM_ADDRESS_ID must be an EasyPost address id such as adr_...")
+        if not re.fullmatch(r"https?://[^\s/]+(:\d+)?/?", self.easypost_api_base):
+            raise ValueError(
+                f"EASYPOST_API_BASE must be a base URL such as https://api.easypost.com, not {self.easypost_api_base!r}"
+            )
         return self
 
     @field_validator("cart_reminder_delays")

@@ -53,6 +53,7 @@ TEXTS: dict[str, dict[str, str]] = {
     "btn.notify_size": {EN: "Notify me about {size}", ZH: "{size_label}到貨通知我"},
     "btn.pay_now": {EN: "Pay now", ZH: "立即付款"},
     "btn.track_parcel": {EN: "Track parcel", ZH: "追蹤包裹"},
+    "btn.return_label": {EN: "Print return label", ZH: "列印退貨標籤"},
     "btn.no_thanks": {EN: "No thanks", ZH: "不用了"},
     "btn.add_colour": {EN: "Add {colour}", ZH: "加入{colour}"},
     "btn.size": {EN: "Size {size}", ZH: "{size_label}"},
@@ -290,6 +291,16 @@ TEXTS: dict[str, dict[str, str]] = {
         EN: "What's the shipping address? (street and number, city, postcode)",
         ZH: "請提供收件地址（郵遞區號、縣市、路街和門牌號碼）。",
     },
+    "checkout.address_unreadable": {
+        EN: "Our carrier needs the address on one line as street and number, city, state and ZIP code, "
+        "e.g. “179 N Harbor Dr, Redondo Beach, CA 90277”. What's the shipping address?",
+        ZH: "物流公司需要一行完整的地址：路街和門牌號碼、城市、州和郵遞區號，"
+        "例如「179 N Harbor Dr, Redondo Beach, CA 90277」。請問收件地址是？",
+    },
+    "checkout.address_undeliverable": {
+        EN: "Our carrier can't find that address. Could you check the street, number and ZIP code and send it again?",
+        ZH: "物流公司找不到這個地址。請確認路街、門牌號碼和郵遞區號後再傳一次好嗎？",
+    },
     "checkout.bad_address": {
         EN: "That doesn't look like an address. Please send street and number, city and postcode.",
         ZH: "這看起來不像地址。請提供郵遞區號、縣市、路街和門牌號碼。",
@@ -500,6 +511,19 @@ TEXTS: dict[str, dict[str, str]] = {
         ZH: "{name}的退貨申請已成立。退貨編號：{reference}。請把寫有退貨編號的紙條放進包裹一起寄回；"
         "我們收到商品後 5 天內會為您退款。",
     },
+    "return.label": {
+        EN: "Your return for the {name} is open. Reference: {reference}. Here is your prepaid return label (PDF). "
+        "1. Print the label. 2. Pack the item with the reference inside and stick the label on the parcel. "
+        "3. Hand it to the carrier or drop it off. Your refund starts as soon as the carrier scans it.",
+        ZH: "{name}的退貨申請已成立。退貨編號：{reference}。這是預付郵資的退貨標籤（PDF）。"
+        "1. 列印標籤。2. 把商品和寫有退貨編號的紙條一起包好，將標籤貼在包裹上。"
+        "3. 交給物流公司或送到收件點。物流公司掃描包裹後，我們就會開始退款。",
+    },
+    "return.refunding": {
+        EN: "The carrier has your return {reference} ({name}). Your refund of {amount} is on its way: "
+        "it reaches you in 3-5 business days.",
+        ZH: "物流公司已收到您的退貨 {reference}（{name}）。{amount} 的退款已經送出，會在 3 到 5 個工作天內退回。",
+    },
     # --- account: other channels, privacy
     "channel.web": {EN: "Web chat", ZH: "網頁聊天"},
     "link.where": {EN: "Where would you like to continue?", ZH: "您想在哪裡繼續對話？"},
@@ -645,6 +669,25 @@ TEXTS: dict[str, dict[str, str]] = {
     "shipment.shipped": {
         EN: "Good news: order #{number} has shipped with {carrier}, tracking number {tracking}. It arrives by {date}.",
         ZH: "好消息：訂單 #{number} 已由 {carrier} 出貨，追蹤編號 {tracking}，預計 {date} 前送達。",
+    },
+    # --- the carrier's tracking updates (integrations/shipments.py, SHIPPING=easypost)
+    "shipment.out_for_delivery": {
+        EN: "Order #{number} is out for delivery with {carrier} and should reach you today.",
+        ZH: "訂單 #{number} 已由 {carrier} 開始配送，今天就會送達。",
+    },
+    "shipment.pickup": {
+        EN: "Order #{number} is waiting for you at the {carrier} pickup point (tracking number {tracking}).",
+        ZH: "訂單 #{number} 已到達 {carrier} 的取貨點，等您領取（追蹤編號 {tracking}）。",
+    },
+    "shipment.delivered": {
+        EN: "Order #{number} has been delivered. Enjoy! If something isn't right, you can return it within 30 days.",
+        ZH: "訂單 #{number} 已送達，祝您使用愉快！如有任何問題，30 天內都可以退貨。",
+    },
+    "shipment.problem": {
+        EN: "{carrier} reports a problem delivering order #{number} (tracking number {tracking}). "
+        "We're looking into it and will be in touch; you can also reply here.",
+        ZH: "{carrier} 回報訂單 #{number} 配送時發生問題（追蹤編號 {tracking}）。"
+        "我們正在處理，會再與您聯絡；您也可以直接在這裡回覆。",
     },
 }
 TEXTS.update({f"menu.{intent}": labels for intent, labels in MENU_LABELS.items()})

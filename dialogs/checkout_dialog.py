@@ -4,7 +4,9 @@ payment link."""
 
 from __future__ import annotations
 
+import logging
 import re
+from datetime import date
 
 from botbuilder.dialogs import (
     ComponentDialog,
@@ -17,10 +19,14 @@ from botbuilder.dialogs.prompts import PromptOptions, PromptValidatorContext, Te
 
 from bot.conversation.turn import command, turn_info
 from bot.messages import Choice, link, reply
+from bot.store.models import utcnow
 from dialogs.discount_dialog import DiscountDialog, wants_discount
 from dialogs.shop import ShopServices, cart_summary, confirm_prompt, delivery_date, money, text
 from integrations.cart import OutOfStock
 from integrations.orders import OrderError, Quote
+from integrations.shipping import AddressCheck, ShippingUnavailable
+
+log = logging.getLogger(__name__)
 
 EMAIL_RE = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)*\.[A-Za-z]{2,}")
 PHONE_RE = re.compile(r"\+?\d{7,15}")
@@ -91,7 +97,7 @@ class CheckoutDialog(ComponentDialog):
         answered = {
             k: v
             for k, v in (waterfall.state.get(WaterfallDialog.PersistedValues) or {}).items()
-            if k in ("address", "contact")
+            if k in ("address", "contact", "arrives_by")
         }
         await inner_dc.cancel_all_dialogs()
         return await inner_dc.begin_dialog(
@@ -118,7 +124,7 @@ class CheckoutDialog(ComponentDialog):
         if "address" in step.values:
             return await step.next(True)
         saved = turn_info(step.context).shipping_address
-        if saved:
+        if saved and "address_problem" not in step.values:
             step.values["saved"] = saved
             return await step.prompt(
                 "confirm", PromptOptions(prompt=reply(text(step.context, "checkout.saved_address", address=saved)))
@@ -130,16 +136,26 @@ class CheckoutDialog(ComponentDialog):
             return await step.next(step.values["address"])
         if step.result and "saved" in step.values:
             return await step.next(step.values["saved"])
+        problem = step.values.get("address_problem")  # the carrier service could not use the last one
         return await step.prompt(
             "address",
             PromptOptions(
-                prompt=reply(text(step.context, "checkout.ask_address")),
+                prompt=reply(text(step.context, f"checkout.address_{problem}" if problem else "checkout.ask_address")),
                 retry_prompt=reply(text(step.context, "checkout.bad_address")),
             ),
         )
 
     async def saved_contact_step(self, step: WaterfallStepContext) -> DialogTurnResult:
-        step.values["address"] = " ".join(str(step.result).split())
+        address = " ".join(str(step.result).split())
+        if "arrives_by" not in step.values or step.values.get("address") != address:
+            check = await self._check(address)
+            if check.problem:  # ask again, saying what the carrier service needs
+                kept = {k: v for k, v in step.values.items() if k == "contact"}
+                return await step.replace_dialog("steps", {"resume": {**kept, "address_problem": check.problem}})
+            address = check.address
+            step.values["arrives_by"] = check.arrives_by.isoformat() if check.arrives_by else None
+        step.values["address"] = address
+        step.values.pop("address_problem", None)
         if "contact" in step.values:
             return await step.next(True)
         saved = await self.shop.profiles.receipt_contact(step.context.activity.from_property.id)
@@ -149,6 +165,13 @@ class CheckoutDialog(ComponentDialog):
                 "confirm", PromptOptions(prompt=reply(text(step.context, "checkout.saved_contact", contact=saved)))
             )
         return await step.next(False)
+
+    async def _check(self, address: str) -> AddressCheck:
+        try:
+            return await self.shop.shipping.check_address(address, utcnow())
+        except ShippingUnavailable as exc:  # checkout goes on: the shop's own estimate, unchecked
+            log.warning("carrier service unavailable at checkout", extra={"reason": str(exc)})
+            return AddressCheck(address)
 
     async def ask_contact_step(self, step: WaterfallStepContext) -> DialogTurnResult:
         if "contact" in step.values:
@@ -181,7 +204,7 @@ class CheckoutDialog(ComponentDialog):
                         "checkout.confirm",
                         summary=summary,
                         charges=charges(ctx, quote, self.shop.currency),
-                        date=delivery_date(ctx, quote.arrives_by),
+                        date=delivery_date(ctx, arrives_by(step.values) or quote.arrives_by),
                         receipt=receipt,
                         address=step.values["address"],
                     )
@@ -196,7 +219,11 @@ class CheckoutDialog(ComponentDialog):
         customer_id = step.context.activity.from_property.id
         try:
             order = await self.shop.orders.place(
-                customer_id, step.values["address"], self.shop.payments, step.values["contact"] or None
+                customer_id,
+                step.values["address"],
+                self.shop.payments,
+                step.values["contact"] or None,
+                arrives_by(step.values),
             )
         except OutOfStock:
             await step.context.send_activity(
@@ -234,6 +261,12 @@ class CheckoutDialog(ComponentDialog):
             )
         )
         return await step.end_dialog()
+
+
+def arrives_by(values: dict) -> date | None:
+    """The carrier's delivery date for the checked address, if the carrier service gave one."""
+    day = values.get("arrives_by")
+    return date.fromisoformat(day) if isinstance(day, str) else None
 
 
 def charges(context, quote: Quote, currency: str) -> str:

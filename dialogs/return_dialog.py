@@ -1,14 +1,20 @@
-"""Starting a return: a delivered order, the item, the reason, and a return reference."""
+"""Starting a return: a delivered order, the item, the reason, and a return reference; with a
+carrier service, a prepaid return label and how to use it."""
 
 from __future__ import annotations
+
+import logging
 
 from botbuilder.dialogs import ComponentDialog, DialogTurnResult, WaterfallDialog, WaterfallStepContext
 from botbuilder.dialogs.prompts import PromptOptions
 
-from bot.messages import reply
+from bot.messages import link, reply
 from dialogs.order_status_dialog import chosen_order, pick_order
 from dialogs.shop import ShopServices, choice_prompt, colour_name, prompt_choices, size_label, text
 from integrations.orders import OrderError
+from integrations.shipping import ShippingUnavailable
+
+log = logging.getLogger(__name__)
 
 REASONS = ["Doesn't fit", "Not as described", "Arrived damaged", "Changed my mind"]  # the values kept
 
@@ -79,7 +85,21 @@ class ReturnDialog(ComponentDialog):
         except OrderError:
             await step.context.send_activity(reply(text(step.context, "return.too_late")))
             return await step.end_dialog()
+        name = step.values["names"][index]
+        try:
+            label = await self.shop.orders.label_return(
+                step.context.activity.from_property.id, reference, self.shop.shipping
+            )
+        except ShippingUnavailable as exc:  # the return stands; the label is sent by a person
+            log.warning("no return label", extra={"reference": reference, "reason": str(exc)})
+            label = None
+        if label is None:
+            await step.context.send_activity(reply(text(step.context, "return.opened", name=name, reference=reference)))
+            return await step.end_dialog()
         await step.context.send_activity(
-            reply(text(step.context, "return.opened", name=step.values["names"][index], reference=reference))
+            reply(
+                text(step.context, "return.label", name=name, reference=reference),
+                links=[link(text(step.context, "btn.return_label"), label.label_url)],
+            )
         )
         return await step.end_dialog()

@@ -22,6 +22,7 @@ from integrations.cart import Carts, CartView
 from integrations.catalog import Catalog, ProductView
 from integrations.orders import Orders
 from integrations.payments import Payments
+from integrations.shipping import Shipping
 
 RECENT_PRODUCTS = 5
 
@@ -59,6 +60,7 @@ class ShopServices:
     carts: Carts
     orders: Orders
     payments: Payments
+    shipping: Shipping
     faq: FaqAnswers
     profiles: Profiles
     accounts: Accounts

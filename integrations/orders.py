@@ -27,6 +27,7 @@ from bot.store.models import (
 )
 from integrations.cart import CartView, OutOfStock, cart_view, open_cart
 from integrations.payments import PaymentUnavailable
+from integrations.shipping import ReturnLabel, Shipping
 
 if TYPE_CHECKING:
     from integrations.payments import Payments
@@ -124,13 +125,19 @@ class OrderView:
 class Orders(Protocol):
     async def quote(self, customer_id: str) -> Quote: ...
     async def place(
-        self, customer_id: str, address: str, payments: Payments, receipt_contact: str | None = None
+        self,
+        customer_id: str,
+        address: str,
+        payments: Payments,
+        receipt_contact: str | None = None,
+        arrives_by: date | None = None,
     ) -> OrderView: ...
     async def payment_link(self, customer_id: str, number: int, payments: Payments) -> OrderView | None: ...
     async def find(self, customer_id: str, number: int) -> OrderView | None: ...
     async def recent(self, customer_id: str, limit: int = 3) -> list[OrderView]: ...
     async def cancel(self, customer_id: str, number: int, payments: Payments | None = None) -> OrderView: ...
     async def start_return(self, customer_id: str, number: int, line_id: int, reason: str) -> str: ...
+    async def label_return(self, customer_id: str, reference: str, shipping: Shipping) -> ReturnLabel | None: ...
 
 
 def _view(session: Session, order: Order) -> OrderView:
@@ -198,11 +205,17 @@ class StoreOrders:
         return await self._db.run(read)
 
     async def place(
-        self, customer_id: str, address: str, payments: Payments, receipt_contact: str | None = None
+        self,
+        customer_id: str,
+        address: str,
+        payments: Payments,
+        receipt_contact: str | None = None,
+        arrives_by: date | None = None,
     ) -> OrderView:
         """Turn the open cart into an order (its discount code, the shipping fee and the delivery
-        estimate included), take the stock and attach a payment link from `payments`. A receipt
-        contact is kept on the order and remembered for the shopper's next checkout.
+        estimate, or the carrier's date `arrives_by`, included), take the stock and attach a
+        payment link from `payments`. A receipt contact is kept on the order and remembered for
+        the shopper's next checkout.
 
         The order is placed first and the link asked for after, outside the transaction (a
         provider may be slow): when the provider does not answer, the order waits with its stock
@@ -226,7 +239,7 @@ class StoreOrders:
                 discount_code=quote.discount_code,
                 discount_cents=quote.discount_cents,
                 shipping_cents=quote.shipping_cents,
-                estimated_delivery=quote.arrives_by,
+                estimated_delivery=arrives_by or quote.arrives_by,
                 receipt_contact=receipt_contact,
             )
             session.add(order)
@@ -344,6 +357,34 @@ class StoreOrders:
             return reference
 
         return await self._db.run(start)
+
+    async def label_return(self, customer_id: str, reference: str, shipping: Shipping) -> ReturnLabel | None:
+        """Buy the prepaid label of the shopper's return `reference`, from the order's shipping
+        address, and keep it (and its parcel's tracker) with the return. None: no label (no
+        carrier service, or not this shopper's return).
+
+        Raises:
+            ShippingUnavailable: the carrier service is down or refused.
+        """
+
+        def address(session: Session) -> str | None:
+            row = session.exec(select(ReturnRequest).where(ReturnRequest.reference == reference)).first()
+            order = session.get(Order, row.order_id) if row is not None else None
+            return order.shipping_address if order is not None and order.customer_id == customer_id else None
+
+        where = await self._db.run(address)
+        label = await shipping.return_label(reference, where) if where is not None else None
+        if label is None:
+            return None
+
+        def keep(session: Session) -> None:
+            row = session.exec(select(ReturnRequest).where(ReturnRequest.reference == reference)).one()
+            row.label_url, row.tracker_ref = label.label_url, label.tracker_ref
+            if row.status == "open":
+                row.status = "label_sent"
+
+        await self._db.run(keep)
+        return label
 
     async def mark_paid(
         self, reference: str, on_paid: Callable[[Session, str, OrderView], None] | None = None

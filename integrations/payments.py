@@ -32,8 +32,12 @@ class Payments(Protocol):
         """
         ...
 
-    async def refund(self, order: OrderView, capture_ref: str) -> None:
-        """Give back what was paid for a cancelled order (`capture_ref`: the provider's payment id).
+    async def refund(
+        self, order: OrderView, capture_ref: str, amount_cents: int | None = None, key: str | None = None
+    ) -> None:
+        """Give back what was paid (`capture_ref`: the provider's payment id): all of it for a
+        cancelled order, or `amount_cents` for a returned item; `key` makes the refund once
+        (by default one full refund per order).
 
         Raises:
             PaymentUnavailable: the provider is down or refused.
@@ -68,7 +72,9 @@ class SandboxPayments:
         reference = f"pay_{order.number}_{secrets.token_hex(6)}"
         return PaymentLink(reference, f"{self._base_url}/pay/{reference}?sig={self._sign(reference)}")
 
-    async def refund(self, order: OrderView, capture_ref: str) -> None:
+    async def refund(
+        self, order: OrderView, capture_ref: str, amount_cents: int | None = None, key: str | None = None
+    ) -> None:
         """Nothing moved in the sandbox, so nothing goes back."""
 
     async def close_link(self, reference: str) -> None:

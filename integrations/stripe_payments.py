@@ -148,16 +148,21 @@ class StripePayments:
         )
         return coupon.id
 
-    async def refund(self, order: OrderView, capture_ref: str) -> None:
-        """Refund the order's payment intent in full, once per order.
+    async def refund(
+        self, order: OrderView, capture_ref: str, amount_cents: int | None = None, key: str | None = None
+    ) -> None:
+        """Refund the order's payment intent: in full once per order, or `amount_cents` once per `key`.
 
         Raises:
             PaymentUnavailable: Stripe is down or refused the request.
         """
+        params: dict[str, Any] = {"payment_intent": capture_ref, "metadata": {"order_number": str(order.number)}}
+        if amount_cents is not None:
+            params["amount"] = amount_cents
         try:
             await self._client.v1.refunds.create_async(
-                {"payment_intent": capture_ref, "metadata": {"order_number": str(order.number)}},
-                {"idempotency_key": f"order-{order.number}-refund"},
+                params,  # type: ignore[arg-type]
+                {"idempotency_key": key or f"order-{order.number}-refund"},
             )
         except stripe.StripeError as exc:
             raise PaymentUnavailable(f"{type(exc).__name__}: {exc.http_status}") from exc

@@ -24,7 +24,7 @@ from integrations.orders import checkout_rules
 from integrations.shipments import ShipmentError, ship_order
 from service.auth import require_admin
 from service.http import http_error, json_error, read_json
-from service.keys import DB, SCHEDULER, SETTINGS
+from service.keys import DB, SCHEDULER, SERVICES, SETTINGS
 
 ADMIN_PAGE = Path(__file__).resolve().parent.parent / "channels" / "web_static" / "admin" / "index.html"
 MAX_STOCK = 1_000_000
@@ -272,6 +272,7 @@ async def record_shipment(request: web.Request) -> web.Response:
             body["tracking_number"],
             utcnow(),
             settings.whatsapp_shipping_template_sid,
+            request.app[SERVICES].shipping,
         )
     except ShipmentError as exc:
         return json_error(exc.status, exc.message)

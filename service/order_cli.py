@@ -39,6 +39,7 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
             args.tracking,
             utcnow(),
             settings.whatsapp_shipping_template_sid,
+            services.shipping,
         )
     except ShipmentError as exc:
         print(f"error: {exc.message}", file=sys.stderr)

@@ -39,9 +39,11 @@ from dialogs.shop import ShopServices
 from dialogs.shop_bot import ShopBot
 from integrations.cart import StoreCarts
 from integrations.catalog import StoreCatalog
+from integrations.easypost_shipping import EasyPostShipping
 from integrations.faq import StoreFaq
 from integrations.orders import StoreOrders, checkout_rules
 from integrations.payments import Payments, SandboxPayments
+from integrations.shipping import Shipping, StoreShipping
 from integrations.stripe_payments import StripePayments
 
 log = logging.getLogger(__name__)
@@ -135,6 +137,13 @@ class Services:
         return SandboxPayments(self.settings.base_url, stored_secret(self.db, "payments"))
 
     @cached_property
+    def shipping(self) -> Shipping:
+        """SHIPPING: EasyPost (addresses, delivery dates, trackers, return labels), or none (the default)."""
+        if self.settings.shipping == "easypost":
+            return EasyPostShipping.from_settings(self.settings, checkout_rules(self.settings).estimate)
+        return StoreShipping()
+
+    @cached_property
     def metrics(self) -> Metrics:
         """This service's operations metrics, on a registry of its own (not the process-wide one)."""
         return Metrics(CollectorRegistry())
@@ -201,6 +210,7 @@ class Services:
             carts=StoreCarts(db, settings.codes),
             orders=self.orders,
             payments=self.payments,
+            shipping=self.shipping,
             faq=self.faq,
             profiles=StoreProfiles(db),
             accounts=self.accounts,
@@ -254,6 +264,8 @@ class Services:
                 await channel.close()
         if "payments" in made:
             await self.payments.close()
+        if "shipping" in made:
+            await self.shipping.close()
         if "recognizer" in made and self._given_recognizer is None:
             self.recognizer.batcher.close()
         if "db" in made:

@@ -158,6 +158,8 @@ class Order(SQLModel, table=True):
     delivered_at: datetime | None = None
     # Added by a later revision, so last (a migration adds columns at the end).
     payment_capture_ref: str | None = None  # the provider's id of the payment made (Stripe: payment intent)
+    tracker_ref: str | None = Field(default=None, index=True)  # the carrier service's tracker (EasyPost: trk_...)
+    tracking_status: str | None = None  # the furthest the parcel has got: in_transit, out_for_delivery, delivered...
 
     @property
     def number(self) -> int:
@@ -170,7 +172,7 @@ class ProviderEvent(SQLModel, table=True):
     __tablename__ = "provider_event"
     __table_args__ = (UniqueConstraint("provider", "event_id"),)
     id: int | None = Field(default=None, primary_key=True)
-    provider: str  # "stripe"
+    provider: str  # "stripe", "easypost"
     event_id: str
     type: str = ""
     received_at: datetime = Field(default_factory=utcnow)
@@ -194,6 +196,12 @@ class ReturnRequest(SQLModel, table=True):
     order_item_id: int = Field(foreign_key="orderitem.id")
     reason: str
     created_at: datetime = Field(default_factory=utcnow)
+    # Added by a later revision, so last.
+    status: str = Field(
+        default="open", sa_column_kwargs={"server_default": "open"}
+    )  # open | label_sent | in_transit (the carrier has it: refunded)
+    label_url: str | None = None  # the prepaid return label (PDF)
+    tracker_ref: str | None = Field(default=None, index=True)  # the return parcel's tracker
 
 
 class WaitlistEntry(SQLModel, table=True):
