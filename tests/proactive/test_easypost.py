@@ -17,7 +17,7 @@ from sqlmodel import func, select
 
 from bot.config import Settings
 from bot.delivery.estimates import add_business_days
-from bot.i18n import ZH, date_text, text_in
+from bot.i18n import EN, TEXTS, ZH, date_text
 from bot.store.models import MessageRecord, Order, ProviderEvent, ReturnRequest, utcnow
 from integrations.easypost_shipping import address_fields, arrival, signature
 from service.app import DB, create_app
@@ -30,7 +30,7 @@ from tests.fakes.easypost import (
     easypost_signature,
     event_body,
 )
-from tests.fakes.phone import TwilioShopper
+from tests.fakes.phone import MessengerShopper, TwilioShopper
 from tests.fakes.stripe import SECRET_KEY, FakeStripe, stripe_signature
 from tests.fakes.stripe import WEBHOOK_SECRET as STRIPE_WEBHOOK_SECRET
 from tests.fakes.stripe import event_body as stripe_event
@@ -183,6 +183,25 @@ def test_the_signature_is_hmac_sha256_hex_over_the_raw_body_with_the_normalised_
     assert signature(body, "s\u0065\u0301cret") == signature(body, "s\u00e9cret")  # NFKD first
     assert signature(body, WEBHOOK_SECRET) == easypost_signature(body)
     assert signature(body, WEBHOOK_SECRET).startswith("hmac-sha256-hex=")
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "checkout.address_unreadable",
+        "checkout.address_undeliverable",
+        "shipment.out_for_delivery",
+        "shipment.pickup",
+        "shipment.delivered",
+        "shipment.problem",
+        "return.label",
+        "return.refunding",
+        "btn.return_label",
+    ],
+)
+def test_the_shipping_texts_are_in_english_and_traditional_chinese(key):
+    assert TEXTS[key][EN] and TEXTS[key][ZH] and TEXTS[key][ZH] != TEXTS[key][EN]
+    assert set(re.findall(r"{(\w+)}", TEXTS[key][EN])) == set(re.findall(r"{(\w+)}", TEXTS[key][ZH]))
 
 
 def test_easypost_settings_are_checked():
@@ -412,6 +431,32 @@ async def test_outside_whatsapps_window_an_update_goes_as_the_utility_template(
     assert sent["content_sid"] == template, sent
 
 
+async def test_messenger_gets_updates_with_its_tag_outside_the_window(phone_shop, fake_graph, fake_easypost):
+    fb = MessengerShopper(phone_shop, fake_graph, "PSID-EASYPOST")
+    await fb.say('/add_to_cart {"product":"TEE-CLASSIC","size":"M","colour":"white"}')
+    await fb.say("checkout")
+    await fb.say(ADDRESS)
+    await fb.say("Skip", quick_reply="Skip")
+    sent = await fb.say("yes", quick_reply="Yes")
+    number = int(re.search(r"Order #(\d+)", MessengerShopper.texts(sent)).group(1))
+    order = await order_of(phone_shop, number)
+    await pay(phone_shop, order.payment_url.removeprefix("https://shop.example.com"))
+    resp = await ship(phone_shop, number, {"carrier": "FedEx", "tracking_number": "123456789012"})
+    tracker = (await resp.json())["tracker"]
+    await fb.replies()
+    await phone_shop.app[DB].run(
+        lambda s: [  # the shopper last wrote three days ago
+            setattr(m, "created_at", utcnow() - timedelta(days=3))
+            for m in s.exec(select(MessageRecord).where(MessageRecord.direction == "in")).all()
+        ]
+    )
+    await hook(phone_shop, fake_easypost.tracker_event(tracker, "delivered"))
+    sent = await fb.replies()
+    delivered = [m for m in sent if "has been delivered" in MessengerShopper.texts([m])]
+    assert delivered, sent
+    assert all(m["messaging_type"] == "MESSAGE_TAG" and m["tag"] == "POST_PURCHASE_UPDATE" for m in delivered)
+
+
 # --- returns ---------------------------------------------------------------------------------------
 
 
@@ -460,7 +505,7 @@ async def test_a_return_gets_a_label_in_chat_and_is_refunded_when_the_carrier_sc
     assert returned["headers"]["Idempotency-Key"] == f"return-{reference}-shipment"
     [bought] = [r for r in fake_easypost.requests if r["path"].endswith("/buy")]
     assert bought["headers"]["Idempotency-Key"] == f"return-{reference}-buy"
-    shipment = fake_easypost.shipments[returned["path"] and next(iter(reversed(fake_easypost.shipments)))]
+    shipment = list(fake_easypost.shipments.values())[-1]
     assert shipment["to_address"] == {"id": FROM_ADDRESS_ID}  # EasyPost sends it back to the shop
     row = await shop.app[DB].run(lambda s: s.exec(select(ReturnRequest)).one())
     assert row.status == "label_sent" and row.label_url == label["url"]
@@ -482,4 +527,3 @@ async def test_a_return_gets_a_label_in_chat_and_is_refunded_when_the_carrier_sc
     assert len(fake_stripe.posted("/v1/refunds")) == 1
     row = await shop.app[DB].run(lambda s: s.exec(select(ReturnRequest)).one())
     assert row.status == "in_transit"
-    assert text_in(ZH, "return.refunding", reference="R", amount="$1", name="x")
