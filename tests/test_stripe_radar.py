@@ -1,0 +1,109 @@
+"""Stripe Radar through the real app and a fake Stripe: a completed payment's risk is read from
+its payment intent's latest charge and kept on the order; a normal one confirms the order, an
+elevated or highest one holds it for a person (a handoff ticket, a neutral word to the shopper)
+until `approve_reviewed` confirms it; Stripe down while reading it leaves the event for a retry."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from sqlmodel import select
+
+from bot.store.models import HandoffTicket, MessageRecord, ProviderEvent
+from integrations.orders import approve_reviewed
+from service.app import DB, SERVICES
+from tests.fakes.stripe import event_body
+from tests.fakes.web_shopper import WebShopper
+from tests.test_stripe_payments import add, checkout, count, fake_stripe, order_of, post_event, stripe_client  # noqa: F401  (fixtures)
+
+INTENTS = "/v1/payment_intents/"
+
+
+async def history_text(shopper: WebShopper, wanted: str) -> str:
+    for _ in range(200):
+        history = " ".join(m["text"] or "" for m in await shopper.history())
+        if wanted in history:
+            return history
+        await asyncio.sleep(0.05)
+    return history
+
+
+async def test_a_normal_risk_payment_confirms_the_order_and_keeps_the_risk(stripe_client, fake_stripe):  # noqa: F811
+    shopper = await WebShopper.start(stripe_client)
+    await add(shopper, "add the linen sundress size S")
+    number = await checkout(shopper)
+    session_id = (await order_of(stripe_client, number)).payment_ref
+    body = event_body("checkout.session.completed", fake_stripe.completed(session_id, 7900, payment_intent="pi_ok"))
+    assert (await post_event(stripe_client, body)).status == 200
+
+    [read] = [r for r in fake_stripe.requests if r["path"].startswith(INTENTS)]
+    assert read["path"] == INTENTS + "pi_ok" and "latest_charge" in read["form"].values()
+    order = await order_of(stripe_client, number)
+    assert (order.status, order.payment_risk_level, order.payment_risk_score) == ("paid", "normal", 12)
+    assert await count(stripe_client, HandoffTicket) == 0
+    assert f"Payment received for order #{number}" in await history_text(shopper, "Payment received")
+
+
+@pytest.mark.parametrize("level, score", [("elevated", 67), ("highest", 91)])
+async def test_a_risky_payment_goes_to_a_person_instead_of_confirming(stripe_client, fake_stripe, level, score):  # noqa: F811
+    shopper = await WebShopper.start(stripe_client)
+    await add(shopper, "add the linen sundress size S")
+    number = await checkout(shopper)
+    session_id = (await order_of(stripe_client, number)).payment_ref
+    completed = fake_stripe.completed(session_id, 7900, payment_intent="pi_risky", risk_level=level, risk_score=score)
+    body = event_body("checkout.session.completed", completed)
+    assert (await post_event(stripe_client, body)).status == 200
+    assert (await post_event(stripe_client, body)).status == 200  # Stripe sends it again: nothing more
+
+    order = await order_of(stripe_client, number)
+    assert (order.status, order.payment_risk_level, order.payment_risk_score) == ("payment_review", level, score)
+    assert order.payment_capture_ref == "pi_risky"
+    [ticket] = await stripe_client.app[DB].run(lambda s: list(s.exec(select(HandoffTicket)).all()))
+    assert ticket.trigger == "payment_risk" and ticket.topic == "payment" and ticket.status in ("queued", "assigned")
+    review = ticket.summary["payment_review"]
+    assert (review["order"], review["risk_level"], review["risk_score"]) == (number, level, score)
+    assert await count(stripe_client, MessageRecord, MessageRecord.idempotency_key == f"paid:{number}") == 0
+    history = await history_text(shopper, "checking your payment")
+    assert f"We're checking your payment for order #{number}; a person will confirm it here shortly." in history
+    assert "Payment received" not in history and "fraud" not in history.lower() and "risk" not in history.lower()
+    assert await count(stripe_client, MessageRecord, MessageRecord.idempotency_key == f"payment-review:{number}") == 1
+
+    # The person checked it and confirms: paid, and the shopper hears so as for any payment.
+    services = stripe_client.app[SERVICES]
+    approved = await services.db.run(lambda s: approve_reviewed(s, number, services.on_paid))
+    again = await services.db.run(lambda s: approve_reviewed(s, number, services.on_paid))
+    assert (approved.outcome, again.outcome) == ("paid", "not_payable")
+    assert (await order_of(stripe_client, number)).status == "paid"
+    assert await count(stripe_client, MessageRecord, MessageRecord.idempotency_key == f"paid:{number}") == 1
+
+
+async def test_a_held_order_cancelled_is_refunded(stripe_client, fake_stripe):  # noqa: F811
+    shopper = await WebShopper.start(stripe_client)
+    await add(shopper, "add the linen sundress size S")
+    number = await checkout(shopper)
+    session_id = (await order_of(stripe_client, number)).payment_ref
+    completed = fake_stripe.completed(session_id, 7900, payment_intent="pi_held", risk_level="elevated")
+    assert (await post_event(stripe_client, event_body("checkout.session.completed", completed))).status == 200
+    services = stripe_client.app[SERVICES]
+    order = await order_of(stripe_client, number)
+    await services.orders.cancel(order.customer_id, number, services.payments)
+    [refund] = fake_stripe.posted("/v1/refunds")
+    assert refund["form"]["payment_intent"] == "pi_held"
+    assert (await order_of(stripe_client, number)).status == "cancelled"
+
+
+async def test_stripe_down_while_reading_the_risk_leaves_the_event_for_its_retry(stripe_client, fake_stripe):  # noqa: F811
+    shopper = await WebShopper.start(stripe_client)
+    await add(shopper, "add the linen sundress size S")
+    number = await checkout(shopper)
+    session_id = (await order_of(stripe_client, number)).payment_ref
+    body = event_body("checkout.session.completed", fake_stripe.completed(session_id, 7900, risk_level="elevated"))
+    fake_stripe.fail_for(3600)
+    answer = await post_event(stripe_client, body)
+    assert answer.status == 503
+    assert await count(stripe_client, ProviderEvent) == 0
+    assert (await order_of(stripe_client, number)).status == "pending_payment"
+    fake_stripe.down_until = 0.0
+    assert (await post_event(stripe_client, body)).status == 200
+    assert (await order_of(stripe_client, number)).status == "payment_review"
