@@ -85,7 +85,11 @@ async def stripe_webhook(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     risk = None
     intent = event["data"]["object"].get("payment_intent")
-    if event["type"] in PAID_EVENTS and isinstance(intent, str):
+    if (
+        event["type"] in PAID_EVENTS
+        and isinstance(intent, str)
+        and not await request.app[DB].run(lambda s: _recorded(s, event["id"]))
+    ):
         try:
             risk = await payments.risk(intent)
         except PaymentUnavailable as exc:  # nothing stored: Stripe sends the event again later
@@ -110,11 +114,18 @@ async def stripe_webhook(request: web.Request) -> web.Response:
     return web.json_response({"received": True})
 
 
+def _recorded(session: Session, event_id: str) -> bool:
+    return (
+        session.exec(
+            select(ProviderEvent.id).where(ProviderEvent.provider == "stripe", ProviderEvent.event_id == event_id)
+        ).first()
+        is not None
+    )
+
+
 def handle_event(session: Session, event: dict[str, Any], context: Context) -> Handled:
     """Record the event, then act on it, in the caller's transaction. A recorded event does nothing."""
-    if session.exec(
-        select(ProviderEvent.id).where(ProviderEvent.provider == "stripe", ProviderEvent.event_id == event["id"])
-    ).first():
+    if _recorded(session, event["id"]):
         return Handled("duplicate")
     session.add(ProviderEvent(provider="stripe", event_id=event["id"], type=event["type"][:100]))
     session.flush()

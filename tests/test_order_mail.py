@@ -4,6 +4,7 @@ sandbox pay page, and the outbox's e-mail lane against a real SMTP server on loo
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import pytest
 from pydantic import ValidationError
@@ -19,6 +20,8 @@ from tests.fakes.web_shopper import WebShopper
 from tests.proactive.test_campaigns import changed
 
 MAIL_FROM = "Shop <orders@shop.test>"
+# The fake server asks for a login over plain text: on loopback, in a test, that is what we want.
+pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
 
 
 @pytest.fixture
@@ -83,7 +86,15 @@ async def test_paying_on_the_web_sends_one_confirmation_email(aiohttp_client, se
     assert f"Payment received for order #{number}" in history
 
 
-async def test_a_mail_server_that_is_down_gets_the_email_later_once(aiohttp_client, settings, recognizer):
+def our_logs(caplog) -> str:
+    """What the service logged (not the fake mail server's own log, `mail.log`)."""
+    return " ".join(
+        f"{r.getMessage()} {r.__dict__}" for r in caplog.records if not r.name.startswith(("mail.log", "aiosmtpd"))
+    )
+
+
+async def test_a_mail_server_that_is_down_gets_the_email_later_once(aiohttp_client, settings, recognizer, caplog):
+    caplog.set_level(logging.DEBUG)
     smtp = FakeSmtp()  # not started yet: connections are refused
     client = await aiohttp_client(create_app(with_mail(settings, smtp), recognizer))
     try:
@@ -102,6 +113,8 @@ async def test_a_mail_server_that_is_down_gets_the_email_later_once(aiohttp_clie
         assert record.attempts >= 3
         await asyncio.sleep(1.0)
         assert len(smtp.messages) == 1
+        assert "send will be retried" in our_logs(caplog)
+        assert "ana@example.com" not in our_logs(caplog) and PASSWORD not in our_logs(caplog)
     finally:
         smtp.stop()
 

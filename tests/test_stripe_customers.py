@@ -7,10 +7,10 @@ from __future__ import annotations
 from bot.store.models import Customer
 from service.app import DB
 from tests.fakes.web_shopper import WebShopper
-from tests.test_stripe_payments import SESSIONS, add, checkout, fake_stripe, order_of, stripe_client  # noqa: F401  (fixtures)
+from tests.test_stripe_payments import SESSIONS, add, checkout, order_of
 
 
-async def test_a_returning_shopper_checks_out_as_the_same_stripe_customer(stripe_client, fake_stripe):  # noqa: F811
+async def test_a_returning_shopper_checks_out_as_the_same_stripe_customer(stripe_client, fake_stripe):
     shopper = await WebShopper.start(stripe_client)
     await add(shopper, "add the linen sundress size S")
     first = await checkout(shopper)
@@ -38,7 +38,7 @@ async def test_a_returning_shopper_checks_out_as_the_same_stripe_customer(stripe
     assert {s["customer"] for s in fake_stripe.sessions.values()} == {stripe_customer}
 
 
-async def test_two_shoppers_get_two_customers_and_a_receipt_email_goes_to_stripe(stripe_client, fake_stripe):  # noqa: F811
+async def test_two_shoppers_get_two_customers_and_a_receipt_email_goes_to_stripe(stripe_client, fake_stripe):
     ana, ben = await WebShopper.start(stripe_client), await WebShopper.start(stripe_client)
     await add(ana, "add the linen sundress size S")
     await ana.say("checkout")
@@ -54,8 +54,7 @@ async def test_two_shoppers_get_two_customers_and_a_receipt_email_goes_to_stripe
 
 
 async def test_stripe_down_when_the_customer_is_made_the_order_waits_and_one_customer_is_made(
-    stripe_client,  # noqa: F811
-    fake_stripe,  # noqa: F811
+    stripe_client, fake_stripe
 ):
     shopper = await WebShopper.start(stripe_client)
     await add(shopper, "add the linen sundress size S")

@@ -12,10 +12,16 @@ from sqlmodel import select
 
 from bot.store.models import HandoffTicket, MessageRecord, ProviderEvent
 from integrations.orders import approve_reviewed
-from service.app import DB, SERVICES
-from tests.fakes.stripe import event_body
+from service.app import DB, SERVICES, create_app
+from tests.fakes.stripe import event_body, with_stripe
 from tests.fakes.web_shopper import WebShopper
-from tests.test_stripe_payments import add, checkout, count, fake_stripe, order_of, post_event, stripe_client  # noqa: F401  (fixtures)
+from tests.test_stripe_payments import (
+    add,
+    checkout,
+    count,
+    order_of,
+    post_event,
+)
 
 INTENTS = "/v1/payment_intents/"
 
@@ -29,7 +35,7 @@ async def history_text(shopper: WebShopper, wanted: str) -> str:
     return history
 
 
-async def test_a_normal_risk_payment_confirms_the_order_and_keeps_the_risk(stripe_client, fake_stripe):  # noqa: F811
+async def test_a_normal_risk_payment_confirms_the_order_and_keeps_the_risk(stripe_client, fake_stripe):
     shopper = await WebShopper.start(stripe_client)
     await add(shopper, "add the linen sundress size S")
     number = await checkout(shopper)
@@ -46,7 +52,7 @@ async def test_a_normal_risk_payment_confirms_the_order_and_keeps_the_risk(strip
 
 
 @pytest.mark.parametrize("level, score", [("elevated", 67), ("highest", 91)])
-async def test_a_risky_payment_goes_to_a_person_instead_of_confirming(stripe_client, fake_stripe, level, score):  # noqa: F811
+async def test_a_risky_payment_goes_to_a_person_instead_of_confirming(stripe_client, fake_stripe, level, score):
     shopper = await WebShopper.start(stripe_client)
     await add(shopper, "add the linen sundress size S")
     number = await checkout(shopper)
@@ -55,6 +61,7 @@ async def test_a_risky_payment_goes_to_a_person_instead_of_confirming(stripe_cli
     body = event_body("checkout.session.completed", completed)
     assert (await post_event(stripe_client, body)).status == 200
     assert (await post_event(stripe_client, body)).status == 200  # Stripe sends it again: nothing more
+    assert len([r for r in fake_stripe.requests if r["path"].startswith(INTENTS)]) == 1  # not read again
 
     order = await order_of(stripe_client, number)
     assert (order.status, order.payment_risk_level, order.payment_risk_score) == ("payment_review", level, score)
@@ -78,7 +85,7 @@ async def test_a_risky_payment_goes_to_a_person_instead_of_confirming(stripe_cli
     assert await count(stripe_client, MessageRecord, MessageRecord.idempotency_key == f"paid:{number}") == 1
 
 
-async def test_a_held_order_cancelled_is_refunded(stripe_client, fake_stripe):  # noqa: F811
+async def test_a_held_order_cancelled_is_refunded(stripe_client, fake_stripe):
     shopper = await WebShopper.start(stripe_client)
     await add(shopper, "add the linen sundress size S")
     number = await checkout(shopper)
@@ -93,7 +100,7 @@ async def test_a_held_order_cancelled_is_refunded(stripe_client, fake_stripe):  
     assert (await order_of(stripe_client, number)).status == "cancelled"
 
 
-async def test_stripe_down_while_reading_the_risk_leaves_the_event_for_its_retry(stripe_client, fake_stripe):  # noqa: F811
+async def test_stripe_down_while_reading_the_risk_leaves_the_event_for_its_retry(stripe_client, fake_stripe):
     shopper = await WebShopper.start(stripe_client)
     await add(shopper, "add the linen sundress size S")
     number = await checkout(shopper)
@@ -107,3 +114,40 @@ async def test_stripe_down_while_reading_the_risk_leaves_the_event_for_its_retry
     fake_stripe.down_until = 0.0
     assert (await post_event(stripe_client, body)).status == 200
     assert (await order_of(stripe_client, number)).status == "payment_review"
+
+
+async def test_the_agent_console_shows_the_payment_to_check(
+    aiohttp_server,
+    aiohttp_client,
+    settings,
+    recognizer,
+    fake_stripe,
+    browser,
+):
+    admin = "admin-secret-for-radar"
+    server = await aiohttp_server(create_app(with_stripe(settings, fake_stripe, admin_token=admin), recognizer))
+    client = await aiohttp_client(server)
+    created = await client.post(
+        "/api/handoffs/agents", json={"name": "Dana", "languages": ["en"]}, headers={"Authorization": f"Bearer {admin}"}
+    )
+    token = (await created.json())["token"]
+    shopper = await WebShopper.start(client)
+    await add(shopper, "add the linen sundress size S")
+    number = await checkout(shopper)
+    session_id = (await order_of(client, number)).payment_ref
+    completed = fake_stripe.completed(session_id, 7900, risk_level="elevated", risk_score=72)
+    assert (await post_event(client, event_body("checkout.session.completed", completed))).status == 200
+
+    page = await browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    await page.goto(str(server.make_url("/admin/agents")))
+    await page.fill("#token", token)
+    await page.click("#sign-in-button")
+    await page.wait_for_function("document.getElementById('me-name').textContent.includes('Dana')")
+    await page.locator("#queue button").first.click()
+    await page.wait_for_function("document.getElementById('summary').textContent.includes('Payment to check')")
+    summary = await page.locator("#summary").inner_text()
+    assert f"#{number} $79.00 · risk elevated (72/100)" in summary
+    assert f"python app.py order approve {number}" in summary and "payment_risk" in summary
+    assert not errors, errors

@@ -14,10 +14,23 @@ from uuid import uuid4
 
 from aiohttp import web
 
+from bot.config import Settings
 from tests.fakes.providers import FakeProvider
 
 SECRET_KEY = "sk_test_fake"
 WEBHOOK_SECRET = "whsec_test_fake"
+
+
+def with_stripe(settings: Settings, fake: FakeStripe, **more: Any) -> Settings:
+    """The settings with PAYMENTS=stripe against this fake (and any more changes), validated."""
+    changes = {
+        "payments": "stripe",
+        "stripe_secret_key": SECRET_KEY,
+        "stripe_webhook_secret": WEBHOOK_SECRET,
+        "stripe_api_base": fake.url,
+        **more,
+    }
+    return Settings(_env_file=None, **{**settings.model_dump(), **changes})
 
 
 def stripe_signature(body: bytes, secret: str = WEBHOOK_SECRET, timestamp: int | None = None) -> str:
