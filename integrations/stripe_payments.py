@@ -189,11 +189,16 @@ class StripePayments:
         """Radar's outcome on the payment intent's latest charge (`expand[]=latest_charge`).
 
         Raises:
-            PaymentUnavailable: Stripe is down or refused the request.
+            PaymentUnavailable: Stripe is down (a 4xx answer, such as an unknown intent, gives no
+                risk rather than an error that a retry would meet again).
         """
         try:
             intent = await self._client.v1.payment_intents.retrieve_async(payment_intent, {"expand": ["latest_charge"]})
         except stripe.StripeError as exc:
+            status = exc.http_status or 0
+            if 400 <= status < 500 and status != 429:  # asking again would get the same answer
+                log.warning("stripe refused the payment intent's risk", extra={"status": status})
+                return PaymentRisk(None)
             raise PaymentUnavailable(f"{type(exc).__name__}: {exc.http_status}") from exc
         charge = intent.to_dict().get("latest_charge")  # an object when expanded, else its id
         outcome = charge.get("outcome") if isinstance(charge, dict) else None

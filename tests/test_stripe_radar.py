@@ -1,18 +1,22 @@
 """Stripe Radar through the real app and a fake Stripe: a completed payment's risk is read from
 its payment intent's latest charge and kept on the order; a normal one confirms the order, an
 elevated or highest one holds it for a person (a handoff ticket, a neutral word to the shopper)
-until `approve_reviewed` confirms it; Stripe down while reading it leaves the event for a retry."""
+until `python app.py order approve` confirms it; Stripe down while reading it leaves the event for a retry."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from sqlmodel import select
 
 from bot.store.models import HandoffTicket, MessageRecord, ProviderEvent
-from integrations.orders import approve_reviewed
-from service.app import DB, SERVICES, create_app
+from service.app import DB, SERVICES, SETTINGS, create_app
 from tests.fakes.stripe import event_body, with_stripe
 from tests.fakes.web_shopper import WebShopper
 from tests.test_stripe_payments import (
@@ -24,6 +28,21 @@ from tests.test_stripe_payments import (
 )
 
 INTENTS = "/v1/payment_intents/"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+async def approve(client, number: str) -> subprocess.CompletedProcess:
+    """`python app.py order approve NUMBER` against the app's store."""
+    env = {**os.environ, "DATABASE_URL": client.app[SETTINGS].database_url, "LOG_LEVEL": "WARNING"}
+    return await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "app.py", "order", "approve", number],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 async def history_text(shopper: WebShopper, wanted: str) -> str:
@@ -76,11 +95,14 @@ async def test_a_risky_payment_goes_to_a_person_instead_of_confirming(stripe_cli
     assert "Payment received" not in history and "fraud" not in history.lower() and "risk" not in history.lower()
     assert await count(stripe_client, MessageRecord, MessageRecord.idempotency_key == f"payment-review:{number}") == 1
 
-    # The person checked it and confirms: paid, and the shopper hears so as for any payment.
-    services = stripe_client.app[SERVICES]
-    approved = await services.db.run(lambda s: approve_reviewed(s, number, services.on_paid))
-    again = await services.db.run(lambda s: approve_reviewed(s, number, services.on_paid))
-    assert (approved.outcome, again.outcome) == ("paid", "not_payable")
+    # The person checked it and confirms from the command line: paid, and the shopper hears so as
+    # for any payment; a second confirmation, or an unknown order, is refused.
+    approved = await approve(stripe_client, str(number))
+    assert approved.returncode == 0, approved.stderr
+    assert json.loads(approved.stdout) == {"order": number, "status": "paid"}
+    again, unknown = await approve(stripe_client, str(number)), await approve(stripe_client, "99999")
+    assert again.returncode == 2 and "is paid, not held for review" in again.stderr
+    assert unknown.returncode == 2 and "no order 99999" in unknown.stderr
     assert (await order_of(stripe_client, number)).status == "paid"
     assert await count(stripe_client, MessageRecord, MessageRecord.idempotency_key == f"paid:{number}") == 1
 
@@ -114,6 +136,18 @@ async def test_stripe_down_while_reading_the_risk_leaves_the_event_for_its_retry
     fake_stripe.down_until = 0.0
     assert (await post_event(stripe_client, body)).status == 200
     assert (await order_of(stripe_client, number)).status == "payment_review"
+
+
+async def test_an_intent_stripe_does_not_know_confirms_without_a_risk(stripe_client, fake_stripe):
+    shopper = await WebShopper.start(stripe_client)
+    await add(shopper, "add the linen sundress size S")
+    number = await checkout(shopper)
+    session_id = (await order_of(stripe_client, number)).payment_ref
+    completed = fake_stripe.completed(session_id, 7900, payment_intent="pi_gone")
+    del fake_stripe.intents["pi_gone"]  # Stripe answers 404: asking again would not help
+    assert (await post_event(stripe_client, event_body("checkout.session.completed", completed))).status == 200
+    order = await order_of(stripe_client, number)
+    assert (order.status, order.payment_risk_level, order.payment_risk_score) == ("paid", None, None)
 
 
 async def test_the_agent_console_shows_the_payment_to_check(
