@@ -174,6 +174,9 @@ class Settings(BaseSettings):
     easypost_from_address_id: str | None = None
     easypost_api_base: str = "https://api.easypost.com"
     whatsapp_order_update_template_sid: str | None = None
+    smtp_url: SecretStr | None = None  # smtp://user:pass@host:587, smtps://... ; unset = no e-mail
+    mail_from: str | None = None  # the From of the shop's e-mail: "Shop <orders@shop.example>"
+    mail_timeout_seconds: float = Field(default=30.0, gt=0)
 
     handoff_rules: str | None = None
     handoff_hours: str = ""
@@ -227,6 +230,21 @@ class Settings(BaseSettings):
                 f"EASYPOST_API_BASE must be a base URL such as https://api.easypost.com, not {self.easypost_api_base!r}"
             )
         return self
+
+    @model_validator(mode="after")
+    def _check_mail(self) -> Settings:
+        if self.smtp_url is not None and self.smtp_url.get_secret_value().strip():
+            from bot.delivery.mail import SmtpServer  # imports no settings: no cycle
+
+            SmtpServer.parse(self.smtp_url.get_secret_value())  # raises ValueError, without the URL
+            if not (self.mail_from and "@" in self.mail_from):
+                raise ValueError("SMTP_URL needs MAIL_FROM, an e-mail address such as orders@shop.example")
+        return self
+
+    @property
+    def mail_on(self) -> bool:
+        """Order confirmations go out by e-mail (SMTP_URL is set)."""
+        return bool(self.smtp_url and self.smtp_url.get_secret_value().strip())
 
     @field_validator("cart_reminder_delays")
     @classmethod

@@ -417,8 +417,25 @@ TEXTS: dict[str, dict[str, str]] = {
         EN: "Payment received for order #{number} — thank you! We'll let you know when it ships.",
         ZH: "已收到訂單 #{number} 的付款，謝謝您！出貨時會再通知您。",
     },
+    "pay.review": {
+        EN: "Thank you! We're checking your payment for order #{number}; a person will confirm it here shortly.",
+        ZH: "謝謝您！我們正在確認訂單 #{number} 的付款，稍後會有專人在這裡為您確認。",
+    },
+    # --- the order confirmation e-mail
+    "mail.confirmation.subject": {EN: "Order #{number} confirmed", ZH: "訂單 #{number} 已確認"},
+    "mail.confirmation.body": {
+        EN: "Thank you for your order #{number}: we've received your payment.\n\n"
+        "It arrives by {date}, shipping to:\n{address}\n\nWe'll let you know in the chat when it ships.",
+        ZH: "感謝您訂購（訂單 #{number}），我們已收到您的付款。\n\n"
+        "預計 {date} 前送達，寄送地址：\n{address}\n\n出貨時會在對話中通知您。",
+    },
+    "mail.line": {EN: "{quantity} × {name} ({size}, {colour})", ZH: "{quantity} × {name}（{size}，{colour}）"},
+    "mail.discount": {EN: "Discount ({code})", ZH: "折扣（{code}）"},
+    "mail.shipping": {EN: "Shipping", ZH: "運費"},
+    "mail.total": {EN: "Total", ZH: "總計"},
     # --- orders: status, cancel, return
     "order.status.pending_payment": {EN: "is waiting for payment", ZH: "等待付款中"},
+    "order.status.payment_review": {EN: "is paid; we're checking the payment", ZH: "已付款，正在確認付款"},
     "order.status.paid": {EN: "is paid and being packed", ZH: "已付款，正在包裝"},
     "order.status.shipped": {EN: "is on its way", ZH: "正在配送中"},
     "order.status.delivered": {EN: "was delivered", ZH: "已送達"},

@@ -85,6 +85,7 @@ class OutboundMessage:
     option_offset: int = 0  # where this message's options continue the numbering of its turn
     template: Template | None = None  # an approved template, for channels that need one outside their window
     language: str = "en"  # the shopper's language: a channel's own words around the message follow it
+    subject: str | None = None  # a heading shown apart, where the medium has one (an e-mail's subject)
 
     def to_dict(self) -> dict[str, Any]:
         # The same as `asdict(self)`, without its deep walk over fields that are plain values.
@@ -98,6 +99,7 @@ class OutboundMessage:
             "option_offset": self.option_offset,
             "template": asdict(self.template) if self.template is not None else None,
             "language": self.language,
+            "subject": self.subject,
         }
 
     @classmethod
@@ -115,6 +117,7 @@ class OutboundMessage:
             option_offset=int(data.get("option_offset", 0)),
             template=Template(**data["template"]) if data.get("template") else None,
             language=str(data.get("language") or "en"),
+            subject=data.get("subject"),
         )
 
 

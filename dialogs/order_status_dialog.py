@@ -13,7 +13,7 @@ from bot.messages import link, reply
 from dialogs.shop import ShopServices, choice_prompt, delivery_date, is_zh, money, prompt_choices, text
 from integrations.orders import OrderView
 
-STATUSES = ("pending_payment", "paid", "shipped", "delivered", "cancelled")
+STATUSES = ("pending_payment", "payment_review", "paid", "shipped", "delivered", "cancelled")
 ON_THE_WAY = ("pending_payment", "paid", "shipped")
 # "When will it arrive?", "what's the ETA", "什麼時候會到": the shopper asks for a date, not the status.
 ARRIVAL_RE = re.compile(

@@ -35,7 +35,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 RETURN_WINDOW = timedelta(days=30)
-CANCELLABLE = ("pending_payment", "paid")
+CANCELLABLE = ("pending_payment", "payment_review", "paid")
+PAID = ("payment_review", "paid")  # money was taken: a cancel refunds it
+RISKY = ("elevated", "highest")  # Stripe Radar's risk levels a person checks before the order is confirmed
 
 
 class OrderError(Exception):
@@ -120,6 +122,8 @@ class OrderView:
     estimated_delivery: date | None = None
     receipt_contact: str | None = None
     placed_at: datetime | None = None  # when it was placed (UTC)
+    customer_id: str = ""
+    payment_risk_level: str | None = None
 
 
 class Orders(Protocol):
@@ -163,14 +167,25 @@ def _view(session: Session, order: Order) -> OrderView:
         estimated_delivery=order.estimated_delivery,
         receipt_contact=order.receipt_contact,
         placed_at=as_utc(order.created_at),
+        customer_id=order.customer_id,
+        payment_risk_level=order.payment_risk_level,
     )
 
 
 @dataclass(frozen=True)
+class PaymentRisk:
+    """A payment provider's fraud screening of a payment (Stripe Radar's outcome on its charge)."""
+
+    level: str | None  # normal | elevated | highest | not_assessed | unknown
+    score: int | None = None  # 0-100
+
+
+@dataclass(frozen=True)
 class Payment:
-    """What became of a payment: "paid" now, "not_payable" (the order is not awaiting payment:
-    cancelled, or paid already), "wrong_amount" (the provider took another amount than the
-    order's total: not marked paid) or "unknown" (no order has this payment reference)."""
+    """What became of a payment: "paid" now, "held" (paid, with a risk a person checks before
+    the order is confirmed), "not_payable" (the order is not awaiting payment: cancelled, or paid
+    already), "wrong_amount" (the provider took another amount than the order's total: not marked
+    paid) or "unknown" (no order has this payment reference)."""
 
     outcome: str
     customer_id: str | None = None
@@ -413,10 +428,13 @@ def mark_paid_in(
     lock: bool = False,
     amount_cents: int | None = None,
     capture_ref: str | None = None,
+    risk: PaymentRisk | None = None,
 ) -> Payment:
     """`StoreOrders.mark_paid` inside a caller's transaction (a webhook records its event in
     the same one). With `amount_cents` (what the provider took), an order whose total differs is
-    not marked paid ("wrong_amount"); `capture_ref` is kept for refunds."""
+    not marked paid ("wrong_amount"); `capture_ref` is kept for refunds. With a `risk` of
+    elevated or highest, the order is held for a person ("payment_review", "held") and `on_paid`
+    waits for `approve_reviewed`."""
     order = order_by_payment_ref(session, reference, lock)
     if order is None:
         return Payment("unknown")
@@ -424,8 +442,32 @@ def mark_paid_in(
         return Payment("not_payable", order.customer_id, _view(session, order))
     if amount_cents is not None and amount_cents != order.total_cents:
         return Payment("wrong_amount", order.customer_id, _view(session, order))
-    order.status = "paid"
     order.payment_capture_ref = capture_ref or order.payment_capture_ref
+    if risk is not None:
+        order.payment_risk_level, order.payment_risk_score = risk.level, risk.score
+    if risk is not None and risk.level in RISKY:
+        order.status = "payment_review"
+        session.flush()
+        return Payment("held", order.customer_id, _view(session, order))
+    order.status = "paid"
+    session.flush()
+    view = _view(session, order)
+    if on_paid is not None:
+        on_paid(session, order.customer_id, view)
+    return Payment("paid", order.customer_id, view)
+
+
+def approve_reviewed(
+    session: Session, number: int, on_paid: Callable[[Session, str, OrderView], None] | None = None, lock: bool = False
+) -> Payment:
+    """A person checked a held payment and confirms the order: paid, and `on_paid` runs as for
+    any payment. "not_payable" for an order not under review, "unknown" for no such order."""
+    order = _locked(session, Order, number - ORDER_NUMBER_OFFSET, lock) if number > ORDER_NUMBER_OFFSET else None
+    if order is None:
+        return Payment("unknown")
+    if order.status != "payment_review":
+        return Payment("not_payable", order.customer_id, _view(session, order))
+    order.status = "paid"
     session.flush()
     view = _view(session, order)
     if on_paid is not None:
@@ -440,7 +482,7 @@ async def settle_cancelled(
     not. The provider's idempotency keys make a repeat harmless; a provider that is down is
     logged for a person, as the order is cancelled either way."""
     try:
-        if was == "paid" and capture_ref:
+        if was in PAID and capture_ref:
             await payments.refund(order, capture_ref)
             log.info("refunded a cancelled order", extra={"order": order.number})
         elif was == "pending_payment" and reference:

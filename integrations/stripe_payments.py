@@ -1,5 +1,6 @@
-"""Stripe behind the payments interface: a Checkout Session per order, refunds, and the
-verification of Stripe's webhook events."""
+"""Stripe behind the payments interface: a Checkout Session per order (for the shopper's own
+Stripe Customer, so a returning shopper's saved card is offered), refunds, Radar's risk of a
+payment, and the verification of Stripe's webhook events."""
 
 from __future__ import annotations
 
@@ -9,8 +10,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import stripe
+from sqlmodel import Session
 
-from integrations.orders import OrderView
+from bot.delivery.mail import is_email
+from bot.store.database import Database
+from bot.store.models import Customer
+from integrations.orders import OrderView, PaymentRisk
 from integrations.payments import PaymentLink, PaymentUnavailable
 
 log = logging.getLogger(__name__)
@@ -36,12 +41,27 @@ def session_expiry(order: OrderView, now: datetime) -> int:
     return int(expires.timestamp())
 
 
+def customer_key(customer_id: str) -> str:
+    """The Idempotency-Key of a shopper's Stripe Customer: two checkouts at once make one."""
+    return f"customer-{customer_id}-create"
+
+
 def checkout_params(
-    order: OrderView, currency: str, base_url: str, now: datetime, coupon: str | None = None
+    order: OrderView,
+    currency: str,
+    base_url: str,
+    now: datetime,
+    coupon: str | None = None,
+    customer: str | None = None,
 ) -> dict[str, Any]:
     """The Checkout Session for `order`: its lines at their unit prices, shipping as a fixed
     rate, the discount as a coupon (Stripe takes it off the goods, as we do), the order number
-    in the metadata of the session and of its payment intent."""
+    in the metadata of the session and of its payment intent.
+
+    With the shopper's Stripe `customer`, Checkout offers to save the card (a box the shopper
+    ticks: their consent) and shows a card saved that way at their next checkout. Cards saved
+    with `payment_intent_data.setup_future_usage` alone are not shown again (Stripe saves them
+    as `allow_redisplay: limited`), so that is not used: we never charge a card off-session."""
     currency = currency.lower()
     number = str(order.number)
     params: dict[str, Any] = {
@@ -75,6 +95,9 @@ def checkout_params(
     }
     if coupon:
         params["discounts"] = [{"coupon": coupon}]
+    if customer:
+        params["customer"] = customer
+        params["saved_payment_method_options"] = {"payment_method_save": "enabled"}
     return params
 
 
@@ -93,6 +116,7 @@ class StripePayments:
         currency: str,
         api_base: str = "https://api.stripe.com",
         retries: int = 1,
+        db: Database | None = None,
     ) -> None:
         self._http = stripe.AIOHTTPClient(timeout=REQUEST_TIMEOUT_SECONDS)
         self._client = stripe.StripeClient(
@@ -104,15 +128,17 @@ class StripePayments:
         self._webhook_secret = webhook_secret
         self._base_url = base_url.rstrip("/")
         self.currency = currency
+        self._db = db  # where each shopper's Stripe Customer id is kept; None: no Customers
 
     @classmethod
-    def from_settings(cls, settings) -> StripePayments:
+    def from_settings(cls, settings, db: Database | None = None) -> StripePayments:
         return cls(
             settings.stripe_secret_key.get_secret_value(),
             settings.stripe_webhook_secret.get_secret_value(),
             settings.base_url,
             settings.currency,
             settings.stripe_api_base,
+            db=db,
         )
 
     async def create_link(self, order: OrderView) -> PaymentLink:
@@ -122,9 +148,10 @@ class StripePayments:
             PaymentUnavailable: Stripe is down or refused the request.
         """
         try:
+            customer = await self._customer(order)
             coupon = await self._coupon(order) if order.discount_cents else None
             session = await self._client.v1.checkout.sessions.create_async(
-                checkout_params(order, self.currency, self._base_url, datetime.now(UTC), coupon),  # type: ignore[arg-type]
+                checkout_params(order, self.currency, self._base_url, datetime.now(UTC), coupon, customer),  # type: ignore[arg-type]
                 {"idempotency_key": checkout_key(order.number)},
             )
         except stripe.StripeError as exc:
@@ -132,6 +159,53 @@ class StripePayments:
         if not session.url:
             raise PaymentUnavailable("the checkout session has no url")
         return PaymentLink(session.id, session.url)
+
+    async def _customer(self, order: OrderView) -> str | None:
+        """The shopper's Stripe Customer: the one kept on our customer, or one made now (once: an
+        idempotency key per shopper) and kept. Only an id and the receipt e-mail go to Stripe;
+        card details stay between the shopper and Stripe's page."""
+        db, customer_id = self._db, order.customer_id
+        if db is None or not customer_id:
+            return None
+        known = await db.run(lambda s: (c := s.get(Customer, customer_id)) and c.stripe_customer_id)
+        if known:
+            return known
+        params: dict[str, Any] = {"metadata": {"customer_id": customer_id}}
+        if is_email(order.receipt_contact):
+            params["email"] = order.receipt_contact
+        made = await self._client.v1.customers.create_async(params, {"idempotency_key": customer_key(customer_id)})  # type: ignore[arg-type]
+
+        def keep(session: Session) -> str:
+            row = session.get(Customer, customer_id, with_for_update=not db.is_sqlite)
+            if row is None:
+                return made.id
+            if not row.stripe_customer_id:  # a checkout at the same moment may have kept it first
+                row.stripe_customer_id = made.id
+            return row.stripe_customer_id
+
+        return await db.run(keep)
+
+    async def risk(self, payment_intent: str) -> PaymentRisk:
+        """Radar's outcome on the payment intent's latest charge (`expand[]=latest_charge`).
+
+        Raises:
+            PaymentUnavailable: Stripe is down (a 4xx answer, such as an unknown intent, gives no
+                risk rather than an error that a retry would meet again).
+        """
+        try:
+            intent = await self._client.v1.payment_intents.retrieve_async(payment_intent, {"expand": ["latest_charge"]})
+        except stripe.StripeError as exc:
+            status = exc.http_status or 0
+            if 400 <= status < 500 and status != 429:  # asking again would get the same answer
+                log.warning("stripe refused the payment intent's risk", extra={"status": status})
+                return PaymentRisk(None)
+            raise PaymentUnavailable(f"{type(exc).__name__}: {exc.http_status}") from exc
+        charge = intent.to_dict().get("latest_charge")  # an object when expanded, else its id
+        outcome = charge.get("outcome") if isinstance(charge, dict) else None
+        if not isinstance(outcome, dict):
+            return PaymentRisk(None)
+        level, score = outcome.get("risk_level"), outcome.get("risk_score")
+        return PaymentRisk(str(level)[:20] if level is not None else None, score if isinstance(score, int) else None)
 
     async def _coupon(self, order: OrderView) -> str:
         # A one-off coupon for exactly this order's discount, so Stripe's total is ours to the cent.

@@ -1,5 +1,7 @@
 """`python app.py order ship NUMBER --carrier UPS --tracking 1Z...`: the retailer's shipment API
-from the terminal. The shopper's notice is queued in the store; a running server's outbox sends it."""
+from the terminal; `python app.py order approve NUMBER`: a person confirms an order whose payment
+was held for review (Stripe Radar). The shopper's notices are queued in the store; a running
+server's outbox sends them."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ import sys
 
 from bot.config import Settings
 from bot.store.models import utcnow
-from integrations.orders import checkout_rules
+from integrations.orders import approve_reviewed, checkout_rules
 from integrations.shipments import ShipmentError, ship_order
 from service.wiring import build
 
@@ -21,6 +23,8 @@ def add_parser(sub) -> None:
     ship.add_argument("number", help="the order number, e.g. 1005")
     ship.add_argument("--carrier", required=True, help="UPS, USPS, FedEx, DHL (linked) or any other name")
     ship.add_argument("--tracking", required=True, help="the tracking number")
+    approve = ops.add_parser("approve", help="confirm an order whose payment was held for review")
+    approve.add_argument("number", help="the order number, e.g. 1005")
 
 
 async def run(settings: Settings, args: argparse.Namespace) -> int:
@@ -29,6 +33,8 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
         print(f"error: {args.number!r} is not an order number", file=sys.stderr)
         return 2
     services = build(settings)
+    if args.order_command == "approve":
+        return await _approve(services, int(raw))
     try:
         result = await ship_order(
             services.db,
@@ -47,4 +53,22 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
     finally:
         await services.close()
     print(json.dumps(result))
+    return 0
+
+
+async def _approve(services, number: int) -> int:
+    try:
+        payment = await services.db.run(
+            lambda s: approve_reviewed(s, number, services.on_paid, lock=not services.db.is_sqlite)
+        )
+    finally:
+        await services.close()
+    if payment.outcome == "unknown":
+        print(f"error: no order {number}", file=sys.stderr)
+        return 2
+    if payment.outcome != "paid":
+        status = payment.order.status if payment.order else "?"
+        print(f"error: order {number} is {status}, not held for review", file=sys.stderr)
+        return 2
+    print(json.dumps({"order": number, "status": "paid"}))
     return 0

@@ -1,5 +1,5 @@
 """The sandbox payment page: a signed link from the chat opens it, Pay now marks the order paid
-and queues the shopper's notice in the same transaction."""
+and queues the shopper's notice (and confirmation e-mail) in the same transaction."""
 
 from __future__ import annotations
 
@@ -9,13 +9,10 @@ import logging
 from aiohttp import web
 from sqlmodel import Session, select
 
-from bot.delivery.outbox import queue_to_customer
 from bot.i18n import EN, language_of, money, text_in
-from bot.messages import OutboundMessage
 from bot.store.models import Customer, Order
-from integrations.orders import OrderView
 from integrations.payments import SandboxPayments
-from service.keys import DB, ORDERS, OUTBOX, PAYMENTS, SETTINGS
+from service.keys import DB, ORDERS, OUTBOX, PAYMENTS, SERVICES, SETTINGS
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +80,7 @@ async def pay_submit(request: web.Request) -> web.Response:
     opened, or paid already) is refused with 409 and charges nothing."""
     reference, _ = await _payable(request)
 
-    payment = await request.app[ORDERS].mark_paid(reference, paid_notice)
+    payment = await request.app[ORDERS].mark_paid(reference, request.app[SERVICES].on_paid)
     if payment.outcome == "unknown":
         raise web.HTTPNotFound(text="Unknown payment.")
     lang = await request.app[DB].run(lambda s: _language(s, payment.customer_id))
@@ -93,17 +90,6 @@ async def pay_submit(request: web.Request) -> web.Response:
     request.app[OUTBOX].notify()
     body = f"<h1>{html.escape(text_in(lang, 'pay.received.title'))}</h1><p>{html.escape(text_in(lang, 'pay.received'))}</p>"
     return _page(lang, "pay.received.title", body)
-
-
-def paid_notice(session: Session, customer_id: str, order: OrderView) -> None:
-    """Queue the shopper's "payment received" notice, once per order, in the caller's transaction."""
-    lang = _language(session, customer_id)
-    queue_to_customer(
-        session,
-        customer_id,
-        f"paid:{order.number}",
-        OutboundMessage(text=text_in(lang, "pay.notice", number=order.number), kind="post_purchase"),
-    )
 
 
 def _language(session: Session, customer_id: str) -> str:

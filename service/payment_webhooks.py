@@ -1,11 +1,13 @@
 """Stripe's webhook (`POST /webhooks/stripe`) and the pages its Checkout returns the shopper to:
 each verified event is recorded and acted on in one transaction, so a retry, a duplicate or an
-event out of order is processed once and never moves an order backwards."""
+event out of order is processed once and never moves an order backwards. A completed payment's
+Radar risk is read from Stripe first: elevated or highest holds the order for a person."""
 
 from __future__ import annotations
 
 import html
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,17 +16,28 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from bot.delivery.outbox import queue_to_customer
+from bot.handoff.service import Handoffs, Trigger
 from bot.i18n import text_in
 from bot.messages import OutboundMessage
 from bot.store.models import ORDER_NUMBER_OFFSET, Order, ProviderEvent
-from integrations.orders import OrderView, cancel_order, mark_paid_in, order_by_payment_ref, settle_cancelled
+from integrations.orders import (
+    OrderView,
+    PaymentRisk,
+    cancel_order,
+    mark_paid_in,
+    order_by_payment_ref,
+    settle_cancelled,
+)
+from integrations.payments import PaymentUnavailable
 from integrations.stripe_payments import StripePayments
 from service.http import json_error, read_body
-from service.keys import DB, OUTBOX, PAYMENTS
-from service.pay import PAGE, _language, paid_notice
+from service.keys import DB, OUTBOX, PAYMENTS, SERVICES
+from service.pay import PAGE, _language
 
 log = logging.getLogger(__name__)
 STRIPE_BODY_BYTES = 256 * 1024  # Stripe's events are far smaller
+PAID_EVENTS = ("checkout.session.completed", "checkout.session.async_payment_succeeded")
+REVIEW_TRIGGER = Trigger("payment_risk", "payment", 2)  # a held payment goes before most questions
 
 
 def add_routes(app: web.Application) -> None:
@@ -41,6 +54,19 @@ class Handled:
     queued: bool = False
     order: int | None = None
     refund: tuple[OrderView, str] | None = None  # money taken for a cancelled order: give it back
+    handoff: bool = False  # a ticket was opened for a person
+
+
+@dataclass(frozen=True)
+class Context:
+    """What acting on an event needs besides the event: the shop's currency, what a payment
+    queues for the shopper, the handoffs (a held payment opens one) and Radar's risk of the
+    payment, read from Stripe before the transaction."""
+
+    currency: str
+    on_paid: Callable[[Session, str, OrderView], None]
+    handoffs: Handoffs | None = None
+    risk: PaymentRisk | None = None
 
 
 async def stripe_webhook(request: web.Request) -> web.Response:
@@ -56,14 +82,30 @@ async def stripe_webhook(request: web.Request) -> web.Response:
     except ValueError as exc:
         log.warning("stripe webhook refused", extra={"reason": str(exc)[:200]})
         return json_error(400, "invalid Stripe signature or payload")
+    services = request.app[SERVICES]
+    risk = None
+    intent = event["data"]["object"].get("payment_intent")
+    if (
+        event["type"] in PAID_EVENTS
+        and isinstance(intent, str)
+        and not await request.app[DB].run(lambda s: _recorded(s, event["id"]))
+    ):
+        try:
+            risk = await payments.risk(intent)
+        except PaymentUnavailable as exc:  # nothing stored: Stripe sends the event again later
+            log.warning("stripe risk unavailable; event left for Stripe's retry", extra={"reason": str(exc)})
+            return json_error(503, "payment risk unavailable, retry later")
+    context = Context(payments.currency, services.on_paid, services.handoffs, risk)
     try:
-        handled = await request.app[DB].run(lambda s: handle_event(s, event, payments.currency))
+        handled = await request.app[DB].run(lambda s: handle_event(s, event, context))
     except IntegrityError:  # the same event, delivered twice at once: the other one has it
         handled = Handled("duplicate")
     log.info(
         "stripe event",
         extra={"event": event["id"], "type": event["type"], "outcome": handled.outcome, "order": handled.order},
     )
+    if handled.handoff:
+        services.handoffs.metrics.handoff_opened()
     if handled.queued:
         request.app[OUTBOX].notify()
     if handled.refund is not None:
@@ -72,26 +114,35 @@ async def stripe_webhook(request: web.Request) -> web.Response:
     return web.json_response({"received": True})
 
 
-def handle_event(session: Session, event: dict[str, Any], currency: str) -> Handled:
+def _recorded(session: Session, event_id: str) -> bool:
+    return (
+        session.exec(
+            select(ProviderEvent.id).where(ProviderEvent.provider == "stripe", ProviderEvent.event_id == event_id)
+        ).first()
+        is not None
+    )
+
+
+def handle_event(session: Session, event: dict[str, Any], context: Context) -> Handled:
     """Record the event, then act on it, in the caller's transaction. A recorded event does nothing."""
-    if session.exec(
-        select(ProviderEvent.id).where(ProviderEvent.provider == "stripe", ProviderEvent.event_id == event["id"])
-    ).first():
+    if _recorded(session, event["id"]):
         return Handled("duplicate")
     session.add(ProviderEvent(provider="stripe", event_id=event["id"], type=event["type"][:100]))
     session.flush()
     obj: dict[str, Any] = event["data"]["object"]
     action = ACTIONS.get(event["type"])
-    return action(session, event, obj, currency) if action else Handled("ignored")
+    return action(session, event, obj, context) if action else Handled("ignored")
 
 
 def _lock(session: Session) -> bool:
     return session.get_bind().dialect.name != "sqlite"
 
 
-def session_completed(session: Session, event: dict[str, Any], obj: dict[str, Any], currency: str) -> Handled:
+def session_completed(session: Session, event: dict[str, Any], obj: dict[str, Any], context: Context) -> Handled:
     """Paid: the order is marked paid and the shopper's notice queued together, if Stripe took
-    the order's total in the shop's currency; anything else is left for a person to look at."""
+    the order's total in the shop's currency; anything else is left for a person to look at. A
+    payment Radar rates elevated or highest holds the order for a person instead (see `held`)."""
+    currency = context.currency
     reference = str(obj.get("id", ""))
     if obj.get("payment_status") not in ("paid", "no_payment_required"):
         return Handled("not_paid_yet")  # a delayed method: checkout.session.async_payment_succeeded follows
@@ -102,12 +153,15 @@ def session_completed(session: Session, event: dict[str, Any], obj: dict[str, An
     payment = mark_paid_in(
         session,
         reference,
-        paid_notice,
+        context.on_paid,
         lock=_lock(session),
         amount_cents=amount,
         capture_ref=intent if isinstance(intent, str) else None,
+        risk=context.risk,
     )
     number = payment.order.number if payment.order else None
+    if payment.outcome == "held" and payment.order is not None:
+        return held(session, payment.order, context)
     if payment.outcome == "wrong_amount":
         log.error(
             "stripe took another amount than the order's total: not marked paid; a person must check it",
@@ -126,7 +180,37 @@ def session_completed(session: Session, event: dict[str, Any], obj: dict[str, An
     return Handled(payment.outcome, payment.outcome == "paid", number)
 
 
-def session_expired(session: Session, event: dict[str, Any], obj: dict[str, Any], currency: str) -> Handled:
+def held(session: Session, order: OrderView, context: Context) -> Handled:
+    """A payment a person must check: a handoff ticket whose summary names the order and Radar's
+    verdict, and a neutral word to the shopper (nothing about fraud)."""
+    lang = _language(session, order.customer_id)
+    opened = False
+    if context.handoffs is not None:
+        risk = context.risk or PaymentRisk(None)
+        details = {
+            "payment_review": {
+                "order": order.number,
+                "total_cents": order.total_cents,
+                "risk_level": risk.level,
+                "risk_score": risk.score,
+                "confirm": f"python app.py order approve {order.number}",
+            }
+        }
+        _, opened = context.handoffs.open_ticket(session, order.customer_id, REVIEW_TRIGGER, lang, [], details=details)
+    log.warning(
+        "stripe payment held for a person: radar risk",
+        extra={"order": order.number, "risk_level": context.risk.level if context.risk else None},
+    )
+    queue_to_customer(
+        session,
+        order.customer_id,
+        f"payment-review:{order.number}",
+        OutboundMessage(text=text_in(lang, "pay.review", number=order.number), kind="post_purchase"),
+    )
+    return Handled("held", True, order.number, handoff=opened)
+
+
+def session_expired(session: Session, event: dict[str, Any], obj: dict[str, Any], context: Context) -> Handled:
     """Never paid in time: an order still awaiting this payment is cancelled and its stock freed."""
     order = order_by_payment_ref(session, str(obj.get("id", "")), lock=_lock(session))
     if order is None:
@@ -137,7 +221,7 @@ def session_expired(session: Session, event: dict[str, Any], obj: dict[str, Any]
     return Handled("cancelled", order=order.number)
 
 
-def payment_failed(session: Session, event: dict[str, Any], obj: dict[str, Any], currency: str) -> Handled:
+def payment_failed(session: Session, event: dict[str, Any], obj: dict[str, Any], context: Context) -> Handled:
     """A card was declined: the shopper hears so, while the order still awaits payment."""
     order = _order_of_intent(session, obj)
     if order is None:
@@ -154,7 +238,7 @@ def payment_failed(session: Session, event: dict[str, Any], obj: dict[str, Any],
     return Handled("told", queued is not None, order.number)
 
 
-def charge_refunded(session: Session, event: dict[str, Any], obj: dict[str, Any], currency: str) -> Handled:
+def charge_refunded(session: Session, event: dict[str, Any], obj: dict[str, Any], context: Context) -> Handled:
     """A refund went through. Orders have no "refunded" status yet: the log keeps it."""
     intent = obj.get("payment_intent")
     order = (

@@ -20,7 +20,8 @@ from bot.conversation.identity import StoreProfiles
 from bot.conversation.linking import LinkTargets, ShopperAccounts
 from bot.conversation.sender_limit import SenderLimit
 from bot.delivery.dispatchers import DispatcherProcesses, dispatcher_count, make_outbox
-from bot.delivery.outbox import Outbox
+from bot.delivery.mail import MAIL_LANE, MailSender
+from bot.delivery.outbox import Outbox, Sender
 from bot.delivery.policy import Policy
 from bot.handoff.service import Handoffs
 from bot.i18n import text_in
@@ -43,6 +44,7 @@ from integrations.easypost_shipping import EasyPostShipping
 from integrations.faq import StoreFaq
 from integrations.orders import StoreOrders, checkout_rules
 from integrations.payments import Payments, SandboxPayments
+from integrations.receipts import OrderConfirmation
 from integrations.shipping import Shipping, StoreShipping
 from integrations.stripe_payments import StripePayments
 
@@ -133,7 +135,7 @@ class Services:
     def payments(self) -> Payments:
         """PAYMENTS: Stripe Checkout, or the sandbox pay page (the default)."""
         if self.settings.payments == "stripe":
-            return StripePayments.from_settings(self.settings)
+            return StripePayments.from_settings(self.settings, self.db)
         return SandboxPayments(self.settings.base_url, stored_secret(self.db, "payments"))
 
     @cached_property
@@ -167,8 +169,26 @@ class Services:
         return dispatcher_count(self.settings, self.db) if self.lead else 1
 
     @cached_property
+    def senders(self) -> dict[str, Sender]:
+        """The outbox's lanes that are no chat: e-mail, when SMTP_URL is set."""
+        settings = self.settings
+        if not (settings.mail_on and settings.smtp_url and settings.mail_from):
+            log.info("e-mail is off: SMTP_URL is not set")
+            return {}
+        return {
+            MAIL_LANE: MailSender.from_url(
+                settings.smtp_url.get_secret_value(), settings.mail_from, settings.mail_timeout_seconds
+            )
+        }
+
+    @cached_property
     def outbox(self) -> Outbox:
-        return make_outbox(self.settings, self.db, self.channels, self.dispatchers, self.metrics)
+        return make_outbox(self.settings, self.db, self.channels, self.dispatchers, self.metrics, self.senders)
+
+    @cached_property
+    def on_paid(self) -> OrderConfirmation:
+        """What an order's payment queues for the shopper (the chat notice, the e-mail)."""
+        return OrderConfirmation(self.settings.currency, mail=MAIL_LANE in self.senders)
 
     @cached_property
     def extra_dispatchers(self) -> DispatcherProcesses:
@@ -262,6 +282,9 @@ class Services:
         if "channels" in made:
             for channel in self.channels.values():
                 await channel.close()
+        if "senders" in made:
+            for sender in self.senders.values():
+                await sender.close()
         if "payments" in made:
             await self.payments.close()
         if "shipping" in made:

@@ -19,6 +19,7 @@ from bot.store.seed import seed_demo
 from integrations.faq import StoreFaq
 from service.app import build_recognizer, create_app, teach_shop
 from tests.fakes.providers import FakeGraph, FakeTwilio, FakeWhatsAppCloud
+from tests.fakes.stripe import FakeStripe, with_stripe
 from tests.fakes.web_shopper import WebShopper
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
@@ -187,3 +188,16 @@ class PolicyBypass:
 
     def __getattr__(self, name):
         return getattr(self._browser, name)
+
+
+@pytest.fixture
+async def fake_stripe():
+    fake = await FakeStripe().start()
+    yield fake
+    await fake.close()
+
+
+@pytest.fixture
+async def stripe_client(aiohttp_client, settings: Settings, recognizer: Recognizer, fake_stripe: FakeStripe):
+    """The app with PAYMENTS=stripe against the fake Stripe."""
+    return await aiohttp_client(create_app(with_stripe(settings, fake_stripe), recognizer))

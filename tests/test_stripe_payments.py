@@ -8,42 +8,17 @@ import asyncio
 import re
 import time
 
-import pytest
 from sqlmodel import func, select
 
 from bot.store.models import MessageRecord, Order, OrderItem, ProviderEvent, Variant
 from service.app import DB, create_app
 from tests.dialogs.test_checkout import ADDRESS, add
 from tests.fakes.phone import TwilioShopper
-from tests.fakes.stripe import SECRET_KEY, WEBHOOK_SECRET, FakeStripe, event_body, stripe_signature
+from tests.fakes.stripe import SECRET_KEY, event_body, stripe_signature, with_stripe
 from tests.fakes.web_shopper import WebShopper
-from tests.proactive.test_campaigns import changed
 
 SESSIONS = "/v1/checkout/sessions"
 NUMBER = "+15551234567"
-
-
-@pytest.fixture
-async def fake_stripe():
-    fake = await FakeStripe().start()
-    yield fake
-    await fake.close()
-
-
-def with_stripe(settings, fake: FakeStripe, **more):
-    return changed(
-        settings,
-        payments="stripe",
-        stripe_secret_key=SECRET_KEY,
-        stripe_webhook_secret=WEBHOOK_SECRET,
-        stripe_api_base=fake.url,
-        **more,
-    )
-
-
-@pytest.fixture
-async def stripe_client(aiohttp_client, settings, recognizer, fake_stripe):
-    return await aiohttp_client(create_app(with_stripe(settings, fake_stripe), recognizer))
 
 
 async def checkout(shopper: WebShopper) -> int:

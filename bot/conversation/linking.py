@@ -477,6 +477,7 @@ def merge(
         "display_name",
         "timezone",
         "preferred_channel",
+        "stripe_customer_id",
     ):
         if getattr(keep, name) is None and getattr(drop, name) is not None:
             setattr(keep, name, getattr(drop, name))
@@ -619,6 +620,7 @@ def forget(session: Session, customer_id: str) -> dict[str, int]:
         "timezone",
         "preferred_channel",
         "last_channel",
+        "stripe_customer_id",  # the shop's link to their Stripe Customer (Stripe keeps its own records)
     ):
         setattr(customer, name, None)
     customer.marketing_consent = False

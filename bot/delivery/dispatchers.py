@@ -19,7 +19,7 @@ from pathlib import Path
 
 from bot.channel import ChannelAdapter
 from bot.config import Settings
-from bot.delivery.outbox import Outbox
+from bot.delivery.outbox import Outbox, Sender
 from bot.metrics import Metrics
 from bot.store.database import Database
 
@@ -47,9 +47,10 @@ def make_outbox(
     channels: dict[str, ChannelAdapter],
     dispatchers: int = 1,
     metrics: Metrics | None = None,
+    senders: dict[str, Sender] | None = None,
 ) -> Outbox:
-    """This process's dispatcher. A sender's rate limit is shared out between the dispatchers,
-    so that together they keep to it."""
+    """This process's dispatcher, with a lane per channel and per other sender (e-mail). A
+    sender's rate limit is shared out between the dispatchers, so that together they keep to it."""
     rates = {name: rate / dispatchers for name, rate in settings.rate_limits.items()}
     return Outbox(
         db,
@@ -60,6 +61,7 @@ def make_outbox(
         rate_limits=rates,
         stop_grace=settings.send_timeout_seconds,
         metrics=metrics,
+        senders=senders,
     )
 
 

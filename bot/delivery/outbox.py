@@ -1,5 +1,6 @@
 """The outbox: every outbound message is a durable record; a dispatcher sends pending ones
-through their channel, retries transient failures with backoff and records permanent ones."""
+through their lane (a chat channel, or a sender that is no chat, such as e-mail), retries
+transient failures with backoff and records permanent ones."""
 
 from __future__ import annotations
 
@@ -8,15 +9,16 @@ import logging
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from sqlalchemy import Row, bindparam, case, func, or_, text, update
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from bot.channel import HOME_CHANNEL, ChannelAdapter, SendError, profiles
-from bot.messages import ChannelAddress, OutboundMessage, StatusUpdate
+from bot.messages import ChannelAddress, OutboundMessage, SendReceipt, StatusUpdate
 from bot.metrics import FAILED, RETRIED, SENT, Metrics
 from bot.store.database import Database, among, one_of
 from bot.store.models import Customer, MessageRecord, as_utc, utcnow
@@ -52,6 +54,7 @@ _CLAIMED = (
     "attempts",
     "parts_sent",
     "reply_to_id",
+    "idempotency_key",
     "error_code",
     "created_at",
     "next_attempt_at",
@@ -70,12 +73,52 @@ POLL_SECONDS = 0.5  # how often a lane looks for due messages (retries coming du
 REFILL_PAUSE = 0.05
 
 
+@dataclass(frozen=True)
+class Delivery:
+    """One outbound record, handed to its lane's sender: where it goes, what it says, its
+    idempotency key, and what an earlier try did (parts sent; when it may have sent more)."""
+
+    to: ChannelAddress
+    message: OutboundMessage
+    key: str | None = None
+    resume_from: int = 0
+    in_doubt: datetime | None = None
+
+
+class Sender(Protocol):
+    """What a lane sends through. Every chat channel is one (wrapped by the outbox); a way of
+    reaching a shopper that is no chat they talk on (e-mail) is one too, with a lane of its own
+    and no channel profile: the policy, handoffs and channel choices never see it."""
+
+    async def deliver(self, delivery: Delivery) -> SendReceipt:
+        """Send it. Raises SendError: `permanent` ones are recorded, others retried."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class ChatSender:
+    """A chat channel as a lane's sender."""
+
+    def __init__(self, channel: ChannelAdapter) -> None:
+        self.channel = channel
+
+    async def deliver(self, delivery: Delivery) -> SendReceipt:
+        return await self.channel.send(
+            delivery.to, delivery.message, resume_from=delivery.resume_from, in_doubt=delivery.in_doubt
+        )
+
+    async def close(self) -> None:
+        """The channel is closed with the other channels."""
+
+
 class Outbox:
     """Sends pending outbound records. Safe to run in several processes on PostgreSQL: claims
     take row locks with SKIP LOCKED and a lease, so each record is sent by one dispatcher.
 
     Each channel is a lane of its own (its claims, its sends in flight, its rate), so a slow or
-    failing provider delays no other channel. Within a lane sending is a pipeline: the lane
+    failing provider delays no other channel; so is each of `senders` (records whose `channel`
+    is the sender's name, "email"). Within a lane sending is a pipeline: the lane
     claims more as sends finish, and each recipient's messages go one after the other, so a slow
     recipient delays only their own next message.
     """
@@ -92,10 +135,15 @@ class Outbox:
         rate_limits: dict[str, float] | None = None,
         stop_grace: float = 10.0,
         metrics: Metrics | None = None,
+        senders: dict[str, Sender] | None = None,
     ) -> None:
         self.db = db
         self.metrics = metrics or Metrics()
         self.channels = channels
+        self.senders: dict[str, Sender] = {
+            **{name: ChatSender(channel) for name, channel in channels.items() if not channel.profile.pulled},
+            **(senders or {}),
+        }
         self.max_attempts = max_attempts
         self.base_delay = base_delay
         self.max_delay = max_delay
@@ -117,8 +165,7 @@ class Outbox:
                 batch if name not in rates else max(1, min(batch, int(rates[name] * lease_seconds / 4))),
                 Pacer(rates[name]) if name in rates else None,
             )
-            for name, channel in channels.items()
-            if not channel.profile.pulled  # the widget fetches its own
+            for name in self.senders  # not the widget: it fetches its own
         }
         # What is due on one channel, oldest first (prepared once: the lanes poll it).
         # A message waits while another one to the same address is being sent (by this
@@ -241,7 +288,7 @@ class Outbox:
     async def _send(self, row: Row, in_doubt: datetime | None, lane: Lane) -> datetime | None:
         """Send one record and record the outcome; returns when a retry is due, if it failed
         for now (the recipient's later messages wait for it)."""
-        channel = self.channels[row.channel]
+        sender = self.senders[row.channel]
         if not row.address:
             self.metrics.send(row.channel, FAILED, "no_address")
             await self._record(lambda s: self._finish(s, row.id, "failed", None, "no_address", "no channel address"))
@@ -249,11 +296,14 @@ class Outbox:
         try:
             async with lane.slot():  # not while the outcome is recorded: that waits for the database
                 lane.unsent.pop(row.id, None)  # from here on it may reach the provider
-                receipt = await channel.send(
-                    ChannelAddress(row.channel, row.address),
-                    OutboundMessage.from_dict(row.payload or {}),
-                    resume_from=row.parts_sent,
-                    in_doubt=in_doubt,
+                receipt = await sender.deliver(
+                    Delivery(
+                        ChannelAddress(row.channel, row.address),
+                        OutboundMessage.from_dict(row.payload or {}),
+                        row.idempotency_key,
+                        row.parts_sent,
+                        in_doubt,
+                    )
                 )
         except SendError as failure:
             exc = failure  # the lambdas below run in the database thread, after this block
@@ -658,10 +708,16 @@ def update_channel(customer: Customer | None) -> str:
 
 
 def queue_to_customer(
-    session: Session, customer_id: str, key: str, message: OutboundMessage, channel: str | None = None
+    session: Session,
+    customer_id: str,
+    key: str,
+    message: OutboundMessage,
+    channel: str | None = None,
+    address: str | None = None,
 ) -> MessageRecord | None:
     """A message the shop sends on its own, at most once per `key`: on `channel`, or else on the
-    shopper's chosen channel for updates, or else the one they last used. None if already queued."""
+    shopper's chosen channel for updates, or else the one they last used; to `address`, or else
+    the one they last wrote from there. None if already queued."""
     if session.exec(select(MessageRecord.id).where(MessageRecord.idempotency_key == key)).first():
         return None
     customer = session.get(Customer, customer_id)
@@ -671,7 +727,7 @@ def queue_to_customer(
     row = MessageRecord(
         customer_id=customer_id,
         channel=channel,
-        address=customer_address(session, customer_id, channel),
+        address=address or customer_address(session, customer_id, channel),
         direction="out",
         text=message.text,
         payload=message.to_dict(),

@@ -313,10 +313,16 @@ class Handoffs:
         language: str,
         intents: list[str],
         faq_key: str | None = None,
+        details: dict[str, Any] | None = None,
     ) -> tuple[HandoffTicket, bool]:
+        """Open a ticket in the caller's transaction, or raise the priority of the one open.
+        `details`: what the agent must know that the summary cannot find in the store (a payment
+        to check), added to the summary, also of a ticket already open."""
         existing = session.exec(select(HandoffTicket).where(HandoffTicket.open_key == customer_id)).first()
         if existing is not None:
             existing.priority = max(existing.priority, trigger.priority)
+            if details:
+                existing.summary = {**(existing.summary or {}), **details}
             return existing, False
         topic = trigger.topic
         if topic == "general":
@@ -335,7 +341,10 @@ class Handoffs:
             last_customer_activity_at=now,
             awaiting_agent_since=now,
         )
-        ticket.summary = build_summary(session, customer_id, replace(trigger, topic=topic), intents, faq_key, language)
+        ticket.summary = {
+            **build_summary(session, customer_id, replace(trigger, topic=topic), intents, faq_key, language),
+            **(details or {}),
+        }
         session.add(ticket)
         session.flush()
         assert ticket.id is not None  # the flush gave it its id

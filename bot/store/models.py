@@ -46,6 +46,8 @@ class Customer(SQLModel, table=True):
     last_channel: str | None = None
     created_at: datetime = Field(default_factory=utcnow)
     last_active_at: datetime = Field(default_factory=utcnow)
+    # Added by a later revision, so last (a migration adds columns at the end).
+    stripe_customer_id: str | None = None  # their Stripe Customer (saved cards live at Stripe, never here)
 
 
 class ChannelIdentity(SQLModel, table=True):
@@ -140,7 +142,7 @@ class Order(SQLModel, table=True):
     __tablename__ = "shop_order"
     id: int | None = Field(default=None, primary_key=True)
     customer_id: str = Field(foreign_key="customer.id", index=True)
-    status: str = "pending_payment"  # pending_payment | paid | shipped | delivered | cancelled
+    status: str = "pending_payment"  # pending_payment | payment_review | paid | shipped | delivered | cancelled
     total_cents: int = 0
     discount_code: str | None = None
     discount_cents: int = 0
@@ -160,6 +162,8 @@ class Order(SQLModel, table=True):
     payment_capture_ref: str | None = None  # the provider's id of the payment made (Stripe: payment intent)
     tracker_ref: str | None = Field(default=None, index=True)  # the carrier service's tracker (EasyPost: trk_...)
     tracking_status: str | None = None  # the furthest the parcel has got: in_transit, out_for_delivery, delivered...
+    payment_risk_level: str | None = None  # Stripe Radar: normal | elevated | highest | not_assessed | unknown
+    payment_risk_score: int | None = None  # Stripe Radar: 0-100, when Radar gave one
 
     @property
     def number(self) -> int:

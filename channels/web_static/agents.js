@@ -152,6 +152,12 @@
       ["Bot answered", (s.bot_answers || []).join("\n---\n") || "—"],
       ["Policy", s.faq ? `${s.faq.question}\n${s.faq.answer}` : "—"],
     ];
+    const review = s.payment_review;
+    if (review) {
+      // A payment held for a person: what Radar said, and how to confirm the order.
+      rows.unshift(["Payment to check", `#${review.order} ${money(review.total_cents)} · risk ${review.risk_level || "?"}`
+        + `${review.risk_score == null ? "" : ` (${review.risk_score}/100)`} · confirm with: ${review.confirm}`]);
+    }
     const dl = el("dl");
     for (const [k, v] of rows) dl.append(el("dt", { textContent: k }), el("dd", { textContent: v }));
     $("summary").replaceChildren(dl);
