@@ -287,6 +287,7 @@ class TwilioChannel:
         self._tappable = settings.twilio_whatsapp_tappable and self.name == "whatsapp"
         self._cards = settings.twilio_whatsapp_cards
         self._contents = ContentStore(None, "twilio")  # in memory until `attach_store`
+        self._making: dict[str, asyncio.Lock] = {}
         self._http: TwilioHttpClient | None = None
         self._client: Client | None = None
 
@@ -444,15 +445,19 @@ class TwilioChannel:
                 continue
             if not create:
                 return render(msg, self.name)
-            try:
-                sid = await self._create_content(part.content)
-            except Exception as exc:  # a refusal or an outage: the message goes as numbered text
-                log.warning(
-                    "could not create WhatsApp content; sending numbered text",
-                    extra={"kind": part.content.kind, "error": f"{type(exc).__name__}: {exc}"[:200]},
-                )
-                return render(msg, self.name)
-            await self._contents.keep(shape, sid)
+            # Sends of one new shape at once make it once: the others wait and find it.
+            async with self._making.setdefault(shape, asyncio.Lock()):
+                if await self._contents.find(shape) is not None:
+                    continue
+                try:
+                    sid = await self._create_content(part.content)
+                except Exception as exc:  # a refusal or an outage: the message goes as numbered text
+                    log.warning(
+                        "could not create WhatsApp content; sending numbered text",
+                        extra={"kind": part.content.kind, "error": f"{type(exc).__name__}: {exc}"[:200]},
+                    )
+                    return render(msg, self.name)
+                await self._contents.keep(shape, sid)
         return parts
 
     async def _create_content(self, content: Content) -> str:

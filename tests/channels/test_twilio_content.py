@@ -4,6 +4,7 @@ shape; numbered text outside it, on SMS, and when a Content resource cannot be m
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from datetime import timedelta
@@ -12,9 +13,9 @@ from typing import Any
 from sqlmodel import func, select
 
 from bot.delivery.outbox import queue_to_customer
-from bot.messages import Choice, Link, OutboundMessage, ProductCard, numbered_options
+from bot.messages import ChannelAddress, Choice, Link, OutboundMessage, ProductCard, numbered_options
 from bot.store.models import Customer, MessageRecord, ProviderContent, utcnow
-from channels.twilio import tappable_parts
+from channels.twilio import WhatsAppChannel, tappable_parts
 from channels.twilio_content import render_content
 from service.app import DB, OUTBOX, create_app
 from tests.fakes.phone import TwilioShopper
@@ -291,3 +292,22 @@ def test_shapes_are_shared_by_messages_that_differ_only_in_their_words():
     assert a.variables != b.variables
     assert "more than ten" in shapes() and len(render_content(shapes()["more than ten"])) == 1
     assert "Reply with a number." in render_content(shapes()["more than ten"])[0].body
+
+
+async def test_sends_of_one_new_shape_at_once_make_it_once(channel_settings, fake_twilio):
+    channel = WhatsAppChannel(channel_settings)
+    until = utcnow() + timedelta(hours=1)
+    messages = [
+        OutboundMessage(f"Size for shopper {i}?", choices=(Choice("S", "s"), Choice("M", "m")), session_until=until)
+        for i in range(6)
+    ]
+    try:
+        await asyncio.gather(
+            *(channel.send(ChannelAddress("whatsapp", f"+1415555{i:04d}"), m) for i, m in enumerate(messages))
+        )
+    finally:
+        await channel.close()
+    assert len(fake_twilio.content_requests) == 1 and len(fake_twilio.contents) == 1
+    sends = fake_twilio.content_sends()
+    assert len(sends) == 6 and {r["content_sid"] for r in sends} == set(fake_twilio.contents)
+    assert sorted(json.loads(r["content_variables"])["1"] for r in sends) == [m.text for m in messages]
