@@ -108,6 +108,11 @@ class Settings(BaseSettings):
     twilio_sms_from: str | None = None
     twilio_messaging_service_sid: str | None = None
     twilio_api_base: str = "https://api.twilio.com"
+    twilio_content_api_base: str = "https://content.twilio.com"  # where Content resources are made
+    # WhatsApp choices, product cards and links as tappable Content inside the 24-hour window
+    # (numbered text when off); product cards as `twilio/card` (a picture with a numbered caption when off).
+    twilio_whatsapp_tappable: bool = True
+    twilio_whatsapp_cards: bool = True
 
     messenger_page_access_token: SecretStr | None = None
     messenger_app_secret: SecretStr | None = None

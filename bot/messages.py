@@ -86,6 +86,10 @@ class OutboundMessage:
     template: Template | None = None  # an approved template, for channels that need one outside their window
     language: str = "en"  # the shopper's language: a channel's own words around the message follow it
     subject: str | None = None  # a heading shown apart, where the medium has one (an e-mail's subject)
+    # Until when the platform's customer service window is open for this message (the shopper's
+    # last message there plus the window), if the one who queued it knew; a channel that shows
+    # choices as tappable buttons only inside the window falls back to numbered text without it.
+    session_until: datetime | None = None
 
     def to_dict(self) -> dict[str, Any]:
         # The same as `asdict(self)`, without its deep walk over fields that are plain values.
@@ -100,6 +104,7 @@ class OutboundMessage:
             "template": asdict(self.template) if self.template is not None else None,
             "language": self.language,
             "subject": self.subject,
+            "session_until": self.session_until.isoformat() if self.session_until is not None else None,
         }
 
     @classmethod
@@ -118,6 +123,7 @@ class OutboundMessage:
             template=Template(**data["template"]) if data.get("template") else None,
             language=str(data.get("language") or "en"),
             subject=data.get("subject"),
+            session_until=datetime.fromisoformat(data["session_until"]) if data.get("session_until") else None,
         )
 
 

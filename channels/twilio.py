@@ -8,7 +8,7 @@ import json
 import logging
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl, quote, urlencode
 
@@ -45,6 +45,9 @@ from bot.messages import (
     StatusUpdate,
     numbered_options,
 )
+from bot.store.content import ContentStore
+from bot.store.database import Database
+from channels.twilio_content import Content, render_content
 
 log = logging.getLogger(__name__)
 
@@ -156,14 +159,29 @@ def split_text(text: str, limit: int = BODY_LIMIT) -> list[str]:
 class TwilioPart:
     body: str
     media_urls: tuple[str, ...] = ()
+    content: Content | None = None  # sent by its resource's SID with its variables, without body
+
+
+def tappable_parts(msg: OutboundMessage, cards: bool = True) -> list[TwilioPart]:
+    """A WhatsApp message inside the window: Content where it fits (`render_content`), its
+    texts split to fit a message each."""
+    parts: list[TwilioPart] = []
+    for piece in render_content(msg, cards):
+        if piece.content is not None:
+            parts.append(TwilioPart("", (), piece.content))
+        elif not piece.body:
+            parts.append(TwilioPart("", piece.media_urls))
+        else:
+            for i, chunk in enumerate(split_text(piece.body)):
+                parts.append(TwilioPart(chunk, piece.media_urls if i == 0 else ()))
+    return parts
 
 
 def render(msg: OutboundMessage, channel: str) -> list[TwilioPart]:
-    """WhatsApp: a picture with caption per product card, numbered options; SMS: plain text.
-
-    Free-form WhatsApp buttons need pre-approved Content templates, so choices are a numbered
-    list on both channels; the shopper's "2" is mapped back to the choice before the dialog sees it.
-    """
+    """Numbered text: on SMS always, on WhatsApp outside the 24-hour window (or when its
+    Content cannot be made); WhatsApp gets a picture with a caption per product card. The
+    shopper's "2" is mapped back to the choice before the dialog sees it (inside the window
+    WhatsApp's buttons and list rows carry the same numbers: `channels/twilio_content.py`)."""
     options = numbered_options(msg)
     number = iter(range(msg.option_offset + 1, msg.option_offset + len(options) + 1))
     parts: list[TwilioPart] = []
@@ -221,7 +239,9 @@ class TwilioHttpClient(AsyncHttpClient):
                 self._credentials[auth] = credentials
             headers["Authorization"] = credentials
         body = None
-        if data:
+        if data and headers.get("Content-Type") == "application/json":  # the Content API takes JSON
+            body = json.dumps(data, ensure_ascii=False).encode()
+        elif data:
             body = urlencode(data, doseq=True).encode()  # a list (MediaUrl) becomes repeated fields
             headers["Content-Type"] = "application/x-www-form-urlencoded"
         async with self._session.request(
@@ -261,10 +281,19 @@ class TwilioChannel:
         self._status_callback = f"{settings.base_url}{STATUS_PATH}"
         # Each request to Twilio is bounded by SEND_TIMEOUT_SECONDS (`send` and `_already_sent`).
         self._timeout = settings.send_timeout_seconds
-        self._credentials = (settings.twilio_account_sid, token)
+        self._credentials = (settings.twilio_account_sid or "", token)
         self._api_base = settings.twilio_api_base.rstrip("/")
+        self._content_url = settings.twilio_content_api_base.rstrip("/") + "/v1/Content"
+        self._tappable = settings.twilio_whatsapp_tappable and self.name == "whatsapp"
+        self._cards = settings.twilio_whatsapp_cards
+        self._contents = ContentStore(None, "twilio")  # in memory until `attach_store`
+        self._making: dict[str, asyncio.Lock] = {}
         self._http: TwilioHttpClient | None = None
         self._client: Client | None = None
+
+    def attach_store(self, db: Database) -> None:
+        """Keep the Content resources made for WhatsApp in the store, for every process."""
+        self._contents = ContentStore(db, "twilio")
 
     def _rest(self) -> Client:
         """The REST client, made on first use: its HTTP session needs the running event loop."""
@@ -313,8 +342,11 @@ class TwilioChannel:
         for i in range(min(int(count), MEDIA_LIMIT)):
             if url := form.get(f"MediaUrl{i}"):
                 media.append(Media(url, form.get(f"MediaContentType{i}", "application/octet-stream")))
-        extra = {k: form[k] for k in ("Latitude", "Longitude", "Address", "Label", "ButtonText") if form.get(k)}
-        text = form.get("ButtonPayload") or form.get("Body", "")
+        extra = {
+            k: form[k] for k in ("Latitude", "Longitude", "Address", "Label", "ButtonText", "ListTitle") if form.get(k)
+        }
+        # A tapped button (quick reply, card) or list row carries the option's number, as typed.
+        text = form.get("ButtonPayload") or form.get("ListId") or form.get("Body", "")
         place = extra.get("Address") or ",".join(extra[k] for k in ("Latitude", "Longitude") if k in extra)
         if not text and place:  # a shared location; a careless sender may leave out half of it
             text = f"my location: {place}"
@@ -354,6 +386,8 @@ class TwilioChannel:
                 "content_sid": msg.template.content_sid,
                 "content_variables": json.dumps(msg.template.variables, ensure_ascii=False),
             }
+        elif self._tappable and self._in_session(msg):
+            parts, template = await self._tappable_parts(msg, create=resume_from == 0), {}
         else:
             parts, template = render(msg, self.name), {}
         for index, part in enumerate(parts):
@@ -369,6 +403,9 @@ class TwilioChannel:
                 continue
             sender = {"messaging_service_sid": self._service} if self._service else {"from_": self._sender}
             kwargs: dict[str, Any] = {"to": address, **sender, "status_callback": self._status_callback, **template}
+            if part.content is not None:
+                kwargs["content_sid"] = self._contents.cached(part.content.key())
+                kwargs["content_variables"] = json.dumps(part.content.variables, ensure_ascii=False)
             if part.body:
                 kwargs["body"] = part.body
             if part.media_urls:
@@ -385,6 +422,63 @@ class TwilioChannel:
                 raise SendError(f"{type(exc).__name__}: {exc}"[:200], "network", parts_sent=index) from exc
             sid = created.sid
         return SendReceipt(sid, "sent")
+
+    @staticmethod
+    def _in_session(msg: OutboundMessage) -> bool:
+        """Whether the shopper's 24-hour window is known to be open for this message now."""
+        until = msg.session_until
+        if until is None:
+            return False
+        return datetime.now(UTC) < (until if until.tzinfo else until.replace(tzinfo=UTC))
+
+    async def _tappable_parts(self, msg: OutboundMessage, create: bool) -> list[TwilioPart]:
+        """The message as WhatsApp Content (`tappable_parts`), each shape's resource found or
+        made; numbered text (`render`) when one cannot be made, so the message still goes. A
+        message resumed after some of its parts went (`create` false) keeps to resources made
+        already: numbered text if its first try had to fall back to it."""
+        parts = tappable_parts(msg, self._cards)
+        for part in parts:
+            if part.content is None:
+                continue
+            shape = part.content.key()
+            if await self._contents.find(shape) is not None:
+                continue
+            if not create:
+                return render(msg, self.name)
+            # Sends of one new shape at once make it once: the others wait and find it.
+            async with self._making.setdefault(shape, asyncio.Lock()):
+                if await self._contents.find(shape) is not None:
+                    continue
+                try:
+                    sid = await self._create_content(part.content)
+                except Exception as exc:  # a refusal or an outage: the message goes as numbered text
+                    log.warning(
+                        "could not create WhatsApp content; sending numbered text",
+                        extra={"kind": part.content.kind, "error": f"{type(exc).__name__}: {exc}"[:200]},
+                    )
+                    return render(msg, self.name)
+                await self._contents.keep(shape, sid)
+        return parts
+
+    async def _create_content(self, content: Content) -> str:
+        """Raises: RuntimeError when the Content API refuses it; timeouts and network errors."""
+        self._rest()  # the HTTP client needs the running loop
+        assert self._http is not None
+        async with asyncio.timeout(self._timeout):
+            response = await self._http.request(
+                "POST",
+                self._content_url,
+                data=content.create_request(),
+                headers={"Content-Type": "application/json", "Accept": "application/json"},
+                auth=self._credentials,
+            )
+        if response.status_code >= 300:
+            raise RuntimeError(f"Content API {response.status_code}: {response.text[:150]}")
+        sid = json.loads(response.text).get("sid")
+        if not isinstance(sid, str) or not sid:
+            raise RuntimeError("Content API answered without a sid")
+        log.info("created WhatsApp content", extra={"kind": content.kind, "content_sid": sid})
+        return sid
 
     async def _already_sent(self, address: str, part: TwilioPart, since: datetime) -> str | None:
         """The SID of a message from our sender to `address` with this body created after `since`

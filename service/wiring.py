@@ -161,6 +161,11 @@ class Services:
     def channels(self) -> dict[str, ChannelAdapter]:
         """Every channel that is on: the providers with credentials, and the web chat."""
         providers = enabled(self.settings) if self._given_channels is None else self._given_channels
+        for channel in providers.values():
+            # A channel that makes resources at its provider once (Twilio's WhatsApp Content)
+            # keeps them in the store, for every process and restart.
+            if (attach := getattr(channel, "attach_store", None)) is not None:
+                attach(self.db)
         return {**providers, self.web.name: self.web}
 
     @cached_property

@@ -101,7 +101,12 @@ async def test_whatsapp_shopper_reaches_a_person_and_rates_the_help(app_client, 
 
     await act(app_client, queued["id"], "resolve", dana)
     out = await wa.replies()
-    assert "marked your request as solved" in out and "How did we do?" in out and "5. ★★★★★" in out
+    assert (
+        "marked your request as solved" in out
+        and "How did we do?" in out
+        and "<Choose one>" in out
+        and "★★★★★: ★★★★★" in out
+    )
     assert "Thank you for your feedback" in await wa.say("4")
     scores = await app_client.app[DB].run(lambda s: s.exec(select(CsatAnswer.score, CsatAnswer.agent_id)).all())
     assert scores == [(4, agent_id)]
@@ -109,7 +114,7 @@ async def test_whatsapp_shopper_reaches_a_person_and_rates_the_help(app_client, 
     assert detail["status"] == "resolved" and detail["csat"] == 4
     assert [e["kind"] for e in detail["events"]] == ["opened", "claimed", "reply", "note", "resolved", "csat"]
     # The bot is back.
-    assert "Reply with a number" in await wa.say("show me running shoes")
+    assert "[Add to cart]" in await wa.say("show me running shoes")  # product cards with buttons
     resp = await app_client.post(f"/api/handoffs/{queued['id']}/reply", headers=dana, json={"text": "one more thing"})
     assert resp.status == 409 and "resolved" in (await resp.json())["error"]
 

@@ -76,7 +76,7 @@ async def test_a_web_link_pushed_to_a_whatsapp_shopper_merges_nothing_without_ye
     question = await victim.say(prefilled)  # all the victim did: send the prefilled message
     at = await asked_at(channel_client, code=offer["code"])
     assert f"Link this chat with the web chat that asked for a link at {at}?" in question
-    assert "Only say yes if you asked for this yourself" in question and "1. Yes" in question
+    assert "Only say yes if you asked for this yourself" in question and "[Yes]" in question
     assert "Beanie" not in question and "Baker" not in question  # nothing of either side's data
     await sees_nothing_of_the_victim(attacker)  # silence: nothing merged
 

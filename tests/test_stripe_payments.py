@@ -212,7 +212,7 @@ async def test_whatsapp_checkout_pays_through_stripe(
     await wa.say("1")  # skip the receipt
     out = await wa.say("yes")
     session = next(iter(fake_stripe.sessions.values()))
-    assert re.search(r"Order #\d+ is placed", out) and f"Pay now: {session['url']}" in out, out
+    assert re.search(r"Order #\d+ is placed", out) and f"[Pay now]({session['url']})" in out, out
     number = int(re.search(r"Order #(\d+)", out).group(1))
     total = (await order_of(client, number)).total_cents
     body = event_body("checkout.session.completed", fake_stripe.completed(session["id"], total))

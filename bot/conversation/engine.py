@@ -9,7 +9,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
 from uuid import uuid4
 
@@ -27,6 +27,7 @@ from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from bot.channel import profile
 from bot.conversation import identity, linking
 from bot.conversation.sender_limit import SenderLimit, Verdict
 from bot.conversation.turn import RESUME, TURN_INFO_KEY, TurnInfo, command, parse_command
@@ -167,6 +168,7 @@ class Received:
     processed: bool
     ref: str | None = None  # a referral parameter (Messenger m.me links) that came with it
     stored_at: float | None = None  # time.monotonic() when stored (or found, for a retry): the turn's latency
+    received_at: datetime | None = None  # when it arrived: the platform's window for replies runs from here
 
 
 class HandoffGate(Protocol):
@@ -262,6 +264,7 @@ class Engine:
             media = [{"url": m.url, "content_type": m.content_type} for m in msg.media]
             payload = {"media": media, **msg.extra} if (media or msg.extra) else None
             text = msg.text[: self._max_chars]
+            arrived = as_utc(msg.received_at) if msg.received_at else utcnow()
             message_id = connection.execute(
                 _INSERT_MESSAGE,
                 {
@@ -273,7 +276,7 @@ class Engine:
                     "payload": payload,
                     "provider_message_id": msg.provider_message_id,
                     "address": msg.address,
-                    "created_at": msg.received_at or utcnow(),
+                    "created_at": arrived,
                 },
             ).scalar_one()
             return Received(
@@ -286,6 +289,7 @@ class Engine:
                 False,
                 msg.extra.get("ref"),
                 time.monotonic(),
+                arrived,
             )
 
         for attempt in range(3):
@@ -642,8 +646,15 @@ class Engine:
             )
         rows = []
         offset = 0
+        declared = profile(received.channel)
+        # The shopper just wrote: the platform's window for these replies runs from that message.
+        session_until = (
+            (received.received_at or utcnow()) + declared.window
+            if declared is not None and declared.window is not None
+            else None
+        )
         for index, reply in enumerate(replies):
-            reply = replace(reply, option_offset=offset, language=language)
+            reply = replace(reply, option_offset=offset, language=language, session_until=session_until)
             offset += len(numbered_options(reply))
             values: dict[str, Any] = {
                 **_MESSAGE_DEFAULTS,
@@ -674,15 +685,26 @@ class Engine:
                         MessageRecord.address,
                         MessageRecord.text,
                         MessageRecord.payload,
+                        MessageRecord.created_at,
                     ).where(MessageRecord.direction == "in", MessageRecord.status == "stored")
                 ).all()
             )
         )
-        for message_id, customer_id, channel, address, text, payload in pending:
+        for message_id, customer_id, channel, address, text, payload, created_at in pending:
             ref = (payload or {}).get("ref")
             try:
                 await self.run_turn(
-                    Received(message_id, customer_id, channel, address or "", text or "", False, False, ref)
+                    Received(
+                        message_id,
+                        customer_id,
+                        channel,
+                        address or "",
+                        text or "",
+                        False,
+                        False,
+                        ref,
+                        received_at=as_utc(created_at) if created_at else None,
+                    )
                 )
             except Exception:  # one bad message must not keep the service from starting
                 log.exception("stored message failed again", extra={"record_id": message_id})

@@ -17,7 +17,7 @@ from sqlalchemy import Row, bindparam, case, func, or_, text, update
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
-from bot.channel import HOME_CHANNEL, ChannelAdapter, SendError, profiles
+from bot.channel import HOME_CHANNEL, ChannelAdapter, SendError, profile, profiles
 from bot.messages import ChannelAddress, OutboundMessage, SendReceipt, StatusUpdate
 from bot.metrics import FAILED, RETRIED, SENT, Metrics
 from bot.store.database import Database, among, one_of
@@ -724,6 +724,17 @@ def queue_to_customer(
     channel = channel or update_channel(customer)
     if customer is not None:
         message = replace(message, language=customer.language)
+    declared = profile(channel)
+    if declared is not None and declared.window is not None and message.session_until is None:
+        last_in = session.exec(
+            select(func.max(MessageRecord.created_at)).where(
+                MessageRecord.customer_id == customer_id,
+                MessageRecord.channel == channel,
+                MessageRecord.direction == "in",
+            )
+        ).one()
+        if last_in is not None:
+            message = replace(message, session_until=as_utc(last_in) + declared.window)
     row = MessageRecord(
         customer_id=customer_id,
         channel=channel,

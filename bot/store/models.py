@@ -182,6 +182,19 @@ class ProviderEvent(SQLModel, table=True):
     received_at: datetime = Field(default_factory=utcnow)
 
 
+class ProviderContent(SQLModel, table=True):
+    """A content resource made once at a provider for one shape of message (a Twilio Content
+    `HX…` for quick-reply buttons of two, say), reused by every message of that shape."""
+
+    __tablename__ = "provider_content"
+    __table_args__ = (UniqueConstraint("provider", "shape"),)
+    id: int | None = Field(default=None, primary_key=True)
+    provider: str  # "twilio"
+    shape: str  # a digest of what was created (types, language), see channels/twilio_content.py
+    content_sid: str
+    created_at: datetime = Field(default_factory=utcnow)
+
+
 class OrderItem(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     order_id: int = Field(foreign_key="shop_order.id", index=True)

@@ -198,9 +198,11 @@ async def test_a_fraud_report_shows_the_fraud_policy_to_the_agent(shopper, clien
 
 async def test_numbered_choices_are_explained_in_chinese(channel_client, fake_twilio):
     wa = TwilioShopper(channel_client, fake_twilio, "whatsapp", NUMBER)
-    out = await wa.say("你好")
-    assert "請回覆選項的數字。" in out and "Reply with a number" not in out, out
+    out = await wa.say("你好")  # inside the window: a list picker whose button is labelled in Chinese
+    assert "<請選擇>" in out and "Choose one" not in out and "Reply with a number" not in out, out
     sms = TwilioShopper(channel_client, fake_twilio, "sms", "+14155550178")
+    out = await sms.say("你好")
+    assert "請回覆選項的數字。" in out and "Reply with a number" not in out, out
     out = await sms.say("查看購物車")
     assert "Reply with a number" not in out, out
 

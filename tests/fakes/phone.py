@@ -78,7 +78,8 @@ class TwilioShopper:
         await wait_settled(self.client, ("whatsapp:" if self.channel == "whatsapp" else "") + self.number, settle)
         new = self.mine()[self.seen :]
         self.seen = len(self.mine())
-        return "\n---\n".join(r["body"] or "" for r in new)
+        # A Content message (WhatsApp buttons, lists, cards, links) as the shopper sees it.
+        return "\n---\n".join(r["body"] or r.get("shown") or "" for r in new)
 
     def mine(self) -> list[dict[str, Any]]:
         to = ("whatsapp:" if self.channel == "whatsapp" else "") + self.number

@@ -99,15 +99,199 @@ class FakeProvider:
         raise AssertionError(f"expected {count} requests, got {len(self.requests)}: {self.requests}")
 
 
+PLACEHOLDER = re.compile(r"\{\{([A-Za-z0-9_]{1,16})\}\}")
+# The Content API's limits as Twilio's docs give them (twilio.com/docs/content: twilio-quick-reply,
+# twiliolist-picker, twiliocard, twilio-call-to-action, using-variables-with-content-api), and
+# WhatsApp's for a message sent in session without approval (3 buttons).
+CONTENT_LIMITS = {
+    "body": 1024,
+    "variable": 255,
+    "variables": 100,
+    "button_title": 20,
+    "id": 200,
+    "list_button": 20,
+    "item": 24,
+    "description": 72,
+    "items": 10,
+    "card_title": 1024,
+    "card_subtitle": 60,
+    "session_buttons": 3,
+    "template_buttons": 10,
+}
+
+
+def substitute(value: Any, variables: dict[str, str]) -> Any:
+    """`value` (a string, list or dict of them) with its placeholders filled in."""
+    if isinstance(value, str):
+        return PLACEHOLDER.sub(lambda m: variables.get(m.group(1), m.group(0)), value)
+    if isinstance(value, list):
+        return [substitute(v, variables) for v in value]
+    if isinstance(value, dict):
+        return {k: substitute(v, variables) for k, v in value.items()}
+    return value
+
+
+def content_problems(types: Any, variables: dict[str, str], in_session: bool = False) -> list[str]:
+    """What Twilio (or WhatsApp, for `in_session` sends) would refuse in these Content `types`
+    once `variables` are filled in. Empty: acceptable."""
+    limits = CONTENT_LIMITS
+    problems: list[str] = []
+    if len(variables) > limits["variables"]:
+        problems.append("more than 100 variables")
+    for key, value in variables.items():
+        if len(key) > 16 or not isinstance(value, str) or len(value) > limits["variable"]:
+            problems.append(f"variable {key} is not a string of at most 255 characters")
+    if not isinstance(types, dict) or not types:
+        return [*problems, "types must name at least one content type"]
+    filled = substitute(types, variables)
+    max_buttons = limits["session_buttons"] if in_session else limits["template_buttons"]
+
+    def text(where: str, value: Any, limit: int, required: bool = True) -> None:
+        if value is None and not required:
+            return
+        if not isinstance(value, str) or (required and not value.strip()):
+            problems.append(f"{where} is required")
+        elif PLACEHOLDER.search(value):
+            problems.append(f"{where} has a variable without a value")
+        elif len(value) > limit:
+            problems.append(f"{where} is longer than {limit} characters")
+
+    def url(where: str, template: Any, value: Any) -> None:
+        if not isinstance(template, str) or not isinstance(value, str):
+            problems.append(f"{where} is required")
+            return
+        host = template.split("//", 1)[-1].split("/", 1)[0]
+        if not template.startswith(("https://", "http://")) or PLACEHOLDER.search(host):
+            problems.append(f"{where} must start with a static http(s) host")
+        if PLACEHOLDER.search(value) or not value.split("//", 1)[-1].partition("/")[2]:
+            problems.append(f"{where} lacks its path")
+
+    def buttons(where: str, actions: Any, template: Any, allowed: set[str]) -> None:
+        if not isinstance(actions, list) or not 1 <= len(actions) <= max_buttons:
+            problems.append(f"{where} must have 1 to {max_buttons} actions")
+            return
+        titles = []
+        for i, action in enumerate(actions):
+            kind = action.get("type", "QUICK_REPLY") if isinstance(action, dict) else None
+            if kind not in allowed:
+                problems.append(f"{where}[{i}] has type {kind!r}")
+                continue
+            text(f"{where}[{i}].title", action.get("title"), limits["button_title"])
+            titles.append(action.get("title"))
+            if kind == "QUICK_REPLY":
+                text(f"{where}[{i}].id", action.get("id"), limits["id"])
+            if kind == "URL":
+                url(f"{where}[{i}].url", template[i].get("url"), action.get("url"))
+        if len(set(titles)) != len(titles):
+            problems.append(f"{where} titles must be unique")
+
+    for kind, spec in filled.items():
+        template = types[kind]
+        if not isinstance(spec, dict):
+            problems.append(f"{kind} must be an object")
+            continue
+        if kind == "twilio/quick-reply":
+            text(f"{kind}.body", spec.get("body"), limits["body"])
+            buttons(f"{kind}.actions", spec.get("actions"), template.get("actions"), {"QUICK_REPLY"})
+        elif kind == "twilio/list-picker":
+            text(f"{kind}.body", spec.get("body"), limits["body"])
+            text(f"{kind}.button", spec.get("button"), limits["list_button"])
+            items = spec.get("items")
+            if not isinstance(items, list) or not 1 <= len(items) <= limits["items"]:
+                problems.append(f"{kind}.items must have 1 to 10 items")
+                continue
+            for i, item in enumerate(items):
+                text(f"{kind}.items[{i}].item", item.get("item"), limits["item"])
+                text(f"{kind}.items[{i}].id", item.get("id"), limits["id"])
+                text(f"{kind}.items[{i}].description", item.get("description"), limits["description"])
+            ids = [item.get("id") for item in items]
+            if len(set(ids)) != len(ids):
+                problems.append(f"{kind}.items ids must be unique")
+        elif kind == "twilio/card":
+            text(f"{kind}.title", spec.get("title"), limits["card_title"], required=False)
+            text(f"{kind}.subtitle", spec.get("subtitle"), limits["card_subtitle"], required=False)
+            fields = [f for f in ("title", "body", "subtitle", "media", "actions") if spec.get(f)]
+            if not ({"title", "body"} & set(fields)) or len(fields) < 2:
+                problems.append(f"{kind} needs a title or body and one more field")
+            for i, media in enumerate(spec.get("media") or []):
+                url(f"{kind}.media[{i}]", template["media"][i], media)
+            if spec.get("actions") is not None:
+                buttons(f"{kind}.actions", spec["actions"], template.get("actions"), {"QUICK_REPLY", "URL"})
+        elif kind == "twilio/call-to-action":
+            text(f"{kind}.body", spec.get("body"), limits["body"])
+            buttons(f"{kind}.actions", spec.get("actions"), template.get("actions"), {"URL", "PHONE_NUMBER"})
+        elif kind not in ("twilio/text", "twilio/media"):
+            problems.append(f"unknown content type {kind}")
+    return problems
+
+
+def shown(types: dict[str, Any], variables: dict[str, str]) -> str:
+    """What the shopper sees of a Content message, as text: its body or card, then a line per
+    button (`[title]`), list row (`title: description`) or link (`[title](url)`)."""
+    lines: list[str] = []
+    for spec in substitute(types, variables).values():
+        lines += [spec[f] for f in ("title", "body", "subtitle") if spec.get(f)]
+        lines += [f"(picture {m})" for m in spec.get("media") or []]
+        for action in spec.get("actions") or []:
+            lines.append(f"[{action['title']}]({action['url']})" if action.get("url") else f"[{action['title']}]")
+        if spec.get("button"):
+            lines.append(f"<{spec['button']}>")
+        lines += [f"{item['item']}: {item['description']}" for item in spec.get("items") or []]
+    return "\n".join(lines)
+
+
+@dataclass
 class FakeTwilio(FakeProvider):
-    """The Messages resource of Twilio's REST API."""
+    """The Messages resource of Twilio's REST API, and the Content API's Content resource."""
 
     account_sid = "AC" + "1" * 32
     auth_token = "test-auth-token"
+    contents: dict[str, dict[str, Any]] = field(default_factory=dict)  # HX... -> what was created
+    content_requests: list[dict[str, Any]] = field(default_factory=list)  # every create, refused too
+    content_failures: list[Failure] = field(default_factory=list)
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/2010-04-01/Accounts/{sid}/Messages.json", self.create_message)
         app.router.add_get("/2010-04-01/Accounts/{sid}/Messages.json", self.list_messages)
+        app.router.add_post("/v1/Content", self.create_content)
+
+    def fail_content(self, count: int, status: int = 500) -> None:
+        """Refuse the next `count` Content creates."""
+        self.content_failures.extend(Failure(status, {"code": 20500, "message": "fake failure"}) for _ in range(count))
+
+    async def create_content(self, request: web.Request) -> web.Response:
+        if not self._authorised(request):
+            return web.json_response({"code": 20003, "message": "Authenticate", "status": 401}, status=401)
+        try:
+            body = await request.json()
+        except ValueError:
+            return web.json_response({"code": 20001, "message": "invalid JSON", "status": 400}, status=400)
+        self.content_requests.append(body)
+        if self.content_failures:
+            failure = self.content_failures.pop(0)
+            return web.json_response(failure.body, status=failure.status)
+        problems = []
+        if not isinstance(body, dict):
+            problems.append("body must be an object")
+            body = {}
+        for key in ("friendly_name", "language"):
+            if not isinstance(body.get(key), str) or not body.get(key):
+                problems.append(f"{key} is required")
+        samples = body.get("variables") or {}
+        types = body.get("types")
+        if isinstance(types, dict):
+            used = set(PLACEHOLDER.findall(json.dumps(types)))
+            if missing := used - set(samples):
+                problems.append(f"variables without a sample: {sorted(missing)}")
+        problems += content_problems(types, samples)
+        if problems:
+            return web.json_response({"code": 20001, "message": "; ".join(problems), "status": 400}, status=400)
+        sid = "HX" + uuid4().hex
+        self.contents[sid] = {"sid": sid, **body}
+        return web.json_response({"sid": sid, **body, "account_sid": self.account_sid}, status=201)
+
+    def content_sends(self) -> list[dict[str, Any]]:
+        return [r for r in self.delivered() if r["content_sid"]]
 
     def _authorised(self, request: web.Request) -> bool:
         expected = "Basic " + base64.b64encode(f"{self.account_sid}:{self.auth_token}".encode()).decode()
@@ -117,6 +301,21 @@ class FakeTwilio(FakeProvider):
         if not self._authorised(request):
             return web.json_response({"code": 20003, "message": "Authenticate", "status": 401}, status=401)
         form = await request.post()
+        content_sid = form.get("ContentSid")
+        if content_sid in self.contents:  # one made here: Twilio fills in its variables
+            content = self.contents[content_sid]
+            try:
+                values = json.loads(str(form.get("ContentVariables") or "{}"))
+            except ValueError:
+                values = None
+            if not isinstance(values, dict) or form.get("Body") or form.get("MediaUrl"):
+                return web.json_response(
+                    {"code": 21656, "message": "ContentVariables invalid", "status": 400}, status=400
+                )
+            merged = {**content["variables"], **values}
+            in_session = str(form.get("To", "")).startswith("whatsapp:")
+            if problems := content_problems(content["types"], merged, in_session):
+                return web.json_response({"code": 21656, "message": "; ".join(problems), "status": 400}, status=400)
         record = {
             "to": form.get("To"),
             "from": form.get("From"),
@@ -126,6 +325,8 @@ class FakeTwilio(FakeProvider):
             "status_callback": form.get("StatusCallback"),
             "content_sid": form.get("ContentSid"),
             "content_variables": form.get("ContentVariables"),
+            # What the shopper sees of a Content message made here, as text (see `shown`).
+            "shown": shown(self.contents[content_sid]["types"], merged) if content_sid in self.contents else None,
             "failed": True,  # until it is answered: a caller that timed out got nothing
             "received": datetime.now(UTC),
         }
