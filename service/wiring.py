@@ -24,7 +24,7 @@ from bot.delivery.outbox import Outbox
 from bot.delivery.policy import Policy
 from bot.handoff.service import Handoffs
 from bot.i18n import text_in
-from bot.marketing.scheduler import ShopScheduler, proactive
+from bot.marketing.scheduler import ShopScheduler, proactive, reminder_settings
 from bot.metrics import Metrics
 from bot.nlu import CatalogTerm, Recognizer, load_examples, load_model, model_path
 from bot.nlu_cache import FitCache, model_identity
@@ -42,6 +42,9 @@ from integrations.catalog import StoreCatalog
 from integrations.faq import StoreFaq
 from integrations.orders import StoreOrders, checkout_rules
 from integrations.payments import Payments, SandboxPayments
+from integrations.shopify.catalog import CatalogSync, ShopifyCatalog
+from integrations.shopify.checkout import ShopifyPayments
+from integrations.shopify.client import ShopifyClient
 from integrations.stripe_payments import StripePayments
 
 log = logging.getLogger(__name__)
@@ -108,7 +111,8 @@ class Services:
         db = Database(self.settings.database_url, self.settings.store_timeout_seconds)
         db.create_schema()
         if self._seed:
-            seed_demo(db)
+            # A shop on a commerce platform gets its catalog from there (`catalog sync`), not the demo's.
+            seed_demo(db, products=self.settings.commerce_backend == "store")
         return db
 
     @cached_property
@@ -128,8 +132,28 @@ class Services:
         return StoreOrders(self.db, checkout_rules(self.settings))
 
     @cached_property
+    def shopify(self) -> ShopifyClient:
+        """The Shopify Admin API client (COMMERCE_BACKEND=shopify)."""
+        return ShopifyClient.from_settings(self.settings)
+
+    @cached_property
+    def catalog_sync(self) -> CatalogSync:
+        """Keeps the store's catalog a copy of Shopify's (sync, reconcile, restock notices)."""
+
+        def wake_outbox() -> None:  # a command line has no outbox: the server's sends the notices
+            if "outbox" in self.__dict__:
+                self.outbox.notify()
+
+        return CatalogSync(
+            self.db, ShopifyCatalog(self.shopify), self.policy, reminder_settings(self.settings), wake_outbox
+        )
+
+    @cached_property
     def payments(self) -> Payments:
-        """PAYMENTS: Stripe Checkout, or the sandbox pay page (the default)."""
+        """With COMMERCE_BACKEND=shopify, Shopify's checkout (draft order invoices); else
+        PAYMENTS: Stripe Checkout, or the sandbox pay page (the default)."""
+        if self.settings.commerce_backend == "shopify":
+            return ShopifyPayments(self.shopify, self.db, self.settings.currency)
         if self.settings.payments == "stripe":
             return StripePayments.from_settings(self.settings)
         return SandboxPayments(self.settings.base_url, stored_secret(self.db, "payments"))
@@ -167,7 +191,11 @@ class Services:
 
     @cached_property
     def scheduler(self) -> ShopScheduler:
-        return ShopScheduler(proactive(self.settings, self.db, self.outbox), lead=self.lead)
+        scheduler = ShopScheduler(proactive(self.settings, self.db, self.outbox), lead=self.lead)
+        interval = self.settings.shopify_reconcile_interval_seconds
+        if self.settings.commerce_backend == "shopify" and interval > 0:
+            scheduler.every("shopify-reconcile", interval, self.catalog_sync.reconcile)
+        return scheduler
 
     @cached_property
     def handoffs(self) -> Handoffs:
@@ -254,6 +282,8 @@ class Services:
                 await channel.close()
         if "payments" in made:
             await self.payments.close()
+        if "shopify" in made:
+            await self.shopify.close()
         if "recognizer" in made and self._given_recognizer is None:
             self.recognizer.batcher.close()
         if "db" in made:

@@ -1,5 +1,5 @@
 """SQLModel tables: customers and their channel identities, the transcript, the catalog,
-carts, orders, payment providers' events, returns, the restock waitlist, FAQ entries, bot state and human handoff."""
+carts, orders, payment providers' events, the commerce platform's ids of mirrored products, returns, the restock waitlist, FAQ entries, bot state and human handoff."""
 
 from __future__ import annotations
 
@@ -103,6 +103,7 @@ class Product(SQLModel, table=True):
     price_cents: int
     tags: str = ""
     colour_hex: str = "#888888"
+    image_url: str | None = None  # the commerce platform's picture; else our own /static/products/{sku}.png
 
 
 class Variant(SQLModel, table=True):
@@ -158,6 +159,8 @@ class Order(SQLModel, table=True):
     delivered_at: datetime | None = None
     # Added by a later revision, so last (a migration adds columns at the end).
     payment_capture_ref: str | None = None  # the provider's id of the payment made (Stripe: payment intent)
+    external_order_id: str | None = Field(default=None, index=True)  # the commerce platform's order (Shopify GID)
+    external_updated_at: datetime | None = None  # the platform's updated_at of the newest change applied
 
     @property
     def number(self) -> int:
@@ -174,6 +177,39 @@ class ProviderEvent(SQLModel, table=True):
     event_id: str
     type: str = ""
     received_at: datetime = Field(default_factory=utcnow)
+
+
+class CommerceProduct(SQLModel, table=True):
+    """A product mirrored from a commerce platform: its id there, and the platform's `updated_at`
+    of the newest version applied (an older delivery is ignored)."""
+
+    __tablename__ = "commerce_product"
+    platform: str = Field(primary_key=True)  # "shopify"
+    external_id: str = Field(primary_key=True)  # gid://shopify/Product/...
+    product_sku: str = Field(index=True)  # our Product.sku (the handle)
+    updated_at: datetime
+
+
+class CommerceVariant(SQLModel, table=True):
+    """A mirrored variant: its id on the platform, ours, and the inventory item its stock is kept on."""
+
+    __tablename__ = "commerce_variant"
+    platform: str = Field(primary_key=True)
+    external_id: str = Field(primary_key=True)  # gid://shopify/ProductVariant/...
+    variant_sku: str = Field(index=True)
+    product_external_id: str = Field(index=True)
+    inventory_item_id: str | None = Field(default=None, index=True)  # gid://shopify/InventoryItem/...
+
+
+class CommerceStock(SQLModel, table=True):
+    """Stock of one inventory item at one location; a variant's stock is the sum over locations."""
+
+    __tablename__ = "commerce_stock"
+    platform: str = Field(primary_key=True)
+    inventory_item_id: str = Field(primary_key=True)
+    location_id: str = Field(primary_key=True)  # gid://shopify/Location/...
+    available: int
+    updated_at: datetime
 
 
 class OrderItem(SQLModel, table=True):
