@@ -10,6 +10,7 @@ import os
 import re
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -325,7 +326,7 @@ async def test_the_catalog_sync_command_shows_progress_and_a_summary(shopify_set
     assert proc.returncode == 0, err.decode()
     assert "products: 5 read, 4 created, 0 updated, 0 unchanged, 0 removed" in out.decode()
     assert "variants: 10 created" in out.decode()
-    assert re.search(r"Shopify products: 100%.*4/4", err.decode()), err.decode()
+    assert re.search(r"Shopify products: 100%.*5/5", err.decode()), err.decode()
 
 
 def test_planned_backends_are_refused_clearly(settings):
@@ -333,3 +334,22 @@ def test_planned_backends_are_refused_clearly(settings):
         changed(settings, commerce_backend="woocommerce")
     with pytest.raises(ValueError, match="SHOPIFY_SHOP_DOMAIN"):
         changed(settings, commerce_backend="shopify")
+
+
+async def test_the_reconcile_rereads_only_products_updated_since_the_last_sync(shopify_settings, fake_shopify):
+    await sync(shopify_settings)
+    socks = fake_shopify.find("cozy-wool-socks")
+    socks["title"], socks["updatedAt"] = "Cozy Wool Socks 2-pack", iso(datetime.now(UTC) + timedelta(minutes=5))
+    services = build(shopify_settings)
+    try:
+        summary = await services.catalog_sync.reconcile()
+        name = await services.db.run(lambda s: s.get(Product, "cozy-wool-socks").name)
+        # The job the scheduler runs in the leading process.
+        services.settings = changed(shopify_settings, shopify_reconcile_interval_seconds=60)
+        assert "shopify-reconcile" in services.scheduler._periodic
+    finally:
+        await services.close()
+    [query] = [r["variables"]["query"] for r in fake_shopify.requests[-1:]]
+    assert query.startswith("updated_at:>'")
+    assert (summary.products_seen, summary.updated) == (1, 1)
+    assert name == "Cozy Wool Socks 2-pack"
