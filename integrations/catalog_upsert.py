@@ -20,6 +20,7 @@ class Upserted:
     variants_added: int
     variants_updated: int
     restocked: int  # variants that went from 0 to some stock
+    renamed: bool = False  # an existing product's name changed
 
 
 def upsert_product(
@@ -32,6 +33,7 @@ def upsert_product(
     added = row is None
     if row is None:
         row = Product(sku=product.sku, name=product.name, category=product.category, price_cents=0)
+    renamed = not added and row.name != product.name
     row.name = product.name
     row.category = product.category
     row.description = product.description
@@ -41,7 +43,7 @@ def upsert_product(
         row.image_url = image_url
     session.add(row)
     session.flush()
-    result = Upserted(added, 0, 0, 0)
+    result = Upserted(added, 0, 0, 0, renamed)
     for variant in product.variants:
         current = existing.get(variant.sku)
         if current is None:

@@ -68,6 +68,7 @@ class Handled:
     outcome: str
     queued: bool = False
     order: int | None = None
+    catalog_changed: bool = False  # a product added or changed: the recogniser learns its name
 
 
 class ShopifyEvents:
@@ -91,7 +92,7 @@ class ShopifyEvents:
             apply_product(session, from_webhook(body), summary)
             self.sync.notify(session, summary, summary.restocked)
             outcome = "stale" if summary.unchanged else "applied"
-            return Handled(outcome, bool(summary.notified))
+            return Handled(outcome, bool(summary.notified), catalog_changed=bool(summary.created or summary.renamed))
         if topic == "products/delete":
             summary = SyncSummary()
             deleted_at = (
@@ -170,4 +171,6 @@ async def shopify_webhook(request: web.Request) -> web.Response:
     )
     if handled.queued:
         request.app[OUTBOX].notify()
+    if handled.catalog_changed:
+        await request.app[SERVICES].relearn_catalog()
     return web.json_response({"received": True, "outcome": handled.outcome})

@@ -11,7 +11,7 @@ from functools import cached_property
 
 from botbuilder.core import BotState
 from prometheus_client import CollectorRegistry
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from bot.channel import ChannelAdapter
 from bot.config import Settings
@@ -67,14 +67,18 @@ def build_recognizer(settings: Settings) -> Recognizer:
     )
 
 
+def catalog_terms(session: Session) -> tuple[list[CatalogTerm], set[str]]:
+    """The product names and colours a recogniser learns from the store's catalog."""
+    products = session.exec(select(Product)).all()
+    colours = set(session.exec(select(Variant.colour).distinct()).all())
+    return [CatalogTerm(p.sku, p.name, p.category, tuple(p.tags.split(",")), p.name_zh) for p in products], colours
+
+
 def teach_shop(recognizer: Recognizer, db: Database, faq: StoreFaq) -> None:
     """Give the recogniser this shop's product names, colours and FAQ phrasings."""
     with db.session() as session:
-        products = session.exec(select(Product)).all()
-        colours = set(session.exec(select(Variant.colour).distinct()).all())
-    recognizer.set_catalog(
-        [CatalogTerm(p.sku, p.name, p.category, tuple(p.tags.split(",")), p.name_zh) for p in products], colours
-    )
+        terms, colours = catalog_terms(session)
+    recognizer.set_catalog(terms, colours)
     recognizer.set_faq(faq.phrasings())
 
 
@@ -213,6 +217,13 @@ class Services:
         recognizer = self._given_recognizer or build_recognizer(self.settings)
         teach_shop(recognizer, self.db, self.faq)
         return recognizer
+
+    async def relearn_catalog(self) -> None:
+        """Teach a loaded recogniser the catalog again (a product came from the commerce platform
+        while the service runs); nothing to do before the model is loaded."""
+        if self.model_loaded:
+            terms, colours = await self.db.run(catalog_terms)
+            self.recognizer.set_catalog(terms, colours)
 
     @property
     def model_loaded(self) -> bool:

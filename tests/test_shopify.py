@@ -115,7 +115,7 @@ async def test_a_second_sync_changes_nothing_and_a_product_gone_from_shopify_is_
     shopify_settings, fake_shopify, tmp_path
 ):
     first = await sync(shopify_settings)
-    assert (first.created, first.variants_created, first.unchanged) == (4, 10, 0)
+    assert (first.created, first.variants_created, first.unchanged, first.hidden) == (4, 10, 0, 1)
     again = await sync(shopify_settings)
     assert (again.created, again.updated, again.unchanged) == (0, 0, 5)  # the draft too: read, not offered
     fake_shopify.products = [p for p in fake_shopify.products if p["handle"] != "linen-shirt"]
@@ -324,7 +324,8 @@ async def test_the_catalog_sync_command_shows_progress_and_a_summary(shopify_set
     )
     out, err = await asyncio.wait_for(proc.communicate(), 120)
     assert proc.returncode == 0, err.decode()
-    assert "products: 5 read, 4 created, 0 updated, 0 unchanged, 0 removed" in out.decode()
+    assert "products: 5 read, 4 created, 0 updated, 0 unchanged, 0 removed, 0 kept sold out, " in out.decode()
+    assert "1 not offered (draft or archived)" in out.decode()
     assert "variants: 10 created" in out.decode()
     assert re.search(r"Shopify products: 100%.*5/5", err.decode()), err.decode()
 
@@ -353,3 +354,16 @@ async def test_the_reconcile_rereads_only_products_updated_since_the_last_sync(s
     assert query.startswith("updated_at:>'")
     assert (summary.products_seen, summary.updated) == (1, 1)
     assert name == "Cozy Wool Socks 2-pack"
+
+
+async def test_a_product_created_in_shopify_is_known_by_name_at_once(shop, fake_shopify):
+    from tests.fakes.shopify import product
+
+    fake_shopify.products.append(
+        product(6, "alpine-fleece-vest", "Alpine Fleece Vest", "Jacket", [("AFV-M-GRN", "M", "green", {1: 2})])
+    )
+    answer = await deliver(shop, "products/create", fake_shopify.product_webhook("alpine-fleece-vest", later(5)))
+    assert (await answer.json())["outcome"] == "applied"
+    web = await WebShopper.start(shop)
+    await web.say("Do you have the Alpine Fleece Vest in size M?")
+    assert "Alpine Fleece Vest" in web.texts() and "in stock" in web.texts(), web.texts()

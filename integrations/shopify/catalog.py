@@ -5,7 +5,7 @@ and the time of the last sync."""
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -139,9 +139,11 @@ class CatalogSync:
         policy: Policy | None,
         reminders: ReminderSettings | None,
         on_queued: Callable[[], None] | None = None,
+        on_new_products: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.db, self.catalog, self.policy, self.reminders = db, catalog, policy, reminders
         self.on_queued = on_queued
+        self.on_new_products = on_new_products  # products were added or renamed: names to learn
 
     def notify(self, session: Session, summary: SyncSummary, restocked: int) -> None:
         """Queue the waitlist's notices in the caller's transaction, if a variant came back."""
@@ -187,6 +189,8 @@ class CatalogSync:
             log.warning("shopify products not imported", extra={"count": len(summary.refused)})
         if summary.notified and self.on_queued is not None:
             self.on_queued()
+        if (summary.created or summary.renamed) and self.on_new_products is not None:
+            await self.on_new_products()
         return summary
 
     async def reconcile(self) -> SyncSummary:

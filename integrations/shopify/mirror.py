@@ -29,6 +29,8 @@ class SyncSummary:
     created: int = 0
     updated: int = 0
     unchanged: int = 0  # Shopify's version is not newer than the store's
+    hidden: int = 0  # draft or archived (or without variants): not offered
+    renamed: int = 0
     removed: int = 0
     sold_out: int = 0  # gone from Shopify, kept with no stock (a cart or waitlist names them)
     variants_created: int = 0
@@ -40,7 +42,8 @@ class SyncSummary:
     def lines(self) -> list[str]:
         out = [
             f"products: {self.products_seen} read, {self.created} created, {self.updated} updated, "
-            f"{self.unchanged} unchanged, {self.removed} removed, {self.sold_out} kept sold out",
+            f"{self.unchanged} unchanged, {self.removed} removed, {self.sold_out} kept sold out, "
+            f"{self.hidden} not offered (draft or archived)",
             f"variants: {self.variants_created} created, {self.variants_updated} updated",
         ]
         if self.restocked:
@@ -130,6 +133,7 @@ def apply_product(session: Session, shop: ShopProduct, summary: SyncSummary) -> 
         )
     ).all()
     if not shop.visible:
+        summary.hidden += 1
         if session.get(Product, shop.product.sku) is not None:
             removed, sold_out = remove_products(session, [shop.product.sku])
             summary.removed += removed
@@ -153,6 +157,7 @@ def apply_product(session: Session, shop: ShopProduct, summary: SyncSummary) -> 
     summary.variants_created += done.variants_added
     summary.variants_updated += done.variants_updated
     summary.restocked += done.restocked
+    summary.renamed += done.renamed
     kept = {v.external_id for v in shop.variants}
     for old in old_links:
         if old.external_id not in kept:  # a variant deleted in Shopify: sold out here
