@@ -367,3 +367,46 @@ async def test_a_product_created_in_shopify_is_known_by_name_at_once(shop, fake_
     web = await WebShopper.start(shop)
     await web.say("Do you have the Alpine Fleece Vest in size M?")
     assert "Alpine Fleece Vest" in web.texts() and "in stock" in web.texts(), web.texts()
+
+
+async def test_a_whatsapp_journey_from_stock_question_to_tracking(
+    aiohttp_client, channel_settings, recognizer, fake_twilio, fake_shopify
+):
+    from tests.fakes.phone import TwilioShopper
+
+    settings = changed(
+        channel_settings,
+        commerce_backend="shopify",
+        shopify_shop_domain="shop-test.myshopify.com",
+        shopify_admin_token=TOKEN,
+        shopify_webhook_secret=WEBHOOK_SECRET,
+        shopify_api_base=fake_shopify.url,
+        shopify_reconcile_interval_seconds=0,
+    )
+    await sync(settings)
+    client = await aiohttp_client(create_app(settings, recognizer))
+    wa = TwilioShopper(client, fake_twilio, "whatsapp", "+15551234567")
+    out = await wa.say("Do you have the Harbor Rain Jacket in size L?")
+    assert "in stock" in out, out
+    await wa.say('/add_to_cart {"product":"harbor-rain-jacket","size":"L","colour":"navy"}')
+    await wa.say("checkout")
+    await wa.say("10 Downing Street, London SW1A 2AA")
+    await wa.say("1")  # skip the receipt
+    out = await wa.say("yes")
+    [draft] = fake_shopify.drafts.values()
+    assert re.search(r"Order #\d+ is placed", out) and draft["invoiceUrl"] in out, out
+    number = int(re.search(r"Order #(\d+)", out).group(1))
+    order = {
+        "id": 5001,
+        "updated_at": iso(later(30)),
+        "financial_status": "paid",
+        "note_attributes": [{"name": "chat_order", "value": str(number)}],
+    }
+    assert (await deliver(client, "orders/paid", order)).status == 200
+    assert f"Payment received for order #{number}" in await wa.replies(settle=0.2)
+    shipped = {"id": 7, "order_id": 5001, "status": "success", "tracking_company": "USPS"}
+    shipped |= {"tracking_number": "9400111899223", "updated_at": iso(later(40))}
+    assert (await deliver(client, "fulfillments/create", shipped)).status == 200
+    assert "9400111899223" in await wa.replies(settle=0.2)
+    out = await wa.say("where is my order?")
+    assert "9400111899223" in out, out
