@@ -14,6 +14,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 PAYMENT_PROVIDERS = ("sandbox", "stripe")  # PAYMENTS; paypal is planned, not yet supported
 SHIPPING_PROVIDERS = ("store", "easypost")  # SHIPPING; "demo" is read as "store"
 DEFAULT_GRAPH_API_VERSION = "v25.0"  # released Feb 2026, supported until Jul 2028
+COMMERCE_BACKENDS = ("store", "shopify")  # COMMERCE_BACKEND; woocommerce and magento are planned
+PLANNED_COMMERCE_BACKENDS = ("woocommerce", "magento")
+DEFAULT_SHOPIFY_API_VERSION = "2026-10"  # Shopify's quarterly versions are supported for 12 months
 
 
 def parse_duration(text: str) -> timedelta:
@@ -182,6 +185,14 @@ class Settings(BaseSettings):
     smtp_url: SecretStr | None = None  # smtp://user:pass@host:587, smtps://... ; unset = no e-mail
     mail_from: str | None = None  # the From of the shop's e-mail: "Shop <orders@shop.example>"
     mail_timeout_seconds: float = Field(default=30.0, gt=0)
+    commerce_backend: str = "store"
+    shopify_shop_domain: str | None = None  # your-shop.myshopify.com
+    shopify_admin_token: SecretStr | None = None  # the custom app's Admin API access token
+    shopify_webhook_secret: SecretStr | None = None  # the app's API secret key (signs webhooks)
+    shopify_api_version: str = DEFAULT_SHOPIFY_API_VERSION
+    shopify_api_base: str | None = None  # default https://{SHOPIFY_SHOP_DOMAIN}
+    shopify_timeout_seconds: float = Field(default=10.0, gt=0)
+    shopify_reconcile_interval_seconds: float = Field(default=900.0, ge=0)  # 0: no scheduled reconcile
 
     handoff_rules: str | None = None
     handoff_hours: str = ""
@@ -197,6 +208,50 @@ class Settings(BaseSettings):
         if value not in PAYMENT_PROVIDERS:
             raise ValueError(f"PAYMENTS must be one of {', '.join(PAYMENT_PROVIDERS)}, not {value!r}")
         return value
+
+    @field_validator("commerce_backend")
+    @classmethod
+    def _check_commerce_backend(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value in PLANNED_COMMERCE_BACKENDS:
+            raise ValueError(f"COMMERCE_BACKEND={value} is not supported yet: use store or shopify")
+        if value not in COMMERCE_BACKENDS:
+            raise ValueError(f"COMMERCE_BACKEND must be one of {', '.join(COMMERCE_BACKENDS)}, not {value!r}")
+        return value
+
+    @field_validator("shopify_api_version")
+    @classmethod
+    def _check_shopify_version(cls, value: str) -> str:
+        if not re.fullmatch(r"\d{4}-(01|04|07|10)|unstable", value.strip()):
+            raise ValueError(f"SHOPIFY_API_VERSION looks like 2026-10 (a quarter's first month), not {value!r}")
+        return value.strip()
+
+    @field_validator("shopify_shop_domain")
+    @classmethod
+    def _check_shop_domain(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        domain = value.strip().lower().removeprefix("https://").rstrip("/")
+        if not re.fullmatch(r"[a-z0-9][a-z0-9.-]*\.[a-z]{2,}", domain):
+            raise ValueError(f"SHOPIFY_SHOP_DOMAIN is a host such as your-shop.myshopify.com, not {value!r}")
+        return domain
+
+    @model_validator(mode="after")
+    def _check_shopify(self) -> Settings:
+        if self.commerce_backend == "shopify":
+            missing = [
+                name.upper()
+                for name in ("shopify_shop_domain", "shopify_admin_token", "shopify_webhook_secret")
+                if not getattr(self, name)
+            ]
+            if missing:
+                raise ValueError(f"COMMERCE_BACKEND=shopify needs {', '.join(missing)}")
+        return self
+
+    @property
+    def shopify_base(self) -> str:
+        """Where the Admin API is: SHOPIFY_API_BASE, else the shop's own domain."""
+        return (self.shopify_api_base or f"https://{self.shopify_shop_domain}").rstrip("/")
 
     @model_validator(mode="after")
     def _check_stripe(self) -> Settings:

@@ -154,7 +154,7 @@ class ShopServices:
         return product_card(
             self.name(context, product),
             subtitle,
-            f"{self.media_base}/static/products/{product.sku}.png",
+            product.image_url or f"{self.media_base}/static/products/{product.sku}.png",
             None,
             [
                 Choice(text(context, "btn.add_to_cart"), command("add_to_cart", product=product.sku, size=size)),

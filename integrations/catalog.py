@@ -36,6 +36,7 @@ class ProductView:
     variants: tuple[VariantView, ...]
     name_zh: str | None = None
     description_zh: str | None = None
+    image_url: str | None = None
 
     @property
     def in_stock(self) -> bool:
@@ -144,6 +145,7 @@ def _view(product: Product, variants: list[Variant]) -> ProductView:
         variants=tuple(VariantView(v.sku, v.size, v.colour, v.stock) for v in variants),
         name_zh=product.name_zh,
         description_zh=product.description_zh,
+        image_url=product.image_url,
     )
 
 

@@ -176,6 +176,27 @@ def _slug(value: str) -> str:
     return re.sub(r"[^0-9A-Za-z]+", "-", value).strip("-").upper()
 
 
+def size_and_colour(options) -> tuple[str | None, str | None]:
+    """The size and colour among a variant's (option name, value) pairs: options named Size
+    (Shoe size, 尺寸 ...) and Colour/Color (顏色 ...); None for one it does not have."""
+    size = colour = None
+    for name, value in options:
+        name, value = name.strip().lower(), value.strip()
+        if not value:
+            continue
+        if name in SIZE_NAMES or name.endswith(" size") or name.endswith("尺寸"):
+            size = value
+        elif name in COLOUR_NAMES or name.endswith(" colour") or name.endswith(" color"):
+            colour = value.lower()
+    return size, colour
+
+
+def variant_key(handle: str, values) -> str:
+    """The key of a variant that has no SKU: its product's handle and its option values."""
+    named = [_slug(v) for v in values if v and v.lower() != "default title"]
+    return "-".join([_slug(handle), *[n for n in named if n]])
+
+
 def _is_hidden(row: dict[str, str]) -> bool:
     status = row.get("Status", "").strip().lower()
     if status:
@@ -251,18 +272,8 @@ def parse_shopify_csv(text: str) -> ParsedCatalog:
         elif not any(row.get(c, "").strip() for c in VARIANT_COLUMNS):
             continue  # one more image of the product
         values = [row.get(f"Option{i} Value", "").strip() for i in (1, 2, 3)]
-        size = colour = None
-        for name, value in zip(option_names[handle], values):
-            if not value:
-                continue
-            if name in SIZE_NAMES or name.endswith(" size") or name.endswith("尺寸"):
-                size = value
-            elif name in COLOUR_NAMES or name.endswith(" colour") or name.endswith(" color"):
-                colour = value.lower()
-        sku = row.get("Variant SKU", "").strip()
-        if not sku:
-            named = [_slug(v) for v in values if v and v.lower() != "default title"]
-            sku = "-".join([_slug(handle), *[n for n in named if n]])
+        size, colour = size_and_colour(zip(option_names[handle], values))
+        sku = row.get("Variant SKU", "").strip() or variant_key(handle, values)
         if sku in variant_lines:
             raise CatalogImportError(f"line {start}: variant SKU {sku!r} is already on line {variant_lines[sku]}")
         combo = (handle, size or NO_SIZE, colour or NO_COLOUR)

@@ -101,6 +101,7 @@ class OrderLine:
     colour: str
     quantity: int
     unit_price_cents: int
+    variant_sku: str = ""
 
 
 @dataclass(frozen=True)
@@ -160,7 +161,9 @@ def _view(session: Session, order: Order) -> OrderView:
         tracking_number=order.tracking_number,
         tracking_url=order.tracking_url,
         created_at=order.created_at.strftime("%b %d"),
-        lines=tuple(OrderLine(i.id, i.name, i.size, i.colour, i.quantity, i.unit_price_cents) for i in items),
+        lines=tuple(
+            OrderLine(i.id, i.name, i.size, i.colour, i.quantity, i.unit_price_cents, i.variant_sku) for i in items
+        ),
         returnable=returnable,
         discount_cents=order.discount_cents,
         shipping_cents=order.shipping_cents,

@@ -20,6 +20,7 @@ from service import (
     pay,
     payment_webhooks,
     shipping_webhooks,
+    shopify_webhooks,
     webchat,
     webhooks,
 )
@@ -84,6 +85,7 @@ def app_for(services: Services) -> web.Application:
     pay.add_routes(app)
     payment_webhooks.add_routes(app)
     shipping_webhooks.add_routes(app)
+    shopify_webhooks.add_routes(app)
     webhooks.add_routes(app, CHANNEL_CLASSES)
     marketing_api.add_routes(app)
     agents_api.add_routes(app, services.handoffs, services.settings)

@@ -1,5 +1,6 @@
-"""`python app.py catalog import FILE.csv [--replace]`: load a shop's catalog from Shopify's
-product CSV export. The whole file is checked first (`integrations/catalog_import.py`), then
+"""`python app.py catalog sync`: copy the commerce platform's catalog into the store (see
+`integrations/shopify/catalog.py`). `python app.py catalog import FILE.csv [--replace]`: load a
+shop's catalog from Shopify's product CSV export. The whole file is checked first (`integrations/catalog_import.py`), then
 written in one transaction: products matched by handle and variants by SKU are updated, new ones
 added. A variant going from 0 to some stock tells its waitlist, as `PUT /api/inventory/{sku}`
 does (the notices are queued in the store; a running server's outbox sends them)."""
@@ -7,24 +8,30 @@ does (the notices are queued in the store; a running server's outbox sends them)
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlmodel import Session, col, delete, select
+from sqlmodel import Session, select
+from tqdm import tqdm
 
 from bot.config import Settings
 from bot.delivery.policy import Policy
 from bot.marketing.reminders import notify_restocked
 from bot.marketing.scheduler import reminder_settings
-from bot.store.models import CartItem, Product, RelatedProduct, Variant, WaitlistEntry, utcnow
+from bot.store.models import Product, utcnow
 from integrations.catalog_import import CatalogImportError, ParsedCatalog, decode, parse_shopify_csv
+from integrations.catalog_upsert import existing_variants, remove_products, upsert_product
+from integrations.shopify.client import ShopifyError
+from integrations.shopify.mirror import SyncSummary
 from service.wiring import build
 
 
 def add_parser(sub) -> None:
-    cmd = sub.add_parser("catalog", help="the shop's catalog (import)")
+    cmd = sub.add_parser("catalog", help="the shop's catalog (import, sync)")
     ops = cmd.add_subparsers(dest="catalog_command", required=True)
+    ops.add_parser("sync", help="copy the commerce platform's catalog (COMMERCE_BACKEND=shopify) into the store")
     imp = ops.add_parser("import", help="add or update products from a Shopify product CSV export")
     imp.add_argument("file", type=Path, help="the CSV file (Shopify: Products > Export)")
     imp.add_argument(
@@ -73,7 +80,7 @@ def apply_import(
     file belongs to another product in the store."""
     summary = Summary(skipped=len(parsed.skipped))
     skus = [v.sku for p in parsed.products for v in p.variants]
-    existing = {v.sku: v for v in session.exec(select(Variant).where(col(Variant.sku).in_(skus))).all()} if skus else {}
+    existing = existing_variants(session, skus)
     for product in parsed.products:
         for variant in product.variants:
             found = existing.get(variant.sku)
@@ -84,35 +91,13 @@ def apply_import(
                 )
     restocked = False
     for product in parsed.products:
-        row = session.get(Product, product.sku)
-        if row is None:
-            summary.added += 1
-            row = Product(sku=product.sku, name=product.name, category=product.category, price_cents=0)
-        else:
-            summary.updated += 1
-        row.name = product.name
-        row.category = product.category
-        row.description = product.description
-        row.price_cents = product.price_cents
-        row.tags = ",".join(product.tags)
-        session.add(row)
-        session.flush()
-        for variant in product.variants:
-            current = existing.get(variant.sku)
-            if current is None:
-                summary.variants_added += 1
-                session.add(
-                    Variant(
-                        **{k: getattr(variant, k) for k in ("sku", "size", "colour", "stock")}, product_sku=product.sku
-                    )
-                )
-                continue
-            summary.variants_updated += 1
-            if current.stock == 0 and variant.stock > 0:
-                summary.restocked += 1
-                restocked = True
-            current.size, current.colour, current.stock = variant.size, variant.colour, variant.stock
-            session.add(current)
+        done = upsert_product(session, product, existing)
+        summary.added += done.added
+        summary.updated += not done.added
+        summary.variants_added += done.variants_added
+        summary.variants_updated += done.variants_updated
+        summary.restocked += done.restocked
+        restocked = restocked or done.restocked > 0
     session.flush()
     kept = {p.sku for p in parsed.products} | set(parsed.skipped)
     others = [p for p in session.exec(select(Product.sku)).all() if p not in kept]
@@ -125,38 +110,45 @@ def apply_import(
 
 
 def _remove(session: Session, skus: list[str], summary: Summary) -> None:
-    """Delete the products not in the file; one whose variant a cart or waitlist names cannot be
-    deleted (their rows point at it), so it stays with no stock."""
-    for sku in skus:
-        variants = session.exec(select(Variant).where(Variant.product_sku == sku)).all()
-        names = [v.sku for v in variants]
-        in_use = bool(names) and (
-            session.exec(select(CartItem.id).where(col(CartItem.variant_sku).in_(names)).limit(1)).first() is not None
-            or session.exec(select(WaitlistEntry.id).where(col(WaitlistEntry.variant_sku).in_(names)).limit(1)).first()
-            is not None
-        )
-        if in_use:
-            for variant in variants:
-                variant.stock = 0
-                session.add(variant)
-            summary.sold_out += 1
-            continue
-        session.exec(  # type: ignore[call-overload]
-            delete(RelatedProduct).where(
-                (col(RelatedProduct.product_sku) == sku) | (col(RelatedProduct.related_sku) == sku)
-            )
-        )
-        for variant in variants:
-            session.delete(variant)
-        session.flush()
-        product = session.get(Product, sku)
-        if product is not None:
-            session.delete(product)
-        summary.removed += 1
-    session.flush()
+    removed, sold_out = remove_products(session, skus)
+    summary.removed += removed
+    summary.sold_out += sold_out
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
+    if args.catalog_command == "sync":
+        return sync(settings)
+    return import_file(settings, args)
+
+
+def sync(settings: Settings) -> int:
+    """The first full import of the platform's catalog (and any later full one), with a progress
+    bar and a summary. Variants back in stock queue their waitlist's notices."""
+    if settings.commerce_backend != "shopify":
+        print("error: catalog sync needs COMMERCE_BACKEND=shopify (the store's own catalog has nothing to sync)")
+        return 2
+    services = build(settings)
+
+    async def go() -> SyncSummary:
+        try:
+            total = await services.catalog_sync.catalog.count()
+            with tqdm(total=total, unit="product", desc="Shopify products", file=sys.stderr) as bar:
+                return await services.catalog_sync.run(full=True, progress=bar.update)
+        finally:
+            await services.shopify.close()
+
+    try:
+        summary = asyncio.run(go())
+    except ShopifyError as exc:
+        print(f"error: Shopify: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        services.db.close()
+    print("\n".join([*summary.lines(), "restart the bot so it learns new product names"]))
+    return 0
+
+
+def import_file(settings: Settings, args: argparse.Namespace) -> int:
     try:
         data = args.file.read_bytes()
     except OSError as exc:

@@ -11,7 +11,7 @@ from functools import cached_property
 
 from botbuilder.core import BotState
 from prometheus_client import CollectorRegistry
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from bot.channel import ChannelAdapter
 from bot.config import Settings
@@ -25,7 +25,7 @@ from bot.delivery.outbox import Outbox, Sender
 from bot.delivery.policy import Policy
 from bot.handoff.service import Handoffs
 from bot.i18n import text_in
-from bot.marketing.scheduler import ShopScheduler, proactive
+from bot.marketing.scheduler import ShopScheduler, proactive, reminder_settings
 from bot.metrics import Metrics
 from bot.nlu import CatalogTerm, Recognizer, load_examples, load_model, model_path
 from bot.nlu_cache import FitCache, model_identity
@@ -46,6 +46,9 @@ from integrations.orders import StoreOrders, checkout_rules
 from integrations.payments import Payments, SandboxPayments
 from integrations.receipts import OrderConfirmation
 from integrations.shipping import Shipping, StoreShipping
+from integrations.shopify.catalog import CatalogSync, ShopifyCatalog
+from integrations.shopify.checkout import ShopifyPayments
+from integrations.shopify.client import ShopifyClient
 from integrations.stripe_payments import StripePayments
 
 log = logging.getLogger(__name__)
@@ -68,14 +71,18 @@ def build_recognizer(settings: Settings) -> Recognizer:
     )
 
 
+def catalog_terms(session: Session) -> tuple[list[CatalogTerm], set[str]]:
+    """The product names and colours a recogniser learns from the store's catalog."""
+    products = session.exec(select(Product)).all()
+    colours = set(session.exec(select(Variant.colour).distinct()).all())
+    return [CatalogTerm(p.sku, p.name, p.category, tuple(p.tags.split(",")), p.name_zh) for p in products], colours
+
+
 def teach_shop(recognizer: Recognizer, db: Database, faq: StoreFaq) -> None:
     """Give the recogniser this shop's product names, colours and FAQ phrasings."""
     with db.session() as session:
-        products = session.exec(select(Product)).all()
-        colours = set(session.exec(select(Variant.colour).distinct()).all())
-    recognizer.set_catalog(
-        [CatalogTerm(p.sku, p.name, p.category, tuple(p.tags.split(",")), p.name_zh) for p in products], colours
-    )
+        terms, colours = catalog_terms(session)
+    recognizer.set_catalog(terms, colours)
     recognizer.set_faq(faq.phrasings())
 
 
@@ -112,7 +119,8 @@ class Services:
         db = Database(self.settings.database_url, self.settings.store_timeout_seconds)
         db.create_schema()
         if self._seed:
-            seed_demo(db)
+            # A shop on a commerce platform gets its catalog from there (`catalog sync`), not the demo's.
+            seed_demo(db, products=self.settings.commerce_backend == "store")
         return db
 
     @cached_property
@@ -132,8 +140,28 @@ class Services:
         return StoreOrders(self.db, checkout_rules(self.settings))
 
     @cached_property
+    def shopify(self) -> ShopifyClient:
+        """The Shopify Admin API client (COMMERCE_BACKEND=shopify)."""
+        return ShopifyClient.from_settings(self.settings)
+
+    @cached_property
+    def catalog_sync(self) -> CatalogSync:
+        """Keeps the store's catalog a copy of Shopify's (sync, reconcile, restock notices)."""
+
+        def wake_outbox() -> None:  # a command line has no outbox: the server's sends the notices
+            if "outbox" in self.__dict__:
+                self.outbox.notify()
+
+        return CatalogSync(
+            self.db, ShopifyCatalog(self.shopify), self.policy, reminder_settings(self.settings), wake_outbox
+        )
+
+    @cached_property
     def payments(self) -> Payments:
-        """PAYMENTS: Stripe Checkout, or the sandbox pay page (the default)."""
+        """With COMMERCE_BACKEND=shopify, Shopify's checkout (draft order invoices); else
+        PAYMENTS: Stripe Checkout, or the sandbox pay page (the default)."""
+        if self.settings.commerce_backend == "shopify":
+            return ShopifyPayments(self.shopify, self.db, self.settings.currency)
         if self.settings.payments == "stripe":
             return StripePayments.from_settings(self.settings, self.db)
         return SandboxPayments(self.settings.base_url, stored_secret(self.db, "payments"))
@@ -201,7 +229,11 @@ class Services:
 
     @cached_property
     def scheduler(self) -> ShopScheduler:
-        return ShopScheduler(proactive(self.settings, self.db, self.outbox), lead=self.lead)
+        scheduler = ShopScheduler(proactive(self.settings, self.db, self.outbox), lead=self.lead)
+        interval = self.settings.shopify_reconcile_interval_seconds
+        if self.settings.commerce_backend == "shopify" and interval > 0:
+            scheduler.every("shopify-reconcile", interval, self.catalog_sync.reconcile)
+        return scheduler
 
     @cached_property
     def handoffs(self) -> Handoffs:
@@ -219,6 +251,13 @@ class Services:
         recognizer = self._given_recognizer or build_recognizer(self.settings)
         teach_shop(recognizer, self.db, self.faq)
         return recognizer
+
+    async def relearn_catalog(self) -> None:
+        """Teach a loaded recogniser the catalog again (a product came from the commerce platform
+        while the service runs); nothing to do before the model is loaded."""
+        if self.model_loaded:
+            terms, colours = await self.db.run(catalog_terms)
+            self.recognizer.set_catalog(terms, colours)
 
     @property
     def model_loaded(self) -> bool:
@@ -294,6 +333,8 @@ class Services:
             await self.payments.close()
         if "shipping" in made:
             await self.shipping.close()
+        if "shopify" in made:
+            await self.shopify.close()
         if "recognizer" in made and self._given_recognizer is None:
             self.recognizer.batcher.close()
         if "db" in made:

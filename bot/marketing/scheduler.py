@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -66,6 +66,12 @@ class ShopScheduler:
         self._leader_task: asyncio.Task | None = None
         self._runs: set[asyncio.Task] = set()
         self.leading = False
+        self._periodic: dict[str, tuple[float, Callable[[], Awaitable[Any]]]] = {}
+
+    def every(self, name: str, seconds: float, run: Callable[[], Awaitable[Any]]) -> None:
+        """Run `run()` every `seconds` in the leading process (a job the wiring adds: the
+        core does not know what it does, e.g. a commerce platform's reconcile)."""
+        self._periodic[name] = (seconds, run)
 
     async def start(self) -> None:
         global _current
@@ -117,6 +123,15 @@ class ShopScheduler:
             id="cart-and-restock-scan",
             replace_existing=True,
         )
+        for name, (seconds, _) in self._periodic.items():
+            self.scheduler.add_job(
+                "bot.marketing.scheduler:periodic_job",
+                "interval",
+                seconds=seconds,
+                args=[name],
+                id=name,
+                replace_existing=True,
+            )
         # A run cut short by a crash, a restart or a lost leadership carries on where it stopped.
         for campaign_id in await db.run(
             lambda s: list(s.exec(select(Campaign.id).where(Campaign.status == "running")).all())
@@ -259,6 +274,14 @@ async def resume_job(campaign_id: int) -> None:
 async def scan_job() -> None:
     if _current is not None:
         await _current.scan()
+
+
+async def periodic_job(name: str) -> None:
+    if _current is not None and name in _current._periodic:
+        try:
+            await _current._periodic[name][1]()
+        except Exception:  # the next run tries again; the job must stay scheduled
+            log.exception("periodic job failed", extra={"job": name})
 
 
 def reminder_settings(settings: Settings) -> ReminderSettings:

@@ -1,5 +1,5 @@
 """SQLModel tables: customers and their channel identities, the transcript, the catalog,
-carts, orders, payment providers' events, returns, the restock waitlist, FAQ entries, bot state and human handoff."""
+carts, orders, payment providers' events, the commerce platform's ids of mirrored products, returns, the restock waitlist, FAQ entries, bot state and human handoff."""
 
 from __future__ import annotations
 
@@ -105,6 +105,7 @@ class Product(SQLModel, table=True):
     price_cents: int
     tags: str = ""
     colour_hex: str = "#888888"
+    image_url: str | None = None  # the commerce platform's picture; else our own /static/products/{sku}.png
 
 
 class Variant(SQLModel, table=True):
@@ -164,6 +165,8 @@ class Order(SQLModel, table=True):
     tracking_status: str | None = None  # the furthest the parcel has got: in_transit, out_for_delivery, delivered...
     payment_risk_level: str | None = None  # Stripe Radar: normal | elevated | highest | not_assessed | unknown
     payment_risk_score: int | None = None  # Stripe Radar: 0-100, when Radar gave one
+    external_order_id: str | None = Field(default=None, index=True)  # the commerce platform's order (Shopify GID)
+    external_updated_at: datetime | None = None  # the platform's updated_at of the newest change applied
 
     @property
     def number(self) -> int:
@@ -193,6 +196,39 @@ class ProviderContent(SQLModel, table=True):
     shape: str  # a digest of what was created (types, language), see channels/twilio_content.py
     content_sid: str
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class CommerceProduct(SQLModel, table=True):
+    """A product mirrored from a commerce platform: its id there, and the platform's `updated_at`
+    of the newest version applied (an older delivery is ignored)."""
+
+    __tablename__ = "commerce_product"
+    platform: str = Field(primary_key=True)  # "shopify"
+    external_id: str = Field(primary_key=True)  # gid://shopify/Product/...
+    product_sku: str = Field(index=True)  # our Product.sku (the handle)
+    updated_at: datetime
+
+
+class CommerceVariant(SQLModel, table=True):
+    """A mirrored variant: its id on the platform, ours, and the inventory item its stock is kept on."""
+
+    __tablename__ = "commerce_variant"
+    platform: str = Field(primary_key=True)
+    external_id: str = Field(primary_key=True)  # gid://shopify/ProductVariant/...
+    variant_sku: str = Field(index=True)
+    product_external_id: str = Field(index=True)
+    inventory_item_id: str | None = Field(default=None, index=True)  # gid://shopify/InventoryItem/...
+
+
+class CommerceStock(SQLModel, table=True):
+    """Stock of one inventory item at one location; a variant's stock is the sum over locations."""
+
+    __tablename__ = "commerce_stock"
+    platform: str = Field(primary_key=True)
+    inventory_item_id: str = Field(primary_key=True)
+    location_id: str = Field(primary_key=True)  # gid://shopify/Location/...
+    available: int
+    updated_at: datetime
 
 
 class OrderItem(SQLModel, table=True):

@@ -29,9 +29,16 @@ DEMO_WEB_ADDRESS = "demo-shopper"
 DEMO_PHONE = "+15555550100"
 
 
-def seed_demo(db: Database, path: Path = CATALOG_FILE) -> bool:
-    """Load the demo catalog, FAQ and demo orders into an empty store. Returns True if it did."""
+def seed_demo(db: Database, path: Path = CATALOG_FILE, products: bool = True) -> bool:
+    """Load the demo catalog, FAQ and demo orders into an empty store. Returns True if it did.
+    Without `products` (a shop whose catalog comes from its commerce platform) only the FAQ."""
     data = json.loads(path.read_text(encoding="utf-8"))
+
+    def load_faq(session: Session) -> bool:
+        if session.exec(select(FaqEntry.key).limit(1)).first() is not None:
+            return False
+        _faq(session, data["faq"])
+        return True
 
     def load(session: Session) -> bool:
         if session.exec(select(Product.sku).limit(1)).first() is not None:
@@ -58,22 +65,26 @@ def seed_demo(db: Database, path: Path = CATALOG_FILE) -> bool:
                 )
             for related in p.get("related", []):
                 session.add(RelatedProduct(product_sku=p["sku"], related_sku=related))
-        for f in data["faq"]:
-            session.add(
-                FaqEntry(
-                    key=f["key"],
-                    question=f["question"],
-                    question_zh=f.get("question_zh"),
-                    answer=f["answer"],
-                    answer_zh=f.get("answer_zh"),
-                    examples=list(f.get("examples", [])) + list(f.get("examples_zh", [])),
-                )
-            )
+        _faq(session, data["faq"])
         session.flush()
         _demo_orders(session)
         return True
 
-    return db.transaction(load)
+    return db.transaction(load if products else load_faq)
+
+
+def _faq(session: Session, entries: list[dict]) -> None:
+    for f in entries:
+        session.add(
+            FaqEntry(
+                key=f["key"],
+                question=f["question"],
+                question_zh=f.get("question_zh"),
+                answer=f["answer"],
+                answer_zh=f.get("answer_zh"),
+                examples=list(f.get("examples", [])) + list(f.get("examples_zh", [])),
+            )
+        )
 
 
 def _demo_orders(session: Session) -> None:

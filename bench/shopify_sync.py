@@ -1,0 +1,82 @@
+"""`python app.py catalog sync` against the fake Shopify Admin API: N products of V variants
+each (one location per variant) are served from this process; the sync runs as a child process
+into a fresh SQLite store, and the bench prints its wall time, the requests it made and its peak
+RSS. The fake answers on loopback, so the time is our side's (and the fake's) work, not
+Shopify's latency or throttling.
+
+    python bench/shopify_sync.py [--products 10000] [--variants 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.fakes.shopify import TOKEN, WEBHOOK_SECRET, FakeShopify, product  # noqa: E402
+
+SIZES = ["XS", "S", "M", "L", "XL", "XXL", "3XL", "4XL"]
+
+
+async def main(products: int, variants: int) -> None:
+    fake = FakeShopify()
+    fake.products = [
+        product(
+            n,
+            f"bench-product-{n}",
+            f"Bench Product {n}",
+            "Shirt",
+            [
+                (f"B{n}-{SIZES[i % len(SIZES)]}-{i}", f"{SIZES[i % len(SIZES)]}{i // len(SIZES) or ''}", "blue", {1: i})
+                for i in range(variants)
+            ],
+        )
+        for n in range(1, products + 1)
+    ]
+    await fake.start()
+    with tempfile.TemporaryDirectory() as folder:
+        env = {
+            **os.environ,
+            "DATABASE_URL": f"sqlite:///{folder}/bench.db",
+            "COMMERCE_BACKEND": "shopify",
+            "SHOPIFY_SHOP_DOMAIN": "bench.myshopify.com",
+            "SHOPIFY_ADMIN_TOKEN": TOKEN,
+            "SHOPIFY_WEBHOOK_SECRET": WEBHOOK_SECRET,
+            "SHOPIFY_API_BASE": fake.url,
+        }
+        started = time.perf_counter()
+        child = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "app.py",
+            "catalog",
+            "sync",
+            cwd=ROOT,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        out, _ = await child.communicate()
+        seconds = time.perf_counter() - started
+    await fake.close()
+    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(out.decode().strip())
+    print(
+        f"{products} products, {products * variants} variants: {seconds:.1f} s, "
+        f"{len(fake.requests)} requests, child peak RSS {peak_mb:.0f} MB (exit {child.returncode})"
+    )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--products", type=int, default=10_000)
+    parser.add_argument("--variants", type=int, default=5)
+    args = parser.parse_args()
+    asyncio.run(main(args.products, args.variants))

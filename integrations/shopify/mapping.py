@@ -1,0 +1,226 @@
+"""Shopify's products onto ours, from the Admin GraphQL API and from webhook (REST JSON) bodies
+alike: options named Size and Colour/Color become our size and colour (as the CSV import reads
+them), the lowest variant price is the product's, stock per location is kept with its time.
+Pure: no store, no network."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any
+
+from integrations.catalog_import import (
+    NO_COLOUR,
+    NO_SIZE,
+    ImportedProduct,
+    ImportedVariant,
+    category_of,
+    plain_text,
+    size_and_colour,
+    variant_key,
+)
+
+VISIBLE = "active"  # draft and archived products are not offered to shoppers
+
+
+class MappingError(ValueError):
+    """A Shopify resource we cannot read: the message says which field."""
+
+
+def gid(kind: str, value: Any) -> str:
+    """Shopify's global id (`gid://shopify/Product/123`) of a REST id, or the id given as one."""
+    text = str(value)
+    if text.startswith("gid://"):
+        return text
+    if not text.isdigit():
+        raise MappingError(f"{kind} id {value!r} is not a Shopify id")
+    return f"gid://shopify/{kind}/{text}"
+
+
+def parse_time(value: Any, what: str = "updated_at") -> datetime:
+    """An ISO 8601 time of Shopify's (`2026-12-03T10:00:00-05:00`, `...Z`), in UTC."""
+    if not isinstance(value, str):
+        raise MappingError(f"{what} is missing")
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise MappingError(f"{what} {value!r} is not a time") from None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
+
+
+def price_cents(value: Any) -> int:
+    """`"19.99"` (a Money scalar or a REST price) -> 1999."""
+    try:
+        amount = Decimal(str(value).strip())
+    except InvalidOperation:
+        amount = Decimal("NaN")
+    if not amount.is_finite() or amount < 0:
+        raise MappingError(f"price {value!r} is not an amount")
+    return int((amount * 100).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+@dataclass(frozen=True)
+class Level:
+    """Stock of an inventory item at one location, as of `updated_at`."""
+
+    location_id: str
+    available: int
+    updated_at: datetime
+
+
+@dataclass
+class ShopVariant:
+    external_id: str
+    inventory_item_id: str | None
+    levels: list[Level] | None  # per location (the API); None when not given (a webhook body)
+    total: int  # the stock to keep when no location's level is known
+    variant: ImportedVariant
+
+
+@dataclass
+class ShopProduct:
+    external_id: str
+    updated_at: datetime
+    visible: bool
+    product: ImportedProduct
+    variants: list[ShopVariant]
+    image_url: str | None
+
+
+def _variant(handle: str, options: list[tuple[str, str]], sku: Any, price: Any) -> ImportedVariant:
+    size, colour = size_and_colour(options)
+    key = sku.strip() if isinstance(sku, str) and sku.strip() else variant_key(handle, [v for _, v in options])
+    return ImportedVariant(
+        sku=key, size=size or NO_SIZE, colour=colour or NO_COLOUR, stock=0, price_cents=price_cents(price), line=0
+    )
+
+
+def _product(
+    external_id: str,
+    handle: Any,
+    title: Any,
+    html: Any,
+    product_type: Any,
+    tags: list[str],
+    status: Any,
+    updated_at: datetime,
+    variants: list[ShopVariant],
+    image_url: Any,
+) -> ShopProduct:
+    if not isinstance(handle, str) or not handle.strip():
+        raise MappingError(f"product {external_id} has no handle")
+    product = ImportedProduct(
+        sku=handle.strip(),
+        name=str(title or handle).strip(),
+        category=category_of(str(product_type or ""), ""),
+        description=plain_text(str(html or "")),
+        tags=[t.strip() for t in tags if t.strip()],
+        line=0,
+        variants=[v.variant for v in variants],
+    )
+    seen: set[tuple[str, str]] = set()
+    for v in variants:  # options other than size and colour are not kept: the first such variant stands
+        if (v.variant.size, v.variant.colour) in seen:
+            raise MappingError(f"product {handle!r} has two variants of size {v.variant.size} in {v.variant.colour}")
+        seen.add((v.variant.size, v.variant.colour))
+    return ShopProduct(
+        external_id,
+        updated_at,
+        str(status or "").lower() == VISIBLE and bool(variants),
+        product,
+        variants,
+        image_url if isinstance(image_url, str) and image_url else None,
+    )
+
+
+def from_graphql(node: dict[str, Any], variant_nodes: list[dict[str, Any]]) -> ShopProduct:
+    """A product of the Admin API (see `PRODUCT_FIELDS` in `integrations/shopify/catalog.py`),
+    with all its variants' nodes.
+
+    Raises:
+        MappingError: a field we need is missing or wrong.
+    """
+    external_id = gid("Product", node.get("id"))
+    handle = node.get("handle")
+    variants = []
+    for v in variant_nodes:
+        options = [(str(o.get("name", "")), str(o.get("value", ""))) for o in v.get("selectedOptions") or []]
+        item = v.get("inventoryItem") or {}
+        levels = []
+        for level in ((item.get("inventoryLevels") or {}).get("nodes")) or []:
+            available = next(
+                (q.get("quantity") for q in level.get("quantities") or [] if q.get("name") == "available"), 0
+            )
+            levels.append(
+                Level(
+                    gid("Location", (level.get("location") or {}).get("id")),
+                    int(available or 0),
+                    parse_time(level.get("updatedAt"), "inventory level updatedAt"),
+                )
+            )
+        variants.append(
+            ShopVariant(
+                gid("ProductVariant", v.get("id")),
+                gid("InventoryItem", item["id"]) if item.get("id") else None,
+                levels,
+                0,
+                _variant(str(handle or ""), options, v.get("sku"), v.get("price")),
+            )
+        )
+    media = ((node.get("featuredMedia") or {}).get("preview") or {}).get("image") or {}
+    return _product(
+        external_id,
+        handle,
+        node.get("title"),
+        node.get("descriptionHtml"),
+        node.get("productType"),
+        [str(t) for t in node.get("tags") or []],
+        node.get("status"),
+        parse_time(node.get("updatedAt"), "updatedAt"),
+        variants,
+        media.get("url"),
+    )
+
+
+def from_webhook(body: dict[str, Any]) -> ShopProduct:
+    """A product of a `products/update` (or `products/create`) webhook body (Shopify's REST JSON).
+
+    Raises:
+        MappingError: a field we need is missing or wrong.
+    """
+    external_id = gid("Product", body.get("admin_graphql_api_id") or body.get("id"))
+    handle = body.get("handle")
+    names = [str(o.get("name", "")) for o in sorted(body.get("options") or [], key=lambda o: o.get("position", 0))]
+    variants = []
+    for v in body.get("variants") or []:
+        if not isinstance(v, dict):
+            raise MappingError("a variant is not an object")
+        values = [str(v.get(f"option{i}") or "") for i in (1, 2, 3)]
+        options = list(zip(names, values))
+        total = v.get("inventory_quantity", 0)
+        if not isinstance(total, int):
+            raise MappingError(f"variant {v.get('id')}: inventory_quantity {total!r} is not a whole number")
+        variants.append(
+            ShopVariant(
+                gid("ProductVariant", v.get("admin_graphql_api_id") or v.get("id")),
+                gid("InventoryItem", v["inventory_item_id"]) if v.get("inventory_item_id") else None,
+                None,
+                max(0, total),
+                _variant(str(handle or ""), options, v.get("sku"), v.get("price")),
+            )
+        )
+    tags = body.get("tags") or ""
+    image = body.get("image") or {}
+    return _product(
+        external_id,
+        handle,
+        body.get("title"),
+        body.get("body_html"),
+        body.get("product_type"),
+        tags.split(",") if isinstance(tags, str) else [str(t) for t in tags],
+        body.get("status"),
+        parse_time(body.get("updated_at")),
+        variants,
+        image.get("src") if isinstance(image, dict) else None,
+    )

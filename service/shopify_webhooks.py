@@ -1,0 +1,175 @@
+"""Shopify's webhooks (`POST /webhooks/shopify`): the HMAC of the raw body checked in constant
+time, each delivery recorded by its `X-Shopify-Webhook-Id` and acted on in the same transaction
+(a retry or a duplicate is processed once), products, stock, orders and fulfillments applied to
+the store's copy. A variant back in stock tells its waitlist; a paid order tells the shopper."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from bot.store.models import ProviderEvent, utcnow
+from integrations.orders import checkout_rules
+from integrations.shopify.catalog import CatalogSync
+from integrations.shopify.mapping import MappingError, from_webhook, gid, parse_time
+from integrations.shopify.mirror import PLATFORM, SyncSummary, apply_level, apply_product, delete_product
+from integrations.shopify.orders import ShopifyOrderEvents
+from service.http import json_error, read_body
+from service.keys import DB, OUTBOX, SERVICES, SETTINGS
+
+log = logging.getLogger(__name__)
+SHOPIFY_BODY_BYTES = 1024 * 1024  # a product with many variants is the largest body
+TOPICS = (
+    "products/create",
+    "products/update",
+    "products/delete",
+    "inventory_levels/update",
+    "orders/paid",
+    "orders/updated",
+    "orders/cancelled",
+    "fulfillments/create",
+    "fulfillments/update",
+)
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/webhooks/shopify", shopify_webhook)
+
+
+def signature(secret: str, raw: bytes) -> str:
+    """Shopify's `X-Shopify-Hmac-Sha256`: base64 of the HMAC-SHA256 of the raw body."""
+    return base64.b64encode(hmac.new(secret.encode(), raw, hashlib.sha256).digest()).decode()
+
+
+def verified(secret: str, raw: bytes, header: str) -> bool:
+    return hmac.compare_digest(signature(secret, raw).encode(), header.strip().encode("utf-8", "replace"))
+
+
+@dataclass(frozen=True)
+class Delivery:
+    webhook_id: str
+    topic: str
+    body: dict[str, Any]
+    triggered_at: str | None
+
+
+@dataclass
+class Handled:
+    outcome: str
+    queued: bool = False
+    order: int | None = None
+    catalog_changed: bool = False  # a product added or changed: the recogniser learns its name
+
+
+class ShopifyEvents:
+    """What each topic does to the store, in the transaction that records the delivery."""
+
+    def __init__(self, sync: CatalogSync, orders: ShopifyOrderEvents) -> None:
+        self.sync, self.orders = sync, orders
+
+    def handle(self, session: Session, delivery: Delivery) -> Handled:
+        if session.exec(
+            select(ProviderEvent.id).where(
+                ProviderEvent.provider == PLATFORM, ProviderEvent.event_id == delivery.webhook_id
+            )
+        ).first():
+            return Handled("duplicate")
+        session.add(ProviderEvent(provider=PLATFORM, event_id=delivery.webhook_id, type=delivery.topic[:100]))
+        session.flush()
+        topic, body = delivery.topic, delivery.body
+        if topic in ("products/create", "products/update"):
+            summary = SyncSummary()
+            apply_product(session, from_webhook(body), summary)
+            self.sync.notify(session, summary, summary.restocked)
+            outcome = "stale" if summary.unchanged else "applied"
+            return Handled(outcome, bool(summary.notified), catalog_changed=bool(summary.created or summary.renamed))
+        if topic == "products/delete":
+            summary = SyncSummary()
+            deleted_at = (
+                parse_time(delivery.triggered_at, "X-Shopify-Triggered-At") if delivery.triggered_at else utcnow()
+            )
+            delete_product(session, gid("Product", body.get("id")), deleted_at, summary)
+            return Handled("stale" if summary.unchanged else "deleted")
+        if topic == "inventory_levels/update":
+            available = body.get("available")
+            if not isinstance(available, int):
+                raise MappingError("available is not a whole number")
+            outcome, restocked = apply_level(
+                session,
+                gid("InventoryItem", body.get("inventory_item_id")),
+                gid("Location", body.get("location_id")),
+                available,
+                parse_time(body.get("updated_at")),
+            )
+            summary = SyncSummary()
+            self.sync.notify(session, summary, restocked)
+            return Handled(outcome, bool(summary.notified))
+        if topic in ("orders/paid", "orders/updated", "orders/cancelled"):
+            event = self.orders.order(session, topic, body)
+            return Handled(event.outcome, event.queued, event.order)
+        if topic in ("fulfillments/create", "fulfillments/update"):
+            event = self.orders.fulfillment(session, body)
+            return Handled(event.outcome, event.queued, event.order)
+        return Handled("ignored")
+
+
+def events_of(app: web.Application) -> ShopifyEvents:
+    services, settings = app[SERVICES], app[SETTINGS]
+    orders = ShopifyOrderEvents(
+        services.policy, checkout_rules(settings), services.on_paid, settings.whatsapp_shipping_template_sid
+    )
+    return ShopifyEvents(services.catalog_sync, orders)
+
+
+async def shopify_webhook(request: web.Request) -> web.Response:
+    """401 and nothing stored for a bad signature; 400 for a body or headers we cannot read;
+    200 once the delivery is recorded (a duplicate too), so Shopify retries only what we could
+    not store."""
+    settings = request.app[SETTINGS]
+    if settings.commerce_backend != "shopify" or settings.shopify_webhook_secret is None:
+        raise web.HTTPNotFound(text="Shopify is not this shop's commerce platform.")
+    raw = await read_body(request, SHOPIFY_BODY_BYTES)
+    secret = settings.shopify_webhook_secret.get_secret_value()
+    if not verified(secret, raw, request.headers.get("X-Shopify-Hmac-Sha256", "")):
+        log.warning("shopify webhook refused: bad signature", extra={"topic": request.headers.get("X-Shopify-Topic")})
+        return json_error(401, "invalid X-Shopify-Hmac-Sha256")
+    webhook_id = request.headers.get("X-Shopify-Webhook-Id", "").strip()
+    topic = request.headers.get("X-Shopify-Topic", "").strip()
+    if not webhook_id or len(webhook_id) > 200 or not topic:
+        return json_error(400, "X-Shopify-Webhook-Id and X-Shopify-Topic are required")
+    if topic not in TOPICS:
+        log.info("shopify topic not handled", extra={"topic": topic[:100]})
+        return web.json_response({"received": True, "outcome": "ignored"})
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return json_error(400, "body must be JSON")
+    if not isinstance(body, dict):
+        return json_error(400, "body must be a JSON object")
+    delivery = Delivery(webhook_id, topic, body, request.headers.get("X-Shopify-Triggered-At"))
+    events = events_of(request.app)
+    try:
+        handled = await request.app[DB].run(lambda s: events.handle(s, delivery))
+    except IntegrityError:  # the same delivery twice at once: the other one has it
+        handled = Handled("duplicate")
+    except (MappingError, KeyError, TypeError, ValueError) as exc:
+        log.warning("shopify webhook not applied", extra={"topic": topic, "reason": str(exc)[:200]})
+        return json_error(400, f"cannot apply {topic}: {str(exc)[:200]}")
+    log.info(
+        "shopify webhook",
+        extra={"webhook": webhook_id, "topic": topic, "outcome": handled.outcome, "order": handled.order},
+    )
+    if handled.queued:
+        request.app[OUTBOX].notify()
+    if handled.catalog_changed:
+        await request.app[SERVICES].relearn_catalog()
+    return web.json_response({"received": True, "outcome": handled.outcome})

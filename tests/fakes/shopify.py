@@ -1,0 +1,331 @@
+"""A fake Shopify Admin GraphQL API on loopback: it answers our client's operations by name
+(`operationName`), from a product set with variants, options and stock per location, with
+`extensions.cost` on every answer and THROTTLED answers on demand; it records what it gets, and
+signs webhooks as Shopify does."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import uuid4
+
+from aiohttp import web
+
+from tests.fakes.providers import FakeProvider
+
+TOKEN = "shpat_test_token"
+WEBHOOK_SECRET = "shopify-test-secret"
+VERSION = "2026-10"
+T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+
+
+def iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def product(
+    number: int,
+    handle: str,
+    title: str,
+    product_type: str,
+    variants: list[tuple[str, str, str, dict[int, int]]],
+    price: str = "59.00",
+    status: str = "ACTIVE",
+) -> dict[str, Any]:
+    """A product as the fake keeps it: variants are (sku, size, colour, {location: available})."""
+    return {
+        "id": f"gid://shopify/Product/{number}",
+        "handle": handle,
+        "title": title,
+        "descriptionHtml": f"<p>{title}, made to last.</p>",
+        "productType": product_type,
+        "tags": [product_type.lower()],
+        "status": status,
+        "updatedAt": iso(T0),
+        "image": f"https://cdn.shopify.test/{handle}.jpg",
+        "variants": [
+            {
+                "id": f"gid://shopify/ProductVariant/{number * 100 + i}",
+                "sku": sku,
+                "price": price,
+                "options": [("Size", size), ("Color", colour.title())],
+                "item": f"gid://shopify/InventoryItem/{number * 100 + i}",
+                "levels": {loc: (qty, T0) for loc, qty in levels.items()},
+            }
+            for i, (sku, size, colour, levels) in enumerate(variants)
+        ],
+    }
+
+
+def default_products() -> list[dict[str, Any]]:
+    return [
+        product(
+            1,
+            "harbor-rain-jacket",
+            "Harbor Rain Jacket",
+            "Jacket",
+            [
+                ("HRJ-S-NAVY", "S", "navy", {1: 2, 2: 1}),
+                ("HRJ-M-NAVY", "M", "navy", {1: 0, 2: 0}),
+                ("HRJ-M-RED", "M", "red", {1: 4}),
+                ("HRJ-L-NAVY", "L", "navy", {2: 5}),
+            ],
+            price="89.00",
+        ),
+        product(
+            2,
+            "summit-trail-runner",
+            "Summit Trail Runner",
+            "Sneakers",
+            [("STR-9-GRY", "9", "grey", {1: 6}), ("STR-10-GRY", "10", "grey", {1: 0})],
+            price="120.00",
+        ),
+        product(3, "cozy-wool-socks", "Cozy Wool Socks", "Socks", [("CWS-OS-OAT", "OS", "oat", {1: 30})], "14.00"),
+        product(4, "draft-scarf", "Draft Scarf", "Scarf", [("DS-OS", "OS", "red", {1: 3})], "20.00", "DRAFT"),
+        product(
+            5,
+            "linen-shirt",
+            "Linen Shirt",
+            "Shirt",
+            [
+                ("LS-S-WHT", "S", "white", {1: 1}),
+                ("LS-M-WHT", "M", "white", {1: 2}),
+                ("LS-L-WHT", "L", "white", {1: 3}),
+            ],
+            "45.00",
+        ),
+    ]
+
+
+class FakeShopify(FakeProvider):
+    """`POST /admin/api/{version}/graphql.json`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.products: list[dict[str, Any]] = default_products()
+        self.drafts: dict[str, dict[str, Any]] = {}
+        self.throttle_next = 0  # the next N queries are answered THROTTLED
+        self.available = 1000.0
+        self.maximum = 1000.0
+        self.restore_rate = 50.0
+        self.requested_cost = 200.0
+
+    def routes(self, app: web.Application) -> None:
+        app.router.add_post("/admin/api/{version}/graphql.json", self.graphql)
+
+    # --- what the tests change -----------------------------------------------------------------
+
+    def find(self, handle: str) -> dict[str, Any]:
+        return next(p for p in self.products if p["handle"] == handle)
+
+    def variant(self, sku: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        for p in self.products:
+            for v in p["variants"]:
+                if v["sku"] == sku:
+                    return p, v
+        raise KeyError(sku)
+
+    def operations(self) -> list[str]:
+        return [r["operation"] for r in self.requests]
+
+    # --- the API ----------------------------------------------------------------------------------
+
+    def _cost(self, available: float) -> dict[str, Any]:
+        return {
+            "requestedQueryCost": self.requested_cost,
+            "actualQueryCost": None if available < self.requested_cost else 20,
+            "throttleStatus": {
+                "maximumAvailable": self.maximum,
+                "currentlyAvailable": available,
+                "restoreRate": self.restore_rate,
+            },
+        }
+
+    async def graphql(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        record = {
+            "operation": body.get("operationName"),
+            "variables": body.get("variables") or {},
+            "query": body.get("query", ""),
+            "token": request.headers.get("X-Shopify-Access-Token"),
+            "version": request.match_info["version"],
+            "at": datetime.now(UTC),
+        }
+        self.requests.append(record)
+        failure = await self._gate()
+        if failure is not None:
+            return failure
+        if record["token"] != TOKEN:
+            return web.json_response({"errors": "[API] Invalid API key or access token"}, status=401)
+        if self.throttle_next:
+            self.throttle_next -= 1
+            available = 30.0
+            return web.json_response(
+                {
+                    "errors": [{"message": "Throttled", "extensions": {"code": "THROTTLED"}}],
+                    "extensions": {"cost": self._cost(available)},
+                }
+            )
+        handler = getattr(self, f"op_{record['operation']}", None)
+        if handler is None:
+            return web.json_response({"errors": [{"message": f"unknown operation {record['operation']}"}]})
+        data = handler(record["variables"])
+        return web.json_response({"data": data, "extensions": {"cost": self._cost(self.available)}})
+
+    def _variant_node(self, v: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "id": v["id"],
+            "sku": v["sku"],
+            "price": v["price"],
+            "selectedOptions": [{"name": n, "value": value} for n, value in v["options"]],
+            "inventoryItem": {
+                "id": v["item"],
+                "inventoryLevels": {
+                    "nodes": [
+                        {
+                            "location": {"id": f"gid://shopify/Location/{loc}"},
+                            "quantities": [{"name": "available", "quantity": qty}],
+                            "updatedAt": iso(at),
+                        }
+                        for loc, (qty, at) in v["levels"].items()
+                    ]
+                },
+            },
+        }
+
+    def _page(self, items: list, first: int, after: str | None) -> tuple[list, dict[str, Any]]:
+        start = int(after) if after else 0
+        chunk = items[start : start + first]
+        end = start + len(chunk)
+        return chunk, {"hasNextPage": end < len(items), "endCursor": str(end) if chunk else None}
+
+    def _variants(self, p: dict[str, Any], first: int, after: str | None) -> dict[str, Any]:
+        chunk, info = self._page(p["variants"], first, after)
+        return {"pageInfo": info, "nodes": [self._variant_node(v) for v in chunk]}
+
+    def _matching(self, query: str | None) -> list[dict[str, Any]]:
+        products = sorted(self.products, key=lambda p: p["updatedAt"])
+        if query and query.startswith("updated_at:>"):
+            since = query.removeprefix("updated_at:>").strip("'\"")
+            products = [p for p in products if p["updatedAt"] > since]
+        return products
+
+    def op_ProductsCount(self, variables: dict[str, Any]) -> dict[str, Any]:
+        return {"productsCount": {"count": len(self._matching(variables.get("query")))}}
+
+    def op_CatalogProducts(self, variables: dict[str, Any]) -> dict[str, Any]:
+        chunk, info = self._page(self._matching(variables.get("query")), variables["first"], variables.get("after"))
+        nodes = []
+        for p in chunk:
+            node = {k: p[k] for k in ("id", "handle", "title", "descriptionHtml", "productType", "tags", "status")}
+            node["updatedAt"] = p["updatedAt"]
+            node["featuredMedia"] = {"preview": {"image": {"url": p["image"]}}}
+            first = int(variables.get("variantsFirst") or 20)
+            node["variants"] = self._variants(p, first, None)
+            nodes.append(node)
+        return {"products": {"pageInfo": info, "nodes": nodes}}
+
+    def op_ProductVariants(self, variables: dict[str, Any]) -> dict[str, Any]:
+        p = next(p for p in self.products if p["id"] == variables["id"])
+        return {"product": {"variants": self._variants(p, variables["first"], variables.get("after"))}}
+
+    def op_DraftOrdersTagged(self, variables: dict[str, Any]) -> dict[str, Any]:
+        tag = variables["query"].removeprefix("tag:")
+        found = [d for d in self.drafts.values() if tag in d["input"].get("tags", [])]
+        return {"draftOrders": {"nodes": [{"id": d["id"], "invoiceUrl": d["invoiceUrl"]} for d in found[:1]]}}
+
+    def op_DraftOrderCreate(self, variables: dict[str, Any]) -> dict[str, Any]:
+        data = variables["input"]
+        known = {v["id"]: v for p in self.products for v in p["variants"]}
+        errors = [
+            {"field": ["lineItems"], "message": f"variant {line['variantId']} not found"}
+            for line in data.get("lineItems", [])
+            if line.get("variantId") not in known
+        ]
+        if errors:
+            return {"draftOrderCreate": {"draftOrder": None, "userErrors": errors}}
+        goods = sum(float(known[line["variantId"]]["price"]) * line["quantity"] for line in data["lineItems"])
+        discount = float((data.get("appliedDiscount") or {}).get("value", 0))
+        shipping = float(data["shippingLine"]["priceWithCurrency"]["amount"])
+        number = len(self.drafts) + 1
+        draft = {
+            "id": f"gid://shopify/DraftOrder/{9000 + number}",
+            "invoiceUrl": f"https://shop.test.myshopify.com/1/invoices/{uuid4().hex}",
+            "input": data,
+            "total": f"{goods - discount + shipping:.2f}",
+        }
+        self.drafts[draft["id"]] = draft
+        return {
+            "draftOrderCreate": {
+                "draftOrder": {
+                    "id": draft["id"],
+                    "invoiceUrl": draft["invoiceUrl"],
+                    "totalPriceSet": {"shopMoney": {"amount": draft["total"], "currencyCode": "USD"}},
+                },
+                "userErrors": [],
+            }
+        }
+
+    def op_DraftOrderDelete(self, variables: dict[str, Any]) -> dict[str, Any]:
+        self.drafts.pop(variables["input"]["id"], None)
+        return {"draftOrderDelete": {"deletedId": variables["input"]["id"], "userErrors": []}}
+
+    # --- webhooks -----------------------------------------------------------------------------------
+
+    def product_webhook(self, handle: str, updated_at: datetime) -> dict[str, Any]:
+        """A `products/update` body (Shopify's REST JSON) of the product as the fake holds it."""
+        p = self.find(handle)
+        number = int(p["id"].rsplit("/", 1)[1])
+        return {
+            "id": number,
+            "admin_graphql_api_id": p["id"],
+            "handle": p["handle"],
+            "title": p["title"],
+            "body_html": p["descriptionHtml"],
+            "product_type": p["productType"],
+            "tags": ", ".join(p["tags"]),
+            "status": p["status"].lower(),
+            "updated_at": iso(updated_at),
+            "options": [{"name": "Size", "position": 1}, {"name": "Color", "position": 2}],
+            "image": {"src": p["image"]},
+            "variants": [
+                {
+                    "id": int(v["id"].rsplit("/", 1)[1]),
+                    "sku": v["sku"],
+                    "price": v["price"],
+                    "option1": v["options"][0][1],
+                    "option2": v["options"][1][1],
+                    "option3": None,
+                    "inventory_item_id": int(v["item"].rsplit("/", 1)[1]),
+                    "inventory_quantity": sum(q for q, _ in v["levels"].values()),
+                }
+                for v in p["variants"]
+            ],
+        }
+
+
+def sign(body: bytes, secret: str = WEBHOOK_SECRET) -> str:
+    return base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
+
+
+def webhook(topic: str, payload: dict[str, Any], webhook_id: str | None = None, secret: str = WEBHOOK_SECRET):
+    """(body, headers) of a webhook delivery as Shopify sends it, signed with `secret`."""
+    body = json.dumps(payload).encode()
+    return body, {
+        "Content-Type": "application/json",
+        "X-Shopify-Topic": topic,
+        "X-Shopify-Hmac-Sha256": sign(body, secret),
+        "X-Shopify-Shop-Domain": "shop.test.myshopify.com",
+        "X-Shopify-Webhook-Id": webhook_id or str(uuid4()),
+        "X-Shopify-Event-Id": str(uuid4()),
+        "X-Shopify-Triggered-At": iso(datetime.now(UTC)),
+        "X-Shopify-API-Version": VERSION,
+    }
+
+
+def later(minutes: int) -> datetime:
+    return T0 + timedelta(minutes=minutes)
