@@ -11,7 +11,7 @@ from babel.numbers import is_currency
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-PAYMENT_PROVIDERS = ("sandbox", "stripe")  # PAYMENTS; paypal is planned, not yet supported
+PAYMENT_PROVIDERS = ("sandbox", "stripe", "paypal")  # PAYMENTS
 DEFAULT_GRAPH_API_VERSION = "v25.0"  # released Feb 2026, supported until Jul 2028
 
 
@@ -166,6 +166,10 @@ class Settings(BaseSettings):
     stripe_secret_key: SecretStr | None = None
     stripe_webhook_secret: SecretStr | None = None
     stripe_api_base: str = "https://api.stripe.com"
+    paypal_client_id: str | None = None
+    paypal_client_secret: SecretStr | None = None
+    paypal_webhook_id: str | None = None
+    paypal_api_base: str = "https://api-m.paypal.com"  # the sandbox: https://api-m.sandbox.paypal.com
 
     handoff_rules: str | None = None
     handoff_hours: str = ""
@@ -176,8 +180,6 @@ class Settings(BaseSettings):
     @classmethod
     def _check_payments(cls, value: str) -> str:
         value = value.strip().lower()
-        if value == "paypal":
-            raise ValueError("PAYMENTS=paypal is not supported yet: use sandbox or stripe")
         if value not in PAYMENT_PROVIDERS:
             raise ValueError(f"PAYMENTS must be one of {', '.join(PAYMENT_PROVIDERS)}, not {value!r}")
         return value
@@ -186,6 +188,18 @@ class Settings(BaseSettings):
     def _check_stripe(self) -> Settings:
         if self.payments == "stripe" and not (self.stripe_secret_key and self.stripe_webhook_secret):
             raise ValueError("PAYMENTS=stripe needs STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET")
+        return self
+
+    @model_validator(mode="after")
+    def _check_paypal(self) -> Settings:
+        needed = {
+            "PAYPAL_CLIENT_ID": self.paypal_client_id,
+            "PAYPAL_CLIENT_SECRET": self.paypal_client_secret,
+            "PAYPAL_WEBHOOK_ID": self.paypal_webhook_id,
+        }
+        missing = [name for name, value in needed.items() if not value]
+        if self.payments == "paypal" and missing:
+            raise ValueError(f"PAYMENTS=paypal needs {', '.join(missing)}")
         return self
 
     @field_validator("cart_reminder_delays")

@@ -1,5 +1,6 @@
 """The aiohttp application: its routes, middleware, start-up and shutdown. What it serves is
-assembled by `service.wiring`; the handlers live in webhooks, webchat, pay, payment_webhooks and the admin APIs."""
+assembled by `service.wiring`; the handlers live in webhooks, webchat, pay, payment_webhooks,
+paypal_webhooks and the admin APIs."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from bot.config import Settings
 from bot.nlu import Recognizer
 from bot.store.database import StoreUnavailable
 from channels.registry import CHANNEL_CLASSES
-from service import agents_api, marketing_api, metrics, pay, payment_webhooks, webchat, webhooks
+from service import agents_api, marketing_api, metrics, pay, payment_webhooks, paypal_webhooks, webchat, webhooks
 from service.http import RETRY_AFTER_SECONDS, json_error, unavailable
 from service.keys import (  # noqa: F401  (re-exported: tests and command lines read the app by them)
     ACCOUNTS,
@@ -74,6 +75,7 @@ def app_for(services: Services) -> web.Application:
     webchat.add_routes(app)
     pay.add_routes(app)
     payment_webhooks.add_routes(app)
+    paypal_webhooks.add_routes(app)
     webhooks.add_routes(app, CHANNEL_CLASSES)
     marketing_api.add_routes(app)
     agents_api.add_routes(app, services.handoffs, services.settings)

@@ -74,56 +74,83 @@ async def stripe_webhook(request: web.Request) -> web.Response:
 
 def handle_event(session: Session, event: dict[str, Any], currency: str) -> Handled:
     """Record the event, then act on it, in the caller's transaction. A recorded event does nothing."""
-    if session.exec(
-        select(ProviderEvent.id).where(ProviderEvent.provider == "stripe", ProviderEvent.event_id == event["id"])
-    ).first():
+    if not record_event(session, "stripe", event["id"], event["type"]):
         return Handled("duplicate")
-    session.add(ProviderEvent(provider="stripe", event_id=event["id"], type=event["type"][:100]))
-    session.flush()
     obj: dict[str, Any] = event["data"]["object"]
     action = ACTIONS.get(event["type"])
     return action(session, event, obj, currency) if action else Handled("ignored")
+
+
+def record_event(session: Session, provider: str, event_id: str, event_type: str) -> bool:
+    """Keep a provider's event by its id, in the caller's transaction: False when it was kept before
+    (a retry or a duplicate, to do nothing with). Two at once: the unique key refuses the second."""
+    if session.exec(
+        select(ProviderEvent.id).where(ProviderEvent.provider == provider, ProviderEvent.event_id == event_id)
+    ).first():
+        return False
+    session.add(ProviderEvent(provider=provider, event_id=event_id, type=event_type[:100]))
+    session.flush()
+    return True
 
 
 def _lock(session: Session) -> bool:
     return session.get_bind().dialect.name != "sqlite"
 
 
+def settle_payment(
+    session: Session, provider: str, reference: str, amount_cents: int, capture_ref: str | None
+) -> Handled:
+    """The provider took `amount_cents` (-1: not in the shop's currency) for the checkout
+    `reference`: the order is marked paid and the shopper's notice queued together if that is its
+    total; another amount is left for a person to look at; money for an order cancelled meanwhile
+    goes back."""
+    payment = mark_paid_in(
+        session, reference, paid_notice, lock=_lock(session), amount_cents=amount_cents, capture_ref=capture_ref
+    )
+    number = payment.order.number if payment.order else None
+    if payment.outcome == "wrong_amount":
+        log.error(
+            "the provider took another amount than the order's total: not marked paid; a person must check it",
+            extra={
+                "provider": provider,
+                "order": number,
+                "amount": amount_cents,
+                "total": payment.order.total_cents if payment.order else None,
+            },
+        )
+    elif payment.outcome == "not_payable" and payment.order and payment.order.status == "cancelled":
+        # Paid on a checkout that was still open when the order was cancelled: refund it.
+        log.warning("payment for a cancelled order: refunding it", extra={"provider": provider, "order": number})
+        if capture_ref:
+            return Handled("refund_cancelled", order=number, refund=(payment.order, capture_ref))
+    return Handled(payment.outcome, payment.outcome == "paid", number)
+
+
+def tell_failed(session: Session, order: Order, key: str) -> Handled:
+    """A payment was declined: the shopper hears so, once per `key`, while the order still awaits payment."""
+    if order.status != "pending_payment":
+        return Handled("not_pending", order=order.number)
+    lang = _language(session, order.customer_id)
+    queued = queue_to_customer(
+        session,
+        order.customer_id,
+        key,
+        OutboundMessage(text=text_in(lang, "pay.failed", number=order.number), kind="post_purchase"),
+    )
+    return Handled("told", queued is not None, order.number)
+
+
 def session_completed(session: Session, event: dict[str, Any], obj: dict[str, Any], currency: str) -> Handled:
-    """Paid: the order is marked paid and the shopper's notice queued together, if Stripe took
-    the order's total in the shop's currency; anything else is left for a person to look at."""
-    reference = str(obj.get("id", ""))
+    """Paid: settled if Stripe took the order's total in the shop's currency."""
     if obj.get("payment_status") not in ("paid", "no_payment_required"):
         return Handled("not_paid_yet")  # a delayed method: checkout.session.async_payment_succeeded follows
     amount = obj.get("amount_total")
     if not isinstance(amount, int) or str(obj.get("currency", "")).lower() != currency.lower():
         amount = -1  # never equal to a total
     intent = obj.get("payment_intent")
-    payment = mark_paid_in(
-        session,
-        reference,
-        paid_notice,
-        lock=_lock(session),
-        amount_cents=amount,
-        capture_ref=intent if isinstance(intent, str) else None,
+    return settle_payment(
+        session, "stripe", str(obj.get("id", "")), amount, intent if isinstance(intent, str) else None
     )
-    number = payment.order.number if payment.order else None
-    if payment.outcome == "wrong_amount":
-        log.error(
-            "stripe took another amount than the order's total: not marked paid; a person must check it",
-            extra={
-                "order": number,
-                "amount": obj.get("amount_total"),
-                "currency": obj.get("currency"),
-                "total": payment.order.total_cents if payment.order else None,
-            },
-        )
-    elif payment.outcome == "not_payable" and payment.order and payment.order.status == "cancelled":
-        # Paid on a session that was still open when the order was cancelled: refund it.
-        log.warning("stripe payment for a cancelled order: refunding it", extra={"order": number})
-        if isinstance(intent, str):
-            return Handled("refund_cancelled", order=number, refund=(payment.order, intent))
-    return Handled(payment.outcome, payment.outcome == "paid", number)
 
 
 def session_expired(session: Session, event: dict[str, Any], obj: dict[str, Any], currency: str) -> Handled:
@@ -142,16 +169,7 @@ def payment_failed(session: Session, event: dict[str, Any], obj: dict[str, Any],
     order = _order_of_intent(session, obj)
     if order is None:
         return Handled("unknown")
-    if order.status != "pending_payment":
-        return Handled("not_pending", order=order.number)
-    lang = _language(session, order.customer_id)
-    queued = queue_to_customer(
-        session,
-        order.customer_id,
-        f"payment-failed:{event['id']}",
-        OutboundMessage(text=text_in(lang, "pay.failed", number=order.number), kind="post_purchase"),
-    )
-    return Handled("told", queued is not None, order.number)
+    return tell_failed(session, order, f"payment-failed:{event['id']}")
 
 
 def charge_refunded(session: Session, event: dict[str, Any], obj: dict[str, Any], currency: str) -> Handled:

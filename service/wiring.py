@@ -42,6 +42,7 @@ from integrations.catalog import StoreCatalog
 from integrations.faq import StoreFaq
 from integrations.orders import StoreOrders, checkout_rules
 from integrations.payments import Payments, SandboxPayments
+from integrations.paypal_payments import PayPalPayments
 from integrations.stripe_payments import StripePayments
 
 log = logging.getLogger(__name__)
@@ -129,9 +130,11 @@ class Services:
 
     @cached_property
     def payments(self) -> Payments:
-        """PAYMENTS: Stripe Checkout, or the sandbox pay page (the default)."""
+        """PAYMENTS: Stripe Checkout, PayPal Checkout, or the sandbox pay page (the default)."""
         if self.settings.payments == "stripe":
             return StripePayments.from_settings(self.settings)
+        if self.settings.payments == "paypal":
+            return PayPalPayments.from_settings(self.settings)
         return SandboxPayments(self.settings.base_url, stored_secret(self.db, "payments"))
 
     @cached_property
