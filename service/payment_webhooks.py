@@ -1,6 +1,7 @@
 """Stripe's webhook (`POST /webhooks/stripe`) and the pages its Checkout returns the shopper to:
 each verified event is recorded and acted on in one transaction, so a retry, a duplicate or an
-event out of order is processed once and never moves an order backwards."""
+event out of order is processed once and never moves an order backwards. The steps PayPal's
+webhook shares (recording an event, settling a payment, telling of a decline) are here too."""
 
 from __future__ import annotations
 
