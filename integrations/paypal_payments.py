@@ -9,6 +9,7 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -294,9 +295,10 @@ class PayPalPayments:
         """Orders v2 has no call to void an order awaiting approval: a cancelled order is simply
         never captured (the return page and the webhook capture only an order awaiting payment)."""
 
-    async def verified(self, raw: bytes, headers: dict[str, str]) -> dict[str, Any]:
+    async def verified(self, raw: bytes, headers: Mapping[str, str]) -> dict[str, Any]:
         """The event of a webhook body that PayPal says it sent: the transmission headers, our
-        webhook id and the event exactly as received go to `verify-webhook-signature`.
+        webhook id and the event exactly as received go to `verify-webhook-signature`. `headers`
+        as the request has them (names in any case).
 
         Raises:
             ValueError: a header is missing, the body is not an event, or PayPal does not say SUCCESS.

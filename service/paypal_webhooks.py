@@ -114,7 +114,7 @@ async def paypal_webhook(request: web.Request) -> web.Response:
         raise web.HTTPNotFound(text="PayPal is not this shop's payment provider.")
     raw = await read_body(request, PAYPAL_BODY_BYTES)
     try:
-        event = await payments.verified(raw, dict(request.headers))
+        event = await payments.verified(raw, request.headers)
     except ValueError as exc:
         log.warning("paypal webhook refused", extra={"reason": str(exc)[:200]})
         return json_error(400, "the event did not verify with PayPal")

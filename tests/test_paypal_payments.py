@@ -131,6 +131,16 @@ async def test_the_shopper_approves_on_paypal_comes_back_and_is_captured_once(pa
     assert await chat_has(shopper, f"Payment received for order #{number}") == 1
     assert len(fake_paypal.posted(TOKEN)) == 1  # the access token is kept until it expires
 
+    # PayPal no longer takes it (revoked): a new one is asked for, and the call made with it.
+    fake_paypal.tokens.clear()
+    fake_paypal.approve(paypal_order["id"])
+    page = await come_back(paypal_client, paypal_order["id"])  # paid: nothing to capture, no call
+    assert len(fake_paypal.posted(TOKEN)) == 1
+    again = fake_paypal.event("CHECKOUT.ORDER.APPROVED", {"id": paypal_order["id"], "status": "APPROVED"})
+    assert (await post_event(paypal_client, fake_paypal, again)).status == 200
+    assert [r["status"] for r in fake_paypal.posted(VERIFY)][-2:] == [401, 200]
+    assert len(fake_paypal.posted(TOKEN)) == 2
+
 
 async def test_an_approval_event_captures_when_the_shopper_never_comes_back_and_a_replay_does_nothing(
     paypal_client, fake_paypal
@@ -153,8 +163,11 @@ async def test_an_approval_event_captures_when_the_shopper_never_comes_back_and_
     assert verify["json"]["cert_url"] == headers["PAYPAL-CERT-URL"]
     assert verify["json"]["auth_algo"] == "SHA256withRSA"
 
-    # PayPal delivers it again (same transmission, or a new one): recorded once, captured once.
-    assert (await post_event(paypal_client, fake_paypal, approved, headers)).status == 200
+    # PayPal delivers it again (same transmission, header names in lower case, or a new one):
+    # recorded once, captured once.
+    lower = {name.lower(): value for name, value in headers.items()}
+    assert (await post_event(paypal_client, fake_paypal, approved, lower)).status == 200
+    assert fake_paypal.posted(VERIFY)[-1]["json"]["transmission_id"] == headers["PAYPAL-TRANSMISSION-ID"]
     assert (await post_event(paypal_client, fake_paypal, approved)).status == 200
     assert len(captures(fake_paypal, paypal_order)) == 1
     assert await count(paypal_client, ProviderEvent) == 1
