@@ -194,6 +194,22 @@ async def test_a_declined_funding_source_tells_the_shopper_and_another_approval_
     assert await count(paypal_client, MessageRecord, MessageRecord.idempotency_key.startswith("payment-failed:")) == 1
 
 
+async def test_an_order_paypal_captured_already_is_read_back_and_paid(paypal_client, fake_paypal):
+    shopper = await WebShopper.start(paypal_client)
+    await add(shopper, "add the linen sundress size S")
+    number = await checkout(shopper)
+    paypal_order = (await order_of(paypal_client, number)).payment_ref
+    fake_paypal.approve(paypal_order)
+    captured = fake_paypal.capture_now(paypal_order)  # under a request id PayPal no longer keeps
+
+    page = await come_back(paypal_client, paypal_order)
+    assert page.status == 200 and "Payment received" in await page.text()
+    assert [r["status"] for r in captures(fake_paypal, paypal_order)] == [422]
+    assert [r["status"] for r in fake_paypal.requests if r["path"] == f"{ORDERS}/{paypal_order}"] == [200]
+    order = await order_of(paypal_client, number)
+    assert order.status == "paid" and order.payment_capture_ref == captured["id"]
+
+
 async def test_forged_altered_and_unsigned_events_are_refused_and_change_nothing(paypal_client, fake_paypal):
     shopper = await WebShopper.start(paypal_client)
     await add(shopper, "add the linen sundress size S")
@@ -349,6 +365,15 @@ async def test_cancelling_refunds_a_paid_orders_capture_and_an_unpaid_one_is_nev
     assert (await post_event(paypal_client, fake_paypal, approved)).status == 200
     assert not captures(fake_paypal, open_order)
     assert len(fake_paypal.refunds) == 1
+    # Captured all the same (the cancel and the capture crossed): the money goes back, the order
+    # stays cancelled.
+    late = fake_paypal.capture_now(open_order)
+    completed = fake_paypal.event("PAYMENT.CAPTURE.COMPLETED", late)
+    assert (await post_event(paypal_client, fake_paypal, completed)).status == 200
+    assert (await order_of(paypal_client, unpaid)).status == "cancelled"
+    assert [r["capture_id"] for r in fake_paypal.refunds] == [capture_id, late["id"]]
+    [late_refund] = fake_paypal.posted(f"/v2/payments/captures/{late['id']}/refund")
+    assert late_refund["headers"]["PayPal-Request-Id"] == f"order-{unpaid}-refund"
 
 
 async def test_whatsapp_checkout_pays_through_paypal(

@@ -189,23 +189,7 @@ class FakePayPal(FakeProvider):
                 self.declining.discard(order_id)
                 order["status"] = "PAYER_ACTION_REQUIRED"  # the payer must choose another funding source
                 return _error(422, "UNPROCESSABLE_ENTITY", "INSTRUMENT_DECLINED")
-            unit = order["purchase_units"][0]
-            capture_id = _pid("CAP")
-            capture = {
-                "id": capture_id,
-                "status": "COMPLETED",
-                "amount": {k: unit["amount"][k] for k in ("currency_code", "value")},
-                "final_capture": True,
-                "custom_id": unit.get("custom_id"),
-                "invoice_id": unit.get("invoice_id"),
-                "supplementary_data": {"related_ids": {"order_id": order_id}},
-                "links": [
-                    {"href": f"{self.url}/v2/payments/captures/{capture_id}", "rel": "self", "method": "GET"},
-                    {"href": f"{self.url}/v2/checkout/orders/{order_id}", "rel": "up", "method": "GET"},
-                ],
-            }
-            order["status"] = "COMPLETED"
-            unit["payments"] = {"captures": [capture]}
+            self.capture_now(order_id)
             return web.json_response(order, status=201)
 
         return await self._handle(request, capture)
@@ -260,6 +244,28 @@ class FakePayPal(FakeProvider):
         self.orders[order_id]["status"] = "APPROVED"
         if decline:
             self.declining.add(order_id)
+
+    def capture_now(self, order_id: str) -> dict[str, Any]:
+        """Capture the order's full amount (what the capture call does once it is allowed)."""
+        order = self.orders[order_id]
+        unit = order["purchase_units"][0]
+        capture_id = _pid("CAP")
+        capture = {
+            "id": capture_id,
+            "status": "COMPLETED",
+            "amount": {k: unit["amount"][k] for k in ("currency_code", "value")},
+            "final_capture": True,
+            "custom_id": unit.get("custom_id"),
+            "invoice_id": unit.get("invoice_id"),
+            "supplementary_data": {"related_ids": {"order_id": order_id}},
+            "links": [
+                {"href": f"{self.url}/v2/payments/captures/{capture_id}", "rel": "self", "method": "GET"},
+                {"href": f"{self.url}/v2/checkout/orders/{order_id}", "rel": "up", "method": "GET"},
+            ],
+        }
+        order["status"] = "COMPLETED"
+        unit["payments"] = {"captures": [capture]}
+        return capture
 
     def capture_by_id(self, capture_id: str) -> dict[str, Any] | None:
         for order in self.orders.values():
