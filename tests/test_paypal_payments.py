@@ -9,6 +9,7 @@ import asyncio
 import html
 import json
 import re
+import socket
 
 import pytest
 from sqlmodel import select
@@ -413,3 +414,53 @@ def test_amounts_are_written_as_paypal_takes_them():
     assert cents_of({"currency_code": "USD", "value": "79.001"}, "USD") == -1
     assert cents_of({"currency_code": "EUR", "value": "79.00"}, "USD") == -1
     assert cents_of({"currency_code": "USD", "value": "lots"}, "USD") == -1
+
+
+async def test_in_the_browser_the_chat_link_opens_paypal_and_paying_there_confirms_in_the_chat(
+    aiohttp_server, settings, recognizer, browser, fake_paypal
+):
+    with socket.socket() as probe:  # the return URL PayPal sends the browser to must be this server
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    app = create_app(
+        with_paypal(changed(settings, public_base_url=f"http://127.0.0.1:{port}"), fake_paypal), recognizer
+    )
+    server = await aiohttp_server(app, port=port)
+    page = await browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    await page.goto(str(server.make_url("/")))
+
+    async def say(text: str, expect: str) -> None:
+        before = await page.locator(".msg.bot").count()
+        await page.fill("#chat-input", text)
+        await page.click("#send")
+        await page.wait_for_function(
+            "([n, t]) => [...document.querySelectorAll('.msg.bot')].slice(n).some(m => m.innerText.includes(t))",
+            arg=[before, expect],
+        )
+
+    await say('/add_to_cart {"product":"DRS-LINEN","size":"S","colour":"beige"}', "Added 1")
+    await say("checkout", "shipping address")
+    await say("10 Downing Street, London SW1A 2AA", "receipt")
+    await say("skip", "Place the order?")
+    await say("yes", "is placed")
+    pay = page.locator(".msg.bot .links a").last
+    href = await pay.get_attribute("href")
+    assert href is not None and href.startswith(f"{fake_paypal.url}/checkoutnow?token=")
+
+    async with page.expect_popup() as popup:  # the link opens a new tab, as the widget's links do
+        await pay.click()
+    paypal = await popup.value
+    await paypal.wait_for_load_state()
+    assert await paypal.locator("#amount").inner_text() == "79.00 USD"
+    await paypal.click("#pay-now")
+    await paypal.wait_for_url(re.compile(r"/payments/paypal/return\?"))
+    assert "Payment received" in await paypal.locator("h1").inner_text()
+    number = re.search(r"order=(\d+)", paypal.url).group(1)
+    await page.wait_for_function(
+        "t => [...document.querySelectorAll('.msg.bot')].some(m => m.innerText.includes(t))",
+        arg=f"Payment received for order #{number}",
+    )
+    assert len(fake_paypal.posted(f"{ORDERS}/{href.split('token=')[1]}/capture")) == 1
+    assert not errors, errors

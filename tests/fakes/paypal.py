@@ -55,6 +55,8 @@ class FakePayPal(FakeProvider):
         app.router.add_post("/v2/checkout/orders/{id}/capture", self.capture)
         app.router.add_post("/v2/payments/captures/{id}/refund", self.refund)
         app.router.add_post("/v1/notifications/verify-webhook-signature", self.verify)
+        app.router.add_get("/checkoutnow", self.payer_page)
+        app.router.add_post("/checkoutnow", self.payer_approves)
 
     def posted(self, path: str) -> list[dict[str, Any]]:
         return [r for r in self.requests if r["method"] == "POST" and r["path"] == path]
@@ -148,11 +150,12 @@ class FakePayPal(FakeProvider):
                 "intent": "CAPTURE",
                 "status": "PAYER_ACTION_REQUIRED" if payer_action else "CREATED",
                 "purchase_units": [{**unit, "payee": {"merchant_id": "FAKEMERCHANT"}}],
+                "payment_source": body.get("payment_source") or {},
                 "create_time": datetime.now(UTC).isoformat(),
                 "links": [
                     {"href": f"{self.url}/v2/checkout/orders/{order_id}", "rel": "self", "method": "GET"},
                     {
-                        "href": f"https://www.sandbox.paypal.test/checkoutnow?token={order_id}",
+                        "href": f"{self.url}/checkoutnow?token={order_id}",
                         "rel": "payer-action" if payer_action else "approve",
                         "method": "GET",
                     },
@@ -235,6 +238,31 @@ class FakePayPal(FakeProvider):
             return web.json_response({"verification_status": "SUCCESS" if ok else "FAILURE"})
 
         return await self._handle(request, verify)
+
+    # --- PayPal's page, where the shopper approves ----------------------------------------------
+
+    async def payer_page(self, request: web.Request) -> web.Response:
+        order = self.orders.get(request.query.get("token", ""))
+        if order is None:
+            return web.Response(status=404, text="unknown order")
+        amount = order["purchase_units"][0]["amount"]
+        return web.Response(
+            content_type="text/html",
+            text=f"<!doctype html><html><body><h1>Fake PayPal</h1><p id='amount'>{amount['value']} "
+            f"{amount['currency_code']}</p><form method='post'><button id='pay-now' type='submit'>Pay Now"
+            "</button></form></body></html>",
+        )
+
+    async def payer_approves(self, request: web.Request) -> web.Response:
+        """Pay Now: the order is approved and the browser sent to the order's return_url, with
+        `token` (the order id) and `PayerID` added as PayPal adds them."""
+        order_id = request.query.get("token", "")
+        if order_id not in self.orders:
+            return web.Response(status=404, text="unknown order")
+        self.approve(order_id)
+        context = self.orders[order_id]["payment_source"]["paypal"]["experience_context"]
+        back = context["return_url"]
+        raise web.HTTPFound(f"{back}{'&' if '?' in back else '?'}token={order_id}&PayerID=FAKEPAYER")
 
     # --- what tests do on PayPal's side ----------------------------------------------------------
 
