@@ -125,14 +125,27 @@ class Capture:
     amount_cents: int
 
 
+def dig(value: Any, *path: str | int) -> Any:
+    """`value[a][b]...`, or None where a step is missing or not a dict (or list, for an index)."""
+    for step in path:
+        if isinstance(step, int):
+            value = value[step] if isinstance(value, list) and -len(value) <= step < len(value) else None
+        else:
+            value = value.get(step) if isinstance(value, dict) else None
+    return value
+
+
 def capture_of(order: dict[str, Any], currency: str) -> Capture:
     """The capture in an order answered by the capture or get call."""
-    units = order.get("purchase_units") or [{}]
-    captures = ((units[0] or {}).get("payments") or {}).get("captures") or []
-    if not captures:
+    capture = dig(order, "purchase_units", 0, "payments", "captures", -1)
+    if not isinstance(capture, dict):
         return Capture(str(order.get("status", "")), None, -1)
-    capture = captures[-1]
-    return Capture(str(capture.get("status", "")), capture.get("id"), cents_of(capture.get("amount"), currency))
+    capture_id = capture.get("id")
+    return Capture(
+        str(capture.get("status", "")),
+        capture_id if isinstance(capture_id, str) else None,
+        cents_of(capture.get("amount"), currency),
+    )
 
 
 class PayPalPayments:
@@ -192,6 +205,8 @@ class PayPalPayments:
                     status = answer.status
             except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
                 raise PaymentUnavailable(f"token: {type(exc).__name__}") from exc
+            if not isinstance(body, dict):
+                body = {}
             token, lifetime = body.get("access_token"), body.get("expires_in")
             if status != 200 or not isinstance(token, str):
                 raise PaymentUnavailable(f"token: HTTP {status}")
@@ -251,7 +266,7 @@ class PayPalPayments:
         status, created = await self._call("POST", "/v2/checkout/orders", body, request_id(order.number, "checkout"))
         if status not in (200, 201):
             raise PaymentUnavailable(f"create order: HTTP {status} {_issue(created)}")
-        links = {link.get("rel"): link.get("href") for link in created.get("links") or [] if isinstance(link, dict)}
+        links = {link.get("rel"): link.get("href") for link in dig(created, "links") or [] if isinstance(link, dict)}
         url = links.get("payer-action") or links.get("approve")
         if not isinstance(created.get("id"), str) or not isinstance(url, str):
             raise PaymentUnavailable("the order has no approve link")
@@ -334,7 +349,5 @@ class PayPalPayments:
 
 
 def _issue(answer: dict[str, Any]) -> str:
-    """PayPal's error name, and the first detail's issue (INSTRUMENT_DECLINED, ...)."""
-    details = answer.get("details") or [{}]
-    issue = details[0].get("issue") if isinstance(details[0], dict) else None
-    return str(issue or answer.get("name") or answer.get("error") or "")
+    """The first detail's issue of PayPal's error (INSTRUMENT_DECLINED, ...), else its name."""
+    return str(dig(answer, "details", 0, "issue") or answer.get("name") or answer.get("error") or "")

@@ -19,7 +19,7 @@ from bot.i18n import text_in
 from bot.store.models import ORDER_NUMBER_OFFSET, MessageRecord, Order
 from integrations.orders import order_by_payment_ref, settle_cancelled
 from integrations.payments import PaymentUnavailable
-from integrations.paypal_payments import Capture, PayPalPayments, cents_of
+from integrations.paypal_payments import Capture, PayPalPayments, cents_of, dig
 from service.http import json_error, read_body
 from service.keys import DB, OUTBOX, PAYMENTS
 from service.pay import PAGE, _language, _not_payable_page
@@ -149,7 +149,7 @@ def handle_event(session: Session, event: dict[str, Any], currency: str) -> Hand
 
 def _reference(session: Session, resource: dict[str, Any]) -> str:
     """The PayPal order a capture belongs to; else the payment reference of the order in its `custom_id`."""
-    related = ((resource.get("supplementary_data") or {}).get("related_ids") or {}).get("order_id")
+    related = dig(resource, "supplementary_data", "related_ids", "order_id")
     if isinstance(related, str) and related:
         return related
     number = str(resource.get("custom_id", ""))
@@ -185,9 +185,9 @@ def capture_refunded(session: Session, event: dict[str, Any], refund: dict[str, 
     """A refund went through (the resource is the refund; its `up` link is the capture). Orders
     have no "refunded" status yet: the log keeps it."""
     ups = [
-        link.get("href", "") for link in refund.get("links") or [] if isinstance(link, dict) and link.get("rel") == "up"
+        link.get("href") for link in dig(refund, "links") or [] if isinstance(link, dict) and link.get("rel") == "up"
     ]
-    capture_id = ups[0].rstrip("/").rsplit("/", 1)[-1] if ups else None
+    capture_id = ups[0].rstrip("/").rsplit("/", 1)[-1] if ups and isinstance(ups[0], str) else None
     order = session.exec(select(Order).where(Order.payment_capture_ref == capture_id)).first() if capture_id else None
     if order is None:
         return Handled("unknown")
