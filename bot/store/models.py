@@ -157,7 +157,8 @@ class Order(SQLModel, table=True):
     shipped_at: datetime | None = None
     delivered_at: datetime | None = None
     # Added by a later revision, so last (a migration adds columns at the end).
-    payment_capture_ref: str | None = None  # the provider's id of the payment made (Stripe: payment intent)
+    # The provider's id of the payment made (Stripe: the payment intent; PayPal: the capture).
+    payment_capture_ref: str | None = None
 
     @property
     def number(self) -> int:
@@ -170,7 +171,7 @@ class ProviderEvent(SQLModel, table=True):
     __tablename__ = "provider_event"
     __table_args__ = (UniqueConstraint("provider", "event_id"),)
     id: int | None = Field(default=None, primary_key=True)
-    provider: str  # "stripe"
+    provider: str  # "stripe", "paypal"
     event_id: str
     type: str = ""
     received_at: datetime = Field(default_factory=utcnow)
