@@ -115,6 +115,11 @@ def order_body(order: OrderView, currency: str, base_url: str, brand: str | None
     }
 
 
+class CaptureRefused(PaymentUnavailable):
+    """PayPal answered, and will not capture this order (not approved, expired ...): asking again
+    changes nothing until the shopper approves it again."""
+
+
 @dataclass(frozen=True)
 class Capture:
     """What a capture of an approved order did: `status` COMPLETED, PENDING, DECLINED (or
@@ -273,25 +278,35 @@ class PayPalPayments:
         return PaymentLink(created["id"], url)
 
     async def capture(self, number: int, paypal_order_id: str, attempt: int = 1) -> Capture:
-        """Capture an approved order. A declined funding source comes back as status DECLINED
-        (the shopper may approve again with another: that is the next `attempt`, under its own
-        PayPal-Request-Id); an order captured already, as its capture.
+        """Capture the order if PayPal says it is approved (read first, so a capture PayPal would
+        refuse never spends a PayPal-Request-Id, which would replay the refusal). A declined
+        funding source comes back as status DECLINED (the shopper may approve again with another:
+        that is the next `attempt`, under its own PayPal-Request-Id); an order captured already,
+        as its capture.
 
         Raises:
-            PaymentUnavailable: PayPal is down, or the order cannot be captured (not approved).
+            CaptureRefused: PayPal will not capture the order (not approved, expired ...).
+            PaymentUnavailable: PayPal is down.
         """
-        path = f"/v2/checkout/orders/{paypal_order_id}/capture"
-        status, answer = await self._call("POST", path, b"{}", request_id(number, f"capture-{attempt}"))
+        path = f"/v2/checkout/orders/{paypal_order_id}"
+        status, found = await self._call("GET", path)
+        if status != 200:
+            raise CaptureRefused(f"get order: HTTP {status} {_issue(found)}")
+        if found.get("status") == "COMPLETED":
+            return capture_of(found, self.currency)
+        if found.get("status") != "APPROVED":
+            raise CaptureRefused(f"the order is {found.get('status')!r}, not APPROVED")
+        status, answer = await self._call("POST", f"{path}/capture", b"{}", request_id(number, f"capture-{attempt}"))
         if status in (200, 201):
             return capture_of(answer, self.currency)
         issue = _issue(answer)
         if status == 422 and issue == "INSTRUMENT_DECLINED":
             return Capture("DECLINED", None, -1)
-        if status == 422 and issue == "ORDER_ALREADY_CAPTURED":
-            status, found = await self._call("GET", f"/v2/checkout/orders/{paypal_order_id}")
+        if status == 422 and issue == "ORDER_ALREADY_CAPTURED":  # by a request of its own meanwhile
+            status, found = await self._call("GET", path)
             if status == 200:
                 return capture_of(found, self.currency)
-        raise PaymentUnavailable(f"capture: HTTP {status} {issue}")
+        raise CaptureRefused(f"capture: HTTP {status} {issue}")
 
     async def refund(self, order: OrderView, capture_ref: str) -> None:
         """Refund the order's capture in full, once per order.

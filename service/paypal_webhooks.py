@@ -19,7 +19,7 @@ from bot.i18n import text_in
 from bot.store.models import ORDER_NUMBER_OFFSET, MessageRecord, Order
 from integrations.orders import order_by_payment_ref, settle_cancelled
 from integrations.payments import PaymentUnavailable
-from integrations.paypal_payments import Capture, PayPalPayments, cents_of, dig
+from integrations.paypal_payments import Capture, CaptureRefused, PayPalPayments, cents_of, dig
 from service.http import json_error, read_body
 from service.keys import DB, OUTBOX, PAYMENTS
 from service.pay import PAGE, _language, _not_payable_page
@@ -83,19 +83,25 @@ async def capture_order(
     app: web.Application, payments: PayPalPayments, reference: str, event: dict[str, Any] | None = None
 ) -> Handled:
     """Capture the approved PayPal order `reference` if its order awaits payment, and act on it.
+    PayPal refusing the capture (the order is not approved) is an outcome, "refused", and logged.
 
     Raises:
-        PaymentUnavailable: PayPal did not capture it (down, or the order is not approved).
+        PaymentUnavailable: PayPal did not answer; nothing was recorded.
     """
     db = app[DB]
     step = await db.run(lambda s: before_capture(s, reference))
-    if isinstance(step, Handled):
-        if event is None:
-            return step
-        recorded = await db.run(lambda s: record_event(s, PROVIDER, event["id"], event["event_type"]))
-        return step if recorded else Handled("duplicate")
-    capture = await payments.capture(step.number, reference, step.attempt)
-    return await db.run(lambda s: after_capture(s, reference, capture, step.attempt, event))
+    if isinstance(step, ToCapture):
+        try:
+            capture = await payments.capture(step.number, reference, step.attempt)
+        except CaptureRefused as exc:
+            log.warning("paypal refused the capture", extra={"order": step.number, "reason": str(exc)[:200]})
+            step = Handled("refused", order=step.number)
+        else:
+            return await db.run(lambda s: after_capture(s, reference, capture, step.attempt, event))
+    if event is None:
+        return step
+    recorded = await db.run(lambda s: record_event(s, PROVIDER, event["id"], event["event_type"]))
+    return step if recorded else Handled("duplicate")
 
 
 async def _finish(app: web.Application, payments: PayPalPayments, handled: Handled) -> None:
@@ -244,6 +250,8 @@ async def returned(request: web.Request) -> web.Response:
         return _not_payable_page(lang, order.number, order.status)
     if handled.outcome == "told":
         return _page(lang, "pay.cancelled.title", "pay.failed", number=order.number)
+    if handled.outcome == "refused":
+        return _page(lang, "pay.cancelled.title", "pay.cancelled")
     if handled.outcome == "unavailable":
         return _page(lang, "pay.cancelled.title", "order.pay_later", 503, number=order.number)
     return _page(lang, "pay.done.title", "pay.done")

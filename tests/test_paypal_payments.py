@@ -180,6 +180,14 @@ async def test_a_declined_funding_source_tells_the_shopper_and_another_approval_
     await add(shopper, "add the linen sundress size S")
     number = await checkout(shopper)
     paypal_order = (await order_of(paypal_client, number)).payment_ref
+    # Not approved yet (a hand-typed return address, or PayPal's event ahead of the approval):
+    # PayPal refuses the capture; nothing is charged and the order waits.
+    page = await come_back(paypal_client, paypal_order)
+    assert page.status == 200 and "Nothing was charged" in await page.text()
+    early = fake_paypal.event("CHECKOUT.ORDER.APPROVED", {"id": paypal_order, "status": "APPROVED"})
+    assert (await post_event(paypal_client, fake_paypal, early)).status == 200
+    assert not captures(fake_paypal, paypal_order)  # PayPal said it is not approved: not asked
+    assert (await order_of(paypal_client, number)).status == "pending_payment"
 
     fake_paypal.approve(paypal_order, decline=True)
     page = await come_back(paypal_client, paypal_order)
@@ -201,11 +209,11 @@ async def test_an_order_paypal_captured_already_is_read_back_and_paid(paypal_cli
     number = await checkout(shopper)
     paypal_order = (await order_of(paypal_client, number)).payment_ref
     fake_paypal.approve(paypal_order)
-    captured = fake_paypal.capture_now(paypal_order)  # under a request id PayPal no longer keeps
+    captured = fake_paypal.capture_now(paypal_order)  # by a request whose answer we never got
 
     page = await come_back(paypal_client, paypal_order)
     assert page.status == 200 and "Payment received" in await page.text()
-    assert [r["status"] for r in captures(fake_paypal, paypal_order)] == [422]
+    assert not captures(fake_paypal, paypal_order)  # PayPal's order says COMPLETED: read, not captured again
     assert [r["status"] for r in fake_paypal.requests if r["path"] == f"{ORDERS}/{paypal_order}"] == [200]
     order = await order_of(paypal_client, number)
     assert order.status == "paid" and order.payment_capture_ref == captured["id"]
