@@ -64,7 +64,7 @@ def cents_of(amount: Any, currency: str) -> int:
     return int(cents) if cents == cents.to_integral_value() and cents >= 0 else -1
 
 
-def order_body(order: OrderView, currency: str, base_url: str, brand: str | None = None) -> dict[str, Any]:
+def order_body(order: OrderView, currency: str, base_url: str) -> dict[str, Any]:
     """The Orders v2 order for `order`: intent CAPTURE, one purchase unit with its lines at their
     unit prices, shipping, and the discount as the breakdown's discount (PayPal checks that the
     parts add up to the amount); the order number as `reference_id`, `custom_id` and `invoice_id`;
@@ -89,8 +89,6 @@ def order_body(order: OrderView, currency: str, base_url: str, brand: str | None
         "return_url": f"{base_url}/payments/paypal/return?order={number}",
         "cancel_url": f"{base_url}/payments/cancelled?order={number}",
     }
-    if brand:
-        context["brand_name"] = brand[:127]
     return {
         "intent": "CAPTURE",
         "purchase_units": [
@@ -166,14 +164,12 @@ class PayPalPayments:
         base_url: str,
         currency: str,
         api_base: str = "https://api-m.paypal.com",
-        brand: str | None = None,
     ) -> None:
         self._client_id, self._client_secret = client_id, client_secret
         self.webhook_id = webhook_id
         self._base_url = base_url.rstrip("/")
         self._api = api_base.rstrip("/")
         self.currency = currency.upper()
-        self._brand = brand
         self._session: aiohttp.ClientSession | None = None
         self._token: tuple[str, float] | None = None  # access token, monotonic time it expires
         self._token_lock = asyncio.Lock()
@@ -265,7 +261,7 @@ class PayPalPayments:
             PaymentUnavailable: PayPal is down or refused it.
         """
         try:
-            body = json.dumps(order_body(order, self.currency, self._base_url, self._brand)).encode()
+            body = json.dumps(order_body(order, self.currency, self._base_url)).encode()
         except ValueError as exc:
             raise PaymentUnavailable(str(exc)) from exc
         status, created = await self._call("POST", "/v2/checkout/orders", body, request_id(order.number, "checkout"))

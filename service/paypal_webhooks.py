@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, func, select
 
 from bot.i18n import text_in
-from bot.store.models import ORDER_NUMBER_OFFSET, MessageRecord, Order
+from bot.store.models import ORDER_NUMBER_OFFSET, MessageRecord, Order, ProviderEvent
 from integrations.orders import order_by_payment_ref, settle_cancelled
 from integrations.payments import PaymentUnavailable
 from integrations.paypal_payments import Capture, CaptureRefused, PayPalPayments, cents_of, dig
@@ -48,8 +48,16 @@ def _failed_key(reference: str) -> str:
     return f"payment-failed:{reference}:"
 
 
-def before_capture(session: Session, reference: str) -> ToCapture | Handled:
-    """Capture only an order awaiting payment; anything else is answered without asking PayPal."""
+def before_capture(session: Session, reference: str, event_id: str | None = None) -> ToCapture | Handled:
+    """Capture only an order awaiting payment, for an event not acted on before; anything else is
+    answered without asking PayPal."""
+    if (
+        event_id is not None
+        and session.exec(
+            select(ProviderEvent.id).where(ProviderEvent.provider == PROVIDER, ProviderEvent.event_id == event_id)
+        ).first()
+    ):
+        return Handled("duplicate")
     order = order_by_payment_ref(session, reference)
     if order is None:
         return Handled("unknown")
@@ -89,7 +97,7 @@ async def capture_order(
         PaymentUnavailable: PayPal did not answer; nothing was recorded.
     """
     db = app[DB]
-    step = await db.run(lambda s: before_capture(s, reference))
+    step = await db.run(lambda s: before_capture(s, reference, event["id"] if event else None))
     if isinstance(step, ToCapture):
         try:
             capture = await payments.capture(step.number, reference, step.attempt)
@@ -98,7 +106,7 @@ async def capture_order(
             step = Handled("refused", order=step.number)
         else:
             return await db.run(lambda s: after_capture(s, reference, capture, step.attempt, event))
-    if event is None:
+    if event is None or step.outcome == "duplicate":
         return step
     recorded = await db.run(lambda s: record_event(s, PROVIDER, event["id"], event["event_type"]))
     return step if recorded else Handled("duplicate")

@@ -201,6 +201,10 @@ async def test_a_declined_funding_source_tells_the_shopper_and_another_approval_
     assert keys == [f"order-{number}-capture-1", f"order-{number}-capture-2"]
     assert (await order_of(paypal_client, number)).status == "paid"
     assert await count(paypal_client, MessageRecord, MessageRecord.idempotency_key.startswith("payment-failed:")) == 1
+    # PayPal's early approval event, delivered again: it was acted on, so nothing is asked of PayPal.
+    before = len(fake_paypal.requests)
+    assert (await post_event(paypal_client, fake_paypal, early)).status == 200
+    assert [r["path"] for r in fake_paypal.requests[before:]] == [VERIFY]
 
 
 async def test_an_order_paypal_captured_already_is_read_back_and_paid(paypal_client, fake_paypal):
