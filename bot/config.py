@@ -11,8 +11,8 @@ from babel.numbers import is_currency
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-PAYMENT_PROVIDERS = ("sandbox", "stripe")  # PAYMENTS; paypal is planned, not yet supported
 SHIPPING_PROVIDERS = ("store", "easypost")  # SHIPPING; "demo" is read as "store"
+PAYMENT_PROVIDERS = ("sandbox", "stripe", "paypal")  # PAYMENTS
 DEFAULT_GRAPH_API_VERSION = "v25.0"  # released Feb 2026, supported until Jul 2028
 COMMERCE_BACKENDS = ("store", "shopify")  # COMMERCE_BACKEND; woocommerce and magento are planned
 PLANNED_COMMERCE_BACKENDS = ("woocommerce", "magento")
@@ -175,6 +175,10 @@ class Settings(BaseSettings):
     stripe_secret_key: SecretStr | None = None
     stripe_webhook_secret: SecretStr | None = None
     stripe_api_base: str = "https://api.stripe.com"
+    paypal_client_id: str | None = None
+    paypal_client_secret: SecretStr | None = None
+    paypal_webhook_id: str | None = None
+    paypal_api_base: str = "https://api-m.paypal.com"  # the sandbox: https://api-m.sandbox.paypal.com
 
     shipping: str = "store"
     easypost_api_key: SecretStr | None = None
@@ -203,8 +207,6 @@ class Settings(BaseSettings):
     @classmethod
     def _check_payments(cls, value: str) -> str:
         value = value.strip().lower()
-        if value == "paypal":
-            raise ValueError("PAYMENTS=paypal is not supported yet: use sandbox or stripe")
         if value not in PAYMENT_PROVIDERS:
             raise ValueError(f"PAYMENTS must be one of {', '.join(PAYMENT_PROVIDERS)}, not {value!r}")
         return value
@@ -305,6 +307,18 @@ class Settings(BaseSettings):
     def mail_on(self) -> bool:
         """Order confirmations go out by e-mail (SMTP_URL is set)."""
         return bool(self.smtp_url and self.smtp_url.get_secret_value().strip())
+
+    @model_validator(mode="after")
+    def _check_paypal(self) -> Settings:
+        needed = {
+            "PAYPAL_CLIENT_ID": self.paypal_client_id,
+            "PAYPAL_CLIENT_SECRET": self.paypal_client_secret,
+            "PAYPAL_WEBHOOK_ID": self.paypal_webhook_id,
+        }
+        missing = [name for name, value in needed.items() if not value]
+        if self.payments == "paypal" and missing:
+            raise ValueError(f"PAYMENTS=paypal needs {', '.join(missing)}")
+        return self
 
     @field_validator("cart_reminder_delays")
     @classmethod

@@ -1,5 +1,6 @@
 """Payments: the interface dialogs use, and a built-in sandbox provider with signed pay links.
-Stripe meets the same interface in `integrations/stripe_payments.py`."""
+Stripe and PayPal meet the same interface in `integrations/stripe_payments.py` and
+`integrations/paypal_payments.py`."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """The aiohttp application: its routes, middleware, start-up and shutdown. What it serves is
-assembled by `service.wiring`; the handlers live in webhooks, webchat, pay, payment_webhooks, shipping_webhooks and the admin APIs."""
+assembled by `service.wiring`; the handlers live in webhooks, webchat, pay, payment_webhooks,
+paypal_webhooks, shipping_webhooks, shopify_webhooks and the admin APIs."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from service import (
     metrics,
     pay,
     payment_webhooks,
+    paypal_webhooks,
     shipping_webhooks,
     shopify_webhooks,
     webchat,
@@ -86,6 +88,7 @@ def app_for(services: Services) -> web.Application:
     payment_webhooks.add_routes(app)
     shipping_webhooks.add_routes(app)
     shopify_webhooks.add_routes(app)
+    paypal_webhooks.add_routes(app)
     webhooks.add_routes(app, CHANNEL_CLASSES)
     marketing_api.add_routes(app)
     agents_api.add_routes(app, services.handoffs, services.settings)

@@ -1,7 +1,8 @@
 """Stripe's webhook (`POST /webhooks/stripe`) and the pages its Checkout returns the shopper to:
 each verified event is recorded and acted on in one transaction, so a retry, a duplicate or an
 event out of order is processed once and never moves an order backwards. A completed payment's
-Radar risk is read from Stripe first: elevated or highest holds the order for a person."""
+Radar risk is read from Stripe first: elevated or highest holds the order for a person. The steps
+PayPal's webhook shares (recording an event, settling a payment, telling of a decline) are here too."""
 
 from __future__ import annotations
 
@@ -114,21 +115,29 @@ async def stripe_webhook(request: web.Request) -> web.Response:
     return web.json_response({"received": True})
 
 
-def _recorded(session: Session, event_id: str) -> bool:
+def _recorded(session: Session, event_id: str, provider: str = "stripe") -> bool:
     return (
         session.exec(
-            select(ProviderEvent.id).where(ProviderEvent.provider == "stripe", ProviderEvent.event_id == event_id)
+            select(ProviderEvent.id).where(ProviderEvent.provider == provider, ProviderEvent.event_id == event_id)
         ).first()
         is not None
     )
 
 
+def record_event(session: Session, provider: str, event_id: str, event_type: str) -> bool:
+    """Keep a provider's event by its id, in the caller's transaction: False when it was kept before
+    (a retry or a duplicate, to do nothing with). Two at once: the unique key refuses the second."""
+    if _recorded(session, event_id, provider):
+        return False
+    session.add(ProviderEvent(provider=provider, event_id=event_id, type=event_type[:100]))
+    session.flush()
+    return True
+
+
 def handle_event(session: Session, event: dict[str, Any], context: Context) -> Handled:
     """Record the event, then act on it, in the caller's transaction. A recorded event does nothing."""
-    if _recorded(session, event["id"]):
+    if not record_event(session, "stripe", event["id"], event["type"]):
         return Handled("duplicate")
-    session.add(ProviderEvent(provider="stripe", event_id=event["id"], type=event["type"][:100]))
-    session.flush()
     obj: dict[str, Any] = event["data"]["object"]
     action = ACTIONS.get(event["type"])
     return action(session, event, obj, context) if action else Handled("ignored")
@@ -138,25 +147,20 @@ def _lock(session: Session) -> bool:
     return session.get_bind().dialect.name != "sqlite"
 
 
-def session_completed(session: Session, event: dict[str, Any], obj: dict[str, Any], context: Context) -> Handled:
-    """Paid: the order is marked paid and the shopper's notice queued together, if Stripe took
-    the order's total in the shop's currency; anything else is left for a person to look at. A
-    payment Radar rates elevated or highest holds the order for a person instead (see `held`)."""
-    currency = context.currency
-    reference = str(obj.get("id", ""))
-    if obj.get("payment_status") not in ("paid", "no_payment_required"):
-        return Handled("not_paid_yet")  # a delayed method: checkout.session.async_payment_succeeded follows
-    amount = obj.get("amount_total")
-    if not isinstance(amount, int) or str(obj.get("currency", "")).lower() != currency.lower():
-        amount = -1  # never equal to a total
-    intent = obj.get("payment_intent")
+def settle_payment(
+    session: Session, provider: str, reference: str, amount_cents: int, capture_ref: str | None, context: Context
+) -> Handled:
+    """The provider took `amount_cents` (-1: not in the shop's currency) for the checkout
+    `reference`: the order is marked paid and the shopper's notice queued together if that is its
+    total; another amount is left for a person to look at; money for an order cancelled meanwhile
+    goes back; a payment Radar rates elevated or highest holds the order for a person (see `held`)."""
     payment = mark_paid_in(
         session,
         reference,
         context.on_paid,
         lock=_lock(session),
-        amount_cents=amount,
-        capture_ref=intent if isinstance(intent, str) else None,
+        amount_cents=amount_cents,
+        capture_ref=capture_ref,
         risk=context.risk,
     )
     number = payment.order.number if payment.order else None
@@ -164,20 +168,47 @@ def session_completed(session: Session, event: dict[str, Any], obj: dict[str, An
         return held(session, payment.order, context)
     if payment.outcome == "wrong_amount":
         log.error(
-            "stripe took another amount than the order's total: not marked paid; a person must check it",
+            "the provider took another amount than the order's total: not marked paid; a person must check it",
             extra={
+                "provider": provider,
                 "order": number,
-                "amount": obj.get("amount_total"),
-                "currency": obj.get("currency"),
+                "amount": amount_cents,
                 "total": payment.order.total_cents if payment.order else None,
             },
         )
     elif payment.outcome == "not_payable" and payment.order and payment.order.status == "cancelled":
-        # Paid on a session that was still open when the order was cancelled: refund it.
-        log.warning("stripe payment for a cancelled order: refunding it", extra={"order": number})
-        if isinstance(intent, str):
-            return Handled("refund_cancelled", order=number, refund=(payment.order, intent))
+        # Paid on a checkout that was still open when the order was cancelled: refund it.
+        log.warning("payment for a cancelled order: refunding it", extra={"provider": provider, "order": number})
+        if capture_ref:
+            return Handled("refund_cancelled", order=number, refund=(payment.order, capture_ref))
     return Handled(payment.outcome, payment.outcome == "paid", number)
+
+
+def tell_failed(session: Session, order: Order, key: str) -> Handled:
+    """A payment was declined: the shopper hears so, once per `key`, while the order still awaits payment."""
+    if order.status != "pending_payment":
+        return Handled("not_pending", order=order.number)
+    lang = _language(session, order.customer_id)
+    queued = queue_to_customer(
+        session,
+        order.customer_id,
+        key,
+        OutboundMessage(text=text_in(lang, "pay.failed", number=order.number), kind="post_purchase"),
+    )
+    return Handled("told", queued is not None, order.number)
+
+
+def session_completed(session: Session, event: dict[str, Any], obj: dict[str, Any], context: Context) -> Handled:
+    """Paid: settled if Stripe took the order's total in the shop's currency."""
+    if obj.get("payment_status") not in ("paid", "no_payment_required"):
+        return Handled("not_paid_yet")  # a delayed method: checkout.session.async_payment_succeeded follows
+    amount = obj.get("amount_total")
+    if not isinstance(amount, int) or str(obj.get("currency", "")).lower() != context.currency.lower():
+        amount = -1  # never equal to a total
+    intent = obj.get("payment_intent")
+    return settle_payment(
+        session, "stripe", str(obj.get("id", "")), amount, intent if isinstance(intent, str) else None, context
+    )
 
 
 def held(session: Session, order: OrderView, context: Context) -> Handled:
@@ -226,16 +257,7 @@ def payment_failed(session: Session, event: dict[str, Any], obj: dict[str, Any],
     order = _order_of_intent(session, obj)
     if order is None:
         return Handled("unknown")
-    if order.status != "pending_payment":
-        return Handled("not_pending", order=order.number)
-    lang = _language(session, order.customer_id)
-    queued = queue_to_customer(
-        session,
-        order.customer_id,
-        f"payment-failed:{event['id']}",
-        OutboundMessage(text=text_in(lang, "pay.failed", number=order.number), kind="post_purchase"),
-    )
-    return Handled("told", queued is not None, order.number)
+    return tell_failed(session, order, f"payment-failed:{event['id']}")
 
 
 def charge_refunded(session: Session, event: dict[str, Any], obj: dict[str, Any], context: Context) -> Handled:

@@ -44,6 +44,7 @@ from integrations.easypost_shipping import EasyPostShipping
 from integrations.faq import StoreFaq
 from integrations.orders import StoreOrders, checkout_rules
 from integrations.payments import Payments, SandboxPayments
+from integrations.paypal_payments import PayPalPayments
 from integrations.receipts import OrderConfirmation
 from integrations.shipping import Shipping, StoreShipping
 from integrations.shopify.catalog import CatalogSync, ShopifyCatalog
@@ -159,11 +160,13 @@ class Services:
     @cached_property
     def payments(self) -> Payments:
         """With COMMERCE_BACKEND=shopify, Shopify's checkout (draft order invoices); else
-        PAYMENTS: Stripe Checkout, or the sandbox pay page (the default)."""
+        PAYMENTS: Stripe Checkout, PayPal Checkout, or the sandbox pay page (the default)."""
         if self.settings.commerce_backend == "shopify":
             return ShopifyPayments(self.shopify, self.db, self.settings.currency)
         if self.settings.payments == "stripe":
             return StripePayments.from_settings(self.settings, self.db)
+        if self.settings.payments == "paypal":
+            return PayPalPayments.from_settings(self.settings)
         return SandboxPayments(self.settings.base_url, stored_secret(self.db, "payments"))
 
     @cached_property

@@ -43,7 +43,7 @@ def test_currency_is_an_iso_code():
         Settings(_env_file=None, currency="dollars")
 
 
-def test_payments_are_the_sandbox_unless_stripe_is_chosen_with_its_keys():
+def test_payments_are_the_sandbox_unless_stripe_or_paypal_is_chosen_with_its_keys():
     assert Settings(_env_file=None).payments == "sandbox"
     assert (
         Settings(
@@ -53,7 +53,13 @@ def test_payments_are_the_sandbox_unless_stripe_is_chosen_with_its_keys():
     )
     with pytest.raises(ValueError, match="needs STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET"):
         Settings(_env_file=None, payments="stripe")
-    with pytest.raises(ValueError, match="paypal is not supported yet"):
+    with pytest.raises(ValueError, match="needs PAYPAL_CLIENT_ID, PAYPAL_CLIENT_SECRET, PAYPAL_WEBHOOK_ID"):
         Settings(_env_file=None, payments="paypal")
+    with pytest.raises(ValueError, match="needs PAYPAL_WEBHOOK_ID"):
+        Settings(_env_file=None, payments="paypal", paypal_client_id="id", paypal_client_secret="secret")
+    paypal = Settings(
+        _env_file=None, payments="PayPal", paypal_client_id="id", paypal_client_secret="s", paypal_webhook_id="WH-1"
+    )
+    assert paypal.payments == "paypal" and paypal.paypal_api_base == "https://api-m.paypal.com"
     with pytest.raises(ValueError, match="PAYMENTS must be one of"):
         Settings(_env_file=None, payments="cash")

@@ -160,7 +160,7 @@ class Order(SQLModel, table=True):
     shipped_at: datetime | None = None
     delivered_at: datetime | None = None
     # Added by a later revision, so last (a migration adds columns at the end).
-    payment_capture_ref: str | None = None  # the provider's id of the payment made (Stripe: payment intent)
+    payment_capture_ref: str | None = None  # the provider's payment (Stripe: payment intent; PayPal: capture)
     tracker_ref: str | None = Field(default=None, index=True)  # the carrier service's tracker (EasyPost: trk_...)
     tracking_status: str | None = None  # the furthest the parcel has got: in_transit, out_for_delivery, delivered...
     payment_risk_level: str | None = None  # Stripe Radar: normal | elevated | highest | not_assessed | unknown
@@ -179,7 +179,7 @@ class ProviderEvent(SQLModel, table=True):
     __tablename__ = "provider_event"
     __table_args__ = (UniqueConstraint("provider", "event_id"),)
     id: int | None = Field(default=None, primary_key=True)
-    provider: str  # "stripe", "easypost"
+    provider: str  # "stripe", "paypal", "easypost", "shopify"
     event_id: str
     type: str = ""
     received_at: datetime = Field(default_factory=utcnow)
