@@ -756,7 +756,7 @@ class Recognizer:
         window_ms: float = 4.0,
         max_batch: int = 64,
         cache: FitCache | None = None,
-        zh_threshold: float = 0.4,
+        zh_threshold: float = 0.3,
     ) -> None:
         self.threshold = threshold
         self.zh_threshold = zh_threshold
@@ -925,6 +925,8 @@ class EvalReport:
     total: int
     with_accept: int = 0
     accepted_alternatives: int = 0
+    in_scope_to_fallback: float = 0.0  # share of lines with an intent that went to the fallback
+    out_of_scope_to_fallback: float = 0.0  # share of the fallback lines that did
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -932,6 +934,8 @@ class EvalReport:
             "total": self.total,
             "with_accept": self.with_accept,
             "accepted_alternatives": self.accepted_alternatives,
+            "in_scope_to_fallback": self.in_scope_to_fallback,
+            "out_of_scope_to_fallback": self.out_of_scope_to_fallback,
             "per_intent": self.per_intent,
             "per_language": self.per_language,
             "confusions": [{"expected": e, "got": g, "count": n} for e, g, n in self.confusions],
@@ -985,6 +989,10 @@ async def evaluate(recognizer: Recognizer, path: Path) -> EvalReport:
             confusions[(expected, got.name)] += 1
     total = len(rows)
     correct = sum(v[0] for v in hits.values())
+    scope: dict[bool, list[int]] = {True: [0, 0], False: [0, 0]}
+    for (_, expected, _, _), got in zip(rows, results):
+        scope[expected != FALLBACK][0] += got.name == FALLBACK
+        scope[expected != FALLBACK][1] += 1
     return EvalReport(
         accuracy=correct / total if total else 0.0,
         per_intent={k: {"accuracy": v[0] / v[1], "count": v[1]} for k, v in sorted(hits.items())},
@@ -993,4 +1001,6 @@ async def evaluate(recognizer: Recognizer, path: Path) -> EvalReport:
         total=total,
         with_accept=sum(1 for *_, accepted in rows if len(accepted) > 1),
         accepted_alternatives=alternatives,
+        in_scope_to_fallback=scope[True][0] / scope[True][1] if scope[True][1] else 0.0,
+        out_of_scope_to_fallback=scope[False][0] / scope[False][1] if scope[False][1] else 0.0,
     )
