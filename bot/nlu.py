@@ -163,12 +163,19 @@ ORDER_RE = re.compile(
     re.I,
 )
 SIZE_RE = re.compile(
-    r"\bsize\s*(\d{1,2}(?:\.5)?|(?<=\s)(?:xxl|xl|xs|s|m|l))\b|\b(?:in|an?)\s+(\d{1,2}(?:\.5)?|xxl|xl|xs|s|m|l)\b(?!\s*(?:pairs?|items?|of)\b)",
+    r"\bsize\s*(\d{1,2}(?:\.5)?|(?<=\s)(?:xxl|xl|xs|s|m|l))\b|\b(?:in|an?)\s+(\d{1,2}(?:\.5)?|xxl|xl|xs|s|m|l)\b(?!\s*(?:pairs?|items?|of)\b)"
+    # "US 9", "EU 42", "a 32 waist", "W32"
+    r"|\b(?:us|uk|eu)\s*(\d{1,2}(?:\.5)?)\b|\b(\d{2})\s*(?:inch\s+)?waist\b|\bw(\d{2})\b",
     re.I,
 )
 # Traditional Chinese: "9號" (size 9), "中號" (M), "黑色" (black), "兩件" (two pieces).
 ZH_SIZE_WORDS = {"特小號": "XS", "加大號": "XL", "特大號": "XL", "小號": "S", "中號": "M", "大號": "L"}
-ZH_SIZE_RE = re.compile(r"(\d{1,2}(?:\.5)?)\s*號|尺寸\s*(\d{1,2}|xs|s|m|l|xl)", re.I)
+# "9號", "尺寸 M", "M號", "XL", "有L嗎": a letter size stands alone or before 號/碼/的/嗎.
+ZH_SIZE_RE = re.compile(
+    r"(\d{1,2}(?:\.5)?)\s*號|尺寸\s*(\d{1,2}|xxl|xl|xs|s|m|l)"
+    r"|(?<![a-z])(xxl|xl|xs|s|m|l)(?![a-z])\s*(?=號|碼|的|嗎|呢|還|有|$)|(?<![a-z])(xxl|xl|xs)(?![a-z])",
+    re.I,
+)
 ZH_COLOURS = {
     "黑": "black",
     "白": "white",
@@ -178,12 +185,14 @@ ZH_COLOURS = {
     "灰": "grey",
     "米": "beige",
     "粉": "pink",
+    "粉紅": "pink",
     "海軍藍": "navy",
     "深藍": "navy",
     "卡其": "beige",
 }
 ZH_DIGITS = {"一": 1, "兩": 2, "二": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9, "十": 10}
-ZH_QUANTITY_RE = re.compile(r"(\d{1,2}|[一兩二三四五六七八九十])\s*(?:件|雙|個|條|頂|份|套)")
+# "兩件", "3雙"; not the pack in a name ("三雙組", a 3-pack).
+ZH_QUANTITY_RE = re.compile(r"(\d{1,2}|[一兩二三四五六七八九十])\s*(?:件|雙|個|條|頂|份|套)(?![組入裝])")
 ZH_CATEGORY_WORDS = {
     "洋裝": "dresses",
     "連身裙": "dresses",
@@ -445,7 +454,7 @@ class EntityExtractor:
         words = re.findall(r"[a-z0-9'-]+", low)
         size = None
         if m := SIZE_RE.search(text):
-            size = (m.group(1) or m.group(2)).upper()
+            size = next(g for g in m.groups() if g).upper()
         else:
             for phrase, code in sorted(SIZE_WORDS.items(), key=lambda p: -len(p[0])):
                 if re.search(rf"\b{re.escape(phrase)}\b", low):
@@ -490,7 +499,7 @@ class EntityExtractor:
     def _chinese(low: str, size, colour, quantity, category):
         if size is None:
             if m := ZH_SIZE_RE.search(low):
-                size = (m.group(1) or m.group(2)).upper()
+                size = next(g for g in m.groups() if g).upper()
             else:
                 size = next((code for word, code in ZH_SIZE_WORDS.items() if word in low), None)
         if colour is None:

@@ -44,6 +44,12 @@ async def test_accuracy_on_the_shipped_test_set(recognizer: Recognizer):
         ("有沒有9號的黑色跑鞋？", "check_stock", {"size": "9", "colour": "black", "category": "shoes"}),
         ("幫我把兩件中號的白色T恤加入購物車", "add_to_cart", {"quantity": 2, "size": "M", "colour": "white"}),
         ("我的訂單1002到哪了", "order_status", {"order_number": 1002}),
+        ("is the swift stride available in US 9", "check_stock", {"size": "9", "product": "RUN-SWIFT"}),
+        ("do you have the mom jeans in a 32 waist", None, {"size": "32", "quantity": None}),
+        ("洋裝有M號嗎", None, {"size": "M"}),
+        ("外套還有XL嗎", None, {"size": "XL"}),
+        ("有粉紅色的嗎", None, {"colour": "pink"}),
+        ("跑步襪三雙組還有貨嗎", None, {"quantity": None, "product": "SOCK-RUN"}),
     ],
 )
 async def test_intents_and_entities(recognizer: Recognizer, text, intent, entities):
