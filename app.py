@@ -16,9 +16,11 @@ from bot.config import Settings
 from service import agent_cli, campaign_cli, catalog_cli, order_cli
 
 if TYPE_CHECKING:
-    from bot.nlu import Recognizer
+    from bot.nlu import EvalReport, Recognizer
 
 
+# What `nlu eval` scores without a file: the test set and the held-out set of shoppers' phrasing.
+EVAL_SETS = [Path(__file__).parent / "tests" / "data" / name for name in ("nlu_test.jsonl", "nlu_heldout.jsonl")]
 SHUTDOWN_SECONDS = 15.0  # requests in flight get this long to finish when the server stops
 
 
@@ -331,9 +333,11 @@ def main(argv: list[str] | None = None) -> int:
     parse.add_argument(
         "--file", metavar="FILE", help="recognise each line of FILE (- for standard input), one JSON object a line"
     )
-    evaluate = nlu_sub.add_parser("eval", help="accuracy on a JSONL file of {text, intent, lang?, accept?}")
-    evaluate.add_argument("file", type=Path)
-    evaluate.add_argument("--json", action="store_true", help="print one JSON object")
+    evaluate = nlu_sub.add_parser("eval", help="accuracy on JSONL files of {text, intent, lang?, accept?}")
+    evaluate.add_argument(
+        "file", type=Path, nargs="*", help="default: the shipped test set and the held-out set (tests/data/)"
+    )
+    evaluate.add_argument("--json", action="store_true", help="print one JSON object per file")
     args = parser.parse_args(argv)
     if args.command == "nlu" and args.nlu_command == "parse" and (args.text is None) == (args.file is None):
         parse.error("give either TEXT or --file FILE")
@@ -435,18 +439,31 @@ async def nlu_command(settings: Settings, args: argparse.Namespace) -> int:
     if args.nlu_command == "parse":
         print(json.dumps((await recognizer.recognize(args.text)).to_dict(), ensure_ascii=False))
         return 0
-    if not args.file.exists():
-        print(f"no such file: {args.file}", file=sys.stderr)
+    files = args.file or EVAL_SETS
+    missing = [f for f in files if not f.exists()]
+    if missing:
+        print(f"no such file: {missing[0]}", file=sys.stderr)
         return 2
-    try:
-        report = await evaluate(recognizer, args.file)
-    except ValueError as exc:
-        print(str(exc), file=sys.stderr)
-        return 2
-    if args.json:
-        print(json.dumps(report.to_dict(), ensure_ascii=False))
-        return 0
+    for path in files:
+        try:
+            report = await evaluate(recognizer, path)
+        except ValueError as exc:
+            print(str(exc), file=sys.stderr)
+            return 2
+        if args.json:
+            print(json.dumps({"file": str(path), **report.to_dict()}, ensure_ascii=False))
+        else:
+            print_report(path, report)
+    return 0
+
+
+def print_report(path: Path, report: EvalReport) -> None:
+    print(f"{path}")
     print(f"accuracy: {report.accuracy:.1%} on {report.total} utterances")
+    print(
+        f"  in-scope lines sent to the fallback: {report.in_scope_to_fallback:.1%}; "
+        f"out-of-scope lines sent to the fallback: {report.out_of_scope_to_fallback:.1%}"
+    )
     if report.with_accept:
         print(
             f"  {report.with_accept} lines accept more than one intent; "
@@ -461,7 +478,7 @@ async def nlu_command(settings: Settings, args: argparse.Namespace) -> int:
     print("most frequent confusions (expected -> got):")
     for expected, got, count in report.confusions:
         print(f"  {expected} -> {got}: {count}")
-    return 0
+    print()
 
 
 if __name__ == "__main__":

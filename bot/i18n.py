@@ -487,6 +487,40 @@ TEXTS: dict[str, dict[str, str]] = {
         EN: "I can't find any order on your account that you can return items from.",
         ZH: "您的帳戶裡找不到可以退貨的訂單。",
     },
+    # --- refunds and address changes (order_help_dialog.py)
+    "refund.none": {
+        EN: "I can't find a return or a cancelled order on your account, so there is no refund on its way.",
+        ZH: "您的帳戶裡沒有退貨或已取消的訂單，所以目前沒有處理中的退款。",
+    },
+    "refund.return": {
+        EN: "Return {reference} for {item} (order #{number}), opened {opened}: the refund is made once the item reaches us.",
+        ZH: "退貨 {reference}（訂單 #{number} 的 {item}，{opened} 申請）：商品寄回我們收到後就會退款。",
+    },
+    "refund.cancelled": {
+        EN: "Order #{number} (placed {opened}) was cancelled: if it was paid, the money goes back the way you paid.",
+        ZH: "訂單 #{number}（{opened} 下單）已取消：若已付款，款項會退回原付款方式。",
+    },
+    "refund.more": {
+        EN: "If a refund is late or the amount looks wrong, our team can look into it. {contact}",
+        ZH: "如果退款延遲或金額不對，客服團隊可以幫您查詢。{contact}",
+    },
+    "address.none": {
+        EN: "I can't find an open order on your account whose address could be changed.",
+        ZH: "您的帳戶裡找不到可以更改地址的訂單。",
+    },
+    "address.open": {
+        EN: "Order #{number} hasn't shipped yet (it goes to {address}), so its address can still be changed; "
+        "a person from our team makes the change. {contact}",
+        ZH: "訂單 #{number} 尚未出貨（目前寄到 {address}），地址還可以更改，將由客服人員為您修改。{contact}",
+    },
+    "address.shipped": {
+        EN: "Order #{number} has already left us, so its address can no longer be changed here. {contact}",
+        ZH: "訂單 #{number} 已經出貨，無法在這裡更改地址。{contact}",
+    },
+    "account_help": {
+        EN: "Passwords, logins and account changes are handled by our team.",
+        ZH: "密碼、登入和帳號變更由客服團隊協助處理。",
+    },
     "order.which.check": {EN: "Which order do you want to check?", ZH: "要查詢哪一筆訂單？"},
     "order.which.cancel": {EN: "Which order do you want to cancel?", ZH: "要取消哪一筆訂單？"},
     "order.which.return": {EN: "Which order do you want to return items from?", ZH: "要退哪一筆訂單的商品？"},

@@ -23,6 +23,7 @@ from dialogs.checkout_dialog import CheckoutDialog
 from dialogs.consent_dialog import ConsentDialog
 from dialogs.discount_dialog import DiscountDialog
 from dialogs.faq_dialog import FaqDialog
+from dialogs.order_help_dialog import AddressChangeDialog, RefundStatusDialog
 from dialogs.order_status_dialog import OrderStatusDialog
 from dialogs.return_dialog import ReturnDialog
 from dialogs.search_dialog import SearchDialog
@@ -69,6 +70,8 @@ class MainDialog(ComponentDialog):
             PrivacyDialog(shop),
             ConsentDialog(shop),
             DiscountDialog(shop),
+            RefundStatusDialog(shop),
+            AddressChangeDialog(shop),
         ):
             self.add_dialog(dialog)
 
@@ -325,6 +328,8 @@ class MainDialog(ComponentDialog):
             "forget_me": (PrivacyDialog, {"forget": True}),
             "opt_in": (ConsentDialog, {}),
             "apply_discount": (DiscountDialog, {"code": e.discount_code}),
+            "refund_status": (RefundStatusDialog, {}),
+            "change_address": (AddressChangeDialog, {}),
         }
         if intent.name not in journeys:
             return None
@@ -354,6 +359,9 @@ class MainDialog(ComponentDialog):
         elif name == "human_agent":
             contact = self.shop.faq.answer("contact", language(context))
             await context.send_activity(reply(contact or text(context, "support")))
+        elif name == "account_help":  # a person handles it (a handoff rule, when configured)
+            contact = self.shop.faq.answer("contact", language(context)) or text(context, "support")
+            await context.send_activity(reply(text(context, "account_help") + " " + contact))
         else:
             await self._clarify(context, intent)
 

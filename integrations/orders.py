@@ -127,6 +127,17 @@ class OrderView:
     payment_risk_level: str | None = None
 
 
+@dataclass(frozen=True)
+class RefundView:
+    """Money on its way back to the shopper: a cancelled order, or a return opened for an item."""
+
+    number: int  # the order's number
+    kind: str  # "cancelled" | "return"
+    opened: str  # when the order was cancelled or the return opened, "Dec 01"
+    reference: str | None = None  # the return's reference
+    item: str | None = None  # the returned item's name
+
+
 class Orders(Protocol):
     async def quote(self, customer_id: str) -> Quote: ...
     async def place(
@@ -143,6 +154,8 @@ class Orders(Protocol):
     async def cancel(self, customer_id: str, number: int, payments: Payments | None = None) -> OrderView: ...
     async def start_return(self, customer_id: str, number: int, line_id: int, reason: str) -> str: ...
     async def label_return(self, customer_id: str, reference: str, shipping: Shipping) -> ReturnLabel | None: ...
+
+    async def refunds(self, customer_id: str, limit: int = 3) -> list[RefundView]: ...
 
 
 def _view(session: Session, order: Order) -> OrderView:
@@ -404,6 +417,32 @@ class StoreOrders:
         await self._db.run(keep)
         return label
 
+    async def refunds(self, customer_id: str, limit: int = 3) -> list[RefundView]:
+        """The shopper's latest returns and cancelled orders, newest first."""
+
+        def load(session: Session) -> list[RefundView]:
+            returns = session.exec(
+                select(ReturnRequest, Order, OrderItem)
+                .where(ReturnRequest.order_id == Order.id, ReturnRequest.order_item_id == OrderItem.id)
+                .where(Order.customer_id == customer_id)
+                .order_by(ReturnRequest.id.desc())
+                .limit(limit)
+            ).all()
+            cancelled = session.exec(
+                select(Order)
+                .where(Order.customer_id == customer_id, Order.status == "cancelled")
+                .order_by(Order.id.desc())
+                .limit(limit)
+            ).all()
+            found = [
+                (r.created_at, RefundView(o.number, "return", _day(r.created_at), r.reference, i.name))
+                for r, o, i in returns
+            ] + [(o.created_at, RefundView(o.number, "cancelled", _day(o.created_at))) for o in cancelled]
+            found.sort(key=lambda pair: as_utc(pair[0]), reverse=True)
+            return [view for _, view in found[:limit]]
+
+        return await self._db.run(load)
+
     async def mark_paid(
         self, reference: str, on_paid: Callable[[Session, str, OrderView], None] | None = None
     ) -> Payment:
@@ -412,6 +451,10 @@ class StoreOrders:
         a crash keeps both or neither)."""
 
         return await self._db.run(lambda s: mark_paid_in(s, reference, on_paid, lock=not self._db.is_sqlite))
+
+
+def _day(moment: datetime) -> str:
+    return moment.strftime("%b %d")
 
 
 def order_by_payment_ref(session: Session, reference: str, lock: bool = False) -> Order | None:

@@ -69,6 +69,7 @@ def build_recognizer(settings: Settings) -> Recognizer:
         settings.nlu_batch_window_ms,
         settings.nlu_batch_max,
         cache,
+        settings.nlu_threshold_zh,
     )
 
 

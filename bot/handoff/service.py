@@ -163,6 +163,9 @@ class Trigger:
     priority: int
 
 
+SURE = 0.5  # the confidence an intent needs to open a ticket
+
+
 def match(
     rules: Rules,
     text: str,
@@ -176,13 +179,15 @@ def match(
     for rule in rules.rules:
         if any(contains(text, k) for k in rule.keywords):
             return Trigger(f"rule:{rule.name}", rule.topic, rule.priority)
-        if intent.name in rule.intents:
+        if intent.name in rule.intents and intent.confidence >= SURE:  # an unsure guess opens no ticket
             if rule.order_over_cents is None:
                 return Trigger(f"rule:{rule.name}", rule.topic, rule.priority)
             value = order_cents()
             if value is not None and value > rule.order_over_cents:
                 return Trigger(f"rule:{rule.name}", rule.topic, rule.priority)
-    if (intent.name == "human_agent" and intent.confidence >= 0.5) or any(contains(text, p) for p in rules.ask_phrases):
+    if (intent.name == "human_agent" and intent.confidence >= SURE) or any(
+        contains(text, p) for p in rules.ask_phrases
+    ):
         return Trigger("asked", "general", 1)
     if any(contains(text, p) for p in rules.frustration_phrases) or (rules.repeats and repeats >= rules.repeats):
         return Trigger("frustration", "general", rules.frustration_priority)
