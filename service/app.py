@@ -13,7 +13,7 @@ from bot.config import Settings
 from bot.nlu import Recognizer
 from bot.store.database import StoreUnavailable
 from channels.registry import CHANNEL_CLASSES
-from service import agents_api, marketing_api, metrics, pay, payment_webhooks, webchat, webhooks
+from service import agents_api, analytics_api, marketing_api, metrics, pay, payment_webhooks, webchat, webhooks
 from service.http import RETRY_AFTER_SECONDS, json_error, unavailable
 from service.keys import (  # noqa: F401  (re-exported: tests and command lines read the app by them)
     ACCOUNTS,
@@ -76,6 +76,7 @@ def app_for(services: Services) -> web.Application:
     payment_webhooks.add_routes(app)
     webhooks.add_routes(app, CHANNEL_CLASSES)
     marketing_api.add_routes(app)
+    analytics_api.add_routes(app)
     agents_api.add_routes(app, services.handoffs, services.settings)
 
     async def on_startup(app: web.Application) -> None:
