@@ -74,7 +74,7 @@ def serve(settings: Settings) -> None:
     if workers > 1:
         serve_workers(settings, workers)
         return
-    app = create_app(settings)
+    app = create_app(settings, demo_history=True)
     settle_heap()
     logging.getLogger("app").info("serving", extra={"url": f"http://{settings.host}:{settings.port}/"})
     # On SIGTERM or SIGINT: stop listening, give requests in flight up to SHUTDOWN_SECONDS, then
@@ -105,7 +105,7 @@ def serve_workers(settings: Settings, count: int) -> None:
             "each worker computes on one thread"
         )
     recognizer = build_recognizer(settings)
-    prepared = build(settings, seed=True, lead=False)
+    prepared = build(settings, seed=True, lead=False, demo_history=True)
     prepared.db  # noqa: B018  (the schema and the demo catalog, once, before the workers start)
     prepared.db.close()  # no connection may cross the fork
     settle_heap()
@@ -361,7 +361,7 @@ def run_command(settings: Settings, args: argparse.Namespace) -> int:
         from service.wiring import build
 
         services = build(settings)
-        print("seeded" if seed_demo(services.db) else "store already has a catalog; nothing done")
+        print("seeded" if seed_demo(services.db, history=True) else "store already has a catalog; nothing done")
         services.db.close()
     elif args.command == "nlu":
         return asyncio.run(nlu_command(settings, args))

@@ -44,10 +44,18 @@ def create_app(
     recognizer: Recognizer | None = None,
     seed: bool = True,
     channels: dict[str, ChannelAdapter] | None = None,
+    demo_history: bool = False,
 ) -> web.Application:
     """Build the whole service. Pass a `recognizer` to share one loaded model between apps."""
     # The process that runs the scheduler also starts the extra dispatchers of OUTBOX_WORKERS.
-    services = build(settings, recognizer=recognizer, seed=seed, channels=channels, lead=settings.scheduler_in_process)
+    services = build(
+        settings,
+        recognizer=recognizer,
+        seed=seed,
+        channels=channels,
+        lead=settings.scheduler_in_process,
+        demo_history=demo_history,
+    )
     return app_for(services)
 
 

@@ -4,17 +4,22 @@ answers to bad periods and its CSV."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import math
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import func
 from sqlmodel import Session, col, select
 
+from bot.analytics import Period, report
+from bot.store.database import Database
 from bot.store.models import (
     AnalyticsEvent,
     Cart,
+    ChannelIdentity,
     CsatAnswer,
     Customer,
     Dispatch,
@@ -22,9 +27,12 @@ from bot.store.models import (
     Order,
     OrderItem,
     Variant,
+    as_utc,
 )
+from bot.store.seed import seed_demo
 from service.app import create_app
 from service.keys import DB
+from tests.fakes.phone import TwilioShopper
 from tests.fakes.web_shopper import WebShopper
 from tests.proactive.test_campaigns import AUTH, TOKEN, changed
 
@@ -306,3 +314,52 @@ async def test_the_figures_need_the_admin_token(admin_client, client):
     assert (await admin_client.get("/api/analytics", headers={"Authorization": "Bearer nope"})).status == 401
     assert (await admin_client.get("/api/analytics/dashboard")).status == 401
     assert (await client.get("/api/analytics", headers=AUTH)).status == 403  # no ADMIN_TOKEN: off
+
+
+async def test_a_whatsapp_turn_is_answered_when_twilio_takes_its_reply(channel_client, fake_twilio):
+    shopper = TwilioShopper(channel_client, fake_twilio, "whatsapp", "+14155550123")
+    await shopper.say("do you have black dresses?")
+    assert shopper.mine(), "Twilio got the reply"
+    for _ in range(100):  # the outbox records the send just after the provider answers
+        turns = [e for e in await events(channel_client) if e.kind == "turn"]
+        if turns and turns[0].replied_at is not None:
+            break
+        await asyncio.sleep(0.05)
+    assert len(turns) == 1 and turns[0].channel == "whatsapp" and turns[0].intent == "product_search"
+    replied, received = turns[0].replied_at, turns[0].received_at
+    assert replied is not None and as_utc(replied) >= as_utc(received)
+
+
+def test_the_demo_seed_writes_weeks_of_history_the_same_way_each_time(tmp_path):
+    figures = []
+    for name in ("one", "two"):
+        db = Database(f"sqlite:///{tmp_path / name}.db")
+        db.create_schema()
+        assert seed_demo(db, history=True)
+        today = datetime.now(UTC).date()
+        period = Period(today - timedelta(days=27), today)
+        figures.append(db.transaction(lambda s, period=period: report(s, period, 6.0)))
+        demo = db.transaction(
+            lambda s: (
+                s.exec(select(func.count()).select_from(AnalyticsEvent).where(col(AnalyticsEvent.demo))).one(),
+                s.exec(select(func.count()).select_from(AnalyticsEvent)).one(),
+                s.exec(
+                    select(func.count())
+                    .select_from(ChannelIdentity)
+                    .where(col(ChannelIdentity.customer_id).startswith("demo-history-"))
+                ).one(),
+            )
+        )
+        db.close()
+        assert demo[0] == demo[1] > 0  # every event is marked as demo
+        assert demo[2] == 0  # its shoppers cannot be messaged
+    first, second = figures
+    assert first["self_resolution"] == second["self_resolution"]  # generated from a fixed seed
+    assert first["self_resolution"]["conversations"] > 100
+    assert 0.5 < first["self_resolution"]["rate"] < 1
+    assert first["aov"]["with_recommended"] > 0 and first["csat"]["answers"] > 0
+    assert (
+        first["response"]["per_channel"]["whatsapp"]["p50_seconds"]
+        > first["response"]["per_channel"]["web"]["p50_seconds"]
+    )
+    assert sum(1 for d in first["daily"] if d["conversations"]) >= 27
