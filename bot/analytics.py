@@ -5,6 +5,7 @@ and on the page; `DEFINITIONS` holds the page's wording."""
 
 from __future__ import annotations
 
+import re
 import statistics
 from collections import defaultdict
 from collections.abc import Iterable
@@ -16,6 +17,7 @@ from sqlalchemy import and_, func
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
+from bot.nlu import EMAIL_RE
 from bot.store.models import (
     AnalyticsEvent,
     Cart,
@@ -23,6 +25,7 @@ from bot.store.models import (
     Customer,
     Dispatch,
     HandoffTicket,
+    MessageRecord,
     Order,
     OrderItem,
     Variant,
@@ -586,3 +589,74 @@ def report(session: Session, period: Period, minutes_per_conversation: float) ->
         "daily": _daily(session, period, talks),
         "definitions": DEFINITIONS,
     }
+
+
+# The not-understood review: what shoppers said that the bot fell back on or handed to a person.
+_MASKS = (
+    (EMAIL_RE, "[email]"),
+    (re.compile(r"\+?\d[\d ().-]{5,}\d"), "[number]"),  # phone numbers, order and card numbers
+    (re.compile(r"#\s?\d+|\b\d{4,}\b"), "[number]"),
+)
+SIMILAR = 0.75  # cosine similarity of sentence vectors at which two messages are one group
+REVIEW_LIMIT = 500  # the newest messages read for a review
+
+
+def mask(text: str) -> str:
+    """A message with e-mail addresses and long numbers (phones, orders) masked."""
+    for pattern, placeholder in _MASKS:
+        text = pattern.sub(placeholder, text)
+    return text
+
+
+def not_understood(session: Session, period: Period) -> list[tuple[str, str]]:
+    """(masked text, outcome) of the period's messages that fell back or were handed to a person,
+    newest first."""
+    message = MessageRecord.__table__
+    conditions: list[Any] = [
+        col(AnalyticsEvent.kind) == "turn",
+        col(AnalyticsEvent.outcome).in_(["fallback", "handed_off"]),
+        col(AnalyticsEvent.received_at) >= period.since,
+        col(AnalyticsEvent.received_at) < period.until,
+    ]
+    if period.channel:
+        conditions.append(col(AnalyticsEvent.channel) == period.channel)
+    if period.language:
+        conditions.append(col(AnalyticsEvent.language) == period.language)
+    rows = session.execute(
+        sa_select(message.c.text, col(AnalyticsEvent.outcome))
+        .join(message, message.c.id == col(AnalyticsEvent.message_id))
+        .where(*conditions)
+        .order_by(col(AnalyticsEvent.received_at).desc())
+        .limit(REVIEW_LIMIT)
+    ).all()
+    return [(mask(text.strip()), outcome or "") for text, outcome in rows if text and text.strip()]
+
+
+def group(items: list[tuple[str, str]], vectors: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Messages in groups, the most frequent first: the same words (case aside) are one group, and
+    with `vectors` (normalised sentence vectors by text) those whose meaning is close are too."""
+    counts: dict[str, dict[str, Any]] = {}
+    for text, outcome in items:
+        key = " ".join(text.lower().split())
+        entry = counts.setdefault(key, {"text": text, "fallback": 0, "handed_off": 0})
+        entry[outcome if outcome in ("fallback", "handed_off") else "fallback"] += 1
+    groups: list[dict[str, Any]] = []
+    leaders: list[Any] = []
+    for entry in sorted(counts.values(), key=lambda e: -(e["fallback"] + e["handed_off"])):
+        vector = vectors.get(entry["text"]) if vectors else None
+        home = None
+        if vector is not None:
+            home = next(
+                (i for i, lead in enumerate(leaders) if lead is not None and float(lead @ vector) >= SIMILAR), None
+            )
+        if home is None:
+            groups.append({"example": entry["text"], "count": 0, "fallbacks": 0, "handoffs": 0, "texts": []})
+            leaders.append(vector)
+            home = len(groups) - 1
+        found = groups[home]
+        found["count"] += entry["fallback"] + entry["handed_off"]
+        found["fallbacks"] += entry["fallback"]
+        found["handoffs"] += entry["handed_off"]
+        if len(found["texts"]) < 5:
+            found["texts"].append(entry["text"])
+    return sorted(groups, key=lambda g: -g["count"])

@@ -4,6 +4,7 @@ itself (`GET /admin/analytics`, which signs in as the marketer page does)."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import re
@@ -18,11 +19,12 @@ from bot.store.models import utcnow
 from service.analytics_page import render, tables
 from service.auth import require_admin
 from service.http import http_error
-from service.keys import DB, SETTINGS
+from service.keys import DB, ENGINE, SETTINGS
 
 PAGE = Path(__file__).resolve().parent.parent / "channels" / "web_static" / "admin" / "analytics.html"
 DEFAULT_DAYS = 30
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,39}")
+REVIEW_TEXTS = 200  # distinct not-understood messages put through the model for grouping
 
 
 def add_routes(app: web.Application) -> None:
@@ -62,9 +64,22 @@ def period_from(query: Any) -> analytics.Period:
         raise http_error(400, str(exc)) from None
 
 
-async def _figures(request: web.Request, period: analytics.Period) -> dict[str, Any]:
+async def _figures(request: web.Request, period: analytics.Period, review: bool = True) -> dict[str, Any]:
     minutes = request.app[SETTINGS].agent_minutes_per_conversation
-    return await request.app[DB].run(lambda s: analytics.report(s, period, minutes))
+    figures = await request.app[DB].run(lambda s: analytics.report(s, period, minutes))
+    if review:
+        figures["not_understood"] = await not_understood(request, period)
+    return figures
+
+
+async def not_understood(request: web.Request, period: analytics.Period) -> list[dict[str, Any]]:
+    """The period's fallback and handoff messages, masked, grouped by the sentence model (through
+    the recogniser's batcher, which the turns share)."""
+    items = await request.app[DB].run(lambda s: analytics.not_understood(s, period))
+    distinct = list(dict.fromkeys(text for text, _ in items))[:REVIEW_TEXTS]
+    batcher = request.app[ENGINE].recognizer.batcher
+    analyses = await asyncio.gather(*(batcher.submit(text.lower()) for text in distinct))
+    return analytics.group(items, {text: a.vector for text, a in zip(distinct, analyses, strict=True)})
 
 
 async def report(request: web.Request) -> web.StreamResponse:
@@ -99,7 +114,7 @@ async def dashboard(request: web.Request) -> web.Response:
     require_admin(request.app[SETTINGS], request)
     period = period_from(request.query)
     current = await _figures(request, period)
-    previous = await _figures(request, period.previous())
+    previous = await _figures(request, period.previous(), review=False)
     return web.Response(text=render(current, previous), content_type="text/html")
 
 

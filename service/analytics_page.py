@@ -182,6 +182,13 @@ def tables(f: dict[str, Any]) -> dict[str, tuple[list[str], list[list[Any]]]]:
             ["language", *split_header],
             [[name, *(row[k] for k in split_header)] for name, row in f["per_language"].items()],
         ),
+        "not_understood": (
+            ["count", "fallbacks", "handoffs", "example", "also_said"],
+            [
+                [g["count"], g["fallbacks"], g["handoffs"], g["example"], " | ".join(g["texts"][1:])]
+                for g in f.get("not_understood", [])
+            ],
+        ),
     }
 
 
@@ -234,4 +241,10 @@ def render(current: dict[str, Any], previous: dict[str, Any]) -> str:
         + _table("channels", titles["channels"], made["channels"][0], channel_rows)
         + _table("languages", titles["languages"], made["languages"][0], made["languages"][1])
         + _table("daily", titles["daily"], made["daily"][0], made["daily"][1])
+        + _table(
+            "not_understood",
+            "Not understood (fallbacks and handoffs, grouped by meaning; numbers and e-mails masked)",
+            made["not_understood"][0],
+            made["not_understood"][1],
+        )
     )

@@ -7,14 +7,18 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import json
 import math
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pytest
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from bot.analytics import Period, report
+from bot.analytics import Period, group, mask, report
 from bot.store.database import Database
 from bot.store.models import (
     AnalyticsEvent,
@@ -24,6 +28,7 @@ from bot.store.models import (
     Customer,
     Dispatch,
     HandoffTicket,
+    MessageRecord,
     Order,
     OrderItem,
     Variant,
@@ -35,6 +40,7 @@ from service.keys import DB
 from tests.fakes.phone import TwilioShopper
 from tests.fakes.web_shopper import WebShopper
 from tests.proactive.test_campaigns import AUTH, TOKEN, changed
+from tests.test_nlu import ROOT, cli_env
 
 DAY = datetime(2026, 11, 2, tzinfo=UTC)
 
@@ -363,3 +369,85 @@ def test_the_demo_seed_writes_weeks_of_history_the_same_way_each_time(tmp_path):
         > first["response"]["per_channel"]["web"]["p50_seconds"]
     )
     assert sum(1 for d in first["daily"] if d["conversations"]) >= 27
+
+
+async def test_what_was_not_understood_is_grouped_and_masked(admin_client, settings, tmp_path):
+    shopper = await WebShopper.start(admin_client)
+    for said in ["Blorp zingle wobbat", "blorp  ZINGLE wobbat", "qwpx vvrt my email is ann@example.com"]:
+        await shopper.say(said)
+        await shopper.say("hi")  # an understood message between: no two fallbacks in a row, no handoff
+    recorded = [e for e in await events(admin_client) if e.kind == "turn"]
+    assert [e.outcome for e in recorded].count("fallback") == 3
+
+    resp = await admin_client.get("/api/analytics", headers=AUTH)
+    groups = (await resp.json())["not_understood"]
+    assert groups[0]["example"].lower().split() == ["blorp", "zingle", "wobbat"]  # case and spaces aside
+    assert groups[0]["count"] == 2
+    assert groups[0]["fallbacks"] == 2 and groups[0]["handoffs"] == 0
+    said = [t for g in groups for t in g["texts"]]
+    assert "qwpx vvrt my email is [email]" in said
+    assert not any("ann@example.com" in t for t in said)
+    resp = await admin_client.get("/api/analytics?format=csv&table=not_understood", headers=AUTH)
+    rows = list(csv.reader(io.StringIO(await resp.text())))
+    assert rows[0] == ["count", "fallbacks", "handoffs", "example", "also_said"]
+    assert rows[1][:3] == ["2", "2", "0"] and rows[1][3] == groups[0]["example"]
+
+
+@pytest.mark.parametrize(
+    "text, masked",
+    [
+        ("call me on +1 415 555 0100 please", "call me on [number] please"),
+        ("order #1042 never came", "order [number] never came"),
+        ("write to a.b+c@shop.example.org", "write to [email]"),
+        ("size 9 in black", "size 9 in black"),
+    ],
+)
+def test_masking(text, masked):
+    assert mask(text) == masked
+
+
+def test_messages_close_in_meaning_are_one_group():
+    near = [1.0, 0.0]
+    items = [("where is my parcel", "fallback"), ("where's my package", "handed_off"), ("hello", "fallback")]
+    vectors = {"where is my parcel": near, "where's my package": [0.9, 0.436], "hello": [0.0, 1.0]}
+    groups = group(items, {k: np.array(v) for k, v in vectors.items()})
+    assert [(g["count"], g["fallbacks"], g["handoffs"]) for g in groups] == [(2, 1, 1), (1, 1, 0)]
+    assert groups[0]["texts"] == ["where is my parcel", "where's my package"]
+
+
+def test_nlu_review_on_the_command_line(tmp_path, recognizer, nlu_cache_dir):
+    env = cli_env(tmp_path, nlu_cache_dir)
+    db = Database(env["DATABASE_URL"])
+    db.create_schema()
+    now = datetime.now(UTC)
+
+    def said(session: Session) -> None:
+        session.add(Customer(id="r1"))
+        session.flush()
+        for n, (text, outcome) in enumerate(
+            [("Blorp zingle", "fallback"), ("blorp ZINGLE", "fallback"), ("call +1 415 555 0100 now", "handed_off")]
+        ):
+            message = MessageRecord(customer_id="r1", channel="sms", direction="in", text=text, status="processed")
+            session.add(message)
+            session.flush()
+            session.add(
+                AnalyticsEvent(
+                    kind="turn",
+                    customer_id="r1",
+                    channel="sms",
+                    message_id=message.id,
+                    outcome=outcome,
+                    received_at=now - timedelta(minutes=n),
+                )
+            )
+
+    db.transaction(said)
+    db.close()
+    run = [sys.executable, "app.py", "nlu", "review"]
+    out = subprocess.run([*run, "--json"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    groups = json.loads(out.stdout.strip().splitlines()[-1])
+    assert [(g["count"], g["fallbacks"], g["handoffs"]) for g in groups] == [(2, 2, 0), (1, 0, 1)]
+    assert groups[1]["example"] == "call [number] now"
+    out = subprocess.run([*run, "--days", "0"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 2 and "--days is 1 to 366" in out.stderr
