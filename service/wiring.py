@@ -82,7 +82,7 @@ class Services:
         recognizer: a loaded recogniser to share (tests share one model between apps); else one
             is loaded when first needed, and closed with the rest.
         seed: put the demo catalog into an empty store.
-        demo_history: with it, four weeks of made-up dashboard history (`python app.py`'s demo).
+        demo_history: with it, two months of made-up dashboard history (`python app.py`'s demo).
         channels: the provider channels to use instead of those the settings enable.
         lead: this process runs the scheduler's jobs and the extra outbox dispatchers
             (`SCHEDULER_IN_PROCESS` for a server; always for `python app.py scheduler`).

@@ -364,6 +364,7 @@ def test_the_demo_seed_writes_weeks_of_history_the_same_way_each_time(tmp_path):
     assert first["self_resolution"]["conversations"] > 100
     assert 0.5 < first["self_resolution"]["rate"] < 1
     assert first["aov"]["with_recommended"] > 0 and first["csat"]["answers"] > 0
+    assert 0 < first["cart_recovery"]["recovered"] < first["cart_recovery"]["reminded"]
     assert (
         first["response"]["per_channel"]["whatsapp"]["p50_seconds"]
         > first["response"]["per_channel"]["web"]["p50_seconds"]

@@ -1,5 +1,5 @@
-"""Demo history for the dashboard: four weeks of made-up conversations, recommendations, orders,
-handoffs and satisfaction answers, written once when the demo store is seeded so that
+"""Demo history for the dashboard: two months of made-up conversations, recommendations, orders,
+abandoned-cart reminders, handoffs and satisfaction answers, written once when the demo store is seeded so that
 `/admin/analytics` is not empty on a fresh demo. Everything is generated from a fixed seed
 (the same history relative to the day of seeding), its events carry `demo=True`, and its shoppers
 are `demo-history-NN` with no channel address, so no message can ever be sent to them."""
@@ -13,8 +13,10 @@ from sqlmodel import Session, col, select
 
 from bot.store.models import (
     AnalyticsEvent,
+    Cart,
     CsatAnswer,
     Customer,
+    Dispatch,
     HandoffTicket,
     Order,
     OrderItem,
@@ -22,8 +24,8 @@ from bot.store.models import (
     Variant,
 )
 
-DAYS = 28
-SHOPPERS = 24
+DAYS = 60  # two of the page's default 30-day periods, so its tiles have a change to show
+SHOPPERS = 90
 SEED = 17
 CHANNELS = ("web", "whatsapp", "messenger", "sms")
 INTENTS = ("product_search", "check_stock", "order_status", "faq", "recommend", "greet", "view_cart")
@@ -55,7 +57,7 @@ def write(session: Session, now: datetime) -> int:
     start = (now - timedelta(days=DAYS)).replace(hour=0, minute=0, second=0, microsecond=0)
     made = 0
     for day in range(DAYS):
-        for _ in range(rng.randint(5, 11) + day // 7):  # a little busier week by week
+        for _ in range(rng.randint(5, 11) + day // 10):  # a little busier as the weeks go by
             at = start + timedelta(days=day, hours=rng.randint(8, 21), minutes=rng.randint(0, 59))
             if at >= now:
                 continue
@@ -112,8 +114,34 @@ def _conversation(
             added.append(chosen)
         when += timedelta(minutes=rng.randint(1, 6))
     if added and rng.random() < 0.55:
-        extra = [rng.choice(variants)] if rng.random() < 0.5 else []
+        extra = [rng.choice(variants)] if rng.random() < 0.6 else []
         _order(session, shopper, when + timedelta(hours=rng.randint(0, 5)), added + extra, products)
+    elif added:  # left in the cart: reminded an hour later, and a third come back for it; the others
+        # are "abandoned", a status nothing scans, so no real reminder goes to a made-up cart
+        reminded = when + timedelta(hours=1)
+        back = rng.random() < 0.35
+        cart = Cart(
+            customer_id=shopper.id,
+            status="checked_out" if back else "abandoned",
+            updated_at=when,
+            checked_out_at=reminded + timedelta(hours=rng.randint(1, 12)) if back else None,
+        )
+        session.add(cart)
+        session.flush()
+        assert cart.id is not None  # the flush gave it its id
+        session.add(
+            Dispatch(
+                key=f"demo-cart:{cart.id}",
+                source="cart_reminder",
+                source_id=cart.id,
+                step=1,
+                customer_id=shopper.id,
+                channel=channel,
+                created_at=reminded,
+            )
+        )
+        if back:
+            _order(session, shopper, cart.checked_out_at or reminded, added, products)
     if handed_off:
         opened = when
         ticket = HandoffTicket(

@@ -121,7 +121,7 @@ class RelatedProduct(SQLModel, table=True):
 class Cart(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     customer_id: str = Field(foreign_key="customer.id", index=True)
-    status: str = Field(default="open", index=True)  # open | checked_out
+    status: str = Field(default="open", index=True)  # open | checked_out (| abandoned: demo history only)
     updated_at: datetime = Field(default_factory=utcnow, index=True)
     checked_out_at: datetime | None = None
     discount_code: str | None = None  # offered by a reminder; the checkout applies it

@@ -31,8 +31,8 @@ DEMO_PHONE = "+15555550100"
 
 
 def seed_demo(db: Database, path: Path = CATALOG_FILE, history: bool = False) -> bool:
-    """Load the demo catalog, FAQ and demo orders into an empty store, and with `history` four
-    weeks of made-up dashboard history (`bot/store/demo_history.py`). Returns True if it did."""
+    """Load the demo catalog, FAQ and demo orders into an empty store, and with `history` two
+    months of made-up dashboard history (`bot/store/demo_history.py`). Returns True if it did."""
     data = json.loads(path.read_text(encoding="utf-8"))
 
     def load(session: Session) -> bool:
