@@ -452,3 +452,16 @@ def test_nlu_review_on_the_command_line(tmp_path, recognizer, nlu_cache_dir):
     assert groups[1]["example"] == "call [number] now"
     out = subprocess.run([*run, "--days", "0"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 2 and "--days is 1 to 366" in out.stderr
+
+
+async def test_the_rendered_dashboard_compares_with_the_period_before(admin_client):
+    await admin_client.app[DB].run(history)
+    # 3-4 November: c2, c3 and c4's two conversations, one resolved; 1-2 November: c1's two, both resolved
+    resp = await admin_client.get("/api/analytics/dashboard?from=2026-11-03&to=2026-11-04", headers=AUTH)
+    assert resp.status == 200 and resp.content_type == "text/html"
+    html = await resp.text()
+    tile = html[html.index('data-figure="self_resolution"') :]
+    tile = tile[: tile.index("</article>")]
+    assert '<p class="value">25.0%</p>' in tile
+    assert '<p class="change">-75.0 pp vs previous period</p>' in tile
+    assert html.count('class="tile"') == 9 and html.count("<svg") == 5  # four charts and the funnel
