@@ -9,6 +9,7 @@ import io
 import json
 import logging
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
@@ -76,7 +77,7 @@ def serve(settings: Settings) -> None:
     if workers > 1:
         serve_workers(settings, workers)
         return
-    app = create_app(settings)
+    app = create_app(settings, demo_history=True)
     settle_heap()
     logging.getLogger("app").info("serving", extra={"url": f"http://{settings.host}:{settings.port}/"})
     # On SIGTERM or SIGINT: stop listening, give requests in flight up to SHUTDOWN_SECONDS, then
@@ -107,7 +108,7 @@ def serve_workers(settings: Settings, count: int) -> None:
             "each worker computes on one thread"
         )
     recognizer = build_recognizer(settings)
-    prepared = build(settings, seed=True, lead=False)
+    prepared = build(settings, seed=True, lead=False, demo_history=True)
     prepared.db  # noqa: B018  (the schema and the demo catalog, once, before the workers start)
     prepared.db.close()  # no connection may cross the fork
     settle_heap()
@@ -338,6 +339,11 @@ def main(argv: list[str] | None = None) -> int:
         "file", type=Path, nargs="*", help="default: the shipped test set and the held-out set (tests/data/)"
     )
     evaluate.add_argument("--json", action="store_true", help="print one JSON object per file")
+    review = nlu_sub.add_parser(
+        "review", help="what the bot did not understand (fallbacks, handoffs), grouped by meaning, masked"
+    )
+    review.add_argument("--days", type=int, default=30, help="the last DAYS days (default 30)")
+    review.add_argument("--json", action="store_true", help="print the groups as one JSON array")
     args = parser.parse_args(argv)
     if args.command == "nlu" and args.nlu_command == "parse" and (args.text is None) == (args.file is None):
         parse.error("give either TEXT or --file FILE")
@@ -365,7 +371,7 @@ def run_command(settings: Settings, args: argparse.Namespace) -> int:
         from service.wiring import build
 
         services = build(settings)
-        print("seeded" if seed_demo(services.db) else "store already has a catalog; nothing done")
+        print("seeded" if seed_demo(services.db, history=True) else "store already has a catalog; nothing done")
         services.db.close()
     elif args.command == "nlu":
         return asyncio.run(nlu_command(settings, args))
@@ -421,6 +427,37 @@ async def parse_lines(recognizer: Recognizer, lines: TextIO) -> None:
         await flush()
 
 
+def review_command(settings: Settings, args: argparse.Namespace) -> int:
+    """`python app.py nlu review`: the not-understood messages of the last days, grouped."""
+    from bot import analytics
+    from bot.store.models import utcnow
+    from service.wiring import build
+
+    if not 1 <= args.days <= analytics.MAX_DAYS:
+        print(f"--days is 1 to {analytics.MAX_DAYS}", file=sys.stderr)
+        return 2
+    services = build(settings)
+    today = utcnow().date()
+    period = analytics.Period(today - timedelta(days=args.days - 1), today)
+    items = services.db.transaction(lambda s: analytics.not_understood(s, period))
+    distinct = list(dict.fromkeys(text for text, _ in items))
+    vectors = services.recognizer.encode_now([t.lower() for t in distinct]) if distinct else []
+    groups = analytics.group(items, dict(zip(distinct, vectors, strict=True)))
+    services.db.close()
+    if args.json:
+        print(json.dumps(groups, ensure_ascii=False))
+        return 0
+    if not groups:
+        print(f"nothing fell back or was handed over in the last {args.days} days")
+        return 0
+    print(f"{len(items)} messages not understood in the last {args.days} days, in {len(groups)} groups:")
+    for g in groups:
+        print(f"{g['count']:5}  {g['example']}  ({g['fallbacks']} fallbacks, {g['handoffs']} handoffs)")
+        for text in g["texts"][1:]:
+            print(f"       also: {text}")
+    return 0
+
+
 async def nlu_command(settings: Settings, args: argparse.Namespace) -> int:
     from bot.nlu import evaluate
     from service.wiring import build
@@ -435,6 +472,8 @@ async def nlu_command(settings: Settings, args: argparse.Namespace) -> int:
         with lines:
             await parse_lines(recognizer, lines)
         return 0
+    if args.nlu_command == "review":
+        return review_command(settings, args)
     recognizer = build(settings, seed=True).recognizer
     if args.nlu_command == "parse":
         print(json.dumps((await recognizer.recognize(args.text)).to_dict(), ensure_ascii=False))

@@ -148,6 +148,8 @@ class Settings(BaseSettings):
     whatsapp_cart_template_sid: str | None = None
     whatsapp_restock_template_sid: str | None = None
     marketing_weekly_cap: int = 2
+    # The dashboard's "agent hours saved": what a person would spend on a conversation the bot handled.
+    agent_minutes_per_conversation: float = Field(default=6.0, ge=0)
     send_rate_limits: str = ""
     scheduler_in_process: bool = True
     scheduler_misfire_grace_seconds: int = 3600

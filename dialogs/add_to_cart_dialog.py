@@ -216,6 +216,7 @@ class AddToCartDialog(ComponentDialog):
         self, step: WaterfallStepContext, product: ProductView, variant, quantity: int, cart
     ) -> DialogTurnResult:
         ctx = step.context
+        await self.shop.note_added(ctx, product.sku)
         name = self.shop.name(ctx, product)
         price = money(ctx, product.price_cents * quantity, self.shop.currency)
         await step.context.send_activity(
@@ -240,7 +241,7 @@ class AddToCartDialog(ComponentDialog):
             p for p in await self.shop.catalog.related(product.sku) if p.sku not in {l.product_sku for l in cart.lines}
         ]
         if addons:
-            await self.shop.remember_shown(ctx, addons, "check_stock", focus=False)
+            await self.shop.remember_shown(ctx, addons, "check_stock", focus=False, recommended=True)
             await step.context.send_activity(
                 reply(text(ctx, "add.goes_well"), cards=[self.shop.card(ctx, p) for p in addons])
             )

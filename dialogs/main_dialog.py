@@ -10,7 +10,7 @@ from botbuilder.dialogs import ComponentDialog, DialogContext, DialogTurnResult,
 from botbuilder.dialogs.prompts import ConfirmPrompt, Prompt
 
 from bot.conversation import timezones
-from bot.conversation.turn import RESUME, TURN_INFO_KEY, command, turn_info
+from bot.conversation.turn import FELL_BACK, RESUME, TURN_INFO_KEY, command, note, turn_info
 from bot.i18n import MENU_LABELS, yes_no_zh
 from bot.messages import Choice, reply
 from bot.nlu import FALLBACK, Intent, normalise
@@ -78,6 +78,7 @@ class MainDialog(ComponentDialog):
     async def on_begin_dialog(self, inner_dc: DialogContext, options: object) -> DialogTurnResult:
         if turn_info(inner_dc.context).intent.name == RESUME:  # nothing in progress to resume
             return DialogTurnResult(DialogTurnStatus.Waiting)
+        await self.shop.note_tap(inner_dc.context)
         if await self._time_zone(inner_dc):
             return DialogTurnResult(DialogTurnStatus.Waiting)
         await self._resolve(inner_dc)
@@ -91,6 +92,7 @@ class MainDialog(ComponentDialog):
             if inner_dc.active_dialog is not None:
                 await inner_dc.reprompt_dialog()
             return DialogTurnResult(DialogTurnStatus.Waiting)
+        await self.shop.note_tap(inner_dc.context)
         if await self._time_zone(inner_dc):  # on the side: the journey asks its question again
             if inner_dc.active_dialog is not None:
                 await inner_dc.reprompt_dialog()
@@ -129,12 +131,14 @@ class MainDialog(ComponentDialog):
     async def _hand_over(self, inner_dc: DialogContext) -> bool:
         """Hand the conversation to a person when the shopper asks, a retailer's rule applies,
         the shopper is frustrated or the bot was unsure twice in a row. True if it did."""
-        handoff = self.shop.handoff
-        if handoff is None:
-            return False
         context = inner_dc.context
         info = turn_info(context)
         intent = info.intent
+        if intent.name == FALLBACK and inner_dc.active_dialog is None:  # an answer is not the bot being unsure
+            note(context, *FELL_BACK)
+        handoff = self.shop.handoff
+        if handoff is None:
+            return False
         said = normalise(context.activity.text or "").strip().lower()
         memory = await self.shop.memory.get(context, dict)
         seen = memory.setdefault("handoff", {"fallbacks": 0, "last": "", "repeats": 0, "intents": []})

@@ -77,7 +77,7 @@ class SearchDialog(ComponentDialog):
             base = await self.shop.catalog.product(anchor)
             picks = await self.shop.catalog.related(anchor, limit=4)
             if base and picks:
-                await self.shop.remember_shown(step.context, picks, "check_stock", focus=False)
+                await self.shop.remember_shown(step.context, picks, "check_stock", focus=False, recommended=True)
                 await step.context.send_activity(
                     reply(
                         text(step.context, "search.goes_with", name=self.shop.name(step.context, base)),
@@ -89,7 +89,7 @@ class SearchDialog(ComponentDialog):
             o.get("text", "") if not o.get("category") else "", category=o.get("category"), limit=4
         )
         picks = [p for p in picks if p.in_stock]
-        await self.shop.remember_shown(step.context, picks, "check_stock")
+        await self.shop.remember_shown(step.context, picks, "check_stock", recommended=True)
         await step.context.send_activity(
             reply(text(step.context, "search.picks"), cards=[self.shop.card(step.context, p) for p in picks])
         )

@@ -15,7 +15,7 @@ from botbuilder.dialogs.prompts import ChoicePrompt, ConfirmPrompt, PromptOption
 from botbuilder.schema import ActivityTypes, CardAction
 
 from bot import i18n
-from bot.conversation.turn import TURN_INFO_KEY, command
+from bot.conversation.turn import TURN_INFO_KEY, command, note, parse_command
 from bot.i18n import EN, ZH, text_in, yes_no_zh
 from bot.messages import Choice, ProductCard, product_card
 from integrations.cart import Carts, CartView
@@ -25,6 +25,7 @@ from integrations.payments import Payments
 from integrations.shipping import Shipping
 
 RECENT_PRODUCTS = 5
+RECOMMENDED_KEPT = 20  # the products recommended last, whose taps and adds count as the recommendation's
 
 
 class FaqAnswers(Protocol):
@@ -85,10 +86,23 @@ class ShopServices:
         memory["recent"] = ([[sku, category]] + recent)[:RECENT_PRODUCTS]
 
     async def remember_shown(
-        self, context: TurnContext, products: Sequence[ProductView], intent: str, focus: bool = True
+        self,
+        context: TurnContext,
+        products: Sequence[ProductView],
+        intent: str,
+        focus: bool = True,
+        recommended: bool = False,
     ) -> None:
         """A list of products just shown: what "the second one" refers to, and (with `focus`) what
-        a follow-up such as "in black" narrows down. A list of one is that product."""
+        a follow-up such as "in black" narrows down. A list of one is that product. `recommended`:
+        the bot suggested them (not what the shopper searched for), counted for the dashboard."""
+        if recommended and products:
+            memory = await self.memory.get(context, dict)
+            skus = [p.sku for p in products]
+            kept = [sku for sku in memory.get("recommended", []) if sku not in skus]
+            memory["recommended"] = (kept + skus)[-RECOMMENDED_KEPT:]
+            for sku in skus:
+                note(context, "rec_shown", sku)
         if len(products) == 1 and focus:
             await self.remember_product(context, products[0].sku, products[0].category)
             return
@@ -98,6 +112,19 @@ class ShopServices:
         memory["shown"] = {"skus": [p.sku for p in products], "for": intent}
         if focus:
             memory["focus"] = "list"
+
+    async def note_tap(self, context: TurnContext) -> None:
+        """A tapped button naming a product the bot recommended counts as a click on it."""
+        tapped = parse_command(context.activity.text or "")
+        product = tapped.entities.product if tapped is not None else None
+        if product and product in (await self.memory.get(context, dict)).get("recommended", []):
+            note(context, "rec_clicked", product)
+
+    async def note_added(self, context: TurnContext, product_sku: str) -> None:
+        """A product put in the cart: counted, and as a recommendation's if the bot suggested it."""
+        note(context, "cart_add", product_sku)
+        if product_sku in (await self.memory.get(context, dict)).get("recommended", []):
+            note(context, "rec_added", product_sku)
 
     async def last_product(self, context: TurnContext, category: str | None = None) -> str | None:
         """The product the shopper looked at last, or the last one of `category` when they name

@@ -176,7 +176,7 @@ class StockDialog(ComponentDialog):
             if v.stock <= 0 and (size is None or v.size == size) and (colour is None or v.colour == colour)
         ]
         if similar:
-            await self.shop.remember_shown(ctx, similar, "check_stock", focus=False)
+            await self.shop.remember_shown(ctx, similar, "check_stock", focus=False, recommended=True)
             these = (
                 text(ctx, "stock.similar_size", size=size, size_label=size_label(ctx, size))
                 if size

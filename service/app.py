@@ -16,6 +16,7 @@ from bot.store.database import StoreUnavailable
 from channels.registry import CHANNEL_CLASSES
 from service import (
     agents_api,
+    analytics_api,
     marketing_api,
     metrics,
     pay,
@@ -56,10 +57,18 @@ def create_app(
     recognizer: Recognizer | None = None,
     seed: bool = True,
     channels: dict[str, ChannelAdapter] | None = None,
+    demo_history: bool = False,
 ) -> web.Application:
     """Build the whole service. Pass a `recognizer` to share one loaded model between apps."""
     # The process that runs the scheduler also starts the extra dispatchers of OUTBOX_WORKERS.
-    services = build(settings, recognizer=recognizer, seed=seed, channels=channels, lead=settings.scheduler_in_process)
+    services = build(
+        settings,
+        recognizer=recognizer,
+        seed=seed,
+        channels=channels,
+        lead=settings.scheduler_in_process,
+        demo_history=demo_history,
+    )
     return app_for(services)
 
 
@@ -91,6 +100,7 @@ def app_for(services: Services) -> web.Application:
     paypal_webhooks.add_routes(app)
     webhooks.add_routes(app, CHANNEL_CLASSES)
     marketing_api.add_routes(app)
+    analytics_api.add_routes(app)
     agents_api.add_routes(app, services.handoffs, services.settings)
 
     async def on_startup(app: web.Application) -> None:

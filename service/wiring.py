@@ -95,6 +95,7 @@ class Services:
         recognizer: a loaded recogniser to share (tests share one model between apps); else one
             is loaded when first needed, and closed with the rest.
         seed: put the demo catalog into an empty store.
+        demo_history: with it, two months of made-up dashboard history (`python app.py`'s demo).
         channels: the provider channels to use instead of those the settings enable.
         lead: this process runs the scheduler's jobs and the extra outbox dispatchers
             (`SCHEDULER_IN_PROCESS` for a server; always for `python app.py scheduler`).
@@ -107,8 +108,10 @@ class Services:
         seed: bool = False,
         channels: dict[str, ChannelAdapter] | None = None,
         lead: bool = True,
+        demo_history: bool = False,
     ) -> None:
         self.settings = settings
+        self._demo_history = demo_history
         self._given_recognizer = recognizer
         self._seed = seed
         self._given_channels = channels
@@ -122,7 +125,7 @@ class Services:
         db.create_schema()
         if self._seed:
             # A shop on a commerce platform gets its catalog from there (`catalog sync`), not the demo's.
-            seed_demo(db, products=self.settings.commerce_backend == "store")
+            seed_demo(db, products=self.settings.commerce_backend == "store", history=self._demo_history)
         return db
 
     @cached_property

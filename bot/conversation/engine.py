@@ -30,12 +30,12 @@ from sqlmodel import Session, col, select
 from bot.channel import profile
 from bot.conversation import identity, linking
 from bot.conversation.sender_limit import SenderLimit, Verdict
-from bot.conversation.turn import RESUME, TURN_INFO_KEY, TurnInfo, command, parse_command
+from bot.conversation.turn import EVENTS_KEY, FELL_BACK, RESUME, TURN_INFO_KEY, TurnInfo, command, parse_command
 from bot.messages import Choice, InboundMessage, OutboundMessage, numbered_options, to_outbound
 from bot.metrics import Metrics
 from bot.nlu import CJK_RE, EMAIL_RE, FALLBACK, Intent, Recognizer, detect_language, normalise
 from bot.store.database import Database, connection_lost
-from bot.store.models import Customer, LinkToken, MessageRecord, as_utc, utcnow
+from bot.store.models import AnalyticsEvent, Customer, LinkToken, MessageRecord, as_utc, utcnow
 from bot.store.storage import ETagConflict, SqlStorage, encode_document
 
 log = logging.getLogger(__name__)
@@ -69,6 +69,8 @@ _MARK_PROCESSED = (
     .values(status="processed")
 )
 _CUSTOMER = Customer.__table__
+# A turn's analytics events, inserted with its replies in one statement.
+_INSERT_EVENTS = insert(AnalyticsEvent.__table__)
 _CUSTOMER_FACTS = sa_select(
     _CUSTOMER.c.id, _CUSTOMER.c.language, _CUSTOMER.c.shipping_address, _CUSTOMER.c.display_name, _CUSTOMER.c.created_at
 ).where(_CUSTOMER.c.id == bindparam("customer"))
@@ -169,6 +171,7 @@ class Received:
     ref: str | None = None  # a referral parameter (Messenger m.me links) that came with it
     stored_at: float | None = None  # time.monotonic() when stored (or found, for a retry): the turn's latency
     received_at: datetime | None = None  # when it arrived: the platform's window for replies runs from here
+    stored_on: datetime | None = None  # the wall-clock time it was stored (or found), for the dashboard
 
 
 class HandoffGate(Protocol):
@@ -259,6 +262,7 @@ class Engine:
                     True,
                     existing.status == "processed",
                     stored_at=time.monotonic(),
+                    stored_on=utcnow(),
                 )
             customer_id = identity.resolve_id(session, msg.channel, msg.address, msg.profile_name, msg.aliases)
             media = [{"url": m.url, "content_type": m.content_type} for m in msg.media]
@@ -290,6 +294,7 @@ class Engine:
                 msg.extra.get("ref"),
                 time.monotonic(),
                 arrived,
+                utcnow(),
             )
 
         for attempt in range(3):
@@ -368,7 +373,7 @@ class Engine:
                 session, kind, value, received.channel, received.address, received.customer_id, received.message_id
             )
             reply = linking.result_reply(session, result, received.customer_id, self._zone, received.message_id)
-            return self._commit(session, received, {}, [reply], None, reply_status)
+            return self._commit(session, received, {}, [reply], None, reply_status, outcome="link")
 
         return await self.db.run(link)
 
@@ -377,7 +382,7 @@ class Engine:
     ) -> list[MessageRecord]:
         def answer(session: Session) -> list[MessageRecord]:
             reply = linking.result_reply(session, result, received.customer_id, self._zone)
-            return self._commit(session, received, {}, [reply], None, reply_status)
+            return self._commit(session, received, {}, [reply], None, reply_status, outcome="link")
 
         return await self.db.run(answer)
 
@@ -417,7 +422,7 @@ class Engine:
             reply = linking.result_reply(session, result, kept, self._zone)
             if result.status == "linked":
                 return "linked", (kept, reply)
-            return "done", self._commit(session, received, {}, [reply], None, reply_status)
+            return "done", self._commit(session, received, {}, [reply], None, reply_status, outcome="link")
 
         outcome, value = await self.db.run(decide)
         if outcome == "done":
@@ -479,7 +484,16 @@ class Engine:
                             status,
                             None,
                             None,
-                            self._commit(session, received, {}, first + instead, None, reply_status),
+                            self._commit(
+                                session,
+                                received,
+                                {},
+                                first + instead,
+                                None,
+                                reply_status,
+                                intent=intent.name if intent else None,
+                                outcome="handed_off",
+                            ),
                         )
                 customer = connection.execute(_CUSTOMER_FACTS, {"customer": received.customer_id}).one()
                 return status, customer, self._storage.read_sync(session, keys, stored), None
@@ -501,10 +515,24 @@ class Engine:
             with self._storage.turn(docs, keys, stored) as buffer:
                 await self.adapter.run_pipeline(context, self._turn)
             replies = context.turn_state.get(REPLIES_KEY, [])
+            noted = context.turn_state.get(EVENTS_KEY, [])
+            # The dialogs say when the bot did not understand (an answer to their question is not that).
+            outcome = "handed_off" if handoff_opened else "fallback" if FELL_BACK in noted else "understood"
+            noted = [n for n in noted if n != FELL_BACK]
+            acted_on = context.turn_state[TURN_INFO_KEY].intent.name  # what the dialogs made of it
             try:
                 rows = await self.db.run(
                     lambda s: self._commit(
-                        s, received, buffer.pending, first + replies, language, reply_status, buffer.encoded
+                        s,
+                        received,
+                        buffer.pending,
+                        first + replies,
+                        language,
+                        reply_status,
+                        buffer.encoded,
+                        intent=acted_on,
+                        outcome=outcome,
+                        noted=noted,
                     )
                 )
                 self._count(received, intent.name, outcome="handed_off" if handoff_opened else None)
@@ -514,7 +542,18 @@ class Engine:
                 await asyncio.sleep(0.01 * (attempt + 1))
         log.error("turn gave up after repeated state conflicts")
         sorry = [OutboundMessage(text=self._sorry(language or "en"), language=language or "en")]
-        rows = await self.db.run(lambda s: self._commit(s, received, {}, first + sorry, None, reply_status))
+        rows = await self.db.run(
+            lambda s: self._commit(
+                s,
+                received,
+                {},
+                first + sorry,
+                None,
+                reply_status,
+                intent=intent.name if intent else None,
+                outcome="failed",
+            )
+        )
         self._count(received, intent.name if intent else None, outcome="failed")
         return rows
 
@@ -535,7 +574,7 @@ class Engine:
         if verdict is Verdict.NOTICE:
             language = connection.execute(_CUSTOMER_FACTS, {"customer": received.customer_id}).one().language
             replies = [OutboundMessage(text=self._sender_limit.notice(language))]
-        return self._commit(session, received, {}, replies, None, reply_status)
+        return self._commit(session, received, {}, replies, None, reply_status, outcome="rate_limited")
 
     async def _numbered_choice(self, received: Received, text: str) -> str:
         """On channels that number the choices, "2" means the second option we last offered."""
@@ -614,8 +653,13 @@ class Engine:
         language: str | None,
         reply_status: str,
         encoded_states: dict[str, str] | None = None,
+        *,
+        intent: str | None = None,
+        outcome: str | None = None,
+        noted: list[tuple[str, str | None]] | None = None,
     ) -> list[MessageRecord]:
-        """The turn's results in one transaction: state, replies, and the inbound marked processed."""
+        """The turn's results in one transaction: state, replies, the inbound marked processed, and
+        the turn's analytics events (`outcome` as for `Metrics.turn`; `noted`: what the dialogs saw)."""
         connection = session.connection()
         marked = connection.execute(_MARK_PROCESSED, {"message": received.message_id}).rowcount
         if not marked and connection.execute(_STATUS, {"message": received.message_id}).first() is not None:
@@ -671,7 +715,55 @@ class Engine:
             }
             row = MessageRecord(id=connection.execute(_INSERT_MESSAGE, values).scalar_one(), **values)
             rows.append(row)
+        self._record_events(connection, received, language, intent, outcome, noted or [], rows, reply_status)
         return rows
+
+    @staticmethod
+    def _record_events(
+        connection: Any,
+        received: Received,
+        language: str,
+        intent: str | None,
+        outcome: str | None,
+        noted: list[tuple[str, str | None]],
+        rows: list[MessageRecord],
+        reply_status: str,
+    ) -> None:
+        """One statement: the turn's event and what the dialogs noted. A reply handed over in the
+        answer (web chat) is given now; the others when the outbox's provider takes the first."""
+        if outcome is None:
+            outcome = "fallback" if intent == FALLBACK else "understood"
+        now = utcnow()
+        common = {
+            "customer_id": received.customer_id,
+            "channel": received.channel,
+            "language": language,
+            "message_id": received.message_id,
+            "received_at": received.stored_on or now,
+            "demo": False,
+        }
+        turn = {
+            **common,
+            "kind": "turn",
+            "intent": intent,
+            "outcome": outcome,
+            "handoff": outcome == "handed_off",
+            "subject": None,
+            "replied_at": now if rows and reply_status == "delivered" else None,
+        }
+        others = [
+            {
+                **common,
+                "kind": kind,
+                "intent": None,
+                "outcome": None,
+                "handoff": False,
+                "subject": subject,
+                "replied_at": None,
+            }
+            for kind, subject in noted
+        ]
+        connection.execute(_INSERT_EVENTS, [turn, *others])
 
     async def recover(self) -> int:
         """Run turns for inbound messages stored but never processed (a crash in between)."""

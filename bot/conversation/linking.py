@@ -23,6 +23,7 @@ from bot.i18n import EN, has_text, language_of, text_in
 from bot.messages import Choice, OutboundMessage
 from bot.store.database import Database
 from bot.store.models import (
+    AnalyticsEvent,
     Cart,
     CartItem,
     ChannelIdentity,
@@ -456,6 +457,7 @@ def merge(
         (MessageRecord, "messages"),
         (WaitlistEntry, "waitlist"),
         (LinkToken, "link_tokens"),
+        (AnalyticsEvent, "analytics_events"),  # one shopper's conversations, for the dashboard
     ):
         summary[key] = session.exec(
             update(model).where(col(model.customer_id) == drop_id).values(customer_id=keep_id)

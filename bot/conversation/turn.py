@@ -10,6 +10,10 @@ from botbuilder.core import TurnContext
 from bot.nlu import Entities, Intent
 
 TURN_INFO_KEY = "shop.turn_info"
+# What the dialogs saw happen this turn, for the dashboard: (kind, subject) pairs the engine
+# records with the turn's replies (see `AnalyticsEvent`).
+EVENTS_KEY = "shop.events"
+FELL_BACK = ("fell_back", None)  # noted when the bot did not understand: the turn's outcome, not an event
 INT_FIELDS = {"quantity": (1, 20), "order_number": (1, 999_999_999)}
 # The turn the engine runs in a chat that has just been linked: the dialog in progress (if any)
 # asks its question again there, and nothing else is said.
@@ -28,6 +32,11 @@ class TurnInfo:
 
 def turn_info(context: TurnContext) -> TurnInfo:
     return context.turn_state[TURN_INFO_KEY]
+
+
+def note(context: TurnContext, kind: str, subject: str | None = None) -> None:
+    """Record that `kind` happened this turn (a recommendation shown, tapped, added), with the turn."""
+    context.turn_state.setdefault(EVENTS_KEY, []).append((kind, subject))
 
 
 def parse_command(text: str) -> Intent | None:

@@ -21,7 +21,7 @@ from bot.channel import HOME_CHANNEL, ChannelAdapter, SendError, profile, profil
 from bot.messages import ChannelAddress, OutboundMessage, SendReceipt, StatusUpdate
 from bot.metrics import FAILED, RETRIED, SENT, Metrics
 from bot.store.database import Database, among, one_of
-from bot.store.models import Customer, MessageRecord, as_utc, utcnow
+from bot.store.models import AnalyticsEvent, Customer, MessageRecord, as_utc, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -369,6 +369,15 @@ class Outbox:
                 next_attempt_at=None,
             ),
             sent,
+        )
+        # The dashboard's response time: when the provider took a turn's first reply.
+        events = AnalyticsEvent.__table__
+        replied = sa_select(table.c.reply_to_id).where(table.c.id == bindparam("b_id")).scalar_subquery()
+        session.execute(
+            update(events)
+            .where(events.c.kind == "turn", events.c.replied_at.is_(None), events.c.message_id == replied)
+            .values(replied_at=utcnow()),
+            [{"b_id": row["b_id"]} for row in sent],
         )
 
     @staticmethod

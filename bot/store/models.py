@@ -124,7 +124,7 @@ class RelatedProduct(SQLModel, table=True):
 class Cart(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     customer_id: str = Field(foreign_key="customer.id", index=True)
-    status: str = Field(default="open", index=True)  # open | checked_out
+    status: str = Field(default="open", index=True)  # open | checked_out (| abandoned: demo history only)
     updated_at: datetime = Field(default_factory=utcnow, index=True)
     checked_out_at: datetime | None = None
     discount_code: str | None = None  # offered by a reminder; the checkout applies it
@@ -439,3 +439,29 @@ class CsatAnswer(SQLModel, table=True):
     agent_id: int | None = None
     score: int
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class AnalyticsEvent(SQLModel, table=True):
+    """What the retailer's dashboard counts (`bot/analytics.py`), written with the turn it belongs to.
+
+    `kind` is "turn" (one per inbound message: its intent, outcome and reply times) or a product
+    shown, tapped or added: "rec_shown", "rec_clicked", "rec_added" (a bot recommendation) and
+    "cart_add" (any add to the cart); `subject` is then the product's SKU."""
+
+    if TYPE_CHECKING:  # set by SQLModel for table models, not declared in its types
+        __table__: ClassVar[Table]
+    __tablename__ = "analytics_event"
+    __table_args__ = (Index("ix_analytics_event_kind_at", "kind", "received_at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str
+    customer_id: str = Field(index=True)
+    channel: str
+    language: str = "en"
+    message_id: int | None = Field(default=None, index=True)  # the inbound message of the turn
+    intent: str | None = None
+    outcome: str | None = None  # understood | fallback | handed_off | rate_limited | link | failed
+    handoff: bool = False  # a person has the conversation, or this turn handed it over
+    subject: str | None = None
+    received_at: datetime = Field(default_factory=utcnow)  # the inbound message stored
+    replied_at: datetime | None = None  # the turn's first reply accepted by the provider
+    demo: bool = False  # synthetic history written by the demo seeding
