@@ -23,7 +23,7 @@ from sqlalchemy import JSON, ColumnElement, Table, any_, bindparam, event, inser
 from sqlalchemy import text as sql_text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlmodel import Session, create_engine
 
@@ -459,4 +459,7 @@ def stored_secret(db: Database, name: str) -> bytes:
             session.add(row)
         return row.data
 
-    return db.transaction(get_or_create).encode()
+    try:
+        return db.transaction(get_or_create).encode()
+    except IntegrityError:  # another process made it first (web workers starting together): theirs
+        return db.transaction(get_or_create).encode()
