@@ -14,11 +14,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
-# The CPU build of torch first, from PyTorch's index: from PyPI, Linux x86_64 gets the CUDA build
-# and gigabytes of CUDA libraries. requirements.txt pins the same version, which this satisfies.
-RUN pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
+# requirements.txt takes torch's CPU build from PyTorch's CPU index (its --extra-index-url line):
+# from PyPI, Linux x86_64 would get the CUDA build and gigabytes of CUDA libraries.
 COPY requirements.txt .
-RUN pip install -r requirements.txt
+RUN pip install -r requirements.txt \
+    && python -c "import torch; assert torch.version.cuda is None, torch.__version__"
 
 COPY . .
 RUN useradd --create-home --uid 10001 shop \

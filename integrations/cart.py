@@ -9,7 +9,7 @@ from sqlalchemy import bindparam, func
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, select
 
-from bot.store.database import Database
+from bot.store.database import MISSING, Database
 from bot.store.models import Cart, CartItem, Product, Variant, utcnow
 
 
@@ -85,6 +85,8 @@ def cart_view(session: Session, cart: Cart | None) -> CartView:
 
 _CART, _ITEM = Cart.__table__, CartItem.__table__
 _VARIANT, _PRODUCT = Variant.__table__, Product.__table__
+# The name a turn reads the shopper's open cart ahead under (see `Engine`'s `read_ahead`).
+READ_AHEAD = "cart"
 # What `cart_view(open_cart(...))` reads, in one prepared statement: every "view cart" runs it.
 _OPEN_CART_LINES = (
     sa_select(
@@ -133,12 +135,17 @@ class StoreCarts:
 
         return await self._db.run(apply)
 
-    async def get(self, customer_id: str) -> CartView:
-        def read(session: Session) -> CartView:
-            rows = session.connection().execute(_OPEN_CART_LINES, {"customer": customer_id})
-            return CartView(tuple(CartLine(*row) for row in rows))
+    @staticmethod
+    def read_open(session: Session, customer_id: str) -> CartView:
+        """The open cart, read in the caller's transaction: a turn reads it ahead (READ_AHEAD)."""
+        rows = session.connection().execute(_OPEN_CART_LINES, {"customer": customer_id})
+        return CartView(tuple(CartLine(*row) for row in rows))
 
-        return await self._db.run(read)
+    async def get(self, customer_id: str) -> CartView:
+        found = self._db.ahead((READ_AHEAD, customer_id))
+        if found is not MISSING:
+            return found
+        return await self._db.run(lambda session: self.read_open(session, customer_id))
 
     async def add(self, customer_id: str, variant_sku: str, quantity: int = 1) -> CartView:
         """Add to the open cart.

@@ -38,6 +38,7 @@ from channels.web import WebChannel
 from dialogs.main_dialog import MainDialog
 from dialogs.shop import ShopServices
 from dialogs.shop_bot import ShopBot
+from integrations.cart import READ_AHEAD as CART_AHEAD
 from integrations.cart import StoreCarts
 from integrations.catalog import StoreCatalog
 from integrations.easypost_shipping import EasyPostShipping
@@ -310,6 +311,7 @@ class Services:
             lambda language: text_in(language, "turn_failed"),
             settings.disclosure(),
             self.metrics,
+            read_ahead={CART_AHEAD: StoreCarts.read_open},  # most journeys look at the cart
         )
 
     # --- running ------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
@@ -226,6 +226,7 @@ class Engine:
         sorry: Callable[[str], str] = lambda language: "Sorry, something went wrong on our side. Please try again.",
         disclosure: Callable[[str], str] | None = None,
         metrics: Metrics | None = None,
+        read_ahead: Mapping[str, Callable[[Session, str], Any]] | None = None,
     ) -> None:
         self.db = db
         self.metrics = metrics or Metrics()
@@ -243,6 +244,9 @@ class Engine:
         self._sorry = sorry  # the apology for a turn that could not finish, in a language
         # That the shopper is talking to a bot, in a language: said once, at first contact on a channel.
         self._disclosure = disclosure
+        # What the dialogs would each read in a transaction of their own (the open cart), read in
+        # the turn's read transaction instead: name -> reader(session, customer_id).
+        self._read_ahead = dict(read_ahead or {})
 
     async def receive(self, msg: InboundMessage) -> Received:
         """Store an inbound message and resolve its customer; a provider retry is recognised."""
@@ -457,49 +461,52 @@ class Engine:
         """The dialog turn, with the customer's lock held. `first` are replies that go before the
         turn's own (what a link said before the conversation carries on)."""
         first = first or []
-        text = normalise(received.text)
-        if received.channel in self._numbered and text.isascii() and text.isdecimal():
-            text = await self._numbered_choice(received, text)
-        intent = parse_command(text)
+        typed = normalise(received.text)
+        numbered = received.channel in self._numbered and typed.isascii() and typed.isdecimal()
+        intent: Intent | None = None
         handoff_opened = self.metrics.watch_turn()  # the dialogs may hand the shopper to a person
         held: list[str] = []  # why no turn ran: "rate_limited", or "handed_off" (a person has it)
         for attempt in range(MAX_TURN_ATTEMPTS):
-            context = TurnContext(self.adapter, self._activity(received, text))
+            context = TurnContext(self.adapter, self._activity(received, typed))
             keys = [state.get_storage_key(context) for state in self._states]
 
             def load(session: Session):
+                """Everything the turn reads, in one transaction (a flood or a person's
+                conversation commits its answer in it instead)."""
                 connection = session.connection()
                 status = connection.execute(_STATUS, {"message": received.message_id}).scalar_one()
+                # On channels that number the choices, "2" means the second option we last offered.
+                text = self._numbered_choice(session, received, typed) if numbered else typed
                 if status != "processed" and self._sender_limit is not None:
                     verdict = self._sender_limit.check(connection, received.customer_id, received.message_id)
                     if verdict is not None:  # a flood: stored, no turn, one notice
                         held[:] = ["rate_limited"]
-                        return status, None, None, self._hold_back(session, received, verdict, reply_status)
+                        return status, text, None, None, None, self._hold_back(session, received, verdict, reply_status)
                 if status != "processed" and self._handoff is not None:
                     # A person has the conversation (or this answers their rating question).
                     instead = self._handoff.intercept(session, received.customer_id, text)
                     if instead is not None:
                         held[:] = ["handed_off"]
-                        return (
-                            status,
+                        rows = self._commit(
+                            session,
+                            received,
+                            {},
+                            first + instead,
                             None,
-                            None,
-                            self._commit(
-                                session,
-                                received,
-                                {},
-                                first + instead,
-                                None,
-                                reply_status,
-                                intent=intent.name if intent else None,
-                                outcome="handed_off",
-                            ),
+                            reply_status,
+                            intent=intent.name if intent else None,
+                            outcome="handed_off",
                         )
+                        return status, text, None, None, None, rows
                 customer = connection.execute(_CUSTOMER_FACTS, {"customer": received.customer_id}).one()
-                return status, customer, self._storage.read_sync(session, keys, stored), None
+                docs = self._storage.read_sync(session, keys, stored)
+                ahead = {(name, customer.id): read(session, customer.id) for name, read in self._read_ahead.items()}
+                return status, text, customer, docs, ahead, None
 
             stored: dict[str, str] = {}
-            status, customer, docs, handed_off = await self.db.run(load)
+            status, text, customer, docs, ahead, handed_off = await self.db.run(load)
+            context.activity.text = text
+            intent = intent or parse_command(text)
             if handed_off is not None:
                 self._count(received, intent.name if intent else None, outcome=held[0] if held else None)
                 return handed_off
@@ -512,7 +519,7 @@ class Engine:
             context.turn_state[TURN_INFO_KEY] = TurnInfo(
                 customer.id, language, customer.shipping_address, intent, customer.display_name, returning
             )
-            with self._storage.turn(docs, keys, stored) as buffer:
+            with self._storage.turn(docs, keys, stored) as buffer, self.db.read_ahead(ahead):
                 await self.adapter.run_pipeline(context, self._turn)
             replies = context.turn_state.get(REPLIES_KEY, [])
             noted = context.turn_state.get(EVENTS_KEY, [])
@@ -576,9 +583,9 @@ class Engine:
             replies = [OutboundMessage(text=self._sender_limit.notice(language))]
         return self._commit(session, received, {}, replies, None, reply_status, outcome="rate_limited")
 
-    async def _numbered_choice(self, received: Received, text: str) -> str:
+    def _numbered_choice(self, session: Session, received: Received, text: str) -> str:
         """On channels that number the choices, "2" means the second option we last offered."""
-        options = await self.db.run(lambda s: self._offered(s, received))
+        options = self._offered(session, received)
         index = int(text) - 1
         return options[index].value if 0 <= index < len(options) else text
 

@@ -12,9 +12,10 @@ import queue
 import secrets
 import sqlite3
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Hashable, Iterator
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -22,7 +23,7 @@ from sqlalchemy import JSON, ColumnElement, Table, any_, bindparam, event, inser
 from sqlalchemy import text as sql_text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlmodel import Session, create_engine
 
@@ -31,6 +32,9 @@ from bot.store.models import StateRecord
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
+# What a turn read ahead in its read transaction, for the code it runs next (see `Database.read_ahead`).
+_AHEAD: ContextVar[dict[Hashable, Any] | None] = ContextVar("read_ahead", default=None)
+MISSING: Any = object()  # nothing read ahead under a key
 
 
 def connection_lost(exc: BaseException) -> bool:
@@ -327,6 +331,23 @@ class Database:
             session.commit()
             return result
 
+    @contextmanager
+    def read_ahead(self, values: dict[Hashable, Any]) -> Iterator[None]:
+        """Offer `values`, read in a transaction that has ended, to the code this task runs
+        inside the block (`ahead`), until that code runs a transaction of its own: it may change
+        what they were read from, so they are dropped then."""
+        token = _AHEAD.set(values)
+        try:
+            yield
+        finally:
+            _AHEAD.reset(token)
+
+    @staticmethod
+    def ahead(key: Hashable) -> Any:
+        """The value read ahead under `key`, given once; `MISSING` if there is none (any more)."""
+        values = _AHEAD.get()
+        return values.pop(key, MISSING) if values else MISSING
+
     async def run(self, fn: Callable[[Session], T], urgent: bool = False, deadline: float | None = None) -> T:
         """Run `fn` in one transaction on the database's worker threads.
 
@@ -334,6 +355,8 @@ class Database:
             StoreUnavailable: the store could not be reached, or did not answer within
                 `deadline` seconds (work not yet begun is then dropped).
         """
+        if ahead := _AHEAD.get():
+            ahead.clear()  # this transaction may change what was read ahead
         future = self._executor.submit(self.transaction, fn, priority=0 if urgent else 1)
         try:
             if deadline is None:
@@ -436,4 +459,7 @@ def stored_secret(db: Database, name: str) -> bytes:
             session.add(row)
         return row.data
 
-    return db.transaction(get_or_create).encode()
+    try:
+        return db.transaction(get_or_create).encode()
+    except IntegrityError:  # another process made it first (web workers starting together): theirs
+        return db.transaction(get_or_create).encode()
