@@ -406,7 +406,7 @@ async def test_whatsapp_checkout_pays_through_paypal(
     out = await wa.say("yes")
     [paypal_order] = fake_paypal.orders.values()
     [payer_action] = [link["href"] for link in paypal_order["links"] if link["rel"] == "payer-action"]
-    assert re.search(r"Order #\d+ is placed", out) and f"Pay now: {payer_action}" in out, out
+    assert re.search(r"Order #\d+ is placed", out) and "Pay now" in out and payer_action in out, out
     number = int(re.search(r"Order #(\d+)", out).group(1))
     fake_paypal.approve(paypal_order["id"])
     assert (await come_back(client, paypal_order["id"])).status == 200

@@ -385,7 +385,7 @@ async def test_a_whatsapp_shopper_is_told_on_whatsapp(phone_shop, fake_twilio, f
     assert "Arrives by" in out and "179 N HARBOR DR" in out, out
     out = await wa.say("yes")
     number = int(re.search(r"Order #(\d+) is placed", out).group(1))
-    await pay(phone_shop, re.search(r"https://shop\.example\.com(/pay/\S+)", out).group(1))
+    await pay(phone_shop, re.search(r"https://shop\.example\.com(/pay/[^\s)]+)", out).group(1))
     await wa.replies()
     resp = await ship(phone_shop, number, {"carrier": "USPS", "tracking_number": "9400111899223456789012"})
     assert resp.status == 200
@@ -415,7 +415,7 @@ async def test_outside_whatsapps_window_an_update_goes_as_the_utility_template(
     await wa.say("skip")
     out = await wa.say("yes")
     number = int(re.search(r"Order #(\d+) is placed", out).group(1))
-    await pay(client, re.search(r"https://shop\.example\.com(/pay/\S+)", out).group(1))
+    await pay(client, re.search(r"https://shop\.example\.com(/pay/[^\s)]+)", out).group(1))
     resp = await ship(client, number, {"carrier": "USPS", "tracking_number": "9400111899223456789013"})
     tracker = (await resp.json())["tracker"]
     await wa.replies()
