@@ -40,8 +40,8 @@ class Handled:
 
 async def easypost_webhook(request: web.Request) -> web.Response:
     """Verify `X-Hmac-Signature` on the raw body (403 and nothing stored when it fails; 400 for a
-    signed body that is not an event), then record and act on the event; 200 for anything verified, an unknown tracker included, so
-    EasyPost retries only what we could not store."""
+    signed body that is not an event), then record and act on the event; 200 for anything
+    verified, an unknown tracker included, so EasyPost retries only what we could not store."""
     services = request.app[SERVICES]
     shipping = services.shipping
     if not isinstance(shipping, EasyPostShipping):
