@@ -21,6 +21,7 @@ import aiohttp
 
 from bot.delivery.estimates import DeliveryEstimate, add_business_days
 from integrations.shipping import AddressCheck, ReturnLabel, ShippingUnavailable
+from integrations.webhook_auth import WebhookRefused
 
 log = logging.getLogger(__name__)
 
@@ -206,15 +207,16 @@ class EasyPostShipping:
         """The event of a webhook body signed with our webhook secret.
 
         Raises:
-            ValueError: a bad or missing signature, or a body that is not an event.
+            WebhookRefused: a bad or missing signature.
+            ValueError: a signed body that is not JSON or not an event.
         """
         expected = signature(payload, self._webhook_secret)
         if not hmac.compare_digest(expected.encode(), header.strip().encode("utf-8", "replace")):
-            raise ValueError("bad or missing X-Hmac-Signature")
+            raise WebhookRefused("bad or missing X-Hmac-Signature")
         try:
             event = json.loads(payload)
-        except ValueError as exc:
-            raise ValueError("not JSON") from exc
+        except ValueError as exc:  # UnicodeDecodeError too
+            raise ValueError("the body is not JSON") from exc
         if not (
             isinstance(event, dict)
             and isinstance(event.get("id"), str)

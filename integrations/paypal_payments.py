@@ -18,6 +18,7 @@ import aiohttp
 
 from integrations.orders import OrderView
 from integrations.payments import PaymentLink, PaymentUnavailable
+from integrations.webhook_auth import WebhookRefused
 
 log = logging.getLogger(__name__)
 
@@ -340,13 +341,26 @@ class PayPalPayments:
         as the request has them (names in any case).
 
         Raises:
-            ValueError: a header is missing, the body is not an event, or PayPal does not say SUCCESS.
+            WebhookRefused: a transmission header is missing, the body is not JSON (PayPal can
+                only be asked about a JSON event), or PayPal does not say SUCCESS.
+            ValueError: an event PayPal verified that is not one we can read.
             PaymentUnavailable: PayPal did not answer (it delivers the event again later).
         """
+        fields = {name: headers.get(header, "") for name, header in WEBHOOK_HEADERS.items()}
+        if not all(fields.values()):
+            raise WebhookRefused("a PAYPAL-* transmission header is missing")
         try:
             event = json.loads(raw)
         except (ValueError, UnicodeDecodeError) as exc:
-            raise ValueError("the body is not JSON") from exc
+            raise WebhookRefused("the body is not JSON, so PayPal cannot verify it") from exc
+        # The event goes back byte for byte: PayPal signed the body as sent, not a re-encoding.
+        request = json.dumps({**fields, "webhook_id": self.webhook_id})[:-1].encode()
+        request += b', "webhook_event": ' + raw + b"}"
+        status, answer = await self._call("POST", "/v1/notifications/verify-webhook-signature", request)
+        if status != 200:  # PayPal refused the question itself: nothing is verified
+            raise WebhookRefused(f"PayPal did not verify the event: HTTP {status} {_issue(answer)}".rstrip())
+        if answer.get("verification_status") != "SUCCESS":
+            raise WebhookRefused(f"PayPal's verification_status is {answer.get('verification_status')!r}")
         if not (
             isinstance(event, dict)
             and isinstance(event.get("id"), str)
@@ -354,17 +368,6 @@ class PayPalPayments:
             and isinstance(event.get("resource"), dict)
         ):
             raise ValueError("not a PayPal event")
-        fields = {name: headers.get(header, "") for name, header in WEBHOOK_HEADERS.items()}
-        if not all(fields.values()):
-            raise ValueError("a PAYPAL-* transmission header is missing")
-        # The event goes back byte for byte: PayPal signed the body as sent, not a re-encoding.
-        request = json.dumps({**fields, "webhook_id": self.webhook_id})[:-1].encode()
-        request += b', "webhook_event": ' + raw + b"}"
-        status, answer = await self._call("POST", "/v1/notifications/verify-webhook-signature", request)
-        if status != 200:  # PayPal refused the question itself: nothing is verified
-            raise ValueError(f"verify-webhook-signature: HTTP {status} {_issue(answer)}")
-        if answer.get("verification_status") != "SUCCESS":
-            raise ValueError(f"verification_status {answer.get('verification_status')!r}")
         return event
 
     async def close(self) -> None:

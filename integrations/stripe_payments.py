@@ -17,6 +17,7 @@ from bot.store.database import Database
 from bot.store.models import Customer
 from integrations.orders import OrderView, PaymentRisk
 from integrations.payments import PaymentLink, PaymentUnavailable
+from integrations.webhook_auth import WebhookRefused
 
 log = logging.getLogger(__name__)
 
@@ -253,18 +254,22 @@ class StripePayments:
             raise PaymentUnavailable(f"{type(exc).__name__}: {exc.http_status}") from exc
 
     def verified_event(self, payload: bytes, signature: str) -> dict[str, Any]:
-        """The event of a webhook body signed by Stripe within the last five minutes.
+        """The event of a webhook body signed by Stripe within the last five minutes. The
+        signature is checked first, so nothing about an unsigned body is looked at.
 
         Raises:
-            ValueError: a bad, missing or stale signature, or a body that is not an event.
+            WebhookRefused: a bad, missing or stale signature (Stripe signs UTF-8 text only).
+            ValueError: a signed body that is not JSON or not an event.
         """
         try:
-            stripe.Webhook.construct_event(
-                payload.decode("utf-8"), signature, self._webhook_secret, WEBHOOK_TOLERANCE_SECONDS
-            )
-            event = json.loads(payload)  # the same body, as plain JSON for the handler
-        except (stripe.SignatureVerificationError, ValueError, TypeError, AttributeError, KeyError) as exc:
-            raise ValueError(str(exc) or type(exc).__name__) from exc
+            text = payload.decode("utf-8")
+            stripe.WebhookSignature.verify_header(text, signature, self._webhook_secret, WEBHOOK_TOLERANCE_SECONDS)
+        except (stripe.SignatureVerificationError, UnicodeDecodeError) as exc:
+            raise WebhookRefused("bad, missing or stale Stripe-Signature") from exc
+        try:
+            event = json.loads(text)
+        except ValueError as exc:
+            raise ValueError("the body is not JSON") from exc
         data = event.get("data") if isinstance(event, dict) else None
         if not (
             isinstance(event, dict)

@@ -1,13 +1,18 @@
-"""The HTTP helpers every handler uses: JSON errors, reading a bounded JSON body, bearer tokens."""
+"""The HTTP helpers every handler uses: JSON errors, a provider webhook's refusal, reading a
+bounded JSON body, bearer tokens."""
 
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from aiohttp import web
 
 from bot.channel import load_json
+from integrations.webhook_auth import WebhookRefused
+
+log = logging.getLogger(__name__)
 
 BODY_BYTES = 64 * 1024  # an API or web chat body; webhooks have their own, larger bound
 RETRY_AFTER_SECONDS = "5"
@@ -32,6 +37,14 @@ def http_error(status: int, message: str, **headers: str) -> web.HTTPException:
     return _ERRORS[status](
         text=json.dumps({"error": message}), content_type="application/json", headers=headers or None
     )
+
+
+def refused(provider: str, exc: WebhookRefused) -> web.Response:
+    """403 for a provider's webhook that did not prove it is the provider's; the log line is all
+    that is left of it."""
+    reason = f"{exc}: {exc.__cause__}" if exc.__cause__ is not None else str(exc)
+    log.warning("webhook refused", extra={"provider": provider, "reason": reason[:200]})
+    return json_error(403, f"{provider} webhook refused: {exc}")
 
 
 def unavailable() -> web.Response:

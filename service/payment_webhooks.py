@@ -31,7 +31,8 @@ from integrations.orders import (
 )
 from integrations.payments import PaymentUnavailable
 from integrations.stripe_payments import StripePayments
-from service.http import json_error, read_body
+from integrations.webhook_auth import WebhookRefused
+from service.http import json_error, read_body, refused
 from service.keys import DB, OUTBOX, PAYMENTS, SERVICES
 from service.pay import PAGE, _language
 
@@ -71,18 +72,20 @@ class Context:
 
 
 async def stripe_webhook(request: web.Request) -> web.Response:
-    """Verify Stripe's signature on the raw body (400 and nothing stored when it fails, as
-    Stripe's docs answer), then record and act on the event; 200 for anything verified, so
-    Stripe retries only what we could not store."""
+    """Verify Stripe's signature on the raw body (403 and nothing stored when it fails; 400 for
+    a signed body that is not an event), then record and act on the event; 200 for anything
+    verified, so Stripe retries only what we could not store."""
     payments = request.app[PAYMENTS]
     if not isinstance(payments, StripePayments):
         raise web.HTTPNotFound(text="Stripe is not this shop's payment provider.")
     raw = await read_body(request, STRIPE_BODY_BYTES)
     try:
         event = payments.verified_event(raw, request.headers.get("Stripe-Signature", ""))
+    except WebhookRefused as exc:
+        return refused("Stripe", exc)
     except ValueError as exc:
-        log.warning("stripe webhook refused", extra={"reason": str(exc)[:200]})
-        return json_error(400, "invalid Stripe signature or payload")
+        log.warning("stripe webhook unreadable", extra={"reason": str(exc)[:200]})
+        return json_error(400, f"signed, but not a Stripe event: {exc}")
     services = request.app[SERVICES]
     risk = None
     intent = event["data"]["object"].get("payment_intent")

@@ -20,7 +20,8 @@ from bot.store.models import ORDER_NUMBER_OFFSET, MessageRecord, Order, Provider
 from integrations.orders import order_by_payment_ref, settle_cancelled
 from integrations.payments import PaymentUnavailable
 from integrations.paypal_payments import Capture, CaptureRefused, PayPalPayments, cents_of, dig
-from service.http import json_error, read_body
+from integrations.webhook_auth import WebhookRefused
+from service.http import json_error, read_body, refused
 from service.keys import DB, OUTBOX, PAYMENTS, SERVICES
 from service.pay import PAGE, _language, _not_payable_page
 from service.payment_webhooks import Context, Handled, _lock, record_event, settle_payment, tell_failed
@@ -127,17 +128,20 @@ async def _finish(app: web.Application, payments: PayPalPayments, handled: Handl
 
 
 async def paypal_webhook(request: web.Request) -> web.Response:
-    """Ask PayPal whether it sent this event (400 and nothing stored when it says no, 503 when it
-    does not answer, so it delivers again), then record and act on it; 200 for anything verified."""
+    """Ask PayPal whether it sent this event (403 and nothing stored when it says no or cannot be
+    asked, 503 when it does not answer, so it delivers again; 400 for a verified body that is not
+    an event), then record and act on it; 200 for anything verified."""
     payments = request.app[PAYMENTS]
     if not isinstance(payments, PayPalPayments):
         raise web.HTTPNotFound(text="PayPal is not this shop's payment provider.")
     raw = await read_body(request, PAYPAL_BODY_BYTES)
     try:
         event = await payments.verified(raw, request.headers)
+    except WebhookRefused as exc:
+        return refused("PayPal", exc)
     except ValueError as exc:
-        log.warning("paypal webhook refused", extra={"reason": str(exc)[:200]})
-        return json_error(400, "the event did not verify with PayPal")
+        log.warning("paypal webhook unreadable", extra={"reason": str(exc)[:200]})
+        return json_error(400, f"verified, but not a PayPal event: {exc}")
     except PaymentUnavailable as exc:
         log.warning("paypal webhook not verified: PayPal did not answer", extra={"reason": str(exc)[:200]})
         return json_error(503, "PayPal did not answer the verification; deliver again later")

@@ -18,7 +18,8 @@ from integrations.easypost_shipping import EasyPostShipping
 from integrations.payments import PaymentUnavailable
 from integrations.returns import Refund, return_of_tracker, return_scanned
 from integrations.shipments import order_of_tracker, track_update
-from service.http import json_error, read_body
+from integrations.webhook_auth import WebhookRefused
+from service.http import json_error, read_body, refused
 from service.keys import DB, OUTBOX, PAYMENTS, SERVICES, SETTINGS
 
 log = logging.getLogger(__name__)
@@ -38,9 +39,9 @@ class Handled:
 
 
 async def easypost_webhook(request: web.Request) -> web.Response:
-    """Verify `X-Hmac-Signature` on the raw body (400 and nothing stored when it fails), then
-    record and act on the event; 200 for anything verified, an unknown tracker included, so
-    EasyPost retries only what we could not store."""
+    """Verify `X-Hmac-Signature` on the raw body (403 and nothing stored when it fails; 400 for a
+    signed body that is not an event), then record and act on the event; 200 for anything
+    verified, an unknown tracker included, so EasyPost retries only what we could not store."""
     services = request.app[SERVICES]
     shipping = services.shipping
     if not isinstance(shipping, EasyPostShipping):
@@ -48,9 +49,11 @@ async def easypost_webhook(request: web.Request) -> web.Response:
     raw = await read_body(request, EASYPOST_BODY_BYTES)
     try:
         event = shipping.verified_event(raw, request.headers.get("X-Hmac-Signature", ""))
+    except WebhookRefused as exc:
+        return refused("EasyPost", exc)
     except ValueError as exc:
-        log.warning("easypost webhook refused", extra={"reason": str(exc)[:200]})
-        return json_error(400, "invalid EasyPost signature or payload")
+        log.warning("easypost webhook unreadable", extra={"reason": str(exc)[:200]})
+        return json_error(400, f"signed, but not an EasyPost event: {exc}")
     settings = request.app[SETTINGS]
     try:
         handled = await request.app[DB].run(

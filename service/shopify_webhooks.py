@@ -23,7 +23,8 @@ from integrations.shopify.catalog import CatalogSync
 from integrations.shopify.mapping import MappingError, from_webhook, gid, parse_time
 from integrations.shopify.mirror import PLATFORM, SyncSummary, apply_level, apply_product, delete_product
 from integrations.shopify.orders import ShopifyOrderEvents
-from service.http import json_error, read_body
+from integrations.webhook_auth import WebhookRefused
+from service.http import json_error, read_body, refused
 from service.keys import DB, OUTBOX, SERVICES, SETTINGS
 
 log = logging.getLogger(__name__)
@@ -50,8 +51,12 @@ def signature(secret: str, raw: bytes) -> str:
     return base64.b64encode(hmac.new(secret.encode(), raw, hashlib.sha256).digest()).decode()
 
 
-def verified(secret: str, raw: bytes, header: str) -> bool:
-    return hmac.compare_digest(signature(secret, raw).encode(), header.strip().encode("utf-8", "replace"))
+def verify(secret: str, raw: bytes, header: str) -> None:
+    """Raises:
+    WebhookRefused: `header` is not the raw body's signature (compared in constant time).
+    """
+    if not hmac.compare_digest(signature(secret, raw).encode(), header.strip().encode("utf-8", "replace")):
+        raise WebhookRefused("bad or missing X-Shopify-Hmac-Sha256")
 
 
 @dataclass(frozen=True)
@@ -131,17 +136,18 @@ def events_of(app: web.Application) -> ShopifyEvents:
 
 
 async def shopify_webhook(request: web.Request) -> web.Response:
-    """401 and nothing stored for a bad signature; 400 for a body or headers we cannot read;
-    200 once the delivery is recorded (a duplicate too), so Shopify retries only what we could
+    """403 and nothing stored for a bad or missing signature; 400 for a signed body or headers we
+    cannot read; 200 once the delivery is recorded (a duplicate too), so Shopify retries only what we could
     not store."""
     settings = request.app[SETTINGS]
     if settings.commerce_backend != "shopify" or settings.shopify_webhook_secret is None:
         raise web.HTTPNotFound(text="Shopify is not this shop's commerce platform.")
     raw = await read_body(request, SHOPIFY_BODY_BYTES)
     secret = settings.shopify_webhook_secret.get_secret_value()
-    if not verified(secret, raw, request.headers.get("X-Shopify-Hmac-Sha256", "")):
-        log.warning("shopify webhook refused: bad signature", extra={"topic": request.headers.get("X-Shopify-Topic")})
-        return json_error(401, "invalid X-Shopify-Hmac-Sha256")
+    try:
+        verify(secret, raw, request.headers.get("X-Shopify-Hmac-Sha256", ""))
+    except WebhookRefused as exc:
+        return refused("Shopify", exc)
     webhook_id = request.headers.get("X-Shopify-Webhook-Id", "").strip()
     topic = request.headers.get("X-Shopify-Topic", "").strip()
     if not webhook_id or len(webhook_id) > 200 or not topic:

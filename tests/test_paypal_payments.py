@@ -241,10 +241,15 @@ async def test_forged_altered_and_unsigned_events_are_refused_and_change_nothing
         await post_event(paypal_client, fake_paypal, altered, genuine),
         await post_event(paypal_client, fake_paypal, body, missing),
         await post_event(paypal_client, fake_paypal, b"{not json", genuine),
-        await post_event(paypal_client, fake_paypal, b'{"id": "WH-1"}'),
     ]
-    assert [a.status for a in answers] == [400] * 6
+    assert [a.status for a in answers] == [403] * 5
+    assert "PayPal webhook refused" in (await answers[0].json())["error"]
+    assert "header is missing" in (await answers[3].json())["error"]
     assert len(fake_paypal.posted(VERIFY)) == 3  # the others never verify: nothing to ask about
+    # PayPal verifies it, but it is no event we can read: 400.
+    not_an_event = await post_event(paypal_client, fake_paypal, b'{"id": "WH-1"}')
+    assert not_an_event.status == 400 and "not a PayPal event" in (await not_an_event.json())["error"]
+    assert len(fake_paypal.posted(VERIFY)) == 4
     assert (await order_of(paypal_client, number)).status == "pending_payment"
     assert await count(paypal_client, ProviderEvent) == 0
     assert await count(paypal_client, MessageRecord, MessageRecord.idempotency_key == f"paid:{number}") == 0

@@ -169,14 +169,16 @@ async def test_throttled_queries_back_off_by_the_cost_and_then_succeed(shopify_s
     assert fake_shopify.operations()[:3] == ["CatalogProducts"] * 3
 
 
-async def test_a_forged_webhook_gets_401_and_leaves_nothing(shop):
+async def test_a_forged_webhook_gets_403_and_leaves_nothing(shop):
     payload = level(100, 1, 9, later(5))  # HRJ-S-NAVY's item
     answer = await deliver(shop, "inventory_levels/update", payload, secret="guessed")
-    assert answer.status == 401
+    assert answer.status == 403 and "Shopify webhook refused" in (await answer.json())["error"]
     unsigned = await shop.post(
         "/webhooks/shopify", data=b"{}", headers={"X-Shopify-Topic": "products/update", "X-Shopify-Webhook-Id": "x"}
     )
-    assert unsigned.status == 401
+    assert unsigned.status == 403
+    unsigned_junk = await shop.post("/webhooks/shopify", data=b"not json")
+    assert unsigned_junk.status == 403
     assert await count(shop, ProviderEvent) == 0
     assert await stock(shop, "HRJ-S-NAVY") == 3
 
@@ -190,6 +192,10 @@ async def test_bad_webhook_bodies_get_400_and_change_nothing(shop):
     assert (await shop.post("/webhooks/shopify", data=body, headers=headers)).status == 400
     missing = await deliver(shop, "inventory_levels/update", {"inventory_item_id": 100, "location_id": 1})
     assert missing.status == 400
+    body, headers = webhook("inventory_levels/update", level(100, 1, 9, later(5)))
+    del headers["X-Shopify-Webhook-Id"]  # signed, but with no delivery id to record it by
+    no_id = await shop.post("/webhooks/shopify", data=body, headers=headers)
+    assert no_id.status == 400 and "X-Shopify-Webhook-Id" in (await no_id.json())["error"]
     assert await count(shop, ProviderEvent) == 0
 
 

@@ -115,8 +115,15 @@ async def test_forged_and_replayed_events_are_refused_and_change_nothing(stripe_
     unsigned = await post_event(stripe_client, body, "")
     altered = body.replace(b'"amount_total": 7900', b'"amount_total": 1')
     tampered = await post_event(stripe_client, altered, stripe_signature(body))
+    unsigned_junk = await post_event(stripe_client, b"{not json", "")
+    assert [r.status for r in (forged, replayed, unsigned, tampered, unsigned_junk)] == [403] * 5
+    assert "Stripe webhook refused" in (await forged.json())["error"]
+    # Signed by Stripe, but no event we can read: 400.
     not_json = await post_event(stripe_client, b"{not json")
-    assert [r.status for r in (forged, replayed, unsigned, tampered, not_json)] == [400] * 5
+    not_an_event = await post_event(stripe_client, b'{"id": "evt_1", "type": "checkout.session.completed"}')
+    assert [r.status for r in (not_json, not_an_event)] == [400] * 2
+    assert "not JSON" in (await not_json.json())["error"]
+    assert "not a Stripe event" in (await not_an_event.json())["error"]
     assert (await order_of(stripe_client, number)).status == "pending_payment"
     assert await count(stripe_client, ProviderEvent) == 0
     assert await count(stripe_client, MessageRecord, MessageRecord.idempotency_key == f"paid:{number}") == 0

@@ -357,13 +357,17 @@ async def test_a_delivery_problem_is_told_once_and_a_later_scan_carries_on(shop,
 
 async def test_forged_unsigned_and_unknown_tracker_events(shop, fake_easypost):
     body = event_body("tracker.updated", {"id": "trk_nobody", "tracking_code": "9400NOBODY", "status": "delivered"})
-    assert (await hook(shop, body, sig="")).status == 400
-    assert (await hook(shop, body, sig=easypost_signature(body, "another-secret"))).status == 400
-    assert (await hook(shop, body, sig=easypost_signature(body).upper())).status == 400
-    assert (await hook(shop, body + b" ", sig=easypost_signature(body))).status == 400
-    assert (await hook(shop, b"not json", sig=easypost_signature(b"not json"))).status == 400
+    assert (await hook(shop, body, sig="")).status == 403
+    assert (await hook(shop, body, sig=easypost_signature(body, "another-secret"))).status == 403
+    assert (await hook(shop, body, sig=easypost_signature(body).upper())).status == 403
+    resp = await hook(shop, body + b" ", sig=easypost_signature(body))
+    assert resp.status == 403 and "EasyPost webhook refused" in (await resp.json())["error"]
+    assert (await hook(shop, b"not json", sig="")).status == 403
+    # Signed with our secret, but no event we can read: 400.
+    resp = await hook(shop, b"not json", sig=easypost_signature(b"not json"))
+    assert resp.status == 400 and "not JSON" in (await resp.json())["error"]
     resp = await hook(shop, b"{}")
-    assert resp.status == 400 and "error" in await resp.json()
+    assert resp.status == 400 and "not an EasyPost event" in (await resp.json())["error"]
     assert await events(shop) == 0
     # A signed update for a tracker that is none of ours: recorded, ignored, 200.
     resp = await hook(shop, body)
