@@ -327,6 +327,7 @@ class ContactCheck(SQLModel, table=True):
     """A one-time code sent to an e-mail address or phone number the shopper typed: proving it
     theirs before anything of the platform's customer with that contact is shown."""
 
+    __tablename__ = "contact_check"
     id: int | None = Field(default=None, primary_key=True)
     customer_id: str = Field(foreign_key="customer.id", index=True)
     contact: str  # the e-mail address (lower case) or the phone number (E.164)
