@@ -228,6 +228,7 @@ TEXTS: dict[str, dict[str, str]] = {
     "search.results": {EN: "Here are some {what}{size}:", ZH: "為您找到這些{what}{size}："},
     "search.goes_with": {EN: "These go well with the {name}:", ZH: "這些和{name}很搭："},
     "search.picks": {EN: "Our picks for you:", ZH: "為您精選："},
+    "search.after_purchase": {EN: "Picked for you, going by your past orders:", ZH: "依您過去的訂單為您挑選："},
     # --- adding to the cart
     "add.which_product": {
         EN: "Which product would you like? Try “show me running shoes”.",

@@ -21,7 +21,7 @@ from bot.delivery.outbox import queue_to_customer
 from bot.i18n import language_of, text_in
 from bot.messages import OutboundMessage
 from bot.store.database import Database
-from bot.store.models import ChannelIdentity, Customer, Order
+from bot.store.models import ChannelIdentity, CommerceProduct, Customer, Order
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,7 @@ class WebsiteOrder:
     carrier: str | None = None
     tracking_number: str | None = None
     tracking_url: str | None = None
+    products: tuple[str, ...] = ()  # the platform's ids of the products bought
 
 
 class PlatformCustomers(Protocol):
@@ -205,3 +206,25 @@ class ShopperCustomers:
         except PlatformUnavailable:
             return None  # checkout goes on: the shopper types the address
         return await self._db.run(lambda s: getattr(s.get(Customer, customer_id), "shipping_address", None))
+
+    async def purchased(self, customer_id: str) -> list[str]:
+        """Our skus of the products a matched shopper bought on the website, newest first; none
+        for a shopper not matched, or while the platform does not answer."""
+        try:
+            orders = await self.website_orders(customer_id)
+        except PlatformUnavailable:
+            return []
+        ids = list(dict.fromkeys(product for order in orders or [] for product in order.products))
+        if not ids:
+            return []
+
+        def ours(session: Session) -> list[str]:
+            rows = session.exec(
+                select(CommerceProduct.external_id, CommerceProduct.product_sku).where(
+                    col(CommerceProduct.external_id).in_(ids)
+                )
+            ).all()
+            sku = dict(rows)
+            return [sku[i] for i in ids if i in sku]
+
+        return await self._db.run(ours)

@@ -16,7 +16,16 @@ from bot.conversation import verification
 from bot.store.models import ContactCheck, Customer
 from service.app import DB, create_app
 from tests.fakes.phone import TwilioShopper
-from tests.fakes.shopify import TOKEN, VERSION, WEBHOOK_SECRET, FakeShopify, customer, later, website_order
+from tests.fakes.shopify import (
+    TOKEN,
+    VERSION,
+    WEBHOOK_SECRET,
+    FakeShopify,
+    customer,
+    later,
+    product,
+    website_order,
+)
 from tests.fakes.smtp import FakeSmtp
 from tests.fakes.web_shopper import WebShopper
 from tests.proactive.test_campaigns import changed
@@ -42,7 +51,7 @@ def orders() -> list[dict]:
         website_order(
             1001,
             later(-3 * 24 * 60),
-            [("Cozy Wool Socks", 2)],
+            [("Cozy Wool Socks", 2, 3)],
             fulfillment="FULFILLED",
             delivered=True,
             tracking=("USPS", "9400100000000000000001", None),
@@ -50,7 +59,7 @@ def orders() -> list[dict]:
         website_order(
             1002,
             later(-24 * 60),
-            [("Harbor Rain Jacket", 1)],
+            [("Harbor Rain Jacket", 1, 1)],
             fulfillment="FULFILLED",
             tracking=("UPS", "1Z999AA10123456784", "https://www.ups.com/track?tracknum=1Z999AA10123456784"),
         ),
@@ -60,6 +69,9 @@ def orders() -> list[dict]:
 @pytest.fixture
 async def fake_shopify():
     fake = await FakeShopify().start()
+    fake.products.append(
+        product(6, "alpine-fleece-vest", "Alpine Fleece Vest", "Jacket", [("AFV-M-GRN", "M", "green", {1: 2})])
+    )
     fake.customers = [
         customer(501, EMAIL, PHONE, ADDRESS, orders()),
         customer(502, "other@example.com", "+15559990000", None, [website_order(2001, later(0), [("Linen Shirt", 1)])]),
@@ -246,3 +258,17 @@ async def test_an_unknown_whatsapp_number_is_offered_verification(phone_shop, fa
     assert code, texted
     out = await wa.say(code.group(1))
     assert "#2001" in out and "#1002" not in out, out
+
+
+async def test_recommendations_favour_the_kind_bought_last_and_leave_out_what_was_bought(
+    phone_shop, fake_twilio, fake_shopify
+):
+    wa = TwilioShopper(phone_shop, fake_twilio, "whatsapp", PHONE)
+    out = await wa.say("any recommendations for me?")
+    assert "going by your past orders" in out, out
+    assert "Alpine Fleece Vest" in out, out  # a jacket, as the newest order's
+    assert "Harbor Rain Jacket" not in out and "Cozy Wool Socks" not in out, out  # bought already
+    # A shopper not matched gets the shop's usual picks.
+    other = TwilioShopper(phone_shop, fake_twilio, "whatsapp", "+15550003333")
+    out = await other.say("any recommendations for me?")
+    assert "Our picks for you" in out and "past orders" not in out, out

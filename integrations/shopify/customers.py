@@ -35,7 +35,7 @@ query CustomerOrders($id: ID!, $first: Int!) {
         cancelledAt
         displayFinancialStatus
         displayFulfillmentStatus
-        lineItems(first: 10) { nodes { name quantity } }
+        lineItems(first: 10) { nodes { name quantity product { id } } }
         fulfillments(first: 5) {
           status
           displayStatus
@@ -103,6 +103,11 @@ def website_order(node: dict[str, Any]) -> WebsiteOrder:
         for line in ((node.get("lineItems") or {}).get("nodes") or [])
         if isinstance(line, dict)
     ]
+    products = tuple(
+        str(line["product"]["id"])
+        for line in ((node.get("lineItems") or {}).get("nodes") or [])
+        if isinstance(line, dict) and isinstance(line.get("product"), dict) and line["product"].get("id")
+    )
     return WebsiteOrder(
         id=str(node["id"]),
         name=str(node["name"]),
@@ -112,6 +117,7 @@ def website_order(node: dict[str, Any]) -> WebsiteOrder:
         carrier=(str(tracking.get("company") or "").strip() or None) if tracking else None,
         tracking_number=str(tracking["number"]) if tracking else None,
         tracking_url=url if isinstance(url, str) and url.startswith("https://") else None,
+        products=products,
     )
 
 

@@ -366,7 +366,7 @@ def customer(
 def website_order(
     number: int,
     created: datetime,
-    items: list[tuple[str, int]],
+    items: list[tuple],  # (name, quantity) or (name, quantity, product number)
     financial: str = "PAID",
     fulfillment: str = "UNFULFILLED",
     tracking: tuple[str, str, str | None] | None = None,  # (company, number, url)
@@ -391,6 +391,16 @@ def website_order(
         "cancelledAt": iso(created + timedelta(hours=1)) if cancelled else None,
         "displayFinancialStatus": financial,
         "displayFulfillmentStatus": fulfillment,
-        "lineItems": {"nodes": [{"name": name, "quantity": quantity} for name, quantity in items]},
+        "lineItems": {
+            "nodes": [
+                {
+                    "name": name,
+                    "quantity": quantity,
+                    "product": {"id": f"gid://shopify/Product/{product}"} if product else None,
+                }
+                for name, quantity, *rest in items
+                for product in [rest[0] if rest else None]
+            ]
+        },
         "fulfillments": fulfillments,
     }
