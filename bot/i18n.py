@@ -228,6 +228,7 @@ TEXTS: dict[str, dict[str, str]] = {
     "search.results": {EN: "Here are some {what}{size}:", ZH: "為您找到這些{what}{size}："},
     "search.goes_with": {EN: "These go well with the {name}:", ZH: "這些和{name}很搭："},
     "search.picks": {EN: "Our picks for you:", ZH: "為您精選："},
+    "search.after_purchase": {EN: "Picked for you, going by your past orders:", ZH: "依您過去的訂單為您挑選："},
     # --- adding to the cart
     "add.which_product": {
         EN: "Which product would you like? Try “show me running shoes”.",
@@ -739,6 +740,53 @@ TEXTS: dict[str, dict[str, str]] = {
         "We're looking into it and will be in touch; you can also reply here.",
         ZH: "{carrier} 回報訂單 #{number} 配送時發生問題（追蹤編號 {tracking}）。"
         "我們正在處理，會再與您聯絡；您也可以直接在這裡回覆。",
+    },
+    "customers.offer": {
+        EN: "To see orders from the website, tell me the e-mail or phone you used.",
+        ZH: "若要查看在網站下的訂單，請告訴我您當時使用的電子郵件或電話。",
+    },
+    "customers.skipped": {EN: "Alright. Anything else I can help with?", ZH: "好的。還有什麼可以幫您的嗎？"},
+    "customers.code_sent": {
+        EN: "I've sent a 6-digit code to {contact}. Please type it here; it expires in {minutes} minutes.",
+        ZH: "我已將 6 位數驗證碼傳送到 {contact}。請在這裡輸入，驗證碼 {minutes} 分鐘後失效。",
+    },
+    "customers.no_way": {
+        EN: "I can't send a code to that right now. Please tell me the other one you used (e-mail or phone).",
+        ZH: "目前無法傳送驗證碼到這個聯絡方式。請改用您使用過的另一個（電子郵件或電話）。",
+    },
+    "customers.too_many": {
+        EN: "Several codes were sent already. Please try again in an hour.",
+        ZH: "已經傳送了多組驗證碼。請一小時後再試。",
+    },
+    "customers.code_wrong": {
+        EN: "That code isn't right. Please try again ({tries} tries left).",
+        ZH: "驗證碼不正確。請再試一次（還剩 {tries} 次）。",
+    },
+    "customers.code_blocked": {
+        EN: 'That was too many wrong codes, so I can\'t show those orders. Ask "where is my order?" to get a new code.',
+        ZH: "錯誤次數過多，無法顯示這些訂單。請問「我的訂單在哪？」以取得新的驗證碼。",
+    },
+    "customers.code_expired": {
+        EN: 'That code has expired. Ask "where is my order?" to get a new one.',
+        ZH: "驗證碼已失效。請問「我的訂單在哪？」以取得新的驗證碼。",
+    },
+    "customers.none_found": {
+        EN: "Thanks, that's confirmed. I find no orders from the website for it.",
+        ZH: "謝謝，已確認。但找不到這個聯絡方式在網站上的訂單。",
+    },
+    "customers.website_orders": {EN: "Your orders from the website:", ZH: "您在網站上的訂單："},
+    "customers.order": {
+        EN: "Order {name} ({date}) {status}. Items: {items}.",
+        ZH: "訂單 {name}（{date}）{status}。商品：{items}。",
+    },
+    "customers.unavailable": {
+        EN: "I can't reach the website's orders right now. Please try again in a few minutes.",
+        ZH: "目前無法讀取網站上的訂單。請幾分鐘後再試。",
+    },
+    "customers.code_subject": {EN: "Your verification code", ZH: "您的驗證碼"},
+    "customers.code_message": {
+        EN: "Your verification code is {code}. It expires in {minutes} minutes. If you didn't ask for it, ignore this message.",
+        ZH: "您的驗證碼是 {code}，{minutes} 分鐘後失效。若您沒有要求驗證碼，請忽略此訊息。",
     },
 }
 TEXTS.update({f"menu.{intent}": labels for intent, labels in MENU_LABELS.items()})

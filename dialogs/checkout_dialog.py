@@ -124,6 +124,8 @@ class CheckoutDialog(ComponentDialog):
         if "address" in step.values:
             return await step.next(True)
         saved = turn_info(step.context).shipping_address
+        if not saved and self.shop.customers is not None:  # a returning customer of the shop's website
+            saved = await self.shop.customers.saved_address(step.context.activity.from_property.id)
         if saved and "address_problem" not in step.values:
             step.values["saved"] = saved
             return await step.prompt(

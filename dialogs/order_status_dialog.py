@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 
 from botbuilder.core import TurnContext
@@ -11,7 +12,11 @@ from botbuilder.dialogs.prompts import PromptOptions
 from bot.i18n import TEXTS
 from bot.messages import link, reply
 from dialogs.shop import ShopServices, choice_prompt, delivery_date, is_zh, money, prompt_choices, text
+from dialogs.website_orders_dialog import VerifyContactDialog, website_orders_reply
+from integrations.customers import PlatformUnavailable
 from integrations.orders import OrderView
+
+log = logging.getLogger(__name__)
 
 STATUSES = ("pending_payment", "payment_review", "paid", "shipped", "delivered", "cancelled")
 ON_THE_WAY = ("pending_payment", "paid", "shipped")
@@ -120,10 +125,40 @@ class OrderStatusDialog(ComponentDialog):
         super().__init__(OrderStatusDialog.__name__)
         self.shop = shop
         self.add_dialog(choice_prompt("choice"))
+        self.add_dialog(VerifyContactDialog(shop))
         self.add_dialog(WaterfallDialog("steps", [self.pick_step, self.show_step]))
         self.initial_dialog_id = "steps"
 
     async def pick_step(self, step: WaterfallStepContext) -> DialogTurnResult:
+        if self.shop.customers is not None and not (step.options or {}).get("order_number"):
+            website = await self._website(step)
+            if website is not None:
+                return website
+        return await self._pick_chat_order(step)
+
+    async def _website(self, step: WaterfallStepContext) -> DialogTurnResult | None:
+        """The website's orders of a matched shopper, before those placed in chat; for one not
+        matched with no chat order, the offer to prove the e-mail or phone used there. None: go
+        on with the chat's orders alone."""
+        assert self.shop.customers is not None
+        customer_id = step.context.activity.from_property.id
+        try:
+            website = await self.shop.customers.website_orders(customer_id)
+        except PlatformUnavailable as exc:
+            log.warning("website orders unavailable", extra={"reason": str(exc)})
+            await step.context.send_activity(reply(text(step.context, "customers.unavailable")))
+            return None
+        chat_orders = await self.shop.orders.recent(customer_id, limit=1)
+        if website is None and not chat_orders:
+            step.values["verifying"] = True
+            return await step.begin_dialog(VerifyContactDialog.__name__)
+        if website:
+            await step.context.send_activity(website_orders_reply(website, step.context))
+            if not chat_orders:
+                return await step.end_dialog()
+        return None
+
+    async def _pick_chat_order(self, step: WaterfallStepContext) -> DialogTurnResult:
         step.values["arrival"] = asks_arrival((step.options or {}).get("text", ""))
         if step.values["arrival"]:
             # "When will it arrive?" is about an order still on its way, if there is one.
@@ -133,6 +168,8 @@ class OrderStatusDialog(ComponentDialog):
         return await pick_order(step, self.shop, lambda o: True, "check")
 
     async def show_step(self, step: WaterfallStepContext) -> DialogTurnResult:
+        if step.values.get("verifying"):  # the website's orders were the answer
+            return await step.end_dialog()
         order = await chosen_order(step, self.shop)
         if order is not None and order.status == "pending_payment" and not order.payment_url:
             # Placed while the payment provider was down: ask it for the link again.

@@ -85,6 +85,10 @@ class SearchDialog(ComponentDialog):
                     )
                 )
                 return await step.end_dialog()
+        if not anchor and not o.get("category") and self.shop.customers is not None:
+            shown = await self._for_returning_customer(step)
+            if shown:
+                return await step.end_dialog()
         picks = await self.shop.catalog.search(
             o.get("text", "") if not o.get("category") else "", category=o.get("category"), limit=4
         )
@@ -94,3 +98,21 @@ class SearchDialog(ComponentDialog):
             reply(text(step.context, "search.picks"), cards=[self.shop.card(step.context, p) for p in picks])
         )
         return await step.end_dialog()
+
+    async def _for_returning_customer(self, step: WaterfallStepContext) -> bool:
+        """Picks for a shopper matched to the website's customer: more of the kind they bought
+        last, leaving out what they already bought. True if any were shown."""
+        assert self.shop.customers is not None
+        bought = await self.shop.customers.purchased(step.context.activity.from_property.id)
+        last = await self.shop.catalog.product(bought[0]) if bought else None
+        if last is None:
+            return False
+        found = await self.shop.catalog.search("", category=last.category, limit=4 + len(bought))
+        picks = [p for p in found if p.in_stock and p.sku not in bought][:4]
+        if not picks:
+            return False
+        await self.shop.remember_shown(step.context, picks, "check_stock")
+        await step.context.send_activity(
+            reply(text(step.context, "search.after_purchase"), cards=[self.shop.card(step.context, p) for p in picks])
+        )
+        return True

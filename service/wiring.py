@@ -41,6 +41,7 @@ from dialogs.shop_bot import ShopBot
 from integrations.cart import READ_AHEAD as CART_AHEAD
 from integrations.cart import StoreCarts
 from integrations.catalog import StoreCatalog
+from integrations.customers import ShopperCustomers
 from integrations.easypost_shipping import EasyPostShipping
 from integrations.faq import StoreFaq
 from integrations.orders import StoreOrders, checkout_rules
@@ -51,6 +52,7 @@ from integrations.shipping import Shipping, StoreShipping
 from integrations.shopify.catalog import CatalogSync, ShopifyCatalog
 from integrations.shopify.checkout import ShopifyPayments
 from integrations.shopify.client import ShopifyClient
+from integrations.shopify.customers import ShopifyCustomers
 from integrations.stripe_payments import StripePayments
 
 log = logging.getLogger(__name__)
@@ -160,6 +162,25 @@ class Services:
 
         return CatalogSync(
             self.db, ShopifyCatalog(self.shopify), self.policy, reminder_settings(self.settings), wake_outbox
+        )
+
+    @cached_property
+    def customers(self) -> ShopperCustomers | None:
+        """With COMMERCE_BACKEND=shopify, Shopify's customers: a shopper matched by a verified
+        phone or e-mail sees the website's orders too. Codes go by e-mail (SMTP_URL) or by SMS."""
+        if self.settings.commerce_backend != "shopify":
+            return None
+
+        def wake_outbox() -> None:
+            if "outbox" in self.__dict__:
+                self.outbox.notify()
+
+        return ShopperCustomers(
+            self.db,
+            ShopifyCustomers(self.shopify),
+            "sms" if "sms" in self.channels else None,
+            MAIL_LANE in self.senders,
+            wake_outbox,
         )
 
     @cached_property
@@ -290,6 +311,7 @@ class Services:
             media_base=settings.base_url,
             currency=settings.currency,
             handoff=self.handoffs,
+            customers=self.customers,
         )
         bot = ShopBot(conversation_state, MainDialog(shop))
         states: list[BotState] = [conversation_state]

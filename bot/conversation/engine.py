@@ -28,7 +28,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from bot.channel import profile
-from bot.conversation import identity, linking
+from bot.conversation import identity, linking, verification
 from bot.conversation.sender_limit import SenderLimit, Verdict
 from bot.conversation.turn import EVENTS_KEY, FELL_BACK, RESUME, TURN_INFO_KEY, TurnInfo, command, parse_command
 from bot.messages import Choice, InboundMessage, OutboundMessage, numbered_options, to_outbound
@@ -337,6 +337,10 @@ class Engine:
     ) -> list[MessageRecord]:
         # A stored message whose turn failed runs again when the provider retries it.
         attempt = linking.find_token(received.text, {"ref": received.ref} if received.ref else None)
+        if attempt is not None and attempt[0] == "code":
+            # Six digits are the contact code this shopper was sent, when one waits: the dialog's.
+            if await self.db.run(lambda s: verification.waiting(s, received.customer_id)):
+                attempt = None
         if attempt is not None:
             rows = await self._locks(received.customer_id, lambda: self._link(received, *attempt, reply_status))
             self._count(received, "link")

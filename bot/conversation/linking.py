@@ -27,6 +27,7 @@ from bot.store.models import (
     Cart,
     CartItem,
     ChannelIdentity,
+    ContactCheck,
     Customer,
     HandoffEvent,
     HandoffTicket,
@@ -458,6 +459,7 @@ def merge(
         (WaitlistEntry, "waitlist"),
         (LinkToken, "link_tokens"),
         (AnalyticsEvent, "analytics_events"),  # one shopper's conversations, for the dashboard
+        (ContactCheck, "contact_checks"),
     ):
         summary[key] = session.exec(
             update(model).where(col(model.customer_id) == drop_id).values(customer_id=keep_id)
@@ -480,6 +482,7 @@ def merge(
         "timezone",
         "preferred_channel",
         "stripe_customer_id",
+        "commerce_customer_id",
     ):
         if getattr(keep, name) is None and getattr(drop, name) is not None:
             setattr(keep, name, getattr(drop, name))
@@ -587,6 +590,7 @@ def forget(session: Session, customer_id: str) -> dict[str, int]:
         (MessageRecord, "messages"),
         (WaitlistEntry, "waitlist"),
         (LinkToken, "link_tokens"),
+        (ContactCheck, "contact_checks"),
     ):
         counts[key] = session.exec(delete(model).where(col(model.customer_id) == customer_id)).rowcount
     # Links that arrived in this shopper's chats belong to someone else; only the chat's address goes.
@@ -623,6 +627,7 @@ def forget(session: Session, customer_id: str) -> dict[str, int]:
         "preferred_channel",
         "last_channel",
         "stripe_customer_id",  # the shop's link to their Stripe Customer (Stripe keeps its own records)
+        "commerce_customer_id",  # and to the commerce platform's customer
     ):
         setattr(customer, name, None)
     customer.marketing_consent = False

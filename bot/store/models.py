@@ -48,6 +48,8 @@ class Customer(SQLModel, table=True):
     last_active_at: datetime = Field(default_factory=utcnow)
     # Added by a later revision, so last (a migration adds columns at the end).
     stripe_customer_id: str | None = None  # their Stripe Customer (saved cards live at Stripe, never here)
+    # The commerce platform's customer (Shopify GID), matched by a verified phone or e-mail.
+    commerce_customer_id: str | None = None
 
 
 class ChannelIdentity(SQLModel, table=True):
@@ -318,6 +320,23 @@ class LinkAttempt(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     channel: str = Field(index=True)
     address: str = Field(index=True)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class ContactCheck(SQLModel, table=True):
+    """A one-time code sent to an e-mail address or phone number the shopper typed: proving it
+    theirs before anything of the platform's customer with that contact is shown."""
+
+    __tablename__ = "contact_check"
+    id: int | None = Field(default=None, primary_key=True)
+    customer_id: str = Field(foreign_key="customer.id", index=True)
+    contact: str  # the e-mail address (lower case) or the phone number (E.164)
+    code_hash: str  # sha256 of the check's salt and the code: the code itself is never stored
+    salt: str
+    attempts: int = 0  # wrong codes typed
+    expires_at: datetime
+    verified_at: datetime | None = None
+    spent_at: datetime | None = None  # replaced by a newer code, used, or too many wrong ones
     created_at: datetime = Field(default_factory=utcnow)
 
 

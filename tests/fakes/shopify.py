@@ -108,6 +108,7 @@ class FakeShopify(FakeProvider):
         super().__init__()
         self.products: list[dict[str, Any]] = default_products()
         self.drafts: dict[str, dict[str, Any]] = {}
+        self.customers: list[dict[str, Any]] = []  # see `customer()`: with their orders
         self.throttle_next = 0  # the next N queries are answered THROTTLED
         self.available = 1000.0
         self.maximum = 1000.0
@@ -274,6 +275,20 @@ class FakeShopify(FakeProvider):
         self.drafts.pop(variables["input"]["id"], None)
         return {"draftOrderDelete": {"deletedId": variables["input"]["id"], "userErrors": []}}
 
+    def op_CustomerByContact(self, variables: dict[str, Any]) -> dict[str, Any]:
+        # Shopify's search syntax as our client sends it: email:"a@b.c" or phone:"+1555...".
+        field, _, value = variables["query"].partition(":")
+        value = value.strip('"')
+        found = [c for c in self.customers if (c.get(field) or "").lower() == value.lower()]
+        return {"customers": {"nodes": [{"id": c["id"], "defaultAddress": c.get("defaultAddress")} for c in found[:1]]}}
+
+    def op_CustomerOrders(self, variables: dict[str, Any]) -> dict[str, Any]:
+        found = next((c for c in self.customers if c["id"] == variables["id"]), None)
+        if found is None:
+            return {"customer": None}
+        newest = sorted(found["orders"], key=lambda o: o["createdAt"], reverse=True)
+        return {"customer": {"orders": {"nodes": newest[: variables["first"]]}}}
+
     # --- webhooks -----------------------------------------------------------------------------------
 
     def product_webhook(self, handle: str, updated_at: datetime) -> dict[str, Any]:
@@ -329,3 +344,63 @@ def webhook(topic: str, payload: dict[str, Any], webhook_id: str | None = None, 
 
 def later(minutes: int) -> datetime:
     return T0 + timedelta(minutes=minutes)
+
+
+def customer(
+    number: int,
+    email: str | None,
+    phone: str | None,
+    address: dict[str, Any] | None = None,
+    orders: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """A customer as the fake keeps it, with the orders `website_order` makes."""
+    return {
+        "id": f"gid://shopify/Customer/{number}",
+        "email": email,
+        "phone": phone,
+        "defaultAddress": address,
+        "orders": orders or [],
+    }
+
+
+def website_order(
+    number: int,
+    created: datetime,
+    items: list[tuple],  # (name, quantity) or (name, quantity, product number)
+    financial: str = "PAID",
+    fulfillment: str = "UNFULFILLED",
+    tracking: tuple[str, str, str | None] | None = None,  # (company, number, url)
+    delivered: bool = False,
+    cancelled: bool = False,
+) -> dict[str, Any]:
+    """An order node as the Admin API gives it (the fields our CustomerOrders query asks)."""
+    fulfillments = []
+    if tracking is not None:
+        company, tracking_number, url = tracking
+        fulfillments.append(
+            {
+                "status": "SUCCESS",
+                "displayStatus": "DELIVERED" if delivered else "IN_TRANSIT",
+                "trackingInfo": [{"company": company, "number": tracking_number, "url": url}],
+            }
+        )
+    return {
+        "id": f"gid://shopify/Order/{number}",
+        "name": f"#{number}",
+        "createdAt": iso(created),
+        "cancelledAt": iso(created + timedelta(hours=1)) if cancelled else None,
+        "displayFinancialStatus": financial,
+        "displayFulfillmentStatus": fulfillment,
+        "lineItems": {
+            "nodes": [
+                {
+                    "name": name,
+                    "quantity": quantity,
+                    "product": {"id": f"gid://shopify/Product/{product}"} if product else None,
+                }
+                for name, quantity, *rest in items
+                for product in [rest[0] if rest else None]
+            ]
+        },
+        "fulfillments": fulfillments,
+    }
