@@ -197,6 +197,12 @@ async def test_the_poll_cursor_survives_a_restart(magento_settings, fake_magento
     finally:
         await services.close()
     assert "2026-12-01T09:30:00+00:00" in cursor
+    # The job the leading process runs on its schedule.
+    services = build(changed(magento_settings, magento_poll_interval_seconds=60))
+    try:
+        assert services.scheduler._periodic["magento-poll"][0] == 60
+    finally:
+        await services.close()
 
 
 def test_magento_settings_are_checked(settings):

@@ -10,6 +10,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from sqlmodel import Session, col, select
@@ -141,7 +142,7 @@ class MagentoSync:
         async for items, _ in self.catalog.pages(since):
             # A child changed on its own (its price): its configurable is read again, whole.
             children = [str(i.get("sku")) for i in items if i.get("visibility") == NOT_VISIBLE_INDIVIDUALLY]
-            parents = await self.db.run(lambda s, skus=children: _parents_of(s, skus))
+            parents = await self.db.run(partial(_parents_of, skus=children))
             listed = {str(i.get("sku")) for i in items}
             for sku in sorted(parents - listed):
                 parent = await self.catalog.product(sku)
@@ -150,7 +151,7 @@ class MagentoSync:
             await self._write(await self.catalog.read(items), summary, seen)
             newest = max(_times(items), default=None)
             if newest is not None:
-                await self.db.run(lambda s, t=newest: save_cursor(s, "products", t))
+                await self.db.run(partial(save_cursor, stream="products", moment=newest))
 
     async def _poll_stock(self, summary: SyncSummary) -> None:
         """Every source item, compared with the store's copy: a quantity that differs is applied
