@@ -9,6 +9,7 @@ import asyncio
 import os
 import re
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -287,7 +288,7 @@ async def test_a_whatsapp_journey_from_stock_question_to_tracking(
         "POST guest-carts"
     ]
 
-    fake_magento.ship(placed, "9400111899223", "usps", later(60 * 24 * 5))
+    fake_magento.ship(placed, "9400111899223", "usps", datetime.now(UTC) + timedelta(minutes=1))
     await poll_app(client)
     assert "9400111899223" in await wa.replies(settle=0.2)
     [ours] = await rows(client, Order, Order.id == number - 1000)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -26,7 +27,7 @@ from integrations.orders import OrderView, view_of
 
 log = logging.getLogger(__name__)
 PLATFORM = "magento"
-PLACED = ("paid", "shipped", "delivered")
+RECENT = timedelta(days=30)  # a paid order older than this, never placed, is left to a person
 
 
 def cart_key(number: int) -> str:
@@ -67,7 +68,11 @@ class MagentoCheckout:
 
     def _waiting(self, session: Session) -> list[tuple[OrderView, dict[str, str], dict[str, Any]]]:
         orders = session.exec(
-            select(Order).where(col(Order.status).in_(PLACED), col(Order.external_order_id).is_(None))
+            select(Order).where(
+                Order.status == "paid",
+                col(Order.external_order_id).is_(None),
+                col(Order.created_at) >= utcnow() - RECENT,
+            )
         ).all()
         out = []
         for order in orders:

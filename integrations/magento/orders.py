@@ -57,7 +57,9 @@ class MagentoOrderEvents:
         order.external_updated_at = updated_at
         session.add(order)
         if item.get("state") == "canceled" and order.status in ("paid", "shipped"):
-            log.warning("magento order cancelled; refund it in chat's admin", extra={"order": order.number})
+            log.warning(
+                "magento order cancelled after payment; a person decides the refund", extra={"order": order.number}
+            )
             return "cancelled"
         return "applied"
 

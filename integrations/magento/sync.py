@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 PLATFORM = "magento"
 CURSOR_KEY = "commerce-poll/magento"
 STREAMS = ("products", "orders", "shipments")
+ORDER_CURSOR_MARGIN = timedelta(hours=1)
 
 
 def load_cursor(session: Session) -> dict[str, datetime]:
@@ -96,6 +97,7 @@ class MagentoSync:
     async def run(self, progress: Callable[[int], None] | None = None) -> SyncSummary:
         """Every product (those Magento no longer has are removed); each page one transaction.
         The product cursor starts at the newest `updated_at` read."""
+        started = utcnow()
         summary = SyncSummary()
         seen: set[str] = set()
         newest: datetime | None = None
@@ -109,6 +111,12 @@ class MagentoSync:
             remove_unseen(session, seen, summary, PLATFORM)
             if newest is not None:
                 save_cursor(session, "products", newest)
+            # Chat orders reach Magento only once it is connected: its older orders and shipments
+            # (a shop's whole history) are not read. An hour back allows for the two clocks.
+            cursor = load_cursor(session)
+            for stream in ("orders", "shipments"):
+                if stream not in cursor:
+                    save_cursor(session, stream, started - ORDER_CURSOR_MARGIN)
 
         await self.db.run(finish)
         await self._after(summary)
