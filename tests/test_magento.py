@@ -295,3 +295,20 @@ async def test_a_whatsapp_journey_from_stock_question_to_tracking(
     assert (ours.status, ours.carrier, ours.tracking_number) == ("shipped", "USPS", "9400111899223")
     out = await wa.say("where is my order?")
     assert "9400111899223" in out, out
+
+
+def test_source_items_are_summed_per_sku_and_bad_ones_skipped():
+    from integrations.magento.mapping import source_levels
+
+    at = datetime(2026, 12, 3, tzinfo=UTC)
+    levels = source_levels(
+        [
+            {"sku": "A", "source_code": "default", "quantity": 2.0, "status": 1},
+            {"sku": "A", "source_code": "b", "quantity": 5, "status": 0},
+            {"sku": "A", "source_code": "c", "quantity": -3, "status": 1},
+            {"sku": "B", "source_code": "default", "quantity": "lots", "status": 1},
+        ],
+        at,
+    )
+    assert [(lv.location_id, lv.available) for lv in levels["A"]] == [("default", 2), ("b", 0), ("c", 0)]
+    assert "B" not in levels

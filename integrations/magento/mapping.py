@@ -6,6 +6,7 @@ Pure: no store, no network."""
 
 from __future__ import annotations
 
+import logging
 import re
 from datetime import UTC, datetime
 from typing import Any
@@ -14,6 +15,7 @@ from integrations.catalog_import import NO_COLOUR, NO_SIZE, ImportedVariant, siz
 from integrations.shopify.mapping import Level, MappingError, ShopProduct, ShopVariant, price_cents
 from integrations.shopify.mapping import _product as product_of
 
+log = logging.getLogger(__name__)
 ENABLED = 1  # status: 1 enabled, 2 disabled
 NOT_VISIBLE_INDIVIDUALLY = 1  # visibility: a configurable's child, sold only through it
 IN_STOCK = 1  # a source item's status: 1 in stock, 0 out of stock
@@ -144,7 +146,7 @@ def from_rest(
 def source_levels(items: list[dict[str, Any]], seen_at: datetime) -> dict[str, list[Level]]:
     """MSI source items (`sku`, `source_code`, `quantity`, `status`) as each SKU's stock per
     source, as seen at `seen_at` (source items carry no time of their own). A source whose
-    status is out of stock counts 0."""
+    status is out of stock counts 0; one whose quantity is not a number is skipped."""
     out: dict[str, list[Level]] = {}
     for s in items:
         sku, source = s.get("sku"), s.get("source_code")
@@ -153,7 +155,8 @@ def source_levels(items: list[dict[str, Any]], seen_at: datetime) -> dict[str, l
         try:
             quantity = int(float(s.get("quantity") or 0))
         except (TypeError, ValueError):
-            raise MappingError(f"source item {sku}/{source}: quantity {s.get('quantity')!r} is not a number") from None
+            log.warning("magento source item skipped: quantity is not a number", extra={"sku": sku, "source": source})
+            continue  # the copy keeps what it had rather than guess
         available = max(0, quantity) if s.get("status") == IN_STOCK else 0
         out.setdefault(sku, []).append(Level(source, available, seen_at))
     return out
