@@ -14,8 +14,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 SHIPPING_PROVIDERS = ("store", "easypost")  # SHIPPING; "demo" is read as "store"
 PAYMENT_PROVIDERS = ("sandbox", "stripe", "paypal")  # PAYMENTS
 DEFAULT_GRAPH_API_VERSION = "v25.0"  # released Feb 2026, supported until Jul 2028
-COMMERCE_BACKENDS = ("store", "shopify")  # COMMERCE_BACKEND; woocommerce and magento are planned
-PLANNED_COMMERCE_BACKENDS = ("woocommerce", "magento")
+COMMERCE_BACKENDS = ("store", "shopify", "magento")  # COMMERCE_BACKEND; woocommerce is planned
+PLANNED_COMMERCE_BACKENDS = ("woocommerce",)
 DEFAULT_SHOPIFY_API_VERSION = "2026-10"  # Shopify's quarterly versions are supported for 12 months
 
 
@@ -200,6 +200,13 @@ class Settings(BaseSettings):
     shopify_api_base: str | None = None  # default https://{SHOPIFY_SHOP_DOMAIN}
     shopify_timeout_seconds: float = Field(default=10.0, gt=0)
     shopify_reconcile_interval_seconds: float = Field(default=900.0, ge=0)  # 0: no scheduled reconcile
+    magento_url: str | None = None  # the shop's base URL, https://shop.example.com
+    magento_token: SecretStr | None = None  # the integration's access token
+    magento_store_code: str = "default"  # the REST base is {MAGENTO_URL}/rest/{store code}/V1/
+    magento_poll_interval_seconds: float = Field(default=60.0, ge=0)  # 0: no scheduled poll
+    magento_timeout_seconds: float = Field(default=10.0, gt=0)
+    magento_payment_method: str = "checkmo"  # the offline method the paid order is placed with
+    magento_country: str = "US"  # the country of the shipping address given to Magento
 
     handoff_rules: str | None = None
     handoff_hours: str = ""
@@ -219,7 +226,7 @@ class Settings(BaseSettings):
     def _check_commerce_backend(cls, value: str) -> str:
         value = value.strip().lower()
         if value in PLANNED_COMMERCE_BACKENDS:
-            raise ValueError(f"COMMERCE_BACKEND={value} is not supported yet: use store or shopify")
+            raise ValueError(f"COMMERCE_BACKEND={value} is not supported yet: use {', '.join(COMMERCE_BACKENDS)}")
         if value not in COMMERCE_BACKENDS:
             raise ValueError(f"COMMERCE_BACKEND must be one of {', '.join(COMMERCE_BACKENDS)}, not {value!r}")
         return value
@@ -252,6 +259,34 @@ class Settings(BaseSettings):
             if missing:
                 raise ValueError(f"COMMERCE_BACKEND=shopify needs {', '.join(missing)}")
         return self
+
+    @model_validator(mode="after")
+    def _check_magento(self) -> Settings:
+        if self.commerce_backend != "magento":
+            return self
+        missing = [name.upper() for name in ("magento_url", "magento_token") if not getattr(self, name)]
+        if missing:
+            raise ValueError(f"COMMERCE_BACKEND=magento needs {', '.join(missing)}")
+        url = (self.magento_url or "").strip().rstrip("/")
+        if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", url) or url.endswith("/rest"):
+            raise ValueError(f"MAGENTO_URL is the shop's base URL such as https://shop.example.com, not {url!r}")
+        if not re.fullmatch(r"[a-z0-9_]{1,32}", self.magento_store_code):
+            raise ValueError(
+                f"MAGENTO_STORE_CODE is a store view code such as default, not {self.magento_store_code!r}"
+            )
+        if not re.fullmatch(r"[a-z0-9_]{1,32}", self.magento_payment_method):
+            raise ValueError(
+                f"MAGENTO_PAYMENT_METHOD is a payment method code such as checkmo, not {self.magento_payment_method!r}"
+            )
+        if not re.fullmatch(r"[A-Z]{2}", self.magento_country):
+            raise ValueError(f"MAGENTO_COUNTRY is a two-letter country code such as US, not {self.magento_country!r}")
+        self.magento_url = url
+        return self
+
+    @property
+    def magento_base(self) -> str:
+        """The REST base of the store view: {MAGENTO_URL}/rest/{MAGENTO_STORE_CODE}/V1."""
+        return f"{(self.magento_url or '').rstrip('/')}/rest/{self.magento_store_code}/V1"
 
     @property
     def shopify_base(self) -> str:

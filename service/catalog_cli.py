@@ -23,6 +23,7 @@ from bot.marketing.scheduler import reminder_settings
 from bot.store.models import Product, utcnow
 from integrations.catalog_import import CatalogImportError, ParsedCatalog, decode, parse_shopify_csv
 from integrations.catalog_upsert import existing_variants, remove_products, upsert_product
+from integrations.magento.client import MagentoError
 from integrations.shopify.client import ShopifyError
 from integrations.shopify.mirror import SyncSummary
 from service.wiring import build
@@ -31,7 +32,9 @@ from service.wiring import build
 def add_parser(sub) -> None:
     cmd = sub.add_parser("catalog", help="the shop's catalog (import, sync)")
     ops = cmd.add_subparsers(dest="catalog_command", required=True)
-    ops.add_parser("sync", help="copy the commerce platform's catalog (COMMERCE_BACKEND=shopify) into the store")
+    ops.add_parser(
+        "sync", help="copy the commerce platform's catalog (COMMERCE_BACKEND=shopify or magento) into the store"
+    )
     imp = ops.add_parser("import", help="add or update products from a Shopify product CSV export")
     imp.add_argument("file", type=Path, help="the CSV file (Shopify: Products > Export)")
     imp.add_argument(
@@ -124,8 +127,12 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
 def sync(settings: Settings) -> int:
     """The first full import of the platform's catalog (and any later full one), with a progress
     bar and a summary. Variants back in stock queue their waitlist's notices."""
+    if settings.commerce_backend == "magento":
+        return sync_magento(settings)
     if settings.commerce_backend != "shopify":
-        print("error: catalog sync needs COMMERCE_BACKEND=shopify (the store's own catalog has nothing to sync)")
+        print(
+            "error: catalog sync needs COMMERCE_BACKEND=shopify or magento (the store's own catalog has nothing to sync)"
+        )
         return 2
     services = build(settings)
 
@@ -141,6 +148,30 @@ def sync(settings: Settings) -> int:
         summary = asyncio.run(go())
     except ShopifyError as exc:
         print(f"error: Shopify: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        services.db.close()
+    print("\n".join([*summary.lines(), "restart the bot so it learns new product names"]))
+    return 0
+
+
+def sync_magento(settings: Settings) -> int:
+    """`catalog sync` with COMMERCE_BACKEND=magento: every product, a progress bar, a summary;
+    the poll's cursor starts where the sync ended."""
+    services = build(settings)
+
+    async def go() -> SyncSummary:
+        try:
+            total = await services.magento_sync.catalog.count()
+            with tqdm(total=total, unit="product", desc="Magento products", file=sys.stderr) as bar:
+                return await services.magento_sync.run(progress=bar.update)
+        finally:
+            await services.magento.close()
+
+    try:
+        summary = asyncio.run(go())
+    except MagentoError as exc:
+        print(f"error: Magento: {exc}", file=sys.stderr)
         return 1
     finally:
         services.db.close()

@@ -44,6 +44,11 @@ from integrations.catalog import StoreCatalog
 from integrations.customers import ShopperCustomers
 from integrations.easypost_shipping import EasyPostShipping
 from integrations.faq import StoreFaq
+from integrations.magento.catalog import MagentoCatalog
+from integrations.magento.checkout import MagentoCheckout
+from integrations.magento.client import MagentoClient
+from integrations.magento.orders import MagentoOrderEvents
+from integrations.magento.sync import MagentoSync
 from integrations.orders import StoreOrders, checkout_rules
 from integrations.payments import Payments, SandboxPayments
 from integrations.paypal_payments import PayPalPayments
@@ -184,6 +189,36 @@ class Services:
         )
 
     @cached_property
+    def magento(self) -> MagentoClient:
+        """The Magento REST client (COMMERCE_BACKEND=magento)."""
+        return MagentoClient.from_settings(self.settings)
+
+    @cached_property
+    def magento_sync(self) -> MagentoSync:
+        """Keeps the store a copy of Magento's catalog and orders (sync, the poll, restock
+        notices), and places paid chat orders there."""
+        settings = self.settings
+
+        def wake_outbox() -> None:
+            if "outbox" in self.__dict__:
+                self.outbox.notify()
+
+        checkout = MagentoCheckout(
+            self.magento, self.db, settings.magento_payment_method, settings.magento_country, settings.magento_url or ""
+        )
+        events = MagentoOrderEvents(self.policy, checkout_rules(settings), settings.whatsapp_shipping_template_sid)
+        return MagentoSync(
+            self.db,
+            MagentoCatalog(self.magento, settings.magento_url or ""),
+            events,
+            self.policy,
+            reminder_settings(settings),
+            wake_outbox,
+            self.relearn_catalog,
+            checkout.push_paid,
+        )
+
+    @cached_property
     def payments(self) -> Payments:
         """With COMMERCE_BACKEND=shopify, Shopify's checkout (draft order invoices); else
         PAYMENTS: Stripe Checkout, PayPal Checkout, or the sandbox pay page (the default)."""
@@ -262,6 +297,9 @@ class Services:
         interval = self.settings.shopify_reconcile_interval_seconds
         if self.settings.commerce_backend == "shopify" and interval > 0:
             scheduler.every("shopify-reconcile", interval, self.catalog_sync.reconcile)
+        poll = self.settings.magento_poll_interval_seconds
+        if self.settings.commerce_backend == "magento" and poll > 0:
+            scheduler.every("magento-poll", poll, self.magento_sync.poll)
         return scheduler
 
     @cached_property
@@ -366,6 +404,8 @@ class Services:
             await self.shipping.close()
         if "shopify" in made:
             await self.shopify.close()
+        if "magento" in made:
+            await self.magento.close()
         if "recognizer" in made and self._given_recognizer is None:
             self.recognizer.batcher.close()
         if "db" in made:
