@@ -129,6 +129,9 @@ class ChannelProfile:
     pulled: bool = False  # the shopper's client fetches its messages: nothing for the outbox to send
     consent_keywords: bool = False  # carrier keywords (STOP, START) change consent before any dialog
     aliases: str = ""  # a regular expression of the words shoppers call it by ("fb", "臉書")
+    # The shop may text any phone number on it, not only a shopper who wrote first (SMS): where a
+    # one-time code to a phone number the shopper typed goes.
+    texts_any_number: bool = False
 
     def key(self, address: str) -> tuple[str, str]:
         """The identity this address is stored under: (address space or channel, address)."""

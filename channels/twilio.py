@@ -96,6 +96,7 @@ SMS = ChannelProfile(
     pushable=True,
     address_space="phone",
     consent_keywords=True,
+    texts_any_number=True,
     aliases=r"\bsms\b|\btext\b|my phone|\bphone\b|簡訊|手機",
     rules={
         MARKETING: Rule(ALWAYS),

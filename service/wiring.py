@@ -13,7 +13,7 @@ from botbuilder.core import BotState
 from prometheus_client import CollectorRegistry
 from sqlmodel import Session, select
 
-from bot.channel import ChannelAdapter
+from bot.channel import ChannelAdapter, profile
 from bot.config import Settings
 from bot.conversation.engine import CustomerConversationState, Engine
 from bot.conversation.identity import StoreProfiles
@@ -183,7 +183,7 @@ class Services:
         return ShopperCustomers(
             self.db,
             ShopifyCustomers(self.shopify),
-            "sms" if "sms" in self.channels else None,
+            next((name for name in self.channels if profile(name).texts_any_number), None),
             MAIL_LANE in self.senders,
             wake_outbox,
         )
