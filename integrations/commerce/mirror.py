@@ -1,6 +1,7 @@
-"""The local copy of a Shopify catalog: products, variants and stock per location written into
-the store (through the same upsert as the CSV import), each with Shopify's `updated_at`, so a
-delivery older than what the store holds changes nothing. Runs in the caller's transaction;
+"""The local copy of a commerce platform's catalog (Shopify, WooCommerce), keyed by platform:
+products, variants and stock per location written into the store (through the same upsert as
+the CSV import), each with the platform's time of change, so a delivery older than what the
+store holds changes nothing. Runs in the caller's transaction;
 returns how many variants came back in stock, for the restock waitlist."""
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ from sqlmodel import Session, col, select
 from bot.store.models import CommerceProduct, CommerceStock, CommerceVariant, Product, Variant, as_utc
 from integrations.catalog_import import variant_key
 from integrations.catalog_upsert import existing_variants, remove_products, upsert_product
-from integrations.shopify.mapping import ShopProduct
+from integrations.commerce.model import ShopProduct
 
 log = logging.getLogger(__name__)
-PLATFORM = "shopify"
+PLATFORM = "shopify"  # the default platform of these functions
 
 
 @dataclass
@@ -54,25 +55,27 @@ class SyncSummary:
         return out
 
 
-def _stock_of(session: Session, item: str) -> int | None:
+def _stock_of(session: Session, item: str, platform: str = PLATFORM) -> int | None:
     """The sum over locations of an inventory item's stock (never below 0: Shopify lets a
     location oversell), or None when no location's level is known."""
     total, known = session.exec(
         select(func.sum(CommerceStock.available), func.count()).where(
-            CommerceStock.platform == PLATFORM, CommerceStock.inventory_item_id == item
+            CommerceStock.platform == platform, CommerceStock.inventory_item_id == item
         )
     ).one()
     return None if not known else max(0, int(total or 0))
 
 
-def put_level(session: Session, item: str, location: str, available: int, updated_at: datetime) -> bool:
+def put_level(
+    session: Session, item: str, location: str, available: int, updated_at: datetime, platform: str = PLATFORM
+) -> bool:
     """Keep a location's stock of an item unless the store has a newer one; True if it changed."""
-    row = session.get(CommerceStock, (PLATFORM, item, location))
+    row = session.get(CommerceStock, (platform, item, location))
     if row is not None and as_utc(row.updated_at) >= updated_at:
         return False
     if row is None:
         row = CommerceStock(
-            platform=PLATFORM, inventory_item_id=item, location_id=location, available=available, updated_at=updated_at
+            platform=platform, inventory_item_id=item, location_id=location, available=available, updated_at=updated_at
         )
     row.available, row.updated_at = available, updated_at
     session.add(row)
@@ -80,11 +83,11 @@ def put_level(session: Session, item: str, location: str, available: int, update
     return True
 
 
-def restock_item(session: Session, item: str) -> tuple[str | None, int]:
+def restock_item(session: Session, item: str, platform: str = PLATFORM) -> tuple[str | None, int]:
     """Set the stock of the variant kept on this inventory item to its sum over locations.
     Returns (its SKU or None if no variant of ours has it, 1 if it went from 0 to some)."""
     link = session.exec(
-        select(CommerceVariant).where(CommerceVariant.platform == PLATFORM, CommerceVariant.inventory_item_id == item)
+        select(CommerceVariant).where(CommerceVariant.platform == platform, CommerceVariant.inventory_item_id == item)
     ).first()
     stock = _stock_of(session, item)
     variant = session.get(Variant, link.variant_sku) if link is not None else None
@@ -105,23 +108,23 @@ def apply_level(session: Session, item: str, location: str, available: int, upda
     return ("applied" if sku else "unknown"), came_back
 
 
-def apply_product(session: Session, shop: ShopProduct, summary: SyncSummary) -> None:
-    """Write one Shopify product into the store, unless the store's copy is as new."""
+def apply_product(session: Session, shop: ShopProduct, summary: SyncSummary, platform: str = PLATFORM) -> None:
+    """Write one product of the platform into the store, unless the store's copy is as new."""
     summary.products_seen += 1
-    link = session.get(CommerceProduct, (PLATFORM, shop.external_id))
+    link = session.get(CommerceProduct, (platform, shop.external_id))
     for v in shop.variants:  # each location's level has its own time
         if v.levels is not None and v.inventory_item_id:
             for level in v.levels:
-                put_level(session, v.inventory_item_id, level.location_id, level.available, level.updated_at)
+                put_level(session, v.inventory_item_id, level.location_id, level.available, level.updated_at, platform)
     if link is not None and as_utc(link.updated_at) >= shop.updated_at:
         summary.unchanged += 1
         for v in shop.variants:  # the product is as it was, its stock may not be
             if v.inventory_item_id:
-                summary.restocked += restock_item(session, v.inventory_item_id)[1]
+                summary.restocked += restock_item(session, v.inventory_item_id, platform)[1]
         return
     if link is None:
         link = CommerceProduct(
-            platform=PLATFORM, external_id=shop.external_id, product_sku=shop.product.sku, updated_at=shop.updated_at
+            platform=platform, external_id=shop.external_id, product_sku=shop.product.sku, updated_at=shop.updated_at
         )
     # Our key of a product stays what it was first, even if its handle changes in Shopify.
     shop.product.sku = link.product_sku
@@ -129,7 +132,7 @@ def apply_product(session: Session, shop: ShopProduct, summary: SyncSummary) -> 
     session.add(link)  # kept for a removed product too: an older update must not bring it back
     old_links = session.exec(
         select(CommerceVariant).where(
-            CommerceVariant.platform == PLATFORM, CommerceVariant.product_external_id == shop.external_id
+            CommerceVariant.platform == platform, CommerceVariant.product_external_id == shop.external_id
         )
     ).all()
     if not shop.visible:
@@ -148,7 +151,7 @@ def apply_product(session: Session, shop: ShopProduct, summary: SyncSummary) -> 
         if found is not None and found.product_sku != shop.product.sku:
             # Shopify does not keep SKUs unique; ours are. This one gets a key of its own.
             v.variant.sku = variant_key(shop.product.sku, [v.variant.size, v.variant.colour])
-        known = _stock_of(session, v.inventory_item_id) if v.inventory_item_id else None
+        known = _stock_of(session, v.inventory_item_id, platform) if v.inventory_item_id else None
         v.variant.stock = known if known is not None else v.total
     existing = existing_variants(session, [v.variant.sku for v in shop.variants])
     done = upsert_product(session, shop.product, existing, shop.image_url)
@@ -167,8 +170,8 @@ def apply_product(session: Session, shop: ShopProduct, summary: SyncSummary) -> 
                 session.add(gone)
             session.delete(old)
     for v in shop.variants:
-        row = session.get(CommerceVariant, (PLATFORM, v.external_id)) or CommerceVariant(
-            platform=PLATFORM,
+        row = session.get(CommerceVariant, (platform, v.external_id)) or CommerceVariant(
+            platform=platform,
             external_id=v.external_id,
             variant_sku=v.variant.sku,
             product_external_id=shop.external_id,
@@ -182,10 +185,12 @@ def apply_product(session: Session, shop: ShopProduct, summary: SyncSummary) -> 
     session.flush()
 
 
-def delete_product(session: Session, external_id: str, deleted_at: datetime, summary: SyncSummary) -> None:
+def delete_product(
+    session: Session, external_id: str, deleted_at: datetime, summary: SyncSummary, platform: str = PLATFORM
+) -> None:
     """A `products/delete`: the product leaves the catalog (or stays sold out if a cart or waitlist
     names it); its link is kept with the time of the deletion, so an older update is ignored."""
-    link = session.get(CommerceProduct, (PLATFORM, external_id))
+    link = session.get(CommerceProduct, (platform, external_id))
     if link is None:
         return
     if as_utc(link.updated_at) >= deleted_at:
@@ -199,16 +204,16 @@ def delete_product(session: Session, external_id: str, deleted_at: datetime, sum
         summary.sold_out += sold_out
     for old in session.exec(
         select(CommerceVariant).where(
-            CommerceVariant.platform == PLATFORM, CommerceVariant.product_external_id == external_id
+            CommerceVariant.platform == platform, CommerceVariant.product_external_id == external_id
         )
     ).all():
         session.delete(old)
     session.flush()
 
 
-def remove_unseen(session: Session, seen: set[str], summary: SyncSummary) -> None:
-    """After a full sync: the mirrored products Shopify no longer has leave the catalog."""
-    links = session.exec(select(CommerceProduct).where(CommerceProduct.platform == PLATFORM)).all()
+def remove_unseen(session: Session, seen: set[str], summary: SyncSummary, platform: str = PLATFORM) -> None:
+    """After a full sync: the mirrored products the platform no longer has leave the catalog."""
+    links = session.exec(select(CommerceProduct).where(CommerceProduct.platform == platform)).all()
     gone = [link for link in links if link.external_id not in seen]
     skus = [link.product_sku for link in gone if session.get(Product, link.product_sku) is not None]
     if skus:
@@ -218,7 +223,7 @@ def remove_unseen(session: Session, seen: set[str], summary: SyncSummary) -> Non
     for link in gone:
         for old in session.exec(
             select(CommerceVariant).where(
-                CommerceVariant.platform == PLATFORM, col(CommerceVariant.product_external_id) == link.external_id
+                CommerceVariant.platform == platform, col(CommerceVariant.product_external_id) == link.external_id
             )
         ).all():
             session.delete(old)
