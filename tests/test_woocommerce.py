@@ -11,12 +11,14 @@ import json
 import os
 import re
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from sqlmodel import func, select
 
 from bot.store.models import CommerceVariant, Order, Product, ProviderEvent, Variant
+from integrations.orders import OrderLine, OrderView
 from service.app import DB, create_app
 from service.wiring import build
 from tests.fakes.web_shopper import WebShopper
@@ -295,3 +297,99 @@ async def test_a_whatsapp_journey_from_stock_question_to_tracking(
     assert (order.status, order.carrier, order.tracking_number) == ("shipped", "USPS", "9400111899223")
     out = await wa.say("where is my order?")
     assert "9400111899223" in out, out
+
+
+def view(number: int, **extra) -> OrderView:
+    line = OrderLine(1, "Harbor Rain Jacket", "M", "red", 2, 8900, "HRJ-M-RED")
+    sock = OrderLine(2, "Cozy Wool Socks", "OS", "oat", 1, 1400, "CWS-OS-OAT")
+    fields = {
+        "number": number,
+        "status": "pending_payment",
+        "total_cents": 2 * 8900 + 1400 - 500 + 599,
+        "shipping_address": "1 Main St, Springfield",
+        "payment_url": None,
+        "discount_code": "WELCOME5",
+        "carrier": None,
+        "tracking_number": None,
+        "tracking_url": None,
+        "created_at": "Dec 03",
+        "lines": (line, sock),
+        "returnable": False,
+        "discount_cents": 500,
+        "shipping_cents": 599,
+        "receipt_contact": "shopper@example.com",
+        "placed_at": datetime.now(UTC),
+    }
+    return OrderView(**(fields | extra))
+
+
+async def test_checkout_makes_one_pending_order_even_when_asked_twice(woo_settings, fake_woo):
+    await sync(woo_settings)
+    services = build(woo_settings)
+    try:
+        first = await services.payments.create_link(view(1042))
+        # A retry (the answer lost, the shopper tapping again) finds the order made before.
+        again = await services.payments.create_link(view(1042))
+        other = await services.payments.create_link(view(1043))
+    finally:
+        await services.close()
+    assert first == again and other.reference != first.reference
+    assert len(fake_woo.orders) == 2 and len(fake_woo.paths("POST")) == 2
+    made = fake_woo.orders[int(first.reference.removeprefix("wc-order-"))]
+    assert first.url == made["payment_url"]
+    assert made["line_items"] == [
+        {"product_id": 10, "variation_id": 103, "quantity": 2},
+        {"product_id": 30, "quantity": 1},
+    ]
+    assert made["fee_lines"] == [{"name": "Discount WELCOME5", "total": "-5.00", "tax_status": "none"}]
+    assert made["shipping_lines"][0]["total"] == "5.99"
+    assert made["billing"] == {"email": "shopper@example.com"}
+    assert made["total"] == "192.99" == f"{view(1042).total_cents / 100:.2f}"  # 2 x 89 + 14 - 5 + 5.99
+
+
+async def test_tracking_from_the_shipment_tracking_meta_marks_the_order_shipped(shop, fake_woo):
+    from tests.dialogs.test_checkout import add
+    from tests.test_stripe_payments import checkout
+
+    web = await WebShopper.start(shop)
+    await add(web, "add the cozy wool socks")
+    number = await checkout(web)
+    [made] = fake_woo.orders.values()
+    assert web.last[-1]["links"][0]["url"] == made["payment_url"]
+    body = fake_woo.order_webhook(made["id"], "completed", later(30))
+    body["meta_data"] = [
+        *body["meta_data"],
+        {
+            "key": "_wc_shipment_tracking_items",
+            "value": [
+                {"tracking_provider": "fedex", "tracking_number": "7489 2277 0001", "date_shipped": "1764752400"}
+            ],
+        },
+    ]
+    answer = await deliver(shop, "order.updated", body)
+    assert (await answer.json())["outcome"] == "applied"  # paid and shipped in one
+    order = (await rows(shop, Order, Order.id == number - 1000))[0]
+    assert (order.status, order.carrier, order.tracking_number) == ("shipped", "FedEx", "748922770001")
+    assert order.tracking_url and order.tracking_url.startswith("https://www.fedex.com/")
+    assert not any(p.endswith("/notes") for p in fake_woo.paths())  # the meta was enough
+    # An order placed on the website is not one of the chat's: nothing happens.
+    stranger = {**body, "id": 99999, "meta_data": []}
+    assert (await (await deliver(shop, "order.updated", stranger)).json())["outcome"] == "unknown"
+
+
+async def test_the_reconcile_rereads_only_products_modified_since_the_last_sync(woo_settings, fake_woo):
+    await sync(woo_settings)
+    socks = fake_woo.find("cozy-wool-socks")
+    socks["name"], socks["date_modified_gmt"] = "Cozy Wool Socks 2-pack", gmt(datetime.now(UTC) + timedelta(minutes=5))
+    services = build(woo_settings)
+    try:
+        summary = await services.catalog_sync.reconcile()
+        name = await services.db.run(lambda s: s.get(Product, "cozy-wool-socks").name)
+        services.settings = changed(woo_settings, woocommerce_reconcile_interval_seconds=60)
+        assert "woocommerce-reconcile" in services.scheduler._periodic
+    finally:
+        await services.close()
+    [query] = [r["query"] for r in fake_woo.requests if r["path"] == "products"][-1:]
+    assert "modified_after" in query and query["dates_are_gmt"] == "true"
+    assert (summary.products_seen, summary.updated) == (1, 1)
+    assert name == "Cozy Wool Socks 2-pack"
