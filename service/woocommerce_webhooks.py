@@ -1,7 +1,9 @@
 """WooCommerce's webhooks (`POST /webhooks/woocommerce`): `X-WC-Webhook-Signature` (base64 of the
 HMAC-SHA256 of the raw body with the webhook's secret) checked in constant time, the creation
-ping answered, each delivery recorded by its `X-WC-Webhook-Delivery-ID` and acted on in the same
-transaction (a duplicate is processed once). Products (with their variations, read from the API)
+ping answered, each delivery recorded by its `X-WC-Webhook-Delivery-ID` with the resource's id
+and acted on in the same transaction (a duplicate is processed once). WooCommerce does not deliver a failed webhook
+again (it disables one after more than 5 failures in a row): the scheduled reconcile catches
+what a failed delivery left out. Products (with their variations, read from the API)
 go into the catalog mirror, never older over newer (`date_modified_gmt`), a variant back in stock
 telling its waitlist; orders placed in chat are confirmed paid, cancelled, or shipped with the
 tracking of their meta or notes."""
@@ -135,14 +137,20 @@ async def _read(app: web.Application, topic: str, body: dict[str, Any]) -> tuple
         ours = await app[DB].run(
             lambda s: s.exec(select(Order.id).where(Order.payment_ref == reference)).first() is not None
         )
-        return None, (await fetch_tracking(catalog.client, body) if ours else None)
+        if not ours:
+            return None, None
+        try:
+            return None, await fetch_tracking(catalog.client, body)
+        except WooCommerceError as exc:  # the payment still counts; the tracking comes with a later update
+            log.warning("woocommerce order notes not read", extra={"reason": str(exc)[:200]})
+            return None, None
     return None, None
 
 
 async def woocommerce_webhook(request: web.Request) -> web.Response:
     """403 and nothing stored for a bad signature; 200 for the creation ping; 400 for a body or
-    headers we cannot read; 503 when WooCommerce's API could not be read for the rest; 200 once
-    the delivery is recorded (a duplicate too)."""
+    headers we cannot read; 503 when WooCommerce's API could not be read for a product's
+    variations; 200 once the delivery is recorded (a duplicate too)."""
     settings = request.app[SETTINGS]
     if settings.commerce_backend != "woocommerce" or settings.woocommerce_webhook_secret is None:
         raise web.HTTPNotFound(text="WooCommerce is not this shop's commerce platform.")
@@ -169,6 +177,11 @@ async def woocommerce_webhook(request: web.Request) -> web.Response:
         return json_error(400, "body must be JSON")
     if not isinstance(body, dict):
         return json_error(400, "body must be a JSON object")
+    if not isinstance(body.get("id"), int | str) or not str(body["id"]).isdigit():
+        return json_error(400, f"cannot apply {topic}: id is missing")
+    # WooCommerce's delivery id is a hash of the webhook's id and the second it was sent: two
+    # resources changed in the same second share it. With the resource's id it names one delivery.
+    delivery_id = f"{delivery_id}/{body['id']}"
     db = request.app[DB]
     if await db.run(lambda s: seen(s, delivery_id)):
         return web.json_response({"received": True, "outcome": "duplicate"})
