@@ -399,3 +399,12 @@ async def test_the_reconcile_rereads_only_products_modified_since_the_last_sync(
     assert "modified_after" in query and query["dates_are_gmt"] == "true"
     assert (summary.products_seen, summary.updated) == (1, 1)
     assert name == "Cozy Wool Socks 2-pack"
+
+
+async def test_a_product_webhook_gets_503_when_its_variations_cannot_be_read(shop, fake_woo):
+    fake_woo.fail_for(30)
+    body = fake_woo.product_webhook("summit-trail-runner", later(5))
+    answer = await deliver(shop, "product.updated", body)
+    assert answer.status == 503
+    assert await count(shop, ProviderEvent) == 0  # nothing stored: the reconcile reads it later
+    assert len([r for r in fake_woo.requests if r["path"] == "products/20/variations"]) >= 3  # asked again twice
