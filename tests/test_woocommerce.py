@@ -408,3 +408,16 @@ async def test_a_product_webhook_gets_503_when_its_variations_cannot_be_read(sho
     assert answer.status == 503
     assert await count(shop, ProviderEvent) == 0  # nothing stored: the reconcile reads it later
     assert len([r for r in fake_woo.requests if r["path"] == "products/20/variations"]) >= 3  # asked again twice
+
+
+async def test_an_order_made_but_not_answered_is_found_not_made_again(woo_settings, fake_woo):
+    await sync(woo_settings)
+    fake_woo.lose_answers(1, 1.5)
+    services = build(changed(woo_settings, woocommerce_timeout_seconds=0.5))
+    try:
+        link = await services.payments.create_link(view(1050))
+    finally:
+        await services.close()
+    [made] = fake_woo.orders.values()
+    assert len(fake_woo.paths("POST")) == 1  # a write is not asked again blindly
+    assert link.reference == f"wc-order-{made['id']}" and link.url == made["payment_url"]

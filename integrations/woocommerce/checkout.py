@@ -18,7 +18,7 @@ from bot.store.database import Database
 from bot.store.models import CommerceVariant
 from integrations.orders import OrderView
 from integrations.payments import PaymentLink, PaymentUnavailable
-from integrations.woocommerce.client import WooCommerceClient, WooCommerceError
+from integrations.woocommerce.client import WooCommerceClient, WooCommerceError, WooCommerceUnavailable
 from integrations.woocommerce.mapping import PLATFORM
 
 log = logging.getLogger(__name__)
@@ -118,7 +118,13 @@ class WooCommercePayments:
             if made is None:
                 skus = [line.variant_sku for line in order.lines]
                 ids = await self._db.run(lambda s: self._variants(s, skus))
-                made = await self.client.post("orders", order_input(order, ids))
+                try:
+                    made = await self.client.post("orders", order_input(order, ids))
+                except WooCommerceUnavailable:
+                    # No answer: the order may have been made. Look once more before giving up.
+                    made = await self._made_before(order)
+                    if made is None:
+                        raise
         except WooCommerceError as exc:
             raise PaymentUnavailable(str(exc)) from exc
         if not isinstance(made, dict) or not made.get("id") or not made.get("payment_url"):

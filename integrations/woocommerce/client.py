@@ -68,8 +68,9 @@ class WooCommerceClient:
         return self._session
 
     async def request(self, method: str, path: str, params: dict[str, Any] | None = None, json: Any = None) -> Answer:
-        """One call, asked again after a 5xx, a 429 or no answer (a GET, or a write whose retry
-        is made safe by the caller: see `integrations/woocommerce/checkout.py`).
+        """One call; a GET is asked again after a 5xx, a 429 or no answer. A write is not (it may
+        have been done): its caller looks before writing again (see
+        `integrations/woocommerce/checkout.py`).
 
         Raises:
             WooCommerceUnavailable: no usable answer after the retries.
@@ -89,7 +90,7 @@ class WooCommerceClient:
                 reason = f"HTTP {status}"
             if status == 0 or status >= 500 or status == 429:
                 tries += 1
-                if tries > UNAVAILABLE_RETRIES:
+                if tries > UNAVAILABLE_RETRIES or method != "GET":
                     raise WooCommerceUnavailable(f"{what}: {reason}")
                 log.warning("woocommerce unavailable; asking again", extra={"request": what, "reason": reason})
                 await self.sleep(RETRY_BASE_SECONDS * 2 ** (tries - 1))

@@ -5,6 +5,7 @@ it gets, and signs webhooks as WooCommerce does."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -285,6 +286,9 @@ class FakeWooCommerce(FakeProvider):
             "date_modified_gmt": gmt(datetime.now(UTC)),
         }
         self.orders[number] = order
+        if self.lost_answers:  # made, but answered too late for the caller
+            self.lost_answers -= 1
+            await asyncio.sleep(self.lost_answer_delay)
         return web.json_response(order, status=201)
 
     async def update_order(self, request: web.Request) -> web.Response:
