@@ -5,6 +5,7 @@ lists read page by page (`per_page`, `page`, `X-WP-TotalPages`)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -33,6 +34,13 @@ class Answer:
     body: Any
     total: int | None  # X-WP-Total
     total_pages: int | None  # X-WP-TotalPages
+
+
+def _json(text: str) -> Any:
+    try:
+        return json.loads(text) if text else None
+    except ValueError:
+        return None
 
 
 def _int(value: str | None) -> int | None:
@@ -82,12 +90,13 @@ class WooCommerceClient:
             try:
                 async with self._client().request(method, self.url(path), params=params, json=json) as resp:
                     status = resp.status
-                    body = await resp.json(content_type=None) if status < 500 else None
+                    text = await resp.text() if status < 500 else ""
                     headers = resp.headers
-            except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            except (aiohttp.ClientError, TimeoutError, UnicodeDecodeError) as exc:
                 status, body, headers, reason = 0, None, None, type(exc).__name__
             else:
                 reason = f"HTTP {status}"
+                body = _json(text)
             if status == 0 or status >= 500 or status == 429:
                 tries += 1
                 if tries > UNAVAILABLE_RETRIES or method != "GET":
@@ -101,6 +110,8 @@ class WooCommerceClient:
                 message = body.get("message") if isinstance(body, dict) else None
                 raise WooCommerceError(f"{what}: HTTP {status} {str(message or '')[:200]}".rstrip())
             assert headers is not None
+            if body is None:  # a page of the site (a plugin's, a firewall's), not the API's answer
+                raise WooCommerceError(f"{what}: HTTP {status}, not JSON (is WOOCOMMERCE_URL the WordPress site?)")
             return Answer(status, body, _int(headers.get("X-WP-Total")), _int(headers.get("X-WP-TotalPages")))
 
     async def get(self, path: str, params: dict[str, Any] | None = None) -> Any:
