@@ -14,8 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 SHIPPING_PROVIDERS = ("store", "easypost")  # SHIPPING; "demo" is read as "store"
 PAYMENT_PROVIDERS = ("sandbox", "stripe", "paypal")  # PAYMENTS
 DEFAULT_GRAPH_API_VERSION = "v25.0"  # released Feb 2026, supported until Jul 2028
-COMMERCE_BACKENDS = ("store", "shopify", "magento")  # COMMERCE_BACKEND; woocommerce is planned
-PLANNED_COMMERCE_BACKENDS = ("woocommerce",)
+COMMERCE_BACKENDS = ("store", "shopify", "woocommerce", "magento")  # COMMERCE_BACKEND
 DEFAULT_SHOPIFY_API_VERSION = "2026-10"  # Shopify's quarterly versions are supported for 12 months
 
 
@@ -207,6 +206,12 @@ class Settings(BaseSettings):
     magento_timeout_seconds: float = Field(default=10.0, gt=0)
     magento_payment_method: str = "checkmo"  # the offline method the paid order is placed with
     magento_country: str = "US"  # the country of the shipping address given to Magento
+    woocommerce_url: str | None = None  # the WordPress site: https://shop.example (the API is {url}/wp-json/wc/v3/)
+    woocommerce_key: SecretStr | None = None  # REST API consumer key (ck_...), Read/Write
+    woocommerce_secret: SecretStr | None = None  # REST API consumer secret (cs_...)
+    woocommerce_webhook_secret: SecretStr | None = None  # the secret of the shop's webhooks (signs them)
+    woocommerce_timeout_seconds: float = Field(default=10.0, gt=0)
+    woocommerce_reconcile_interval_seconds: float = Field(default=900.0, ge=0)  # 0: no scheduled reconcile
 
     handoff_rules: str | None = None
     handoff_hours: str = ""
@@ -225,8 +230,6 @@ class Settings(BaseSettings):
     @classmethod
     def _check_commerce_backend(cls, value: str) -> str:
         value = value.strip().lower()
-        if value in PLANNED_COMMERCE_BACKENDS:
-            raise ValueError(f"COMMERCE_BACKEND={value} is not supported yet: use {', '.join(COMMERCE_BACKENDS)}")
         if value not in COMMERCE_BACKENDS:
             raise ValueError(f"COMMERCE_BACKEND must be one of {', '.join(COMMERCE_BACKENDS)}, not {value!r}")
         return value
@@ -287,6 +290,34 @@ class Settings(BaseSettings):
     def magento_base(self) -> str:
         """The REST base of the store view: {MAGENTO_URL}/rest/{MAGENTO_STORE_CODE}/V1."""
         return f"{(self.magento_url or '').rstrip('/')}/rest/{self.magento_store_code}/V1"
+
+    @field_validator("woocommerce_url")
+    @classmethod
+    def _check_woocommerce_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        url = value.strip().rstrip("/")
+        if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", url):
+            raise ValueError(f"WOOCOMMERCE_URL is the shop's address such as https://shop.example, not {value!r}")
+        host = url.split("://", 1)[1].split("/", 1)[0].split(":", 1)[0]
+        if url.startswith("http://") and host not in ("127.0.0.1", "localhost"):
+            # The key and secret go as HTTP Basic: WooCommerce takes them only over HTTPS.
+            raise ValueError(
+                f"WOOCOMMERCE_URL must be https:// (the API keys are sent with each request), not {value!r}"
+            )
+        return url
+
+    @model_validator(mode="after")
+    def _check_woocommerce(self) -> Settings:
+        if self.commerce_backend == "woocommerce":
+            missing = [
+                name.upper()
+                for name in ("woocommerce_url", "woocommerce_key", "woocommerce_secret", "woocommerce_webhook_secret")
+                if not getattr(self, name)
+            ]
+            if missing:
+                raise ValueError(f"COMMERCE_BACKEND=woocommerce needs {', '.join(missing)}")
+        return self
 
     @property
     def shopify_base(self) -> str:

@@ -1,6 +1,6 @@
 """The aiohttp application: its routes, middleware, start-up and shutdown. What it serves is
 assembled by `service.wiring`; the handlers live in webhooks, webchat, pay, payment_webhooks,
-paypal_webhooks, shipping_webhooks, shopify_webhooks and the admin APIs."""
+paypal_webhooks, shipping_webhooks, shopify_webhooks, woocommerce_webhooks and the admin APIs."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ from service import (
     shopify_webhooks,
     webchat,
     webhooks,
+    woocommerce_webhooks,
 )
 from service.http import RETRY_AFTER_SECONDS, json_error, unavailable
 from service.keys import (  # noqa: F401  (re-exported: tests and command lines read the app by them)
@@ -97,6 +98,7 @@ def app_for(services: Services) -> web.Application:
     payment_webhooks.add_routes(app)
     shipping_webhooks.add_routes(app)
     shopify_webhooks.add_routes(app)
+    woocommerce_webhooks.add_routes(app)
     paypal_webhooks.add_routes(app)
     webhooks.add_routes(app, CHANNEL_CLASSES)
     marketing_api.add_routes(app)

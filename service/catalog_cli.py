@@ -1,5 +1,5 @@
 """`python app.py catalog sync`: copy the commerce platform's catalog into the store (see
-`integrations/shopify/catalog.py`). `python app.py catalog import FILE.csv [--replace]`: load a
+`integrations/commerce/sync.py`). `python app.py catalog import FILE.csv [--replace]`: load a
 shop's catalog from Shopify's product CSV export. The whole file is checked first (`integrations/catalog_import.py`), then
 written in one transaction: products matched by handle and variants by SKU are updated, new ones
 added. A variant going from 0 to some stock tells its waitlist, as `PUT /api/inventory/{sku}`
@@ -23,9 +23,10 @@ from bot.marketing.scheduler import reminder_settings
 from bot.store.models import Product, utcnow
 from integrations.catalog_import import CatalogImportError, ParsedCatalog, decode, parse_shopify_csv
 from integrations.catalog_upsert import existing_variants, remove_products, upsert_product
+from integrations.commerce.mirror import SyncSummary
 from integrations.magento.client import MagentoError
 from integrations.shopify.client import ShopifyError
-from integrations.shopify.mirror import SyncSummary
+from integrations.woocommerce.client import WooCommerceError
 from service.wiring import build
 
 
@@ -33,7 +34,8 @@ def add_parser(sub) -> None:
     cmd = sub.add_parser("catalog", help="the shop's catalog (import, sync)")
     ops = cmd.add_subparsers(dest="catalog_command", required=True)
     ops.add_parser(
-        "sync", help="copy the commerce platform's catalog (COMMERCE_BACKEND=shopify or magento) into the store"
+        "sync",
+        help="copy the commerce platform's catalog (COMMERCE_BACKEND=shopify, woocommerce or magento) into the store",
     )
     imp = ops.add_parser("import", help="add or update products from a Shopify product CSV export")
     imp.add_argument("file", type=Path, help="the CSV file (Shopify: Products > Export)")
@@ -129,25 +131,27 @@ def sync(settings: Settings) -> int:
     bar and a summary. Variants back in stock queue their waitlist's notices."""
     if settings.commerce_backend == "magento":
         return sync_magento(settings)
-    if settings.commerce_backend != "shopify":
+    if settings.commerce_backend == "store":
         print(
-            "error: catalog sync needs COMMERCE_BACKEND=shopify or magento (the store's own catalog has nothing to sync)"
+            "error: catalog sync needs COMMERCE_BACKEND=shopify, woocommerce or magento "
+            "(the store's own catalog has nothing to sync)"
         )
         return 2
     services = build(settings)
+    catalog = services.catalog_sync.catalog
 
     async def go() -> SyncSummary:
         try:
-            total = await services.catalog_sync.catalog.count()
-            with tqdm(total=total, unit="product", desc="Shopify products", file=sys.stderr) as bar:
+            total = await catalog.count()
+            with tqdm(total=total, unit="product", desc=f"{catalog.label} products", file=sys.stderr) as bar:
                 return await services.catalog_sync.run(full=True, progress=bar.update)
         finally:
-            await services.shopify.close()
+            await services.close_commerce()
 
     try:
         summary = asyncio.run(go())
-    except ShopifyError as exc:
-        print(f"error: Shopify: {exc}", file=sys.stderr)
+    except (ShopifyError, WooCommerceError) as exc:
+        print(f"error: {catalog.label}: {exc}", file=sys.stderr)
         return 1
     finally:
         services.db.close()

@@ -18,10 +18,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from bot.store.models import ProviderEvent, utcnow
+from integrations.commerce.mirror import PLATFORM, SyncSummary, apply_level, apply_product, delete_product
+from integrations.commerce.sync import CatalogSync
 from integrations.orders import checkout_rules
-from integrations.shopify.catalog import CatalogSync
 from integrations.shopify.mapping import MappingError, from_webhook, gid, parse_time
-from integrations.shopify.mirror import PLATFORM, SyncSummary, apply_level, apply_product, delete_product
 from integrations.shopify.orders import ShopifyOrderEvents
 from integrations.webhook_auth import WebhookRefused
 from service.http import json_error, read_body, refused

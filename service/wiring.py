@@ -41,6 +41,7 @@ from dialogs.shop_bot import ShopBot
 from integrations.cart import READ_AHEAD as CART_AHEAD
 from integrations.cart import StoreCarts
 from integrations.catalog import StoreCatalog
+from integrations.commerce.sync import CatalogSync
 from integrations.customers import ShopperCustomers
 from integrations.easypost_shipping import EasyPostShipping
 from integrations.faq import StoreFaq
@@ -54,11 +55,14 @@ from integrations.payments import Payments, SandboxPayments
 from integrations.paypal_payments import PayPalPayments
 from integrations.receipts import OrderConfirmation
 from integrations.shipping import Shipping, StoreShipping
-from integrations.shopify.catalog import CatalogSync, ShopifyCatalog
+from integrations.shopify.catalog import ShopifyCatalog
 from integrations.shopify.checkout import ShopifyPayments
 from integrations.shopify.client import ShopifyClient
 from integrations.shopify.customers import ShopifyCustomers
 from integrations.stripe_payments import StripePayments
+from integrations.woocommerce.catalog import WooCommerceCatalog
+from integrations.woocommerce.checkout import WooCommercePayments
+from integrations.woocommerce.client import WooCommerceClient
 
 log = logging.getLogger(__name__)
 
@@ -158,16 +162,25 @@ class Services:
         return ShopifyClient.from_settings(self.settings)
 
     @cached_property
+    def woocommerce(self) -> WooCommerceClient:
+        """The WooCommerce REST API client (COMMERCE_BACKEND=woocommerce)."""
+        return WooCommerceClient.from_settings(self.settings)
+
+    @cached_property
     def catalog_sync(self) -> CatalogSync:
-        """Keeps the store's catalog a copy of Shopify's (sync, reconcile, restock notices)."""
+        """Keeps the store's catalog a copy of the commerce platform's (COMMERCE_BACKEND=shopify or
+        woocommerce): sync, reconcile, restock notices."""
 
         def wake_outbox() -> None:  # a command line has no outbox: the server's sends the notices
             if "outbox" in self.__dict__:
                 self.outbox.notify()
 
-        return CatalogSync(
-            self.db, ShopifyCatalog(self.shopify), self.policy, reminder_settings(self.settings), wake_outbox
-        )
+        catalog: ShopifyCatalog | WooCommerceCatalog
+        if self.settings.commerce_backend == "woocommerce":
+            catalog = WooCommerceCatalog(self.woocommerce)
+        else:
+            catalog = ShopifyCatalog(self.shopify)
+        return CatalogSync(self.db, catalog, self.policy, reminder_settings(self.settings), wake_outbox)
 
     @cached_property
     def customers(self) -> ShopperCustomers | None:
@@ -183,7 +196,7 @@ class Services:
         return ShopperCustomers(
             self.db,
             ShopifyCustomers(self.shopify),
-            next((name for name in self.channels if profile(name).texts_any_number), None),
+            next((p.name for p in map(profile, self.channels) if p is not None and p.texts_any_number), None),
             MAIL_LANE in self.senders,
             wake_outbox,
         )
@@ -220,10 +233,12 @@ class Services:
 
     @cached_property
     def payments(self) -> Payments:
-        """With COMMERCE_BACKEND=shopify, Shopify's checkout (draft order invoices); else
-        PAYMENTS: Stripe Checkout, PayPal Checkout, or the sandbox pay page (the default)."""
+        """With COMMERCE_BACKEND=shopify, Shopify's checkout (draft order invoices); with
+        woocommerce, WooCommerce's (pending orders' payment URLs); else PAYMENTS: Stripe Checkout, PayPal Checkout, or the sandbox pay page (the default)."""
         if self.settings.commerce_backend == "shopify":
             return ShopifyPayments(self.shopify, self.db, self.settings.currency)
+        if self.settings.commerce_backend == "woocommerce":
+            return WooCommercePayments(self.woocommerce, self.db, self.settings.currency)
         if self.settings.payments == "stripe":
             return StripePayments.from_settings(self.settings, self.db)
         if self.settings.payments == "paypal":
@@ -300,6 +315,9 @@ class Services:
         poll = self.settings.magento_poll_interval_seconds
         if self.settings.commerce_backend == "magento" and poll > 0:
             scheduler.every("magento-poll", poll, self.magento_sync.poll)
+        interval = self.settings.woocommerce_reconcile_interval_seconds
+        if self.settings.commerce_backend == "woocommerce" and interval > 0:
+            scheduler.every("woocommerce-reconcile", interval, self.catalog_sync.reconcile)
         return scheduler
 
     @cached_property
@@ -382,6 +400,16 @@ class Services:
         self.extra_dispatchers.start()
         await self.scheduler.start()
 
+    async def close_commerce(self) -> None:
+        """Close the commerce platform's API client, if one was made."""
+        made = self.__dict__
+        if "shopify" in made:
+            await self.shopify.close()
+        if "woocommerce" in made:
+            await self.woocommerce.close()
+        if "magento" in made:
+            await self.magento.close()
+
     async def close(self) -> None:
         """Stop what was started and close what was made, in the reverse order."""
         made = self.__dict__
@@ -402,10 +430,7 @@ class Services:
             await self.payments.close()
         if "shipping" in made:
             await self.shipping.close()
-        if "shopify" in made:
-            await self.shopify.close()
-        if "magento" in made:
-            await self.magento.close()
+        await self.close_commerce()
         if "recognizer" in made and self._given_recognizer is None:
             self.recognizer.batcher.close()
         if "db" in made:

@@ -17,7 +17,8 @@ import pytest
 from sqlmodel import func, select
 
 from bot.store.models import CommerceStock, MessageRecord, Order, Product, ProviderEvent, Variant
-from integrations.shopify.catalog import CatalogSync, ShopifyCatalog
+from integrations.commerce.sync import CatalogSync
+from integrations.shopify.catalog import ShopifyCatalog
 from integrations.shopify.client import ShopifyClient
 from service.app import DB, create_app
 from service.wiring import build
@@ -336,9 +337,9 @@ async def test_the_catalog_sync_command_shows_progress_and_a_summary(shopify_set
     assert re.search(r"Shopify products: 100%.*5/5", err.decode()), err.decode()
 
 
-def test_planned_backends_are_refused_clearly(settings):
-    with pytest.raises(ValueError, match="not supported yet"):
-        changed(settings, commerce_backend="woocommerce")
+def test_backends_name_what_they_need(settings):
+    with pytest.raises(ValueError, match="must be one of store, shopify, woocommerce, magento"):
+        changed(settings, commerce_backend="bigcommerce")
     with pytest.raises(ValueError, match="SHOPIFY_SHOP_DOMAIN"):
         changed(settings, commerce_backend="shopify")
 

@@ -12,8 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from integrations.catalog_import import NO_COLOUR, NO_SIZE, ImportedVariant, size_and_colour
-from integrations.shopify.mapping import Level, MappingError, ShopProduct, ShopVariant, price_cents
-from integrations.shopify.mapping import _product as product_of
+from integrations.commerce.model import Level, MappingError, ShopProduct, ShopVariant, price_cents, product_of
 
 log = logging.getLogger(__name__)
 ENABLED = 1  # status: 1 enabled, 2 disabled

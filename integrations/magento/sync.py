@@ -19,11 +19,11 @@ from bot.delivery.policy import Policy
 from bot.marketing.reminders import ReminderSettings, notify_restocked
 from bot.store.database import Database
 from bot.store.models import CommerceStock, CommerceVariant, StateRecord, utcnow
+from integrations.commerce.mirror import SyncSummary, apply_level, apply_product, remove_unseen
 from integrations.magento.catalog import MagentoCatalog
 from integrations.magento.client import Filter
 from integrations.magento.mapping import NOT_VISIBLE_INDIVIDUALLY, MappingError, ShopProduct, parse_time, source_levels
 from integrations.magento.orders import MagentoOrderEvents
-from integrations.shopify.mirror import SyncSummary, apply_level, apply_product, remove_unseen
 
 log = logging.getLogger(__name__)
 PLATFORM = "magento"

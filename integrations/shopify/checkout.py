@@ -12,10 +12,10 @@ from sqlmodel import Session, col, select
 
 from bot.store.database import Database
 from bot.store.models import CommerceVariant
+from integrations.commerce.mirror import PLATFORM
 from integrations.orders import OrderView
 from integrations.payments import PaymentLink, PaymentUnavailable
 from integrations.shopify.client import ShopifyClient, ShopifyError
-from integrations.shopify.mirror import PLATFORM
 
 log = logging.getLogger(__name__)
 ORDER_ATTRIBUTE = "chat_order"  # the draft's custom attribute (the order's note attribute) naming our order

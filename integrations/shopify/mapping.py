@@ -5,27 +5,38 @@ Pure: no store, no network."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 from integrations.catalog_import import (
     NO_COLOUR,
     NO_SIZE,
-    ImportedProduct,
     ImportedVariant,
-    category_of,
-    plain_text,
     size_and_colour,
     variant_key,
 )
+from integrations.commerce.model import (
+    Level,
+    MappingError,
+    ShopProduct,
+    ShopVariant,
+    parse_time,
+    price_cents,
+    product_of,
+)
+
+__all__ = [
+    "Level",
+    "MappingError",
+    "ShopProduct",
+    "ShopVariant",
+    "from_graphql",
+    "from_webhook",
+    "gid",
+    "parse_time",
+    "price_cents",
+]
 
 VISIBLE = "active"  # draft and archived products are not offered to shoppers
-
-
-class MappingError(ValueError):
-    """A Shopify resource we cannot read: the message says which field."""
 
 
 def gid(kind: str, value: Any) -> str:
@@ -38,99 +49,11 @@ def gid(kind: str, value: Any) -> str:
     return f"gid://shopify/{kind}/{text}"
 
 
-def parse_time(value: Any, what: str = "updated_at") -> datetime:
-    """An ISO 8601 time of Shopify's (`2026-12-03T10:00:00-05:00`, `...Z`), in UTC."""
-    if not isinstance(value, str):
-        raise MappingError(f"{what} is missing")
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise MappingError(f"{what} {value!r} is not a time") from None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
-
-
-def price_cents(value: Any) -> int:
-    """`"19.99"` (a Money scalar or a REST price) -> 1999."""
-    try:
-        amount = Decimal(str(value).strip())
-    except InvalidOperation:
-        amount = Decimal("NaN")
-    if not amount.is_finite() or amount < 0:
-        raise MappingError(f"price {value!r} is not an amount")
-    return int((amount * 100).quantize(Decimal(1), rounding=ROUND_HALF_UP))
-
-
-@dataclass(frozen=True)
-class Level:
-    """Stock of an inventory item at one location, as of `updated_at`."""
-
-    location_id: str
-    available: int
-    updated_at: datetime
-
-
-@dataclass
-class ShopVariant:
-    external_id: str
-    inventory_item_id: str | None
-    levels: list[Level] | None  # per location (the API); None when not given (a webhook body)
-    total: int  # the stock to keep when no location's level is known
-    variant: ImportedVariant
-
-
-@dataclass
-class ShopProduct:
-    external_id: str
-    updated_at: datetime
-    visible: bool
-    product: ImportedProduct
-    variants: list[ShopVariant]
-    image_url: str | None
-
-
 def _variant(handle: str, options: list[tuple[str, str]], sku: Any, price: Any) -> ImportedVariant:
     size, colour = size_and_colour(options)
     key = sku.strip() if isinstance(sku, str) and sku.strip() else variant_key(handle, [v for _, v in options])
     return ImportedVariant(
         sku=key, size=size or NO_SIZE, colour=colour or NO_COLOUR, stock=0, price_cents=price_cents(price), line=0
-    )
-
-
-def _product(
-    external_id: str,
-    handle: Any,
-    title: Any,
-    html: Any,
-    product_type: Any,
-    tags: list[str],
-    status: Any,
-    updated_at: datetime,
-    variants: list[ShopVariant],
-    image_url: Any,
-) -> ShopProduct:
-    if not isinstance(handle, str) or not handle.strip():
-        raise MappingError(f"product {external_id} has no handle")
-    product = ImportedProduct(
-        sku=handle.strip(),
-        name=str(title or handle).strip(),
-        category=category_of(str(product_type or ""), ""),
-        description=plain_text(str(html or "")),
-        tags=[t.strip() for t in tags if t.strip()],
-        line=0,
-        variants=[v.variant for v in variants],
-    )
-    seen: set[tuple[str, str]] = set()
-    for v in variants:  # options other than size and colour are not kept: the first such variant stands
-        if (v.variant.size, v.variant.colour) in seen:
-            raise MappingError(f"product {handle!r} has two variants of size {v.variant.size} in {v.variant.colour}")
-        seen.add((v.variant.size, v.variant.colour))
-    return ShopProduct(
-        external_id,
-        updated_at,
-        str(status or "").lower() == VISIBLE and bool(variants),
-        product,
-        variants,
-        image_url if isinstance(image_url, str) and image_url else None,
     )
 
 
@@ -169,7 +92,7 @@ def from_graphql(node: dict[str, Any], variant_nodes: list[dict[str, Any]]) -> S
             )
         )
     media = ((node.get("featuredMedia") or {}).get("preview") or {}).get("image") or {}
-    return _product(
+    return product_of(
         external_id,
         handle,
         node.get("title"),
@@ -212,7 +135,7 @@ def from_webhook(body: dict[str, Any]) -> ShopProduct:
         )
     tags = body.get("tags") or ""
     image = body.get("image") or {}
-    return _product(
+    return product_of(
         external_id,
         handle,
         body.get("title"),

@@ -1,6 +1,7 @@
-"""The local copy of a commerce platform's catalog (Shopify's; Magento's through `platform`): products, variants and stock per location written into
-the store (through the same upsert as the CSV import), each with Shopify's `updated_at`, so a
-delivery older than what the store holds changes nothing. Runs in the caller's transaction;
+"""The local copy of a commerce platform's catalog (Shopify, WooCommerce, Magento), keyed by platform:
+products, variants and stock per location written into the store (through the same upsert as
+the CSV import), each with the platform's time of change, so a delivery older than what the
+store holds changes nothing. Runs in the caller's transaction;
 returns how many variants came back in stock, for the restock waitlist."""
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ from sqlmodel import Session, col, select
 from bot.store.models import CommerceProduct, CommerceStock, CommerceVariant, Product, Variant, as_utc
 from integrations.catalog_import import variant_key
 from integrations.catalog_upsert import existing_variants, remove_products, upsert_product
-from integrations.shopify.mapping import ShopProduct
+from integrations.commerce.model import ShopProduct
 
 log = logging.getLogger(__name__)
-PLATFORM = "shopify"
+PLATFORM = "shopify"  # the default platform of these functions
 
 
 @dataclass
@@ -186,10 +187,12 @@ def apply_product(session: Session, shop: ShopProduct, summary: SyncSummary, pla
     session.flush()
 
 
-def delete_product(session: Session, external_id: str, deleted_at: datetime, summary: SyncSummary) -> None:
+def delete_product(
+    session: Session, external_id: str, deleted_at: datetime, summary: SyncSummary, platform: str = PLATFORM
+) -> None:
     """A `products/delete`: the product leaves the catalog (or stays sold out if a cart or waitlist
     names it); its link is kept with the time of the deletion, so an older update is ignored."""
-    link = session.get(CommerceProduct, (PLATFORM, external_id))
+    link = session.get(CommerceProduct, (platform, external_id))
     if link is None:
         return
     if as_utc(link.updated_at) >= deleted_at:
@@ -203,7 +206,7 @@ def delete_product(session: Session, external_id: str, deleted_at: datetime, sum
         summary.sold_out += sold_out
     for old in session.exec(
         select(CommerceVariant).where(
-            CommerceVariant.platform == PLATFORM, CommerceVariant.product_external_id == external_id
+            CommerceVariant.platform == platform, CommerceVariant.product_external_id == external_id
         )
     ).all():
         session.delete(old)
