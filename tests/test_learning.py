@@ -6,16 +6,21 @@ own; masked texts never become examples."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
+from datetime import UTC, datetime, timedelta
 
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from bot.nlu import Recognizer
-from bot.store.models import AnalyticsEvent, TaughtExample
+from bot.store.database import Database
+from bot.store.models import AnalyticsEvent, Customer, MessageRecord, TaughtExample
 from service.app import build_recognizer, create_app
 from service.keys import DB, SERVICES
 from tests.fakes.web_shopper import WebShopper
 from tests.proactive.test_campaigns import AUTH, TOKEN, changed
+from tests.test_nlu import ROOT, cli_env
 
 NONSENSE = "Blorp zingle wobbat"
 
@@ -95,3 +100,43 @@ async def test_a_taught_group_is_understood_at_once_here_and_soon_in_another_app
     # What was understood before still is.
     await other.say("do you have black dresses?")
     assert (await last_turn(second)).intent == "product_search"
+
+
+def test_teaching_on_the_command_line(tmp_path, nlu_cache_dir):
+    env = cli_env(tmp_path, nlu_cache_dir)
+    db = Database(env["DATABASE_URL"])
+    db.create_schema()
+    now = datetime.now(UTC)
+
+    def said(session: Session) -> None:
+        session.add(Customer(id="r1"))
+        session.flush()
+        for n, text in enumerate([NONSENSE, NONSENSE.upper(), "qwpx vvrt my email is ann@example.com"]):
+            message = MessageRecord(customer_id="r1", channel="sms", direction="in", text=text, status="processed")
+            session.add(message)
+            session.flush()
+            session.add(
+                AnalyticsEvent(
+                    kind="turn",
+                    customer_id="r1",
+                    channel="sms",
+                    message_id=message.id,
+                    outcome="fallback",
+                    received_at=now - timedelta(minutes=n),
+                )
+            )
+
+    db.transaction(said)
+    run = [sys.executable, "app.py", "nlu", "review", "--teach"]
+    out = subprocess.run(
+        [*run, "1", "faq:no_such_entry"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert out.returncode == 2 and "unknown FAQ entry" in out.stderr
+    out = subprocess.run([*run, "2", "greet"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 2 and "masked" in out.stderr, out.stderr[-2000:]
+    out = subprocess.run([*run, "1", "order_status"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "1 new examples of order_status" in out.stdout
+    stored = db.transaction(lambda s: [(e.text, e.intent, e.faq_key) for e in s.exec(select(TaughtExample)).all()])
+    assert stored == [(NONSENSE, "order_status", None)]
+    db.close()
