@@ -11,7 +11,7 @@ import logging
 import sys
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from bot.config import Settings
 from service import agent_cli, campaign_cli, catalog_cli, order_cli
@@ -344,6 +344,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     review.add_argument("--days", type=int, default=30, help="the last DAYS days (default 30)")
     review.add_argument("--json", action="store_true", help="print the groups as one JSON array")
+    review.add_argument(
+        "--teach",
+        nargs=2,
+        metavar=("GROUP", "INTENT"),
+        help="make the messages of group number GROUP (as listed) examples of INTENT, or of an FAQ entry "
+        "with faq:KEY; running servers use them within NLU_SYNC_SECONDS",
+    )
     args = parser.parse_args(argv)
     if args.command == "nlu" and args.nlu_command == "parse" and (args.text is None) == (args.file is None):
         parse.error("give either TEXT or --file FILE")
@@ -443,18 +450,48 @@ def review_command(settings: Settings, args: argparse.Namespace) -> int:
     distinct = list(dict.fromkeys(text for text, _ in items))
     vectors = services.recognizer.encode_now([t.lower() for t in distinct]) if distinct else []
     groups = analytics.group(items, dict(zip(distinct, vectors, strict=True)))
+    if args.teach:
+        code = teach_group(services, groups, *args.teach)
+        services.db.close()
+        return code
     services.db.close()
     if args.json:
-        print(json.dumps(groups, ensure_ascii=False))
+        print(json.dumps(analytics.shown(groups), ensure_ascii=False))
         return 0
     if not groups:
         print(f"nothing fell back or was handed over in the last {args.days} days")
         return 0
     print(f"{len(items)} messages not understood in the last {args.days} days, in {len(groups)} groups:")
     for g in groups:
-        print(f"{g['count']:5}  {g['example']}  ({g['fallbacks']} fallbacks, {g['handoffs']} handoffs)")
+        print(f"{g['group']:3}. {g['count']:5}  {g['example']}  ({g['fallbacks']} fallbacks, {g['handoffs']} handoffs)")
         for text in g["texts"][1:]:
-            print(f"       also: {text}")
+            print(f"            also: {text}")
+    return 0
+
+
+def teach_group(services: Any, groups: list[dict[str, Any]], group: str, intent: str) -> int:
+    """`nlu review --teach GROUP INTENT`: store the group's messages as examples."""
+    from bot import learning
+
+    if not group.isdigit() or not 1 <= int(group) <= len(groups):
+        print(f"no group {group}: the list has {len(groups)} (numbered from 1)", file=sys.stderr)
+        return 2
+    found = groups[int(group) - 1]
+    faq = intent.removeprefix("faq:") if intent.startswith("faq:") else None
+    keys = list(services.faq.phrasings())
+    try:
+        added = services.db.transaction(
+            lambda s: learning.teach(s, found["members"], None if faq else intent, faq, keys)
+        )
+    except learning.TeachError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    taught = learning.teachable(found["members"])
+    print(f"group {group} ({found['example']}): {added} new examples of {intent}")
+    for text in taught:
+        print(f"       {text}")
+    if len(taught) < len(found["members"]):
+        print(f"       ({len(found['members']) - len(taught)} messages with masked parts left out)")
     return 0
 
 

@@ -650,7 +650,9 @@ def group(items: list[tuple[str, str]], vectors: dict[str, Any] | None = None) -
                 (i for i, lead in enumerate(leaders) if lead is not None and float(lead @ vector) >= SIMILAR), None
             )
         if home is None:
-            groups.append({"example": entry["text"], "count": 0, "fallbacks": 0, "handoffs": 0, "texts": []})
+            groups.append(
+                {"example": entry["text"], "count": 0, "fallbacks": 0, "handoffs": 0, "texts": [], "members": []}
+            )
             leaders.append(vector)
             home = len(groups) - 1
         found = groups[home]
@@ -659,4 +661,13 @@ def group(items: list[tuple[str, str]], vectors: dict[str, Any] | None = None) -
         found["handoffs"] += entry["handed_off"]
         if len(found["texts"]) < 5:
             found["texts"].append(entry["text"])
-    return sorted(groups, key=lambda g: -g["count"])
+        found["members"].append(entry["text"])  # every distinct text: what teaching the group takes
+    ordered = sorted(groups, key=lambda g: -g["count"])
+    for number, found in enumerate(ordered, 1):
+        found["group"] = number
+    return ordered
+
+
+def shown(groups: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The groups as the page and the JSON show them (up to five texts each)."""
+    return [{k: v for k, v in g.items() if k != "members"} for g in groups]

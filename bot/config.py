@@ -137,6 +137,8 @@ class Settings(BaseSettings):
     nlu_batch_max: int = 64
     nlu_threads: int = 1
     nlu_cache_dir: str = "data/nlu-cache"
+    # How often each process looks for examples taught from the dashboard by another process.
+    nlu_sync_seconds: float = Field(default=10.0, gt=0)
 
     bot_disclosure: str = "on"
     default_timezone: str = "America/New_York"

@@ -4,6 +4,7 @@ a retailer edits, plus rules for entities; concurrent requests share one batched
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import logging
 import re
@@ -715,6 +716,32 @@ class Analysis:
     by_meaning: np.ndarray
     by_spelling: np.ndarray
     nearest: float
+    classes: tuple[str, ...]  # the intents the two probability rows are for, in their order
+
+
+@dataclass(frozen=True)
+class _Intents:
+    """The intent classifiers and what they were fitted on, replaced as one when examples are
+    added while the service runs (so a turn never mixes two fits)."""
+
+    texts: list[str]
+    labels: list[str]
+    matrix: np.ndarray
+    by_meaning: Any
+    by_spelling: Any
+    in_scope: np.ndarray  # the vectors of the examples that are not out of scope
+    classes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class _Faq:
+    """The FAQ phrasings' vectors and character n-grams, replaced as one."""
+
+    keys: list[str]
+    texts: list[str]
+    matrix: np.ndarray
+    spelling: Any = None  # character n-grams of the FAQ phrasings (Chinese)
+    spelling_matrix: Any = None
 
 
 def load_model(path: str | None = None, threads: int | None = None) -> Any:
@@ -784,17 +811,20 @@ class Recognizer:
         if len(set(labels)) < 2:
             raise ValueError("the recogniser needs examples for at least two intents")
         fitted = self._fitted("intents", {"labels": labels, "texts": texts}, lambda: self._fit(texts, labels))
-        self._matrix, self._by_meaning, self._by_spelling = fitted
-        # How far a text is from shop talk: out-of-scope examples do not count.
-        self._in_scope = self._matrix[np.array([label != FALLBACK for label in labels])]
-        self._classes = [str(c) for c in self._by_meaning.classes_]
+        self._intents = self._base_intents = self._assemble(texts, labels, *fitted)
         self._catalog: tuple[list[CatalogTerm], set[str]] = ([], set())
         self._faq_words: set[str] = set()
         self.entities = EntityExtractor([], set())
-        self._faq_keys: list[str] = []
-        self._faq_matrix = np.zeros((0, self._matrix.shape[1]))
-        self._faq_spelling: Any = None  # character n-grams of the FAQ phrasings (Chinese)
-        self._faq_spelling_matrix: Any = None
+        self._faq = self._base_faq = _Faq([], [], np.zeros((0, fitted[0].shape[1])))
+
+    @staticmethod
+    def _assemble(
+        texts: list[str], labels: list[str], matrix: np.ndarray, by_meaning: Any, by_spelling: Any
+    ) -> _Intents:
+        # How far a text is from shop talk: out-of-scope examples do not count.
+        in_scope = matrix[np.array([label != FALLBACK for label in labels])]
+        classes = tuple(str(c) for c in by_meaning.classes_)
+        return _Intents(texts, labels, matrix, by_meaning, by_spelling, in_scope, classes)
 
     def _fitted(self, name: str, data: dict[str, Any], fit: Callable[[], R]) -> R:
         """`fit()`, or what the cache holds for the same data, model and settings."""
@@ -804,12 +834,15 @@ class Recognizer:
 
     def _fit(self, texts: list[str], labels: list[str]) -> tuple[np.ndarray, Any, Any]:
         """The examples' embeddings and the two classifiers fitted on them."""
+        log.info("fitting the recogniser", extra={"examples": len(texts)})
+        return self._classify(texts, labels, self.encode_now(texts))
+
+    @staticmethod
+    def _classify(texts: list[str], labels: list[str], matrix: np.ndarray) -> tuple[np.ndarray, Any, Any]:
         from sklearn.feature_extraction.text import TfidfVectorizer
         from sklearn.linear_model import LogisticRegression
         from sklearn.pipeline import make_pipeline
 
-        log.info("fitting the recogniser", extra={"examples": len(texts)})
-        matrix = self.encode_now(texts)
         by_meaning = LogisticRegression(C=FIT_SETTINGS["meaning_c"], max_iter=FIT_SETTINGS["max_iter"]).fit(
             matrix, labels
         )
@@ -819,31 +852,79 @@ class Recognizer:
         ).fit(texts, labels)
         return matrix, by_meaning, by_spelling
 
+    @staticmethod
+    def _warm(base: _Intents, texts: list[str], labels: list[str], matrix: np.ndarray) -> tuple[Any, Any]:
+        """Copies of the shipped classifiers refitted from where they stand (a few times faster
+        than from scratch); the character n-grams keep the shipped examples' vocabulary."""
+        by_meaning = copy.deepcopy(base.by_meaning).set_params(warm_start=True).fit(matrix, labels)
+        by_spelling = copy.deepcopy(base.by_spelling)
+        vectorizer, classifier = by_spelling.steps[0][1], by_spelling.steps[-1][1]
+        classifier.set_params(warm_start=True).fit(vectorizer.transform(texts), labels)
+        return by_meaning, by_spelling
+
     def set_catalog(self, catalog: list[CatalogTerm], colours: set[str]) -> None:
         self._catalog = (catalog, colours)
         self.entities = EntityExtractor(catalog, colours, self._faq_words)
 
     def set_faq(self, entries: dict[str, list[str]]) -> None:
         """FAQ entry key -> its question and paraphrases, for `match_faq`."""
-        from sklearn.feature_extraction.text import TfidfVectorizer
-
         keys, texts = [], []
         for key, items in entries.items():
             for text in items:
                 keys.append(key)
                 texts.append(normalise(text).lower())
-        self._faq_keys = keys
-        if texts:
+        faq = (
+            self._fitted("faq", {"keys": keys, "texts": texts}, lambda: self._faq_index(keys, texts, None))
+            if texts
+            else self._faq_index(keys, texts, None)
+        )
+        self._faq = self._base_faq = faq
+        self._learnt_words()
 
-            def fit() -> tuple[np.ndarray, Any, Any]:
-                spelling = TfidfVectorizer(analyzer="char", ngram_range=FIT_SETTINGS["faq_ngrams"], sublinear_tf=True)
-                return self.encode_now(texts), spelling, spelling.fit_transform(texts)
+    def _faq_index(self, keys: list[str], texts: list[str], matrix: np.ndarray | None) -> _Faq:
+        """The FAQ index over these phrasings (`matrix`: their vectors, when known)."""
+        from sklearn.feature_extraction.text import TfidfVectorizer
 
-            fitted = self._fitted("faq", {"keys": keys, "texts": texts}, fit)
-            self._faq_matrix, self._faq_spelling, self._faq_spelling_matrix = fitted
+        if not texts:
+            return _Faq([], [], np.zeros((0, self._intents.matrix.shape[1])))
+        spelling = TfidfVectorizer(analyzer="char", ngram_range=FIT_SETTINGS["faq_ngrams"], sublinear_tf=True)
+        spelling_matrix = spelling.fit_transform(texts)
+        vectors = self.encode_now(texts) if matrix is None else matrix
+        return _Faq(keys, texts, vectors, spelling, spelling_matrix)
+
+    def _learnt_words(self) -> None:
         # What FAQ questions talk about is shop talk, not an item the shop lacks ("gift cards").
-        self._faq_words = {w for text in texts for w in _words(text) if len(w) > 3}
+        self._faq_words = {w for text in self._faq.texts for w in _words(text) if len(w) > 3}
         self.set_catalog(*self._catalog)
+
+    def learn(self, examples: list[tuple[str, str, str | None]], vectors: np.ndarray) -> None:
+        """Refit on the shipped examples plus `examples` ((text, intent, FAQ key or None), each
+        with its sentence vector in `vectors`), then swap the fits in at once: turns under way
+        finish on the fits they started with. No examples: back to the shipped ones.
+
+        Blocking (a second or so of classifier fitting): run it on a thread of its own."""
+        if not examples:
+            self._intents, self._faq = self._base_intents, self._base_faq
+            self._learnt_words()
+            return
+        base, faq = self._base_intents, self._base_faq
+        texts = [normalise(text).lower() for text, _, _ in examples]
+        labels = [intent for _, intent, _ in examples]
+        all_texts, all_labels = base.texts + texts, base.labels + labels
+        matrix = np.vstack([base.matrix, vectors])
+        if set(labels) <= set(base.classes):
+            by_meaning, by_spelling = self._warm(base, all_texts, all_labels, matrix)
+        else:  # pragma: no cover - every intent has shipped examples
+            _, by_meaning, by_spelling = self._classify(all_texts, all_labels, matrix)
+        intents = self._assemble(all_texts, all_labels, matrix, by_meaning, by_spelling)
+        rows = [i for i, (_, _, key) in enumerate(examples) if key]
+        if rows:
+            keys = faq.keys + [str(examples[i][2]) for i in rows]
+            faq_texts = faq.texts + [texts[i] for i in rows]
+            faq = self._faq_index(keys, faq_texts, np.vstack([faq.matrix, vectors[rows]]))
+        self._intents, self._faq = intents, faq
+        self._learnt_words()
+        log.info("recogniser refitted with taught examples", extra={"examples": len(examples)})
 
     def encode_now(self, texts: list[str]) -> np.ndarray:
         return self.model.encode(
@@ -856,29 +937,33 @@ class Recognizer:
 
     def _analyse(self, texts: list[str]) -> list[Analysis]:
         """Both classifiers over a whole batch at once (runs on the batcher's thread)."""
+        fit = self._intents
         vectors = self.encode_now(texts)
-        meaning = self._by_meaning.predict_proba(vectors)
-        spelling = self._by_spelling.predict_proba(texts)
-        nearest = (vectors @ self._in_scope.T).max(axis=1)
-        return [Analysis(vectors[i], meaning[i], spelling[i], float(nearest[i])) for i in range(len(texts))]
+        meaning = fit.by_meaning.predict_proba(vectors)
+        spelling = fit.by_spelling.predict_proba(texts)
+        nearest = (vectors @ fit.in_scope.T).max(axis=1)
+        return [
+            Analysis(vectors[i], meaning[i], spelling[i], float(nearest[i]), fit.classes) for i in range(len(texts))
+        ]
 
     def vote(self, analysis: Analysis, language: str) -> list[tuple[str, float]]:
         """Intents ranked by the classifiers' averaged probability."""
         weight = 0.5 if language == "en" else 0.15
         probs = weight * analysis.by_meaning + (1 - weight) * analysis.by_spelling
-        return sorted(zip(self._classes, probs.tolist()), key=lambda kv: -kv[1])
+        return sorted(zip(analysis.classes, probs.tolist()), key=lambda kv: -kv[1])
 
     def match_faq(self, vector: np.ndarray, text: str = "", language: str = "en") -> tuple[str | None, float]:
         """The FAQ entry closest to a question: by meaning in English; by characters in Chinese,
         which the bundled English model does not read."""
-        if not self._faq_keys:
+        faq = self._faq
+        if not faq.keys:
             return None, 0.0
-        if language != "en" and self._faq_spelling is not None and text:
-            sims = (self._faq_spelling_matrix @ self._faq_spelling.transform([text.lower()]).T).toarray().ravel()
+        if language != "en" and faq.spelling is not None and text:
+            sims = (faq.spelling_matrix @ faq.spelling.transform([text.lower()]).T).toarray().ravel()
         else:
-            sims = self._faq_matrix @ vector
+            sims = faq.matrix @ vector
         best = int(np.argmax(sims))
-        return self._faq_keys[best], float(sims[best])
+        return faq.keys[best], float(sims[best])
 
     async def _faq_questions(self, clean: str, language: str) -> tuple[str, ...]:
         """Every FAQ entry a message of several questions asks about ("is shipping free? and can

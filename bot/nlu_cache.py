@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-FORMAT = 1  # bump when what a cache file holds changes shape
+FORMAT = 2  # bump when what a cache file holds changes shape
 
 
 def model_identity(path: str | Path) -> dict[str, Any]:

@@ -14,12 +14,12 @@ from typing import Any
 
 from aiohttp import web
 
-from bot import analytics
+from bot import analytics, learning
 from bot.store.models import utcnow
 from service.analytics_page import render, tables
 from service.auth import require_admin
 from service.http import http_error
-from service.keys import DB, ENGINE, SETTINGS
+from service.keys import DB, ENGINE, SERVICES, SETTINGS
 
 PAGE = Path(__file__).resolve().parent.parent / "channels" / "web_static" / "admin" / "analytics.html"
 DEFAULT_DAYS = 30
@@ -31,6 +31,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/analytics", report)
     app.router.add_get("/api/analytics/dashboard", dashboard)
     app.router.add_get("/admin/analytics", page)
+    app.router.add_post("/api/analytics/review/{group}/teach", teach)
 
 
 def period_from(query: Any) -> analytics.Period:
@@ -68,7 +69,7 @@ async def _figures(request: web.Request, period: analytics.Period, review: bool 
     minutes = request.app[SETTINGS].agent_minutes_per_conversation
     figures = await request.app[DB].run(lambda s: analytics.report(s, period, minutes))
     if review:
-        figures["not_understood"] = await not_understood(request, period)
+        figures["not_understood"] = analytics.shown(await not_understood(request, period))
     return figures
 
 
@@ -80,6 +81,47 @@ async def not_understood(request: web.Request, period: analytics.Period) -> list
     batcher = request.app[ENGINE].recognizer.batcher
     analyses = await asyncio.gather(*(batcher.submit(text.lower()) for text in distinct))
     return analytics.group(items, {text: a.vector for text, a in zip(distinct, analyses, strict=True)})
+
+
+async def teach(request: web.Request) -> web.Response:
+    """`{"intent": NAME}` or `{"faq": KEY}` (optionally `"example"`: the group's first text as the
+    page showed it, checked): the messages of group number `{group}` of the "not understood" list
+    of the period in the query become examples of that intent or FAQ entry, in use here when this
+    answers and in the other processes within NLU_SYNC_SECONDS. Texts with masked parts are left
+    out. 400 for a bad body, 404 for no such group, 409 when the group is not the one shown or
+    has nothing that may be taught."""
+    require_admin(request.app[SETTINGS], request)
+    period = period_from(request.query)
+    raw = request.match_info["group"]
+    if not raw.isdigit() or not 1 <= int(raw) <= analytics.REVIEW_LIMIT:
+        raise http_error(400, "the group is its number in the list, from 1")
+    try:
+        body = await request.json()
+    except ValueError:
+        raise http_error(400, "the body must be JSON") from None
+    if not isinstance(body, dict) or not all(isinstance(body.get(k, ""), str) for k in ("intent", "faq", "example")):
+        raise http_error(400, 'the body is {"intent": NAME} or {"faq": KEY}')
+    groups = await not_understood(request, period)
+    number = int(raw)
+    if number > len(groups):
+        raise http_error(404, f"no group {number}: the list has {len(groups)}")
+    found = groups[number - 1]
+    if body.get("example") and body["example"] != found["example"]:
+        raise http_error(409, "the list has changed since it was shown: reload it")
+    services = request.app[SERVICES]
+    faq_keys = list(services.faq.phrasings())
+    try:
+        added = await request.app[DB].run(
+            lambda s: learning.teach(s, found["members"], body.get("intent"), body.get("faq"), faq_keys)
+        )
+    except learning.TeachError as exc:
+        status = 409 if isinstance(exc, learning.NothingToTeach) else 400
+        raise http_error(status, str(exc)) from None
+    await services.learner.refresh()
+    taught = learning.teachable(found["members"])
+    return web.json_response(
+        {"group": number, "added": added, "examples": taught, "left_out": len(found["members"]) - len(taught)}
+    )
 
 
 async def report(request: web.Request) -> web.StreamResponse:
@@ -115,7 +157,9 @@ async def dashboard(request: web.Request) -> web.Response:
     period = period_from(request.query)
     current = await _figures(request, period)
     previous = await _figures(request, period.previous(), review=False)
-    return web.Response(text=render(current, previous), content_type="text/html")
+    faq_keys = request.app[SERVICES].faq.phrasings()
+    choices = [f"intent:{i}" for i in learning.TEACHABLE_INTENTS] + [f"faq:{k}" for k in faq_keys]
+    return web.Response(text=render(current, previous, choices), content_type="text/html")
 
 
 async def page(request: web.Request) -> web.FileResponse:

@@ -204,8 +204,34 @@ def _table(name: str, title: str, header: list[str], rows: list[list[Any]]) -> s
     )
 
 
-def render(current: dict[str, Any], previous: dict[str, Any]) -> str:
-    """The dashboard for `current`, its tiles compared with `previous`."""
+def _review_table(groups: list[dict[str, Any]], header: list[str], rows: list[list[Any]], choices: list[str]) -> str:
+    """The not-understood groups, each with a choice of intent or FAQ entry to teach it as."""
+    options = '<option value="">Teach as…</option>' + "".join(
+        f'<option value="{escape(c)}">{escape(c.replace("intent:", "").replace("faq:", "FAQ: "))}</option>'
+        for c in choices
+    )
+    head = "".join(f'<th scope="col">{escape(h.replace("_", " "))}</th>' for h in [*header, "teach"])
+    body = "".join(
+        "<tr>"
+        + "".join(f"<td>{escape(str(v))}</td>" for v in row)
+        + f'<td><span class="teach" data-group="{g["group"]}" data-example="{escape(g["example"])}">'
+        f'<select aria-label="Intent or FAQ entry for group {g["group"]}">{options}</select>'
+        f'<button type="button" class="teach">Teach</button></span></td></tr>'
+        for g, row in zip(groups, rows, strict=True)
+    )
+    title = "Not understood (fallbacks and handoffs, grouped by meaning; numbers and e-mails masked)"
+    return (
+        f'<section class="panel table-panel" data-table="not_understood"><h2>{escape(title)}</h2>'
+        '<p class="hint">Teach a group as an intent or an FAQ entry: its messages become examples the bot '
+        "understands from the next message on (messages with masked parts are left out).</p>"
+        '<button type="button" class="csv" data-table="not_understood">Download CSV</button>'
+        f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div></section>'
+    )
+
+
+def render(current: dict[str, Any], previous: dict[str, Any], choices: list[str] | None = None) -> str:
+    """The dashboard for `current`, its tiles compared with `previous`; `choices` ("intent:NAME",
+    "faq:KEY") are what a not-understood group can be taught as."""
     now, before = headlines(current), headlines(previous)
     definitions = current["definitions"]
     tiles = "".join(
@@ -241,10 +267,5 @@ def render(current: dict[str, Any], previous: dict[str, Any]) -> str:
         + _table("channels", titles["channels"], made["channels"][0], channel_rows)
         + _table("languages", titles["languages"], made["languages"][0], made["languages"][1])
         + _table("daily", titles["daily"], made["daily"][0], made["daily"][1])
-        + _table(
-            "not_understood",
-            "Not understood (fallbacks and handoffs, grouped by meaning; numbers and e-mails masked)",
-            made["not_understood"][0],
-            made["not_understood"][1],
-        )
+        + _review_table(current.get("not_understood", []), *made["not_understood"], choices or [])
     )

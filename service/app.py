@@ -35,6 +35,7 @@ from service.keys import (  # noqa: F401  (re-exported: tests and command lines 
     CHANNELS,
     DB,
     ENGINE,
+    LEARNING,
     METRICS,
     ORDERS,
     OUTBOX,
@@ -76,6 +77,7 @@ def create_app(
 def app_for(services: Services) -> web.Application:
     """The web application serving these parts."""
     engine = services.engine  # made first: it loads the model and fits the recogniser
+    learner = services.learner  # and the examples taught from the dashboard
     app = web.Application(client_max_size=webhooks.MAX_BODY_BYTES, middlewares=[error_middleware])
     app[SERVICES], app[SETTINGS], app[DB], app[ENGINE] = services, services.settings, services.db, engine
     app[WEB], app[ORDERS], app[PAYMENTS], app[CATALOG] = (
@@ -111,6 +113,7 @@ def app_for(services: Services) -> web.Application:
         if recovered:
             log.info("ran turns for stored messages left unprocessed", extra={"count": recovered})
             services.outbox.notify()
+        app[LEARNING] = asyncio.create_task(learner.watch(services.settings.nlu_sync_seconds))
 
     async def on_cleanup(app: web.Application) -> None:
         # The server has stopped listening (SIGTERM): finish the turns under way, then stop
@@ -118,6 +121,8 @@ def app_for(services: Services) -> web.Application:
         if app[TASKS]:
             log.info("finishing turns under way", extra={"count": len(app[TASKS])})
             await asyncio.gather(*app[TASKS], return_exceptions=True)
+        if LEARNING in app:
+            app[LEARNING].cancel()
         await services.close()
 
     app.on_startup.append(on_startup)

@@ -39,3 +39,4 @@ ACCOUNTS = web.AppKey("accounts", ShopperAccounts)
 # reach 24 ms, at the same turns/s.
 TURN_SLOTS = web.AppKey("turn_slots", asyncio.Semaphore)
 SCHEDULER = web.AppKey("scheduler", ShopScheduler)
+LEARNING = web.AppKey("learning", asyncio.Task)  # the task that picks up examples taught elsewhere

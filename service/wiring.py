@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 from functools import cached_property
+from typing import Any
 
 from botbuilder.core import BotState
 from prometheus_client import CollectorRegistry
@@ -25,6 +26,7 @@ from bot.delivery.outbox import Outbox, Sender
 from bot.delivery.policy import Policy
 from bot.handoff.service import Handoffs
 from bot.i18n import text_in
+from bot.learning import Learner
 from bot.marketing.scheduler import ShopScheduler, proactive, reminder_settings
 from bot.metrics import Metrics
 from bot.nlu import CatalogTerm, Recognizer, load_examples, load_model, model_path
@@ -67,14 +69,14 @@ from integrations.woocommerce.client import WooCommerceClient
 log = logging.getLogger(__name__)
 
 
-def build_recognizer(settings: Settings) -> Recognizer:
-    """Load the model and fit the recogniser on the example utterances, or load what an earlier
-    start fitted from `NLU_CACHE_DIR`."""
+def build_recognizer(settings: Settings, model: Any = None) -> Recognizer:
+    """Load the model (unless given one already loaded) and fit the recogniser on the example
+    utterances, or load what an earlier start fitted from `NLU_CACHE_DIR`."""
     cache = None
     if settings.nlu_cache_dir:
         cache = FitCache(settings.nlu_cache_dir, model_identity(model_path(settings.nlu_model)))
     return Recognizer(
-        load_model(settings.nlu_model, settings.nlu_threads),
+        model if model is not None else load_model(settings.nlu_model, settings.nlu_threads),
         load_examples(),
         settings.nlu_threshold,
         settings.nlu_min_similarity,
@@ -336,6 +338,13 @@ class Services:
         recognizer = self._given_recognizer or build_recognizer(self.settings)
         teach_shop(recognizer, self.db, self.faq)
         return recognizer
+
+    @cached_property
+    def learner(self) -> Learner:
+        """Keeps the recogniser fitted on the examples taught from the dashboard (made with it)."""
+        learner = Learner(self.db, self.recognizer)
+        learner.apply_now()
+        return learner
 
     async def relearn_catalog(self) -> None:
         """Teach a loaded recogniser the catalog again (a product came from the commerce platform

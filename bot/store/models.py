@@ -484,3 +484,18 @@ class AnalyticsEvent(SQLModel, table=True):
     received_at: datetime = Field(default_factory=utcnow)  # the inbound message stored
     replied_at: datetime | None = None  # the turn's first reply accepted by the provider
     demo: bool = False  # synthetic history written by the demo seeding
+
+
+class TaughtExample(SQLModel, table=True):
+    """A message the retailer taught the recogniser from the dashboard's "not understood" list:
+    an example of `intent` (and, for an FAQ question, a phrasing of the entry `faq_key`). The
+    text is the masked text the dashboard showed; texts with masked parts are never stored."""
+
+    if TYPE_CHECKING:  # set by SQLModel for table models, not declared in its types
+        __table__: ClassVar[Table]
+    __tablename__ = "nlu_example"
+    id: int | None = Field(default=None, primary_key=True)
+    text: str
+    intent: str
+    faq_key: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)

@@ -83,9 +83,38 @@
     }
   };
 
+  const teach = async (holder) => {
+    const choice = holder.querySelector("select").value;
+    if (!choice) { show("Choose an intent or FAQ entry to teach this group as."); return; }
+    const [kind, name] = [choice.slice(0, choice.indexOf(":")), choice.slice(choice.indexOf(":") + 1)];
+    const body = { example: holder.dataset.example };
+    body[kind === "faq" ? "faq" : "intent"] = name;
+    let res;
+    try {
+      res = await fetch(`/api/analytics/review/${holder.dataset.group}/teach?${query()}`, {
+        method: "POST",
+        headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+        body: JSON.stringify(body),
+      });
+    } catch (_) {
+      show("Could not reach the server. Check the connection and try again.");
+      return;
+    }
+    const data = await res.json().catch(() => null);
+    if (!res.ok) {
+      const error = data && typeof data.error === "string" ? data.error.replace(/\.$/, "") : "";
+      show(res.status === 409 || res.status === 404 ? error : describe(res.status, error));
+      return;
+    }
+    const left = data.left_out ? ` (${data.left_out} with masked parts left out)` : "";
+    if (await load()) show(`Taught ${data.added} new example(s) as ${name}${left}; the bot uses them now.`);
+  };
+
   board.addEventListener("click", (event) => {
     const button = event.target.closest("button.csv");
     if (button) download(button.dataset.table);
+    const teachButton = event.target.closest("button.teach");
+    if (teachButton) teach(teachButton.closest("span.teach"));
   });
 
   $("token-form").addEventListener("submit", async (event) => {
