@@ -518,6 +518,20 @@ TEXTS: dict[str, dict[str, str]] = {
         EN: "Order #{number} has already left us, so its address can no longer be changed here. {contact}",
         ZH: "訂單 #{number} 已經出貨，無法在這裡更改地址。{contact}",
     },
+    "price.one": {EN: "The {name} is {price}.", ZH: "{name} 的價格是 {price}。"},
+    "price.sold_out": {
+        EN: "The {name} is {price}, but it is sold out right now.",
+        ZH: "{name} 的價格是 {price}，不過目前已售完。",
+    },
+    "price.which": {EN: "Here are their prices:", ZH: "以下是它們的價格："},
+    "price.not_found": {
+        EN: "Which product do you want the price of? Try “how much is the rain jacket”.",
+        ZH: "想查哪一項商品的價格？可以試試「雨衣多少錢」。",
+    },
+    "feedback": {
+        EN: "Thank you for telling us: a member of our team reads every comment and complaint.",
+        ZH: "謝謝您告訴我們：每一則意見和客訴都會由客服團隊處理。",
+    },
     "account_help": {
         EN: "Passwords, logins and account changes are handled by our team.",
         ZH: "密碼、登入和帳號變更由客服團隊協助處理。",

@@ -54,6 +54,8 @@ INTENTS = (
     "refund_status",
     "change_address",
     "account_help",
+    "price_question",
+    "feedback",
 )
 FALLBACK = "fallback"
 # The examples' name for messages the shop has no answer for: learnt as a class of its own,

@@ -25,6 +25,7 @@ from dialogs.discount_dialog import DiscountDialog
 from dialogs.faq_dialog import FaqDialog
 from dialogs.order_help_dialog import AddressChangeDialog, RefundStatusDialog
 from dialogs.order_status_dialog import OrderStatusDialog
+from dialogs.price_dialog import PriceDialog
 from dialogs.return_dialog import ReturnDialog
 from dialogs.search_dialog import SearchDialog
 from dialogs.shop import ShopServices, language, menu_label, text
@@ -38,7 +39,7 @@ CHATTER = REPLY_INTENTS | {"goodbye", "human_agent", "restart"}
 SIDE_REQUESTS = {"link_account", "privacy_info", "prefer_channel", "faq"}
 SWITCH_CONFIDENCE = 0.5
 # Intents about a product, which "this", "the second one" or "in black" can complete.
-PRODUCT_INTENTS = {"check_stock", "add_to_cart", "product_search", "recommend"}
+PRODUCT_INTENTS = {"check_stock", "add_to_cart", "product_search", "recommend", "price_question"}
 NOT_SOLD = ("", {})  # `_journey`: answered already, no dialog to start
 CANDIDATES_KEY = "shop.candidates"  # products a follow-up narrows down, for this turn's journey
 LABELS = {intent: labels["en"] for intent, labels in MENU_LABELS.items()}  # English titles by intent
@@ -58,6 +59,7 @@ class MainDialog(ComponentDialog):
         self.shop = shop
         for dialog in (
             StockDialog(shop),
+            PriceDialog(shop),
             SearchDialog(shop),
             AddToCartDialog(shop),
             CartDialog(shop),
@@ -334,6 +336,7 @@ class MainDialog(ComponentDialog):
             "apply_discount": (DiscountDialog, {"code": e.discount_code}),
             "refund_status": (RefundStatusDialog, {}),
             "change_address": (AddressChangeDialog, {}),
+            "price_question": (PriceDialog, {}),
         }
         if intent.name not in journeys:
             return None
@@ -363,9 +366,9 @@ class MainDialog(ComponentDialog):
         elif name == "human_agent":
             contact = self.shop.faq.answer("contact", language(context))
             await context.send_activity(reply(contact or text(context, "support")))
-        elif name == "account_help":  # a person handles it (a handoff rule, when configured)
+        elif name in ("account_help", "feedback"):  # a person handles it (a handoff rule, when configured)
             contact = self.shop.faq.answer("contact", language(context)) or text(context, "support")
-            await context.send_activity(reply(text(context, "account_help") + " " + contact))
+            await context.send_activity(reply(text(context, name) + " " + contact))
         else:
             await self._clarify(context, intent)
 

@@ -3,6 +3,7 @@ and the restock waitlist."""
 
 from __future__ import annotations
 
+from botbuilder.core import TurnContext
 from botbuilder.dialogs import ComponentDialog, DialogTurnResult, WaterfallDialog, WaterfallStepContext
 from botbuilder.dialogs.prompts import PromptOptions
 
@@ -27,6 +28,29 @@ from integrations.catalog import ProductView
 NO_THANKS = "No thanks"
 
 
+async def find_asked(shop: ShopServices, context: TurnContext, options: dict) -> ProductView | list[ProductView] | None:
+    """The product a question is about: the one named, one of the list shown last that fits the
+    size or colour asked, the one looked at last, or else up to three found by the words said
+    (a list). None: the product named is no longer in the catalog."""
+    if options.get("product"):
+        return await shop.catalog.product(options["product"])
+    if options.get("candidates"):  # a follow-up narrowing the list shown last ("in black")
+        found = [p for p in [await shop.catalog.product(sku) for sku in options["candidates"]] if p]
+        fits = [
+            p
+            for p in found
+            if (not options.get("size") or p.has_size(options["size"]))
+            and (not options.get("colour") or options["colour"] in p.colours(in_stock=False))
+        ]
+        return fits[0] if len(fits) == 1 else (fits or found)
+    last = await shop.last_product(context, options.get("category"))
+    if last:
+        product = await shop.catalog.product(last)
+        if product:
+            return product
+    return await shop.catalog.search(options.get("text", ""), category=options.get("category"), limit=3)
+
+
 class StockDialog(ComponentDialog):
     """Options: product (sku), category, size, colour, text."""
 
@@ -39,25 +63,8 @@ class StockDialog(ComponentDialog):
         self.add_dialog(WaterfallDialog("steps", [self.answer_step, self.follow_up_step, self.done_step]))
         self.initial_dialog_id = "steps"
 
-    async def _find(self, step: WaterfallStepContext) -> ProductView | list[ProductView]:
-        options = step.values
-        if options.get("product"):
-            return await self.shop.catalog.product(options["product"])
-        if options.get("candidates"):  # a follow-up narrowing the list shown last ("in black")
-            found = [p for p in [await self.shop.catalog.product(sku) for sku in options["candidates"]] if p]
-            fits = [
-                p
-                for p in found
-                if (not options.get("size") or p.has_size(options["size"]))
-                and (not options.get("colour") or options["colour"] in p.colours(in_stock=False))
-            ]
-            return fits[0] if len(fits) == 1 else (fits or found)
-        last = await self.shop.last_product(step.context, options.get("category"))
-        if last:
-            product = await self.shop.catalog.product(last)
-            if product:
-                return product
-        return await self.shop.catalog.search(options.get("text", ""), category=options.get("category"), limit=3)
+    async def _find(self, step: WaterfallStepContext) -> ProductView | list[ProductView] | None:
+        return await find_asked(self.shop, step.context, step.values)
 
     async def answer_step(self, step: WaterfallStepContext) -> DialogTurnResult:
         step.values.update(dict(step.options or {}))

@@ -229,7 +229,7 @@ async def test_accuracy_on_the_held_out_set(recognizer: Recognizer):
     """Shoppers' phrasing written apart from the examples; no setting was chosen on it. The floors
     are a few points under the figures in the README, so a regression fails."""
     report = await evaluate(recognizer, HELD_OUT)
-    assert report.per_language["en"]["accuracy"] >= 0.86, report.to_dict()  # measured 89.2%
+    assert report.per_language["en"]["accuracy"] >= 0.86, report.to_dict()  # measured 89.2%, 88.8% with price and feedback
     assert report.per_language["zh-TW"]["accuracy"] >= 0.77, report.to_dict()  # measured 80.8%
     assert report.in_scope_to_fallback <= 0.10, report.to_dict()  # measured 6.4%
     assert report.out_of_scope_to_fallback >= 0.77, report.to_dict()  # measured 82.0%
@@ -256,3 +256,28 @@ async def test_account_matters_are_not_taken_by_shop_intents(recognizer: Recogni
 )
 async def test_questions_the_issue_named(recognizer: Recognizer, text, intent):
     assert (await recognizer.recognize(text)).name == intent
+
+
+@pytest.mark.parametrize(
+    "text, intent, product",
+    [
+        ("how much are the aero running shoes", "price_question", True),
+        ("what does the rain jacket cost", "price_question", True),
+        ("Aero 跑鞋多少錢", "price_question", True),
+        ("外套的價格是多少", "price_question", False),
+        ("I want to complain about the courier", "feedback", False),
+        ("I'd like to send you some feedback on the website", "feedback", False),
+        ("我要客訴送貨的人", "feedback", False),
+        ("想給你們一些建議", "feedback", False),
+    ],
+)
+async def test_price_questions_and_feedback(recognizer: Recognizer, text, intent, product):
+    """Phrasings not among the examples; a price question still finds the product named."""
+    result = await recognizer.recognize(text)
+    assert result.name == intent, result
+    if product:
+        assert result.entities.product, result
+
+
+async def test_delivery_cost_is_still_a_shipping_question(recognizer: Recognizer):
+    assert (await recognizer.recognize("how much does delivery cost")).name == "faq"
