@@ -229,7 +229,9 @@ async def test_accuracy_on_the_held_out_set(recognizer: Recognizer):
     """Shoppers' phrasing written apart from the examples; no setting was chosen on it. The floors
     are a few points under the figures in the README, so a regression fails."""
     report = await evaluate(recognizer, HELD_OUT)
-    assert report.per_language["en"]["accuracy"] >= 0.86, report.to_dict()  # measured 89.2%, 88.8% with price and feedback
+    assert report.per_language["en"]["accuracy"] >= 0.86, (
+        report.to_dict()
+    )  # measured 89.2%, 88.8% with price and feedback
     assert report.per_language["zh-TW"]["accuracy"] >= 0.77, report.to_dict()  # measured 80.8%
     assert report.in_scope_to_fallback <= 0.10, report.to_dict()  # measured 6.4%
     assert report.out_of_scope_to_fallback >= 0.77, report.to_dict()  # measured 82.0%
