@@ -184,6 +184,14 @@ TEXTS: dict[str, dict[str, str]] = {
         EN: "Yes, the {name}{in_colour} is in stock in {size_word} {sizes}{note}. Add one to your cart?",
         ZH: "有的，{name}{in_colour}目前有尺寸 {sizes} 的現貨{note}。要加一件到購物車嗎？",
     },
+    "stock.checked_minutes": {
+        EN: " Stock last checked {n} minutes ago.",
+        ZH: "（庫存資料為 {n} 分鐘前確認的。）",
+    },
+    "stock.checked_hours": {
+        EN: " Stock last checked {n} hours ago.",
+        ZH: "（庫存資料為 {n} 小時前確認的。）",
+    },
     "stock.in_colour": {EN: " in {colour}", ZH: "（{colour}）"},
     "stock.sold_out_note": {EN: " ({sizes} sold out)", ZH: "（{sizes} 已售完）"},
     "stock.what_size": {EN: "size {size}", ZH: "{size_label}"},
