@@ -324,6 +324,10 @@ TEXTS: dict[str, dict[str, str]] = {
     },
     "checkout.saved_contact": {EN: "Send the receipt to {contact} again?", ZH: "收據一樣寄到 {contact} 嗎？"},
     "btn.skip": {EN: "Skip", ZH: "跳過"},
+    "checkout.price_changed": {
+        EN: "The price of {name} changed from {old} to {new}.",
+        ZH: "{name}的價格已從 {old} 調整為 {new}。",
+    },
     "checkout.confirm": {
         EN: "{summary}\n{charges}\nArrives by {date}\n{receipt}Shipping to: {address}\nPlace the order?",
         ZH: "{summary}\n{charges}\n預計 {date} 前送達\n{receipt}寄送地址：{address}\n確定要下單嗎？",
