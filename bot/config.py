@@ -194,6 +194,8 @@ class Settings(BaseSettings):
     mail_from: str | None = None  # the From of the shop's e-mail: "Shop <orders@shop.example>"
     mail_timeout_seconds: float = Field(default=30.0, gt=0)
     commerce_backend: str = "store"
+    # a platform's stock confirmed longer ago than this: stock answers say when it was checked
+    stock_fresh_minutes: float = Field(default=20.0, gt=0)
     shopify_shop_domain: str | None = None  # your-shop.myshopify.com
     shopify_admin_token: SecretStr | None = None  # the custom app's Admin API access token
     shopify_webhook_secret: SecretStr | None = None  # the app's API secret key (signs webhooks)

@@ -184,6 +184,14 @@ TEXTS: dict[str, dict[str, str]] = {
         EN: "Yes, the {name}{in_colour} is in stock in {size_word} {sizes}{note}. Add one to your cart?",
         ZH: "有的，{name}{in_colour}目前有尺寸 {sizes} 的現貨{note}。要加一件到購物車嗎？",
     },
+    "stock.checked_minutes": {
+        EN: " Stock last checked {n} minutes ago.",
+        ZH: "（庫存資料為 {n} 分鐘前確認的。）",
+    },
+    "stock.checked_hours": {
+        EN: " Stock last checked {n} hours ago.",
+        ZH: "（庫存資料為 {n} 小時前確認的。）",
+    },
     "stock.in_colour": {EN: " in {colour}", ZH: "（{colour}）"},
     "stock.sold_out_note": {EN: " ({sizes} sold out)", ZH: "（{sizes} 已售完）"},
     "stock.what_size": {EN: "size {size}", ZH: "{size_label}"},
@@ -316,6 +324,10 @@ TEXTS: dict[str, dict[str, str]] = {
     },
     "checkout.saved_contact": {EN: "Send the receipt to {contact} again?", ZH: "收據一樣寄到 {contact} 嗎？"},
     "btn.skip": {EN: "Skip", ZH: "跳過"},
+    "checkout.price_changed": {
+        EN: "The price of {name} changed from {old} to {new}.",
+        ZH: "{name}的價格已從 {old} 調整為 {new}。",
+    },
     "checkout.confirm": {
         EN: "{summary}\n{charges}\nArrives by {date}\n{receipt}Shipping to: {address}\nPlace the order?",
         ZH: "{summary}\n{charges}\n預計 {date} 前送達\n{receipt}寄送地址：{address}\n確定要下單嗎？",

@@ -197,6 +197,20 @@ class CheckoutDialog(ComponentDialog):
         names = await self.shop.line_names(ctx, [line.product_sku for line in quote.cart.lines])
         receipt = text(ctx, "checkout.receipt", contact=step.values["contact"]) if step.values["contact"] else ""
         summary = cart_summary(quote.cart, ctx, names, "cart.subtotal", currency=self.shop.currency)
+        changed = [
+            text(
+                ctx,
+                "checkout.price_changed",
+                name=names.get(line.product_sku, line.name),
+                old=money(ctx, line.seen_price_cents or 0, self.shop.currency),
+                new=money(ctx, line.unit_price_cents, self.shop.currency),
+            )
+            for line in quote.cart.lines
+            if line.price_changed
+        ]
+        if changed:  # told before the total they confirm, which is at the new price
+            await self.shop.carts.accept_prices(ctx.activity.from_property.id)
+            summary = "\n".join(changed) + "\n" + summary
         return await step.prompt(
             "confirm",
             PromptOptions(

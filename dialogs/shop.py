@@ -20,6 +20,7 @@ from bot.i18n import EN, ZH, text_in, yes_no_zh
 from bot.messages import Choice, ProductCard, product_card
 from integrations.cart import Carts, CartView
 from integrations.catalog import Catalog, ProductView
+from integrations.commerce.freshness import StockFreshness
 from integrations.customers import ShopperCustomers
 from integrations.orders import Orders
 from integrations.payments import Payments
@@ -71,6 +72,7 @@ class ShopServices:
     currency: str  # CURRENCY (ISO 4217): what the catalog's prices are in
     handoff: Escalations | None = None  # None: the bot gives the contact details instead
     customers: ShopperCustomers | None = None  # the commerce platform's customers (COMMERCE_BACKEND=shopify)
+    freshness: StockFreshness | None = None  # a platform's stock (COMMERCE_BACKEND other than store)
 
     async def remember_product(
         self, context: TurnContext, sku: str, category: str | None = None, size: str | None = None

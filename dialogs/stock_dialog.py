@@ -95,6 +95,7 @@ class StockDialog(ComponentDialog):
             return await step.end_dialog()
         product = found
         ctx = step.context
+        step.values["checked"] = await self._checked(ctx)
         name = self.shop.name(ctx, product)
         step.values["product"] = product.sku
         await self.shop.remember_product(step.context, product.sku, product.category, step.values.get("size"))
@@ -131,6 +132,7 @@ class StockDialog(ComponentDialog):
                                 size_label=size_label(ctx, size),
                                 colours=join_words([colour_name(ctx, c) for c in shown], ctx),
                             )
+                            + step.values["checked"]
                         ),
                         choices=prompt_choices(
                             [(text(ctx, "btn.add_colour", colour=colour_name(ctx, c)), f"Add {c}") for c in shown]
@@ -158,6 +160,7 @@ class StockDialog(ComponentDialog):
                         sizes=join_words(sizes, ctx),
                         note=note,
                     )
+                    + step.values["checked"]
                 ),
                 choices=prompt_choices(
                     [(text(ctx, "btn.size", size=s, size_label=size_label(ctx, s)), f"Size {s}") for s in sizes]
@@ -165,6 +168,17 @@ class StockDialog(ComponentDialog):
                 ),
             ),
         )
+
+    async def _checked(self, ctx: TurnContext) -> str:
+        """ " Stock last checked 25 minutes ago." when the platform's stock was confirmed longer
+        ago than STOCK_FRESH_MINUTES (the answer comes from the local copy); else nothing."""
+        age = await self.shop.freshness.stale_for() if self.shop.freshness is not None else None
+        if age is None:
+            return ""
+        minutes = int(age.total_seconds() // 60)
+        if minutes < 120:
+            return text(ctx, "stock.checked_minutes", n=minutes)
+        return text(ctx, "stock.checked_hours", n=minutes // 60)
 
     async def _sold_out(self, step: WaterfallStepContext, product: ProductView, size: str | None, colour: str | None):
         ctx = step.context
@@ -175,7 +189,7 @@ class StockDialog(ComponentDialog):
         ]
         what = ("，" if is_zh(ctx) else " ").join(x for x in parts if x)
         what = text(ctx, "stock.what", what=what) if what else ""
-        sorry = text(ctx, "stock.sold_out", name=name, what=what)
+        sorry = text(ctx, "stock.sold_out", name=name, what=what) + step.values.get("checked", "")
         similar = await self.shop.catalog.similar_in_stock(product, size)
         step.values["waitlist"] = [
             v.sku

@@ -30,7 +30,12 @@ class CartLine:
     size: str
     colour: str
     quantity: int
-    unit_price_cents: int
+    unit_price_cents: int  # the price now: what the order charges
+    seen_price_cents: int | None = None  # the price when added (or last told): differs when it changed
+
+    @property
+    def price_changed(self) -> bool:
+        return self.seen_price_cents is not None and self.seen_price_cents != self.unit_price_cents
 
     @property
     def total_cents(self) -> int:
@@ -55,6 +60,7 @@ class Carts(Protocol):
     async def add(self, customer_id: str, variant_sku: str, quantity: int = 1) -> CartView: ...
     async def set_quantity(self, customer_id: str, variant_sku: str, quantity: int) -> CartView: ...
     async def apply_code(self, customer_id: str, code: str) -> int | None: ...
+    async def accept_prices(self, customer_id: str) -> None: ...
 
 
 def open_cart(session: Session, customer_id: str, create: bool = True) -> Cart | None:
@@ -79,7 +85,10 @@ def cart_view(session: Session, cart: Cart | None) -> CartView:
         .order_by(CartItem.id)
     ).all()
     return CartView(
-        tuple(CartLine(v.sku, p.sku, p.name, v.size, v.colour, item.quantity, p.price_cents) for item, v, p in rows)
+        tuple(
+            CartLine(v.sku, p.sku, p.name, v.size, v.colour, item.quantity, p.price_cents, item.seen_price_cents)
+            for item, v, p in rows
+        )
     )
 
 
@@ -97,6 +106,7 @@ _OPEN_CART_LINES = (
         _VARIANT.c.colour,
         _ITEM.c.quantity,
         _PRODUCT.c.price_cents,
+        _ITEM.c.seen_price_cents,
     )
     .select_from(
         _ITEM.join(_VARIANT, _VARIANT.c.sku == _ITEM.c.variant_sku).join(
@@ -166,15 +176,40 @@ class StoreCarts:
             wanted = quantity + (item.quantity if item else 0)
             if wanted > variant.stock:
                 raise OutOfStock(variant_sku, variant.stock - (item.quantity if item else 0))
+            price = session.get(Product, variant.product_sku)
+            seen = price.price_cents if price is not None else None  # the price the shopper sees now
             if item:
-                item.quantity = wanted
+                item.quantity, item.seen_price_cents = wanted, seen
             else:
-                session.add(CartItem(cart_id=cart.id, variant_sku=variant_sku, quantity=quantity))
+                session.add(
+                    CartItem(cart_id=cart.id, variant_sku=variant_sku, quantity=quantity, seen_price_cents=seen)
+                )
             cart.updated_at = utcnow()
             session.flush()
             return cart_view(session, cart)
 
         return await self._db.run(add)
+
+    async def accept_prices(self, customer_id: str) -> None:
+        """The shopper was told the open cart's prices now: a price changed since they added an
+        item is the one they have seen (told once)."""
+
+        def accept(session: Session) -> None:
+            cart = open_cart(session, customer_id, create=False)
+            if cart is None:
+                return
+            for item, product in session.exec(
+                select(CartItem, Product)
+                .join(Variant, Variant.sku == CartItem.variant_sku)
+                .join(Product, Product.sku == Variant.product_sku)
+                .where(CartItem.cart_id == cart.id)
+            ).all():
+                if item.seen_price_cents is not None and item.seen_price_cents != product.price_cents:
+                    item.seen_price_cents = product.price_cents
+                    session.add(item)
+            session.flush()
+
+        await self._db.run(accept)
 
     async def set_quantity(self, customer_id: str, variant_sku: str, quantity: int) -> CartView:
         """Set a line's quantity; 0 removes the line.

@@ -43,6 +43,7 @@ from dialogs.shop_bot import ShopBot
 from integrations.cart import READ_AHEAD as CART_AHEAD
 from integrations.cart import StoreCarts
 from integrations.catalog import StoreCatalog
+from integrations.commerce.freshness import StockFreshness
 from integrations.commerce.sync import CatalogSync
 from integrations.customers import ShopperCustomers
 from integrations.easypost_shipping import EasyPostShipping
@@ -183,6 +184,16 @@ class Services:
         else:
             catalog = ShopifyCatalog(self.shopify)
         return CatalogSync(self.db, catalog, self.policy, reminder_settings(self.settings), wake_outbox)
+
+    @cached_property
+    def freshness(self) -> StockFreshness | None:
+        """With a commerce platform (COMMERCE_BACKEND other than store), how long ago its stock
+        was confirmed, for stock answers to say when older than STOCK_FRESH_MINUTES."""
+        if self.settings.commerce_backend == "store":
+            return None
+        return StockFreshness(
+            self.db, self.settings.commerce_backend, timedelta(minutes=self.settings.stock_fresh_minutes)
+        )
 
     @cached_property
     def customers(self) -> ShopperCustomers | None:
@@ -377,6 +388,7 @@ class Services:
             currency=settings.currency,
             handoff=self.handoffs,
             customers=self.customers,
+            freshness=self.freshness,
         )
         bot = ShopBot(conversation_state, MainDialog(shop))
         states: list[BotState] = [conversation_state]

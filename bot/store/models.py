@@ -139,6 +139,8 @@ class CartItem(SQLModel, table=True):
     cart_id: int = Field(foreign_key="cart.id", index=True)
     variant_sku: str = Field(foreign_key="variant.sku")
     quantity: int
+    # the unit price the shopper was shown when adding it (or when told of a change); None: before 0010
+    seen_price_cents: int | None = None
 
 
 class Order(SQLModel, table=True):

@@ -16,6 +16,7 @@ from sqlmodel import Session, col, select
 from bot.store.models import CommerceProduct, CommerceStock, CommerceVariant, Product, Variant, as_utc
 from integrations.catalog_import import variant_key
 from integrations.catalog_upsert import existing_variants, remove_products, upsert_product
+from integrations.commerce.freshness import mark_confirmed
 from integrations.commerce.model import ShopProduct
 
 log = logging.getLogger(__name__)
@@ -103,7 +104,9 @@ def restock_item(session: Session, item: str, platform: str = PLATFORM) -> tuple
 def apply_level(
     session: Session, item: str, location: str, available: int, updated_at: datetime, platform: str = PLATFORM
 ) -> tuple[str, int]:
-    """An `inventory_levels/update`: returns ("stale" | "unknown" | "applied", restocked count)."""
+    """An `inventory_levels/update` (or a Magento source item): returns ("stale" | "unknown" |
+    "applied", restocked count). The platform told us its stock: it is confirmed now."""
+    mark_confirmed(session, platform)
     if not put_level(session, item, location, available, updated_at, platform):
         return "stale", 0
     sku, came_back = restock_item(session, item, platform)

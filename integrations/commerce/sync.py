@@ -16,6 +16,7 @@ from bot.delivery.policy import Policy
 from bot.marketing.reminders import ReminderSettings, notify_restocked
 from bot.store.database import Database
 from bot.store.models import StateRecord, utcnow
+from integrations.commerce.freshness import mark_confirmed
 from integrations.commerce.mirror import SyncSummary, apply_product, remove_unseen
 from integrations.commerce.model import MappingError, ShopProduct, parse_time
 
@@ -110,6 +111,7 @@ class CatalogSync:
             if full:
                 remove_unseen(session, seen, summary, platform)
             _record_sync(session, platform, started - SYNC_OVERLAP)
+            mark_confirmed(session, platform, started)
 
         await self.db.run(finish)
         if summary.refused:

@@ -19,6 +19,7 @@ from bot.delivery.policy import Policy
 from bot.marketing.reminders import ReminderSettings, notify_restocked
 from bot.store.database import Database
 from bot.store.models import CommerceStock, CommerceVariant, StateRecord, utcnow
+from integrations.commerce.freshness import mark_confirmed
 from integrations.commerce.mirror import SyncSummary, apply_level, apply_product, remove_unseen
 from integrations.magento.catalog import MagentoCatalog
 from integrations.magento.client import Filter
@@ -109,6 +110,7 @@ class MagentoSync:
 
         def finish(session: Session) -> None:
             remove_unseen(session, seen, summary, PLATFORM)
+            mark_confirmed(session, PLATFORM, started)
             if newest is not None:
                 save_cursor(session, "products", newest)
             # Chat orders reach Magento only once it is connected: its older orders and shipments
@@ -168,6 +170,7 @@ class MagentoSync:
             levels = source_levels(items, utcnow())
 
             def write(session: Session, levels=levels) -> None:
+                mark_confirmed(session, PLATFORM)  # Magento's stock was read: the copy is current
                 known = _known_levels(session, list(levels))
                 restocked = 0
                 for sku, found in levels.items():
