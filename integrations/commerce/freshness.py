@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from bot.store.database import Database
@@ -21,7 +22,16 @@ def mark_confirmed(session: Session, platform: str, at: datetime | None = None) 
     """The platform's stock was read (or pushed to us) now; runs in the caller's transaction."""
     moment = at or utcnow()
     key = confirmed_key(platform)
-    row = session.get(StateRecord, key) or StateRecord(key=key, etag="confirmed", data="")
+    row = session.get(StateRecord, key)
+    if row is None:
+        try:  # the first ever: two webhooks may make it at once, and one of them must not fail
+            with session.begin_nested():
+                session.add(StateRecord(key=key, etag="confirmed", data=moment.isoformat(), updated_at=moment))
+            return
+        except IntegrityError:
+            row = session.get(StateRecord, key)
+            if row is None:
+                raise
     row.data, row.updated_at = moment.isoformat(), moment
     session.add(row)
     session.flush()
