@@ -177,6 +177,8 @@ def conversations(session: Session, period: Period) -> list[Conversation]:
     ).all()
     by_customer: dict[str, list[Conversation]] = defaultdict(list)
     for customer_id, channel, language, intent, outcome, handoff, received in turns:
+        if outcome == "rated":
+            continue  # an answer to the rating question is no conversation of its own
         at = as_utc(received)
         talks = by_customer[customer_id]
         if not talks or at - talks[-1].end >= GAP:

@@ -75,6 +75,9 @@ async def test_an_ended_bot_conversation_is_asked_once_and_the_answer_counts(aio
     assert resp.status == 200
     csat = (await resp.json())["csat"]
     assert csat["answers"] == 1 and csat["average"] == 4.0 and csat["distribution"]["4"] == 1
+    # The rating made no conversation of its own, and no handoff.
+    resolution = (await resp.json())["self_resolution"]
+    assert resolution["handed_off"] == 0
 
 
 async def test_another_message_lets_the_question_lapse(aiohttp_client, settings, recognizer):

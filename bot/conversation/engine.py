@@ -499,7 +499,8 @@ class Engine:
                             None,
                             reply_status,
                             intent=intent.name if intent else None,
-                            outcome="handed_off",
+                            # [] while a person has it; replies only thank for a 1-5 rating
+                            outcome="rated" if instead else "handed_off",
                         )
                         return status, text, None, None, None, rows
                 customer = connection.execute(_CUSTOMER_FACTS, {"customer": received.customer_id}).one()

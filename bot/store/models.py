@@ -480,7 +480,7 @@ class AnalyticsEvent(SQLModel, table=True):
     language: str = "en"
     message_id: int | None = Field(default=None, index=True)  # the inbound message of the turn
     intent: str | None = None
-    outcome: str | None = None  # understood | fallback | handed_off | rate_limited | link | failed
+    outcome: str | None = None  # understood | fallback | handed_off | rated | rate_limited | link | failed
     handoff: bool = False  # a person has the conversation, or this turn handed it over
     subject: str | None = None
     received_at: datetime = Field(default_factory=utcnow)  # the inbound message stored
