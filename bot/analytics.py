@@ -58,7 +58,8 @@ DEFINITIONS = {
     "24 hours of the first reminder.",
     "aov": "Average order value of orders holding a product the bot recommended to that shopper and which "
     "they then added, against orders without one; and the revenue from those recommended products.",
-    "csat": "The shoppers' 1-5 answers to the satisfaction question: average and distribution.",
+    "csat": "The shoppers' 1-5 answers to the satisfaction question, asked after a handoff and after one in "
+    "N conversations the bot handled alone (CSAT_SAMPLE_RATE), both counted: average and distribution.",
     "response": "Time from an inbound message being stored to its first reply being accepted by the "
     "provider (web chat: handed over in the answer), 50th and 95th percentile.",
     "retention": "Shoppers with a conversation in the period who started another one within 7 and within "
@@ -176,6 +177,8 @@ def conversations(session: Session, period: Period) -> list[Conversation]:
     ).all()
     by_customer: dict[str, list[Conversation]] = defaultdict(list)
     for customer_id, channel, language, intent, outcome, handoff, received in turns:
+        if outcome == "rated":
+            continue  # an answer to the rating question is no conversation of its own
         at = as_utc(received)
         talks = by_customer[customer_id]
         if not talks or at - talks[-1].end >= GAP:

@@ -151,6 +151,8 @@ class Settings(BaseSettings):
     marketing_weekly_cap: int = 2
     # The dashboard's "agent hours saved": what a person would spend on a conversation the bot handled.
     agent_minutes_per_conversation: float = Field(default=6.0, ge=0)
+    # The share of conversations the bot handled alone that get the 1-5 rating question (0: none, 1: all).
+    csat_sample_rate: float = Field(default=0.1, ge=0, le=1)
     send_rate_limits: str = ""
     scheduler_in_process: bool = True
     scheduler_misfire_grace_seconds: int = 3600

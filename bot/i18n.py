@@ -141,6 +141,10 @@ TEXTS: dict[str, dict[str, str]] = {
         EN: "How did we do? Tap 1 to 5 stars (5 = great).",
         ZH: "您對這次的服務滿意嗎？請選擇 1 到 5 顆星（5 = 非常滿意）。",
     },
+    "csat.bot": {
+        EN: "How did I do? Tap 1 to 5 stars (5 = great).",
+        ZH: "我這次的幫忙還滿意嗎？請選擇 1 到 5 顆星（5 = 非常滿意）。",
+    },
     "handoff.csat_thanks": {
         EN: "Thank you for your feedback! Anything else I can help with?",
         ZH: "謝謝您的回饋！還有什麼需要幫忙的嗎？",

@@ -20,6 +20,8 @@ from bot.conversation.engine import CustomerConversationState, Engine
 from bot.conversation.identity import StoreProfiles
 from bot.conversation.linking import LinkTargets, ShopperAccounts
 from bot.conversation.sender_limit import SenderLimit
+from bot.csat import RUN_EVERY_SECONDS as CSAT_SAMPLE_SECONDS
+from bot.csat import CsatSampler
 from bot.delivery.dispatchers import DispatcherProcesses, dispatcher_count, make_outbox
 from bot.delivery.mail import MAIL_LANE, MailSender
 from bot.delivery.outbox import Outbox, Sender
@@ -331,7 +333,14 @@ class Services:
         interval = self.settings.woocommerce_reconcile_interval_seconds
         if self.settings.commerce_backend == "woocommerce" and interval > 0:
             scheduler.every("woocommerce-reconcile", interval, self.catalog_sync.reconcile)
+        if self.settings.csat_sample_rate > 0:
+            scheduler.every("csat-sample", CSAT_SAMPLE_SECONDS, self.csat_sampler.run)
         return scheduler
+
+    @cached_property
+    def csat_sampler(self) -> CsatSampler:
+        """Asks one in CSAT_SAMPLE_RATE of the conversations the bot handled alone for a rating."""
+        return CsatSampler(self.db, self.policy, self.settings.csat_sample_rate, self.outbox.notify)
 
     @cached_property
     def handoffs(self) -> Handoffs:

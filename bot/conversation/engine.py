@@ -469,7 +469,7 @@ class Engine:
         numbered = received.channel in self._numbered and typed.isascii() and typed.isdecimal()
         intent: Intent | None = None
         handoff_opened = self.metrics.watch_turn()  # the dialogs may hand the shopper to a person
-        held: list[str] = []  # why no turn ran: "rate_limited", or "handed_off" (a person has it)
+        held: list[str] = []  # why no turn ran: "rate_limited", "handed_off" (a person has it), "rated"
         for attempt in range(MAX_TURN_ATTEMPTS):
             context = TurnContext(self.adapter, self._activity(received, typed))
             keys = [state.get_storage_key(context) for state in self._states]
@@ -490,7 +490,8 @@ class Engine:
                     # A person has the conversation (or this answers their rating question).
                     instead = self._handoff.intercept(session, received.customer_id, text)
                     if instead is not None:
-                        held[:] = ["handed_off"]
+                        # [] while a person has it; replies only thank for a 1-5 rating
+                        held[:] = ["rated" if instead else "handed_off"]
                         rows = self._commit(
                             session,
                             received,
@@ -499,7 +500,7 @@ class Engine:
                             None,
                             reply_status,
                             intent=intent.name if intent else None,
-                            outcome="handed_off",
+                            outcome=held[0],
                         )
                         return status, text, None, None, None, rows
                 customer = connection.execute(_CUSTOMER_FACTS, {"customer": received.customer_id}).one()

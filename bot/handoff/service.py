@@ -21,6 +21,7 @@ from sqlmodel import Session, col, select
 
 from bot.config import Settings
 from bot.conversation.linking import mask
+from bot.csat import answer as bot_csat_answer
 from bot.delivery.outbox import conversation_channel, queue_to_customer
 from bot.delivery.policy import agent_reply_kind, window_name
 from bot.handoff.hours import DAYS, StaffedHours  # noqa: F401  (re-exported)
@@ -363,10 +364,11 @@ class Handoffs:
 
     def intercept(self, session: Session, customer_id: str, text: str) -> list[OutboundMessage] | None:
         """The engine asks this before each turn. While a ticket is open the bot stays silent
-        (an empty list); the answer to the satisfaction question is recorded and thanked for;
+        (an empty list); the answer to the satisfaction question (after a ticket, or the bot's
+        own, bot/csat.py) is recorded and thanked for;
         None lets the bot answer as usual."""
         if session.connection().execute(_ANY_TICKET, {"customer": customer_id}).first() is None:
-            return None  # the usual case, answered by one prepared statement
+            return bot_csat_answer(session, customer_id, text)  # a rating for the bot, or None
         ticket = session.exec(
             select(HandoffTicket)
             .where(
@@ -377,7 +379,7 @@ class Handoffs:
             .limit(1)
         ).first()
         if ticket is None:
-            return None
+            return bot_csat_answer(session, customer_id, text)
         now = utcnow()
         if ticket.status in OPEN:
             ticket.last_customer_activity_at = now

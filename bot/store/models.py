@@ -452,13 +452,15 @@ class Agent(SQLModel, table=True):
 
 
 class CsatAnswer(SQLModel, table=True):
-    """A shopper's 1-5 answer to "how did we do?" after a handoff."""
+    """A shopper's 1-5 answer to the satisfaction question: after a handoff (source "handoff",
+    with its ticket), or after a conversation the bot handled alone (source "bot", bot/csat.py)."""
 
     id: int | None = Field(default=None, primary_key=True)
-    ticket_id: int = Field(foreign_key="handoffticket.id", unique=True)
+    ticket_id: int | None = Field(default=None, foreign_key="handoffticket.id", unique=True)
     customer_id: str = Field(index=True)
     agent_id: int | None = None
     score: int
+    source: str = Field(default="handoff", sa_column_kwargs={"server_default": "handoff"})
     created_at: datetime = Field(default_factory=utcnow)
 
 
@@ -480,7 +482,7 @@ class AnalyticsEvent(SQLModel, table=True):
     language: str = "en"
     message_id: int | None = Field(default=None, index=True)  # the inbound message of the turn
     intent: str | None = None
-    outcome: str | None = None  # understood | fallback | handed_off | rate_limited | link | failed
+    outcome: str | None = None  # understood | fallback | handed_off | rated | rate_limited | link | failed
     handoff: bool = False  # a person has the conversation, or this turn handed it over
     subject: str | None = None
     received_at: datetime = Field(default_factory=utcnow)  # the inbound message stored
