@@ -460,8 +460,9 @@ class CsatAnswer(SQLModel, table=True):
     customer_id: str = Field(index=True)
     agent_id: int | None = None
     score: int
-    source: str = Field(default="handoff", sa_column_kwargs={"server_default": "handoff"})
     created_at: datetime = Field(default_factory=utcnow)
+    # Last, as migration 0011 added it: a column added to a table goes after the others.
+    source: str = Field(default="handoff", sa_column_kwargs={"server_default": "handoff"})
 
 
 class AnalyticsEvent(SQLModel, table=True):
