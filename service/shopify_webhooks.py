@@ -5,8 +5,6 @@ the store's copy. A variant back in stock tells its waitlist; a paid order tells
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import hmac
 import json
 import logging
@@ -14,7 +12,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from bot.store.models import ProviderEvent, utcnow
@@ -24,8 +21,9 @@ from integrations.orders import checkout_rules
 from integrations.shopify.mapping import MappingError, from_webhook, gid, parse_time
 from integrations.shopify.orders import ShopifyOrderEvents
 from integrations.webhook_auth import WebhookRefused
+from service.commerce_webhooks import Handled, apply_delivery, base64_hmac
 from service.http import json_error, read_body, refused
-from service.keys import DB, OUTBOX, SERVICES, SETTINGS
+from service.keys import SERVICES, SETTINGS
 
 log = logging.getLogger(__name__)
 SHOPIFY_BODY_BYTES = 1024 * 1024  # a product with many variants is the largest body
@@ -48,7 +46,7 @@ def add_routes(app: web.Application) -> None:
 
 def signature(secret: str, raw: bytes) -> str:
     """Shopify's `X-Shopify-Hmac-Sha256`: base64 of the HMAC-SHA256 of the raw body."""
-    return base64.b64encode(hmac.new(secret.encode(), raw, hashlib.sha256).digest()).decode()
+    return base64_hmac(secret, raw)
 
 
 def verify(secret: str, raw: bytes, header: str) -> None:
@@ -65,14 +63,6 @@ class Delivery:
     topic: str
     body: dict[str, Any]
     triggered_at: str | None
-
-
-@dataclass
-class Handled:
-    outcome: str
-    queued: bool = False
-    order: int | None = None
-    catalog_changed: bool = False  # a product added or changed: the recogniser learns its name
 
 
 class ShopifyEvents:
@@ -163,19 +153,6 @@ async def shopify_webhook(request: web.Request) -> web.Response:
         return json_error(400, "body must be a JSON object")
     delivery = Delivery(webhook_id, topic, body, request.headers.get("X-Shopify-Triggered-At"))
     events = events_of(request.app)
-    try:
-        handled = await request.app[DB].run(lambda s: events.handle(s, delivery))
-    except IntegrityError:  # the same delivery twice at once: the other one has it
-        handled = Handled("duplicate")
-    except (MappingError, KeyError, TypeError, ValueError) as exc:
-        log.warning("shopify webhook not applied", extra={"topic": topic, "reason": str(exc)[:200]})
-        return json_error(400, f"cannot apply {topic}: {str(exc)[:200]}")
-    log.info(
-        "shopify webhook",
-        extra={"webhook": webhook_id, "topic": topic, "outcome": handled.outcome, "order": handled.order},
+    return await apply_delivery(
+        request, "shopify", ("webhook", webhook_id), topic, lambda s: events.handle(s, delivery)
     )
-    if handled.queued:
-        request.app[OUTBOX].notify()
-    if handled.catalog_changed:
-        await request.app[SERVICES].relearn_catalog()
-    return web.json_response({"received": True, "outcome": handled.outcome})

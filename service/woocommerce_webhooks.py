@@ -10,8 +10,6 @@ tracking of their meta or notes."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import hmac
 import json
 import logging
@@ -20,7 +18,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from bot.store.models import Order, ProviderEvent, utcnow
@@ -34,8 +31,9 @@ from integrations.woocommerce.checkout import reference_of
 from integrations.woocommerce.client import WooCommerceError
 from integrations.woocommerce.mapping import PLATFORM, from_rest, woo_id
 from integrations.woocommerce.orders import WooCommerceOrderEvents, fetch_tracking
+from service.commerce_webhooks import Handled, apply_delivery, base64_hmac
 from service.http import json_error, read_body
-from service.keys import DB, OUTBOX, SERVICES, SETTINGS
+from service.keys import DB, SERVICES, SETTINGS
 
 log = logging.getLogger(__name__)
 WOOCOMMERCE_BODY_BYTES = 1024 * 1024
@@ -51,7 +49,7 @@ def add_routes(app: web.Application) -> None:
 
 def signature(secret: str, raw: bytes) -> str:
     """`X-WC-Webhook-Signature`: base64 of the HMAC-SHA256 of the raw body."""
-    return base64.b64encode(hmac.new(secret.encode(), raw, hashlib.sha256).digest()).decode()
+    return base64_hmac(secret, raw)
 
 
 def verified(secret: str, raw: bytes, header: str) -> bool:
@@ -65,14 +63,6 @@ class Delivery:
     body: dict[str, Any]
     product: ShopProduct | None = None  # a product topic's product, its variations read from the API
     parcel: Parcel | None = None  # an order topic's tracking, from its meta or notes
-
-
-@dataclass
-class Handled:
-    outcome: str
-    queued: bool = False
-    order: int | None = None
-    catalog_changed: bool = False
 
 
 def seen(session: Session, delivery_id: str) -> bool:
@@ -195,19 +185,6 @@ async def woocommerce_webhook(request: web.Request) -> web.Response:
         return json_error(503, "WooCommerce's API could not be read; deliver again later")
     delivery = Delivery(delivery_id, topic, body, product, found)
     events = events_of(request.app)
-    try:
-        handled = await db.run(lambda s: events.handle(s, delivery))
-    except IntegrityError:  # the same delivery twice at once: the other one has it
-        handled = Handled("duplicate")
-    except (MappingError, KeyError, TypeError, ValueError) as exc:
-        log.warning("woocommerce webhook not applied", extra={"topic": topic, "reason": str(exc)[:200]})
-        return json_error(400, f"cannot apply {topic}: {str(exc)[:200]}")
-    log.info(
-        "woocommerce webhook",
-        extra={"delivery": delivery_id, "topic": topic, "outcome": handled.outcome, "order": handled.order},
+    return await apply_delivery(
+        request, "woocommerce", ("delivery", delivery_id), topic, lambda s: events.handle(s, delivery)
     )
-    if handled.queued:
-        request.app[OUTBOX].notify()
-    if handled.catalog_changed:
-        await request.app[SERVICES].relearn_catalog()
-    return web.json_response({"received": True, "outcome": handled.outcome})
