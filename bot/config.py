@@ -218,6 +218,12 @@ class Settings(BaseSettings):
     woocommerce_webhook_secret: SecretStr | None = None  # the secret of the shop's webhooks (signs them)
     woocommerce_timeout_seconds: float = Field(default=10.0, gt=0)
     woocommerce_reconcile_interval_seconds: float = Field(default=900.0, ge=0)  # 0: no scheduled reconcile
+    # An order left without its payment link (the provider or platform down or throttling at
+    # checkout) is tried again after this, then twice as long each time (at most 15 minutes);
+    # the scheduler looks this often. 0: only when the shopper asks about the order.
+    payment_link_retry_seconds: float = Field(default=30.0, ge=0)
+    # Still no link this long after the order was placed: a person is called and the shopper told.
+    payment_link_give_up_hours: float = Field(default=2.0, gt=0)
 
     handoff_rules: str | None = None
     handoff_hours: str = ""

@@ -364,16 +364,32 @@ TEXTS: dict[str, dict[str, str]] = {
         "請透過下方連結安全付款，付款完成後我們會在這裡通知您。",
     },
     "checkout.pay_later": {
-        EN: "Order #{number} is placed: {total}, and your items are held for you. Our payment service "
-        "isn't answering right now, so please try again in a minute: ask about order #{number} and "
-        "you'll get the link to pay.",
-        ZH: "訂單 #{number} 已成立，金額 {total}，商品已為您保留。付款服務目前沒有回應，"
-        "請一分鐘後再試一次：詢問訂單 #{number}，就會收到付款連結。",
+        EN: "Order #{number} is placed: {total}, and your items are held for you. Our payment service is "
+        "slow to answer right now, so the link to pay will follow here in a moment: there's nothing "
+        "you need to do.",
+        ZH: "訂單 #{number} 已成立，金額 {total}，商品已為您保留。付款服務目前回應較慢，"
+        "付款連結稍後會傳到這裡，您不需要做任何事。",
     },
     "order.pay_later": {
         EN: "Our payment service still isn't answering, sorry. Order #{number} is held for you: please try "
         "again in a minute.",
         ZH: "抱歉，付款服務仍然沒有回應。訂單 #{number} 已為您保留，請一分鐘後再試一次。",
+    },
+    "order.link_on_its_way": {
+        EN: "Our payment service still isn't answering, sorry. Order #{number} is held for you, and the "
+        "link to pay it comes here as soon as the service answers.",
+        ZH: "抱歉，付款服務仍然沒有回應。訂單 #{number} 已為您保留，服務一有回應，付款連結就會傳到這裡。",
+    },
+    "order.link_ready": {
+        EN: "Here is the link to pay order #{number} ({total}). Pay securely with the link below and we'll "
+        "confirm here as soon as it's paid.",
+        ZH: "這是訂單 #{number}（{total}）的付款連結。請透過下方連結安全付款，付款完成後我們會在這裡通知您。",
+    },
+    "order.link_gave_up": {
+        EN: "Sorry, our payment service still isn't answering, so we couldn't make the link to pay order "
+        "#{number}. Your items are still held, and a member of our team will get back to you here about it.",
+        ZH: "抱歉，付款服務仍然沒有回應，我們無法產生訂單 #{number} 的付款連結。商品仍為您保留，"
+        "我們的專人會在這裡與您聯繫。",
     },
     "pay.failed": {
         EN: "Your payment for order #{number} didn't go through, and nothing was charged. You can try again "

@@ -172,11 +172,14 @@ class OrderStatusDialog(ComponentDialog):
             return await step.end_dialog()
         order = await chosen_order(step, self.shop)
         if order is not None and order.status == "pending_payment" and not order.payment_url:
-            # Placed while the payment provider was down: ask it for the link again.
+            # Placed while the payment provider was down: ask it for the link again now, unless a
+            # try is under way (the scheduled retry sends the link when it makes it).
             customer_id = step.context.activity.from_property.id
             order = await self.shop.orders.payment_link(customer_id, order.number, self.shop.payments) or order
             if not order.payment_url:
-                await step.context.send_activity(reply(text(step.context, "order.pay_later", number=order.number)))
+                await step.context.send_activity(
+                    reply(text(step.context, "order.link_on_its_way", number=order.number))
+                )
                 return await step.end_dialog()
         answer = arrival_reply if step.values.get("arrival") else status_reply
         await step.context.send_activity(answer(order, step.context))

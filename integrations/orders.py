@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from collections.abc import Callable
@@ -10,6 +11,7 @@ from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import or_, update
 from sqlmodel import Session, select
 
 from bot.delivery.estimates import DeliveryEstimate
@@ -38,6 +40,11 @@ RETURN_WINDOW = timedelta(days=30)
 CANCELLABLE = ("pending_payment", "payment_review", "paid")
 PAID = ("payment_review", "paid")  # money was taken: a cancel refunds it
 RISKY = ("elevated", "highest")  # Stripe Radar's risk levels a person checks before the order is confirmed
+# A payment link's try holds its order this long (no other process tries it meanwhile); the try
+# is cut off at half of it, so the hold never runs out under a try still going.
+LINK_LEASE = timedelta(minutes=2)
+LINK_RETRY_BASE = timedelta(seconds=30)  # the first try again; each next one waits twice as long ...
+LINK_RETRY_MAX = timedelta(minutes=15)  # ... up to this
 
 
 class OrderError(Exception):
@@ -222,9 +229,12 @@ def _own(session: Session, customer_id: str, number: int, lock: bool = False) ->
 class StoreOrders:
     """Orders kept in our own store."""
 
-    def __init__(self, db: Database, rules: CheckoutRules | None = None) -> None:
+    def __init__(
+        self, db: Database, rules: CheckoutRules | None = None, retry_base: timedelta = LINK_RETRY_BASE
+    ) -> None:
         self._db = db
         self.rules = rules or CheckoutRules()
+        self.retry_base = retry_base  # the wait before a payment link is tried again, doubled each time
 
     async def quote(self, customer_id: str) -> Quote:
         """The open cart's subtotal, discount, shipping, total and delivery date, were it ordered now."""
@@ -272,6 +282,7 @@ class StoreOrders:
                 shipping_cents=quote.shipping_cents,
                 estimated_delivery=arrives_by or quote.arrives_by,
                 receipt_contact=receipt_contact,
+                link_held_until=utcnow() + LINK_LEASE,  # its first try of the payment link is this turn's
             )
             session.add(order)
             session.flush()
@@ -301,36 +312,65 @@ class StoreOrders:
             session.flush()
             return _view(session, order)
 
-        return await self._attach_link(customer_id, await self._db.run(place), payments)
+        return await self.attach_link(await self._db.run(place), payments, claimed=True)
 
-    async def _attach_link(self, customer_id: str, order: OrderView, payments: Payments) -> OrderView:
-        try:
-            link = await payments.create_link(order)
-        except PaymentUnavailable as exc:
-            log.warning(
-                "payment provider unavailable: the order waits for its link",
-                extra={"order": order.number, "reason": str(exc)},
-            )
+    async def attach_link(
+        self,
+        order: OrderView,
+        payments: Payments,
+        claimed: bool = False,
+        on_attached: Callable[[Session, OrderView], None] | None = None,
+        due_only: bool = False,
+    ) -> OrderView:
+        """Ask `payments` for the order's link and keep it on the order; `on_attached(session,
+        order)` runs in the transaction that keeps it (the scheduled retry queues the shopper's
+        message there). One try of an order runs at a time, across processes: this one takes the
+        order's try first (`claim_link`, with `due_only` once its backoff is over) unless the caller
+        has (`claimed`), and gives the order back as it is when a try is under way elsewhere. A
+        try that fails is recorded, and the next scheduled one is due after a backoff (`link_failed`).
+
+        A link made for an order cancelled meanwhile is not kept: it is closed at the provider."""
+        order_id = order.number - ORDER_NUMBER_OFFSET
+        if not claimed and not await self._db.run(lambda s: claim_link(s, order_id, utcnow(), due_only)):
             return order
+        try:
+            async with asyncio.timeout(LINK_LEASE.total_seconds() / 2):
+                link = await payments.create_link(order)
+        except (PaymentUnavailable, TimeoutError) as exc:
+            log.warning(
+                "payment link not made: the order waits for its next try",
+                extra={"order": order.number, "reason": str(exc)[:200] or type(exc).__name__},
+            )
+            return await self._db.run(lambda s: link_failed(s, order_id, utcnow(), self.retry_base)) or order
 
-        def attach(session: Session) -> OrderView | None:
-            row = _own(session, customer_id, order.number, lock=not self._db.is_sqlite)
+        def attach(session: Session) -> tuple[OrderView | None, bool]:
+            row = _locked(session, Order, order_id, not self._db.is_sqlite)
             if row is None:
-                return None
+                return None, False
+            if row.status != "pending_payment" and row.payment_ref is None:
+                return _view(session, row), True  # cancelled while the link was made
             if row.payment_ref is None:  # a retry that raced another keeps the first link
                 row.payment_ref, row.payment_url = link.reference, link.url
+                row.link_retry_at = row.link_held_until = None
                 session.flush()
-            return _view(session, row)
+                view = _view(session, row)
+                if on_attached is not None:
+                    on_attached(session, view)
+                return view, False
+            return _view(session, row), False
 
-        return await self._db.run(attach) or order
+        view, close = await self._db.run(attach)
+        if close:
+            await settle_cancelled(payments, order, "pending_payment", link.reference, None)
+        return view or order
 
     async def payment_link(self, customer_id: str, number: int, payments: Payments) -> OrderView | None:
         """The order, with a payment link asked for again if it awaits payment without one (the
-        provider was down when it was placed). None for an unknown order."""
+        provider was down when it was placed) and no try is under way. None for an unknown order."""
         order = await self.find(customer_id, number)
         if order is None or order.status != "pending_payment" or order.payment_url:
             return order
-        return await self._attach_link(customer_id, order, payments)
+        return await self.attach_link(order, payments)
 
     async def find(self, customer_id: str, number: int) -> OrderView | None:
         return await self._db.run(lambda s: (o := _own(s, customer_id, number)) and _view(s, o))
@@ -465,6 +505,45 @@ def order_by_payment_ref(session: Session, reference: str, lock: bool = False) -
 
 def view_of(session: Session, order: Order) -> OrderView:
     return _view(session, order)
+
+
+def claim_link(
+    session: Session, order_id: int, now: datetime, due_only: bool = False, lease: timedelta = LINK_LEASE
+) -> bool:
+    """Take a try of an order's payment link: true for one caller only, in any process, while the
+    order awaits payment without a link and no other try holds it; with `due_only` (the
+    scheduled retry), only once its backoff is over too. The try holds the order until
+    `now + lease` (a compare-and-set on `link_held_until`: SQLite's writes are one at a time,
+    and PostgreSQL's second UPDATE waits for the first and reads its result)."""
+    table = Order.__table__
+    conditions = [
+        table.c.id == order_id,
+        table.c.status == "pending_payment",
+        table.c.payment_ref.is_(None),
+        or_(table.c.link_held_until.is_(None), table.c.link_held_until <= now),
+    ]
+    if due_only:
+        conditions.append(or_(table.c.link_retry_at.is_(None), table.c.link_retry_at <= now))
+    taken = session.connection().execute(update(table).where(*conditions).values(link_held_until=now + lease))
+    return taken.rowcount == 1
+
+
+def link_retry_delay(attempts: int, base: timedelta) -> timedelta:
+    """How long after its `attempts`-th failed try an order's payment link is tried again."""
+    return min(base * 2 ** min(max(attempts - 1, 0), 16), LINK_RETRY_MAX)
+
+
+def link_failed(session: Session, order_id: int, now: datetime, base: timedelta) -> OrderView | None:
+    """Record a failed try of an order's payment link; the next one is due after the backoff."""
+    row = session.get(Order, order_id)
+    if row is None:
+        return None
+    if row.payment_ref is None:
+        row.link_attempts += 1
+        row.link_retry_at = now + link_retry_delay(row.link_attempts, base)
+        row.link_held_until = None
+        session.flush()
+    return _view(session, row)
 
 
 def mark_paid_in(

@@ -55,7 +55,8 @@ from integrations.magento.checkout import MagentoCheckout
 from integrations.magento.client import MagentoClient
 from integrations.magento.orders import MagentoOrderEvents
 from integrations.magento.sync import MagentoSync
-from integrations.orders import StoreOrders, checkout_rules
+from integrations.orders import LINK_RETRY_BASE, StoreOrders, checkout_rules
+from integrations.payment_links import PaymentLinkRetries
 from integrations.payments import Payments, SandboxPayments
 from integrations.paypal_payments import PayPalPayments
 from integrations.receipts import OrderConfirmation
@@ -159,7 +160,29 @@ class Services:
 
     @cached_property
     def orders(self) -> StoreOrders:
-        return StoreOrders(self.db, checkout_rules(self.settings))
+        retry = self.settings.payment_link_retry_seconds
+        return StoreOrders(
+            self.db, checkout_rules(self.settings), timedelta(seconds=retry) if retry else LINK_RETRY_BASE
+        )
+
+    @cached_property
+    def payment_links(self) -> PaymentLinkRetries:
+        """The scheduled retry of orders left without their payment link (job `payment-link-retry`)."""
+
+        def wake_outbox() -> None:  # a command line has no outbox: the server's sends the links
+            if "outbox" in self.__dict__:
+                self.outbox.notify()
+
+        return PaymentLinkRetries(
+            self.db,
+            self.orders,
+            self.payments,
+            self.policy,
+            self.settings.currency,
+            timedelta(hours=self.settings.payment_link_give_up_hours),
+            self.handoffs,
+            wake_outbox,
+        )
 
     @cached_property
     def shopify(self) -> ShopifyClient:
@@ -335,6 +358,8 @@ class Services:
             scheduler.every("woocommerce-reconcile", interval, self.catalog_sync.reconcile)
         if self.settings.csat_sample_rate > 0:
             scheduler.every("csat-sample", CSAT_SAMPLE_SECONDS, self.csat_sampler.run)
+        if self.settings.payment_link_retry_seconds > 0:
+            scheduler.every("payment-link-retry", self.settings.payment_link_retry_seconds, self.payment_links.run)
         return scheduler
 
     @cached_property

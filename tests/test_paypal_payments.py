@@ -303,7 +303,7 @@ async def test_paypal_down_at_checkout_the_order_waits_and_one_paypal_order_is_m
     await add(shopper, "add the linen sundress size S")
     fake_paypal.fail_for(3600)
     number = await checkout(shopper)
-    assert "try again in a minute" in shopper.texts() and not shopper.last[-1]["links"]
+    assert "will follow here in a moment" in shopper.texts() and not shopper.last[-1]["links"]
     order = await order_of(paypal_client, number)
     assert order.status == "pending_payment" and order.payment_url is None
 

@@ -60,7 +60,7 @@ async def test_stripe_down_when_the_customer_is_made_the_order_waits_and_one_cus
     await add(shopper, "add the linen sundress size S")
     fake_stripe.fail_next(2)  # the customer's creation, and the client's own retry of it
     number = await checkout(shopper)
-    assert "try again in a minute" in shopper.texts()
+    assert "will follow here in a moment" in shopper.texts()
     await shopper.say(f"where is order {number}")
     assert (await order_of(stripe_client, number)).payment_url
     assert len(fake_stripe.customers) == 1 and len(fake_stripe.sessions) == 1

@@ -177,7 +177,7 @@ async def test_stripe_down_at_checkout_the_order_waits_and_one_session_is_made(s
     await add(shopper, "add the linen sundress size S")
     fake_stripe.fail_for(3600)
     number = await checkout(shopper)
-    assert "try again in a minute" in shopper.texts() and not shopper.last[-1]["links"]
+    assert "will follow here in a moment" in shopper.texts() and not shopper.last[-1]["links"]
     order = await order_of(stripe_client, number)
     assert order.status == "pending_payment" and order.payment_url is None
 

@@ -171,6 +171,11 @@ class Order(SQLModel, table=True):
     payment_risk_score: int | None = None  # Stripe Radar: 0-100, when Radar gave one
     external_order_id: str | None = Field(default=None, index=True)  # the commerce platform's order (Shopify GID)
     external_updated_at: datetime | None = None  # the platform's updated_at of the newest change applied
+    # Migration 0012: the payment link's tries (integrations/payment_links.py), while it has none.
+    link_attempts: int = Field(default=0, sa_column_kwargs={"server_default": "0"})  # tries that failed
+    link_retry_at: datetime | None = None  # the next scheduled try is due then (None: at once)
+    link_held_until: datetime | None = None  # a try under way holds the order till then (one try at a time)
+    link_gave_up_at: datetime | None = None  # no link after PAYMENT_LINK_GIVE_UP_HOURS: a person took it
 
     @property
     def number(self) -> int:

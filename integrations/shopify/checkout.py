@@ -15,7 +15,7 @@ from bot.store.models import CommerceVariant
 from integrations.commerce.mirror import PLATFORM
 from integrations.orders import OrderView
 from integrations.payments import PaymentLink, PaymentUnavailable
-from integrations.shopify.client import ShopifyClient, ShopifyError
+from integrations.shopify.client import ShopifyClient, ShopifyError, ShopifyUnavailable
 
 log = logging.getLogger(__name__)
 ORDER_ATTRIBUTE = "chat_order"  # the draft's custom attribute (the order's note attribute) naming our order
@@ -99,6 +99,16 @@ class ShopifyPayments:
         ).all()
         return {row.variant_sku: row.external_id for row in rows}
 
+    async def _made_before(self, order: OrderView) -> PaymentLink | None:
+        """The draft an earlier attempt made for this order (found by its tag), if any."""
+        found = await self.client.query(
+            "DraftOrdersTagged", DRAFT_ORDERS_TAGGED, {"query": f"tag:{order_tag(order.number)}"}
+        )
+        for node in (found.get("draftOrders") or {}).get("nodes") or []:
+            if node.get("id") and node.get("invoiceUrl"):
+                return PaymentLink(node["id"], node["invoiceUrl"])
+        return None
+
     async def create_link(self, order: OrderView) -> PaymentLink:
         """The order's draft: the one made by an earlier attempt (found by its tag), else a new one.
 
@@ -106,17 +116,22 @@ class ShopifyPayments:
             PaymentUnavailable: Shopify is down or refused the draft.
         """
         try:
-            found = await self.client.query(
-                "DraftOrdersTagged", DRAFT_ORDERS_TAGGED, {"query": f"tag:{order_tag(order.number)}"}
-            )
-            for node in (found.get("draftOrders") or {}).get("nodes") or []:
-                if node.get("id") and node.get("invoiceUrl"):
-                    return PaymentLink(node["id"], node["invoiceUrl"])
+            made = await self._made_before(order)
+            if made is not None:
+                return made
             skus = [line.variant_sku for line in order.lines]
             ids = await self._db.run(lambda s: self._variant_ids(s, skus))
-            data = await self.client.query(
-                "DraftOrderCreate", DRAFT_ORDER_CREATE, {"input": draft_input(order, ids, self.currency)}
-            )
+            try:
+                data = await self.client.query(
+                    "DraftOrderCreate", DRAFT_ORDER_CREATE, {"input": draft_input(order, ids, self.currency)}
+                )
+            except ShopifyUnavailable:
+                # No answer: the draft may have been made. Look once more before giving up; the
+                # next try looks again first (Shopify's search may show a new draft a little later).
+                made = await self._made_before(order)
+                if made is None:
+                    raise
+                return made
         except ShopifyError as exc:
             raise PaymentUnavailable(str(exc)) from exc
         result = data.get("draftOrderCreate") or {}

@@ -60,6 +60,10 @@ class Cost:
         return max(0.0, (self.requested - self.available) / self.restore_rate)
 
 
+def _is_mutation(document: str) -> bool:
+    return document.lstrip().startswith("mutation")
+
+
 def _throttled(errors: Any) -> bool:
     return isinstance(errors, list) and any(
         isinstance(e, dict) and (e.get("extensions") or {}).get("code") == "THROTTLED" for e in errors
@@ -101,7 +105,9 @@ class ShopifyClient:
         return self._session
 
     async def query(self, operation: str, document: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
-        """The `data` of one query or mutation (named `operation` in `document`).
+        """The `data` of one query or mutation (named `operation` in `document`). A query is
+        asked again after a 5xx, a 429 or no answer; a mutation only after a 429 or THROTTLED,
+        which Shopify did not run.
 
         Raises:
             ShopifyUnavailable: no usable answer in time, or still throttled after the retries.
@@ -123,7 +129,9 @@ class ShopifyClient:
                 reason = f"HTTP {status}"
             if status == 0 or status >= 500 or status == 429:
                 unavailable += 1
-                if unavailable > UNAVAILABLE_RETRIES:
+                # A mutation without an answer may have been done (a 429 was not): its caller
+                # looks before writing again (integrations/shopify/checkout.py).
+                if unavailable > UNAVAILABLE_RETRIES or (status != 429 and _is_mutation(document)):
                     raise ShopifyUnavailable(f"{operation}: {reason}")
                 wait = _seconds(retry_after) or RETRY_BASE_SECONDS * 2 ** (unavailable - 1)
                 log.warning("shopify unavailable; asking again", extra={"operation": operation, "reason": reason})
