@@ -41,11 +41,26 @@ class FakeProvider:
     slow_for: dict[str, float] = field(default_factory=dict)  # recipient -> extra seconds per request
     lost_answers: int = 0  # the next creates are taken, but answered only after `lost_answer_delay`
     lost_answer_delay: float = 0.0
+    made_then_failed: int = 0  # the next creates are made, then answered 500 ...
+    down_after_making: float = 0.0  # ... and an outage of this many seconds follows
 
     def lose_answers(self, count: int, delay: float) -> None:
         """Take the next `count` messages and answer each only after `delay` seconds: a caller
         that gives up sooner cannot tell whether they were sent."""
         self.lost_answers, self.lost_answer_delay = count, delay
+
+    def fail_after_making(self, count: int, then_down: float = 0.0) -> None:
+        """Make the next `count` orders (or drafts), then answer 500: the caller cannot tell
+        whether they were made; with `then_down`, an outage of that many seconds follows."""
+        self.made_then_failed, self.down_after_making = count, then_down
+
+    def _made_then_fail(self) -> web.Response | None:
+        if self.made_then_failed:
+            self.made_then_failed -= 1
+            if self.down_after_making:
+                self.fail_for(self.down_after_making)
+            return web.json_response({"message": "Internal Server Error"}, status=500)
+        return None
 
     def fail_next(self, count: int, status: int = 500, body: dict[str, Any] | None = None) -> None:
         self.failures.extend(Failure(status, body or {"message": "fake failure"}) for _ in range(count))

@@ -175,6 +175,8 @@ class FakeShopify(FakeProvider):
         if handler is None:
             return web.json_response({"errors": [{"message": f"unknown operation {record['operation']}"}]})
         data = handler(record["variables"])
+        if record["operation"] == "DraftOrderCreate" and (lost := self._made_then_fail()) is not None:
+            return lost
         return web.json_response({"data": data, "extensions": {"cost": self._cost(self.available)}})
 
     def _variant_node(self, v: dict[str, Any]) -> dict[str, Any]:

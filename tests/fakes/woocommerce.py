@@ -286,6 +286,8 @@ class FakeWooCommerce(FakeProvider):
             "date_modified_gmt": gmt(datetime.now(UTC)),
         }
         self.orders[number] = order
+        if (lost := self._made_then_fail()) is not None:
+            return lost
         if self.lost_answers:  # made, but answered too late for the caller
             self.lost_answers -= 1
             await asyncio.sleep(self.lost_answer_delay)
