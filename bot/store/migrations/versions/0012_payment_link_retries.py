@@ -21,9 +21,9 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table("shop_order", schema=None) as batch_op:
         batch_op.add_column(sa.Column("link_attempts", sa.Integer(), server_default="0", nullable=False))
-        batch_op.add_column(sa.Column("link_retry_at", sa.DateTime(), nullable=True))
-        batch_op.add_column(sa.Column("link_held_until", sa.DateTime(), nullable=True))
-        batch_op.add_column(sa.Column("link_gave_up_at", sa.DateTime(), nullable=True))
+        batch_op.add_column(sa.Column("link_retry_at", sa.DateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column("link_held_until", sa.DateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column("link_gave_up_at", sa.DateTime(timezone=True), nullable=True))
 
 
 def downgrade() -> None:
