@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from sqlmodel import func, select
 
-from bot.store.models import HandoffTicket, MessageRecord, Order
+from bot.store.models import Customer, HandoffTicket, MessageRecord, Order
 from integrations.orders import link_retry_delay
 from service.app import DB, create_app
 from service.wiring import build
@@ -242,6 +242,31 @@ async def test_no_link_after_the_give_up_time_calls_a_person_and_tells_the_shopp
     assert (await order_row(client, number)).link_attempts == tries  # no more scheduled tries
     count = await client.app[DB].run(lambda s: s.exec(select(func.count()).select_from(HandoffTicket)).one())
     assert count == 1
+
+
+async def test_a_chinese_speaking_shopper_gets_the_link_in_traditional_chinese(aiohttp_client, recognizer, platform):
+    settings = changed(platform.settings, payment_link_retry_seconds=0.2, scheduler_in_process=False)
+    client, shopper = await start(aiohttp_client, recognizer, settings)
+    platform.down(3600)
+    number = await checkout(shopper)
+    platform.up()
+
+    def speaks_chinese(session) -> None:
+        order = session.get(Order, number - 1000)
+        session.get(Customer, order.customer_id).language = "zh-TW"
+
+    await client.app[DB].run(speaks_chinese)
+    await asyncio.sleep(0.3)
+    services = build(settings)
+    try:
+        run = await services.payment_links.run()
+    finally:
+        await services.close()
+    assert run.made == 1
+    [made] = platform.made()
+    [message] = [m for m in await shopper.history() if "付款連結" in (m["text"] or "")]
+    assert f"訂單 #{number}" in message["text"] and "US$19.99" in message["text"], message["text"]
+    assert [(link["title"], link["url"]) for link in message["links"]] == [("立即付款", platform.url(made))]
 
 
 @pytest.mark.parametrize(("attempts", "seconds"), [(1, 30), (2, 60), (3, 120), (5, 480), (6, 900), (40, 900)])
