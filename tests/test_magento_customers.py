@@ -42,7 +42,7 @@ async def fake_magento():
         7002, later(-24 * 60), [("Harbor Rain Jacket", 1, "MJ01-L-Navy")], "processing", 301, EMAIL, 94.0
     )
     guest = website_order(
-        6900, later(-30 * 24 * 60), [("Summit Trail Runner", 1, "TR01-9-Grey")], "complete", None, EMAIL
+        6900, later(-30 * 24 * 60), [("Summit Trail Runner", 1, "TR01-9-Grey")], "complete", None, EMAIL, 120.0
     )
     others = website_order(8001, later(0), [("Draft Scarf", 1, "DS01")], "processing", 302, "other@example.com")
     fake.orders += [socks, jacket, guest, others]
@@ -96,7 +96,8 @@ async def test_a_whatsapp_shopper_whose_billing_phone_matches_sees_website_order
     assert out.index("#000007002") < out.index("#000007001") < out.index("#000006900"), out
     assert "1Z999AA10123456784" in out and "UPS" in out, out
     assert "9400100000000000000001" in out and "USPS" in out, out
-    assert "Total: $94.00" in out and "Total: $28.00" in out and "is on its way" in out, out
+    assert "Total: $94.00" in out and "Total: $28.00" in out and "Total: $120.00" in out, out
+    assert "is on its way" in out, out
     assert "https://www.ups.com/track?tracknum=1Z999AA10123456784" in out, out
     assert "#000008001" not in out, out
     [search] = [r for r in fake_magento.requests if r["path"] == "customers/search"]
