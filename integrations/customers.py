@@ -33,8 +33,14 @@ class PlatformUnavailable(Exception):
     """The platform did not answer usably: the shopper is told to try again later."""
 
 
+GUEST = "guest:"  # a platform customer id for an e-mail address known only from guest orders
+
+
 @dataclass(frozen=True)
 class PlatformCustomer:
+    """`id` is the platform's customer id, or `GUEST` + the e-mail address for a shopper who only
+    ever checked out as a guest (WooCommerce, Magento): found by a proved e-mail address alone."""
+
     id: str
     default_address: str | None = None
 

@@ -8,6 +8,8 @@ server on loopback."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from sqlmodel import select
 
@@ -25,6 +27,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiri
 
 PHONE = "+15551234567"
 EMAIL = "dana@example.com"
+GUEST = "sam@example.com"  # never made an account: guest orders only
 SAVED = "12 Main St, Springfield, IL 62701, US"
 
 
@@ -45,7 +48,8 @@ async def fake_magento():
         6900, later(-30 * 24 * 60), [("Summit Trail Runner", 1, "TR01-9-Grey")], "complete", None, EMAIL, 120.0
     )
     others = website_order(8001, later(0), [("Draft Scarf", 1, "DS01")], "processing", 302, "other@example.com")
-    fake.orders += [socks, jacket, guest, others]
+    sams = website_order(6950, later(-5 * 24 * 60), [("Cozy Wool Socks", 1, "CWS01")], "complete", None, GUEST, 14.0)
+    fake.orders += [socks, jacket, guest, others, sams]
     fake.ship(socks, "9400100000000000000001", "usps", later(-2 * 24 * 60))
     fake.ship(jacket, "1Z999AA10123456784", "ups", later(-12 * 60))
     yield fake
@@ -215,3 +219,20 @@ async def test_recommendations_follow_the_kind_bought_last_and_leave_out_what_wa
     # The newest order's line names the variant's sku (MJ01-L-Navy): read as the jacket.
     assert "Alpine Shell Jacket" in out, out
     assert "Harbor Rain Jacket" not in out and "Cozy Wool Socks" not in out, out
+
+
+async def test_a_proved_email_with_guest_orders_only_sees_them(web_shop, fake_magento, smtp):
+    web = await WebShopper.start(web_shop)
+    await web.say("where is my order?")
+    await web.say(GUEST)
+    mails = await smtp.wait_for(1)
+    code = re.search(r"\b(\d{6})\b", mails[0].get_body(("plain",)).get_content())
+    assert mails[0]["To"] == GUEST and code, mails[0]
+    assert customer_reads(fake_magento) == []
+    await web.say(code.group(1))
+    texts = web.texts()
+    assert "Your orders from the website" in texts and "#000006950" in texts and "Total: $14.00" in texts, texts
+    assert "#000007002" not in texts and "#000006900" not in texts and "#000008001" not in texts, texts
+    assert await matched(web_shop) == {f"guest:{GUEST}"}
+    saved = await web_shop.app[DB].run(lambda s: s.exec(select(Customer.shipping_address)).one())
+    assert saved == "40 Harbor Rd, Portland, ME 04101, US"

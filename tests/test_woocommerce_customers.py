@@ -7,6 +7,8 @@ offered at checkout. Against the fake REST API v3 and a real SMTP server on loop
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from sqlmodel import select
 
@@ -25,6 +27,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiri
 
 PHONE = "+15551234567"
 EMAIL = "dana@example.com"
+GUEST = "sam@example.com"  # never made an account: guest orders only
 HOME = address("12 Main St", "Springfield", "IL", "62701")
 
 
@@ -56,6 +59,7 @@ async def fake_woo():
         website_order(900, later(-30 * 24 * 60), [("Canvas Tote", 1, 50)], "completed", 0, EMAIL, "", "25.00"),
         website_order(901, later(-20), [("Linen Shirt", 1, 60)], "processing", 0, "dana@example.com.au", "", "40.00"),
         website_order(2001, later(0), [("Summit Trail Runner", 1, 20)], "processing", 502, "other@example.com"),
+        website_order(950, later(-5 * 24 * 60), [("Canvas Tote", 1, 50)], "completed", 0, GUEST, "", "25.00"),
     )
     fake.add_note(1001, "Shipped with USPS, tracking number 9400100000000000000001", later(-2 * 24 * 60))
     yield fake
@@ -211,3 +215,20 @@ async def test_recommendations_leave_out_what_was_bought_on_the_website(phone_sh
     assert "going by your past orders" in out, out
     assert "Alpine Fleece Vest" in out, out  # a jacket, as the newest order's
     assert "Harbor Rain Jacket" not in out and "Cozy Wool Socks" not in out, out  # bought already
+
+
+async def test_a_proved_email_with_guest_orders_only_sees_them(web_shop, fake_woo, smtp):
+    web = await WebShopper.start(web_shop)
+    await web.say("where is my order?")
+    await web.say(GUEST)
+    mails = await smtp.wait_for(1)
+    code = re.search(r"\b(\d{6})\b", mails[0].get_body(("plain",)).get_content())
+    assert mails[0]["To"] == GUEST and code, mails[0]
+    assert customer_reads(fake_woo) == []
+    await web.say(code.group(1))
+    texts = web.texts()
+    assert "Your orders from the website" in texts and "#950" in texts and "Total: $25.00" in texts, texts
+    assert "#1002" not in texts and "#900" not in texts and "#2001" not in texts, texts
+    assert await matched(web_shop) == {f"guest:{GUEST}"}
+    saved = await web_shop.app[DB].run(lambda s: s.exec(select(Customer.shipping_address)).one())
+    assert saved == "12 Main St, Springfield, IL 62701, US"

@@ -10,7 +10,9 @@ A phone on another address of the customer is not found, and a phone two custome
 matches neither.
 
 A customer's orders are those with its `customer_id` or, placed as a guest before the account
-(or without logging in), with its e-mail as `customer_email`: one filter group, so either."""
+(or without logging in), with its e-mail as `customer_email`: one filter group, so either. A
+proved e-mail address with no account but guest orders is a guest customer (`GUEST` + the
+address): the orders with that `customer_email`."""
 
 from __future__ import annotations
 
@@ -18,7 +20,14 @@ import logging
 from typing import Any
 
 from integrations.commerce.model import price_cents
-from integrations.customers import PlatformCustomer, PlatformUnavailable, WebsiteOrder, national_number, same_phone
+from integrations.customers import (
+    GUEST,
+    PlatformCustomer,
+    PlatformUnavailable,
+    WebsiteOrder,
+    national_number,
+    same_phone,
+)
 from integrations.magento.client import PAGE_SIZE, MagentoClient, MagentoError
 from integrations.magento.mapping import MappingError, parse_time
 from integrations.magento.orders import parcel_of
@@ -64,10 +73,25 @@ def address_text(address: Any) -> str | None:
     if not street:
         return None
     region = address.get("region")
-    code = (region.get("region_code") or region.get("region")) if isinstance(region, dict) else region
+    # A customer address has `region` as an object; an order address has `region_code` beside it.
+    code = (
+        (region.get("region_code") or region.get("region"))
+        if isinstance(region, dict)
+        else (address.get("region_code") or region)
+    )
     area = " ".join(str(v).strip() for v in (code, address.get("postcode")) if str(v or "").strip())
     parts = [*street, address.get("city"), area, address.get("country_id")]
     return ", ".join(str(p).strip() for p in parts if p and str(p).strip())
+
+
+def order_address(item: dict[str, Any]) -> str | None:
+    """An order's shipping address (its first shipping assignment's), else its billing address."""
+    assignments = (item.get("extension_attributes") or {}).get("shipping_assignments") or []
+    for assignment in assignments:
+        shipping = (assignment or {}).get("shipping") or {} if isinstance(assignment, dict) else {}
+        if text := address_text(shipping.get("address")):
+            return text
+    return address_text(item.get("billing_address"))
 
 
 def default_address(customer: dict[str, Any]) -> str | None:
@@ -158,6 +182,11 @@ class MagentoCustomers:
                 for c in await self._items("customers/search", criteria([[("email", contact, "eq")]], SEARCH_PAGE))
                 if str(c.get("email") or "").lower() == contact
             ]
+            if not found:
+                guest = [("customer_email", contact, "eq")], [("customer_is_guest", "1", "eq")]
+                newest = await self._items("orders", criteria(list(guest), 1, sort="created_at"))
+                if newest:
+                    return PlatformCustomer(GUEST + contact, order_address(newest[0]))
         else:
             params = criteria([[("billing_telephone", digits_like(contact), "like")]], SEARCH_PAGE)
             found = [c for c in await self._items("customers/search", params) if same_phone(billing_phone(c), contact)]
@@ -169,14 +198,17 @@ class MagentoCustomers:
         return PlatformCustomer(ids.pop(), default_address(found[0]))
 
     async def orders(self, customer_id: str, limit: int = 5) -> list[WebsiteOrder]:
-        try:
-            account = await self.client.get(f"customers/{customer_id}")
-        except MagentoError as exc:
-            if exc.status == 404:  # the account was deleted: nothing of it to show
-                return []
-            raise PlatformUnavailable(str(exc)) from exc
-        email = str((account or {}).get("email") or "").lower() if isinstance(account, dict) else ""
-        either = [("customer_id", customer_id, "eq")] + ([("customer_email", email, "eq")] if email else [])
+        if customer_id.startswith(GUEST):  # every order with the address, an account's made since too
+            either = [("customer_email", customer_id.removeprefix(GUEST), "eq")]
+        else:
+            try:
+                account = await self.client.get(f"customers/{customer_id}")
+            except MagentoError as exc:
+                if exc.status == 404:  # the account was deleted: nothing of it to show
+                    return []
+                raise PlatformUnavailable(str(exc)) from exc
+            email = str((account or {}).get("email") or "").lower() if isinstance(account, dict) else ""
+            either = [("customer_id", customer_id, "eq")] + ([("customer_email", email, "eq")] if email else [])
         items = await self._items("orders", criteria([either], limit, sort="created_at"))
         items.sort(key=lambda i: str(i.get("created_at") or ""), reverse=True)
         items = items[:limit]

@@ -13,7 +13,9 @@ no order and a phone that is not their login is not found by phone (they prove t
 
 A customer's orders are `orders?customer=ID` and, since a customer's orders placed before they
 had an account (or without logging in) are guest orders (`customer_id` 0), the guest orders with
-the customer's e-mail as billing e-mail (`orders?search=`, compared exactly)."""
+the customer's e-mail as billing e-mail (`orders?search=`, compared exactly). A proved e-mail
+address with no account but guest orders is a guest customer (`GUEST` + the address): its guest
+orders, and the account's once one is made with that address."""
 
 from __future__ import annotations
 
@@ -22,7 +24,14 @@ import logging
 from typing import Any
 
 from integrations.commerce.model import MappingError, parse_time, price_cents
-from integrations.customers import PlatformCustomer, PlatformUnavailable, WebsiteOrder, national_number, same_phone
+from integrations.customers import (
+    GUEST,
+    PlatformCustomer,
+    PlatformUnavailable,
+    WebsiteOrder,
+    national_number,
+    same_phone,
+)
 from integrations.shipments import Parcel
 from integrations.woocommerce.client import PER_PAGE, WooCommerceClient, WooCommerceError
 from integrations.woocommerce.mapping import woo_id
@@ -111,11 +120,14 @@ class WooCommerceCustomers:
 
     async def find(self, contact: str) -> PlatformCustomer | None:
         if "@" in contact:
-            found = [
-                c
-                for c in await self._list("customers", {"email": contact, "role": "all"})
-                if str(c.get("email") or "").lower() == contact
-            ]
+            found = await self._account(contact)
+            if not found:
+                guest = await self._guest_orders(contact, 1)
+                if guest:
+                    newest = guest[0]
+                    return PlatformCustomer(
+                        GUEST + contact, address_text(newest.get("shipping")) or address_text(newest.get("billing"))
+                    )
         else:
             found = await self._by_phone(contact)
         if len(found) != 1:
@@ -126,6 +138,22 @@ class WooCommerceCustomers:
             return platform_customer(found[0])
         except MappingError as exc:
             raise PlatformUnavailable(str(exc)) from exc
+
+    async def _account(self, email: str) -> list[dict[str, Any]]:
+        """The registered customers with this e-mail address (WordPress allows one)."""
+        listed = await self._list("customers", {"email": email, "role": "all"})
+        return [c for c in listed if str(c.get("email") or "").lower() == email]
+
+    async def _guest_orders(self, email: str, limit: int = SEARCH_PAGE) -> list[dict[str, Any]]:
+        """Guest orders (`customer_id` 0) whose billing e-mail is this one, newest first: the
+        search matches any part of any address field, so the e-mail is compared exactly."""
+        found = [
+            o
+            for o in await self._list("orders", {"search": email, "per_page": SEARCH_PAGE})
+            if not o.get("customer_id") and str((o.get("billing") or {}).get("email") or "").lower() == email
+        ]
+        found.sort(key=lambda o: str(o.get("date_created_gmt") or ""), reverse=True)
+        return found[:limit]
 
     async def _by_phone(self, contact: str) -> list[dict[str, Any]]:
         digits = national_number(contact)
@@ -155,18 +183,20 @@ class WooCommerceCustomers:
         return [body] if isinstance(body, dict) else []
 
     async def orders(self, customer_id: str, limit: int = 5) -> list[WebsiteOrder]:
-        account = await self._get(f"customers/{woo_id(customer_id, 'customer id')}")
-        email = str((account or {}).get("email") or "").lower() if isinstance(account, dict) else ""
-        mine = await self._list(
-            "orders", {"customer": customer_id, "per_page": limit, "orderby": "date", "order": "desc"}
-        )
-        guest: list[dict[str, Any]] = []
-        if email:
-            guest = [
-                o
-                for o in await self._list("orders", {"search": email, "per_page": SEARCH_PAGE})
-                if not o.get("customer_id") and str((o.get("billing") or {}).get("email") or "").lower() == email
-            ]
+        account_id: str | None
+        if customer_id.startswith(GUEST):
+            email = customer_id.removeprefix(GUEST)
+            account = await self._account(email)  # made since the match: its orders are theirs too
+            account_id = woo_id(account[0].get("id"), "customer id") if len(account) == 1 else None
+        else:
+            account_id = woo_id(customer_id, "customer id")
+            body = await self._get(f"customers/{account_id}")
+            email = str(body.get("email") or "").lower() if isinstance(body, dict) else ""
+        mine: list[dict[str, Any]] = []
+        if account_id is not None:
+            params = {"customer": account_id, "per_page": limit, "orderby": "date", "order": "desc"}
+            mine = await self._list("orders", params)
+        guest = await self._guest_orders(email) if email else []
         bodies = list({str(o.get("id")): o for o in [*mine, *guest]}.values())
         bodies.sort(key=lambda o: str(o.get("date_created_gmt") or ""), reverse=True)
         bodies = bodies[:limit]
