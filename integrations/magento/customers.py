@@ -183,8 +183,8 @@ class MagentoCustomers:
                 if str(c.get("email") or "").lower() == contact
             ]
             if not found:
-                guest = [("customer_email", contact, "eq")], [("customer_is_guest", "1", "eq")]
-                newest = await self._items("orders", criteria(list(guest), 1, sort="created_at"))
+                guest = [[("customer_email", contact, "eq")], [("customer_is_guest", "1", "eq")]]
+                newest = await self._items("orders", criteria(guest, 1, sort="created_at"))
                 if newest:
                     return PlatformCustomer(GUEST + contact, order_address(newest[0]))
         else:

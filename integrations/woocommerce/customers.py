@@ -156,6 +156,8 @@ class WooCommerceCustomers:
         return found[:limit]
 
     async def _by_phone(self, contact: str) -> list[dict[str, Any]]:
+        """The customers whose billing phone is `contact`: those whose login holds it, else those
+        of the orders with it (one each, read by id)."""
         digits = national_number(contact)
         params = {"search": digits, "role": "all", "per_page": SEARCH_PAGE}
         customers = [
@@ -165,22 +167,22 @@ class WooCommerceCustomers:
         ]
         if customers:
             return customers
-        ids: set[Any] = set()
+        ids: set[str] = set()
         # The digits as one run, then the last four alone: kept as typed, "(555) 123-4567" holds
         # only the latter, so those are read a page of the newest at a time.
         for term, size in ((digits, SEARCH_PAGE), (digits[-4:], PER_PAGE)):
             orders = await self._list("orders", {"search": term, "per_page": size})
             ids = {
-                o.get("customer_id")
+                str(o["customer_id"])
                 for o in orders
                 if o.get("customer_id") and same_phone((o.get("billing") or {}).get("phone"), contact)
             }
             if ids:
                 break
-        if len(ids) != 1:
-            return [{"id": i} for i in ids]  # none, or several: not matched
-        body = await self._get(f"customers/{woo_id(ids.pop(), 'customer id')}")
-        return [body] if isinstance(body, dict) else []
+        if len(ids) > 1:  # several customers: not read, none will be matched
+            return [{"id": i} for i in ids]
+        bodies = [await self._get(f"customers/{woo_id(i, 'customer id')}") for i in ids]
+        return [b for b in bodies if isinstance(b, dict)]
 
     async def orders(self, customer_id: str, limit: int = 5) -> list[WebsiteOrder]:
         account_id: str | None
