@@ -825,6 +825,7 @@ TEXTS: dict[str, dict[str, str]] = {
         EN: "Order {name} ({date}) {status}. Items: {items}.",
         ZH: "訂單 {name}（{date}）{status}。商品：{items}。",
     },
+    "customers.order_total": {EN: " Total: {total}.", ZH: "總額：{total}。"},
     "customers.unavailable": {
         EN: "I can't reach the website's orders right now. Please try again in a few minutes.",
         ZH: "目前無法讀取網站上的訂單。請幾分鐘後再試。",

@@ -13,7 +13,7 @@ from botbuilder.dialogs.prompts import PromptOptions, TextPrompt
 
 from bot.messages import link, reply
 from dialogs.checkout_dialog import receipt_contact
-from dialogs.shop import ShopServices, is_zh, text
+from dialogs.shop import ShopServices, is_zh, money, text
 from integrations.customers import PlatformUnavailable, WebsiteOrder
 
 log = logging.getLogger(__name__)
@@ -41,6 +41,8 @@ def website_orders_reply(orders: list[WebsiteOrder], context: TurnContext | None
         )
         status = text(context, f"order.status.{order.status}") if order.status in STATUSES else order.status
         line = text(context, "customers.order", name=order.name, date=order.created_at, status=status, items=items)
+        if order.total_cents is not None and order.currency:
+            line += text(context, "customers.order_total", total=money(context, order.total_cents, order.currency))
         if order.tracking_number:
             line += text(context, "order.tracking", carrier=order.carrier or "-", tracking=order.tracking_number)
             if order.tracking_url:
@@ -93,7 +95,12 @@ class VerifyContactDialog(ComponentDialog):
         assert customers is not None
         customer_id = step.context.activity.from_property.id
         found = CODE_IN_TEXT.search(str(step.result or ""))
-        result, matched = await customers.verify(customer_id, found.group(1) if found else "")
+        try:
+            result, matched = await customers.verify(customer_id, found.group(1) if found else "")
+        except PlatformUnavailable as exc:  # the code was right; the match waits for the platform
+            log.warning("platform customers unavailable", extra={"reason": str(exc)})
+            await step.context.send_activity(reply(text(step.context, "customers.unavailable")))
+            return await step.end_dialog()
         if result.status == "wrong":
             return await step.replace_dialog("again", {"tries": result.tries_left})
         if result.status != "verified":

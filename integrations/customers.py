@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Protocol
 
+import phonenumbers
 from sqlmodel import Session, col, select
 
 from bot.conversation import verification
@@ -21,7 +22,7 @@ from bot.delivery.outbox import queue_to_customer
 from bot.i18n import language_of, text_in
 from bot.messages import OutboundMessage
 from bot.store.database import Database
-from bot.store.models import ChannelIdentity, CommerceProduct, Customer, Order
+from bot.store.models import ChannelIdentity, CommerceProduct, CommerceVariant, ContactCheck, Customer, Order
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +33,14 @@ class PlatformUnavailable(Exception):
     """The platform did not answer usably: the shopper is told to try again later."""
 
 
+GUEST = "guest:"  # a platform customer id for an e-mail address known only from guest orders
+
+
 @dataclass(frozen=True)
 class PlatformCustomer:
+    """`id` is the platform's customer id, or `GUEST` + the e-mail address for a shopper who only
+    ever checked out as a guest (WooCommerce, Magento): found by a proved e-mail address alone."""
+
     id: str
     default_address: str | None = None
 
@@ -50,7 +57,32 @@ class WebsiteOrder:
     carrier: str | None = None
     tracking_number: str | None = None
     tracking_url: str | None = None
-    products: tuple[str, ...] = ()  # the platform's ids of the products bought
+    products: tuple[str, ...] = ()  # the platform's ids of the products (or variants) bought
+    total_cents: int | None = None  # the order's total, in `currency`
+    currency: str | None = None  # ISO 4217, as the platform gives it
+
+
+def national_number(contact: str) -> str:
+    """The digits of an E.164 number without its country code ("+15551234567" -> "5551234567"):
+    what a number typed on a website without "+1" still contains."""
+    try:
+        return str(phonenumbers.parse(contact, None).national_number)
+    except phonenumbers.NumberParseException:
+        return "".join(c for c in contact if c.isdigit())
+
+
+def same_phone(typed: object, contact: str) -> bool:
+    """Whether a phone number as a website keeps it ("(555) 123-4567", "+1 555-123-4567") is
+    `contact` (E.164): read in the contact's country when it has no "+" of its own."""
+    if not isinstance(typed, str) or not typed.strip():
+        return False
+    try:
+        # By its country code, not the number: a number not yet allocated has no region of its own.
+        region = phonenumbers.region_code_for_country_code(phonenumbers.parse(contact, None).country_code)
+        number = phonenumbers.parse(typed, region)
+    except phonenumbers.NumberParseException:
+        return False
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164) == contact
 
 
 class PlatformCustomers(Protocol):
@@ -108,7 +140,13 @@ class ShopperCustomers:
 
     async def matched(self, customer_id: str) -> str | None:
         """The platform's customer of this shopper: the one matched before, else the one with
-        the phone number a phone channel vouches for (looked up once it is asked)."""
+        a contact the shopper proved: the phone number a phone channel vouches for, or one proved
+        with a code whose look-up did not happen (the platform was down then). Looked up once it
+        is asked.
+
+        Raises:
+            PlatformUnavailable: the platform did not answer usably.
+        """
 
         def read(session: Session) -> tuple[str | None, list[str]]:
             customer = session.get(Customer, customer_id)
@@ -119,16 +157,23 @@ class ShopperCustomers:
                     ChannelIdentity.customer_id == customer_id, ChannelIdentity.channel == PHONE_SPACE
                 )
             ).all()
-            return customer.commerce_customer_id, list(phones)
+            proved = session.exec(
+                select(ContactCheck.contact)
+                .where(ContactCheck.customer_id == customer_id, col(ContactCheck.verified_at).is_not(None))
+                .order_by(col(ContactCheck.id).desc())
+            ).all()
+            return customer.commerce_customer_id, list(dict.fromkeys([*phones, *proved]))
 
-        known, phones = await self._db.run(read)
-        if known or not phones:
+        known, contacts = await self._db.run(read)
+        if known or not contacts:
             return known
-        for phone in phones:
-            found = await self._platform.find(phone)
+        for contact in contacts:
+            found = await self._platform.find(contact)
             if found is not None:
                 await self._db.run(lambda s: _match(s, customer_id, found))
-                log.info("shopper matched to the platform's customer by channel phone", extra={"customer": customer_id})
+                log.info(
+                    "shopper matched to the platform's customer by a proved contact", extra={"customer": customer_id}
+                )
                 return found.id
         return None
 
@@ -165,7 +210,12 @@ class ShopperCustomers:
 
     async def verify(self, customer_id: str, code: str) -> tuple[verification.CheckResult, bool]:
         """The code the shopper typed; once right, the shopper is matched to the platform's
-        customer with that contact (if there is one). (result, matched)."""
+        customer with that contact (if there is one). (result, matched).
+
+        Raises:
+            PlatformUnavailable: the code was right, but the platform did not answer; the proved
+                contact is kept, so the match is made when it is next asked (`matched`).
+        """
         result = await self._db.run(lambda s: verification.check(s, customer_id, code))
         if result.status != "verified" or result.contact is None:
             return result, False
@@ -219,12 +269,23 @@ class ShopperCustomers:
             return []
 
         def ours(session: Session) -> list[str]:
-            rows = session.exec(
-                select(CommerceProduct.external_id, CommerceProduct.product_sku).where(
-                    col(CommerceProduct.external_id).in_(ids)
-                )
-            ).all()
-            sku = dict(rows)
-            return [sku[i] for i in ids if i in sku]
+            # A platform names what was bought by product (Shopify, WooCommerce) or by the
+            # variant's SKU (Magento's order items): a variant is read as its product.
+            product_of = dict(
+                session.exec(
+                    select(CommerceVariant.external_id, CommerceVariant.product_external_id).where(
+                        col(CommerceVariant.external_id).in_(ids)
+                    )
+                ).all()
+            )
+            products = list(dict.fromkeys(product_of.get(i, i) for i in ids))
+            sku = dict(
+                session.exec(
+                    select(CommerceProduct.external_id, CommerceProduct.product_sku).where(
+                        col(CommerceProduct.external_id).in_(products)
+                    )
+                ).all()
+            )
+            return list(dict.fromkeys(sku[i] for i in products if i in sku))
 
         return await self._db.run(ours)

@@ -47,12 +47,13 @@ from integrations.cart import StoreCarts
 from integrations.catalog import StoreCatalog
 from integrations.commerce.freshness import StockFreshness
 from integrations.commerce.sync import CatalogSync
-from integrations.customers import ShopperCustomers
+from integrations.customers import PlatformCustomers, ShopperCustomers
 from integrations.easypost_shipping import EasyPostShipping
 from integrations.faq import StoreFaq
 from integrations.magento.catalog import MagentoCatalog
 from integrations.magento.checkout import MagentoCheckout
 from integrations.magento.client import MagentoClient
+from integrations.magento.customers import MagentoCustomers
 from integrations.magento.orders import MagentoOrderEvents
 from integrations.magento.sync import MagentoSync
 from integrations.orders import LINK_RETRY_BASE, StoreOrders, checkout_rules
@@ -69,6 +70,7 @@ from integrations.stripe_payments import StripePayments
 from integrations.woocommerce.catalog import WooCommerceCatalog
 from integrations.woocommerce.checkout import WooCommercePayments
 from integrations.woocommerce.client import WooCommerceClient
+from integrations.woocommerce.customers import WooCommerceCustomers
 
 log = logging.getLogger(__name__)
 
@@ -222,9 +224,18 @@ class Services:
 
     @cached_property
     def customers(self) -> ShopperCustomers | None:
-        """With COMMERCE_BACKEND=shopify, Shopify's customers: a shopper matched by a verified
-        phone or e-mail sees the website's orders too. Codes go by e-mail (SMTP_URL) or by SMS."""
-        if self.settings.commerce_backend != "shopify":
+        """With a commerce platform (COMMERCE_BACKEND shopify, woocommerce or magento), its
+        customers: a shopper matched by a verified phone or e-mail sees the website's orders too.
+        Codes go by e-mail (SMTP_URL) or by SMS."""
+        platform: PlatformCustomers
+        backend = self.settings.commerce_backend
+        if backend == "shopify":
+            platform = ShopifyCustomers(self.shopify)
+        elif backend == "woocommerce":
+            platform = WooCommerceCustomers(self.woocommerce)
+        elif backend == "magento":
+            platform = MagentoCustomers(self.magento)
+        else:
             return None
 
         def wake_outbox() -> None:
@@ -233,7 +244,7 @@ class Services:
 
         return ShopperCustomers(
             self.db,
-            ShopifyCustomers(self.shopify),
+            platform,
             next((p.name for p in map(profile, self.channels) if p is not None and p.texts_any_number), None),
             MAIL_LANE in self.senders,
             wake_outbox,

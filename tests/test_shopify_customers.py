@@ -62,6 +62,7 @@ def orders() -> list[dict]:
             [("Harbor Rain Jacket", 1, 1)],
             fulfillment="FULFILLED",
             tracking=("UPS", "1Z999AA10123456784", "https://www.ups.com/track?tracknum=1Z999AA10123456784"),
+            total="94.00",
         ),
     ]
 
@@ -142,6 +143,7 @@ async def test_a_whatsapp_shopper_matched_by_phone_sees_website_orders_with_trac
     assert out.index("#1002") < out.index("#1001"), out
     assert "1Z999AA10123456784" in out and "UPS" in out and "9400100000000000000001" in out, out
     assert "is on its way" in out and "was delivered" in out, out
+    assert "Total: $94.00" in out, out  # totalPriceSet's shop money
     assert "https://www.ups.com/track?tracknum=1Z999AA10123456784" in out, out
     assert "#2001" not in out  # another customer's order
     found = [r for r in fake_shopify.requests if r["operation"] == "CustomerByContact"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from integrations.commerce.model import price_cents
 from integrations.customers import PlatformCustomer, PlatformUnavailable, WebsiteOrder
 from integrations.shopify.client import ShopifyClient, ShopifyError
 from integrations.shopify.mapping import MappingError, parse_time
@@ -35,6 +36,7 @@ query CustomerOrders($id: ID!, $first: Int!) {
         cancelledAt
         displayFinancialStatus
         displayFulfillmentStatus
+        totalPriceSet { shopMoney { amount currencyCode } }
         lineItems(first: 10) { nodes { name quantity product { id } } }
         fulfillments(first: 5) {
           status
@@ -108,6 +110,7 @@ def website_order(node: dict[str, Any]) -> WebsiteOrder:
         for line in ((node.get("lineItems") or {}).get("nodes") or [])
         if isinstance(line, dict) and isinstance(line.get("product"), dict) and line["product"].get("id")
     )
+    money = (node.get("totalPriceSet") or {}).get("shopMoney") or {}
     return WebsiteOrder(
         id=str(node["id"]),
         name=str(node["name"]),
@@ -118,6 +121,8 @@ def website_order(node: dict[str, Any]) -> WebsiteOrder:
         tracking_number=str(tracking["number"]) if tracking else None,
         tracking_url=url if isinstance(url, str) and url.startswith("https://") else None,
         products=products,
+        total_cents=price_cents(money["amount"]) if money.get("amount") is not None else None,
+        currency=str(money["currencyCode"]) if money.get("currencyCode") else None,
     )
 
 

@@ -1,7 +1,9 @@
 """A fake Magento 2 REST API on loopback (`/rest/{store}/V1/...`): products (configurable with
 their children, and simple), attribute options, MSI source items, guest carts that become
-orders, orders and shipments, each list filtered and paged by searchCriteria as Magento does.
-It checks the bearer token, records every request, and can lose the answer of an order it placed."""
+orders, orders and shipments, customers (`customers/search`, with the default billing address's
+`billing_telephone` as Magento joins it), each list filtered (filters in a group ORed, groups
+ANDed), sorted and paged by searchCriteria as Magento does. It checks the bearer token, records
+every request, and can lose the answer of an order it placed."""
 
 from __future__ import annotations
 
@@ -96,20 +98,22 @@ def default_catalog() -> tuple[list[dict], dict[str, list[str]], list[dict]]:
     return products, links, items
 
 
-def _criteria(query) -> tuple[list[tuple[str, str, str]], int, int, str | None]:
-    filters: dict[tuple[str, str], dict[str, str]] = {}
+def _criteria(query) -> tuple[list[list[tuple[str, str, str]]], int, int, str | None, bool]:
+    """(filter groups, page size, page, sort field, descending)."""
+    groups: dict[str, dict[str, dict[str, str]]] = {}
     for key, value in query.items():
         m = re.fullmatch(r"searchCriteria\[filter_groups\]\[(\d+)\]\[filters\]\[(\d+)\]\[(\w+)\]", key)
         if m:
-            filters.setdefault((m.group(1), m.group(2)), {})[m.group(3)] = value
-    out = [(f["field"], f["value"], f.get("condition_type", "eq")) for f in filters.values()]
+            groups.setdefault(m.group(1), {}).setdefault(m.group(2), {})[m.group(3)] = value
+    out = [[(f["field"], f["value"], f.get("condition_type", "eq")) for f in g.values()] for g in groups.values()]
     size = int(query.get("searchCriteria[pageSize]", "20"))
     page = int(query.get("searchCriteria[currentPage]", "1"))
-    return out, size, page, query.get("searchCriteria[sortOrders][0][field]")
+    descending = query.get("searchCriteria[sortOrders][0][direction]", "ASC").upper() == "DESC"
+    return out, size, page, query.get("searchCriteria[sortOrders][0][field]"), descending
 
 
 def _matches(item: dict, field: str, value: str, condition: str) -> bool:
-    have = str(item.get(field, ""))
+    have = str(item.get(field, "") if item.get(field) is not None else "")
     if condition == "eq":
         return have == value
     if condition == "in":
@@ -118,7 +122,99 @@ def _matches(item: dict, field: str, value: str, condition: str) -> bool:
         return have > value
     if condition == "gteq":
         return have >= value
+    if condition == "like":  # SQL LIKE: % any run of characters, case-insensitive
+        pattern = ".*".join(re.escape(part) for part in value.lower().split("%"))
+        return re.fullmatch(pattern, have.lower(), re.S) is not None
     raise web.HTTPBadRequest(text=f"condition_type {condition} not supported by the fake")
+
+
+def customer_address(
+    number: int, street: str, city: str, region: str, postcode: str, telephone: str, country: str = "US"
+) -> dict[str, Any]:
+    """A customer address; the first is the default billing and shipping one."""
+    return {
+        "id": number,
+        "firstname": "Dana",
+        "lastname": "Reyes",
+        "street": [street],
+        "city": city,
+        "region": {"region_code": region, "region": region, "region_id": 23},
+        "postcode": postcode,
+        "country_id": country,
+        "telephone": telephone,
+    }
+
+
+def customer(number: int, email: str, addresses: list[dict[str, Any]]) -> dict[str, Any]:
+    """A customer of `customers/search` with its addresses, the first the default ones."""
+    first = addresses[0]["id"] if addresses else None
+    return {
+        "id": number,
+        "email": email,
+        "firstname": "Dana",
+        "lastname": "Reyes",
+        "website_id": 1,
+        "default_billing": str(first) if first else None,
+        "default_shipping": str(first) if first else None,
+        "addresses": [
+            {**a, "customer_id": number, "default_billing": a["id"] == first, "default_shipping": a["id"] == first}
+            for a in addresses
+        ],
+    }
+
+
+def website_order(
+    entity: int,
+    created: datetime,
+    items: list[tuple[str, int, str]],  # (name, quantity, the variant's sku)
+    state: str = "processing",
+    customer_id: int | None = None,
+    email: str = "",
+    total: float = 0.0,
+) -> dict[str, Any]:
+    """An order placed on the website (a guest's when `customer_id` is None), as `GET orders`
+    gives it: a configurable's line is its parent item with the child's sku, and the child item."""
+    lines = []
+    for i, (name, quantity, sku) in enumerate(items, start=1):
+        parent = {"item_id": entity * 10 + i, "name": name, "sku": sku, "qty_ordered": quantity}
+        lines.append({**parent, "product_type": "configurable" if "-" in sku else "simple"})
+        if "-" in sku:
+            lines.append(
+                {
+                    **parent,
+                    "item_id": entity * 100 + i,
+                    "name": f"{name}-{sku}",
+                    "product_type": "simple",
+                    "parent_item_id": entity * 10 + i,
+                }
+            )
+    return {
+        "entity_id": entity,
+        "increment_id": f"{entity:09d}",
+        "state": state,
+        "status": {"processing": "processing", "complete": "complete", "canceled": "canceled"}.get(state, "pending"),
+        "customer_id": customer_id,
+        "customer_is_guest": 1 if customer_id is None else 0,
+        "customer_email": email,
+        "grand_total": total,
+        "total_paid": total if state in ("processing", "complete") else 0,
+        "order_currency_code": "USD",
+        "billing_address": {
+            "address_type": "billing",
+            "firstname": "Dana",
+            "lastname": "Reyes",
+            "street": ["40 Harbor Rd"],
+            "city": "Portland",
+            "region": "Maine",
+            "region_code": "ME",
+            "postcode": "04101",
+            "country_id": "US",
+            "email": email,
+        },
+        "created_at": mtime(created),
+        "updated_at": mtime(created),
+        "items": lines,
+    }
 
 
 class FakeMagento(FakeProvider):
@@ -131,6 +227,7 @@ class FakeMagento(FakeProvider):
         self.orders: list[dict[str, Any]] = []
         self.shipments: list[dict[str, Any]] = []
         self.comments: list[dict[str, Any]] = []
+        self.customers: list[dict[str, Any]] = []
         self.lose_order_answers = 0  # the next N placed orders are placed, but answered 503
 
     def routes(self, app: web.Application) -> None:
@@ -165,10 +262,10 @@ class FakeMagento(FakeProvider):
     # --- the API ---------------------------------------------------------------------------------
 
     def _list(self, items: list[dict], query) -> dict[str, Any]:
-        filters, size, page, sort = _criteria(query)
-        found = [i for i in items if all(_matches(i, *f) for f in filters)]
+        groups, size, page, sort, descending = _criteria(query)
+        found = [i for i in items if all(any(_matches(i, *f) for f in group) for group in groups)]
         if sort:
-            found.sort(key=lambda i: str(i.get(sort, "")))
+            found.sort(key=lambda i: str(i.get(sort, "")), reverse=descending)
         start = (page - 1) * size
         return {"items": found[start : start + size], "search_criteria": {}, "total_count": len(found)}
 
@@ -218,6 +315,21 @@ class FakeMagento(FakeProvider):
             return ok(self._list(self.orders, query))
         if path == "shipments":
             return ok(self._list(self.shipments, query))
+        if path == "customers/search":
+            listed = self._list([self._joined(c) for c in self.customers], query)
+            listed["items"] = [{k: v for k, v in c.items() if k != "billing_telephone"} for c in listed["items"]]
+            return ok(listed)
+        if m := re.fullmatch(r"customers/(\d+)", path):
+            found = [c for c in self.customers if str(c["id"]) == m.group(1)]
+            if not found:
+                return ok(
+                    {
+                        "message": "No such entity with customerId = %fieldValue",
+                        "parameters": {"fieldValue": m.group(1)},
+                    },
+                    status=404,
+                )
+            return ok(found[0])
         if m := re.fullmatch(r"orders/(\d+)/comments", path):
             self.comments.append({"order": int(m.group(1)), **body["statusHistory"]})
             return ok(True)
@@ -231,6 +343,13 @@ class FakeMagento(FakeProvider):
                 return ok({"message": 'No such entity with "cartId" = "%fieldValue"'}, status=404)
             return self._cart(method, m.group(1), cart, m.group(2) or "", body)
         return ok({"message": f"Request does not match any route: {method} {path}"}, status=404)
+
+    @staticmethod
+    def _joined(c: dict[str, Any]) -> dict[str, Any]:
+        """A customer as the search filters it: the default billing address's telephone joined as
+        `billing_telephone` (Magento's CustomerRepository does this join; it is not in the answer)."""
+        billing = next((a for a in c["addresses"] if a.get("default_billing")), {})
+        return {**c, "billing_telephone": billing.get("telephone")}
 
     def _cart(self, method: str, masked: str, cart: dict[str, Any], rest: str, body: Any) -> web.Response:
         ok = web.json_response

@@ -374,6 +374,7 @@ def website_order(
     tracking: tuple[str, str, str | None] | None = None,  # (company, number, url)
     delivered: bool = False,
     cancelled: bool = False,
+    total: str | None = None,  # totalPriceSet's shopMoney amount, in USD
 ) -> dict[str, Any]:
     """An order node as the Admin API gives it (the fields our CustomerOrders query asks)."""
     fulfillments = []
@@ -393,6 +394,7 @@ def website_order(
         "cancelledAt": iso(created + timedelta(hours=1)) if cancelled else None,
         "displayFinancialStatus": financial,
         "displayFulfillmentStatus": fulfillment,
+        "totalPriceSet": {"shopMoney": {"amount": total, "currencyCode": "USD"}} if total else None,
         "lineItems": {
             "nodes": [
                 {

@@ -1,7 +1,9 @@
 """A fake WooCommerce REST API v3 (`/wp-json/wc/v3/`) on loopback: products (simple and variable,
 with variations), paginated with `X-WP-Total` and `X-WP-TotalPages`, orders created with a
-`payment_url`, order notes; the consumer key and secret checked as HTTP Basic. It records what
-it gets, and signs webhooks as WooCommerce does."""
+`payment_url`, order notes, customers (`email`, and `search` as WordPress's user search does it:
+login, e-mail, names, not the billing phone) and the website's orders (`customer`, and `search`
+in the billing and shipping addresses, as typed); the consumer key and secret checked as HTTP
+Basic. It records what it gets, and signs webhooks as WooCommerce does."""
 
 from __future__ import annotations
 
@@ -114,6 +116,92 @@ def simple(
     }
 
 
+def address(
+    street: str, city: str, state: str, postcode: str, country: str = "US", email: str = "", phone: str = ""
+) -> dict[str, Any]:
+    """A customer's or an order's billing (with e-mail and phone) or shipping address."""
+    return {
+        "first_name": "Dana",
+        "last_name": "Reyes",
+        "company": "",
+        "address_1": street,
+        "address_2": "",
+        "city": city,
+        "state": state,
+        "postcode": postcode,
+        "country": country,
+        "email": email,
+        "phone": phone,
+    }
+
+
+def customer(
+    number: int, email: str, phone: str, shipping: dict[str, Any] | None, username: str | None = None
+) -> dict[str, Any]:
+    """A registered customer; `phone` is the billing phone as the shopper typed it on the website."""
+    empty = address("", "", "", "")
+    return {
+        "id": number,
+        "email": email,
+        "username": username or email.split("@")[0],
+        "first_name": "Dana",
+        "last_name": "Reyes",
+        "role": "customer",
+        "billing": {**(shipping or empty), "email": email, "phone": phone},
+        "shipping": {**(shipping or empty), "email": "", "phone": ""},
+        "date_created_gmt": gmt(T0 - timedelta(days=400)),
+    }
+
+
+def website_order(
+    number: int,
+    created: datetime,
+    items: list[tuple[str, int, int]],  # (name, quantity, product id)
+    status: str = "processing",
+    customer_id: int = 0,
+    email: str = "",
+    phone: str = "",
+    total: str = "0.00",
+    tracking: tuple[str, str] | None = None,  # (provider, number) in the Shipment Tracking meta
+) -> dict[str, Any]:
+    """An order placed on the website (a guest's when `customer_id` is 0), as `GET orders` gives it."""
+    meta = []
+    if tracking is not None:
+        provider, tracking_number = tracking
+        meta.append(
+            {
+                "id": number,
+                "key": "_wc_shipment_tracking_items",
+                "value": [
+                    {
+                        "tracking_provider": provider,
+                        "custom_tracking_provider": "",
+                        "custom_tracking_link": "",
+                        "tracking_number": tracking_number,
+                        "date_shipped": str(int(created.timestamp())),
+                    }
+                ],
+            }
+        )
+    return {
+        "id": number,
+        "number": str(number),
+        "status": status,
+        "currency": "USD",
+        "total": total,
+        "customer_id": customer_id,
+        "billing": address("12 Main St", "Springfield", "IL", "62701", email=email, phone=phone),
+        "shipping": address("12 Main St", "Springfield", "IL", "62701"),
+        "line_items": [
+            {"id": number * 10 + i, "name": name, "quantity": quantity, "product_id": product, "variation_id": 0}
+            for i, (name, quantity, product) in enumerate(items, start=1)
+        ],
+        "meta_data": meta,
+        "date_created_gmt": gmt(created),
+        "date_modified_gmt": gmt(created),
+    }
+
+
 def default_products() -> list[dict[str, Any]]:
     return [
         variable(
@@ -152,6 +240,7 @@ class FakeWooCommerce(FakeProvider):
         self.products: list[dict[str, Any]] = default_products()
         self.orders: dict[int, dict[str, Any]] = {}
         self.notes: dict[int, list[dict[str, Any]]] = {}
+        self.customers: list[dict[str, Any]] = []
         self.per_page_cap = 100  # WooCommerce's maximum per_page
 
     def routes(self, app: web.Application) -> None:
@@ -163,6 +252,8 @@ class FakeWooCommerce(FakeProvider):
         app.router.add_post(f"{base}/orders", self.create_order)
         app.router.add_put(f"{base}/orders/{{id}}", self.update_order)
         app.router.add_get(f"{base}/orders/{{id}}/notes", self.list_notes)
+        app.router.add_get(f"{base}/customers", self.list_customers)
+        app.router.add_get(f"{base}/customers/{{id}}", self.get_customer)
 
     # --- what the tests change ----------------------------------------------------------------
 
@@ -182,6 +273,10 @@ class FakeWooCommerce(FakeProvider):
 
     def paths(self, method: str = "GET") -> list[str]:
         return [r["path"] for r in self.requests if r["method"] == method]
+
+    def add_orders(self, *orders: dict[str, Any]) -> None:
+        for order in orders:
+            self.orders[order["id"]] = order
 
     # --- the API ----------------------------------------------------------------------------------
 
@@ -253,8 +348,47 @@ class FakeWooCommerce(FakeProvider):
     async def list_orders(self, request: web.Request) -> web.Response:
         if (refused := await self._record(request)) is not None:
             return refused
-        found = [o for o in reversed(self.orders.values()) if o["status"] == request.query.get("status", o["status"])]
+        query = request.query
+        found = [o for o in reversed(self.orders.values()) if o["status"] == query.get("status", o["status"])]
+        if "customer" in query:
+            found = [o for o in found if str(o.get("customer_id") or 0) == query["customer"]]
+        if "search" in query:  # the address index: billing and shipping fields as typed, e-mail and phone too
+            term = query["search"].lower()
+            found = [
+                o
+                for o in found
+                if term == str(o["id"])
+                or any(term in str(v).lower() for part in ("billing", "shipping") for v in (o.get(part) or {}).values())
+            ]
+        if "date_created_gmt" in (found[0] if found else {}):  # orderby=date, order=desc (the default)
+            found.sort(key=lambda o: o.get("date_created_gmt", ""), reverse=query.get("order", "desc") == "desc")
         return self._page(request, found)
+
+    async def list_customers(self, request: web.Request) -> web.Response:
+        if (refused := await self._record(request)) is not None:
+            return refused
+        query = request.query
+        role = query.get("role", "customer")
+        found = [c for c in self.customers if role == "all" or c["role"] == role]
+        if query.get("email"):
+            found = [c for c in found if c["email"].lower() == query["email"].lower()]
+        elif query.get("search"):
+            # WP_User_Query: a number searches the login and the id; else login, e-mail, names.
+            term = query["search"].lower()
+            if term.isdigit():
+                found = [c for c in found if term in c["username"].lower() or term == str(c["id"])]
+            else:
+                fields = ("username", "email", "first_name", "last_name")
+                found = [c for c in found if any(term in str(c[f]).lower() for f in fields)]
+        return self._page(request, found)
+
+    async def get_customer(self, request: web.Request) -> web.Response:
+        if (refused := await self._record(request)) is not None:
+            return refused
+        for c in self.customers:
+            if str(c["id"]) == request.match_info["id"]:
+                return web.json_response(c)
+        return web.json_response({"code": "woocommerce_rest_invalid_id", "message": "Invalid resource ID."}, status=404)
 
     async def create_order(self, request: web.Request) -> web.Response:
         if (refused := await self._record(request)) is not None:
