@@ -28,7 +28,7 @@ from tests.fakes.woocommerce import KEY, SECRET, WEBHOOK_SECRET, FakeWooCommerce
 SIZES = ["XS", "S", "M", "L", "XL", "XXL", "3XL", "4XL"]
 
 
-async def main(products: int, variants: int) -> None:
+async def main(products: int, variants: int, profile: str | None, extra_env: dict[str, str]) -> float:
     fake = FakeWooCommerce()
     fake.products = [
         variable(
@@ -55,9 +55,11 @@ async def main(products: int, variants: int) -> None:
             "WOOCOMMERCE_SECRET": SECRET,
             "WOOCOMMERCE_WEBHOOK_SECRET": WEBHOOK_SECRET,
         }
+        env.update(extra_env)
         started = time.perf_counter()
         child = await asyncio.create_subprocess_exec(
             sys.executable,
+            *(["-m", "cProfile", "-o", profile] if profile else []),
             "app.py",
             "catalog",
             "sync",
@@ -69,17 +71,21 @@ async def main(products: int, variants: int) -> None:
         out, _ = await child.communicate()
         seconds = time.perf_counter() - started
     await fake.close()
-    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # the largest child so far
+    rows = products + products * variants
     print(out.decode().strip())
     print(
-        f"{products} products, {products * variants} variants: {seconds:.1f} s, "
-        f"{len(fake.requests)} requests, child peak RSS {peak_mb:.0f} MB (exit {child.returncode})"
+        f"{products} products, {products * variants} variants: {seconds:.1f} s, {rows / seconds:.0f} rows/s, "
+        f"{len(fake.requests)} requests, child peak RSS {peak_mb:.0f} MB (exit {child.returncode}), "
+        f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
     )
+    return seconds
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--products", type=int, default=10_000)
     parser.add_argument("--variants", type=int, default=5)
+    parser.add_argument("--profile", help="write the sync's cProfile statistics to this file")
     args = parser.parse_args()
-    asyncio.run(main(args.products, args.variants))
+    asyncio.run(main(args.products, args.variants, args.profile, {}))
