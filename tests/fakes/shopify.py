@@ -112,6 +112,7 @@ class FakeShopify(FakeProvider):
         self.drafts: dict[str, dict[str, Any]] = {}
         self.customers: list[dict[str, Any]] = []  # see `customer()`: with their orders
         self.throttle_next = 0  # the next N queries are answered THROTTLED
+        self.throttle_ops: dict[str, int] = {}  # operation name -> the next N of it are answered THROTTLED
         self.available = 1000.0
         self.maximum = 1000.0
         self.restore_rate = 50.0
@@ -170,8 +171,11 @@ class FakeShopify(FakeProvider):
             return failure
         if record["token"] != TOKEN:
             return web.json_response({"errors": "[API] Invalid API key or access token"}, status=401)
-        if self.throttle_next:
-            self.throttle_next -= 1
+        if self.throttle_next or self.throttle_ops.get(record["operation"], 0):
+            if self.throttle_next:
+                self.throttle_next -= 1
+            else:
+                self.throttle_ops[record["operation"]] -= 1
             available = 30.0
             return web.json_response(
                 {
