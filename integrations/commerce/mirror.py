@@ -222,9 +222,10 @@ class _PageWrite:
         return list(self.session.exec(statement).all())
 
     def _load_variants(self, skus: list[str]) -> None:
-        missing = [sku for sku in dict.fromkeys(skus) if sku not in self.variants]
-        if not missing:
+        """Read the variants of these SKUs not held yet (a SKU given a key of its own, say)."""
+        if all(sku in self.variants for sku in skus):
             return
+        missing = [sku for sku in dict.fromkeys(skus) if sku not in self.variants]
         for sku in missing:
             self.variants[sku] = None
         for sku, product_sku, size, colour, stock in self._rows(
@@ -235,9 +236,9 @@ class _PageWrite:
             self.variants[sku] = _VariantRow(product_sku, size, colour, stock)
 
     def _load_products(self, skus: list[str]) -> None:
-        missing = [sku for sku in dict.fromkeys(skus) if sku not in self.products]
-        if not missing:
+        if all(sku in self.products for sku in skus):
             return
+        missing = [sku for sku in dict.fromkeys(skus) if sku not in self.products]
         for sku in missing:
             self.products[sku] = None
         for row in self._rows(

@@ -83,7 +83,7 @@ BULK_PRODUCTS_QUERY = """
   }
 }
 """
-BULK_PAGE = 250  # products written in one transaction when read from a bulk operation's file
+BULK_PAGE = 1000  # products written in one transaction when read from a bulk operation's file
 BULK_TIMEOUT_SECONDS = 3600.0  # a bulk operation still running after this is given up
 
 COUNT_QUERY = """
