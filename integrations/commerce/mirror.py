@@ -192,9 +192,11 @@ class _PageWrite:
             col(CommerceVariant.product_external_id),
             col(CommerceVariant.inventory_item_id),
         )
-        for where in (
+        variant_ids = list(dict.fromkeys(v.external_id for s in shops for v in s.variants))
+        for where in (  # the page's products' variants, and whatever else is kept on their items or ids
             among(session, col(CommerceVariant.product_external_id), ids),
             among(session, col(CommerceVariant.inventory_item_id), items),
+            among(session, col(CommerceVariant.external_id), variant_ids),
         ):
             for external_id, sku, product_id, item in self._rows(
                 select(*columns).where(CommerceVariant.platform == p, where)
