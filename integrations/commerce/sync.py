@@ -25,6 +25,9 @@ log = logging.getLogger(__name__)
 # A product updated while a sync read the pages may not be in them: the next reconcile starts
 # this much before the sync did.
 SYNC_OVERLAP = timedelta(minutes=2)
+# Small pages (Shopify's paged query gives 4 products) are written together, up to this many
+# products a transaction: each transaction costs a few reads and a commit, whatever its size.
+WRITE_BATCH = 250
 
 
 class PlatformCatalog(Protocol):
@@ -87,18 +90,25 @@ class CatalogSync:
         progress: Callable[[int], None] | None = None,
     ) -> SyncSummary:
         """A full sync (every product; those the platform no longer has are removed), or the
-        products updated since `since`. Each page is one transaction."""
+        products updated since `since`. Pages are written together up to `WRITE_BATCH` products,
+        each batch one transaction."""
         started = utcnow()
         summary = SyncSummary()
         seen: set[str] = set()
         platform = self.platform
         pages = aiter(self.catalog.products(since if not full else None))
+        batch: list[ShopProduct | MappingError] = []
         while True:
             clock = time.perf_counter()
-            page = await anext(pages, None)
+            more = await anext(pages, None)
             summary.read_seconds += time.perf_counter() - clock
-            if page is None:
+            if more is not None:
+                batch.extend(more)
+                if len(batch) < WRITE_BATCH:
+                    continue
+            if not batch:
                 break
+            page, batch = batch, []
 
             def write(session: Session, page: list[ShopProduct | MappingError] = page) -> None:
                 before = summary.restocked
@@ -113,6 +123,8 @@ class CatalogSync:
             summary.write_seconds += time.perf_counter() - clock
             if progress is not None:
                 progress(len(page))
+            if more is None:
+                break
 
         def finish(session: Session) -> None:
             if full:
