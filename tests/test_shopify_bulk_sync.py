@@ -245,3 +245,26 @@ async def test_a_bulk_file_is_read_as_a_stream_of_lines(fake_shopify):
     levels = by_id["gid://shopify/Product/1"].variants[0].levels or []
     assert [level.location_id for level in levels] == ["gid://shopify/Location/1", "gid://shopify/Location/2"]
     assert [len(p.variants) for p in by_id.values()] == [4, 2, 1, 1, 3, 0]
+
+
+async def test_small_pages_are_written_together_and_the_last_batch_too(shopify_settings, fake_shopify):
+    from integrations.commerce.sync import WRITE_BATCH
+    from integrations.shopify.catalog import PRODUCTS_PAGE
+
+    for n in range(10, 10 + WRITE_BATCH + 5):
+        fake_shopify.products.append(product(n, f"tee-{n}", f"Tee {n}", "Shirt", [(f"T{n}-M", "M", "white", {1: 1})]))
+    services = build(shopify_settings)
+    client = ShopifyClient(fake_shopify.url, VERSION, TOKEN, 5.0, sleep=no_sleep)
+    written: list[int] = []
+    try:
+        summary = await CatalogSync(services.db, ShopifyCatalog(client), None, None).run(progress=written.append)
+        variants = await services.db.run(lambda s: len(s.exec(select(Variant)).all()))
+    finally:
+        await client.close()
+        await services.close()
+    total = len(fake_shopify.products)
+    first = -(-WRITE_BATCH // PRODUCTS_PAGE) * PRODUCTS_PAGE  # whole pages, up to the batch size
+    assert written == [first, total - first]
+    assert (summary.products_seen, summary.created, summary.hidden) == (total, total - 1, 1)
+    assert variants == 10 + WRITE_BATCH + 5
+    assert fake_shopify.operations().count("CatalogProducts") == -(-total // PRODUCTS_PAGE)
