@@ -205,6 +205,7 @@ class Settings(BaseSettings):
     shopify_api_base: str | None = None  # default https://{SHOPIFY_SHOP_DOMAIN}
     shopify_timeout_seconds: float = Field(default=10.0, gt=0)
     shopify_reconcile_interval_seconds: float = Field(default=900.0, ge=0)  # 0: no scheduled reconcile
+    shopify_bulk_sync_from: int = Field(default=1000, ge=0)  # products; 0: the full sync always reads pages
     magento_url: str | None = None  # the shop's base URL, https://shop.example.com
     magento_token: SecretStr | None = None  # the integration's access token
     magento_store_code: str = "default"  # the REST base is {MAGENTO_URL}/rest/{store code}/V1/

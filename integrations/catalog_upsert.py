@@ -1,5 +1,6 @@
-"""Writing products and their variants into the store's catalog, and taking them out: one
-mechanism for every source of a catalog (a CSV export, a commerce platform's sync and webhooks).
+"""Writing products and their variants into the store's catalog, and taking them out: the CSV
+import's writes, and the rules the commerce mirror (`integrations/commerce/mirror.py`) applies to
+a page of a platform's products in bulk; both take products out through `remove_products`.
 Runs in the caller's transaction."""
 
 from __future__ import annotations

@@ -155,7 +155,8 @@ def sync(settings: Settings) -> int:
         return 1
     finally:
         services.db.close()
-    print("\n".join([*summary.lines(), "restart the bot so it learns new product names"]))
+    timing = f"{summary.read_seconds:.1f} s reading {catalog.label}, {summary.write_seconds:.1f} s writing the store"
+    print("\n".join([*summary.lines(), timing, "restart the bot so it learns new product names"]))
     return 0
 
 

@@ -209,7 +209,7 @@ class Services:
         if self.settings.commerce_backend == "woocommerce":
             catalog = WooCommerceCatalog(self.woocommerce)
         else:
-            catalog = ShopifyCatalog(self.shopify)
+            catalog = ShopifyCatalog(self.shopify, self.settings.shopify_bulk_sync_from or None)
         return CatalogSync(self.db, catalog, self.policy, reminder_settings(self.settings), wake_outbox)
 
     @cached_property

@@ -9,18 +9,23 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func
-from sqlmodel import Session, col, select
+from sqlalchemy import Table, func
+from sqlalchemy import select as sa_select
+from sqlmodel import Session, col, delete, select, update
 
+from bot.store.database import among, insert_many
 from bot.store.models import CommerceProduct, CommerceStock, CommerceVariant, Product, Variant, as_utc
 from integrations.catalog_import import variant_key
-from integrations.catalog_upsert import existing_variants, remove_products, upsert_product
+from integrations.catalog_upsert import remove_products
 from integrations.commerce.freshness import mark_confirmed
 from integrations.commerce.model import ShopProduct
 
 log = logging.getLogger(__name__)
 PLATFORM = "shopify"  # the default platform of these functions
+# A new product's columns the platform does not give (its name and description in zh-TW are ours to add).
+NEW_PRODUCT = {"name_zh": None, "description_zh": None, "colour_hex": Product.model_fields["colour_hex"].default}
 
 
 @dataclass
@@ -40,6 +45,8 @@ class SyncSummary:
     restocked: int = 0
     refused: list[str] = field(default_factory=list)  # products that could not be read
     notified: dict[str, int] = field(default_factory=dict)
+    read_seconds: float = 0.0  # waiting for the platform's pages (and mapping them)
+    write_seconds: float = 0.0  # writing them into the store
 
     def lines(self) -> list[str]:
         out = [
@@ -114,80 +121,362 @@ def apply_level(
 
 
 def apply_product(session: Session, shop: ShopProduct, summary: SyncSummary, platform: str = PLATFORM) -> None:
-    """Write one product of the platform into the store, unless the store's copy is as new."""
-    summary.products_seen += 1
-    link = session.get(CommerceProduct, (platform, shop.external_id))
-    for v in shop.variants:  # each location's level has its own time
-        if v.levels is not None and v.inventory_item_id:
-            for level in v.levels:
-                put_level(session, v.inventory_item_id, level.location_id, level.available, level.updated_at, platform)
-    if link is not None and as_utc(link.updated_at) >= shop.updated_at:
-        summary.unchanged += 1
-        for v in shop.variants:  # the product is as it was, its stock may not be
-            if v.inventory_item_id:
-                summary.restocked += restock_item(session, v.inventory_item_id, platform)[1]
-        return
-    if link is None:
-        link = CommerceProduct(
-            platform=platform, external_id=shop.external_id, product_sku=shop.product.sku, updated_at=shop.updated_at
+    """Write one product of the platform into the store (a webhook), unless the store's copy is as new."""
+    apply_products(session, [shop], summary, platform)
+
+
+def apply_products(session: Session, shops: list[ShopProduct], summary: SyncSummary, platform: str = PLATFORM) -> None:
+    """Write a page of the platform's products into the store, each unless the store's copy is as
+    new: the rows they touch are read in a few queries, the changes worked out here, and written
+    with one statement per table and kind of change (see `_PageWrite`)."""
+    if shops:
+        _PageWrite(session, platform, shops).apply(summary)
+
+
+def _table(model: Any) -> Table:
+    return model.__table__
+
+
+@dataclass
+class _VariantRow:
+    product_sku: str
+    size: str
+    colour: str
+    stock: int
+
+
+@dataclass
+class _LinkRow:
+    variant_sku: str
+    product_external_id: str
+    inventory_item_id: str | None
+
+
+class _PageWrite:
+    """One page of products applied as the row-by-row rules say (a level is kept unless the store's
+    is newer; a product unless its link is as new; a variant SKU another product has gets a key of
+    its own; a variant gone from the platform is sold out), on rows read up front and written at
+    the end. Products are applied in order, on the rows as the ones before them left them."""
+
+    def __init__(self, session: Session, platform: str, shops: list[ShopProduct]) -> None:
+        self.session, self.platform, self.shops = session, platform, shops
+        ids = list(dict.fromkeys(s.external_id for s in shops))
+        items = list(dict.fromkeys(v.inventory_item_id for s in shops for v in s.variants if v.inventory_item_id))
+        p = platform
+        self.links: dict[str, tuple[str, datetime]] = {
+            external_id: (sku, as_utc(at))
+            for external_id, sku, at in self._rows(
+                select(
+                    CommerceProduct.external_id, col(CommerceProduct.product_sku), col(CommerceProduct.updated_at)
+                ).where(CommerceProduct.platform == p, among(session, col(CommerceProduct.external_id), ids))
+            )
+        }
+        self.stored_links = set(self.links)
+        self.levels: dict[str, dict[str, tuple[int, datetime]]] = {}  # item -> location -> (available, time)
+        for item, location, available, at in self._rows(
+            select(
+                col(CommerceStock.inventory_item_id),
+                col(CommerceStock.location_id),
+                col(CommerceStock.available),
+                col(CommerceStock.updated_at),
+            ).where(CommerceStock.platform == p, among(session, col(CommerceStock.inventory_item_id), items))
+        ):
+            self.levels.setdefault(item, {})[location] = (available, as_utc(at))
+        self.stored_levels = {(item, location) for item, held in self.levels.items() for location in held}
+        self.vlinks: dict[str, _LinkRow] = {}
+        self.by_product: dict[str, set[str]] = {}  # product external id -> its variants' external ids
+        self.by_item: dict[str, str] = {}  # inventory item -> the external id of a variant kept on it
+        columns = (
+            col(CommerceVariant.external_id),
+            col(CommerceVariant.variant_sku),
+            col(CommerceVariant.product_external_id),
+            col(CommerceVariant.inventory_item_id),
         )
-    # Our key of a product stays what it was first, even if its handle changes in Shopify.
-    shop.product.sku = link.product_sku
-    link.updated_at = shop.updated_at
-    session.add(link)  # kept for a removed product too: an older update must not bring it back
-    old_links = session.exec(
-        select(CommerceVariant).where(
-            CommerceVariant.platform == platform, CommerceVariant.product_external_id == shop.external_id
+        variant_ids = list(dict.fromkeys(v.external_id for s in shops for v in s.variants))
+        for where in (  # the page's products' variants, and whatever else is kept on their items or ids
+            among(session, col(CommerceVariant.product_external_id), ids),
+            among(session, col(CommerceVariant.inventory_item_id), items),
+            among(session, col(CommerceVariant.external_id), variant_ids),
+        ):
+            for external_id, sku, product_id, item in self._rows(
+                select(*columns).where(CommerceVariant.platform == p, where)
+            ):
+                self._set_vlink(external_id, _LinkRow(sku, product_id, item))
+        self.variants: dict[str, _VariantRow | None] = {}
+        self._load_variants(
+            [v.variant.sku for s in shops for v in s.variants] + [link.variant_sku for link in self.vlinks.values()]
         )
-    ).all()
-    if not shop.visible:
-        summary.hidden += 1
-        if session.get(Product, shop.product.sku) is not None:
-            removed, sold_out = remove_products(session, [shop.product.sku])
+        self.products: dict[str, tuple[str, str, str, int, str, str | None] | None] = {}
+        self._load_products([sku for sku, _ in self.links.values()] + [s.product.sku for s in shops])
+        # What is written at the end, by key.
+        self.level_changes: dict[tuple[str, str], tuple[int, datetime]] = {}
+        self.link_changes: dict[str, tuple[str, datetime]] = {}
+        self.product_changes: dict[str, dict] = {}
+        self.variant_changes: set[str] = set()
+        self.new_products: set[str] = set()
+        self.new_variants: set[str] = set()
+        self.vlink_changes: set[str] = set()
+        self.vlink_deletes: set[str] = set()
+        self.new_vlinks: set[str] = set()
+        self.hidden: list[str] = []  # product SKUs to take out of the catalog
+
+    def _rows(self, statement) -> list:
+        return list(self.session.exec(statement).all())
+
+    def _load_variants(self, skus: list[str]) -> None:
+        """Read the variants of these SKUs not held yet (a SKU given a key of its own, say)."""
+        if all(sku in self.variants for sku in skus):
+            return
+        missing = [sku for sku in dict.fromkeys(skus) if sku not in self.variants]
+        for sku in missing:
+            self.variants[sku] = None
+        for sku, product_sku, size, colour, stock in self._rows(
+            sa_select(
+                col(Variant.sku), col(Variant.product_sku), col(Variant.size), col(Variant.colour), col(Variant.stock)
+            ).where(among(self.session, col(Variant.sku), missing))
+        ):
+            self.variants[sku] = _VariantRow(product_sku, size, colour, stock)
+
+    def _load_products(self, skus: list[str]) -> None:
+        if all(sku in self.products for sku in skus):
+            return
+        missing = [sku for sku in dict.fromkeys(skus) if sku not in self.products]
+        for sku in missing:
+            self.products[sku] = None
+        for row in self._rows(
+            sa_select(
+                col(Product.sku),
+                col(Product.name),
+                col(Product.category),
+                col(Product.description),
+                col(Product.price_cents),
+                col(Product.tags),
+                col(Product.image_url),
+            ).where(among(self.session, col(Product.sku), missing))
+        ):
+            self.products[row[0]] = tuple(row[1:])  # type: ignore[assignment]
+
+    # --- the rules, on the rows held here ------------------------------------------------------
+
+    def _stock_of(self, item: str) -> int | None:
+        """The sum over locations (never below 0), or None when no location's level is known."""
+        known = self.levels.get(item)
+        return max(0, sum(available for available, _ in known.values())) if known else None
+
+    def _put_level(self, item: str, location: str, available: int, updated_at: datetime) -> None:
+        held = self.levels.setdefault(item, {})
+        if location in held and held[location][1] >= updated_at:
+            return
+        held[location] = self.level_changes[(item, location)] = (available, updated_at)
+
+    def _set_vlink(self, external_id: str, row: _LinkRow) -> None:
+        old = self.vlinks.get(external_id)
+        if old is not None:
+            self.by_product.get(old.product_external_id, set()).discard(external_id)
+        self.vlinks[external_id] = row
+        self.by_product.setdefault(row.product_external_id, set()).add(external_id)
+        if row.inventory_item_id:
+            self.by_item.setdefault(row.inventory_item_id, external_id)
+
+    def _set_stock(self, sku: str, stock: int) -> None:
+        row = self.variants[sku]
+        assert row is not None
+        if row.stock != stock:
+            row.stock = stock
+            self.variant_changes.add(sku)
+
+    def _restock_item(self, item: str) -> int:
+        kept_on = self.by_item.get(item)
+        link = self.vlinks.get(kept_on) if kept_on is not None else None
+        stock = self._stock_of(item)
+        if link is None or stock is None:
+            return 0
+        self._load_variants([link.variant_sku])
+        row = self.variants[link.variant_sku]
+        if row is None:
+            return 0
+        came_back = int(row.stock == 0 and stock > 0)
+        self._set_stock(link.variant_sku, stock)
+        return came_back
+
+    def apply(self, summary: SyncSummary) -> None:
+        for shop in self.shops:
+            self._apply(shop, summary)
+        self._write()
+        if self.hidden:
+            removed, sold_out = remove_products(self.session, self.hidden)
             summary.removed += removed
             summary.sold_out += sold_out
+        self.session.flush()
+
+    def _apply(self, shop: ShopProduct, summary: SyncSummary) -> None:
+        summary.products_seen += 1
+        for v in shop.variants:  # each location's level has its own time
+            if v.levels is not None and v.inventory_item_id:
+                for level in v.levels:
+                    self._put_level(v.inventory_item_id, level.location_id, level.available, level.updated_at)
+        link = self.links.get(shop.external_id)
+        if link is not None and link[1] >= shop.updated_at:
+            summary.unchanged += 1
+            for v in shop.variants:  # the product is as it was, its stock may not be
+                if v.inventory_item_id:
+                    summary.restocked += self._restock_item(v.inventory_item_id)
+            return
+        # Our key of a product stays what it was first, even if its handle changes in the platform.
+        sku = link[0] if link is not None else shop.product.sku
+        shop.product.sku = sku
+        self.links[shop.external_id] = self.link_changes[shop.external_id] = (sku, shop.updated_at)
+        old_links = sorted(self.by_product.get(shop.external_id, ()))
+        if not shop.visible:
+            summary.hidden += 1
+            self._load_products([sku])
+            if self.products[sku] is not None or sku in self.new_products:
+                self.hidden.append(sku)
+            for old in old_links:
+                self._drop_vlink(old)
+            return
+        self._load_variants([v.variant.sku for v in shop.variants])
+        for v in shop.variants:
+            found = self.variants.get(v.variant.sku)
+            if found is not None and found.product_sku != sku:
+                # The platform does not keep SKUs unique; ours are. This one gets a key of its own.
+                v.variant.sku = variant_key(sku, [v.variant.size, v.variant.colour])
+            known = self._stock_of(v.inventory_item_id) if v.inventory_item_id else None
+            v.variant.stock = known if known is not None else v.total
+        self._load_variants([v.variant.sku for v in shop.variants])
+        self._upsert_product(shop, summary)
+        kept = {v.external_id for v in shop.variants}
         for old in old_links:
-            session.delete(old)
-        session.flush()
-        return
-    existing = existing_variants(session, [v.variant.sku for v in shop.variants])
-    for v in shop.variants:
-        found = existing.get(v.variant.sku)
-        if found is not None and found.product_sku != shop.product.sku:
-            # Shopify does not keep SKUs unique; ours are. This one gets a key of its own.
-            v.variant.sku = variant_key(shop.product.sku, [v.variant.size, v.variant.colour])
-        known = _stock_of(session, v.inventory_item_id, platform) if v.inventory_item_id else None
-        v.variant.stock = known if known is not None else v.total
-    existing = existing_variants(session, [v.variant.sku for v in shop.variants])
-    done = upsert_product(session, shop.product, existing, shop.image_url)
-    summary.created += done.added
-    summary.updated += not done.added
-    summary.variants_created += done.variants_added
-    summary.variants_updated += done.variants_updated
-    summary.restocked += done.restocked
-    summary.renamed += done.renamed
-    kept = {v.external_id for v in shop.variants}
-    for old in old_links:
-        if old.external_id not in kept:  # a variant deleted in Shopify: sold out here
-            gone = session.get(Variant, old.variant_sku)
-            if gone is not None:
-                gone.stock = 0
-                session.add(gone)
-            session.delete(old)
-    for v in shop.variants:
-        row = session.get(CommerceVariant, (platform, v.external_id)) or CommerceVariant(
-            platform=platform,
-            external_id=v.external_id,
-            variant_sku=v.variant.sku,
-            product_external_id=shop.external_id,
+            if old not in kept:  # a variant deleted on the platform: sold out here
+                gone = self.vlinks[old].variant_sku
+                self._load_variants([gone])
+                if self.variants[gone] is not None:
+                    self._set_stock(gone, 0)
+                self._drop_vlink(old)
+        for v in shop.variants:
+            row = _LinkRow(v.variant.sku, shop.external_id, v.inventory_item_id)
+            if v.external_id in self.vlink_deletes:
+                self.vlink_deletes.discard(v.external_id)
+                self.vlink_changes.add(v.external_id)
+            elif v.external_id not in self.vlinks:
+                self.new_vlinks.add(v.external_id)
+            elif self.vlinks[v.external_id] != row:
+                self.vlink_changes.add(v.external_id)
+            self._set_vlink(v.external_id, row)
+
+    def _drop_vlink(self, external_id: str) -> None:
+        row = self.vlinks.pop(external_id)
+        self.by_product.get(row.product_external_id, set()).discard(external_id)
+        if row.inventory_item_id and self.by_item.get(row.inventory_item_id) == external_id:
+            del self.by_item[row.inventory_item_id]
+        if external_id in self.new_vlinks:
+            self.new_vlinks.discard(external_id)
+        else:
+            self.vlink_changes.discard(external_id)
+            self.vlink_deletes.add(external_id)
+
+    def _upsert_product(self, shop: ShopProduct, summary: SyncSummary) -> None:
+        """As `upsert_product` of the CSV import does it: the product's fields, its variants'
+        size, colour and stock; a variant from 0 to some stock is restocked."""
+        product = shop.product
+        self._load_products([product.sku])
+        held = self.products[product.sku]
+        added = held is None
+        image = shop.image_url if shop.image_url is not None else (held[5] if held is not None else None)
+        values = (
+            product.name,
+            product.category,
+            product.description,
+            product.price_cents,
+            ",".join(product.tags),
+            image,
         )
-        row.variant_sku, row.product_external_id, row.inventory_item_id = (
-            v.variant.sku,
-            shop.external_id,
-            v.inventory_item_id,
-        )
-        session.add(row)
-    session.flush()
+        if held != values:
+            self.products[product.sku] = values
+            self.product_changes[product.sku] = dict(
+                zip(("name", "category", "description", "price_cents", "tags", "image_url"), values)
+            )
+        if added:
+            self.new_products.add(product.sku)
+            summary.created += 1
+        else:
+            summary.updated += 1
+            summary.renamed += held is not None and held[0] != product.name
+        for variant in product.variants:
+            current = self.variants.get(variant.sku)
+            if current is None:
+                summary.variants_created += 1
+                self.variants[variant.sku] = _VariantRow(product.sku, variant.size, variant.colour, variant.stock)
+                self.new_variants.add(variant.sku)
+                continue
+            summary.variants_updated += 1
+            if current.stock == 0 and variant.stock > 0:
+                summary.restocked += 1
+            if (current.size, current.colour, current.stock) != (variant.size, variant.colour, variant.stock):
+                current.size, current.colour, current.stock = variant.size, variant.colour, variant.stock
+                self.variant_changes.add(variant.sku)
+
+    # --- the writes ---------------------------------------------------------------------------
+
+    def _write(self) -> None:
+        session, p = self.session, self.platform
+        inserts: list[dict[str, Any]] = []
+        updates: list[dict[str, Any]] = []
+        for (item, location), (available, at) in self.level_changes.items():
+            row = {
+                "platform": p,
+                "inventory_item_id": item,
+                "location_id": location,
+                "available": available,
+                "updated_at": at,
+            }
+            (updates if (item, location) in self.stored_levels else inserts).append(row)
+        insert_many(session, _table(CommerceStock), inserts)
+        self._update(CommerceStock, updates)
+        links = [
+            {"platform": p, "external_id": e, "product_sku": sku, "updated_at": at}
+            for e, (sku, at) in self.link_changes.items()
+        ]
+        insert_many(session, _table(CommerceProduct), [r for r in links if r["external_id"] not in self.stored_links])
+        self._update(CommerceProduct, [r for r in links if r["external_id"] in self.stored_links])
+        products = [{"sku": sku, **values} for sku, values in self.product_changes.items()]
+        new = [{**NEW_PRODUCT, **r} for r in products if r["sku"] in self.new_products]  # every column: COPY
+        insert_many(session, _table(Product), new)
+        self._update(Product, [r for r in products if r["sku"] not in self.new_products])
+        rows = []
+        for sku in self.new_variants | self.variant_changes:
+            v = self.variants[sku]
+            assert v is not None
+            rows.append(
+                {"sku": sku, "product_sku": v.product_sku, "size": v.size, "colour": v.colour, "stock": v.stock}
+            )
+        insert_many(session, _table(Variant), [r for r in rows if r["sku"] in self.new_variants])
+        self._update(Variant, [r for r in rows if r["sku"] not in self.new_variants])
+        if self.vlink_deletes:
+            session.exec(  # type: ignore[call-overload]
+                delete(CommerceVariant).where(
+                    col(CommerceVariant.platform) == p, among(session, CommerceVariant.external_id, self.vlink_deletes)
+                )
+            )
+        vlinks = []
+        for e in self.new_vlinks | self.vlink_changes:
+            link = self.vlinks[e]
+            vlinks.append(
+                {
+                    "platform": p,
+                    "external_id": e,
+                    "variant_sku": link.variant_sku,
+                    "product_external_id": link.product_external_id,
+                    "inventory_item_id": link.inventory_item_id,
+                }
+            )
+        insert_many(session, _table(CommerceVariant), [r for r in vlinks if r["external_id"] in self.new_vlinks])
+        self._update(CommerceVariant, [r for r in vlinks if r["external_id"] not in self.new_vlinks])
+
+    def _update(self, model: Any, rows: list[dict[str, Any]]) -> None:
+        """An UPDATE by primary key of each row (one executemany per set of columns)."""
+        if rows:
+            self.session.exec(update(model), params=rows)  # type: ignore[call-overload]
 
 
 def delete_product(
@@ -218,18 +507,24 @@ def delete_product(
 
 def remove_unseen(session: Session, seen: set[str], summary: SyncSummary, platform: str = PLATFORM) -> None:
     """After a full sync: the mirrored products the platform no longer has leave the catalog."""
-    links = session.exec(select(CommerceProduct).where(CommerceProduct.platform == platform)).all()
-    gone = [link for link in links if link.external_id not in seen]
-    skus = [link.product_sku for link in gone if session.get(Product, link.product_sku) is not None]
-    if skus:
-        removed, sold_out = remove_products(session, skus)
+    links = session.exec(
+        select(CommerceProduct.external_id, col(CommerceProduct.product_sku)).where(
+            CommerceProduct.platform == platform
+        )
+    ).all()
+    gone = [(external_id, sku) for external_id, sku in links if external_id not in seen]
+    if not gone:
+        return
+    skus = [sku for sku in dict.fromkeys(sku for _, sku in gone)]
+    present = set(session.exec(select(Product.sku).where(among(session, col(Product.sku), skus))).all())
+    if present:
+        removed, sold_out = remove_products(session, [sku for sku in skus if sku in present])
         summary.removed += removed
         summary.sold_out += sold_out
-    for link in gone:
-        for old in session.exec(
-            select(CommerceVariant).where(
-                CommerceVariant.platform == platform, col(CommerceVariant.product_external_id) == link.external_id
-            )
-        ).all():
-            session.delete(old)
+    session.exec(  # type: ignore[call-overload]
+        delete(CommerceVariant).where(
+            col(CommerceVariant.platform) == platform,
+            among(session, col(CommerceVariant.product_external_id), [external_id for external_id, _ in gone]),
+        )
+    )
     session.flush()

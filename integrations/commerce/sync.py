@@ -6,6 +6,7 @@ is given as a `PlatformCatalog`, which reads its products a page at a time."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -17,13 +18,16 @@ from bot.marketing.reminders import ReminderSettings, notify_restocked
 from bot.store.database import Database
 from bot.store.models import StateRecord, utcnow
 from integrations.commerce.freshness import mark_confirmed
-from integrations.commerce.mirror import SyncSummary, apply_product, remove_unseen
+from integrations.commerce.mirror import SyncSummary, apply_products, remove_unseen
 from integrations.commerce.model import MappingError, ShopProduct, parse_time
 
 log = logging.getLogger(__name__)
 # A product updated while a sync read the pages may not be in them: the next reconcile starts
 # this much before the sync did.
 SYNC_OVERLAP = timedelta(minutes=2)
+# Small pages (Shopify's paged query gives 4 products) are written together, up to this many
+# products a transaction: each transaction costs a few reads and a commit, whatever its size.
+WRITE_BATCH = 250
 
 
 class PlatformCatalog(Protocol):
@@ -86,26 +90,41 @@ class CatalogSync:
         progress: Callable[[int], None] | None = None,
     ) -> SyncSummary:
         """A full sync (every product; those the platform no longer has are removed), or the
-        products updated since `since`. Each page is one transaction."""
+        products updated since `since`. Pages are written together up to `WRITE_BATCH` products,
+        each batch one transaction."""
         started = utcnow()
         summary = SyncSummary()
         seen: set[str] = set()
         platform = self.platform
-        async for page in self.catalog.products(since if not full else None):
+        pages = aiter(self.catalog.products(since if not full else None))
+        batch: list[ShopProduct | MappingError] = []
+        while True:
+            clock = time.perf_counter()
+            more = await anext(pages, None)
+            summary.read_seconds += time.perf_counter() - clock
+            if more is not None:
+                batch.extend(more)
+                if len(batch) < WRITE_BATCH:
+                    continue
+            if not batch:
+                break
+            page, batch = batch, []
 
             def write(session: Session, page: list[ShopProduct | MappingError] = page) -> None:
                 before = summary.restocked
-                for item in page:
-                    if isinstance(item, MappingError):
-                        summary.refused.append(str(item))
-                        continue
-                    seen.add(item.external_id)
-                    apply_product(session, item, summary, platform)
+                shops = [item for item in page if not isinstance(item, MappingError)]
+                summary.refused.extend(str(item) for item in page if isinstance(item, MappingError))
+                seen.update(shop.external_id for shop in shops)
+                apply_products(session, shops, summary, platform)
                 self.notify(session, summary, summary.restocked - before)
 
+            clock = time.perf_counter()
             await self.db.run(write)
+            summary.write_seconds += time.perf_counter() - clock
             if progress is not None:
                 progress(len(page))
+            if more is None:
+                break
 
         def finish(session: Session) -> None:
             if full:
@@ -135,6 +154,8 @@ class CatalogSync:
                 "read": summary.products_seen,
                 "updated": summary.updated + summary.created,
                 "removed": summary.removed,
+                "read_seconds": round(summary.read_seconds, 2),
+                "write_seconds": round(summary.write_seconds, 2),
             },
         )
         return summary

@@ -20,7 +20,7 @@ from bot.marketing.reminders import ReminderSettings, notify_restocked
 from bot.store.database import Database
 from bot.store.models import CommerceStock, CommerceVariant, StateRecord, utcnow
 from integrations.commerce.freshness import mark_confirmed
-from integrations.commerce.mirror import SyncSummary, apply_level, apply_product, remove_unseen
+from integrations.commerce.mirror import SyncSummary, apply_level, apply_products, remove_unseen
 from integrations.magento.catalog import MagentoCatalog
 from integrations.magento.client import Filter
 from integrations.magento.mapping import NOT_VISIBLE_INDIVIDUALLY, MappingError, ShopProduct, parse_time, source_levels
@@ -77,12 +77,10 @@ class MagentoSync:
     async def _write(self, products: list[ShopProduct | MappingError], summary: SyncSummary, seen: set[str]) -> None:
         def write(session: Session) -> None:
             before = summary.restocked
-            for item in products:
-                if isinstance(item, MappingError):
-                    summary.refused.append(str(item))
-                    continue
-                seen.add(item.external_id)
-                apply_product(session, item, summary, PLATFORM)
+            shops = [item for item in products if not isinstance(item, MappingError)]
+            summary.refused.extend(str(item) for item in products if isinstance(item, MappingError))
+            seen.update(shop.external_id for shop in shops)
+            apply_products(session, shops, summary, PLATFORM)
             self.notify(session, summary, summary.restocked - before)
 
         await self.db.run(write)

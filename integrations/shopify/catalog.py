@@ -1,5 +1,6 @@
 """Reading Shopify's catalog through the Admin API, a page of products at a time, for the catalog
-sync (`integrations/commerce/sync.py`)."""
+sync (`integrations/commerce/sync.py`): through paged queries, or for the full sync of a big shop
+through one bulk operation, whose JSONL file is read as a stream and cut into pages."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
-from integrations.shopify.client import ShopifyClient
+from integrations.shopify.client import ShopifyClient, ShopifyError
 from integrations.shopify.mapping import MappingError, ShopProduct, from_graphql
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,37 @@ query ProductVariants($id: ID!, $first: Int!, $after: String) {{
   }}
 }}
 """
+# The bulk operation's query: no page sizes (Shopify reads every object), at most two levels of
+# nested connections (variants, then each inventory item's levels).
+BULK_PRODUCTS_QUERY = """
+{
+  products {
+    edges {
+      node {
+        id handle title descriptionHtml productType tags status updatedAt
+        featuredMedia { preview { image { url } } }
+        variants {
+          edges {
+            node {
+              id sku price
+              selectedOptions { name value }
+              inventoryItem {
+                id
+                inventoryLevels {
+                  edges { node { location { id } quantities(names: ["available"]) { name quantity } updatedAt } }
+                }
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+"""
+BULK_PAGE = 1000  # products written in one transaction when read from a bulk operation's file
+BULK_TIMEOUT_SECONDS = 3600.0  # a bulk operation still running after this is given up
+
 COUNT_QUERY = """
 query ProductsCount($query: String) {
   productsCount(query: $query, limit: null) { count }
@@ -72,8 +104,9 @@ class ShopifyCatalog:
     platform = "shopify"
     label = "Shopify"
 
-    def __init__(self, client: ShopifyClient) -> None:
+    def __init__(self, client: ShopifyClient, bulk_from: int | None = None) -> None:
         self.client = client
+        self.bulk_from = bulk_from  # a full sync of at least this many products reads a bulk operation
 
     async def count(self, since: datetime | None = None) -> int | None:
         query = updated_since(since) if since is not None else None
@@ -99,13 +132,62 @@ class ShopifyCatalog:
     async def products(self, since: datetime | None = None) -> AsyncIterator[list[ShopProduct | MappingError]]:
         """Every product (updated since `since`, if given), a page at a time; one that cannot be
         read is given as its error, so the rest still sync."""
+        if since is None and self.bulk_from is not None:
+            total = await self.count()
+            if total is not None and total >= self.bulk_from:
+                async for bulk_page in self.bulk_products():
+                    yield bulk_page
+                return
         query = updated_since(since) if since is not None else None
         variables = {"first": PRODUCTS_PAGE, "query": query}
         async for page in self.client.pages("CatalogProducts", PRODUCTS_QUERY, variables, ("products",)):
             out: list[ShopProduct | MappingError] = []
             for node in page:
-                try:
-                    out.append(from_graphql(node, await self._variants(node)))
-                except (MappingError, KeyError, TypeError, ValueError) as exc:
-                    out.append(MappingError(f"{node.get('handle') or node.get('id')}: {exc}"))
+                out.append(_product(node, await self._variants(node)))
             yield out
+
+    async def bulk_products(self) -> AsyncIterator[list[ShopProduct | MappingError]]:
+        """Every product, from one bulk operation's file, `BULK_PAGE` at a time. The file is
+        grouped: a product's line, then its variants' (`__parentId` the product), each followed by
+        its inventory levels' (`__parentId` the variant, or its inventory item); a product is
+        complete when the next one starts, so memory holds one product and one page.
+
+        Raises:
+            ShopifyError: the operation failed, or a line's parent is not the product being read.
+        """
+        page: list[ShopProduct | MappingError] = []
+        node: dict[str, Any] | None = None
+        variants: list[dict[str, Any]] = []
+        owners: dict[str, dict[str, Any]] = {}  # variant and inventory item ids -> the variant's inventory item
+        async for line in self.client.bulk_query(BULK_PRODUCTS_QUERY, BULK_TIMEOUT_SECONDS):
+            parent = line.pop("__parentId", None)
+            if parent is None:  # a product: the one before it is whole
+                if node is not None:
+                    page.append(_product(node, variants))
+                    if len(page) >= BULK_PAGE:
+                        yield page
+                        page = []
+                node, variants, owners = line, [], {}
+            elif node is not None and parent == node.get("id"):  # a variant
+                item = line.get("inventoryItem") or {}
+                item["inventoryLevels"] = {"nodes": []}
+                line["inventoryItem"] = item
+                variants.append(line)
+                for key in (line.get("id"), item.get("id")):
+                    if key:
+                        owners[key] = item
+            elif parent in owners:  # an inventory level
+                owners[parent]["inventoryLevels"]["nodes"].append(line)
+            else:
+                raise ShopifyError(f"bulk operation file: {line.get('id') or 'a line'} comes after another parent's")
+        if node is not None:
+            page.append(_product(node, variants))
+        if page:
+            yield page
+
+
+def _product(node: dict[str, Any], variants: list[dict[str, Any]]) -> ShopProduct | MappingError:
+    try:
+        return from_graphql(node, variants)
+    except (MappingError, KeyError, TypeError, ValueError) as exc:
+        return MappingError(f"{node.get('handle') or node.get('id')}: {exc}")

@@ -1,9 +1,11 @@
 """The Shopify Admin GraphQL API over aiohttp: one POST per query with the app's access token,
-a timeout, the cost-based throttle respected, and connections read page by page."""
+a timeout, the cost-based throttle respected, connections read page by page, and bulk operations
+(a query Shopify runs on its side, whose result is one JSONL file read line by line)."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -16,6 +18,25 @@ log = logging.getLogger(__name__)
 THROTTLE_RETRIES = 6  # a THROTTLED query is asked again after waiting; past this it fails
 UNAVAILABLE_RETRIES = 2  # a 5xx, a 429 or no answer at all
 RETRY_BASE_SECONDS = 0.5
+BULK_POLL_SECONDS = 2.0  # how often a running bulk operation's status is asked
+BULK_DONE = "COMPLETED"
+BULK_RUNNING = ("CREATED", "RUNNING")
+
+BULK_RUN = """
+mutation BulkRunQuery($query: String!) {
+  bulkOperationRunQuery(query: $query, groupObjects: true) {
+    bulkOperation { id status }
+    userErrors { field message code }
+  }
+}
+"""
+BULK_STATUS = """
+query BulkOperationStatus($id: ID!) {
+  node(id: $id) {
+    ... on BulkOperation { id status errorCode objectCount rootObjectCount url partialDataUrl }
+  }
+}
+"""
 
 
 class ShopifyError(Exception):
@@ -178,6 +199,71 @@ class ShopifyClient:
             if not info.get("hasNextPage") or not after:
                 return
 
+    async def bulk_query(
+        self,
+        document: str,
+        timeout: float,
+        progress: Callable[[int], None] | None = None,
+    ) -> AsyncIterator[dict[str, Any]]:
+        """The objects of a bulk operation running `document`, one JSONL line each (a nested
+        connection's objects after their parent's, with `__parentId`; grouped under it). The
+        operation is started, its status asked every `BULK_POLL_SECONDS` (`progress` gets its
+        root object count) until it is done, and its file read as a stream: memory holds a
+        line at a time.
+
+        Raises:
+            ShopifyUnavailable: the operation is not done within `timeout` seconds, or its file
+                could not be read.
+            ShopifyError: Shopify refused the query or the operation failed.
+        """
+        data = await self.query("BulkRunQuery", BULK_RUN, {"query": document})
+        run = data.get("bulkOperationRunQuery") or {}
+        errors = [e for e in run.get("userErrors") or [] if isinstance(e, dict)]
+        if errors:
+            messages = "; ".join(f"{e.get('code') or ''} {e.get('message', '')}".strip() for e in errors)
+            raise ShopifyError(f"bulk operation refused: {messages}")
+        operation = run.get("bulkOperation") or {}
+        if not operation.get("id"):
+            raise ShopifyError("bulk operation refused: no operation id in the answer")
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            node = (await self.query("BulkOperationStatus", BULK_STATUS, {"id": operation["id"]})).get("node") or {}
+            status = node.get("status")
+            if progress is not None and isinstance(node.get("rootObjectCount"), (int, str)):
+                progress(int(node["rootObjectCount"]))
+            if status == BULK_DONE:
+                break
+            if status not in BULK_RUNNING:
+                code = node.get("errorCode") or "no error code"
+                raise ShopifyError(f"bulk operation {operation['id']} ended {status} ({code})")
+            if asyncio.get_running_loop().time() >= deadline:
+                raise ShopifyUnavailable(f"bulk operation {operation['id']} still {status} after {timeout:.0f} s")
+            await self.sleep(BULK_POLL_SECONDS)
+        if not node.get("url"):  # nothing matched the query: Shopify writes no file
+            return
+        async for line in self._jsonl(node["url"]):
+            yield line
+
+    async def _jsonl(self, url: str) -> AsyncIterator[dict[str, Any]]:
+        """The objects of a bulk operation's JSONL file. The URL is signed: our token is not sent
+        with it (it is another host's, a storage bucket's)."""
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.timeout, sock_read=self.timeout)
+        try:
+            async with aiohttp.ClientSession(timeout=timeout) as session, session.get(url) as resp:
+                if resp.status != 200:
+                    raise ShopifyUnavailable(f"bulk operation file: HTTP {resp.status}")
+                rest = b""
+                async for chunk in resp.content.iter_chunked(1 << 16):
+                    lines = (rest + chunk).split(b"\n")
+                    rest = lines.pop()
+                    for line in lines:
+                        if line.strip():
+                            yield _object(line)
+                if rest.strip():
+                    yield _object(rest)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise ShopifyUnavailable(f"bulk operation file: {type(exc).__name__}") from exc
+
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
@@ -188,3 +274,13 @@ def _seconds(value: str | None) -> float | None:
         return min(float(value), 60.0) if value else None
     except ValueError:
         return None
+
+
+def _object(line: bytes) -> dict[str, Any]:
+    try:
+        value = json.loads(line)
+    except ValueError:
+        raise ShopifyError("bulk operation file: a line is not JSON") from None
+    if not isinstance(value, dict):
+        raise ShopifyError("bulk operation file: a line is not an object")
+    return value

@@ -1,9 +1,10 @@
 """Reading WooCommerce's catalog through the REST API for the catalog sync
 (`integrations/commerce/sync.py`): `GET products` a hundred at a time, and each variable
-product's `GET products/{id}/variations`."""
+product's `GET products/{id}/variations`, `VARIATION_READS` of them at once."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
@@ -11,6 +12,8 @@ from typing import Any
 from integrations.commerce.model import MappingError, ShopProduct
 from integrations.woocommerce.client import WooCommerceClient
 from integrations.woocommerce.mapping import PLATFORM, from_rest, woo_id
+
+VARIATION_READS = 4  # a page's variations requests in flight at once
 
 
 def _since(moment: datetime | None) -> dict[str, Any]:
@@ -59,11 +62,14 @@ class WooCommerceCatalog:
     async def products(self, since: datetime | None = None) -> AsyncIterator[list[ShopProduct | MappingError]]:
         """Every product (changed since `since`, if given), a page at a time; one that cannot be
         read is given as its error, so the rest still sync."""
-        async for page in self.client.pages("products", _since(since)):
-            out: list[ShopProduct | MappingError] = []
-            for item in page:
+        gate = asyncio.Semaphore(VARIATION_READS)
+
+        async def one(item: dict[str, Any]) -> ShopProduct | MappingError:
+            async with gate:
                 try:
-                    out.append(await self.read(item))
+                    return await self.read(item)
                 except (MappingError, KeyError, TypeError, ValueError) as exc:
-                    out.append(MappingError(f"{item.get('slug') or item.get('id')}: {exc}"))
-            yield out
+                    return MappingError(f"{item.get('slug') or item.get('id')}: {exc}")
+
+        async for page in self.client.pages("products", _since(since)):
+            yield list(await asyncio.gather(*(one(item) for item in page)))

@@ -1,7 +1,9 @@
 """A fake Shopify Admin GraphQL API on loopback: it answers our client's operations by name
 (`operationName`), from a product set with variants, options and stock per location, with
-`extensions.cost` on every answer and THROTTLED answers on demand; it records what it gets, and
-signs webhooks as Shopify does."""
+`extensions.cost` on every answer and THROTTLED answers on demand; bulk operations of the catalog
+(`bulkOperationRunQuery`, polled through `node(id:)`, a grouped JSONL file served on loopback at
+the operation's `url`, which it fails on demand); it records what it gets, and signs webhooks as
+Shopify does."""
 
 from __future__ import annotations
 
@@ -110,13 +112,20 @@ class FakeShopify(FakeProvider):
         self.drafts: dict[str, dict[str, Any]] = {}
         self.customers: list[dict[str, Any]] = []  # see `customer()`: with their orders
         self.throttle_next = 0  # the next N queries are answered THROTTLED
+        self.throttle_ops: dict[str, int] = {}  # operation name -> the next N of it are answered THROTTLED
         self.available = 1000.0
         self.maximum = 1000.0
         self.restore_rate = 50.0
         self.requested_cost = 200.0
+        self.bulk: dict[str, dict[str, Any]] = {}  # bulk operations by id
+        self.bulk_polls = 1  # a bulk operation answers RUNNING this many times, then is done
+        self.bulk_error: str | None = None  # it ends FAILED with this error code (e.g. INTERNAL_SERVER_ERROR)
+        self.bulk_refusal: dict[str, Any] | None = None  # a userError answering bulkOperationRunQuery
+        self.downloads: list[str] = []  # the bulk files read, with the headers sent: (path, token)
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/admin/api/{version}/graphql.json", self.graphql)
+        app.router.add_get("/bulk/{number}.jsonl", self.bulk_file)
 
     # --- what the tests change -----------------------------------------------------------------
 
@@ -162,8 +171,11 @@ class FakeShopify(FakeProvider):
             return failure
         if record["token"] != TOKEN:
             return web.json_response({"errors": "[API] Invalid API key or access token"}, status=401)
-        if self.throttle_next:
-            self.throttle_next -= 1
+        if self.throttle_next or self.throttle_ops.get(record["operation"], 0):
+            if self.throttle_next:
+                self.throttle_next -= 1
+            else:
+                self.throttle_ops[record["operation"]] -= 1
             available = 30.0
             return web.json_response(
                 {
@@ -235,6 +247,74 @@ class FakeShopify(FakeProvider):
     def op_ProductVariants(self, variables: dict[str, Any]) -> dict[str, Any]:
         p = next(p for p in self.products if p["id"] == variables["id"])
         return {"product": {"variants": self._variants(p, variables["first"], variables.get("after"))}}
+
+    def op_BulkRunQuery(self, variables: dict[str, Any]) -> dict[str, Any]:
+        if self.bulk_refusal is not None:
+            return {"bulkOperationRunQuery": {"bulkOperation": None, "userErrors": [self.bulk_refusal]}}
+        number = len(self.bulk) + 1
+        operation = {
+            "id": f"gid://shopify/BulkOperation/{number}",
+            "status": "CREATED",
+            "query": variables["query"],
+            "polls": 0,
+            "products": list(self._matching(None)),  # what Shopify read when the operation ran
+        }
+        self.bulk[operation["id"]] = operation
+        return {
+            "bulkOperationRunQuery": {"bulkOperation": {"id": operation["id"], "status": "CREATED"}, "userErrors": []}
+        }
+
+    def op_BulkOperationStatus(self, variables: dict[str, Any]) -> dict[str, Any]:
+        operation = self.bulk.get(variables["id"])
+        if operation is None:
+            return {"node": None}
+        operation["polls"] += 1
+        running = operation["polls"] <= self.bulk_polls
+        status = "RUNNING" if running else ("FAILED" if self.bulk_error else "COMPLETED")
+        number = operation["id"].rsplit("/", 1)[1]
+        done = status == "COMPLETED" and operation["products"]
+        return {
+            "node": {
+                "id": operation["id"],
+                "status": status,
+                "errorCode": self.bulk_error if status == "FAILED" else None,
+                "objectCount": str(sum(1 + len(p["variants"]) for p in operation["products"])),
+                "rootObjectCount": str(len(operation["products"])),
+                "url": f"{self.url}/bulk/{number}.jsonl" if done else None,
+                "partialDataUrl": None,
+            }
+        }
+
+    def bulk_lines(self, products: list[dict[str, Any]]):
+        """The operation's file, grouped: a product, then each variant followed by its levels."""
+        for p in products:
+            node = {k: p[k] for k in ("id", "handle", "title", "descriptionHtml", "productType", "tags", "status")}
+            node["updatedAt"] = p["updatedAt"]
+            node["featuredMedia"] = {"preview": {"image": {"url": p["image"]}}}
+            yield node
+            for v in p["variants"]:
+                full = self._variant_node(v)
+                levels = full["inventoryItem"].pop("inventoryLevels")["nodes"]
+                yield {**full, "__parentId": p["id"]}
+                for level in levels:
+                    yield {**level, "__parentId": v["id"]}
+
+    async def bulk_file(self, request: web.Request) -> web.StreamResponse:
+        self.downloads.append(request.headers.get("X-Shopify-Access-Token") or "")
+        operation = self.bulk.get(f"gid://shopify/BulkOperation/{request.match_info['number']}")
+        if operation is None:
+            return web.Response(status=404)
+        response = web.StreamResponse(headers={"Content-Type": "application/jsonl"})
+        await response.prepare(request)
+        chunk: list[str] = []
+        for line in self.bulk_lines(operation["products"]):
+            chunk.append(json.dumps(line))
+            if len(chunk) >= 500:
+                await response.write(("\n".join(chunk) + "\n").encode())
+                chunk = []
+        await response.write(("\n".join(chunk) + "\n").encode() if chunk else b"")
+        await response.write_eof()
+        return response
 
     def op_DraftOrdersTagged(self, variables: dict[str, Any]) -> dict[str, Any]:
         tag = variables["query"].removeprefix("tag:")
