@@ -34,6 +34,7 @@ from service.keys import (  # noqa: F401  (re-exported: tests and command lines 
     CATALOG,
     CHANNELS,
     DB,
+    DEMO,
     ENGINE,
     LEARNING,
     METRICS,
@@ -107,8 +108,21 @@ def app_for(services: Services) -> web.Application:
     analytics_api.add_routes(app)
     agents_api.add_routes(app, services.handoffs, services.settings)
 
-    async def on_startup(app: web.Application) -> None:
+    async def demo_then_deliver() -> None:
+        try:
+            await services.write_demo_history()
+        except Exception:  # a demo without its history still serves
+            log.exception("demo history failed")
         await services.start_delivery()
+
+    async def on_startup(app: web.Application) -> None:
+        if services.demo_history_due:
+            # A demo store seeded just now: the server answers at once, and its history is played
+            # in the background; delivery starts once it is written, so no outbox or job of this
+            # process ever sees what the simulated shoppers were sent (service/demo_history.py).
+            app[DEMO] = asyncio.create_task(demo_then_deliver())
+        else:
+            await services.start_delivery()
         recovered = await engine.recover()
         if recovered:
             log.info("ran turns for stored messages left unprocessed", extra={"count": recovered})
@@ -123,6 +137,9 @@ def app_for(services: Services) -> web.Application:
             await asyncio.gather(*app[TASKS], return_exceptions=True)
         if LEARNING in app:
             app[LEARNING].cancel()
+        if DEMO in app and not app[DEMO].done():
+            app[DEMO].cancel()
+            await asyncio.gather(app[DEMO], return_exceptions=True)
         await services.close()
 
     app.on_startup.append(on_startup)
