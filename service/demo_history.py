@@ -15,10 +15,10 @@ Nothing reaches a provider. The simulated shoppers are a demo channel of their o
 chat, they take the bot's replies in the answer (`reply_status="delivered"`), and what the shop
 queues for them on its own (reminders, rating questions, an agent's words) is taken in the same
 transaction that queued it (`_take_queued`). Their customers are `demo-history-NNN`, their
-events are marked `demo`, their phone numbers are in the fictional +1 555 01xx range, and once
-the history is written their channel identities are removed (their carts left open are marked
-abandoned, a status nothing scans), so nothing can be sent to them afterwards. Everything comes
-from a fixed seed: the same history relative to `now`.
+events are marked `demo`, their phone numbers are in the range kept for fiction (+1 202
+555-0100 to 0199), and once the history is written their channel identities are removed (their
+carts left open are marked abandoned, a status nothing scans), so nothing can be sent to them
+afterwards. Everything comes from a fixed seed: the same history relative to `now`.
 """
 
 from __future__ import annotations
@@ -335,8 +335,8 @@ class Simulation:
             address = {
                 "web": f"demo-web-{n:03d}",
                 "messenger": f"demo-psid-{n:03d}",
-                "whatsapp": f"whatsapp:+1555010{n % 100:04d}",
-                "sms": f"+1555010{n % 100:04d}",
+                "whatsapp": f"whatsapp:+120255501{n % 100:02d}",
+                "sms": f"+120255501{n % 100:02d}",
             }[channel]
             shopper = Shopper(f"{PREFIX}{n:03d}", channel, address, language, f"Demo {n:03d}")
             space, key = identity_key(channel, address)
