@@ -39,6 +39,7 @@ from bot import clock
 from bot.channel import identity_key
 from bot.csat import GAP as CSAT_GAP
 from bot.csat import CsatSampler
+from bot.delivery import clicks
 from bot.handoff.service import Actor
 from bot.marketing.reminders import remind_carts
 from bot.marketing.scheduler import reminder_settings
@@ -432,19 +433,22 @@ class Simulation:
 
     async def _answer_questions(self, at: datetime) -> None:
         """What the jobs just sent: most shoppers asked for a rating give one, and some shoppers
-        reminded of their cart come back for it."""
+        reminded of their cart open its link (as `GET /r/...` records it) and come back for it."""
         asked = await self.db.run(lambda s: _asked_at(s, at))
-        for customer_id, kind in asked:
+        for customer_id, kind, key in asked:
             shopper = self.by_id.get(customer_id)
             if shopper is None:
                 continue
             if kind == "csat" and self.rng.random() < 0.6:
                 with clock.simulated(at) as now:
                     await Chat(self, shopper, self.rng, now).say(str(self.answers[customer_id]), pause=(30, 900))
-            elif kind == "cart_reminder" and self.rng.random() < 0.3:
-                with clock.simulated(at + timedelta(minutes=self.rng.randint(5, 180))) as now:
-                    await Chat(self, shopper, random.Random(self.rng.random()), now).check_out()
-                    self.after(now.now())
+            elif kind == "cart_reminder" and self.rng.random() < 0.4:
+                opened = at + timedelta(minutes=self.rng.randint(5, 180))
+                await self.db.run(lambda s, key=key, opened=opened: clicks.record_click(s, key, opened))
+                if self.rng.random() < 0.7:
+                    with clock.simulated(opened + timedelta(minutes=1)) as now:
+                        await Chat(self, shopper, random.Random(self.rng.random()), now).check_out()
+                        self.after(now.now())
 
     def _retire(self, session: Session) -> None:
         """The history's events are marked demo, and no message may reach a demo shopper from now
@@ -482,14 +486,14 @@ def _open_ticket(session: Session, customer_id: str) -> int | None:
     ).first()
 
 
-def _asked_at(session: Session, at: datetime) -> list[tuple[str, str]]:
-    """The demo shoppers the jobs sent something at `at`, and what (the `Dispatch` source)."""
+def _asked_at(session: Session, at: datetime) -> list[tuple[str, str, str]]:
+    """The demo shoppers the jobs sent something at `at`: who, what (the `Dispatch` source), its key."""
     rows = session.exec(
-        select(Dispatch.customer_id, Dispatch.source).where(
-            col(Dispatch.customer_id).startswith(PREFIX), Dispatch.status == "queued", Dispatch.created_at == at
-        )
+        select(Dispatch.customer_id, Dispatch.source, Dispatch.key)
+        .where(col(Dispatch.customer_id).startswith(PREFIX), Dispatch.status == "queued", Dispatch.created_at == at)
+        .order_by(col(Dispatch.id))
     ).all()
-    return [(c, s) for c, s in rows]
+    return [(c, s, k) for c, s, k in rows]
 
 
 async def write(

@@ -71,6 +71,7 @@ def test_a_fresh_demo_has_weeks_of_every_figure(full):
     assert figures["csat"]["answers"] > 0
     assert 0 < figures["cart_recovery"]["recovered"] < figures["cart_recovery"]["reminded"]
     assert figures["ctr"]["recommendations"]["clicked"] > 0
+    assert 0 < figures["ctr"]["offers"]["clicked"] < figures["ctr"]["offers"]["sent"]  # reminders' links opened
     assert figures["efficiency"]["handoffs_resolved"] > 0 and figures["efficiency"]["agent_minutes_per_handoff"] > 0
     assert figures["retention"]["back_within_30_days"] > 0
     assert set(figures["per_channel"]) == {"web", "whatsapp", "messenger", "sms"}
