@@ -108,19 +108,20 @@ def app_for(services: Services) -> web.Application:
     analytics_api.add_routes(app)
     agents_api.add_routes(app, services.handoffs, services.settings)
 
-    async def demo_then_deliver() -> None:
+    async def demo_then_schedule() -> None:
         try:
             await services.write_demo_history()
         except Exception:  # a demo without its history still serves
             log.exception("demo history failed")
-        await services.start_delivery()
+        await services.scheduler.start()
 
     async def on_startup(app: web.Application) -> None:
         if services.demo_history_due:
-            # A demo store seeded just now: the server answers at once, and its history is played
-            # in the background; delivery starts once it is written, so no outbox or job of this
-            # process ever sees what the simulated shoppers were sent (service/demo_history.py).
-            app[DEMO] = asyncio.create_task(demo_then_deliver())
+            # A demo store seeded just now: the server answers and sends at once, and its history
+            # is played in the background; the scheduler starts once it is written, so its jobs
+            # never meet a simulated shopper half-way (service/demo_history.py).
+            await services.start_delivery(scheduler=False)
+            app[DEMO] = asyncio.create_task(demo_then_schedule())
         else:
             await services.start_delivery()
         recovered = await engine.recover()

@@ -441,18 +441,19 @@ class Services:
         return self._demo_history and self.seeded and self.settings.commerce_backend == "store"
 
     async def write_demo_history(self) -> Summary | None:
-        """With `demo_history_due`: play the demo history through the engine. Run before
-        delivery starts, so nothing the simulated shoppers are sent is ever seen by the outbox or
-        the scheduler's jobs (see the module)."""
+        """With `demo_history_due`: play the demo history through the engine. Run before the
+        scheduler starts, so its jobs (reminders, rating questions) never meet a simulated shopper
+        half-way; the outbox never sees what they are sent (see the module)."""
         if not self.demo_history_due:
             return None
         return await demo_history.write(self)
 
-    async def start_delivery(self) -> None:
-        """Start sending: the outbox, the extra dispatchers and the scheduler."""
+    async def start_delivery(self, scheduler: bool = True) -> None:
+        """Start sending: the outbox, the extra dispatchers and (unless told not to) the scheduler."""
         self.outbox.start()
         self.extra_dispatchers.start()
-        await self.scheduler.start()
+        if scheduler:
+            await self.scheduler.start()
 
     async def close_commerce(self) -> None:
         """Close the commerce platform's API client, if one was made."""
