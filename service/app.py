@@ -116,18 +116,17 @@ def app_for(services: Services) -> web.Application:
         await services.scheduler.start()
 
     async def on_startup(app: web.Application) -> None:
-        if services.demo_history_due:
-            # A demo store seeded just now: the server answers and sends at once, and its history
-            # is played in the background; the scheduler starts once it is written, so its jobs
-            # never meet a simulated shopper half-way (service/demo_history.py).
-            await services.start_delivery(scheduler=False)
-            app[DEMO] = asyncio.create_task(demo_then_schedule())
-        else:
-            await services.start_delivery()
+        # A demo store seeded just now: the server answers and sends at once, and its history is
+        # played in the background; the scheduler starts once it is written, so its jobs never
+        # meet a simulated shopper half-way (service/demo_history.py).
+        demo = services.demo_history_due
+        await services.start_delivery(scheduler=not demo)
         recovered = await engine.recover()
         if recovered:
             log.info("ran turns for stored messages left unprocessed", extra={"count": recovered})
             services.outbox.notify()
+        if demo:  # after the recovery, which would otherwise take a simulated message for its own
+            app[DEMO] = asyncio.create_task(demo_then_schedule())
         app[LEARNING] = asyncio.create_task(learner.watch(services.settings.nlu_sync_seconds))
 
     async def on_cleanup(app: web.Application) -> None:
