@@ -108,7 +108,8 @@ def serve_workers(settings: Settings, count: int) -> None:
             "each worker computes on one thread"
         )
     recognizer = build_recognizer(settings)
-    prepared = build(settings, seed=True, lead=False, demo_history=True)
+    # (The dashboard's demo history needs the model in a running loop: `python app.py seed` writes it.)
+    prepared = build(settings, seed=True, lead=False)
     prepared.db  # noqa: B018  (the schema and the demo catalog, once, before the workers start)
     prepared.db.close()  # no connection may cross the fork
     settle_heap()
@@ -368,18 +369,34 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+async def seed(settings: Settings) -> int:
+    """The demo catalog, FAQ and orders into an empty store, and the dashboard's demo history
+    played through the bot (which loads the model)."""
+    from service.wiring import build
+
+    services = build(settings, seed=True, demo_history=True)
+    try:
+        services.db  # noqa: B018  (the schema and the demo catalog)
+        if not services.seeded:
+            print("store already has a catalog; nothing done")
+            return 0
+        summary = await services.write_demo_history()
+        print(
+            "seeded"
+            + (f"; demo history: {summary.conversations} conversations in {summary.seconds} s" if summary else "")
+        )
+        return 0
+    finally:
+        await services.close()
+
+
 def run_command(settings: Settings, args: argparse.Namespace) -> int:
     if args.command in (None, "serve"):
         serve(settings)
     elif args.command == "chat":
         asyncio.run(chat(settings, args.address))
     elif args.command == "seed":
-        from bot.store.seed import seed_demo
-        from service.wiring import build
-
-        services = build(settings)
-        print("seeded" if seed_demo(services.db, history=True) else "store already has a catalog; nothing done")
-        services.db.close()
+        return asyncio.run(seed(settings))
     elif args.command == "nlu":
         return asyncio.run(nlu_command(settings, args))
     elif args.command == "scheduler":

@@ -17,6 +17,7 @@ from sqlalchemy import and_, func
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
+from bot.marketing.reminders import DISCOUNT_STEP
 from bot.nlu import EMAIL_RE
 from bot.store.models import (
     AnalyticsEvent,
@@ -65,7 +66,9 @@ DEFINITIONS = {
     "retention": "Shoppers with a conversation in the period who started another one within 7 and within "
     "30 days after it ended.",
     "ctr": "Clicks per impression: taps on products the bot recommended per product recommended; "
-    "campaign links clicked per campaign message sent; reminder discount offers used per offer sent.",
+    "campaign links opened per campaign message sent with its link; offer links (abandoned-cart "
+    "and restock reminders) opened per reminder sent with its link, each counted once; and "
+    "reminder discount codes used in an order within 24 hours per code sent.",
     "efficiency": "Share of conversations no person took part in, agent minutes per handed-over "
     "conversation (assigned to resolved), and agent hours saved: conversations without an agent "
     "times AGENT_MINUTES_PER_CONVERSATION.",
@@ -432,21 +435,35 @@ def retention(session: Session, period: Period, talks: list[Conversation]) -> di
     return result
 
 
+CTR_KINDS = (
+    "rec_shown",
+    "rec_clicked",
+    "campaign_shown",
+    "campaign_clicked",
+    "offer_shown",
+    "offer_clicked",
+)
+
+
 def ctr(session: Session, period: Period) -> dict[str, Any]:
-    counts = {}
-    for kind in ("rec_shown", "rec_clicked"):
-        conditions: list[Any] = [
-            col(AnalyticsEvent.kind) == kind,
-            col(AnalyticsEvent.received_at) >= period.since,
-            col(AnalyticsEvent.received_at) < period.until,
-        ]
-        if period.channel:
-            conditions.append(col(AnalyticsEvent.channel) == period.channel)
-        if period.language:
-            conditions.append(col(AnalyticsEvent.language) == period.language)
-        counts[kind] = session.execute(
-            sa_select(func.count()).select_from(AnalyticsEvent).where(*conditions)
-        ).scalar_one()
+    """Clicks per impression, all from analytics events: products the bot recommended (shown in a
+    turn, tapped), and the tracked links of campaign messages and of reminders, the offers
+    (`bot/delivery/clicks.py`: shown when queued carrying the link, clicked when first opened);
+    besides, the codes the reminders carried (the second reminder) used in an order within 24 hours."""
+    conditions: list[Any] = [
+        col(AnalyticsEvent.kind).in_(CTR_KINDS),
+        col(AnalyticsEvent.received_at) >= period.since,
+        col(AnalyticsEvent.received_at) < period.until,
+    ]
+    if period.channel:
+        conditions.append(col(AnalyticsEvent.channel) == period.channel)
+    if period.language:
+        conditions.append(col(AnalyticsEvent.language) == period.language)
+    counts = dict.fromkeys(CTR_KINDS, 0)
+    for kind, n in session.execute(
+        sa_select(col(AnalyticsEvent.kind), func.count()).where(*conditions).group_by(col(AnalyticsEvent.kind))
+    ).all():
+        counts[kind] = n
     sent = [
         col(Dispatch.status) == "queued",
         col(Dispatch.created_at) >= period.since,
@@ -455,16 +472,11 @@ def ctr(session: Session, period: Period) -> dict[str, Any]:
     if period.channel:
         sent.append(col(Dispatch.channel) == period.channel)
     language = [col(Customer.language) == period.language] if period.language else []
-    campaign_sent, campaign_clicked = session.execute(
-        sa_select(func.count(), func.count(col(Dispatch.clicked_at)))
-        .join(Customer, col(Customer.id) == col(Dispatch.customer_id))
-        .where(col(Dispatch.source) == "campaign", *sent, *language)
-    ).one()
     offers = session.execute(
         sa_select(col(Dispatch.customer_id), col(Dispatch.created_at), col(Cart.discount_code))
         .join(Cart, and_(col(Cart.id) == col(Dispatch.source_id), col(Cart.discount_code).is_not(None)))
         .join(Customer, col(Customer.id) == col(Dispatch.customer_id))
-        .where(col(Dispatch.source) == "cart_reminder", *sent, *language)
+        .where(col(Dispatch.source) == "cart_reminder", col(Dispatch.step) == DISCOUNT_STEP, *sent, *language)
     ).all()
     used = 0
     for customer_id, at, code in offers:
@@ -482,18 +494,19 @@ def ctr(session: Session, period: Period) -> dict[str, Any]:
             ).scalar_one()
             > 0
         )
+
+    def clicks(shown: str, clicked: str, label: str = "shown") -> dict[str, Any]:
+        return {label: counts[shown], "clicked": counts[clicked], "rate": _rate(counts[clicked], counts[shown])}
+
     return {
-        "recommendations": {
-            "shown": counts["rec_shown"],
-            "clicked": counts["rec_clicked"],
-            "rate": _rate(counts["rec_clicked"], counts["rec_shown"]),
+        "recommendations": clicks("rec_shown", "rec_clicked"),
+        "campaign_links": clicks("campaign_shown", "campaign_clicked", "sent"),
+        "offers": {
+            **clicks("offer_shown", "offer_clicked", "sent"),
+            "discounts_sent": len(offers),
+            "used": used,
+            "use_rate": _rate(used, len(offers)),
         },
-        "campaign_links": {
-            "sent": campaign_sent,
-            "clicked": campaign_clicked,
-            "rate": _rate(campaign_clicked, campaign_sent),
-        },
-        "offers": {"sent": len(offers), "used": used, "rate": _rate(used, len(offers))},
     }
 
 

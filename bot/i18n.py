@@ -759,6 +759,7 @@ TEXTS: dict[str, dict[str, str]] = {
         ZH: "您的購物車還在等您：{items}。使用優惠碼 {code} 享 {percent}% 折扣，結帳時自動套用。",
     },
     "reminder.checkout": {EN: "Check out", ZH: "結帳"},
+    "reminder.open_shop": {EN: "Open the shop", ZH: "前往商店"},
     "reminder.restock": {
         EN: "Good news: {name} ({size}, {colour}) is back in stock.",
         ZH: "好消息：{name}（{size}，{colour}）已補貨。",

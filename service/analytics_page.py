@@ -71,7 +71,7 @@ def headlines(f: dict[str, Any]) -> dict[str, Headline]:
             _pct,
             "pp",
             f"recommendations; campaign links {_pct(ct['campaign_links']['rate'])}, "
-            f"offers used {_pct(ct['offers']['rate'])}",
+            f"offers {_pct(ct['offers']['rate'])} (codes used {_pct(ct['offers']['use_rate'])})",
         ),
         "efficiency": (
             ef["share_without_agent"],

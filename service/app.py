@@ -34,6 +34,7 @@ from service.keys import (  # noqa: F401  (re-exported: tests and command lines 
     CATALOG,
     CHANNELS,
     DB,
+    DEMO,
     ENGINE,
     LEARNING,
     METRICS,
@@ -107,12 +108,25 @@ def app_for(services: Services) -> web.Application:
     analytics_api.add_routes(app)
     agents_api.add_routes(app, services.handoffs, services.settings)
 
+    async def demo_then_schedule() -> None:
+        try:
+            await services.write_demo_history()
+        except Exception:  # a demo without its history still serves
+            log.exception("demo history failed")
+        await services.scheduler.start()
+
     async def on_startup(app: web.Application) -> None:
-        await services.start_delivery()
+        # A demo store seeded just now: the server answers and sends at once, and its history is
+        # played in the background; the scheduler starts once it is written, so its jobs never
+        # meet a simulated shopper half-way (service/demo_history.py).
+        demo = services.demo_history_due
+        await services.start_delivery(scheduler=not demo)
         recovered = await engine.recover()
         if recovered:
             log.info("ran turns for stored messages left unprocessed", extra={"count": recovered})
             services.outbox.notify()
+        if demo:  # after the recovery, which would otherwise take a simulated message for its own
+            app[DEMO] = asyncio.create_task(demo_then_schedule())
         app[LEARNING] = asyncio.create_task(learner.watch(services.settings.nlu_sync_seconds))
 
     async def on_cleanup(app: web.Application) -> None:
@@ -123,6 +137,9 @@ def app_for(services: Services) -> web.Application:
             await asyncio.gather(*app[TASKS], return_exceptions=True)
         if LEARNING in app:
             app[LEARNING].cancel()
+        if DEMO in app and not app[DEMO].done():
+            app[DEMO].cancel()
+            await asyncio.gather(app[DEMO], return_exceptions=True)
         await services.close()
 
     app.on_startup.append(on_startup)

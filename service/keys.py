@@ -40,3 +40,5 @@ ACCOUNTS = web.AppKey("accounts", ShopperAccounts)
 TURN_SLOTS = web.AppKey("turn_slots", asyncio.Semaphore)
 SCHEDULER = web.AppKey("scheduler", ShopScheduler)
 LEARNING = web.AppKey("learning", asyncio.Task)  # the task that picks up examples taught elsewhere
+# A fresh demo: the task that plays the dashboard's demo history, then starts the scheduler.
+DEMO = web.AppKey("demo", asyncio.Task)

@@ -3,7 +3,6 @@ metrics; the click redirect of campaign links; the marketer page under /admin/."
 
 from __future__ import annotations
 
-import hmac
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -14,12 +13,13 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from bot.config import Settings
+from bot.delivery import clicks
 from bot.marketing import campaigns
 from bot.marketing.campaigns import CampaignError
 from bot.marketing.reminders import notify_restocked, recovery
 from bot.marketing.scheduler import ShopScheduler, drop, hold
 from bot.store.database import Database
-from bot.store.models import Campaign, Dispatch, MessageRecord, Variant, as_utc, utcnow
+from bot.store.models import Campaign, Dispatch, MessageRecord, Variant, WaitlistEntry, as_utc, utcnow
 from integrations.orders import checkout_rules
 from integrations.shipments import ShipmentError, ship_order
 from service.auth import require_admin
@@ -303,21 +303,20 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 async def click(request: web.Request) -> web.Response:
-    """A campaign link: record the first click, then open the shop."""
+    """A tracked link (a campaign's or a reminder's): the first click is recorded, then it opens
+    the shop. A link that is not ours (a wrong signature) is a 404 and records nothing."""
     key, signature = request.match_info["key"], request.match_info["signature"]
-    secret = request.app[SCHEDULER].p.run_context.click_secret
-    # Our keys and signatures are ASCII; compare_digest refuses other strings with a TypeError.
-    if not (key.isascii() and signature.isascii()) or not hmac.compare_digest(
-        campaigns.click_signature(secret, key).encode(), signature.encode()
-    ):
+    if not request.app[SCHEDULER].p.run_context.links.valid(key, signature):
         raise web.HTTPNotFound()
 
     def record(session: Session) -> str:
-        dispatch = session.exec(select(Dispatch).where(Dispatch.key == key)).first()
+        dispatch = clicks.record_click(session, key, utcnow())
         if dispatch is None:
             return "/"
-        if dispatch.clicked_at is None:
-            dispatch.clicked_at = utcnow()
+        if dispatch.source == "restock":
+            entry = session.get(WaitlistEntry, dispatch.source_id)
+            variant = session.get(Variant, entry.variant_sku) if entry is not None else None
+            return landing({"product": variant.product_sku} if variant is not None else None)
         campaign = session.get(Campaign, dispatch.source_id) if dispatch.source == "campaign" else None
         return landing(campaign.link if campaign is not None else None)
 

@@ -22,6 +22,7 @@ from bot.conversation.linking import LinkTargets, ShopperAccounts
 from bot.conversation.sender_limit import SenderLimit
 from bot.csat import RUN_EVERY_SECONDS as CSAT_SAMPLE_SECONDS
 from bot.csat import CsatSampler
+from bot.delivery.clicks import ClickLinks
 from bot.delivery.dispatchers import DispatcherProcesses, dispatcher_count, make_outbox
 from bot.delivery.mail import MAIL_LANE, MailSender
 from bot.delivery.outbox import Outbox, Sender
@@ -29,7 +30,7 @@ from bot.delivery.policy import Policy
 from bot.handoff.service import Handoffs
 from bot.i18n import text_in
 from bot.learning import Learner
-from bot.marketing.scheduler import ShopScheduler, proactive, reminder_settings
+from bot.marketing.scheduler import ShopScheduler, click_links, proactive, reminder_settings
 from bot.metrics import Metrics
 from bot.nlu import CatalogTerm, Recognizer, load_examples, load_model, model_path
 from bot.nlu_cache import FitCache, model_identity
@@ -71,6 +72,8 @@ from integrations.woocommerce.catalog import WooCommerceCatalog
 from integrations.woocommerce.checkout import WooCommercePayments
 from integrations.woocommerce.client import WooCommerceClient
 from integrations.woocommerce.customers import WooCommerceCustomers
+from service import demo_history
+from service.demo_history import Summary
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +118,9 @@ class Services:
         recognizer: a loaded recogniser to share (tests share one model between apps); else one
             is loaded when first needed, and closed with the rest.
         seed: put the demo catalog into an empty store.
-        demo_history: with it, two months of made-up dashboard history (`python app.py`'s demo).
+        demo_history: with it, a store seeded just now gets four weeks of demo history, played
+            by simulated shoppers through the engine (`service/demo_history.py`) when
+            `write_demo_history` is awaited (`python app.py`'s demo, before delivery starts).
         channels: the provider channels to use instead of those the settings enable.
         lead: this process runs the scheduler's jobs and the extra outbox dispatchers
             (`SCHEDULER_IN_PROCESS` for a server; always for `python app.py scheduler`).
@@ -134,6 +139,7 @@ class Services:
         self._demo_history = demo_history
         self._given_recognizer = recognizer
         self._seed = seed
+        self.seeded = False  # the demo catalog was put into an empty store by this process
         self._given_channels = channels
         self.lead = lead
 
@@ -145,12 +151,17 @@ class Services:
         db.create_schema()
         if self._seed:
             # A shop on a commerce platform gets its catalog from there (`catalog sync`), not the demo's.
-            seed_demo(db, products=self.settings.commerce_backend == "store", history=self._demo_history)
+            self.seeded = seed_demo(db, products=self.settings.commerce_backend == "store")
         return db
 
     @cached_property
     def policy(self) -> Policy:
         return Policy(self.settings)
+
+    @cached_property
+    def links(self) -> ClickLinks:
+        """The tracked links campaigns and reminders carry (`GET /r/...` records their clicks)."""
+        return click_links(self.settings, self.db)
 
     @cached_property
     def faq(self) -> StoreFaq:
@@ -210,7 +221,7 @@ class Services:
             catalog = WooCommerceCatalog(self.woocommerce)
         else:
             catalog = ShopifyCatalog(self.shopify, self.settings.shopify_bulk_sync_from or None)
-        return CatalogSync(self.db, catalog, self.policy, reminder_settings(self.settings), wake_outbox)
+        return CatalogSync(self.db, catalog, self.policy, reminder_settings(self.settings, self.links), wake_outbox)
 
     @cached_property
     def freshness(self) -> StockFreshness | None:
@@ -274,7 +285,7 @@ class Services:
             MagentoCatalog(self.magento, settings.magento_url or ""),
             events,
             self.policy,
-            reminder_settings(settings),
+            reminder_settings(settings, self.links),
             wake_outbox,
             self.relearn_catalog,
             checkout.push_paid,
@@ -460,11 +471,25 @@ class Services:
 
     # --- running ------------------------------------------------------------------------------
 
-    async def start_delivery(self) -> None:
-        """Start sending: the outbox, the extra dispatchers and the scheduler."""
+    @property
+    def demo_history_due(self) -> bool:
+        """`demo_history` was asked for and the demo catalog was seeded just now by this process."""
+        return self._demo_history and self.seeded and self.settings.commerce_backend == "store"
+
+    async def write_demo_history(self) -> Summary | None:
+        """With `demo_history_due`: play the demo history through the engine. Run before the
+        scheduler starts, so its jobs (reminders, rating questions) never meet a simulated shopper
+        half-way; the outbox never sees what they are sent (see the module)."""
+        if not self.demo_history_due:
+            return None
+        return await demo_history.write(self)
+
+    async def start_delivery(self, scheduler: bool = True) -> None:
+        """Start sending: the outbox, the extra dispatchers and (unless told not to) the scheduler."""
         self.outbox.start()
         self.extra_dispatchers.start()
-        await self.scheduler.start()
+        if scheduler:
+            await self.scheduler.start()
 
     async def close_commerce(self) -> None:
         """Close the commerce platform's API client, if one was made."""

@@ -15,15 +15,13 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
-from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from bot.analytics import Period, group, mask, report
+from bot.analytics import group, mask
 from bot.store.database import Database
 from bot.store.models import (
     AnalyticsEvent,
     Cart,
-    ChannelIdentity,
     CsatAnswer,
     Customer,
     Dispatch,
@@ -34,7 +32,6 @@ from bot.store.models import (
     Variant,
     as_utc,
 )
-from bot.store.seed import seed_demo
 from service.app import create_app
 from service.keys import DB
 from tests.fakes.phone import TwilioShopper
@@ -184,13 +181,24 @@ def history(session: Session) -> None:
     assert recovered.id is not None and left.id is not None and talked.id is not None and unassigned.id is not None
     session.add_all(
         [
-            Dispatch(key="r1", source="cart_reminder", source_id=recovered.id, customer_id="c1", created_at=at(0, 9)),
-            Dispatch(key="r2", source="cart_reminder", source_id=left.id, customer_id="c4", created_at=at(2, 9)),
+            Dispatch(  # the second reminder: the one with the code
+                key="r1", source="cart_reminder", source_id=recovered.id, step=2, customer_id="c1", created_at=at(0, 9)
+            ),
+            Dispatch(
+                key="r2", source="cart_reminder", source_id=left.id, step=2, customer_id="c4", created_at=at(2, 9)
+            ),
             Dispatch(
                 key="k2", source="campaign", source_id=1, customer_id="c2", created_at=at(-1, 9), clicked_at=at(0, 9)
             ),
             Dispatch(key="k3", source="campaign", source_id=1, customer_id="c3", created_at=at(-1, 9)),
             Dispatch(key="k4", source="campaign", source_id=1, customer_id="c4", created_at=at(-1, 9)),
+            # the tracked links' impressions (queued with the link) and first clicks
+            *[mark("campaign_shown", c, at(-1, 9), k) for c, k in (("c2", "k2"), ("c3", "k3"), ("c4", "k4"))],
+            mark("campaign_clicked", "c2", at(0, 9), "k2"),
+            mark("offer_shown", "c1", at(0, 9), "r1"),
+            mark("offer_shown", "c4", at(2, 9), "r2"),
+            mark("offer_clicked", "c1", at(0, 9, 20), "r1"),
+            mark("offer_shown", "c4", at(8, 9), "r3"),  # after the period
             CsatAnswer(ticket_id=talked.id, customer_id="c3", score=4, created_at=at(1, 10, 15)),
             CsatAnswer(ticket_id=unassigned.id, customer_id="c2", score=2, created_at=at(1, 9, 35)),
         ]
@@ -250,7 +258,15 @@ async def test_every_figure_from_a_known_history(admin_client):
     }
     assert f["ctr"]["campaign_links"] == {"sent": 3, "clicked": 1, "rate": round(1 / 3, 4)}  # sent 1 November
     assert f["ctr"]["recommendations"] == {"shown": 4, "clicked": 1, "rate": 0.25}
-    assert f["ctr"]["offers"] == {"sent": 1, "used": 1, "rate": 1.0}  # the other reminded cart had no code
+    # two reminders sent with their link, one opened; one carried a code, used
+    assert f["ctr"]["offers"] == {
+        "sent": 2,
+        "clicked": 1,
+        "rate": 0.5,
+        "discounts_sent": 1,  # the other reminded cart had no code
+        "used": 1,
+        "use_rate": 1.0,
+    }
     assert f["efficiency"] == {
         "without_agent": 5,
         "share_without_agent": round(5 / 6, 4),
@@ -334,42 +350,6 @@ async def test_a_whatsapp_turn_is_answered_when_twilio_takes_its_reply(channel_c
     assert len(turns) == 1 and turns[0].channel == "whatsapp" and turns[0].intent == "product_search"
     replied, received = turns[0].replied_at, turns[0].received_at
     assert replied is not None and as_utc(replied) >= as_utc(received)
-
-
-def test_the_demo_seed_writes_weeks_of_history_the_same_way_each_time(tmp_path):
-    figures = []
-    for name in ("one", "two"):
-        db = Database(f"sqlite:///{tmp_path / name}.db")
-        db.create_schema()
-        assert seed_demo(db, history=True)
-        today = datetime.now(UTC).date()
-        period = Period(today - timedelta(days=27), today)
-        figures.append(db.transaction(lambda s, period=period: report(s, period, 6.0)))
-        demo = db.transaction(
-            lambda s: (
-                s.exec(select(func.count()).select_from(AnalyticsEvent).where(col(AnalyticsEvent.demo))).one(),
-                s.exec(select(func.count()).select_from(AnalyticsEvent)).one(),
-                s.exec(
-                    select(func.count())
-                    .select_from(ChannelIdentity)
-                    .where(col(ChannelIdentity.customer_id).startswith("demo-history-"))
-                ).one(),
-            )
-        )
-        db.close()
-        assert demo[0] == demo[1] > 0  # every event is marked as demo
-        assert demo[2] == 0  # its shoppers cannot be messaged
-    first, second = figures
-    assert first["self_resolution"] == second["self_resolution"]  # generated from a fixed seed
-    assert first["self_resolution"]["conversations"] > 100
-    assert 0.5 < first["self_resolution"]["rate"] < 1
-    assert first["aov"]["with_recommended"] > 0 and first["csat"]["answers"] > 0
-    assert 0 < first["cart_recovery"]["recovered"] < first["cart_recovery"]["reminded"]
-    assert (
-        first["response"]["per_channel"]["whatsapp"]["p50_seconds"]
-        > first["response"]["per_channel"]["web"]["p50_seconds"]
-    )
-    assert sum(1 for d in first["daily"] if d["conversations"]) >= 27
 
 
 async def test_what_was_not_understood_is_grouped_and_masked(admin_client, settings, tmp_path):

@@ -4,14 +4,17 @@ once they ended (30 minutes without a shopper's message); the answer counts in t
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlmodel import Session, select
 
+from bot import clock
 from bot.csat import sampled
 from bot.i18n import text_in
-from bot.store.models import AnalyticsEvent, CsatAnswer, Dispatch, HandoffTicket, MessageRecord
+from bot.store.models import AnalyticsEvent, CsatAnswer, Dispatch, HandoffTicket, MessageRecord, as_utc
 from service.app import DB, SERVICES, create_app
+from tests.fakes.phone import TwilioShopper
 from tests.fakes.web_shopper import WebShopper
 from tests.proactive.test_campaigns import AUTH, TOKEN, changed
 
@@ -119,3 +122,63 @@ def test_the_sample_is_deterministic_and_near_the_rate(rate):
     picks = [sampled(f"customer-{n}", start, rate) for n in range(4000)]
     assert picks == [sampled(f"customer-{n}", start, rate) for n in range(4000)]
     assert abs(sum(picks) / len(picks) - rate) < 0.03
+
+
+# --- when the question may go on a phone channel: never in quiet hours, never outside the window
+
+TAIPEI_NUMBER = "+886223456150"  # a number in one zone: Asia/Taipei (UTC+8, no daylight saving)
+
+
+async def phone_talk(aiohttp_client, channel_settings, recognizer, fake_twilio, quiet: str):
+    """A WhatsApp shopper in Taipei who asked one question just now; returns the client and when."""
+    settings = changed(channel_settings, admin_token=TOKEN, csat_sample_rate=1.0, quiet_hours=quiet)
+    client = await aiohttp_client(create_app(settings, recognizer))
+    wa = TwilioShopper(client, fake_twilio, "whatsapp", TAIPEI_NUMBER)
+    await wa.say("what are your opening hours?")
+    last = await client.app[DB].run(
+        lambda s: s.exec(select(MessageRecord.created_at).where(MessageRecord.direction == "in")).one()
+    )
+    return client, as_utc(last)
+
+
+async def ask_at(client, moment: datetime) -> tuple[int, list[Dispatch]]:
+    """The sampler's run at `moment` (the store's clock set there too); what it queued, and every
+    question recorded so far."""
+    sampler = client.app[SERVICES].csat_sampler
+    with clock.simulated(moment):
+        queued = await client.app[DB].run(lambda s: sampler.ask(s, moment))
+    return queued, await client.app[DB].run(lambda s: list(s.exec(select(Dispatch)).all()))
+
+
+def local_hour(moment: datetime) -> int:
+    return moment.astimezone(ZoneInfo("Asia/Taipei")).hour
+
+
+async def test_the_question_waits_out_the_shoppers_quiet_hours(
+    aiohttp_client, channel_settings, recognizer, fake_twilio
+):
+    client, last = await phone_talk(aiohttp_client, channel_settings, recognizer, fake_twilio, "21:00-08:00")
+    # Every quarter hour from the conversation's end (30 minutes) to the close of the window.
+    moments = [last + timedelta(minutes=31 + 15 * n) for n in range(4 * 23)]
+    night = next(m for m in moments if local_hour(m) >= 21 or local_hour(m) < 8)
+    day = next(m for m in moments if 8 <= local_hour(m) < 21)
+    queued, recorded = await ask_at(client, night)
+    assert (queued, recorded) == (0, [])  # nothing queued, nor recorded as skipped: a later run may ask
+    queued, recorded = await ask_at(client, day)
+    assert queued == 1 and [(d.source, d.status, d.channel) for d in recorded] == [("csat", "queued", "whatsapp")]
+    question = await client.app[DB].run(
+        lambda s: s.exec(select(MessageRecord).where(MessageRecord.idempotency_key == recorded[0].key)).one()
+    )
+    assert question.text == QUESTION and question.next_attempt_at is None  # goes at once, in the day
+
+
+@pytest.mark.parametrize("after", [timedelta(hours=24, minutes=1), timedelta(hours=30)])
+async def test_no_question_once_the_24_hour_window_has_closed(
+    aiohttp_client, channel_settings, recognizer, fake_twilio, after
+):
+    client, last = await phone_talk(aiohttp_client, channel_settings, recognizer, fake_twilio, "")
+    queued, recorded = await ask_at(client, last + after)
+    assert (queued, recorded) == (0, [])
+    # the same conversation inside the window is asked (the sample picks it): only the time differs
+    queued, recorded = await ask_at(client, last + timedelta(hours=23, minutes=59))
+    assert queued == 1 and [d.status for d in recorded] == ["queued"]

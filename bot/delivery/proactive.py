@@ -13,6 +13,7 @@ from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from bot.channel import HOME_CHANNEL, profile, pushable
+from bot.delivery import clicks
 from bot.delivery.policy import (
     CAP_PERIOD,
     MARKETING,
@@ -26,7 +27,7 @@ from bot.delivery.policy import (
 )
 from bot.messages import OutboundMessage
 from bot.store.database import among, insert_many
-from bot.store.models import ChannelIdentity, Customer, Dispatch, MessageRecord, as_utc
+from bot.store.models import AnalyticsEvent, ChannelIdentity, Customer, Dispatch, MessageRecord, as_utc
 
 
 @dataclass(frozen=True)
@@ -152,13 +153,14 @@ def queue(
     on_queued: Callable[[str], None] | None = None,
 ) -> dict[str, int]:
     """Gate and queue one message per plan; plans whose key exists already are left alone.
-    Returns counts by outcome ("queued", or the skip reason)."""
-    keys = {p.customer_id: f"{source}:{source_id}:{step}:{p.customer_id}" for p in plans}
+    A queued message that carries its tracked link (`bot/delivery/clicks.py`) is an impression
+    for the dashboard. Returns counts by outcome ("queued", or the skip reason)."""
+    keys = {p.customer_id: dispatch_key(source, source_id, step, p.customer_id) for p in plans}
     done = set(session.exec(select(Dispatch.key).where(among(session, Dispatch.key, keys.values()))).all())
     todo = [p for p in plans if keys[p.customer_id] not in done]
     facts = recipients(session, [p.customer_id for p in todo], now, channel, purpose)
     counts: dict[str, int] = {}
-    dispatches, records = [], []
+    dispatches, records, shown = [], [], []
     for plan in todo:
         who = facts.get(plan.customer_id)
         if who is None:
@@ -204,12 +206,27 @@ def queue(
                     "created_at": now,
                 }
             )
+            if source in clicks.TRACKED and _carries(message, key):
+                assert who.channel is not None  # a verdict that sends has a channel
+                shown.append(clicks.impression(key, source, who.customer_id, who.channel, who.language, now))
             if on_queued is not None:
                 on_queued(plan.customer_id)
     # Bulk inserts: a campaign queues hundreds of thousands of these.
     insert_many(session, Dispatch.__table__, dispatches)
     insert_many(session, MessageRecord.__table__, records)
+    insert_many(session, AnalyticsEvent.__table__, shown)
     return counts
+
+
+def dispatch_key(source: str, source_id: int, step: int, customer_id: str) -> str:
+    """The key of one message the shop starts: its dispatch's, its outbox record's, its link's."""
+    return f"{source}:{source_id}:{step}:{customer_id}"
+
+
+def _carries(message: OutboundMessage, key: str) -> bool:
+    """The message holds its tracked link (a template may not)."""
+    found = clicks.path(key)
+    return found in (message.text or "") or any(found in link.url for link in message.links)
 
 
 def _message(plan: Planned, verdict: Verdict, purpose: str) -> OutboundMessage:

@@ -3,8 +3,6 @@ template), when (once, or on a cron schedule); preview, runs that survive a cras
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,8 +16,9 @@ from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
 from bot.channel import profiles
+from bot.delivery.clicks import ClickLinks
 from bot.delivery.policy import MARKETING, TEMPLATE, Policy
-from bot.delivery.proactive import Planned, queue, recipients
+from bot.delivery.proactive import Planned, dispatch_key, queue, recipients
 from bot.messages import OutboundMessage, Template
 from bot.store.database import among
 from bot.store.models import (
@@ -273,15 +272,6 @@ def fill(body: str, values: dict[str, str]) -> str:
     return re.sub(r"^[\s,;:]+", "", text).strip()
 
 
-def click_link(base_url: str, secret: bytes, key: str) -> str:
-    """A link in a campaign message that records the click, then opens the shop."""
-    return f"{base_url}/r/{key}/{click_signature(secret, key)}"
-
-
-def click_signature(secret: bytes, key: str) -> str:
-    return hmac.new(secret, key.encode(), hashlib.sha256).hexdigest()[:16]
-
-
 def create(session: Session, spec: CampaignSpec) -> Campaign:
     campaign = Campaign(
         name=spec.name,
@@ -374,8 +364,7 @@ class RunContext:
     """What a campaign run needs: the store, the gate, and how to build click links."""
 
     policy: Policy
-    base_url: str
-    click_secret: bytes
+    links: ClickLinks  # the tracked link each message carries
     batch_size: int = 500
     on_batch: Callable[[], None] = lambda: None  # wake the outbox
 
@@ -415,8 +404,8 @@ def run_batch(
     }
     plans = []
     for customer_id in ids:
-        key = f"campaign:{campaign_id}:{run}:{customer_id}"
-        message, template = render(campaign, customers[customer_id], click_link(ctx.base_url, ctx.click_secret, key))
+        key = dispatch_key("campaign", campaign_id, run, customer_id)
+        message, template = render(campaign, customers[customer_id], ctx.links.url(key))
         plans.append(Planned(customer_id, message, template))
     counts = queue(session, ctx.policy, "campaign", campaign_id, run, plans, MARKETING, now)
     new_cursor = ids[-1] if len(ids) == ctx.batch_size else None

@@ -3,17 +3,18 @@ honours) and back-in-stock notices to the restock waitlist (once per entry)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import exists, func
 from sqlmodel import Session, col, select
 
 from bot.conversation.turn import command
+from bot.delivery.clicks import ClickLinks
 from bot.delivery.policy import CART_REMINDER, REQUESTED, Policy
-from bot.delivery.proactive import Planned, queue
+from bot.delivery.proactive import Planned, dispatch_key, queue
 from bot.i18n import ZH, language_of, text_in
-from bot.messages import Choice, OutboundMessage, Template
+from bot.messages import Choice, Link, OutboundMessage, Template
 from bot.store.database import among
 from bot.store.models import Cart, CartItem, Customer, Dispatch, Product, Variant, WaitlistEntry, as_utc
 
@@ -21,6 +22,7 @@ from bot.store.models import Cart, CartItem, Customer, Dispatch, Product, Varian
 # reminder for a cart from last month (and the scan stays an index range).
 STALE_AFTER = timedelta(days=7)
 SCAN_LIMIT = 1000
+DISCOUNT_STEP = 2  # the reminder that carries the discount code, if there is one
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,7 @@ class ReminderSettings:
     discount: tuple[str, int] | None
     cart_template_sid: str | None = None
     restock_template_sid: str | None = None
+    links: ClickLinks | None = None  # each reminder carries its tracked link (an offer's impression, its click)
 
 
 def due_carts(session: Session, step: int, delay: timedelta, now: datetime, limit: int = SCAN_LIMIT) -> list[int]:
@@ -83,12 +86,17 @@ def remind_carts(session: Session, policy: Policy, settings: ReminderSettings, n
                 )
             ).all()
         )
-        discount = settings.discount if step == 2 else None
+        discount = settings.discount if step == DISCOUNT_STEP else None
         for cart in carts:
             assert cart.id is not None  # a stored cart
             language = languages.get(cart.customer_id, "en")
             items = _items([line for line in lines if line[0] == cart.id], language)
-            message = _cart_message(language, step, items, discount)
+            message = _tracked(
+                _cart_message(language, step, items, discount),
+                language,
+                settings.links,
+                dispatch_key("cart_reminder", cart.id, step, cart.customer_id),
+            )
             template = None
             if settings.cart_template_sid:
                 template = OutboundMessage(
@@ -115,13 +123,20 @@ def remind_carts(session: Session, policy: Policy, settings: ReminderSettings, n
     return counts
 
 
+def _tracked(message: OutboundMessage, language: str, links: ClickLinks | None, key: str) -> OutboundMessage:
+    """The reminder with its tracked link to the shop, when the shop makes them."""
+    if links is None:
+        return message
+    return replace(message, links=(*message.links, Link(text_in(language, "reminder.open_shop"), links.url(key))))
+
+
 def _items(lines, language: str) -> str:
     names = [f"{q} × {(zh if language_of(language) == ZH and zh else name)}" for _, q, name, zh in lines]
     return ", ".join(names[:3]) + (" …" if len(names) > 3 else "")
 
 
 def _cart_message(language: str, step: int, items: str, discount: tuple[str, int] | None) -> OutboundMessage:
-    if step == 2 and discount:
+    if step == DISCOUNT_STEP and discount:
         body = text_in(language, "reminder.cart2", items=items, code=discount[0], percent=discount[1])
     else:
         body = text_in(language, "reminder.cart1", items=items)
@@ -169,6 +184,7 @@ def notify_restocked(session: Session, policy: Policy, settings: ReminderSetting
                 ),
             ),
         )
+        message = _tracked(message, language, settings.links, dispatch_key("restock", entry.id, 0, entry.customer_id))
         template = None
         if settings.restock_template_sid:
             template = OutboundMessage(

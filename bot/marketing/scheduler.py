@@ -21,6 +21,7 @@ from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from bot.config import Settings
+from bot.delivery.clicks import ClickLinks
 from bot.delivery.outbox import Outbox
 from bot.delivery.policy import Policy
 from bot.marketing import campaigns
@@ -284,19 +285,25 @@ async def periodic_job(name: str) -> None:
             log.exception("periodic job failed", extra={"job": name})
 
 
-def reminder_settings(settings: Settings) -> ReminderSettings:
+def reminder_settings(settings: Settings, links: ClickLinks | None = None) -> ReminderSettings:
+    """The reminders' delays, discount and templates; with `links`, each carries a tracked link."""
     return ReminderSettings(
         settings.reminder_delays,
         settings.discount,
         settings.whatsapp_cart_template_sid,
         settings.whatsapp_restock_template_sid,
+        links,
     )
 
 
 def proactive(settings: Settings, db: Database, outbox: Outbox) -> Proactive:
     """What scheduled jobs and campaigns need, wired to this store and outbox."""
     policy = Policy(settings)
-    run_context = RunContext(
-        policy, settings.base_url, stored_secret(db, "clicks"), settings.campaign_batch_size, outbox.notify
-    )
-    return Proactive(db, settings, policy, run_context, reminder_settings(settings))
+    links = click_links(settings, db)
+    run_context = RunContext(policy, links, settings.campaign_batch_size, outbox.notify)
+    return Proactive(db, settings, policy, run_context, reminder_settings(settings, links))
+
+
+def click_links(settings: Settings, db: Database) -> ClickLinks:
+    """The tracked links of this shop's campaigns and reminders (`bot/delivery/clicks.py`)."""
+    return ClickLinks(settings.base_url, stored_secret(db, "clicks"))

@@ -27,6 +27,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, Operation
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlmodel import Session, create_engine
 
+from bot import clock
 from bot.store import models, schema
 from bot.store.models import StateRecord
 
@@ -357,7 +358,7 @@ class Database:
         """
         if ahead := _AHEAD.get():
             ahead.clear()  # this transaction may change what was read ahead
-        future = self._executor.submit(self.transaction, fn, priority=0 if urgent else 1)
+        future = self._executor.submit(clock.carried(self.transaction), fn, priority=0 if urgent else 1)
         try:
             if deadline is None:
                 return await asyncio.wrap_future(future)

@@ -10,11 +10,14 @@ from uuid import uuid4
 from sqlalchemy import JSON, Column, Index, Table, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
+from bot import clock
+
 ORDER_NUMBER_OFFSET = 1000
 
 
 def utcnow() -> datetime:
-    return datetime.now(UTC)
+    """Now, by the clock of the running task (`bot/clock.py`): the wall clock unless simulated."""
+    return clock.now()
 
 
 def as_utc(moment: datetime) -> datetime:
@@ -475,7 +478,10 @@ class AnalyticsEvent(SQLModel, table=True):
 
     `kind` is "turn" (one per inbound message: its intent, outcome and reply times) or a product
     shown, tapped or added: "rec_shown", "rec_clicked", "rec_added" (a bot recommendation) and
-    "cart_add" (any add to the cart); `subject` is then the product's SKU."""
+    "cart_add" (any add to the cart); `subject` is then the product's SKU. The tracked links of
+    campaigns and reminders (`bot/delivery/clicks.py`) write "campaign_shown" / "offer_shown" when a
+    message is queued with its link and "campaign_clicked" / "offer_clicked" when it is first
+    opened; `subject` is then the message's dispatch key."""
 
     if TYPE_CHECKING:  # set by SQLModel for table models, not declared in its types
         __table__: ClassVar[Table]
@@ -493,7 +499,7 @@ class AnalyticsEvent(SQLModel, table=True):
     subject: str | None = None
     received_at: datetime = Field(default_factory=utcnow)  # the inbound message stored
     replied_at: datetime | None = None  # the turn's first reply accepted by the provider
-    demo: bool = False  # synthetic history written by the demo seeding
+    demo: bool = False  # the demo history's (played by simulated shoppers, service/demo_history.py)
 
 
 class TaughtExample(SQLModel, table=True):

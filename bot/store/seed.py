@@ -10,7 +10,6 @@ from pathlib import Path
 from sqlmodel import Session, select
 
 from bot.delivery.estimates import add_business_days
-from bot.store import demo_history
 from bot.store.database import Database
 from bot.store.models import (
     ChannelIdentity,
@@ -30,10 +29,10 @@ DEMO_WEB_ADDRESS = "demo-shopper"
 DEMO_PHONE = "+15555550100"
 
 
-def seed_demo(db: Database, path: Path = CATALOG_FILE, products: bool = True, history: bool = False) -> bool:
-    """Load the demo catalog, FAQ and demo orders into an empty store, and with `history` two
-    months of made-up dashboard history (`bot/store/demo_history.py`). Returns True if it did.
-    Without `products` (a shop whose catalog comes from its commerce platform) only the FAQ."""
+def seed_demo(db: Database, path: Path = CATALOG_FILE, products: bool = True) -> bool:
+    """Load the demo catalog, FAQ and demo orders into an empty store. Returns True if it did.
+    Without `products` (a shop whose catalog comes from its commerce platform) only the FAQ.
+    (The dashboard's demo history is played through the bot afterwards: `service/demo_history.py`.)"""
     data = json.loads(path.read_text(encoding="utf-8"))
 
     def load_faq(session: Session) -> bool:
@@ -70,8 +69,6 @@ def seed_demo(db: Database, path: Path = CATALOG_FILE, products: bool = True, hi
         _faq(session, data["faq"])
         session.flush()
         _demo_orders(session)
-        if history:
-            demo_history.write(session, utcnow())
         return True
 
     return db.transaction(load if products else load_faq)

@@ -97,6 +97,11 @@ async def test_campaign_reaches_opted_in_shoppers_and_skips_the_rest_with_reason
     forged = await app_client.get(link.removeprefix("https://shop.example.com")[:-1] + "0", allow_redirects=False)
     assert forged.status == 404 or link.endswith("0")
     assert (await campaign_stats(app_client, campaign["id"]))["clicked"] == 1
+    # the dashboard's click-through: two messages sent with their link, one opened (twice: once)
+    assert (await app_client.get(link.removeprefix("https://shop.example.com"), allow_redirects=False)).status == 302
+    today = utcnow().date()
+    resp = await app_client.get(f"/api/analytics?from={today}&to={today}", headers=AUTH)
+    assert (await resp.json())["ctr"]["campaign_links"] == {"sent": 2, "clicked": 1, "rate": 0.5}
 
     # delivery reports roll up into the campaign's stats
     for status in ("delivered", "read"):
