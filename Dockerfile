@@ -21,9 +21,12 @@ RUN pip install -r requirements.txt \
     && python -c "import torch; assert torch.version.cuda is None, torch.__version__"
 
 COPY . .
+# The recogniser's ONNX graph (exported from the bundled weights) and its fitted classifiers, into
+# NLU_CACHE_DIR (data/nlu-cache): a container's start loads them, importing no PyTorch.
 RUN useradd --create-home --uid 10001 shop \
     && mkdir -p /app/data \
-    && chown shop:shop /app/data
+    && python app.py nlu export \
+    && chown -R shop:shop /app/data
 USER shop
 
 EXPOSE 3978

@@ -73,6 +73,8 @@ def export(model_dir: str | Path, target: str | Path) -> Path:
     """Export the model's transformer (PyTorch weights) to an ONNX graph at `target`: inputs
     input_ids, attention_mask, token_type_ids (int64, batch x tokens); output the last hidden
     state. Written to a temporary name and renamed."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local directory: nothing to fetch, ever
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     import torch
     from transformers import AutoModel
 
