@@ -53,12 +53,39 @@ def files_digest(model_dir: str | Path) -> str:
     return digest.hexdigest()
 
 
-def graph_key(model_dir: str | Path) -> str:
+def model_digest(model_dir: str | Path, cache_dir: str | Path) -> str:
+    """`files_digest` of the model, remembered in `cache_dir` against the files' sizes and
+    modification times (hashing 90 MB costs a third of a second at every start)."""
+    root = Path(model_dir).resolve()
+    stats = [
+        [p.relative_to(root).as_posix(), p.stat().st_size, p.stat().st_mtime_ns] for p in root.rglob("*") if p.is_file()
+    ]
+    seen = {"path": str(root), "files": sorted(stats)}
+    memo = Path(cache_dir) / "model-digest.json"
+    try:
+        kept = json.loads(memo.read_text(encoding="utf-8"))
+        if {k: kept.get(k) for k in seen} == seen and isinstance(kept.get("sha256"), str):
+            return str(kept["sha256"])
+    except (OSError, ValueError, AttributeError):  # none yet, or not ours: compute it
+        pass
+    digest = files_digest(root)
+    try:
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{memo.name}.", suffix=".tmp", dir=memo.parent)
+        with os.fdopen(fd, "w", encoding="utf-8") as file:
+            json.dump({**seen, "sha256": digest}, file)
+        os.replace(tmp, memo)
+    except OSError:  # a read-only directory: hashed again next time
+        pass
+    return digest
+
+
+def graph_key(model_dir: str | Path, cache_dir: str | Path) -> str:
     """What the exported graph depends on: the model's files and the exporter's versions."""
     data = {
         "format": GRAPH_FORMAT,
         "opset": OPSET,
-        "model": files_digest(model_dir),
+        "model": model_digest(model_dir, cache_dir),
         **package_versions("torch", "transformers", "onnx"),
     }
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode("utf-8")).hexdigest()
@@ -66,7 +93,7 @@ def graph_key(model_dir: str | Path) -> str:
 
 def graph_path(model_dir: str | Path, cache_dir: str | Path) -> Path:
     """Where the graph of this model is kept in the cache directory."""
-    return Path(cache_dir) / f"encoder-{graph_key(model_dir)[:24]}.onnx"
+    return Path(cache_dir) / f"encoder-{graph_key(model_dir, cache_dir)[:24]}.onnx"
 
 
 def export(model_dir: str | Path, target: str | Path) -> Path:
