@@ -172,6 +172,7 @@ class OnnxEncoder:
         model_dir = Path(model_dir)
         config = json.loads((model_dir / "sentence_bert_config.json").read_text(encoding="utf-8"))
         self.max_seq_length = int(config.get("max_seq_length", 256))
+        self.dimension = int(json.loads((model_dir / "config.json").read_text(encoding="utf-8"))["hidden_size"])
         self.tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
         # tokenizer.json pads every text to a fixed 128 tokens and cuts there; sentence-transformers
         # pads to the batch's longest text and cuts at max_seq_length.
@@ -205,10 +206,6 @@ class OnnxEncoder:
         if normalize_embeddings:  # already of length 1; as sentence-transformers, once more
             out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
         return out
-
-    @property
-    def dimension(self) -> int:
-        return int(self.session.get_outputs()[0].shape[-1] or 384)
 
     def _batch(self, texts: list[str]) -> np.ndarray:
         encodings = self.tokenizer.encode_batch(texts)
