@@ -104,7 +104,9 @@ def export(model_dir: str | Path, target: str | Path) -> Path:
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     import torch
     from transformers import AutoModel
+    from transformers.utils import logging as transformers_logging
 
+    transformers_logging.disable_progress_bar()  # no bar of loading the weights in build logs
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     log.info("exporting the sentence model to ONNX", extra={"graph": str(target)})
