@@ -1,4 +1,5 @@
-"""Command line: serve (default), migrate, scheduler, outbox, campaign, order, agent, chat, seed, nlu parse / nlu eval."""
+"""Command line: serve (default), migrate, scheduler, outbox, campaign, order, agent, chat, seed, nlu parse / eval /
+review / export."""
 
 from __future__ import annotations
 
@@ -107,7 +108,8 @@ def serve_workers(settings: Settings, count: int) -> None:
             "NLU_THREADS above 1 with WEB_WORKERS: the model's thread pool does not survive a fork; "
             "each worker computes on one thread"
         )
-    recognizer = build_recognizer(settings)
+    # ONNX Runtime's thread pool, like PyTorch's, does not survive a fork: one thread per worker.
+    recognizer = build_recognizer(settings.model_copy(update={"nlu_threads": 1}))
     # (The dashboard's demo history needs the model in a running loop: `python app.py seed` writes it.)
     prepared = build(settings, seed=True, lead=False)
     prepared.db  # noqa: B018  (the schema and the demo catalog, once, before the workers start)
@@ -340,6 +342,10 @@ def main(argv: list[str] | None = None) -> int:
         "file", type=Path, nargs="*", help="default: the shipped test set and the held-out set (tests/data/)"
     )
     evaluate.add_argument("--json", action="store_true", help="print one JSON object per file")
+    nlu_sub.add_parser(
+        "export",
+        help="write the encoder's ONNX graph and the fitted classifiers into NLU_CACHE_DIR (else the first start does)",
+    )
     review = nlu_sub.add_parser(
         "review", help="what the bot did not understand (fallbacks, handoffs), grouped by meaning, masked"
     )
@@ -512,6 +518,23 @@ def teach_group(services: Any, groups: list[dict[str, Any]], group: str, intent:
     return 0
 
 
+def export_command(settings: Settings) -> int:
+    """`python app.py nlu export`: fill NLU_CACHE_DIR with the encoder's ONNX graph and the
+    classifiers fitted on the shipped examples, so that a start loads both."""
+    from bot.nlu import model_path
+    from bot.nlu_encoder import ensure_graph
+    from service.wiring import build_recognizer
+
+    if not settings.nlu_cache_dir:
+        print("NLU_CACHE_DIR is empty: there is nowhere to keep the graph and the fits", file=sys.stderr)
+        return 2
+    if settings.nlu_runtime == "onnx":
+        print(f"encoder graph: {ensure_graph(model_path(settings.nlu_model), settings.nlu_cache_dir)}")
+    build_recognizer(settings).batcher.close()
+    print(f"fitted classifiers: {Path(settings.nlu_cache_dir) / 'intents.joblib'}")
+    return 0
+
+
 async def nlu_command(settings: Settings, args: argparse.Namespace) -> int:
     from bot.nlu import evaluate
     from service.wiring import build
@@ -528,6 +551,8 @@ async def nlu_command(settings: Settings, args: argparse.Namespace) -> int:
         return 0
     if args.nlu_command == "review":
         return review_command(settings, args)
+    if args.nlu_command == "export":
+        return export_command(settings)
     recognizer = build(settings, seed=True).recognizer
     if args.nlu_command == "parse":
         print(json.dumps((await recognizer.recognize(args.text)).to_dict(), ensure_ascii=False))

