@@ -1,4 +1,4 @@
-"""Command line: serve (default), migrate, scheduler, outbox, campaign, order, agent, chat, seed, nlu parse / nlu eval."""
+"""Command line: serve (default), migrate, scheduler, outbox, campaign, order, catalog, agent, chat, seed, nlu parse / eval / review."""
 
 from __future__ import annotations
 
