@@ -23,7 +23,8 @@ def add_routes(app: web.Application) -> None:
 
 
 PAGE = """<!doctype html><html lang="{lang}"><head><meta charset="utf-8"><meta name="viewport"
-content="width=device-width,initial-scale=1"><title>{title}</title><link rel="stylesheet" href="/static/widget.css">
+content="width=device-width,initial-scale=1"><title>{title}</title><link rel="icon" href="/static/favicon.svg">
+<link rel="stylesheet" href="/static/widget.css">
 </head><body><main class="pay-page">{body}</main></body></html>"""
 
 
