@@ -1,5 +1,5 @@
-"""Command line: serve (default), migrate, scheduler, outbox, campaign, order, agent, chat, seed, nlu parse / eval /
-review / export."""
+"""Command line: serve (default), migrate, scheduler, outbox, campaign, order, catalog, agent, chat, seed,
+nlu parse / eval / review / export."""
 
 from __future__ import annotations
 

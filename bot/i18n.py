@@ -446,6 +446,11 @@ TEXTS: dict[str, dict[str, str]] = {
         ZH: "訂單 #{number} 已經付過款了，沒有再次收費。",
     },
     "pay.back": {EN: "You can close this page and go back to the chat.", ZH: "您可以關閉這個頁面，回到對話中。"},
+    "pay.invalid.title": {EN: "This payment link is not valid", ZH: "這個付款連結無效"},
+    "pay.invalid": {
+        EN: "Nothing was charged. Open the link from the chat again, or ask there for a new one.",
+        ZH: "沒有收取任何費用。請從對話中重新開啟連結，或在對話中要求新的連結。",
+    },
     "pay.notice": {
         EN: "Payment received for order #{number} — thank you! We'll let you know when it ships.",
         ZH: "已收到訂單 #{number} 的付款，謝謝您！出貨時會再通知您。",

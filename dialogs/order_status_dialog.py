@@ -48,7 +48,7 @@ def order_title(order: OrderView, context: TurnContext | None = None, *, currenc
 
 def status_reply(order: OrderView, context: TurnContext | None = None):
     items = ("、" if is_zh(context) else ", ").join(
-        text(context, "order.item", quantity=l.quantity, name=l.name) for l in order.lines
+        text(context, "order.item", quantity=l.quantity, name=l.name_in(is_zh(context))) for l in order.lines
     )
     status = text(context, f"order.status.{order.status}") if order.status in STATUSES else order.status
     message = text(context, "order.status", number=order.number, status=status, items=items)

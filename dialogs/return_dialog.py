@@ -10,7 +10,7 @@ from botbuilder.dialogs.prompts import PromptOptions
 
 from bot.messages import link, reply
 from dialogs.order_status_dialog import chosen_order, pick_order
-from dialogs.shop import ShopServices, choice_prompt, colour_name, prompt_choices, size_label, text
+from dialogs.shop import ShopServices, choice_prompt, colour_name, is_zh, prompt_choices, size_label, text
 from integrations.orders import OrderError
 from integrations.shipping import ShippingUnavailable
 
@@ -41,7 +41,7 @@ class ReturnDialog(ComponentDialog):
             return await step.end_dialog()
         step.values["number"] = order.number
         step.values["lines"] = [l.id for l in order.lines]
-        step.values["names"] = [l.name for l in order.lines]
+        step.values["names"] = [l.name_in(is_zh(step.context)) for l in order.lines]
         if len(order.lines) == 1:
             return await step.next(0)
         return await step.prompt(
@@ -53,7 +53,7 @@ class ReturnDialog(ComponentDialog):
                         text(
                             step.context,
                             "item_title",
-                            name=l.name,
+                            name=l.name_in(is_zh(step.context)),
                             size=size_label(step.context, l.size),
                             colour=colour_name(step.context, l.colour),
                         )

@@ -22,6 +22,7 @@ from bot.store.models import (
     Customer,
     Order,
     OrderItem,
+    Product,
     ReturnRequest,
     Variant,
     as_utc,
@@ -109,6 +110,11 @@ class OrderLine:
     quantity: int
     unit_price_cents: int
     variant_sku: str = ""
+    name_zh: str | None = None  # the product's Traditional Chinese name, when the catalog has one
+
+    def name_in(self, zh: bool) -> str:
+        """The line's product name in the shopper's language (the name kept on the order otherwise)."""
+        return self.name_zh if zh and self.name_zh else self.name
 
 
 @dataclass(frozen=True)
@@ -167,6 +173,16 @@ class Orders(Protocol):
 
 def _view(session: Session, order: Order) -> OrderView:
     items = session.exec(select(OrderItem).where(OrderItem.order_id == order.id).order_by(OrderItem.id)).all()
+    skus = {i.variant_sku for i in items}
+    names_zh = dict(
+        session.exec(
+            select(Variant.sku, Product.name_zh)
+            .join(Product, Product.sku == Variant.product_sku)
+            .where(Variant.sku.in_(skus))  # type: ignore[attr-defined]
+        ).all()
+        if skus
+        else ()
+    )
     returnable = order.status == "delivered" and (
         order.delivered_at is None or utcnow() - as_utc(order.delivered_at) <= RETURN_WINDOW
     )
@@ -182,7 +198,17 @@ def _view(session: Session, order: Order) -> OrderView:
         tracking_url=order.tracking_url,
         created_at=order.created_at.strftime("%b %d"),
         lines=tuple(
-            OrderLine(i.id, i.name, i.size, i.colour, i.quantity, i.unit_price_cents, i.variant_sku) for i in items
+            OrderLine(
+                i.id,
+                i.name,
+                i.size,
+                i.colour,
+                i.quantity,
+                i.unit_price_cents,
+                i.variant_sku,
+                names_zh.get(i.variant_sku),
+            )
+            for i in items
         ),
         returnable=returnable,
         discount_cents=order.discount_cents,

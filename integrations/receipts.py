@@ -8,7 +8,7 @@ from sqlmodel import Session
 
 from bot.delivery.mail import MAIL_LANE, is_email
 from bot.delivery.outbox import queue_to_customer
-from bot.i18n import EN, colour_in, date_text, language_of, money, size_in, text_in
+from bot.i18n import EN, ZH, colour_in, date_text, language_of, money, size_in, text_in
 from bot.messages import OutboundMessage, ProductCard
 from bot.store.models import Customer
 from integrations.orders import OrderView
@@ -28,7 +28,7 @@ def confirmation_mail(order: OrderView, language: str, currency: str) -> Outboun
                 language,
                 "mail.line",
                 quantity=line.quantity,
-                name=line.name,
+                name=line.name_in(language_of(language) == ZH),
                 size=size_in(language, line.size),
                 colour=colour_in(language, line.colour),
             ),

@@ -17,7 +17,7 @@ from service.wiring import build
 
 
 def add_parser(sub) -> None:
-    cmd = sub.add_parser("order", help="retailer's order operations (ship)")
+    cmd = sub.add_parser("order", help="retailer's order operations (ship, approve)")
     ops = cmd.add_subparsers(dest="order_command", required=True)
     ship = ops.add_parser("ship", help="mark a paid order shipped and tell the shopper")
     ship.add_argument("number", help="the order number, e.g. 1005")

@@ -23,7 +23,8 @@ def add_routes(app: web.Application) -> None:
 
 
 PAGE = """<!doctype html><html lang="{lang}"><head><meta charset="utf-8"><meta name="viewport"
-content="width=device-width,initial-scale=1"><title>{title}</title><link rel="stylesheet" href="/static/widget.css">
+content="width=device-width,initial-scale=1"><title>{title}</title><link rel="icon" href="/static/favicon.svg">
+<link rel="stylesheet" href="/static/widget.css">
 </head><body><main class="pay-page">{body}</main></body></html>"""
 
 
@@ -33,7 +34,11 @@ async def _payable(request: web.Request):
         signature = (await request.post()).get("sig", "") or signature
     payments = request.app[PAYMENTS]
     if not isinstance(payments, SandboxPayments) or not payments.verify(reference, str(signature)):
-        raise web.HTTPForbidden(text="This payment link is not valid.")
+        # Nothing of the order is read for a link that does not verify: the browser's language.
+        lang = language_of(request.headers.get("Accept-Language", EN).split(",")[0].strip())
+        body = f"<h1>{html.escape(text_in(lang, 'pay.invalid.title'))}</h1><p>{html.escape(text_in(lang, 'pay.invalid'))}</p>"
+        title = html.escape(text_in(lang, "pay.invalid.title"))
+        raise web.HTTPForbidden(text=PAGE.format(lang=lang, title=title, body=body), content_type="text/html")
     return reference, str(signature)
 
 

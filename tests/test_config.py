@@ -21,6 +21,12 @@ def test_env_example_lists_every_setting():
     assert names == set(Settings.model_fields)
 
 
+def test_the_readme_names_every_setting():
+    readme = (ROOT / "README.md").read_text()
+    missing = sorted(name.upper() for name in Settings.model_fields if f"`{name.upper()}`" not in readme)
+    assert missing == [], missing
+
+
 def test_env_example_loads_as_settings():
     settings = Settings(_env_file=ROOT / ".env.example")
     assert settings.port == 3978 and settings.reminder_delays == [timedelta(hours=1), timedelta(hours=24)]

@@ -158,6 +158,7 @@ async def test_the_email_is_in_the_shoppers_language(aiohttp_client, settings, r
     assert mail["Subject"] == f"訂單 #{number} 已確認" and mail["Content-Language"] == "zh-TW"
     plain, html = parts(mail)
     assert "感謝您訂購" in plain and "總計    US$17.99" in plain and "運費    US$5.99" in plain
+    assert "1 × 日常短襪" in plain and "Everyday Ankle Socks" not in plain  # the product's Chinese name
     assert 'lang="zh-TW"' in html
 
 

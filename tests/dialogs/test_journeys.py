@@ -97,7 +97,12 @@ async def test_checkout_pay_and_confirmation_then_address_remembered(shopper, cl
     page = await client.get(path)
     assert page.status == 200 and "Pay for order" in await page.text()
     forged = await client.get(re.sub(r"sig=\w+", "sig=deadbeef", path))
-    assert forged.status == 403
+    assert forged.status == 403 and "This payment link is not valid" in await forged.text()
+    # a broken link is explained in the browser's language, on the page's own stylesheet
+    forged = await client.get(re.sub(r"sig=\w+", "sig=deadbeef", path), headers={"Accept-Language": "zh-TW,zh;q=0.9"})
+    assert forged.status == 403 and forged.content_type == "text/html"
+    page_text = await forged.text()
+    assert "這個付款連結無效" in page_text and 'lang="zh-TW"' in page_text and "/static/widget.css" in page_text
     sig = path.split("sig=")[1]
     paid = await client.post(path.split("?")[0], data={"sig": sig})
     assert paid.status == 200

@@ -66,7 +66,8 @@ async def test_stock_add_to_cart_view_cart_and_checkout_in_chinese(shopper):
     assert shopper.last[-1]["links"][0]["title"] == "立即付款"
 
     await shopper.say(f"我的訂單{match.group(1)}在哪裡")
-    assert f"訂單 #{match.group(1)} 等待付款中。商品：1 × Trail Blazer Runner。" in shopper.texts(), shopper.texts()
+    # the order's items by their Chinese names, as in the cart
+    assert f"訂單 #{match.group(1)} 等待付款中。商品：1 × Trail Blazer 越野跑鞋。" in shopper.texts(), shopper.texts()
 
     # the saved address is offered next time; tapping 否 asks for another one
     await shopper.say("Trail Blazer Runner 跑鞋有沒有10號的現貨？")
@@ -177,6 +178,7 @@ async def test_cancel_and_return_in_chinese(client):
 
     out, buttons = await say("訂單1001我想退貨")
     assert "您要退哪一項商品？" in out, (out, buttons)
+    assert buttons and all(re.search(r"[\u4e00-\u9fff]", b.split("（")[0]) for b in buttons), buttons  # Chinese names
     chosen = buttons[0]
     out, buttons = await say(chosen)
     assert "請問退貨的原因是什麼？" in out, (chosen, out, buttons)
