@@ -159,7 +159,9 @@ async def dashboard(request: web.Request) -> web.Response:
     previous = await _figures(request, period.previous(), review=False)
     faq_keys = request.app[SERVICES].faq.phrasings()
     choices = [f"intent:{i}" for i in learning.TEACHABLE_INTENTS] + [f"faq:{k}" for k in faq_keys]
-    return web.Response(text=render(current, previous, choices), content_type="text/html")
+    return web.Response(
+        text=render(current, previous, choices, request.app[SETTINGS].currency), content_type="text/html"
+    )
 
 
 async def page(request: web.Request) -> web.FileResponse:

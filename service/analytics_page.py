@@ -8,6 +8,8 @@ from collections.abc import Callable
 from html import escape
 from typing import Any
 
+from bot.i18n import money
+
 CHANNEL_NAMES = {"whatsapp": "WhatsApp", "sms": "SMS", "messenger": "Messenger", "web": "Web chat"}
 CHART_W, CHART_H, PAD = 600, 160, 24
 TILE_TITLES = {
@@ -27,8 +29,8 @@ def _pct(value: float | None) -> str:
     return "–" if value is None else f"{value * 100:.1f}%"
 
 
-def _money(cents: float | None) -> str:
-    return "–" if cents is None else f"{cents / 100:,.2f}"
+def _money(cents: float | None, currency: str) -> str:
+    return "–" if cents is None else money(round(cents), "en", currency)
 
 
 def _secs(value: float | None) -> str:
@@ -39,7 +41,8 @@ def _secs(value: float | None) -> str:
 Headline = tuple[float | None, Callable[[float | None], str], str, str]
 
 
-def headlines(f: dict[str, Any]) -> dict[str, Headline]:
+def headlines(f: dict[str, Any], currency: str = "USD") -> dict[str, Headline]:
+    """The tiles' figures; amounts in `currency` (CURRENCY)."""
     sr, cv, cr, aov, cs = f["self_resolution"], f["conversion"], f["cart_recovery"], f["aov"], f["csat"]
     rs, rt, ct, ef = f["response"], f["retention"], f["ctr"], f["efficiency"]
     return {
@@ -55,8 +58,8 @@ def headlines(f: dict[str, Any]) -> dict[str, Headline]:
             aov["uplift"],
             _pct,
             "pp",
-            f"AOV {_money(aov['aov_with_cents'])} with a recommended item, {_money(aov['aov_without_cents'])} "
-            f"without; {_money(aov['recommended_revenue_cents'])} from recommendations",
+            f"AOV {_money(aov['aov_with_cents'], currency)} with a recommended item, {_money(aov['aov_without_cents'], currency)} "
+            f"without; {_money(aov['recommended_revenue_cents'], currency)} from recommendations",
         ),
         "csat": (
             cs["average"],
@@ -229,10 +232,12 @@ def _review_table(groups: list[dict[str, Any]], header: list[str], rows: list[li
     )
 
 
-def render(current: dict[str, Any], previous: dict[str, Any], choices: list[str] | None = None) -> str:
+def render(
+    current: dict[str, Any], previous: dict[str, Any], choices: list[str] | None = None, currency: str = "USD"
+) -> str:
     """The dashboard for `current`, its tiles compared with `previous`; `choices` ("intent:NAME",
     "faq:KEY") are what a not-understood group can be taught as."""
-    now, before = headlines(current), headlines(previous)
+    now, before = headlines(current, currency), headlines(previous, currency)
     definitions = current["definitions"]
     tiles = "".join(
         f'<article class="tile" data-figure="{key}"><h3>{escape(TILE_TITLES[key])}</h3>'

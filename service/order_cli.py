@@ -64,11 +64,11 @@ async def _approve(services, number: int) -> int:
     finally:
         await services.close()
     if payment.outcome == "unknown":
-        print(f"error: no order {number}", file=sys.stderr)
+        print(f"error: no order #{number}", file=sys.stderr)
         return 2
     if payment.outcome != "paid":
         status = payment.order.status if payment.order else "?"
-        print(f"error: order {number} is {status}, not held for review", file=sys.stderr)
+        print(f"error: order #{number} is {status}, not held for review", file=sys.stderr)
         return 2
     print(json.dumps({"order": number, "status": "paid"}))
     return 0

@@ -445,3 +445,15 @@ async def test_the_rendered_dashboard_compares_with_the_period_before(admin_clie
     assert '<p class="value">25.0%</p>' in tile
     assert '<p class="change">-75.0 pp vs previous period</p>' in tile
     assert html.count('class="tile"') == 9 and html.count("<svg") == 5  # four charts and the funnel
+
+
+async def test_the_dashboards_amounts_carry_the_shops_currency(admin_client):
+    from service.analytics_page import headlines
+
+    await admin_client.app[DB].run(history)
+    resp = await admin_client.get("/api/analytics?from=2026-11-01&to=2026-11-04", headers=AUTH)
+    figures = await resp.json()
+    figures["aov"].update(aov_with_cents=13404, aov_without_cents=10903, recommended_revenue_cents=250000)
+    detail = headlines(figures, "USD")["aov"][3]
+    assert detail == "AOV $134.04 with a recommended item, $109.03 without; $2,500.00 from recommendations"
+    assert headlines(figures, "TWD")["aov"][3].startswith("AOV NT$134.04 ")
