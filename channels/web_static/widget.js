@@ -18,6 +18,8 @@
     sendFailed: "抱歉，訊息沒有送出。請再試一次。", failed: "抱歉，沒有成功。請再試一次。",
     unavailable: "目前無法使用聊天，正在重試…", session: "無法開始聊天。",
     continueOn: (name) => `改用 ${name} 繼續`, continueSms: "改用簡訊繼續", continueBar: "在其他應用程式繼續這段對話",
+    badge: "示範商店", heroTitle: "每條山徑，都準備好了。",
+    heroText: "戶外用的外套、登山鞋和背包。問問購物小幫手：找商品、查尺寸、追蹤訂單或付款，都在聊天裡完成。",
   } : {
     title: "Shopping assistant", status: "Northwind Outfitters · usually replies instantly", placeholder: "Type a message…",
     send: "Send", inputLabel: "Type your message", typing: "Assistant is typing", attachment: "Open attachment",
@@ -25,6 +27,13 @@
     unavailable: "Chat is unavailable right now. Retrying…", session: "Could not start a chat session.",
     continueOn: (name) => `Continue on ${name}`, continueSms: "Continue by SMS", continueBar: "Continue this chat in another app",
   };
+  // The demo page's own words follow the browser's language too (a shop's page keeps its own).
+  if (ZH) {
+    const place = (selector, text) => { const node = document.querySelector(selector); if (node) node.textContent = text; };
+    place(".demo-badge", UI.badge);
+    place(".hero h1", UI.heroTitle);
+    place(".hero p", UI.heroText);
+  }
   const setText = (id, text) => { const node = document.getElementById(id); if (node) node.textContent = text; };
   document.documentElement.lang = ZH ? "zh-TW" : "en";
   setText("chat-title", UI.title);

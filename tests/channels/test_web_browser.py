@@ -152,5 +152,7 @@ async def test_the_widget_speaks_traditional_chinese_to_a_chinese_browser(
     assert await page.get_attribute("html", "lang") == "zh-TW"
     assert await page.get_attribute("#chat-input", "placeholder") == "輸入訊息…"
     assert (await page.inner_text("#send")).strip() == "傳送"
+    assert (await page.inner_text(".hero h1")).strip() == "每條山徑，都準備好了。"  # the demo page's text too
+    assert (await page.inner_text(".demo-badge")).strip() == "示範商店"
     greeting = await page.locator(".msg.welcome .bubble").inner_text()
     assert re.search(r"[\u4e00-\u9fff]", greeting), greeting  # the greeting too, from the server
