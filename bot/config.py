@@ -130,7 +130,7 @@ class Settings(BaseSettings):
     graph_api_version: str = DEFAULT_GRAPH_API_VERSION
 
     nlu_model: str | None = None
-    nlu_threshold: float = 0.25
+    nlu_threshold: float = 0.3
     nlu_threshold_zh: float = 0.25
     nlu_min_similarity: float = 0.4
     nlu_batch_window_ms: float = 4.0

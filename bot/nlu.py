@@ -243,7 +243,7 @@ FAQ_CLAUSE_SIMILARITY = 0.55  # a clause the classifiers do not see as a questio
 # Chinese with the multilingual encoder: the weight of its classifier in the vote (the rest on
 # character n-grams), and the cosine to the nearest in-scope example under which a text is out of
 # scope unless the vote is `CONFIDENT` (both chosen on tests/data/nlu_dev.jsonl).
-ZH_MEANING_WEIGHT = 0.7
+ZH_MEANING_WEIGHT = 0.5
 ZH_MIN_SIMILARITY = 0.55
 ZH_FAQ_SIMILARITY = 0.2  # cosine of character n-grams: lower than of meanings for the same closeness
 # "change quantity to 2", "make it 3", "set it to 4", "I'll take 2 instead", "just 1"
@@ -438,15 +438,32 @@ def detect_language(text: str) -> str:
     return "zh-TW" if cjk / len(letters) >= 0.3 else "en"
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader that refuses a key written twice in one mapping: a second `intent:`
+    block would silently replace the first one's examples."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            if key in seen:
+                raise ValueError(f"{key!r} written twice (line {key_node.start_mark.line + 1}); give it one block")
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_examples(directory: Path = DATA_DIR) -> dict[str, list[str]]:
     """Example utterances per intent from every `intents.*.yml` in the directory.
 
     Raises:
-        ValueError: a file names an intent we do not know.
+        ValueError: a file names an intent we do not know, or one intent twice.
     """
     examples: dict[str, list[str]] = defaultdict(list)
     for path in sorted(directory.glob("intents.*.yml")):
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        try:
+            data = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader) or {}  # noqa: S506 (safe)
+        except ValueError as exc:
+            raise ValueError(f"{path.name}: {exc}") from exc
         for intent, texts in data.items():
             if intent not in INTENTS and intent != OUT_OF_SCOPE:
                 raise ValueError(f"{path.name}: unknown intent {intent!r}")
@@ -934,7 +951,7 @@ class Recognizer:
         self,
         model: Any,
         examples: dict[str, list[str]] | None = None,
-        threshold: float = 0.25,
+        threshold: float = 0.3,
         min_similarity: float = 0.4,
         window_ms: float = 4.0,
         max_batch: int = 64,
@@ -1097,7 +1114,11 @@ class Recognizer:
         zh = None
         if base.zh is not None:
             zh_matrix = np.vstack([base.zh.matrix, self.zh_encoder.encode(texts)])
-            zh_by_meaning = copy.deepcopy(base.zh.by_meaning).set_params(warm_start=True).fit(zh_matrix, all_labels)
+            if set(labels) <= set(base.classes):
+                zh_by_meaning = copy.deepcopy(base.zh.by_meaning).set_params(warm_start=True)
+            else:  # a new intent: the warm start's coefficients have a row too few
+                zh_by_meaning = copy.deepcopy(base.zh.by_meaning).set_params(warm_start=False)
+            zh_by_meaning.fit(zh_matrix, all_labels)
             keep = np.array([label != FALLBACK for label in all_labels])
             zh = _ZhMeaning(zh_matrix, zh_by_meaning, zh_matrix[keep])
         intents = self._assemble(all_texts, all_labels, matrix, by_meaning, by_spelling, zh)
@@ -1193,8 +1214,9 @@ class Recognizer:
         threshold = self.threshold if language == "en" else self.zh_threshold
         if language == "en":
             far = analysis.nearest < self.min_similarity and score < CONFIDENT
-        else:  # Chinese: on the multilingual encoder's vectors, when it is there
-            far = analysis.zh_nearest < self.zh_min_similarity and score < CONFIDENT
+        else:  # Chinese: on the multilingual encoder's vectors, when it is there; a product of
+            # the shop named by its Chinese name is shop talk however far its words are
+            far = analysis.zh_nearest < self.zh_min_similarity and score < CONFIDENT and not entities.product
         if name == FALLBACK or score < threshold or far:
             return Intent(FALLBACK, score, entities, candidates, language)
         if name == "faq":

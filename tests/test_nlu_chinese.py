@@ -179,3 +179,14 @@ async def test_eval_refuses_bad_entities(recognizer: Recognizer, tmp_path):
     path.write_text('{"text": "hi", "intent": "greet", "entities": {"brand": "x"}}\n')
     with pytest.raises(ValueError, match="entities is not an object"):
         await evaluate(recognizer, path)
+
+
+def test_an_intent_written_twice_in_an_examples_file_is_refused(tmp_path):
+    """A second block of the same intent would silently replace the first one's examples."""
+    from bot.nlu import load_examples
+
+    (tmp_path / "intents.zh-TW.yml").write_text(
+        "greet:\n  - 你好\nthanks:\n  - 謝謝\ngreet:\n  - 哈囉\n", encoding="utf-8"
+    )
+    with pytest.raises(ValueError, match=r"intents.zh-TW.yml: 'greet' written twice \(line 5\)"):
+        load_examples(tmp_path)
