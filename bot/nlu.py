@@ -938,8 +938,11 @@ class Recognizer:
     """`recognize(text) -> Intent` over the example utterances, with a confidence threshold.
 
     Two classifiers vote: logistic regression on the sentence embeddings (meaning, English)
-    and on character n-grams (spelling slips, and Chinese, which the bundled model does not
-    read). Their averaged probability is the confidence. Out of scope: what the classifiers
+    and on character n-grams (spelling slips). Their averaged probability is the confidence.
+    With a `zh_encoder` (an object whose `encode(texts)` gives L2-normalised rows, such as
+    `MultilingualEncoder`), a Chinese text's meaning is read by a classifier on that encoder's
+    vectors instead of the English model's, and its distance check (`zh_min_similarity`) is
+    made on them. Out of scope: what the classifiers
     take for the out-of-scope examples, a confidence under `threshold` (`zh_threshold` for
     Chinese, whose vote leans on character n-grams and runs lower), and an English text far
     from every example (nearest cosine similarity under `min_similarity`) unless the
