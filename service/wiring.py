@@ -32,7 +32,7 @@ from bot.i18n import text_in
 from bot.learning import Learner
 from bot.marketing.scheduler import ShopScheduler, click_links, proactive, reminder_settings
 from bot.metrics import Metrics
-from bot.nlu import CatalogTerm, Recognizer, load_examples, load_model, model_path
+from bot.nlu import CatalogTerm, MultilingualEncoder, Recognizer, load_examples, load_model, model_path
 from bot.nlu_cache import FitCache, model_identity
 from bot.store.database import Database, stored_secret
 from bot.store.models import Product, Variant
@@ -78,9 +78,10 @@ from service.demo_history import Summary
 log = logging.getLogger(__name__)
 
 
-def build_recognizer(settings: Settings, model: Any = None) -> Recognizer:
-    """Load the model (unless given one already loaded) and fit the recogniser on the example
-    utterances, or load what an earlier start fitted from `NLU_CACHE_DIR`."""
+def build_recognizer(settings: Settings, model: Any = None, zh_encoder: Any = None) -> Recognizer:
+    """Load the models (unless given ones already loaded: the English sentence model and the
+    multilingual encoder for Chinese) and fit the recogniser on the example utterances, or load
+    what an earlier start fitted from `NLU_CACHE_DIR`."""
     cache = None
     if settings.nlu_cache_dir:
         cache = FitCache(settings.nlu_cache_dir, model_identity(model_path(settings.nlu_model), settings.nlu_runtime))
@@ -97,6 +98,7 @@ def build_recognizer(settings: Settings, model: Any = None) -> Recognizer:
         settings.nlu_batch_max,
         cache,
         settings.nlu_threshold_zh,
+        zh_encoder if zh_encoder is not None else MultilingualEncoder(settings.nlu_threads),
     )
 
 

@@ -35,7 +35,7 @@ async def last_turn(client) -> AnalyticsEvent:
 
 def own_recognizer(settings, shared: Recognizer, nlu_cache_dir) -> Recognizer:
     """A recogniser of its own (the session's one is shared by every test), on the loaded model."""
-    own = build_recognizer(changed(settings, nlu_cache_dir=str(nlu_cache_dir)), shared.model)
+    own = build_recognizer(changed(settings, nlu_cache_dir=str(nlu_cache_dir)), shared.model, shared.zh_encoder)
     return own
 
 

@@ -229,12 +229,13 @@ async def test_accuracy_on_the_held_out_set(recognizer: Recognizer):
     """Shoppers' phrasing written apart from the examples; no setting was chosen on it. The floors
     are a few points under the figures in the README, so a regression fails."""
     report = await evaluate(recognizer, HELD_OUT)
-    assert report.per_language["en"]["accuracy"] >= 0.86, (
-        report.to_dict()
-    )  # measured 89.2%, 88.8% with price and feedback
-    assert report.per_language["zh-TW"]["accuracy"] >= 0.77, report.to_dict()  # measured 80.8%
-    assert report.in_scope_to_fallback <= 0.10, report.to_dict()  # measured 6.4%
-    assert report.out_of_scope_to_fallback >= 0.77, report.to_dict()  # measured 82.0%
+    # measured with the multilingual encoder for Chinese: 88.8% English, 93.6% Chinese, 6.1% of
+    # in-scope lines and 90.0% of out-of-scope lines to the fallback (85.0% in Chinese)
+    assert report.per_language["en"]["accuracy"] >= 0.86, report.to_dict()
+    assert report.per_language["zh-TW"]["accuracy"] >= 0.90, report.to_dict()
+    assert report.in_scope_to_fallback <= 0.09, report.to_dict()
+    assert report.out_of_scope_to_fallback >= 0.87, report.to_dict()
+    assert report.fallback_by_language["zh-TW"]["out_of_scope_to_fallback"] >= 0.8, report.to_dict()
 
 
 @pytest.mark.parametrize(

