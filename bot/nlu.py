@@ -165,8 +165,15 @@ DISCOUNT_RE = re.compile(
     re.I,
 )
 EMAIL_RE = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+US_STATES = "|".join(
+    "AL AK AZ AR CA CO CT DE DC FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV NH NJ NM NY NC ND OH OK "
+    "OR PA RI SC SD TN TX UT VT VA WA WV WI WY".split()
+)
 ORDER_RE = re.compile(
-    r"(?:#\s*|\border\s*(?:number|no\.?|num|#)?\s*|訂單\s*(?:編號|號碼)?\s*)(\d{3,8})(?!\d)|(?<![\d.])(\d{4,8})(?![\d.])",
+    r"(?:#\s*|\border\s*(?:number|no\.?|num|#)?\s*|訂單\s*(?:編號|號碼)?\s*)(\d{3,8})(?!\d)"
+    # a number alone, but not a US ZIP code after its state ("IL 62701", "TX 78701-1234") nor a
+    # Taiwan postal code before its city ("11049台北市")
+    rf"|(?<![\d.])(?<!\d-)(?<!(?-i:{US_STATES}) )(\d{{4,8}})(?![\d.])(?!\s*[\u4e00-\u9fff]{{2}}[市縣])",
     re.I,
 )
 SIZE_RE = re.compile(
@@ -181,7 +188,8 @@ SIZE_RE = re.compile(
 ZH_SIZE_WORDS = {"特小號": "XS", "加大號": "XL", "特大號": "XL", "小號": "S", "中號": "M", "大號": "L"}
 # "9號", "尺寸 M", "M號", "XL", "有L嗎": a letter size stands alone or before 號/碼/的/嗎.
 ZH_SIZE_RE = re.compile(
-    r"(\d{1,2}(?:\.5)?)\s*號|尺寸\s*(\d{1,2}|xxl|xl|xs|s|m|l)"
+    # (not a house number: "松仁路100號", "中山路5號")
+    r"(?<![\d.路街段巷弄])(\d{1,2}(?:\.5)?)\s*號|尺寸\s*(\d{1,2}|xxl|xl|xs|s|m|l)"
     # "30腰" (waist), "US 10" after a Chinese character (no word boundary there)
     r"|(\d{2})\s*腰|(?<![a-z])(?:us|uk|eu)\s*(\d{1,2}(?:\.5)?)(?![\d.])"
     r"|(?<![a-z])(xxl|xl|xs|s|m|l)(?![a-z])\s*(?=號|碼|的|嗎|呢|還|有|$)|(?<![a-z])(xxl|xl|xs)(?![a-z])",

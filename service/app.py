@@ -113,14 +113,14 @@ def app_for(services: Services) -> web.Application:
             await services.write_demo_history()
         except Exception:  # a demo without its history still serves
             log.exception("demo history failed")
-        await services.scheduler.start()
+        services.scheduler.start_leading()
 
     async def on_startup(app: web.Application) -> None:
         # A demo store seeded just now: the server answers and sends at once, and its history is
-        # played in the background; the scheduler starts once it is written, so its jobs never
+        # played in the background; the scheduler's jobs run once it is written, so they never
         # meet a simulated shopper half-way (service/demo_history.py).
         demo = services.demo_history_due
-        await services.start_delivery(scheduler=not demo)
+        await services.start_delivery(run_jobs=not demo)
         recovered = await engine.recover()
         if recovered:
             log.info("ran turns for stored messages left unprocessed", extra={"count": recovered})

@@ -490,12 +490,12 @@ class Services:
             return None
         return await demo_history.write(self)
 
-    async def start_delivery(self, scheduler: bool = True) -> None:
-        """Start sending: the outbox, the extra dispatchers and (unless told not to) the scheduler."""
+    async def start_delivery(self, run_jobs: bool = True) -> None:
+        """Start sending: the outbox, the extra dispatchers and the scheduler, whose jobs run only
+        once `self.scheduler.start_leading()` is called when `run_jobs` is false."""
         self.outbox.start()
         self.extra_dispatchers.start()
-        if scheduler:
-            await self.scheduler.start()
+        await self.scheduler.start(lead_later=not run_jobs)
 
     async def close_commerce(self) -> None:
         """Close the commerce platform's API client, if one was made."""

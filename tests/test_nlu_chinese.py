@@ -138,6 +138,18 @@ def test_products_sizes_and_colours(recognizer: Recognizer, text, expected):
         assert getattr(found, key) == value, (key, found)
 
 
+def test_an_address_gives_no_size_and_no_order_number(recognizer: Recognizer):
+    extract = recognizer.entities.extract
+    assert extract("台北市信義區松仁路100號").size is None
+    assert extract("中山路5號3樓").size is None
+    assert extract("1 Main Street, Springfield, IL 62701").order_number is None
+    assert extract("Austin, TX 78701-1234").order_number is None
+    assert extract("11049台北市信義區").order_number is None
+    # what an order number looks like still is one, also in capitals
+    assert extract("MY ORDER IS 12345").order_number == 12345
+    assert extract("where is 1002").order_number == 1002
+
+
 def test_a_single_lower_case_letter_is_no_size(recognizer: Recognizer):
     assert recognizer.entities.extract("I'd like to see shoes for my mum").size is None
     assert recognizer.entities.extract("is that the s line tee").size is None

@@ -15,8 +15,7 @@ import numpy as np
 import pytest
 
 from bot.config import Settings
-from bot.nlu import Recognizer, evaluate, load_examples, load_model, model_path
-from bot.nlu_cache import FitCache, model_identity
+from bot.nlu import Recognizer, evaluate, load_model, model_path
 from bot.nlu_encoder import OnnxEncoder, ensure_graph, graph_path
 from bot.store.database import Database
 from bot.store.seed import seed_demo
@@ -80,8 +79,9 @@ async def test_answers_match_pytorch_on_the_labelled_sets(
     recognizer: Recognizer, torch_recognizer: Recognizer, nlu_cache_dir: Path, shop_db: Database
 ):
     """With the same fitted classifiers, PyTorch's vectors of the messages give the same answers."""
-    fits = FitCache(nlu_cache_dir, model_identity(model_path(), "onnx"))
-    same_fits = Recognizer(torch_recognizer.model, load_examples(), cache=fits)
+    # the ONNX runtime's fits (its cache key), the settings and the Chinese encoder as the app has them
+    settings = Settings(_env_file=None, nlu_runtime="onnx", nlu_cache_dir=str(nlu_cache_dir))
+    same_fits = build_recognizer(settings, model=torch_recognizer.model, zh_encoder=recognizer.zh_encoder)
     teach_shop(same_fits, shop_db, StoreFaq(shop_db))
     texts = eval_texts()
     ours = [await recognizer.recognize(t) for t in texts]

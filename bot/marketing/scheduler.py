@@ -74,11 +74,18 @@ class ShopScheduler:
         core does not know what it does, e.g. a commerce platform's reconcile)."""
         self._periodic[name] = (seconds, run)
 
-    async def start(self) -> None:
+    async def start(self, lead_later: bool = False) -> None:
+        """Start writing jobs to the store; with `lead_later`, they run only once `start_leading()`
+        is called (a campaign scheduled meanwhile is kept, not refused)."""
         global _current
         _current = self
         self.scheduler.start(paused=True)  # writes jobs; runs them only once leading
-        if self.lead:
+        if not lead_later:
+            self.start_leading()
+
+    def start_leading(self) -> None:
+        """Take part in the leader election (once; a process that does not lead never does)."""
+        if self.lead and self._leader_task is None:
             self._leader_task = asyncio.get_running_loop().create_task(self._lead())
 
     async def _lead(self) -> None:
