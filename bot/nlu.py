@@ -1138,9 +1138,9 @@ class Recognizer:
         if base.zh is not None:
             zh_matrix = np.vstack([base.zh.matrix, self.zh_encoder.encode(texts)])
             if set(labels) <= set(base.classes):
-                zh_by_meaning = copy.deepcopy(base.zh.by_meaning).set_params(warm_start=True)
+                zh_by_meaning = copy.deepcopy(trainable(base.zh.by_meaning)).set_params(warm_start=True)
             else:  # a new intent: the warm start's coefficients have a row too few
-                zh_by_meaning = copy.deepcopy(base.zh.by_meaning).set_params(warm_start=False)
+                zh_by_meaning = copy.deepcopy(trainable(base.zh.by_meaning)).set_params(warm_start=False)
             zh_by_meaning.fit(zh_matrix, all_labels)
             keep = np.array([label != FALLBACK for label in all_labels])
             zh = _ZhMeaning(zh_matrix, zh_by_meaning, zh_matrix[keep])

@@ -102,7 +102,7 @@ async def test_a_risky_payment_goes_to_a_person_instead_of_confirming(stripe_cli
     assert json.loads(approved.stdout) == {"order": number, "status": "paid"}
     again, unknown = await approve(stripe_client, str(number)), await approve(stripe_client, "99999")
     assert again.returncode == 2 and "is paid, not held for review" in again.stderr
-    assert unknown.returncode == 2 and "no order 99999" in unknown.stderr
+    assert unknown.returncode == 2 and "no order #99999" in unknown.stderr
     assert (await order_of(stripe_client, number)).status == "paid"
     assert await count(stripe_client, MessageRecord, MessageRecord.idempotency_key == f"paid:{number}") == 1
 
