@@ -20,29 +20,9 @@ from integrations.shopify.client import ShopifyClient, ShopifyError, ShopifyUnav
 from service.wiring import build
 from tests.fakes.shopify import TOKEN, VERSION, WEBHOOK_SECRET, FakeShopify, iso, later, product
 from tests.proactive.test_campaigns import changed
+from tests.test_shopify import fake_shopify, shopify_settings  # noqa: F401  (fixtures)
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture
-async def fake_shopify():
-    fake = await FakeShopify().start()
-    yield fake
-    await fake.close()
-
-
-@pytest.fixture
-def shopify_settings(settings, fake_shopify):
-    return changed(
-        settings,
-        commerce_backend="shopify",
-        shopify_shop_domain="shop-test.myshopify.com",
-        shopify_admin_token=TOKEN,
-        shopify_webhook_secret=WEBHOOK_SECRET,
-        shopify_api_version=VERSION,
-        shopify_api_base=fake_shopify.url,
-        shopify_reconcile_interval_seconds=0,
-    )
 
 
 async def no_sleep(seconds: float) -> None:
@@ -77,7 +57,7 @@ async def snapshot(settings) -> dict[str, list[tuple]]:
         await services.close()
 
 
-async def test_a_big_shop_is_read_through_one_bulk_operation(shopify_settings, fake_shopify):
+async def test_a_big_shop_is_read_through_one_bulk_operation(shopify_settings, fake_shopify):  # noqa: F811
     summary = await sync(shopify_settings, fake_shopify)
     assert (summary.created, summary.variants_created, summary.hidden) == (4, 10, 1)
     ops = fake_shopify.operations()
@@ -96,7 +76,7 @@ async def test_a_big_shop_is_read_through_one_bulk_operation(shopify_settings, f
     assert not any(row[0] == "DS-OS" for row in state["Variant"])
 
 
-async def test_bulk_and_paged_syncs_write_the_same_rows(shopify_settings, fake_shopify, settings, tmp_path):
+async def test_bulk_and_paged_syncs_write_the_same_rows(shopify_settings, fake_shopify, settings, tmp_path):  # noqa: F811
     await sync(shopify_settings, fake_shopify, bulk_from=None)
     paged = await snapshot(shopify_settings)
     other = changed(shopify_settings, database_url=f"sqlite:///{tmp_path / 'bulk.db'}")
@@ -104,7 +84,7 @@ async def test_bulk_and_paged_syncs_write_the_same_rows(shopify_settings, fake_s
     assert await snapshot(other) == paged
 
 
-async def test_a_second_sync_changes_exactly_what_shopify_changed(shopify_settings, fake_shopify):
+async def test_a_second_sync_changes_exactly_what_shopify_changed(shopify_settings, fake_shopify):  # noqa: F811
     first = await sync(shopify_settings, fake_shopify)
     before = await snapshot(shopify_settings)
     socks = fake_shopify.find("cozy-wool-socks")
@@ -137,7 +117,7 @@ async def test_a_second_sync_changes_exactly_what_shopify_changed(shopify_settin
     assert [row[1] for row in old] == ["gid://shopify/Product/3"] == [row[1] for row in new]  # its time
 
 
-async def test_a_variant_sku_two_products_share_gets_a_key_of_its_own_within_a_page(shopify_settings, fake_shopify):
+async def test_a_variant_sku_two_products_share_gets_a_key_of_its_own_within_a_page(shopify_settings, fake_shopify):  # noqa: F811
     fake_shopify.products.append(
         product(
             6, "harbor-rain-jacket-kids", "Harbor Rain Jacket Kids", "Jacket", [("HRJ-S-NAVY", "XS", "navy", {1: 1})]
@@ -176,7 +156,11 @@ async def test_a_variant_sku_two_products_share_gets_a_key_of_its_own_within_a_p
     ids=["failed", "refused", "throttled"],
 )
 async def test_a_bulk_operation_that_fails_leaves_the_mirror_as_it_was(
-    shopify_settings, fake_shopify, setup, error, message
+    shopify_settings,  # noqa: F811
+    fake_shopify,  # noqa: F811
+    setup,
+    error,
+    message,
 ):
     await sync(shopify_settings, fake_shopify)
     before = await snapshot(shopify_settings)
@@ -199,7 +183,7 @@ async def test_a_bulk_operation_that_fails_leaves_the_mirror_as_it_was(
         await services.close()
 
 
-async def test_the_sync_command_reports_a_failed_bulk_operation(shopify_settings, fake_shopify):
+async def test_the_sync_command_reports_a_failed_bulk_operation(shopify_settings, fake_shopify):  # noqa: F811
     fake_shopify.bulk_error = "ACCESS_DENIED"
     fake_shopify.bulk_polls = 0
     env = {
@@ -228,7 +212,7 @@ async def test_the_sync_command_reports_a_failed_bulk_operation(shopify_settings
     assert "BulkRunQuery" in fake_shopify.operations() and "products:" not in out.decode()
 
 
-async def test_a_bulk_file_is_read_as_a_stream_of_lines(fake_shopify):
+async def test_a_bulk_file_is_read_as_a_stream_of_lines(fake_shopify):  # noqa: F811
     """Lines split across the file's chunks are read whole; a product with no variants is given."""
     fake_shopify.products.append(product(7, "empty-box", "Empty Box", "Box", []))
     long_title = "Long " * 30_000  # a line longer than a read chunk
@@ -247,7 +231,7 @@ async def test_a_bulk_file_is_read_as_a_stream_of_lines(fake_shopify):
     assert [len(p.variants) for p in by_id.values()] == [4, 2, 1, 1, 3, 0]
 
 
-async def test_small_pages_are_written_together_and_the_last_batch_too(shopify_settings, fake_shopify):
+async def test_small_pages_are_written_together_and_the_last_batch_too(shopify_settings, fake_shopify):  # noqa: F811
     from integrations.commerce.sync import WRITE_BATCH
     from integrations.shopify.catalog import PRODUCTS_PAGE
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from bot.delivery.mail import is_email
 from integrations.commerce.model import price_cents
 from integrations.customers import (
     GUEST,
@@ -176,7 +177,7 @@ class MagentoCustomers:
         return [i for i in body.get("items") or [] if isinstance(i, dict)]
 
     async def find(self, contact: str) -> PlatformCustomer | None:
-        if "@" in contact:
+        if is_email(contact):
             found = [
                 c
                 for c in await self._items("customers/search", criteria([[("email", contact, "eq")]], SEARCH_PAGE))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from bot.delivery.mail import is_email
 from integrations.commerce.model import price_cents
 from integrations.customers import PlatformCustomer, PlatformUnavailable, WebsiteOrder
 from integrations.shopify.client import ShopifyClient, ShopifyError
@@ -53,7 +54,7 @@ query CustomerOrders($id: ID!, $first: Int!) {
 def search_query(contact: str) -> str:
     """Shopify's search syntax for the customer with this contact: `email:"a@b.c"` or
     `phone:"+15551234567"` (quoted, so nothing in it is read as syntax)."""
-    field = "email" if "@" in contact else "phone"
+    field = "email" if is_email(contact) else "phone"
     return f'{field}:"{contact.replace(chr(92), "").replace(chr(34), "")}"'
 
 

@@ -23,6 +23,7 @@ import asyncio
 import logging
 from typing import Any
 
+from bot.delivery.mail import is_email
 from integrations.commerce.model import MappingError, parse_time, price_cents
 from integrations.customers import (
     GUEST,
@@ -119,7 +120,7 @@ class WooCommerceCustomers:
         return [item for item in body if isinstance(item, dict)]
 
     async def find(self, contact: str) -> PlatformCustomer | None:
-        if "@" in contact:
+        if is_email(contact):
             found = await self._account(contact)
             if not found:
                 guest = await self._guest_orders(contact, 1)
