@@ -132,7 +132,7 @@ class Settings(BaseSettings):
 
     nlu_model: str | None = None
     nlu_runtime: str = "onnx"
-    nlu_threshold: float = 0.3
+    nlu_threshold: float = 0.25
     nlu_threshold_zh: float = 0.25
     nlu_min_similarity: float = 0.4
     nlu_batch_window_ms: float = 4.0

@@ -104,6 +104,25 @@ SIZE_WORDS = {
     "xlarge": "XL",
 }
 COLOUR_SYNONYMS = {"gray": "grey", "tan": "beige", "cream": "beige", "khaki": "beige"}
+# Two-word colours read before single words ("dark blue" is navy, not blue).
+COLOUR_PHRASES = {
+    "dark blue": "navy",
+    "navy blue": "navy",
+    "midnight blue": "navy",
+    "light blue": "blue",
+    "sky blue": "blue",
+    "off white": "white",
+    "off-white": "white",
+    "light grey": "grey",
+    "light gray": "grey",
+    "dark grey": "grey",
+    "dark gray": "grey",
+    "dark green": "green",
+    "olive green": "green",
+}
+# A shoe size alone at the end of a message about shoes ("the canvas sneakers white 7").
+TRAILING_SHOE_SIZE_RE = re.compile(r"(?<![\d.])(\d{1,2}(?:\.5)?)\s*[?!.]*\s*$")
+SHOE_SIZES = (4.0, 15.0)
 NUMBER_WORDS = {
     "a": 1,
     "an": 1,
@@ -532,7 +551,10 @@ class EntityExtractor:
                 if re.search(rf"\b{re.escape(phrase)}\b", low):
                     size = code
                     break
-        colour = next((COLOUR_SYNONYMS.get(w, w) for w in words if w in self._colours), None)
+        colour = next(
+            (c for phrase, c in COLOUR_PHRASES.items() if c in self._colours and re.search(rf"\b{phrase}\b", low)),
+            None,
+        ) or next((COLOUR_SYNONYMS.get(w, w) for w in words if w in self._colours), None)
         order_number = None
         for m in ORDER_RE.finditer(text):
             digits = m.group(1) or m.group(2)
@@ -552,6 +574,10 @@ class EntityExtractor:
                 product = self._chinese_product(low, category)
         if product is not None and category is None:
             category = self._by_sku[product].category
+        if size is None and category == "shoes" and (m := TRAILING_SHOE_SIZE_RE.search(low)):
+            if SHOE_SIZES[0] <= float(m.group(1)) <= SHOE_SIZES[1]:
+                size = m.group(1)
+                quantity = None if quantity == int(float(size)) else quantity
         unknown = None if (product or category) else self._unknown_item(low, cjk)
         return Entities(
             size,
@@ -974,7 +1000,7 @@ class Recognizer:
         self,
         model: Any,
         examples: dict[str, list[str]] | None = None,
-        threshold: float = 0.3,
+        threshold: float = 0.25,
         min_similarity: float = 0.4,
         window_ms: float = 4.0,
         max_batch: int = 64,
@@ -1232,6 +1258,10 @@ class Recognizer:
             return Intent(FALLBACK, 0.0, entities, language=language)
         analysis = await self.batcher.submit(clean.lower()[:MAX_MODEL_CHARS])
         ranked = self.vote(analysis, language)
+        if entities.product and ranked[0][0] == FALLBACK:
+            # A message naming one of the shop's products is shop talk: its best in-scope reading
+            # ("is the trail blazer available in EU 42"), still subject to the threshold.
+            ranked = [kv for kv in ranked if kv[0] != FALLBACK] + [ranked[0]]
         name, score = ranked[0]
         candidates = tuple(ranked[:3])
         threshold = self.threshold if language == "en" else self.zh_threshold
