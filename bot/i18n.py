@@ -287,6 +287,10 @@ TEXTS: dict[str, dict[str, str]] = {
     "cart.which_remove": {EN: "Which item do you want to remove?", ZH: "要移除哪一項商品？"},
     "cart.which_change": {EN: "Which item do you want to change?", ZH: "要修改哪一項商品的數量？"},
     "cart.how_many": {EN: "How many would you like? (0 removes it)", ZH: "您要幾件？（輸入 0 即移除）"},
+    "prompt.not_understood": {
+        EN: "Sorry, I didn't catch that. You can pick one of these, or ask me something else:",
+        ZH: "抱歉，我沒看懂。可以選擇下面其中一項，或問我其他問題：",
+    },
     "cart.number_retry": {EN: "Please send a number from 0 to 20.", ZH: "請輸入 0 到 20 之間的數字。"},
     "cart.removed": {EN: "Removed. ", ZH: "已移除。"},
     "cart.updated": {EN: "Updated. ", ZH: "已更新。"},

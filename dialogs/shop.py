@@ -304,8 +304,24 @@ def prompt_choices(items: Sequence[str | tuple[str, str]]) -> list[PromptChoice]
     return result
 
 
+async def say_not_understood(turn_context: TurnContext, options: PromptOptions, is_retry: bool) -> None:
+    """Before a question is asked again because the answer was none of its choices (and the
+    question has no retry text of its own), say so: asking the same thing again without a word
+    reads as the bot not listening."""
+    if is_retry and options.retry_prompt is None:
+        await turn_context.send_activity(text(turn_context, "prompt.not_understood"))
+
+
+class ShopChoicePrompt(ChoicePrompt):
+    """A choice prompt that says it did not understand before asking again."""
+
+    async def on_prompt(self, turn_context: TurnContext, state: dict, options: PromptOptions, is_retry: bool):
+        await say_not_understood(turn_context, options, is_retry)
+        return await super().on_prompt(turn_context, state, options, is_retry)
+
+
 def choice_prompt(dialog_id: str) -> ChoicePrompt:
-    prompt = ChoicePrompt(dialog_id)
+    prompt = ShopChoicePrompt(dialog_id)
     prompt.style = ListStyle.suggested_action
     return prompt
 
@@ -319,6 +335,7 @@ class ShopConfirmPrompt(ConfirmPrompt):
     """
 
     async def on_prompt(self, turn_context: TurnContext, state: dict, options: PromptOptions, is_retry: bool):
+        await say_not_understood(turn_context, options, is_retry)
         if not is_zh(turn_context):
             return await super().on_prompt(turn_context, state, options, is_retry)
         choices = [PromptChoice(text(turn_context, "btn.yes")), PromptChoice(text(turn_context, "btn.no"))]

@@ -207,6 +207,17 @@ async def test_a_side_question_mid_checkout_keeps_the_checkout(shopper):
     assert re.search(r"Order #\d+ is placed", shopper.texts())
 
 
+async def test_an_answer_that_is_none_of_the_choices_is_said_before_asking_again(shopper):
+    await shopper.say("is the rain jacket in stock in large?")
+    assert "in stock" in shopper.texts() and "Add one to your cart?" in shopper.texts()
+    buttons = shopper.buttons()
+    await shopper.say("what is the capital of france")
+    assert shopper.last[0]["text"].startswith("Sorry, I didn't catch that."), shopper.texts()
+    assert "Add one to your cart?" in shopper.last[-1]["text"] and shopper.buttons() == buttons
+    await shopper.tap(buttons[0])
+    assert "Added 1 × Storm Shell Rain Jacket (L," in shopper.texts()
+
+
 async def test_opt_out_and_in(shopper, client):
     from bot.store.models import Customer
 
