@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from bot.config import Settings
 from bot.delivery.policy import Policy
-from bot.marketing.reminders import notify_restocked
+from bot.marketing.reminders import ReminderSettings, notify_restocked
 from bot.marketing.scheduler import reminder_settings
 from bot.store.models import Product, utcnow
 from integrations.catalog_import import CatalogImportError, ParsedCatalog, decode, parse_shopify_csv
@@ -79,10 +79,11 @@ class Summary:
 
 
 def apply_import(
-    session: Session, parsed: ParsedCatalog, replace: bool, policy: Policy | None, settings: Settings
+    session: Session, parsed: ParsedCatalog, replace: bool, policy: Policy | None, reminders: ReminderSettings
 ) -> Summary:
     """Write the parsed catalog; raises CatalogImportError (before writing) if a variant SKU of the
-    file belongs to another product in the store."""
+    file belongs to another product in the store. Variants back in stock queue their waitlist's
+    notices (with `reminders.links`, each carries its tracked link)."""
     summary = Summary(skipped=len(parsed.skipped))
     skus = [v.sku for p in parsed.products for v in p.variants]
     existing = existing_variants(session, skus)
@@ -110,7 +111,7 @@ def apply_import(
     if replace:
         _remove(session, others, summary)
     if restocked and policy is not None:
-        summary.notified = notify_restocked(session, policy, reminder_settings(settings), utcnow())
+        summary.notified = notify_restocked(session, policy, reminders, utcnow())
     return summary
 
 
@@ -198,7 +199,9 @@ def import_file(settings: Settings, args: argparse.Namespace) -> int:
     services = build(settings)
     try:
         summary = services.db.transaction(
-            lambda session: apply_import(session, parsed, args.replace, services.policy, settings)
+            lambda session: apply_import(
+                session, parsed, args.replace, services.policy, reminder_settings(settings, services.links)
+            )
         )
     except CatalogImportError as exc:
         print(f"error: {args.file}: {exc}", file=sys.stderr)

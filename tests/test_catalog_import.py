@@ -43,8 +43,10 @@ def csv_text(rows: list[str] = ROWS) -> str:
     return "\n".join([HEADER, *rows]) + "\n"
 
 
-def import_file(database_url: str, path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "DATABASE_URL": database_url}
+def import_file(
+    database_url: str, path: Path, *extra: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DATABASE_URL": database_url, **(env or {})}
     return subprocess.run(
         [sys.executable, "app.py", "catalog", "import", str(path), *extra],
         cwd=ROOT,
@@ -164,6 +166,41 @@ async def test_imported_product_is_answered_by_the_bot_and_a_second_import_updat
     products, variants = store_rows(database_url)
     assert ("harbour-tee", "Harbour Tee", "t-shirts", 2200) in products and len(products) == 2
     assert ("HT-S-TEAL", "S", "teal", 4) in variants and len(variants) == 5
+
+
+async def test_a_restock_by_import_sends_the_waitlist_a_tracked_link(
+    tmp_path: Path, aiohttp_client, recognizer: Recognizer
+) -> None:
+    from sqlmodel import col, select
+
+    from bot.messages import OutboundMessage
+    from bot.store.models import MessageRecord
+    from service.app import DB
+
+    database_url = f"sqlite:///{tmp_path / 'shop.db'}"
+    path = tmp_path / "products.csv"
+    path.write_text(csv_text(), encoding="utf-8")
+    assert import_file(database_url, path).returncode == 0
+    settings = Settings(
+        _env_file=None, database_url=database_url, public_base_url="http://shop.test", bot_disclosure="off"
+    )
+    client = await aiohttp_client(create_app(settings, recognizer))
+    shopper = await WebShopper.start(client)
+    await shopper.say("do you have the harbour tee in teal in size S?")
+    assert "sold out" in shopper.texts(), shopper.texts()
+    await shopper.tap("Yes")  # tell me when it is back
+
+    path.write_text(csv_text([ROWS[0], ROWS[1].replace(",0,deny", ",4,deny"), *ROWS[2:]]))
+    done = import_file(database_url, path, env={"PUBLIC_BASE_URL": "http://shop.test"})
+    assert "back in stock: 1 variants; waitlist notices: 1 queued" in done.stdout, done.stdout
+    [row] = await client.app[DB].run(
+        lambda s: s.exec(select(MessageRecord).where(col(MessageRecord.idempotency_key).startswith("restock:"))).all()
+    )
+    [link] = OutboundMessage.from_dict(row.payload or {}).links
+    assert link.url.startswith("http://shop.test/r/restock:"), link.url
+    resp = await client.get(link.url.removeprefix("http://shop.test"), allow_redirects=False)
+    assert resp.status == 302 and resp.headers["Location"] == "/?product=harbour-tee"
+    await client.close()
 
 
 @pytest.mark.parametrize(
