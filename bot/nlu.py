@@ -481,6 +481,17 @@ class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: 
         return super().construct_mapping(node, deep=deep)
 
 
+def load_other_businesses(path: Path = DATA_DIR / "other_businesses.yml") -> re.Pattern[str] | None:
+    """One pattern finding any of the other businesses named in the file (None: no file or
+    names): Latin names as whole words in any case, Chinese names anywhere."""
+    if not path.exists():
+        return None
+    data = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506 (safe)
+    names = [str(n).strip().lower() for n in data or ()]
+    parts = [re.escape(n) if CJK_RE.search(n) else rf"(?<![a-z0-9.]){re.escape(n)}(?![a-z0-9])" for n in names if n]
+    return re.compile("|".join(sorted(parts, key=len, reverse=True))) if parts else None
+
+
 def load_examples(directory: Path = DATA_DIR) -> dict[str, list[str]]:
     """Example utterances per intent from every `intents.*.yml` in the directory.
 
@@ -1015,6 +1026,7 @@ class Recognizer:
         self.zh_min_similarity = zh_min_similarity
         self.model = model
         self.zh_encoder = zh_encoder
+        self.other_businesses = load_other_businesses()
         self._max_batch = max_batch
         self._cache = cache
         self.batcher: Batcher[Analysis] = Batcher(self._analyse, window_ms, max_batch)
@@ -1258,6 +1270,9 @@ class Recognizer:
             return Intent(FALLBACK, 0.0, entities, language=language)
         analysis = await self.batcher.submit(clean.lower()[:MAX_MODEL_CHARS])
         ranked = self.vote(analysis, language)
+        if self.other_businesses is not None and not entities.product and self.other_businesses.search(clean.lower()):
+            # "where is my amazon order", "蝦皮的訂單": another business's matter, not ours
+            return Intent(FALLBACK, ranked[0][1], entities, tuple(ranked[:3]), language)
         if entities.product and ranked[0][0] == FALLBACK:
             # A message naming one of the shop's products is shop talk: its best in-scope reading
             # ("is the trail blazer available in EU 42"), still subject to the threshold.

@@ -76,6 +76,25 @@ async def test_a_message_naming_a_product_is_shop_talk(recognizer: Recognizer):
     assert (await recognizer.recognize("do you have the xbox in stock")).name == FALLBACK
 
 
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("where is my amazon order", FALLBACK),
+        ("my Uber Eats order is late", FALLBACK),
+        ("我的momo訂單要退貨", FALLBACK),
+        ("蝦皮的訂單一直沒出貨", FALLBACK),
+        # the same requests about our own orders, couriers and payment services are shop talk
+        ("where is my order", "order_status"),
+        ("我的訂單要退貨", "return_item"),
+        ("do you ship with DHL", "faq"),
+        # a message naming one of the shop's products is about the shop
+        ("is the aero runner cheaper than on amazon", "price_question"),
+    ],
+)
+async def test_a_message_naming_another_business_is_out_of_scope(recognizer: Recognizer, text, expected):
+    assert (await recognizer.recognize(text)).name == expected
+
+
 async def test_the_chinese_fit_is_cached_under_both_models(recognizer: Recognizer, tmp_path, caplog):
     caplog.set_level(logging.INFO)
     encoder = recognizer.zh_encoder
