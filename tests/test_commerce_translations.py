@@ -109,7 +109,7 @@ async def test_a_changed_or_removed_translation_reaches_the_running_recogniser_o
     await web.say(ASK_ZH)  # the model is loaded; no product of that name yet
     assert JACKET_ZH not in web.texts()
     assert (await recognizer.recognize(ASK_ZH)).entities.product is None
-    translated(fake_shopify)  # Shopify keeps the product's updatedAt when a translation changes
+    translated(fake_shopify)  # the product's updatedAt stays: the sync must not count on it moving
     services = client.app[SERVICES]
     summary = await services.catalog_sync.run(full=True)
     assert (summary.unchanged, summary.updated, summary.renamed) == (5, 0, 1)  # the draft too

@@ -406,7 +406,7 @@ class _PageWrite:
             return
         values = (*held[:6], shop.zh.name, shop.zh.description)
         summary.renamed += held[6] != shop.zh.name
-        self._put_product(sku, held, values)  # type: ignore[arg-type]
+        self._put_product(sku, held, values)
 
     def _upsert_product(self, shop: ShopProduct, summary: SyncSummary) -> None:
         """As `upsert_product` of the CSV import does it: the product's fields, its variants'

@@ -145,7 +145,7 @@ class FakeShopify(FakeProvider):
 
     def translate(self, handle: str, locale: str, **values: str | None) -> None:
         """Set (or, with None, remove) a product's translated `title` and `body_html` in `locale`;
-        as in Shopify, its `updatedAt` stays."""
+        its `updatedAt` stays (the case the sync must not count on)."""
         held = self.find(handle)["translations"].setdefault(locale, {})
         for key, value in values.items():
             if value is None:
