@@ -198,6 +198,9 @@ class Settings(BaseSettings):
     mail_from: str | None = None  # the From of the shop's e-mail: "Shop <orders@shop.example>"
     mail_timeout_seconds: float = Field(default=30.0, gt=0)
     commerce_backend: str = "store"
+    # the locale whose product translations a platform's sync reads into the zh-TW name and
+    # description (Shopify's locale; Magento's store view is MAGENTO_ZH_STORE_CODE); empty: none
+    commerce_zh_locale: str = "zh-TW"
     # a platform's stock confirmed longer ago than this: stock answers say when it was checked
     stock_fresh_minutes: float = Field(default=20.0, gt=0)
     shopify_shop_domain: str | None = None  # your-shop.myshopify.com
@@ -211,6 +214,7 @@ class Settings(BaseSettings):
     magento_url: str | None = None  # the shop's base URL, https://shop.example.com
     magento_token: SecretStr | None = None  # the integration's access token
     magento_store_code: str = "default"  # the REST base is {MAGENTO_URL}/rest/{store code}/V1/
+    magento_zh_store_code: str = ""  # the zh-TW store view whose product names are read; empty: none
     magento_poll_interval_seconds: float = Field(default=60.0, ge=0)  # 0: no scheduled poll
     magento_timeout_seconds: float = Field(default=10.0, gt=0)
     magento_payment_method: str = "checkmo"  # the offline method the paid order is placed with
@@ -300,6 +304,10 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"MAGENTO_STORE_CODE is a store view code such as default, not {self.magento_store_code!r}"
             )
+        if self.magento_zh_store_code and not re.fullmatch(r"[a-z0-9_]{1,32}", self.magento_zh_store_code):
+            raise ValueError(
+                f"MAGENTO_ZH_STORE_CODE is a store view code such as zh_tw, not {self.magento_zh_store_code!r}"
+            )
         if not re.fullmatch(r"[a-z0-9_]{1,32}", self.magento_payment_method):
             raise ValueError(
                 f"MAGENTO_PAYMENT_METHOD is a payment method code such as checkmo, not {self.magento_payment_method!r}"
@@ -313,6 +321,22 @@ class Settings(BaseSettings):
     def magento_base(self) -> str:
         """The REST base of the store view: {MAGENTO_URL}/rest/{MAGENTO_STORE_CODE}/V1."""
         return f"{(self.magento_url or '').rstrip('/')}/rest/{self.magento_store_code}/V1"
+
+    @property
+    def magento_zh_base(self) -> str | None:
+        """The REST base of the zh-TW store view, or None when none is set (or COMMERCE_ZH_LOCALE
+        is empty: no translations are read)."""
+        if not self.magento_zh_store_code or not self.commerce_zh_locale:
+            return None
+        return f"{(self.magento_url or '').rstrip('/')}/rest/{self.magento_zh_store_code}/V1"
+
+    @field_validator("commerce_zh_locale")
+    @classmethod
+    def _check_zh_locale(cls, value: str) -> str:
+        value = value.strip()
+        if value and not re.fullmatch(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*", value):
+            raise ValueError(f"COMMERCE_ZH_LOCALE is a locale such as zh-TW (or empty), not {value!r}")
+        return value
 
     @field_validator("woocommerce_url")
     @classmethod

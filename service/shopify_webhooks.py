@@ -1,10 +1,14 @@
 """Shopify's webhooks (`POST /webhooks/shopify`): the HMAC of the raw body checked in constant
 time, each delivery recorded by its `X-Shopify-Webhook-Id` and acted on in the same transaction
 (a retry or a duplicate is processed once), products, stock, orders and fulfillments applied to
-the store's copy. A variant back in stock tells its waitlist; a paid order tells the shopper."""
+the store's copy. A variant back in stock tells its waitlist; a paid order tells the shopper.
+A product's body carries no translations: with a zh-TW locale set, they are asked of the Admin
+API before the delivery is applied (within `TRANSLATION_WAIT_SECONDS`; else the store keeps the
+ones it has, and the next sync reads them)."""
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
@@ -16,8 +20,11 @@ from sqlmodel import Session, select
 
 from bot.store.models import ProviderEvent, utcnow
 from integrations.commerce.mirror import PLATFORM, SyncSummary, apply_level, apply_product, delete_product
+from integrations.commerce.model import Translation
 from integrations.commerce.sync import CatalogSync
 from integrations.orders import checkout_rules
+from integrations.shopify.catalog import ShopifyCatalog
+from integrations.shopify.client import ShopifyError
 from integrations.shopify.mapping import MappingError, from_webhook, gid, parse_time
 from integrations.shopify.orders import ShopifyOrderEvents
 from integrations.webhook_auth import WebhookRefused
@@ -27,6 +34,9 @@ from service.keys import SERVICES, SETTINGS
 
 log = logging.getLogger(__name__)
 SHOPIFY_BODY_BYTES = 1024 * 1024  # a product with many variants is the largest body
+PRODUCT_TOPICS = ("products/create", "products/update")
+# Shopify waits 5 s for the answer to a delivery: the translation asked for it must come sooner.
+TRANSLATION_WAIT_SECONDS = 2.0
 TOPICS = (
     "products/create",
     "products/update",
@@ -63,6 +73,7 @@ class Delivery:
     topic: str
     body: dict[str, Any]
     triggered_at: str | None
+    zh: Translation | None = None  # a product's translation, when it was read
 
 
 class ShopifyEvents:
@@ -81,9 +92,11 @@ class ShopifyEvents:
         session.add(ProviderEvent(provider=PLATFORM, event_id=delivery.webhook_id, type=delivery.topic[:100]))
         session.flush()
         topic, body = delivery.topic, delivery.body
-        if topic in ("products/create", "products/update"):
+        if topic in PRODUCT_TOPICS:
             summary = SyncSummary()
-            apply_product(session, from_webhook(body), summary)
+            shop = from_webhook(body)
+            shop.zh = delivery.zh
+            apply_product(session, shop, summary)
             self.sync.notify(session, summary, summary.restocked)
             outcome = "stale" if summary.unchanged else "applied"
             return Handled(outcome, bool(summary.notified), catalog_changed=bool(summary.created or summary.renamed))
@@ -125,6 +138,22 @@ def events_of(app: web.Application) -> ShopifyEvents:
     return ShopifyEvents(services.catalog_sync, orders)
 
 
+async def translation_of(app: web.Application, body: dict[str, Any]) -> Translation | None:
+    """A product's translation in the zh-TW locale, asked of the Admin API; None when no locale
+    is set, or Shopify did not answer in time (the store keeps what it has)."""
+    catalog = app[SERVICES].catalog_sync.catalog
+    if not isinstance(catalog, ShopifyCatalog) or catalog.locale is None:
+        return None
+    try:
+        product_id = gid("Product", body.get("admin_graphql_api_id") or body.get("id"))
+        return await asyncio.wait_for(catalog.translation(product_id), TRANSLATION_WAIT_SECONDS)
+    except MappingError:
+        return None  # the body is refused when it is applied
+    except (ShopifyError, TimeoutError) as exc:
+        log.warning("shopify translation not read", extra={"reason": str(exc)[:200] or type(exc).__name__})
+        return None
+
+
 async def shopify_webhook(request: web.Request) -> web.Response:
     """403 and nothing stored for a bad or missing signature; 400 for a signed body or headers we
     cannot read; 200 once the delivery is recorded (a duplicate too), so Shopify retries only what we could
@@ -151,7 +180,8 @@ async def shopify_webhook(request: web.Request) -> web.Response:
         return json_error(400, "body must be JSON")
     if not isinstance(body, dict):
         return json_error(400, "body must be a JSON object")
-    delivery = Delivery(webhook_id, topic, body, request.headers.get("X-Shopify-Triggered-At"))
+    zh = await translation_of(request.app, body) if topic in PRODUCT_TOPICS else None
+    delivery = Delivery(webhook_id, topic, body, request.headers.get("X-Shopify-Triggered-At"), zh)
     events = events_of(request.app)
     return await apply_delivery(
         request, "shopify", ("webhook", webhook_id), topic, lambda s: events.handle(s, delivery)

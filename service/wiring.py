@@ -6,6 +6,7 @@ made on first use, so a command line that only reads the store loads no model.""
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from datetime import timedelta
 from functools import cached_property
 from typing import Any
@@ -226,8 +227,17 @@ class Services:
         if self.settings.commerce_backend == "woocommerce":
             catalog = WooCommerceCatalog(self.woocommerce)
         else:
-            catalog = ShopifyCatalog(self.shopify, self.settings.shopify_bulk_sync_from or None)
-        return CatalogSync(self.db, catalog, self.policy, reminder_settings(self.settings, self.links), wake_outbox)
+            catalog = ShopifyCatalog(
+                self.shopify, self.settings.shopify_bulk_sync_from or None, self.settings.commerce_zh_locale or None
+            )
+        return CatalogSync(
+            self.db,
+            catalog,
+            self.policy,
+            reminder_settings(self.settings, self.links),
+            wake_outbox,
+            self.relearn_catalog,  # a sync in the running service: the recogniser learns new names
+        )
 
     @cached_property
     def freshness(self) -> StockFreshness | None:
@@ -273,6 +283,15 @@ class Services:
         return MagentoClient.from_settings(self.settings)
 
     @cached_property
+    def magento_zh(self) -> MagentoClient | None:
+        """The REST client of Magento's zh-TW store view (MAGENTO_ZH_STORE_CODE), whose product
+        names and descriptions are read with the catalog; None without one."""
+        base = self.settings.magento_zh_base
+        if base is None:
+            return None
+        return replace(self.magento, base=base, _session=None)
+
+    @cached_property
     def magento_sync(self) -> MagentoSync:
         """Keeps the store a copy of Magento's catalog and orders (sync, the poll, restock
         notices), and places paid chat orders there."""
@@ -288,7 +307,7 @@ class Services:
         events = MagentoOrderEvents(self.policy, checkout_rules(settings), settings.whatsapp_shipping_template_sid)
         return MagentoSync(
             self.db,
-            MagentoCatalog(self.magento, settings.magento_url or ""),
+            MagentoCatalog(self.magento, settings.magento_url or "", zh=self.magento_zh),
             events,
             self.policy,
             reminder_settings(settings, self.links),
@@ -506,6 +525,8 @@ class Services:
             await self.woocommerce.close()
         if "magento" in made:
             await self.magento.close()
+        if "magento_zh" in made and self.magento_zh is not None:
+            await self.magento_zh.close()
 
     async def close(self) -> None:
         """Stop what was started and close what was made, in the reverse order."""

@@ -24,8 +24,20 @@ from integrations.commerce.model import ShopProduct
 
 log = logging.getLogger(__name__)
 PLATFORM = "shopify"  # the default platform of these functions
-# A new product's columns the platform does not give (its name and description in zh-TW are ours to add).
-NEW_PRODUCT = {"name_zh": None, "description_zh": None, "colour_hex": Product.model_fields["colour_hex"].default}
+# A new product's columns the platform does not give.
+NEW_PRODUCT = {"colour_hex": Product.model_fields["colour_hex"].default}
+# The product columns a platform's product sets, in the order `_PageWrite.products` holds them.
+PRODUCT_COLUMNS = (
+    "name",
+    "category",
+    "description",
+    "price_cents",
+    "tags",
+    "image_url",
+    "name_zh",
+    "description_zh",
+)
+ProductRow = tuple[str, str, str, int, str, str | None, str | None, str | None]
 
 
 @dataclass
@@ -37,7 +49,7 @@ class SyncSummary:
     updated: int = 0
     unchanged: int = 0  # Shopify's version is not newer than the store's
     hidden: int = 0  # draft or archived (or without variants): not offered
-    renamed: int = 0
+    renamed: int = 0  # an existing product's name (or zh-TW name) changed: the recogniser learns it
     removed: int = 0
     sold_out: int = 0  # gone from Shopify, kept with no stock (a cart or waitlist names them)
     variants_created: int = 0
@@ -206,7 +218,7 @@ class _PageWrite:
         self._load_variants(
             [v.variant.sku for s in shops for v in s.variants] + [link.variant_sku for link in self.vlinks.values()]
         )
-        self.products: dict[str, tuple[str, str, str, int, str, str | None] | None] = {}
+        self.products: dict[str, ProductRow | None] = {}
         self._load_products([sku for sku, _ in self.links.values()] + [s.product.sku for s in shops])
         # What is written at the end, by key.
         self.level_changes: dict[tuple[str, str], tuple[int, datetime]] = {}
@@ -252,6 +264,8 @@ class _PageWrite:
                 col(Product.price_cents),
                 col(Product.tags),
                 col(Product.image_url),
+                col(Product.name_zh),
+                col(Product.description_zh),
             ).where(among(self.session, col(Product.sku), missing))
         ):
             self.products[row[0]] = tuple(row[1:])  # type: ignore[assignment]
@@ -318,6 +332,8 @@ class _PageWrite:
         link = self.links.get(shop.external_id)
         if link is not None and link[1] >= shop.updated_at:
             summary.unchanged += 1
+            # A translation's change does not change the product's time on the platform.
+            self._translate(link[0], shop, summary)
             for v in shop.variants:  # the product is as it was, its stock may not be
                 if v.inventory_item_id:
                     summary.restocked += self._restock_item(v.inventory_item_id)
@@ -375,33 +391,52 @@ class _PageWrite:
             self.vlink_changes.discard(external_id)
             self.vlink_deletes.add(external_id)
 
+    def _put_product(self, sku: str, held: ProductRow | None, values: ProductRow) -> None:
+        if held != values:
+            self.products[sku] = values
+            self.product_changes[sku] = dict(zip(PRODUCT_COLUMNS, values))
+
+    def _translate(self, sku: str, shop: ShopProduct, summary: SyncSummary) -> None:
+        """A product as new as the store's: only its zh-TW name and description, if read and changed."""
+        if shop.zh is None or not shop.visible:
+            return
+        self._load_products([sku])
+        held = self.products[sku]
+        if held is None:
+            return
+        values = (*held[:6], shop.zh.name, shop.zh.description)
+        summary.renamed += held[6] != shop.zh.name
+        self._put_product(sku, held, values)
+
     def _upsert_product(self, shop: ShopProduct, summary: SyncSummary) -> None:
         """As `upsert_product` of the CSV import does it: the product's fields, its variants'
-        size, colour and stock; a variant from 0 to some stock is restocked."""
+        size, colour and stock; a variant from 0 to some stock is restocked. Its zh-TW name and
+        description are the platform's translation when it was read, else what the store has."""
         product = shop.product
         self._load_products([product.sku])
         held = self.products[product.sku]
         added = held is None
         image = shop.image_url if shop.image_url is not None else (held[5] if held is not None else None)
-        values = (
+        if shop.zh is not None:
+            zh = (shop.zh.name, shop.zh.description)
+        else:
+            zh = (held[6], held[7]) if held is not None else (None, None)
+        values: ProductRow = (
             product.name,
             product.category,
             product.description,
             product.price_cents,
             ",".join(product.tags),
             image,
+            *zh,
         )
-        if held != values:
-            self.products[product.sku] = values
-            self.product_changes[product.sku] = dict(
-                zip(("name", "category", "description", "price_cents", "tags", "image_url"), values)
-            )
+        self._put_product(product.sku, held, values)
         if added:
             self.new_products.add(product.sku)
             summary.created += 1
         else:
             summary.updated += 1
-            summary.renamed += held is not None and held[0] != product.name
+            summary.renamed += held is not None and (held[0], held[6]) != (product.name, values[6])
         for variant in product.variants:
             current = self.variants.get(variant.sku)
             if current is None:

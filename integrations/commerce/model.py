@@ -55,6 +55,22 @@ class ShopVariant:
     variant: ImportedVariant
 
 
+@dataclass(frozen=True)
+class Translation:
+    """A product's name and description in the shop's Traditional Chinese (zh-TW) locale or
+    store view, as plain text; None where the platform has none."""
+
+    name: str | None
+    description: str | None
+
+
+def translation_of(title: Any, html: Any) -> Translation:
+    """A platform's translated title and HTML description, blank ones as none."""
+    name = title.strip() if isinstance(title, str) else ""
+    text = plain_text(html) if isinstance(html, str) else ""
+    return Translation(name or None, text or None)
+
+
 @dataclass
 class ShopProduct:
     external_id: str
@@ -63,6 +79,9 @@ class ShopProduct:
     product: ImportedProduct
     variants: list[ShopVariant]
     image_url: str | None
+    # Its zh-TW name and description; None when they were not read (no locale set, or the
+    # platform could not be asked): the store keeps what it has.
+    zh: Translation | None = None
 
 
 def product_of(

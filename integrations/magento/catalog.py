@@ -1,7 +1,10 @@
 """Reading Magento's catalog through its REST API: products a searchCriteria page at a time,
 each configurable's children (`configurable-products/{sku}/children`), the labels of their size
 and colour options (`products/attributes/{code}/options`) and the stock of every SKU per source
-(`inventory/source-items`)."""
+(`inventory/source-items`). With a zh-TW store view set (MAGENTO_ZH_STORE_CODE), the same
+products are read through it (`/rest/{zh store code}/V1/products`) for their names and
+descriptions there. A product without a value of its own in that store view is given with the
+default one: a value equal to the default store view's is no translation."""
 
 from __future__ import annotations
 
@@ -10,12 +13,14 @@ from datetime import datetime
 from typing import Any
 
 from bot.store.models import utcnow
+from integrations.commerce.model import Translation, translation_of
 from integrations.magento.client import PAGE_SIZE, Filter, MagentoClient, MagentoError, path_part
 from integrations.magento.mapping import (
     NOT_VISIBLE_INDIVIDUALLY,
     Level,
     MappingError,
     ShopProduct,
+    attributes,
     from_rest,
     magento_time,
     option_codes,
@@ -29,8 +34,11 @@ SOURCE_ITEMS_PAGE = 500
 class MagentoCatalog:
     """The store view's products, read from the REST API."""
 
-    def __init__(self, client: MagentoClient, media_base: str, page_size: int = PAGE_SIZE) -> None:
+    def __init__(
+        self, client: MagentoClient, media_base: str, page_size: int = PAGE_SIZE, zh: MagentoClient | None = None
+    ) -> None:
         self.client, self.media_base, self.page_size = client, media_base, page_size
+        self.zh = zh  # the zh-TW store view's API, or None
         self.labels: dict[str, dict[str, str]] = {}  # attribute code -> option id -> label
 
     async def count(self) -> int:
@@ -61,6 +69,24 @@ class MagentoCatalog:
                 found.extend(items)
         return source_levels(found, seen_at)
 
+    async def translations(self, items: list[dict[str, Any]]) -> dict[str, Translation]:
+        """These products' names and descriptions in the zh-TW store view, by SKU (none without one)."""
+        skus = [str(i.get("sku")) for i in items]
+        if self.zh is None or not skus:
+            return {}
+        default = {str(i.get("sku")): _texts(i) for i in items}
+        out: dict[str, Translation] = {}
+        async for found, _ in self.zh.search("products", [Filter("sku", ",".join(skus), "in")], len(skus)):
+            for item in found:
+                sku = str(item.get("sku"))
+                if sku not in default:
+                    continue
+                name, description = (
+                    None if value == default[sku][n] else value for n, value in enumerate(_texts(item))
+                )
+                out[sku] = translation_of(name, description)
+        return out
+
     async def children(self, item: dict[str, Any]) -> list[dict[str, Any]]:
         if item.get("type_id") != "configurable":
             return []
@@ -77,10 +103,14 @@ class MagentoCatalog:
         await self._labels([*wanted, *(c for cs in kids.values() for c in cs)])
         skus = [str(c.get("sku")) for i in wanted for c in (kids[str(i.get("sku"))] or [i])]
         levels = await self.levels(skus)
+        zh = await self.translations(wanted)
         out: list[ShopProduct | MappingError] = []
         for item in wanted:
             try:
-                out.append(from_rest(item, kids[str(item.get("sku"))], self.labels, levels, self.media_base))
+                shop = from_rest(item, kids[str(item.get("sku"))], self.labels, levels, self.media_base)
+                if self.zh is not None:
+                    shop.zh = zh.get(str(item.get("sku")), Translation(None, None))
+                out.append(shop)
             except (MappingError, KeyError, TypeError, ValueError) as exc:
                 out.append(MappingError(f"{item.get('sku') or item.get('id')}: {exc}"))
         return out
@@ -103,3 +133,9 @@ class MagentoCatalog:
                 return None
             raise
         return found if isinstance(found, dict) else None
+
+
+def _texts(item: dict[str, Any]) -> tuple[Any, Any]:
+    """A product's name and description (HTML) as a store view gives them."""
+    custom = attributes(item)
+    return item.get("name"), custom.get("description") or custom.get("short_description")

@@ -1,16 +1,20 @@
 """Reading Shopify's catalog through the Admin API, a page of products at a time, for the catalog
 sync (`integrations/commerce/sync.py`): through paged queries, or for the full sync of a big shop
-through one bulk operation, whose JSONL file is read as a stream and cut into pages."""
+through one bulk operation, whose JSONL file is read as a stream and cut into pages. With a
+zh-TW locale set (COMMERCE_ZH_LOCALE), each product's translations in it are read with it
+(`translations(locale:)`, a list on the product, not a connection: a bulk query may select it)."""
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
+from integrations.commerce.model import Translation
 from integrations.shopify.client import ShopifyClient, ShopifyError
-from integrations.shopify.mapping import MappingError, ShopProduct, from_graphql
+from integrations.shopify.mapping import MappingError, ShopProduct, from_graphql, gid, translation_from_graphql
 
 log = logging.getLogger(__name__)
 
@@ -30,19 +34,32 @@ VARIANT_FIELDS = f"""
     }}
   }}
 """
+TRANSLATION_FIELDS = "key value locale"
+PRODUCT_FIELDS = """
+  id handle title descriptionHtml productType tags status updatedAt
+  featuredMedia { preview { image { url } } }
+"""
 PRODUCTS_QUERY = f"""
 query CatalogProducts($first: Int!, $after: String, $query: String) {{
   products(first: $first, after: $after, query: $query, sortKey: UPDATED_AT) {{
     pageInfo {{ hasNextPage endCursor }}
     nodes {{
-      id handle title descriptionHtml productType tags status updatedAt
-      featuredMedia {{ preview {{ image {{ url }} }} }}
+      {PRODUCT_FIELDS}
       variants(first: {VARIANTS_PAGE}) {{
         pageInfo {{ hasNextPage endCursor }}
         nodes {{ {VARIANT_FIELDS} }}
       }}
     }}
   }}
+}}
+"""
+# The same, with each product's translations in `$locale` (its title and body_html).
+TRANSLATED_PRODUCTS_QUERY = PRODUCTS_QUERY.replace("$query: String)", "$query: String, $locale: String!)", 1).replace(
+    PRODUCT_FIELDS, PRODUCT_FIELDS + f"  translations(locale: $locale) {{ {TRANSLATION_FIELDS} }}\n", 1
+)
+TRANSLATIONS_QUERY = f"""
+query ProductTranslations($id: ID!, $locale: String!) {{
+  product(id: $id) {{ id translations(locale: $locale) {{ {TRANSLATION_FIELDS} }} }}
 }}
 """
 MORE_VARIANTS_QUERY = f"""
@@ -64,6 +81,7 @@ BULK_PRODUCTS_QUERY = """
       node {
         id handle title descriptionHtml productType tags status updatedAt
         featuredMedia { preview { image { url } } }
+        TRANSLATIONS
         variants {
           edges {
             node {
@@ -83,6 +101,7 @@ BULK_PRODUCTS_QUERY = """
   }
 }
 """
+BULK_TRANSLATIONS = "translations(locale: {locale}) {{ " + TRANSLATION_FIELDS + " }}"
 BULK_PAGE = 1000  # products written in one transaction when read from a bulk operation's file
 BULK_TIMEOUT_SECONDS = 3600.0  # a bulk operation still running after this is given up
 
@@ -104,9 +123,29 @@ class ShopifyCatalog:
     platform = "shopify"
     label = "Shopify"
 
-    def __init__(self, client: ShopifyClient, bulk_from: int | None = None) -> None:
+    def __init__(self, client: ShopifyClient, bulk_from: int | None = None, locale: str | None = None) -> None:
         self.client = client
         self.bulk_from = bulk_from  # a full sync of at least this many products reads a bulk operation
+        self.locale = locale or None  # the zh-TW locale whose translations are read; None: none are
+
+    @property
+    def bulk_query(self) -> str:
+        """The bulk operation's query (it takes no variables: the locale is written into it)."""
+        fields = BULK_TRANSLATIONS.format(locale=json.dumps(self.locale)) if self.locale else ""
+        return BULK_PRODUCTS_QUERY.replace("TRANSLATIONS", fields, 1)
+
+    async def translation(self, product_id: str) -> Translation | None:
+        """One product's translation in the locale (for a webhook, whose body has none); None
+        when no locale is set or the product is not found.
+
+        Raises:
+            ShopifyError: Shopify refused or did not answer.
+        """
+        if self.locale is None:
+            return None
+        variables = {"id": gid("Product", product_id), "locale": self.locale}
+        node = (await self.client.query("ProductTranslations", TRANSLATIONS_QUERY, variables)).get("product")
+        return translation_from_graphql(node) if isinstance(node, dict) else None
 
     async def count(self, since: datetime | None = None) -> int | None:
         query = updated_since(since) if since is not None else None
@@ -139,8 +178,11 @@ class ShopifyCatalog:
                     yield bulk_page
                 return
         query = updated_since(since) if since is not None else None
-        variables = {"first": PRODUCTS_PAGE, "query": query}
-        async for page in self.client.pages("CatalogProducts", PRODUCTS_QUERY, variables, ("products",)):
+        variables: dict[str, Any] = {"first": PRODUCTS_PAGE, "query": query}
+        document = PRODUCTS_QUERY
+        if self.locale is not None:
+            variables["locale"], document = self.locale, TRANSLATED_PRODUCTS_QUERY
+        async for page in self.client.pages("CatalogProducts", document, variables, ("products",)):
             out: list[ShopProduct | MappingError] = []
             for node in page:
                 out.append(_product(node, await self._variants(node)))
@@ -159,7 +201,7 @@ class ShopifyCatalog:
         node: dict[str, Any] | None = None
         variants: list[dict[str, Any]] = []
         owners: dict[str, dict[str, Any]] = {}  # variant and inventory item ids -> the variant's inventory item
-        async for line in self.client.bulk_query(BULK_PRODUCTS_QUERY, BULK_TIMEOUT_SECONDS):
+        async for line in self.client.bulk_query(self.bulk_query, BULK_TIMEOUT_SECONDS):
             parent = line.pop("__parentId", None)
             if parent is None:  # a product: the one before it is whole
                 if node is not None:

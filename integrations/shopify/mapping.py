@@ -19,9 +19,11 @@ from integrations.commerce.model import (
     MappingError,
     ShopProduct,
     ShopVariant,
+    Translation,
     parse_time,
     price_cents,
     product_of,
+    translation_of,
 )
 
 __all__ = [
@@ -34,6 +36,7 @@ __all__ = [
     "gid",
     "parse_time",
     "price_cents",
+    "translation_from_graphql",
 ]
 
 VISIBLE = "active"  # draft and archived products are not offered to shoppers
@@ -57,9 +60,22 @@ def _variant(handle: str, options: list[tuple[str, str]], sku: Any, price: Any) 
     )
 
 
+def translation_from_graphql(node: dict[str, Any]) -> Translation | None:
+    """A product's `translations(locale:)` (`title`, `body_html` among their keys) as its zh-TW
+    name and description; None when the node was read without them."""
+    if not isinstance(node.get("translations"), list):
+        return None
+    values = {
+        t.get("key"): t.get("value")
+        for t in node["translations"]
+        if isinstance(t, dict) and isinstance(t.get("key"), str)
+    }
+    return translation_of(values.get("title"), values.get("body_html"))
+
+
 def from_graphql(node: dict[str, Any], variant_nodes: list[dict[str, Any]]) -> ShopProduct:
     """A product of the Admin API (see `PRODUCT_FIELDS` in `integrations/shopify/catalog.py`),
-    with all its variants' nodes.
+    with all its variants' nodes, and its translations when they were asked for.
 
     Raises:
         MappingError: a field we need is missing or wrong.
@@ -92,7 +108,7 @@ def from_graphql(node: dict[str, Any], variant_nodes: list[dict[str, Any]]) -> S
             )
         )
     media = ((node.get("featuredMedia") or {}).get("preview") or {}).get("image") or {}
-    return product_of(
+    shop = product_of(
         external_id,
         handle,
         node.get("title"),
@@ -104,6 +120,8 @@ def from_graphql(node: dict[str, Any], variant_nodes: list[dict[str, Any]]) -> S
         variants,
         media.get("url"),
     )
+    shop.zh = translation_from_graphql(node)
+    return shop
 
 
 def from_webhook(body: dict[str, Any]) -> ShopProduct:

@@ -2,11 +2,14 @@
 their children, and simple), attribute options, MSI source items, guest carts that become
 orders, orders and shipments, customers (`customers/search`, with the default billing address's
 `billing_telephone` as Magento joins it), each list filtered (filters in a group ORed, groups
-ANDed), sorted and paged by searchCriteria as Magento does. It checks the bearer token, records
-every request, and can lose the answer of an order it placed."""
+ANDed), sorted and paged by searchCriteria as Magento does; products' names and descriptions per
+store view (the store code in the path), a store view without a value of its own giving the
+default one, as Magento does. It checks the bearer token, records every request, and can lose the
+answer of an order it placed."""
 
 from __future__ import annotations
 
+import copy
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -229,6 +232,7 @@ class FakeMagento(FakeProvider):
         self.comments: list[dict[str, Any]] = []
         self.customers: list[dict[str, Any]] = []
         self.lose_order_answers = 0  # the next N placed orders are placed, but answered 503
+        self.store_values: dict[str, dict[str, dict[str, str]]] = {}  # store code -> sku -> name, description
 
     def routes(self, app: web.Application) -> None:
         app.router.add_route("*", "/rest/{store}/V1/{path:.*}", self.handle)
@@ -244,6 +248,29 @@ class FakeMagento(FakeProvider):
                 item["quantity"], item["status"] = quantity, status
                 return
         self.source_items.append({"sku": sku, "source_code": source, "quantity": quantity, "status": status})
+
+    def set_store_value(self, store: str, sku: str, **values: str | None) -> None:
+        """Give a product its own `name` or `description` in a store view (None: back to the default)."""
+        held = self.store_values.setdefault(store, {}).setdefault(sku, {})
+        for key, value in values.items():
+            if value is None:
+                held.pop(key, None)
+            else:
+                held[key] = value
+
+    def _in_view(self, item: dict[str, Any], store: str) -> dict[str, Any]:
+        """A product as a store view gives it: its values there, else the default ones."""
+        own = self.store_values.get(store, {}).get(item.get("sku", ""), {})
+        if not own:
+            return item
+        item = copy.deepcopy(item)
+        if "name" in own:
+            item["name"] = own["name"]
+        if "description" in own:
+            for a in item["custom_attributes"]:
+                if a["attribute_code"] == "description":
+                    a["value"] = own["description"]
+        return item
 
     def paths(self) -> list[str]:
         return [f"{r['method']} {r['path']}" for r in self.requests]
@@ -293,19 +320,19 @@ class FakeMagento(FakeProvider):
                 },
                 status=401,
             )
-        return self._route(request.method, path, request.query, body)
+        return self._route(request.method, path, request.query, body, request.match_info["store"])
 
-    def _route(self, method: str, path: str, query, body: Any) -> web.Response:
+    def _route(self, method: str, path: str, query, body: Any, store: str = "default") -> web.Response:
         ok = web.json_response
         if method == "GET" and path == "products":
-            return ok(self._list(self.products, query))
+            return ok(self._list([self._in_view(p, store) for p in self.products], query))
         if m := re.fullmatch(r"products/attributes/(\w+)/options", path):
             table = {"size": SIZES, "color": COLOURS}.get(m.group(1), {})
             return ok([{"label": " ", "value": ""}, *({"label": k, "value": v} for k, v in table.items())])
         if m := re.fullmatch(r"configurable-products/(.+)/children", path):
             return ok([self.find(sku) for sku in self.links.get(m.group(1), [])])
         if m := re.fullmatch(r"products/(.+)", path):
-            found = [p for p in self.products if p["sku"] == m.group(1)]
+            found = [self._in_view(p, store) for p in self.products if p["sku"] == m.group(1)]
             return (
                 ok(found[0]) if found else ok({"message": "The product that was requested doesn't exist."}, status=404)
             )

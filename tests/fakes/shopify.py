@@ -2,8 +2,10 @@
 (`operationName`), from a product set with variants, options and stock per location, with
 `extensions.cost` on every answer and THROTTLED answers on demand; bulk operations of the catalog
 (`bulkOperationRunQuery`, polled through `node(id:)`, a grouped JSONL file served on loopback at
-the operation's `url`, which it fails on demand); it records what it gets, and signs webhooks as
-Shopify does."""
+the operation's `url`, which it fails on demand); products' translations per locale
+(`translations(locale:)` in the paged query, the bulk query and `product(id:)`), as Shopify
+gives them: only the keys translated; it records what it gets, and signs webhooks as Shopify
+does."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import uuid4
@@ -49,6 +52,7 @@ def product(
         "status": status,
         "updatedAt": iso(T0),
         "image": f"https://cdn.shopify.test/{handle}.jpg",
+        "translations": {},  # locale -> key (title, body_html) -> value
         "variants": [
             {
                 "id": f"gid://shopify/ProductVariant/{number * 100 + i}",
@@ -138,6 +142,20 @@ class FakeShopify(FakeProvider):
                 if v["sku"] == sku:
                     return p, v
         raise KeyError(sku)
+
+    def translate(self, handle: str, locale: str, **values: str | None) -> None:
+        """Set (or, with None, remove) a product's translated `title` and `body_html` in `locale`;
+        its `updatedAt` stays (the case the sync must not count on)."""
+        held = self.find(handle)["translations"].setdefault(locale, {})
+        for key, value in values.items():
+            if value is None:
+                held.pop(key, None)
+            else:
+                held[key] = value
+
+    def translation_queries(self) -> list[str]:
+        """The operations whose query asked for translations."""
+        return [r["operation"] for r in self.requests if "translations(" in r["query"]]
 
     def operations(self) -> list[str]:
         return [r["operation"] for r in self.requests]
@@ -229,6 +247,17 @@ class FakeShopify(FakeProvider):
             products = [p for p in products if p["updatedAt"] > since]
         return products
 
+    @staticmethod
+    def _translations(p: dict[str, Any], locale: str) -> list[dict[str, Any]]:
+        held = p["translations"].get(locale, {})
+        return [{"key": key, "value": value, "locale": locale} for key, value in held.items()]
+
+    def op_ProductTranslations(self, variables: dict[str, Any]) -> dict[str, Any]:
+        p = next((p for p in self.products if p["id"] == variables["id"]), None)
+        if p is None:
+            return {"product": None}
+        return {"product": {"id": p["id"], "translations": self._translations(p, variables["locale"])}}
+
     def op_ProductsCount(self, variables: dict[str, Any]) -> dict[str, Any]:
         return {"productsCount": {"count": len(self._matching(variables.get("query")))}}
 
@@ -241,6 +270,8 @@ class FakeShopify(FakeProvider):
             node["featuredMedia"] = {"preview": {"image": {"url": p["image"]}}}
             first = int(variables.get("variantsFirst") or 20)
             node["variants"] = self._variants(p, first, None)
+            if "translations(locale: $locale)" in self.requests[-1]["query"]:
+                node["translations"] = self._translations(p, variables["locale"])
             nodes.append(node)
         return {"products": {"pageInfo": info, "nodes": nodes}}
 
@@ -259,6 +290,8 @@ class FakeShopify(FakeProvider):
             "polls": 0,
             "products": list(self._matching(None)),  # what Shopify read when the operation ran
         }
+        if m := re.search(r'translations\(locale: "([^"]+)"\)', variables["query"]):
+            operation["locale"] = m.group(1)
         self.bulk[operation["id"]] = operation
         return {
             "bulkOperationRunQuery": {"bulkOperation": {"id": operation["id"], "status": "CREATED"}, "userErrors": []}
@@ -285,12 +318,15 @@ class FakeShopify(FakeProvider):
             }
         }
 
-    def bulk_lines(self, products: list[dict[str, Any]]):
-        """The operation's file, grouped: a product, then each variant followed by its levels."""
+    def bulk_lines(self, products: list[dict[str, Any]], locale: str | None = None):
+        """The operation's file, grouped: a product (its translations on its line: a list, not a
+        connection), then each variant followed by its levels."""
         for p in products:
             node = {k: p[k] for k in ("id", "handle", "title", "descriptionHtml", "productType", "tags", "status")}
             node["updatedAt"] = p["updatedAt"]
             node["featuredMedia"] = {"preview": {"image": {"url": p["image"]}}}
+            if locale is not None:
+                node["translations"] = self._translations(p, locale)
             yield node
             for v in p["variants"]:
                 full = self._variant_node(v)
@@ -307,7 +343,7 @@ class FakeShopify(FakeProvider):
         response = web.StreamResponse(headers={"Content-Type": "application/jsonl"})
         await response.prepare(request)
         chunk: list[str] = []
-        for line in self.bulk_lines(operation["products"]):
+        for line in self.bulk_lines(operation["products"], operation.get("locale")):
             chunk.append(json.dumps(line))
             if len(chunk) >= 500:
                 await response.write(("\n".join(chunk) + "\n").encode())
