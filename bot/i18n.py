@@ -57,8 +57,6 @@ TEXTS: dict[str, dict[str, str]] = {
     "btn.no_thanks": {EN: "No thanks", ZH: "不用了"},
     "btn.add_colour": {EN: "Add {colour}", ZH: "加入{colour}"},
     "btn.size": {EN: "Size {size}", ZH: "{size_label}"},
-    "btn.dresses": {EN: "Dresses", ZH: "洋裝"},
-    "btn.running_shoes": {EN: "Running shoes", ZH: "跑鞋"},
     "btn.open_channel": {EN: "Open {name}", ZH: "開啟 {name}"},
     "btn.yes": {EN: "Yes", ZH: "是"},
     "btn.no": {EN: "No", ZH: "否"},
@@ -112,11 +110,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "track your orders. What are you looking for today?",
         ZH: "{name}您好，歡迎回來！我可以幫您找商品、查詢尺寸和庫存、管理購物車，以及追蹤訂單。今天想找什麼呢？",
     },
-    "not_sold": {
-        EN: "Sorry, we don't sell {item}. We have dresses, running shoes, socks, t-shirts, jeans, jackets, "
-        "hoodies, hats and bags.",
-        ZH: "抱歉，我們沒有販售{item}。我們有洋裝、跑鞋、襪子、T恤、牛仔褲、外套、連帽上衣、帽子和包包。",
-    },
+    "not_sold": {EN: "Sorry, we don't sell {item}. {range}", ZH: "抱歉，我們沒有販售{item}。{range}"},
+    "shop.range": {EN: "We have {categories}.", ZH: "我們有{categories}。"},
     # --- human handoff
     "handoff.queued": {
         EN: "I'm passing you to a member of our team. They'll see our conversation so far, so there's no need "
@@ -170,10 +165,7 @@ TEXTS: dict[str, dict[str, str]] = {
     "item_title": {EN: "{name} ({size}, {colour})", ZH: "{name}（{size}，{colour}）"},
     # --- stock
     "product_gone": {EN: "Sorry, I can't find that product any more.", ZH: "抱歉，已經找不到這項商品了。"},
-    "stock.not_found": {
-        EN: "I couldn't find that product. Try “show me dresses” or “running shoes”.",
-        ZH: "找不到這項商品。可以試試「給我看洋裝」或「跑鞋」。",
-    },
+    "stock.not_found": {EN: "I couldn't find that product. {range}", ZH: "找不到這項商品。{range}"},
     "stock.which": {EN: "Which one do you mean?", ZH: "請問您指的是哪一款？"},
     "stock.which_in": {EN: "These come in {what}. Which one would you like?", ZH: "這些有{what}。您想要哪一款？"},
     "stock.no_such_size": {
@@ -230,11 +222,7 @@ TEXTS: dict[str, dict[str, str]] = {
     "no_problem": {EN: "No problem. Anything else?", ZH: "沒問題。還需要什麼嗎？"},
     # --- search and recommendations
     "search.product": {EN: "{name}: {description}", ZH: "{name}：{description}"},
-    "search.nothing": {
-        EN: "I couldn't find anything like that. We have dresses, running shoes, socks, t-shirts, "
-        "jeans, jackets, hoodies, hats and bags.",
-        ZH: "找不到符合的商品。我們有洋裝、跑鞋、襪子、T恤、牛仔褲、外套、連帽上衣、帽子和包包。",
-    },
+    "search.nothing": {EN: "I couldn't find anything like that. {range}", ZH: "找不到符合的商品。{range}"},
     "search.items": {EN: "items", ZH: "商品"},
     "search.in_size": {EN: " in size {size}", ZH: "（{size_label}）"},
     "search.results": {EN: "Here are some {what}{size}:", ZH: "為您找到這些{what}{size}："},

@@ -397,6 +397,15 @@ SELL_RE = re.compile(
     r"|\b(?:i'?m|i am) looking for (?:an? |some )(.+)$"
 )
 ZH_SELL_RE = re.compile(r"(?:有沒有賣|有賣|有在賣|賣不賣|是否有賣)(.+?)(?:嗎|呢|\?|？|$)")
+# "is the corner sofa in stock", "are there any dog beds available", "貓飼料有貨嗎": a stock question
+# about an item, which may be nothing the shop sells.
+STOCK_ITEM_RE = re.compile(
+    r"^(?:is|are)\s+(?:the\s+|your\s+|there\s+(?:any\s+|an?\s+|some\s+)?)?(.+?)\s+"
+    r"(?:still\s+)?(?:in stock|available|sold out|back in stock)\b"
+)
+ZH_STOCK_ITEM_RE = re.compile(r"^(?:請問|想問|你們)?(?:有沒有)?(.+?)(?:還)?有(?:現)?貨(?:嗎|呢)")
+SIZE_NAMES = {w for phrase in SIZE_WORDS for w in re.findall(r"[a-z]+", phrase)} | {"xs", "s", "m", "l", "xl", "xxl"}
+AVAILABILITY_TAIL_RE = re.compile(r"(?:\s+(?:in stock|available|right now|at the moment|anymore|left|now|today))+$")
 INVISIBLE_RE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")
 CJK_RE = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 
@@ -714,27 +723,39 @@ class EntityExtractor:
         return found[0][2]
 
     def _unknown_item(self, low: str, cjk: bool) -> str | None:
-        """What "do you sell X?" asks about, when X is nothing the shop knows of."""
-        m = (ZH_SELL_RE if cjk else SELL_RE).search(low)
-        if not m:
+        """What "do you sell X?" or "is X in stock?" asks about, when X is nothing the shop knows of.
+        A colour does not make an item known ("the grey corner sofa" is a sofa)."""
+        for pattern in (ZH_SELL_RE, ZH_STOCK_ITEM_RE) if cjk else (SELL_RE, STOCK_ITEM_RE):
+            if m := pattern.search(low):
+                break
+        else:
             return None
-        item = (m.group(1) or (m.group(2) if m.re is SELL_RE else None) or "").strip(" ?？!！.。,，")
-        if not item or len(item) > 40:
-            return None
+        item = next((g for g in m.groups() if g), "").strip(" ?？!！.。,，")
+        if not cjk:
+            item = AVAILABILITY_TAIL_RE.sub("", item)
+        if not item or len(item) > 40 or re.match(r"(?:my|our|his|her|their)\b|我的", item):
+            return None  # the shopper's own things ("do you sell my data") are not merchandise
         if cjk:
+            bare = item
+            for word in sorted(ZH_COLOURS, key=len, reverse=True):
+                bare = bare.replace(word, "")
+            bare = bare.replace("色", "").replace("的", "")
             known = (
-                any(w in item for w in ZH_CATEGORY_WORDS)
-                or any(w in item for w in ZH_COLOURS)
-                or any(w in item for w in ZH_SHOP_WORDS)
+                len(CJK_RE.findall(bare)) < 2
+                or re.search(r"[a-z0-9]", bare) is not None  # a size or a name written in Latin letters
+                or ZH_SIZE_RE.search(item) is not None
+                or any(w in bare for w in ZH_CATEGORY_WORDS)
+                or any(w in bare for w in ZH_SHOP_WORDS)
                 or self._chinese_product(item, None) is not None
+                or any(bare in alias for aliases in self._zh_aliases.values() for alias in aliases)  # 雨衣: 風雨衣
             )
             return None if known else item
-        words = [w for w in _words(item) if w not in NAME_FILLER and w not in ARTICLES]
-        if not words or len(words) > 4:
+        words = [w for w in _words(item) if w not in NAME_FILLER and w not in ARTICLES and w not in self._colours]
+        if not words or len(words) > 4 or any(w in SIZE_NAMES for w in words):
             return None
         if any(w in self._vocabulary or w.rstrip("s") in self._vocabulary or w.isdigit() for w in words):
             return None
-        return " ".join(_words(item))
+        return " ".join(w for w in _words(item) if w not in ARTICLES and w not in self._colours)
 
 
 def _words(text: str) -> list[str]:

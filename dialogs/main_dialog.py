@@ -40,6 +40,8 @@ SIDE_REQUESTS = {"link_account", "privacy_info", "prefer_channel", "faq"}
 SWITCH_CONFIDENCE = 0.5
 # Intents about a product, which "this", "the second one" or "in black" can complete.
 PRODUCT_INTENTS = {"check_stock", "add_to_cart", "product_search", "recommend", "price_question"}
+# Intents under which asking for an item the shop does not sell is told so, also while a question waits.
+NOT_SOLD_INTENTS = PRODUCT_INTENTS | {FALLBACK, "faq"}
 NOT_SOLD = ("", {})  # `_journey`: answered already, no dialog to start
 CANDIDATES_KEY = "shop.candidates"  # products a follow-up narrows down, for this turn's journey
 LABELS = {intent: labels["en"] for intent, labels in MENU_LABELS.items()}  # English titles by intent
@@ -106,6 +108,11 @@ class MainDialog(ComponentDialog):
             await self._resolve(inner_dc)
             intent = turn_info(inner_dc.context).intent
         if await self._hand_over(inner_dc):
+            return DialogTurnResult(DialogTurnStatus.Waiting)
+        e = intent.entities
+        if inner_dc.active_dialog is not None and e.unknown_item and not e.product and intent.name in NOT_SOLD_INTENTS:
+            # "do you sell lipstick?" while a question waits: said it is not sold, then asked again
+            await self._side_request(inner_dc, intent)
             return DialogTurnResult(DialogTurnStatus.Waiting)
         if inner_dc.active_dialog is not None and self._changes_subject(inner_dc, intent):
             if intent.name in SIDE_REQUESTS:
@@ -309,9 +316,14 @@ class MainDialog(ComponentDialog):
         }
         if context.turn_state.get(CANDIDATES_KEY):
             options["candidates"] = context.turn_state[CANDIDATES_KEY]
-        if e.unknown_item and not e.product and intent.name in PRODUCT_INTENTS | {FALLBACK, "faq"}:
+        if e.unknown_item and not e.product and intent.name in NOT_SOLD_INTENTS:
             await context.send_activity(
-                reply(text(context, "not_sold", item=e.unknown_item), quick=menu(context=context))
+                reply(
+                    text(
+                        context, "not_sold", item=e.unknown_item, range=await self.shop.range_sentence(context)
+                    ).strip(),
+                    quick=menu(context=context),
+                )
             )
             return NOT_SOLD
         if e.product:

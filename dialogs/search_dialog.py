@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from botbuilder.dialogs import ComponentDialog, DialogTurnResult, WaterfallDialog, WaterfallStepContext
 
-from bot.conversation.turn import command
-from bot.messages import Choice, reply
+from bot.messages import reply
 from dialogs.shop import ShopServices, category_name, colour_name, is_zh, size_label, text
 
 
@@ -46,11 +45,8 @@ class SearchDialog(ComponentDialog):
         if not found:
             await step.context.send_activity(
                 reply(
-                    text(ctx, "search.nothing"),
-                    quick=[
-                        Choice(text(ctx, "btn.dresses"), command("product_search", category="dresses")),
-                        Choice(text(ctx, "btn.running_shoes"), command("product_search", category="shoes")),
-                    ],
+                    text(ctx, "search.nothing", range=await self.shop.range_sentence(ctx)).strip(),
+                    quick=await self.shop.category_choices(ctx),
                 )
             )
             return await step.end_dialog()

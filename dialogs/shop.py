@@ -117,6 +117,22 @@ class ShopServices:
         if focus:
             memory["focus"] = "list"
 
+    async def range_sentence(self, context: TurnContext) -> str:
+        """ "We have dresses, shoes and socks." from this shop's own catalog (empty without one)."""
+        categories = await self.catalog.categories()
+        if not categories:
+            return ""
+        return text(
+            context, "shop.range", categories=join_list(context, [category_name(context, c) for c in categories])
+        )
+
+    async def category_choices(self, context: TurnContext, count: int = 2) -> list[Choice]:
+        """Buttons to browse the shop's largest categories."""
+        return [
+            Choice(category_name(context, c).capitalize(), command("product_search", category=c))
+            for c in (await self.catalog.categories())[:count]
+        ]
+
     async def note_tap(self, context: TurnContext) -> None:
         """A tapped button naming a product the bot recommended counts as a click on it."""
         tapped = parse_command(context.activity.text or "")

@@ -74,7 +74,13 @@ class StockDialog(ComponentDialog):
             return await step.end_dialog()
         if isinstance(found, list):
             if not found:
-                await step.context.send_activity(reply(text(step.context, "stock.not_found")))
+                await step.context.send_activity(
+                    reply(
+                        text(
+                            step.context, "stock.not_found", range=await self.shop.range_sentence(step.context)
+                        ).strip()
+                    )
+                )
             else:
                 await self.shop.remember_shown(step.context, found, "check_stock")
                 ctx, asked = step.context, step.values

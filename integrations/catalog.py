@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections import Counter
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -81,6 +82,7 @@ class Catalog(Protocol):
     async def similar_in_stock(self, product: ProductView, size: str | None, limit: int = 3) -> list[ProductView]: ...
     async def related(self, sku: str, limit: int = 3) -> list[ProductView]: ...
     async def join_waitlist(self, customer_id: str, variant_skus: list[str]) -> int: ...
+    async def categories(self) -> list[str]: ...
 
 
 QUERY_FILLER = {
@@ -181,6 +183,12 @@ class StoreCatalog:
         if self._cached is None or now - self._cached[0] > self._cache_seconds:
             self._cached = (now, await self._db.run(self._load))
         return self._cached[1]
+
+    async def categories(self) -> list[str]:
+        """The shop's categories, those with the most products first: what the bot says the shop
+        sells when it has not got what was asked for."""
+        counts = Counter(p.category for p in await self.all() if p.category)
+        return [c for c, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
 
     async def product(self, sku: str) -> ProductView | None:
         found = await self._db.run(lambda s: self._load(s, [sku]))

@@ -155,6 +155,9 @@ async def test_imported_product_is_answered_by_the_bot_and_a_second_import_updat
     shopper = await WebShopper.start(client)
     await shopper.say("Do you have the Harbour Tee in size M?")
     assert "Harbour Tee" in shopper.texts() and "in stock" in shopper.texts(), shopper.texts()
+    # what the bot says the shop sells is this shop's catalog, not the demo's
+    await shopper.say("do you sell lipstick?")
+    assert "Sorry, we don't sell lipstick. We have shoes and t-shirts." in shopper.texts(), shopper.texts()
     await client.close()
 
     second = tmp_path / "again.csv"

@@ -188,6 +188,30 @@ def test_an_address_gives_no_size_and_no_order_number(recognizer: Recognizer):
     assert extract("where is 1002").order_number == 1002
 
 
+@pytest.mark.parametrize(
+    "text, item",
+    [
+        ("is the grey corner sofa in stock", "corner sofa"),  # a colour does not make it known
+        ("do you sell red lipstick", "lipstick"),
+        ("are there any dog beds available", "dog beds"),
+        ("貓飼料有貨嗎", "貓飼料"),
+        ("灰色沙發有貨嗎", "灰色沙發"),
+        # what the shop sells, sizes, colours, "this one" and the shopper's own things are known
+        ("is the medium in stock", None),
+        ("is the black one in stock", None),
+        ("is the dress I saw yesterday in stock", None),
+        ("are the slim jeans still available", None),
+        ("do you sell my data to third parties", None),
+        ("M號有貨嗎", None),
+        ("黑色的有貨嗎", None),
+        ("外套有貨嗎", None),
+        ("有沒有賣雨衣", None),  # part of a product's Chinese name (風雨衣)
+    ],
+)
+def test_an_item_the_shop_does_not_sell(recognizer: Recognizer, text, item):
+    assert recognizer.entities.extract(text).unknown_item == item
+
+
 def test_a_single_lower_case_letter_is_no_size(recognizer: Recognizer):
     assert recognizer.entities.extract("I'd like to see shoes for my mum").size is None
     assert recognizer.entities.extract("is that the s line tee").size is None
