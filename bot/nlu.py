@@ -1303,9 +1303,10 @@ class Recognizer:
         threshold = self.threshold if language == "en" else self.zh_threshold
         if language == "en":
             far = analysis.nearest < self.min_similarity and score < CONFIDENT
-        else:  # Chinese: on the multilingual encoder's vectors, when it is there; a product of
-            # the shop named by its Chinese name is shop talk however far its words are
-            far = analysis.zh_nearest < self.zh_min_similarity and score < CONFIDENT and not entities.product
+        else:  # Chinese: on the multilingual encoder's vectors, when it is there; a product or
+            # a kind of item of the shop named in Chinese (帽T) is shop talk however far its words are
+            shop_item = entities.product or entities.category
+            far = analysis.zh_nearest < self.zh_min_similarity and score < CONFIDENT and not shop_item
         if name == FALLBACK or score < threshold or far:
             return Intent(FALLBACK, score, entities, candidates, language)
         if name == "faq":

@@ -53,13 +53,18 @@ async def test_chinese_out_of_scope_goes_to_the_fallback(recognizer: Recognizer,
 async def test_far_from_every_example_goes_to_the_fallback_unless_sure(recognizer: Recognizer):
     """The distance check on the multilingual vectors: a text the vote takes for an intent is
     still the fallback when it is farther than `zh_min_similarity` from every example."""
-    text = "請問這件外套有L號嗎"
-    assert (await recognizer.recognize(text)).name == "check_stock"
+    text = "麻煩幫我轉客服"
+    assert (await recognizer.recognize(text)).name == "human_agent"
+    named = "有什麼帽T可以看"  # names a kind of item the shop sells (帽T)
+    assert (await recognizer.recognize(named)).name == "product_search"
     before = recognizer.zh_min_similarity
     try:
         recognizer.zh_min_similarity = 1.01  # nothing is that close
         result = await recognizer.recognize(text)
-        assert result.name == FALLBACK or result.confidence >= 0.8, result
+        assert result.name == FALLBACK and result.confidence < 0.8, result
+        # a product or a kind of item of the shop named in Chinese is shop talk however far
+        result = await recognizer.recognize(named)
+        assert result.name == "product_search" and result.confidence < 0.8, result
     finally:
         recognizer.zh_min_similarity = before
 
