@@ -22,7 +22,10 @@ if TYPE_CHECKING:
 
 
 # What `nlu eval` scores without a file: the test set and the held-out set of shoppers' phrasing.
-EVAL_SETS = [Path(__file__).parent / "tests" / "data" / name for name in ("nlu_test.jsonl", "nlu_heldout.jsonl")]
+EVAL_SETS = [
+    Path(__file__).parent / "tests" / "data" / name
+    for name in ("nlu_test.jsonl", "nlu_heldout.jsonl", "nlu_blind.jsonl")
+]
 SHUTDOWN_SECONDS = 15.0  # requests in flight get this long to finish when the server stops
 
 

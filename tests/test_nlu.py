@@ -223,19 +223,35 @@ async def test_eval_refuses_bad_accept(recognizer: Recognizer, tmp_path, line, m
 
 
 HELD_OUT = Path(__file__).parent / "data" / "nlu_heldout.jsonl"
+BLIND = Path(__file__).parent / "data" / "nlu_blind.jsonl"
 
 
 async def test_accuracy_on_the_held_out_set(recognizer: Recognizer):
-    """Shoppers' phrasing written apart from the examples; no setting was chosen on it. The floors
-    are a few points under the figures in the README, so a regression fails."""
+    """Shoppers' phrasing written apart from the examples; no setting was chosen on it (it was
+    scored in earlier rounds, so it is not blind). The floors are a few points under the figures
+    in the README, so a regression fails."""
     report = await evaluate(recognizer, HELD_OUT)
-    # measured with the multilingual encoder for Chinese: 88.8% English, 93.6% Chinese, 6.1% of
-    # in-scope lines and 90.0% of out-of-scope lines to the fallback (85.0% in Chinese)
-    assert report.per_language["en"]["accuracy"] >= 0.86, report.to_dict()
-    assert report.per_language["zh-TW"]["accuracy"] >= 0.90, report.to_dict()
-    assert report.in_scope_to_fallback <= 0.09, report.to_dict()
-    assert report.out_of_scope_to_fallback >= 0.87, report.to_dict()
-    assert report.fallback_by_language["zh-TW"]["out_of_scope_to_fallback"] >= 0.8, report.to_dict()
+    # measured: 93.7% English, 94.9% Chinese, 3.3% of in-scope lines and 100% of out-of-scope
+    # lines to the fallback
+    assert report.per_language["en"]["accuracy"] >= 0.91, report.to_dict()
+    assert report.per_language["zh-TW"]["accuracy"] >= 0.92, report.to_dict()
+    assert report.in_scope_to_fallback <= 0.05, report.to_dict()
+    assert report.out_of_scope_to_fallback >= 0.94, report.to_dict()
+    assert report.fallback_by_language["zh-TW"]["out_of_scope_to_fallback"] >= 0.94, report.to_dict()
+
+
+async def test_accuracy_on_the_blind_set(recognizer: Recognizer):
+    """550 lines written without sight of the examples, the dev splits or the recogniser, and
+    scored once when everything else was fixed (README). Floors a few points under the figures."""
+    report = await evaluate(recognizer, BLIND)
+    # measured: 95.7% English, 97.6% Chinese; 1.5% of in-scope lines to the fallback; 97.8% and
+    # 100% of out-of-scope lines; product, size and colour all right on 100% of stock questions
+    assert report.per_language["en"]["accuracy"] >= 0.93, report.to_dict()
+    assert report.per_language["zh-TW"]["accuracy"] >= 0.94, report.to_dict()
+    assert report.in_scope_to_fallback <= 0.04, report.to_dict()
+    for language in ("en", "zh-TW"):
+        assert report.fallback_by_language[language]["out_of_scope_to_fallback"] >= 0.93, report.to_dict()
+        assert report.entities_right[language]["share"] >= 0.93, report.to_dict()
 
 
 @pytest.mark.parametrize(
