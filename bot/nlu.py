@@ -1302,7 +1302,7 @@ class Recognizer:
         candidates = tuple(ranked[:3])
         threshold = self.threshold if language == "en" else self.zh_threshold
         if language == "en":
-            far = analysis.nearest < self.min_similarity and score < CONFIDENT
+            far = analysis.nearest < self.min_similarity and score < CONFIDENT and not entities.product
         else:  # Chinese: on the multilingual encoder's vectors, when it is there; a product or
             # a kind of item of the shop named in Chinese (帽T) is shop talk however far its words are
             shop_item = entities.product or entities.category
