@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -135,6 +136,15 @@ def test_a_multiline_body_counts_its_lines() -> None:
 # --- the command and the bot ------------------------------------------------------------------
 
 
+async def shop_on(database_url: str, aiohttp_client, recognizer: Recognizer) -> tuple[Any, WebShopper]:
+    """The bot serving the store at `database_url`, and a web shopper talking to it."""
+    settings = Settings(
+        _env_file=None, database_url=database_url, public_base_url="http://shop.test", bot_disclosure="off"
+    )
+    client = await aiohttp_client(create_app(settings, recognizer))
+    return client, await WebShopper.start(client)
+
+
 async def test_imported_product_is_answered_by_the_bot_and_a_second_import_updates(
     tmp_path: Path, aiohttp_client, recognizer: Recognizer
 ) -> None:
@@ -148,11 +158,7 @@ async def test_imported_product_is_answered_by_the_bot_and_a_second_import_updat
     products, variants = store_rows(database_url)
     assert [p[0] for p in products] == ["harbour-tee", "trail-glide"]  # the draft is not imported
 
-    settings = Settings(
-        _env_file=None, database_url=database_url, public_base_url="http://shop.test", bot_disclosure="off"
-    )
-    client = await aiohttp_client(create_app(settings, recognizer))
-    shopper = await WebShopper.start(client)
+    client, shopper = await shop_on(database_url, aiohttp_client, recognizer)
     await shopper.say("Do you have the Harbour Tee in size M?")
     assert "Harbour Tee" in shopper.texts() and "in stock" in shopper.texts(), shopper.texts()
     # what the bot says the shop sells is this shop's catalog, not the demo's
@@ -184,11 +190,7 @@ async def test_a_restock_by_import_sends_the_waitlist_a_tracked_link(
     path = tmp_path / "products.csv"
     path.write_text(csv_text(), encoding="utf-8")
     assert import_file(database_url, path).returncode == 0
-    settings = Settings(
-        _env_file=None, database_url=database_url, public_base_url="http://shop.test", bot_disclosure="off"
-    )
-    client = await aiohttp_client(create_app(settings, recognizer))
-    shopper = await WebShopper.start(client)
+    client, shopper = await shop_on(database_url, aiohttp_client, recognizer)
     await shopper.say("do you have the harbour tee in teal in size S?")
     assert "sold out" in shopper.texts(), shopper.texts()
     await shopper.tap("Yes")  # tell me when it is back
