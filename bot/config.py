@@ -200,7 +200,7 @@ class Settings(BaseSettings):
     commerce_backend: str = "store"
     # the locale whose product translations a platform's sync reads into the zh-TW name and
     # description (Shopify's locale; Magento's store view is MAGENTO_ZH_STORE_CODE); empty: none
-    commerce_zh_locale: str = "zh-TW"
+    commerce_zh_locale: str = ""
     # a platform's stock confirmed longer ago than this: stock answers say when it was checked
     stock_fresh_minutes: float = Field(default=20.0, gt=0)
     shopify_shop_domain: str | None = None  # your-shop.myshopify.com

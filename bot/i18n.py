@@ -111,7 +111,12 @@ TEXTS: dict[str, dict[str, str]] = {
         ZH: "{name}您好，歡迎回來！我可以幫您找商品、查詢尺寸和庫存、管理購物車，以及追蹤訂單。今天想找什麼呢？",
     },
     "not_sold": {EN: "Sorry, we don't sell {item}. {range}", ZH: "抱歉，我們沒有販售{item}。{range}"},
+    "other_business": {
+        EN: "I can only help with this shop's own products and orders. For {business}, please contact them directly.",
+        ZH: "我只能協助本店的商品和訂單；{business}的問題請直接聯絡他們。",
+    },
     "shop.range": {EN: "We have {categories}.", ZH: "我們有{categories}。"},
+    "shop.range_more": {EN: "We have {categories} and more.", ZH: "我們有{categories}等商品。"},
     # --- human handoff
     "handoff.queued": {
         EN: "I'm passing you to a member of our team. They'll see our conversation so far, so there's no need "
@@ -276,8 +281,8 @@ TEXTS: dict[str, dict[str, str]] = {
     "cart.which_change": {EN: "Which item do you want to change?", ZH: "要修改哪一項商品的數量？"},
     "cart.how_many": {EN: "How many would you like? (0 removes it)", ZH: "您要幾件？（輸入 0 即移除）"},
     "prompt.not_understood": {
-        EN: "Sorry, I didn't catch that. You can pick one of these, or ask me something else:",
-        ZH: "抱歉，我沒看懂。可以選擇下面其中一項，或問我其他問題：",
+        EN: "Sorry, I didn't catch that. Please choose one of the options below, or ask me something else.",
+        ZH: "抱歉，我沒看懂。請選擇下方的選項，或問我其他問題。",
     },
     "cart.number_retry": {EN: "Please send a number from 0 to 20.", ZH: "請輸入 0 到 20 之間的數字。"},
     "cart.removed": {EN: "Removed. ", ZH: "已移除。"},
@@ -547,10 +552,10 @@ TEXTS: dict[str, dict[str, str]] = {
         EN: "Order #{number} has already left us, so its address can no longer be changed here. {contact}",
         ZH: "訂單 #{number} 已經出貨，無法在這裡更改地址。{contact}",
     },
-    "price.one": {EN: "The {name} is {price}.", ZH: "{name} 的價格是 {price}。"},
+    "price.one": {EN: "The {name} is {price}.", ZH: "{name}的價格是 {price}。"},
     "price.sold_out": {
         EN: "The {name} is {price}, but it is sold out right now.",
-        ZH: "{name} 的價格是 {price}，不過目前已售完。",
+        ZH: "{name}的價格是 {price}，不過目前已售完。",
     },
     "price.which": {EN: "Here are their prices:", ZH: "以下是它們的價格："},
     "price.not_found": {

@@ -123,6 +123,8 @@ COLOUR_PHRASES = {
 # A shoe size alone at the end of a message about shoes ("the canvas sneakers white 7").
 TRAILING_SHOE_SIZE_RE = re.compile(r"(?<![\d.])(\d{1,2}(?:\.5)?)\s*[?!.]*\s*$")
 SHOE_SIZES = (4.0, 15.0)
+SHORT_NUMBER_RE = re.compile(r"\d{1,3}(?:\.\d)?\s*(?:號|码|碼|件|個|雙)?")
+QUANTITY_CUE_RE = re.compile(r"(?:\bx|\bqty|\bquantity|\bpairs?|\bof|\bcount|[,:*×])\s*$")
 NUMBER_WORDS = {
     "a": 1,
     "an": 1,
@@ -401,10 +403,28 @@ ZH_SELL_RE = re.compile(r"(?:有沒有賣|有賣|有在賣|賣不賣|是否有�
 # about an item, which may be nothing the shop sells.
 STOCK_ITEM_RE = re.compile(
     r"^(?:is|are)\s+(?:the\s+|your\s+|there\s+(?:any\s+|an?\s+|some\s+)?)?(.+?)\s+"
-    r"(?:still\s+)?(?:in stock|available|sold out|back in stock)\b"
+    r"(?:still\s+)?(?:in stock|sold out|back in stock)\b"
 )
 ZH_STOCK_ITEM_RE = re.compile(r"^(?:請問|想問|你們)?(?:有沒有)?(.+?)(?:還)?有(?:現)?貨(?:嗎|呢)")
+# Words around a stock question that are no item: pronouns, times, places, sizes in general,
+# and colours the catalog may not have ("is teal in stock" asks about a colour).
+NOT_ITEM_WORDS = {
+    "they", "we", "everything", "all", "both", "now", "today", "online", "petite", "tall", "plus",
+    "teal", "burgundy", "maroon", "olive", "ivory", "mustard", "lilac", "lavender", "coral",
+    "turquoise", "charcoal", "camel", "gold", "silver", "orange", "yellow", "purple", "brown",
+    "khaki", "cream", "tan", "rust", "mint", "sage", "wine", "nude", "multicolour", "multicolor",
+}  # fmt: skip
+ZH_NOT_ITEM_WORDS = (
+    "現在", "目前", "什麼時候", "何時", "幾時", "全部", "都", "網路", "網站", "官網", "店", "門市",
+    "實體", "尺碼", "尺寸", "這", "那", "哪", "它", "他們", "其他", "顏色",
+)  # fmt: skip
 SIZE_NAMES = {w for phrase in SIZE_WORDS for w in re.findall(r"[a-z]+", phrase)} | {"xs", "s", "m", "l", "xl", "xxl"}
+# A message naming another business that still asks about this shop.
+ABOUT_THE_SHOP_RE = re.compile(
+    r"\b(?:do|does|can|will|would) (?:you|u|ya)(?: guys)? (?:also )?(?:sell|ship|price ?match|list|deliver|accept|take)\b"
+    r"|\b(?:your|ur) (?:shop|store|site|website|brand|prices?)\b|\bprice ?match"
+    r"|你們|禮券|禮物卡|付款|刷卡|比價"
+)
 AVAILABILITY_TAIL_RE = re.compile(r"(?:\s+(?:in stock|available|right now|at the moment|anymore|left|now|today))+$")
 INVISIBLE_RE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")
 CJK_RE = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
@@ -437,6 +457,7 @@ class Entities:
     faqs: tuple[str, ...] = ()  # every FAQ entry a message of several questions asks about, in order
     channel: str | None = None  # a channel a button names (continue on it)
     discount_code: str | None = None  # upper case
+    other_business: str | None = None  # "where is my amazon order": another business named ("amazon")
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -595,7 +616,9 @@ class EntityExtractor:
         if product is not None and category is None:
             category = self._by_sku[product].category
         if size is None and category == "shoes" and (m := TRAILING_SHOE_SIZE_RE.search(low)):
-            if SHOE_SIZES[0] <= float(m.group(1)) <= SHOE_SIZES[1]:
+            # not a count: "quantity 5", "x 10", "pairs: 3", "the runners, 2"
+            counted_before = QUANTITY_CUE_RE.search(low[: m.start()])
+            if not counted_before and SHOE_SIZES[0] <= float(m.group(1)) <= SHOE_SIZES[1]:
                 size = m.group(1)
                 quantity = None if quantity == int(float(size)) else quantity
         unknown = None if (product or category) else self._unknown_item(low, cjk)
@@ -694,6 +717,18 @@ class EntityExtractor:
         sku = scored[0][2]
         return sku, category or self._by_sku[sku].category
 
+    def names_fully(self, text: str, sku: str) -> bool:
+        """The text names this product beyond doubt: two words of its name or more ("trail
+        blazer", not "swift" alone, which "taylor swift" has too), or its Chinese name or a
+        Chinese tag whole. What the product rules in `Recognizer.recognize` ask of a message."""
+        low = text.lower()
+        said = [w for w in _words(low) if w not in NAME_FILLER]
+        hits = [w for w, _ in self._tokens.get(sku, []) if any(_same_word(w, x) for x in said)]
+        if len(hits) >= 2:
+            return True
+        compact = _compact(low)
+        return any(alias in compact for alias in self._zh_aliases.get(sku, []))
+
     def _chinese_product(self, low: str, category: str | None) -> str | None:
         """A product by its Chinese name or a Chinese tag said whole ("斜背包"), else by the
         distinctive part of its name ("午夜裹身", "美麗諾")."""
@@ -738,10 +773,13 @@ class EntityExtractor:
         if cjk:
             bare = item
             for word in sorted(ZH_COLOURS, key=len, reverse=True):
-                bare = bare.replace(word, "")
+                # a one-character colour only as a colour (黑色, 白的), not inside a word (口紅)
+                for said in (word,) if len(word) > 1 else (word + "色", word + "的"):
+                    bare = bare.replace(said, "")
             bare = bare.replace("色", "").replace("的", "")
             known = (
                 len(CJK_RE.findall(bare)) < 2
+                or any(w in item for w in ZH_NOT_ITEM_WORDS)
                 or re.search(r"[a-z0-9]", bare) is not None  # a size or a name written in Latin letters
                 or ZH_SIZE_RE.search(item) is not None
                 or any(w in bare for w in ZH_CATEGORY_WORDS)
@@ -751,7 +789,7 @@ class EntityExtractor:
             )
             return None if known else item
         words = [w for w in _words(item) if w not in NAME_FILLER and w not in ARTICLES and w not in self._colours]
-        if not words or len(words) > 4 or any(w in SIZE_NAMES for w in words):
+        if not words or len(words) > 4 or any(w in SIZE_NAMES or w in NOT_ITEM_WORDS for w in words):
             return None
         if any(w in self._vocabulary or w.rstrip("s") in self._vocabulary or w.isdigit() for w in words):
             return None
@@ -1280,6 +1318,18 @@ class Recognizer:
                 keys.append(key)
         return tuple(keys) if len(keys) >= 2 else ()
 
+    def _other_business(self, low: str, entities: Entities) -> str | None:
+        """The other business the message names, when it is not about this shop: no product or
+        kind of item of ours named ("dresses like shein"), nothing asked of the shop itself ("do
+        you sell on amazon", "do you price match amazon", "可以用全聯禮券嗎")."""
+        if self.other_businesses is None or entities.product or entities.category:
+            return None
+        found = self.other_businesses.search(low)
+        if found is None or ABOUT_THE_SHOP_RE.search(low):
+            return None
+        name = found.group(0)
+        return name.title() if name.isascii() else name  # as the reply writes it: "Amazon", "Uber Eats"
+
     async def recognize(self, text: str) -> Intent:
         clean = normalise(text)
         language = detect_language(clean)
@@ -1289,12 +1339,19 @@ class Recognizer:
             return Intent(KEYWORDS[bare], 1.0, entities, language=language)
         if not any(ch.isalnum() for ch in clean):
             return Intent(FALLBACK, 0.0, entities, language=language)
+        if SHORT_NUMBER_RE.fullmatch(bare):
+            # "8", "9.5", "2", "8號": an answer (a size, a count) the question asked reads; the
+            # classifiers would guess an intent from nothing ("8" read as goodbye)
+            return Intent(FALLBACK, 0.0, entities, language=language)
         analysis = await self.batcher.submit(clean.lower()[:MAX_MODEL_CHARS])
         ranked = self.vote(analysis, language)
-        if self.other_businesses is not None and not entities.product and self.other_businesses.search(clean.lower()):
+        low = clean.lower()
+        named = entities.product is not None and self.entities.names_fully(clean, entities.product)
+        if business := self._other_business(low, entities):
             # "where is my amazon order", "蝦皮的訂單": another business's matter, not ours
-            return Intent(FALLBACK, ranked[0][1], entities, tuple(ranked[:3]), language)
-        if entities.product and ranked[0][0] == FALLBACK:
+            entities = replace(entities, other_business=business)
+            return Intent(FALLBACK, dict(ranked)[FALLBACK], entities, tuple(ranked[:3]), language)
+        if named and ranked[0][0] == FALLBACK:
             # A message naming one of the shop's products is shop talk: its best in-scope reading
             # ("is the trail blazer available in EU 42"), still subject to the threshold.
             ranked = [kv for kv in ranked if kv[0] != FALLBACK] + [ranked[0]]
@@ -1302,10 +1359,13 @@ class Recognizer:
         candidates = tuple(ranked[:3])
         threshold = self.threshold if language == "en" else self.zh_threshold
         if language == "en":
-            far = analysis.nearest < self.min_similarity and score < CONFIDENT and not entities.product
+            far = analysis.nearest < self.min_similarity and score < CONFIDENT and not named
         else:  # Chinese: on the multilingual encoder's vectors, when it is there; a product or
             # a kind of item of the shop named in Chinese (帽T) is shop talk however far its words are
-            shop_item = entities.product or entities.category
+            shop_item = entities.product or (
+                entities.category is not None
+                and any(len(w) >= 2 and c == entities.category and w in low for w, c in ZH_CATEGORY_WORDS.items())
+            )  # a word of two characters or more: 包 is in 包裹 and 麵包, 鞋 in 鞋櫃
             far = analysis.zh_nearest < self.zh_min_similarity and score < CONFIDENT and not shop_item
         if name == FALLBACK or score < threshold or far:
             return Intent(FALLBACK, score, entities, candidates, language)

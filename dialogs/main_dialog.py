@@ -110,8 +110,10 @@ class MainDialog(ComponentDialog):
         if await self._hand_over(inner_dc):
             return DialogTurnResult(DialogTurnStatus.Waiting)
         e = intent.entities
-        if inner_dc.active_dialog is not None and e.unknown_item and not e.product and intent.name in NOT_SOLD_INTENTS:
-            # "do you sell lipstick?" while a question waits: said it is not sold, then asked again
+        not_ours = (e.unknown_item and not e.product and intent.name in NOT_SOLD_INTENTS) or e.other_business
+        if inner_dc.active_dialog is not None and not_ours:
+            # "do you sell lipstick?", "where is my amazon order" while a question waits: answered,
+            # then the question is asked again
             await self._side_request(inner_dc, intent)
             return DialogTurnResult(DialogTurnStatus.Waiting)
         if inner_dc.active_dialog is not None and self._changes_subject(inner_dc, intent):
@@ -216,8 +218,10 @@ class MainDialog(ComponentDialog):
             return
         product = await self.shop.last_product(context, e.category)
         if product is not None:
-            # "add 2 in black" after "is the tee in size M?": the size asked about still holds.
-            size = e.size or (await self.shop.size_asked(context, product) if e.colour else None)
+            # "add 2 in black" or "add it to my cart" after "is the tee in size M?": the size asked
+            # about still holds.
+            keeps_size = e.colour or name == "add_to_cart"
+            size = e.size or (await self.shop.size_asked(context, product) if keeps_size else None)
             self._act_on(context, intent, name, product=product, size=size)
 
     async def _counts_shown_list(self, inner_dc: DialogContext, prompt: dict) -> bool:
@@ -316,13 +320,22 @@ class MainDialog(ComponentDialog):
         }
         if context.turn_state.get(CANDIDATES_KEY):
             options["candidates"] = context.turn_state[CANDIDATES_KEY]
+        if e.other_business:
+            await context.send_activity(
+                reply(
+                    text(context, "other_business", business=e.other_business),
+                    quick=None if inner_dc.active_dialog is not None else menu(context=context),
+                )
+            )
+            return NOT_SOLD
         if e.unknown_item and not e.product and intent.name in NOT_SOLD_INTENTS:
             await context.send_activity(
                 reply(
                     text(
                         context, "not_sold", item=e.unknown_item, range=await self.shop.range_sentence(context)
                     ).strip(),
-                    quick=menu(context=context),
+                    # while a question waits, its own buttons follow; the menu's would crowd them
+                    quick=None if inner_dc.active_dialog is not None else menu(context=context),
                 )
             )
             return NOT_SOLD

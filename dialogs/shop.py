@@ -57,6 +57,9 @@ class Escalations(Protocol):
     async def open(self, customer_id: str, trigger, language: str, intents: list[str], faq_key: str | None = None): ...
 
 
+RANGE_NAMED = 6  # categories named in "We have ..."; a shop with more says "and more"
+
+
 @dataclass
 class ShopServices:
     catalog: Catalog
@@ -122,9 +125,10 @@ class ShopServices:
         categories = await self.catalog.categories()
         if not categories:
             return ""
-        return text(
-            context, "shop.range", categories=join_list(context, [category_name(context, c) for c in categories])
-        )
+        names = [category_name(context, c) for c in categories[:RANGE_NAMED]]
+        if len(categories) > RANGE_NAMED:  # "shoes, dresses, ... t-shirts and more"
+            return text(context, "shop.range_more", categories=("、" if is_zh(context) else ", ").join(names))
+        return text(context, "shop.range", categories=join_list(context, names))
 
     async def category_choices(self, context: TurnContext, count: int = 2) -> list[Choice]:
         """Buttons to browse the shop's largest categories."""
@@ -310,11 +314,13 @@ def prompt_choices(items: Sequence[str | tuple[str, str]]) -> list[PromptChoice]
         title, value = (item, item) if isinstance(item, str) else item
         # The engine NFKC-normalises what comes back (（，→ (,), so the tap sends that form.
         sent = unicodedata.normalize("NFKC", title)
+        # "8號" typed for the button "8 號": the title without its spaces is a way to say it too
+        synonyms = [s for s in dict.fromkeys((sent, sent.replace(" ", ""))) if s != title]
         result.append(
             PromptChoice(
                 value=value,
                 action=CardAction(type="imBack", title=title, value=sent),
-                synonyms=[sent] if sent != title else None,
+                synonyms=synonyms or None,
             )
         )
     return result

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -42,8 +43,8 @@ def nlu_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def recognizer(tmp_path_factory: pytest.TempPathFactory, nlu_cache_dir: Path) -> Recognizer:
-    """The real bundled model, loaded once for the whole run."""
+def demo_recognizer(tmp_path_factory: pytest.TempPathFactory, nlu_cache_dir: Path) -> Recognizer:
+    """The real bundled model, loaded once for the whole run, taught the demo shop."""
     db = Database(f"sqlite:///{tmp_path_factory.mktemp('nlu') / 'faq.db'}")
     db.create_schema()
     seed_demo(db)
@@ -51,6 +52,18 @@ def recognizer(tmp_path_factory: pytest.TempPathFactory, nlu_cache_dir: Path) ->
     teach_shop(recognizer, db, StoreFaq(db))
     db.close()
     return recognizer
+
+
+@pytest.fixture
+def recognizer(demo_recognizer: Recognizer) -> Iterator[Recognizer]:
+    """The session's recogniser; an app a test starts teaches it that store's catalog and FAQ
+    (and a sync, a platform's), so the demo shop's are put back afterwards for the next test."""
+    catalog, faq = demo_recognizer._catalog, demo_recognizer._base_faq
+    yield demo_recognizer
+    demo_recognizer._intents = demo_recognizer._base_intents
+    demo_recognizer._faq = demo_recognizer._base_faq = faq
+    demo_recognizer._learnt_words()  # the FAQ's words, then the catalog as it was
+    demo_recognizer.set_catalog(*catalog)
 
 
 @pytest.fixture

@@ -28,6 +28,14 @@ from tests.test_magento import sync as magento_sync
 from tests.test_shopify import deliver, fake_shopify, shopify_settings, sync  # noqa: F401  (fixtures)
 from tests.test_shopify_bulk_sync import no_sleep, snapshot
 
+
+@pytest.fixture
+def settings(settings):
+    """The shop reads its zh-TW translations (the setting is off by default: Shopify asks for the
+    read_translations scope, which an app installed earlier may lack)."""
+    return changed(settings, commerce_zh_locale="zh-TW")
+
+
 JACKET_ZH = "港灣防水外套"
 JACKET_HTML = "<p>輕量<strong>防水</strong>，適合雨天。</p>"
 JACKET_TEXT = "輕量防水，適合雨天。"
@@ -209,8 +217,23 @@ async def test_magento_without_a_zh_store_view_reads_only_the_default_one(settin
     assert all(p.name_zh is None for p in (await products(target)).values())
 
 
+async def test_a_magento_store_view_that_cannot_be_read_keeps_the_names(settings, fake_magento):  # noqa: F811
+    fake_magento.set_store_value("zh_tw", "MJ01", name=JACKET_ZH)
+    target = magento(settings, fake_magento, magento_zh_store_code="zh_tw")
+    await magento_sync(target)
+    # the code is wrong now (Magento answers 404 for a store it does not have): the sync goes on
+    wrong = magento(settings, fake_magento, magento_zh_store_code="zh_hk")
+    fake_magento.set_store_value("default", "MJ01", name="Harbor Rain Jacket II")
+    await magento_sync(wrong)
+    jacket = next(p for p in (await products(wrong)).values() if p.sku.startswith("MJ01") or "Jacket" in p.name)
+    assert jacket.name_zh == JACKET_ZH  # kept
+    assert any(r["store"] == "zh_hk" for r in fake_magento.requests)
+
+
 def test_the_settings_check_the_locale_and_the_store_view_code(settings):
-    assert settings.commerce_zh_locale == "zh-TW"
+    from bot.config import Settings
+
+    assert Settings(_env_file=None).commerce_zh_locale == ""  # off unless the shop sets it
     with pytest.raises(ValidationError, match="COMMERCE_ZH_LOCALE"):
         changed(settings, commerce_zh_locale='zh-TW") { id }')
     fake = SimpleNamespace(url="http://127.0.0.1:9")  # only the shop's address is read

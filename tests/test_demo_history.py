@@ -48,11 +48,11 @@ def play(settings: Settings, recognizer, now: datetime | None = None, **options)
 
 
 @pytest.fixture(scope="module")
-def full(tmp_path_factory, recognizer):
+def full(tmp_path_factory, demo_recognizer):
     """The history `python app.py` writes on first start, ending the day before the wall clock."""
     url = f"sqlite:///{tmp_path_factory.mktemp('demo') / 'shop.db'}"
     settings = Settings(_env_file=None, database_url=url, public_base_url="http://shop.test", bot_disclosure="off")
-    services, summary = play(settings, recognizer)
+    services, summary = play(settings, demo_recognizer)
     today = utcnow().date()
     figures = services.db.transaction(lambda s: report(s, Period(today - timedelta(days=29), today), 6.0))
     yield services, summary, figures

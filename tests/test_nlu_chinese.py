@@ -112,6 +112,36 @@ async def test_a_message_naming_another_business_is_out_of_scope(recognizer: Rec
     assert (await recognizer.recognize(text)).name == expected
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "which jacket is the best buy for winter",  # "best buy" is no business here
+        "露天婚禮適合穿什麼洋裝",  # 露天: open-air
+        "do you have dresses like shein",  # names a kind of item the shop sells
+        "do you price match amazon",  # asks about this shop
+        "可以用全聯禮券嗎",
+    ],
+)
+async def test_shop_talk_that_mentions_another_business_stays_in_scope(recognizer: Recognizer, text):
+    result = await recognizer.recognize(text)
+    assert result.name != FALLBACK, result
+
+
+async def test_a_single_word_of_a_name_does_not_make_a_message_shop_talk(recognizer: Recognizer):
+    """ "swift" is a word of the Swift Stride Runner's name, and of Taylor Swift's."""
+    result = await recognizer.recognize("can you get me taylor swift tickets")
+    assert result.entities.product == "RUN-SWIFT" and result.name == FALLBACK, result
+    assert not recognizer.entities.names_fully("taylor swift tickets", "RUN-SWIFT")
+    assert recognizer.entities.names_fully("the swift stride in red", "RUN-SWIFT")
+    assert recognizer.entities.names_fully("Swift Stride 競速跑鞋有貨嗎", "RUN-SWIFT")
+
+
+@pytest.mark.parametrize("text", ["8", "9.5", "8號", "2"])
+async def test_a_number_alone_is_left_to_the_question_it_answers(recognizer: Recognizer, text):
+    result = await recognizer.recognize(text)
+    assert (result.name, result.confidence) == (FALLBACK, 0.0), result
+
+
 async def test_the_chinese_fit_is_cached_under_both_models(recognizer: Recognizer, tmp_path, caplog):
     caplog.set_level(logging.INFO)
     encoder = recognizer.zh_encoder
@@ -166,6 +196,8 @@ async def test_taught_chinese_examples_reach_the_multilingual_classifier(recogni
         ("do u have stock of the canvas sneakers white 7", {"product": "SHOE-CANVAS", "colour": "white", "size": "7"}),
         ("the loafers in black 9.5?", {"product": "SHOE-LOAFER", "size": "9.5"}),
         ("add 2 white canvas sneakers", {"product": "SHOE-CANVAS", "quantity": 2, "size": None}),
+        ("add aero runners, quantity 5", {"product": "RUN-AERO", "quantity": 5, "size": None}),
+        ("add the aero runner x 10", {"product": "RUN-AERO", "size": None}),
         ("is the beanie in red 7", {"product": "HAT-BEANIE", "size": None}),
         # Chinese: the name, its distinctive part, a Chinese tag (alias), the category word
         ("Aero跑鞋有9號嗎", {"product": "RUN-AERO", "size": "9"}),
@@ -210,7 +242,7 @@ def test_an_address_gives_no_size_and_no_order_number(recognizer: Recognizer):
     [
         ("is the grey corner sofa in stock", "corner sofa"),  # a colour does not make it known
         ("do you sell red lipstick", "lipstick"),
-        ("are there any dog beds available", "dog beds"),
+        ("are there any dog beds in stock", "dog beds"),
         ("貓飼料有貨嗎", "貓飼料"),
         ("灰色沙發有貨嗎", "灰色沙發"),
         # what the shop sells, sizes, colours, "this one" and the shopper's own things are known
@@ -223,6 +255,14 @@ def test_an_address_gives_no_size_and_no_order_number(recognizer: Recognizer):
         ("黑色的有貨嗎", None),
         ("外套有貨嗎", None),
         ("有沒有賣雨衣", None),  # part of a product's Chinese name (風雨衣)
+        ("你們有賣口紅嗎", "口紅"),  # 紅 inside a word is no colour
+        # pronouns, times, places and sizes in general are no items
+        ("are they in stock", None),
+        ("is teal in stock", None),
+        ("現在有貨嗎", None),
+        ("請問什麼時候有貨呢", None),
+        ("台北店有貨嗎", None),
+        ("請問大尺碼有貨嗎", None),
     ],
 )
 def test_an_item_the_shop_does_not_sell(recognizer: Recognizer, text, item):

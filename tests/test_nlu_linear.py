@@ -27,10 +27,10 @@ def labelled_texts() -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def fitted(recognizer: Recognizer) -> tuple:
+def fitted(demo_recognizer: Recognizer) -> tuple:
     """scikit-learn's classifiers fitted on the shipped examples and their vectors, as a start
     without a cache fits them."""
-    base = recognizer._base_intents
+    base = demo_recognizer._base_intents
     return Recognizer._classify(base.texts, base.labels, base.matrix)
 
 

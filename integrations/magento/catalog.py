@@ -8,13 +8,14 @@ default one: a value equal to the default store view's is no translation."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
 from bot.store.models import utcnow
 from integrations.commerce.model import Translation, translation_of
-from integrations.magento.client import PAGE_SIZE, Filter, MagentoClient, MagentoError, path_part
+from integrations.magento.client import PAGE_SIZE, Filter, MagentoClient, MagentoError, MagentoUnavailable, path_part
 from integrations.magento.mapping import (
     NOT_VISIBLE_INDIVIDUALLY,
     Level,
@@ -29,6 +30,8 @@ from integrations.magento.mapping import (
 
 TYPES = "simple,configurable"  # bundles, grouped and virtual products are not offered in chat
 SOURCE_ITEMS_PAGE = 500
+
+log = logging.getLogger(__name__)
 
 
 class MagentoCatalog:
@@ -69,11 +72,21 @@ class MagentoCatalog:
                 found.extend(items)
         return source_levels(found, seen_at)
 
-    async def translations(self, items: list[dict[str, Any]]) -> dict[str, Translation]:
-        """These products' names and descriptions in the zh-TW store view, by SKU (none without one)."""
+    async def translations(self, items: list[dict[str, Any]]) -> dict[str, Translation] | None:
+        """These products' names and descriptions in the zh-TW store view, by SKU (none without one);
+        None when the store view could not be read (a wrong code, Magento down): the names the
+        store has are kept and the rest of the sync goes on."""
         skus = [str(i.get("sku")) for i in items]
         if self.zh is None or not skus:
             return {}
+        try:
+            return await self._translations(items, skus)
+        except (MagentoError, MagentoUnavailable) as exc:
+            log.warning("magento zh store view not read", extra={"reason": str(exc)[:200]})
+            return None
+
+    async def _translations(self, items: list[dict[str, Any]], skus: list[str]) -> dict[str, Translation]:
+        assert self.zh is not None
         default = {str(i.get("sku")): _texts(i) for i in items}
         out: dict[str, Translation] = {}
         async for found, _ in self.zh.search("products", [Filter("sku", ",".join(skus), "in")], len(skus)):
@@ -108,7 +121,7 @@ class MagentoCatalog:
         for item in wanted:
             try:
                 shop = from_rest(item, kids[str(item.get("sku"))], self.labels, levels, self.media_base)
-                if self.zh is not None:
+                if self.zh is not None and zh is not None:
                     shop.zh = zh.get(str(item.get("sku")), Translation(None, None))
                 out.append(shop)
             except (MappingError, KeyError, TypeError, ValueError) as exc:

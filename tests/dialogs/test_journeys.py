@@ -246,3 +246,27 @@ async def test_sold_out_variant_cannot_be_over_added(shopper, client):
     assert "Added 2" in shopper.texts()
     await shopper.say('/add_to_cart {"product":"TEE-CLASSIC","size":"M","colour":"white"}')
     assert "already have all we have" in shopper.texts()
+
+
+async def test_a_size_typed_the_chinese_way_answers_the_size_question(shopper):
+    await shopper.say("加入購物車 Aero跑鞋")
+    assert "8 號" in shopper.buttons(), shopper.buttons()
+    await shopper.say("8號")  # the button says "8 號"
+    assert "8 號有" in shopper.texts() and "要哪個顏色" in shopper.texts(), shopper.texts()
+
+
+async def test_add_it_keeps_the_size_just_asked_about(shopper):
+    await shopper.say("is the aero runner in stock in size 8?")
+    assert "size 8 is in stock" in shopper.texts(), shopper.texts()
+    await shopper.say("add it to my cart")
+    assert "Which size" not in shopper.texts() and "Size 8 is in stock" in shopper.texts(), shopper.texts()
+
+
+async def test_another_business_named_is_told_apart(shopper):
+    await shopper.say("where is my amazon order")
+    assert "I can only help with this shop's own products and orders. For Amazon" in shopper.texts()
+    await shopper.say("is the rain jacket in stock in large?")
+    buttons = shopper.buttons()
+    await shopper.say("蝦皮的訂單一直沒出貨")  # while a question waits: answered, then asked again
+    assert "蝦皮的問題請直接聯絡他們" in shopper.last[0]["text"], shopper.texts()
+    assert "Add one to your cart?" in shopper.last[-1]["text"] and shopper.buttons() == buttons

@@ -233,6 +233,7 @@ class FakeMagento(FakeProvider):
         self.customers: list[dict[str, Any]] = []
         self.lose_order_answers = 0  # the next N placed orders are placed, but answered 503
         self.store_values: dict[str, dict[str, dict[str, str]]] = {}  # store code -> sku -> name, description
+        self.stores = {"default", "all"}  # store views that exist; another code is a 404, as in Magento
 
     def routes(self, app: web.Application) -> None:
         app.router.add_route("*", "/rest/{store}/V1/{path:.*}", self.handle)
@@ -251,6 +252,7 @@ class FakeMagento(FakeProvider):
 
     def set_store_value(self, store: str, sku: str, **values: str | None) -> None:
         """Give a product its own `name` or `description` in a store view (None: back to the default)."""
+        self.stores.add(store)
         held = self.store_values.setdefault(store, {}).setdefault(sku, {})
         for key, value in values.items():
             if value is None:
@@ -320,6 +322,9 @@ class FakeMagento(FakeProvider):
                 },
                 status=401,
             )
+        if request.match_info["store"] not in self.stores:
+            message = "The store that was requested wasn't found. Verify the store and try again."
+            return web.json_response({"message": message}, status=404)
         return self._route(request.method, path, request.query, body, request.match_info["store"])
 
     def _route(self, method: str, path: str, query, body: Any, store: str = "default") -> web.Response:
