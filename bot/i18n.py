@@ -557,6 +557,9 @@ TEXTS: dict[str, dict[str, str]] = {
         EN: "The {name} is {price}, but it is sold out right now.",
         ZH: "{name}的價格是 {price}，不過目前已售完。",
     },
+    "price.size_in_stock": {EN: " Size {size} is in stock in {colours}.", ZH: "{size_label}有{colours}的現貨。"},
+    "price.size_sold_out": {EN: " Size {size} is sold out right now.", ZH: "{size_label}目前已售完。"},
+    "price.no_size": {EN: " It doesn't come in size {size}.", ZH: "這款沒有{size_label}。"},
     "price.which": {EN: "Here are their prices:", ZH: "以下是它們的價格："},
     "price.not_found": {
         EN: "Which product do you want the price of? Try “how much is the rain jacket”.",

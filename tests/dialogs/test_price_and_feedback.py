@@ -17,6 +17,18 @@ async def test_price_of_a_product_named_in_english_and_in_chinese(client):
     assert "Aero 跑鞋的價格是" in out and "89" in out, out
 
 
+async def test_price_with_a_size_says_whether_that_size_is_there(client):
+    """The bomber comes in S to XL (black and green in L); the Aero Runner's size 9 is sold out
+    in the demo catalog."""
+    say = speaker(client)
+    out = await say("how much is the bomber in L")
+    assert "The Aviator Bomber Jacket is $99.00. Size L is in stock in black and green." in out, out
+    out = await say("飛行外套L號多少錢")
+    assert "飛行員夾克的價格是 US$99.00。L 號有黑色和綠色的現貨。" in out, out
+    assert "Size 9 is sold out right now." in await say("how much is the aero runner in size 9")
+    assert "It doesn't come in size 9." in await say("how much is the bomber in size 9")
+
+
 async def test_price_of_the_product_looked_at_last(client):
     say = speaker(client)
     await say("do you have the storm shell rain jacket in size M?")
