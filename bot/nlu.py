@@ -120,6 +120,7 @@ COLOUR_PHRASES = {
     "dark green": "green",
     "olive green": "green",
 }
+COLOUR_PHRASE_RE = re.compile(r"\b(" + "|".join(map(re.escape, COLOUR_PHRASES)) + r")\b")
 # A shoe size alone at the end of a message about shoes ("the canvas sneakers white 7").
 TRAILING_SHOE_SIZE_RE = re.compile(r"(?<![\d.])(\d{1,2}(?:\.5)?)\s*[?!.]*\s*$")
 SHOE_SIZES = (4.0, 15.0)
@@ -240,6 +241,7 @@ ZH_COLOURS = {
     "天藍": "blue",
     "淺藍": "blue",
 }
+ZH_COLOURS_LONGEST_FIRST = sorted(ZH_COLOURS.items(), key=lambda kv: -len(kv[0]))  # 海軍藍 before 藍
 ZH_DIGITS = {"一": 1, "兩": 2, "二": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9, "十": 10}
 # "兩件", "3雙"; not the pack in a name ("三雙組", a 3-pack).
 ZH_QUANTITY_RE = re.compile(r"(\d{1,2}|[一兩二三四五六七八九十])\s*(?:件|雙|個|條|頂|份|套)(?![組入裝])")
@@ -592,9 +594,9 @@ class EntityExtractor:
                 if re.search(rf"\b{re.escape(phrase)}\b", low):
                     size = code
                     break
+        phrases = {m.group(1) for m in COLOUR_PHRASE_RE.finditer(low)}
         colour = next(
-            (c for phrase, c in COLOUR_PHRASES.items() if c in self._colours and re.search(rf"\b{phrase}\b", low)),
-            None,
+            (c for phrase, c in COLOUR_PHRASES.items() if phrase in phrases and c in self._colours), None
         ) or next((COLOUR_SYNONYMS.get(w, w) for w in words if w in self._colours), None)
         order_number = None
         for m in ORDER_RE.finditer(text):
@@ -647,7 +649,7 @@ class EntityExtractor:
             colour = next(
                 (
                     c
-                    for word, c in sorted(ZH_COLOURS.items(), key=lambda kv: -len(kv[0]))
+                    for word, c in ZH_COLOURS_LONGEST_FIRST
                     if word + "色" in low or word + "的" in low or (len(word) > 1 and word in low)
                 ),
                 None,
@@ -689,7 +691,7 @@ class EntityExtractor:
         said = [w for w in words if w not in NAME_FILLER]
         scored = []
         for sku, tokens in self._tokens.items():
-            hits = [(w, distinctive) for w, distinctive in tokens if any(_same_word(w, x) for x in said)]
+            hits = self._name_hits(sku, said)
             if not hits:
                 continue
             whole = len(hits) == len(tokens)
@@ -722,12 +724,15 @@ class EntityExtractor:
         blazer", not "swift" alone, which "taylor swift" has too), or its Chinese name or a
         Chinese tag whole. What the product rules in `Recognizer.recognize` ask of a message."""
         low = text.lower()
-        said = [w for w in _words(low) if w not in NAME_FILLER]
-        hits = [w for w, _ in self._tokens.get(sku, []) if any(_same_word(w, x) for x in said)]
-        if len(hits) >= 2:
+        if len(self._name_hits(sku, [w for w in _words(low) if w not in NAME_FILLER])) >= 2:
             return True
         compact = _compact(low)
         return any(alias in compact for alias in self._zh_aliases.get(sku, []))
+
+    def _name_hits(self, sku: str, said: list[str]) -> list[tuple[str, bool]]:
+        """The words of the product's name the shopper wrote (slips allowed), each with whether
+        it is distinctive."""
+        return [(w, distinctive) for w, distinctive in self._tokens.get(sku, []) if any(_same_word(w, x) for x in said)]
 
     def _chinese_product(self, low: str, category: str | None) -> str | None:
         """A product by its Chinese name or a Chinese tag said whole ("斜背包"), else by the
@@ -772,7 +777,7 @@ class EntityExtractor:
             return None  # the shopper's own things ("do you sell my data") are not merchandise
         if cjk:
             bare = item
-            for word in sorted(ZH_COLOURS, key=len, reverse=True):
+            for word, _ in ZH_COLOURS_LONGEST_FIRST:
                 # a one-character colour only as a colour (黑色, 白的), not inside a word (口紅)
                 for said in (word,) if len(word) > 1 else (word + "色", word + "的"):
                     bare = bare.replace(said, "")

@@ -53,6 +53,14 @@ def menu(intents: list[str] = MENU, context: TurnContext | None = None) -> list[
     return [Choice(menu_label(context, i), command(i)) for i in intents if i in LABELS]
 
 
+def _not_ours(intent: Intent) -> bool:
+    """The message asks about another business, or about an item the shop does not sell: told so
+    ("For Amazon, please contact them directly", "Sorry, we don't sell lipstick"), also while a
+    question waits."""
+    e = intent.entities
+    return bool(e.other_business or (e.unknown_item and not e.product and intent.name in NOT_SOLD_INTENTS))
+
+
 class MainDialog(ComponentDialog):
     """Stays at the root of every customer's dialog stack; journeys run as its children."""
 
@@ -109,9 +117,7 @@ class MainDialog(ComponentDialog):
             intent = turn_info(inner_dc.context).intent
         if await self._hand_over(inner_dc):
             return DialogTurnResult(DialogTurnStatus.Waiting)
-        e = intent.entities
-        not_ours = (e.unknown_item and not e.product and intent.name in NOT_SOLD_INTENTS) or e.other_business
-        if inner_dc.active_dialog is not None and not_ours:
+        if inner_dc.active_dialog is not None and _not_ours(intent):
             # "do you sell lipstick?", "where is my amazon order" while a question waits: answered,
             # then the question is asked again
             await self._side_request(inner_dc, intent)
@@ -320,24 +326,14 @@ class MainDialog(ComponentDialog):
         }
         if context.turn_state.get(CANDIDATES_KEY):
             options["candidates"] = context.turn_state[CANDIDATES_KEY]
-        if e.other_business:
-            await context.send_activity(
-                reply(
-                    text(context, "other_business", business=e.other_business),
-                    quick=None if inner_dc.active_dialog is not None else menu(context=context),
-                )
-            )
-            return NOT_SOLD
-        if e.unknown_item and not e.product and intent.name in NOT_SOLD_INTENTS:
-            await context.send_activity(
-                reply(
-                    text(
-                        context, "not_sold", item=e.unknown_item, range=await self.shop.range_sentence(context)
-                    ).strip(),
-                    # while a question waits, its own buttons follow; the menu's would crowd them
-                    quick=None if inner_dc.active_dialog is not None else menu(context=context),
-                )
-            )
+        if _not_ours(intent):
+            if e.other_business:
+                said = text(context, "other_business", business=e.other_business)
+            else:
+                said = text(context, "not_sold", item=e.unknown_item, range=await self.shop.range_sentence(context))
+            # while a question waits, its own buttons follow; the menu's would crowd them
+            quick = None if inner_dc.active_dialog is not None else menu(context=context)
+            await context.send_activity(reply(said.strip(), quick=quick))
             return NOT_SOLD
         if e.product:
             await self.shop.remember_product(context, e.product, e.category)

@@ -30,7 +30,7 @@ from integrations.shopify.orders import ShopifyOrderEvents
 from integrations.webhook_auth import WebhookRefused
 from service.commerce_webhooks import Handled, apply_delivery, base64_hmac
 from service.http import json_error, read_body, refused
-from service.keys import SERVICES, SETTINGS
+from service.keys import DB, SERVICES, SETTINGS
 
 log = logging.getLogger(__name__)
 SHOPIFY_BODY_BYTES = 1024 * 1024  # a product with many variants is the largest body
@@ -83,11 +83,7 @@ class ShopifyEvents:
         self.sync, self.orders = sync, orders
 
     def handle(self, session: Session, delivery: Delivery) -> Handled:
-        if session.exec(
-            select(ProviderEvent.id).where(
-                ProviderEvent.provider == PLATFORM, ProviderEvent.event_id == delivery.webhook_id
-            )
-        ).first():
+        if recorded(session, delivery.webhook_id):
             return Handled("duplicate")
         session.add(ProviderEvent(provider=PLATFORM, event_id=delivery.webhook_id, type=delivery.topic[:100]))
         session.flush()
@@ -138,6 +134,14 @@ def events_of(app: web.Application) -> ShopifyEvents:
     return ShopifyEvents(services.catalog_sync, orders)
 
 
+def recorded(session: Session, webhook_id: str) -> bool:
+    """This delivery was received before (Shopify sends one again when it saw no answer)."""
+    found = session.exec(
+        select(ProviderEvent.id).where(ProviderEvent.provider == PLATFORM, ProviderEvent.event_id == webhook_id)
+    ).first()
+    return found is not None
+
+
 async def translation_of(app: web.Application, body: dict[str, Any]) -> Translation | None:
     """A product's translation in the zh-TW locale, asked of the Admin API; None when no locale
     is set, or Shopify did not answer in time (the store keeps what it has)."""
@@ -180,7 +184,9 @@ async def shopify_webhook(request: web.Request) -> web.Response:
         return json_error(400, "body must be JSON")
     if not isinstance(body, dict):
         return json_error(400, "body must be a JSON object")
-    zh = await translation_of(request.app, body) if topic in PRODUCT_TOPICS else None
+    zh = None
+    if topic in PRODUCT_TOPICS and not await request.app[DB].run(lambda s: recorded(s, webhook_id)):
+        zh = await translation_of(request.app, body)  # not asked again for a delivery sent twice
     delivery = Delivery(webhook_id, topic, body, request.headers.get("X-Shopify-Triggered-At"), zh)
     events = events_of(request.app)
     return await apply_delivery(

@@ -11,11 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlmodel import col, select
 
 from bot.config import Settings
+from bot.messages import OutboundMessage
 from bot.nlu import Recognizer
+from bot.store.models import MessageRecord
 from integrations.catalog_import import CatalogImportError, decode, parse_shopify_csv, plain_text
-from service.app import create_app
+from service.app import DB, create_app
 from tests.fakes.web_shopper import WebShopper
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -180,12 +183,6 @@ async def test_imported_product_is_answered_by_the_bot_and_a_second_import_updat
 async def test_a_restock_by_import_sends_the_waitlist_a_tracked_link(
     tmp_path: Path, aiohttp_client, recognizer: Recognizer
 ) -> None:
-    from sqlmodel import col, select
-
-    from bot.messages import OutboundMessage
-    from bot.store.models import MessageRecord
-    from service.app import DB
-
     database_url = f"sqlite:///{tmp_path / 'shop.db'}"
     path = tmp_path / "products.csv"
     path.write_text(csv_text(), encoding="utf-8")
